@@ -1,0 +1,2 @@
+//! Guest side of vmmcall (work in progress).
+#![no_std]

@@ -1,0 +1,2 @@
+//! VM-exit decoding (work in progress).
+#![no_std]

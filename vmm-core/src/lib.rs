@@ -1,0 +1,2 @@
+//! A small bare-metal hypervisor (work in progress).
+#![no_std]

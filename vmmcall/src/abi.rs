@@ -1,0 +1,105 @@
+//! ABI v1: the numbers shared by the VMM and its guests.
+//!
+//! `docs/ABI.md` is the normative text; this module is its machine-readable
+//! half. Guests depend on `vmmcall` with `default-features = false` to get
+//! exactly this module (and [`crate::Errno`]) without the registry.
+//!
+//! | register | on entry                         | on return                 |
+//! |----------|----------------------------------|---------------------------|
+//! | RAX      | function number                  | result or `-errno`        |
+//! | RBX      | argument 1                       | unchanged                 |
+//! | RCX      | argument 2                       | unchanged                 |
+//! | RDX      | argument 3                       | unchanged                 |
+//! | RSI      | argument 4                       | unchanged                 |
+//! | RDI      | argument 5                       | unchanged                 |
+
+/// The ABI version reported in CPUID leaf `0x4000_0001` EAX.
+pub const ABI_VERSION: u32 = 1;
+
+/// Function number 0: `get_vmmcall_number` (BitVisor's name). RBX holds the
+/// guest-linear address of a NUL-terminated name; RAX returns its number, or
+/// 0 when the name is unknown, unreadable, or not terminated in time.
+pub const GET_VMMCALL_NUMBER: u64 = 0;
+
+/// BitVisor's name for function 0. It is reserved: no handler may take it
+/// (the `#[vmmcall]` macro rejects it), and looking it up answers 0, which
+/// is what it is.
+pub const GET_VMMCALL_NUMBER_NAME: &str = "get_vmmcall_number";
+
+/// Longest hypercall name in bytes, not counting the terminating NUL.
+pub const MAX_NAME_LEN: usize = 255;
+
+/// Bytes the VMM reads at most when looking a name up: the name plus its NUL.
+pub const NAME_BUF_LEN: usize = MAX_NAME_LEN + 1;
+
+/// Number of argument registers (RBX, RCX, RDX, RSI, RDI).
+pub const MAX_ARGS: usize = 5;
+
+/// Names of the argument registers in argument order.
+pub const ARG_REGISTERS: [&str; MAX_ARGS] = ["rbx", "rcx", "rdx", "rsi", "rdi"];
+
+/// Smallest `u64` in RAX that means an error: `-4095`. Results in
+/// `[ERRNO_MIN_RAW, u64::MAX]` are `-errno` values, everything below is a
+/// successful result.
+pub const ERRNO_MIN_RAW: u64 = (-4095_i64) as u64;
+
+/// Intel `VMCALL` encoding (Intel SDM Vol. 2B, "VMCALL").
+pub const VMCALL_BYTES: [u8; 3] = [0x0F, 0x01, 0xC1];
+
+/// AMD `VMMCALL` encoding (AMD APM Vol. 3, "VMMCALL").
+pub const VMMCALL_BYTES: [u8; 3] = [0x0F, 0x01, 0xD9];
+
+/// Length in bytes of both hypercall instructions.
+pub const HYPERCALL_INSN_LEN: u64 = 3;
+
+/// CPUID leaf with the hypervisor signature: EAX = highest hypervisor leaf,
+/// EBX:ECX:EDX = [`CPUID_SIGNATURE`].
+pub const CPUID_LEAF_SIGNATURE: u32 = 0x4000_0000;
+
+/// CPUID leaf with the interface: EAX = [`ABI_VERSION`], EBX = [`CPUID_INTERFACE_MAGIC`].
+pub const CPUID_LEAF_INTERFACE: u32 = 0x4000_0001;
+
+/// The 12-byte signature in EBX, ECX, EDX of leaf `0x4000_0000`.
+pub const CPUID_SIGNATURE: [u8; 12] = *b"vmmcall-rs\0\0";
+
+/// EBX of leaf `0x4000_0001`: `"VMMC"` in little-endian.
+pub const CPUID_INTERFACE_MAGIC: u32 = u32::from_le_bytes(*b"VMMC");
+
+/// Split [`CPUID_SIGNATURE`] into the (EBX, ECX, EDX) words CPUID returns.
+pub const fn cpuid_signature_words() -> (u32, u32, u32) {
+    let s = CPUID_SIGNATURE;
+    (
+        u32::from_le_bytes([s[0], s[1], s[2], s[3]]),
+        u32::from_le_bytes([s[4], s[5], s[6], s[7]]),
+        u32::from_le_bytes([s[8], s[9], s[10], s[11]]),
+    )
+}
+
+/// Whether a raw RAX value returned by a hypercall is an error (`-errno`).
+pub const fn is_error(rax: u64) -> bool {
+    rax >= ERRNO_MIN_RAW
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_words_round_trip() {
+        let (b, c, d) = cpuid_signature_words();
+        let mut out = [0u8; 12];
+        out[..4].copy_from_slice(&b.to_le_bytes());
+        out[4..8].copy_from_slice(&c.to_le_bytes());
+        out[8..].copy_from_slice(&d.to_le_bytes());
+        assert_eq!(out, CPUID_SIGNATURE);
+    }
+
+    #[test]
+    fn error_range_is_linux_errno_range() {
+        assert!(!is_error(0));
+        assert!(!is_error(ERRNO_MIN_RAW - 1));
+        assert!(is_error(-4095_i64 as u64));
+        assert!(is_error(u64::MAX));
+        assert!(is_error(-38_i64 as u64));
+    }
+}

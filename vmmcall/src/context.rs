@@ -1,0 +1,318 @@
+//! What a handler sees of the guest that called it.
+//!
+//! A VMM implements [`Vcpu`] for its vCPU type (registers, privilege level,
+//! guest-memory access by guest-linear address). Handlers never see the
+//! `Vcpu` directly: the dispatcher wraps it in a [`Caller`], which exposes
+//! read-only registers, checked memory access and a way to stop the guest.
+
+use crate::abi::{MAX_ARGS, NAME_BUF_LEN};
+use crate::Error;
+use core::fmt;
+
+/// The guest's general-purpose registers, in the x86 register-encoding order
+/// (RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8..R15).
+///
+/// `#[repr(C)]` so that a VMM can save and restore it from `asm!` by offset.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct GuestRegs {
+    pub rax: u64,
+    pub rcx: u64,
+    pub rdx: u64,
+    pub rbx: u64,
+    pub rsp: u64,
+    pub rbp: u64,
+    pub rsi: u64,
+    pub rdi: u64,
+    pub r8: u64,
+    pub r9: u64,
+    pub r10: u64,
+    pub r11: u64,
+    pub r12: u64,
+    pub r13: u64,
+    pub r14: u64,
+    pub r15: u64,
+}
+
+impl GuestRegs {
+    /// The five argument registers in ABI order: RBX, RCX, RDX, RSI, RDI.
+    pub const fn args(&self) -> [u64; MAX_ARGS] {
+        [self.rbx, self.rcx, self.rdx, self.rsi, self.rdi]
+    }
+}
+
+/// A guest-linear (virtual) address, as the guest passes it in a register.
+///
+/// Use it as a handler parameter type to take a pointer from the guest; read
+/// and write through [`Caller::read`] / [`Caller::write`], which check it.
+/// Any 64-bit value converts; a bad address shows up as
+/// [`Error::Fault`] when it is used, never earlier.
+#[repr(transparent)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct GuestAddr(pub u64);
+
+impl GuestAddr {
+    /// The raw address.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+
+    /// `self + off`, or `None` if it wraps around the address space.
+    pub const fn checked_add(self, off: u64) -> Option<GuestAddr> {
+        match self.0.checked_add(off) {
+            Some(a) => Some(GuestAddr(a)),
+            None => None,
+        }
+    }
+
+    /// Whether the address is canonical for 48-bit linear addresses
+    /// (bits 63:47 all equal; Intel SDM Vol. 1 §3.3.7.1).
+    pub const fn is_canonical(self) -> bool {
+        let top = self.0 >> 47;
+        top == 0 || top == 0x1_ffff
+    }
+}
+
+impl fmt::Debug for GuestAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "GuestAddr({:#x})", self.0)
+    }
+}
+
+impl fmt::LowerHex for GuestAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::LowerHex::fmt(&self.0, f)
+    }
+}
+
+/// Why an access to guest memory failed. Every variant reaches the guest as
+/// [`Error::Fault`]; the detail is for the VMM's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MemError {
+    /// The linear address is not canonical.
+    NonCanonical {
+        /// The offending address.
+        addr: u64,
+    },
+    /// A guest paging-structure entry on the walk is not present.
+    NotPresent {
+        /// The linear address being translated.
+        addr: u64,
+        /// Paging level whose entry is not present (4 = PML4 ... 1 = PT).
+        level: u8,
+    },
+    /// A ring-3 caller named a supervisor-only page.
+    Supervisor {
+        /// The linear address being translated.
+        addr: u64,
+    },
+    /// A write to a page the guest mapped read-only.
+    ReadOnly {
+        /// The linear address being translated.
+        addr: u64,
+    },
+    /// The guest-physical address is not guest RAM (nested tables do not
+    /// map it, or it is MMIO).
+    OutsideRam {
+        /// The guest-physical address.
+        gpa: u64,
+    },
+    /// A paging-structure entry has reserved bits set.
+    Reserved {
+        /// The linear address being translated.
+        addr: u64,
+        /// Paging level of the bad entry.
+        level: u8,
+    },
+    /// `addr + len` wraps around the address space.
+    RangeOverflow {
+        /// Start of the range.
+        addr: u64,
+        /// Its length.
+        len: u64,
+    },
+    /// The guest runs in a paging mode this VMM does not walk.
+    UnsupportedMode,
+}
+
+impl fmt::Display for MemError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            MemError::NonCanonical { addr } => write!(f, "non-canonical address {addr:#x}"),
+            MemError::NotPresent { addr, level } => {
+                write!(f, "{addr:#x} not present at paging level {level}")
+            }
+            MemError::Supervisor { addr } => write!(f, "{addr:#x} is a supervisor page"),
+            MemError::ReadOnly { addr } => write!(f, "{addr:#x} is read-only"),
+            MemError::OutsideRam { gpa } => write!(f, "guest-physical {gpa:#x} is not guest RAM"),
+            MemError::Reserved { addr, level } => {
+                write!(f, "{addr:#x}: reserved bits set at paging level {level}")
+            }
+            MemError::RangeOverflow { addr, len } => {
+                write!(f, "range {addr:#x} + {len:#x} overflows the address space")
+            }
+            MemError::UnsupportedMode => write!(f, "unsupported guest paging mode"),
+        }
+    }
+}
+
+impl From<MemError> for Error {
+    fn from(_: MemError) -> Error {
+        Error::Fault
+    }
+}
+
+/// The calling vCPU, as the VMM exposes it to the dispatcher.
+///
+/// Memory accesses are by guest-linear address and must apply the guest's
+/// own page tables with the caller's privilege ([`Vcpu::cpl`]), then the
+/// nested (NPT/EPT) tables. Implementations must never panic on any address
+/// or length: every failure is a [`MemError`].
+pub trait Vcpu {
+    /// The guest's general-purpose registers as of the exit.
+    fn regs(&self) -> &GuestRegs;
+    /// Mutable access; the dispatcher writes RAX through this and nothing else.
+    fn regs_mut(&mut self) -> &mut GuestRegs;
+    /// The current privilege level of the caller (0..=3).
+    fn cpl(&self) -> u8;
+    /// Copy `buf.len()` bytes of guest memory at `addr` into `buf`.
+    fn read_linear(&mut self, addr: GuestAddr, buf: &mut [u8]) -> Result<(), MemError>;
+    /// Copy `data` into guest memory at `addr`.
+    fn write_linear(&mut self, addr: GuestAddr, data: &[u8]) -> Result<(), MemError>;
+}
+
+/// Why [`Caller::read_cstr`] failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CStrError {
+    /// Guest memory could not be read before a NUL was found.
+    Fault(MemError),
+    /// No NUL within the buffer.
+    Unterminated,
+}
+
+impl From<CStrError> for Error {
+    fn from(e: CStrError) -> Error {
+        match e {
+            CStrError::Fault(_) => Error::Fault,
+            CStrError::Unterminated => Error::Invalid,
+        }
+    }
+}
+
+const PAGE_SIZE: u64 = 4096;
+
+/// Read a NUL-terminated string at `addr` into `buf`, page by page, so that
+/// bytes past the terminator are never touched (a name that ends just before
+/// an unmapped page is fine). Returns the bytes before the NUL.
+pub fn read_cstr<'b>(
+    vcpu: &mut dyn Vcpu,
+    addr: GuestAddr,
+    buf: &'b mut [u8],
+) -> Result<&'b [u8], CStrError> {
+    let mut done: usize = 0;
+    let cap = buf.len();
+    while done < cap {
+        let overflow = CStrError::Fault(MemError::RangeOverflow { addr: addr.0, len: cap as u64 });
+        let at = addr.checked_add(done as u64).ok_or(overflow)?;
+        // In 1..=PAGE_SIZE: the bytes left on this page.
+        let to_page_end = PAGE_SIZE.wrapping_sub(at.0 % PAGE_SIZE);
+        let left = cap.saturating_sub(done);
+        let chunk = usize::try_from(to_page_end).map_or(left, |p| p.min(left));
+        let end = done.saturating_add(chunk);
+        let window = buf.get_mut(done..end).ok_or(CStrError::Unterminated)?;
+        vcpu.read_linear(at, window).map_err(CStrError::Fault)?;
+        if let Some(nul) = window.iter().position(|&b| b == 0) {
+            return buf.get(..done.saturating_add(nul)).ok_or(CStrError::Unterminated);
+        }
+        done = end;
+    }
+    Err(CStrError::Unterminated)
+}
+
+/// The handler's view of the calling vCPU.
+///
+/// Handlers take `&mut Caller` as their optional first parameter.
+pub struct Caller<'a> {
+    vcpu: &'a mut dyn Vcpu,
+    number: u64,
+    stop: Option<u32>,
+}
+
+impl<'a> Caller<'a> {
+    /// Wrap a vCPU for a call to function `number`.
+    pub fn new(vcpu: &'a mut dyn Vcpu, number: u64) -> Self {
+        Caller { vcpu, number, stop: None }
+    }
+
+    /// The function number the guest called.
+    pub fn number(&self) -> u64 {
+        self.number
+    }
+
+    /// The caller's privilege level (0..=3).
+    pub fn cpl(&self) -> u8 {
+        self.vcpu.cpl()
+    }
+
+    /// The guest's registers at the call (read-only: the result goes in RAX
+    /// through the handler's return value).
+    pub fn regs(&self) -> &GuestRegs {
+        self.vcpu.regs()
+    }
+
+    /// The five argument registers, RBX, RCX, RDX, RSI, RDI.
+    pub fn args(&self) -> [u64; MAX_ARGS] {
+        self.vcpu.regs().args()
+    }
+
+    /// Read guest memory at a guest-linear address with the caller's
+    /// privilege. Failures are logged and become [`Error::Fault`].
+    pub fn read(&mut self, addr: GuestAddr, buf: &mut [u8]) -> Result<(), Error> {
+        self.vcpu.read_linear(addr, buf).map_err(|e| self.fault(e))
+    }
+
+    /// Write guest memory at a guest-linear address with the caller's
+    /// privilege. Failures are logged and become [`Error::Fault`].
+    pub fn write(&mut self, addr: GuestAddr, data: &[u8]) -> Result<(), Error> {
+        self.vcpu.write_linear(addr, data).map_err(|e| self.fault(e))
+    }
+
+    /// Read a NUL-terminated string of at most `buf.len() - 1` bytes.
+    /// Returns the bytes before the NUL; [`Error::Fault`] if memory is
+    /// unreadable first, [`Error::Invalid`] if no NUL is found in `buf`.
+    pub fn read_cstr<'b>(&mut self, addr: GuestAddr, buf: &'b mut [u8]) -> Result<&'b [u8], Error> {
+        match read_cstr(self.vcpu, addr, buf) {
+            Ok(s) => Ok(s),
+            Err(CStrError::Fault(e)) => Err(self.fault(e)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Read a hypercall-name-sized string (at most [`NAME_BUF_LEN`] bytes
+    /// with its NUL) into `buf`.
+    pub fn read_name<'b>(
+        &mut self,
+        addr: GuestAddr,
+        buf: &'b mut [u8; NAME_BUF_LEN],
+    ) -> Result<&'b [u8], Error> {
+        self.read_cstr(addr, buf)
+    }
+
+    /// Ask the VMM to stop this guest after the call returns, with `status`
+    /// as the guest's exit status (0 = success).
+    pub fn request_stop(&mut self, status: u32) {
+        self.stop = Some(status);
+    }
+
+    /// The stop requested by the handler, if any.
+    pub fn stop_requested(&self) -> Option<u32> {
+        self.stop
+    }
+
+    fn fault(&self, e: MemError) -> Error {
+        log::warn!("vmmcall {}: guest memory: {}", self.number, e);
+        Error::Fault
+    }
+}

@@ -1,0 +1,143 @@
+//! A mock vCPU with mock guest memory, for testing handlers on the host.
+//!
+//! Memory is a set of 4 KiB pages, each mapped present with a user and a
+//! writable bit, so tests can exercise every [`MemError`] a real page walk
+//! gives: unmapped pages, supervisor pages seen from ring 3, read-only pages,
+//! non-canonical addresses and ranges that overflow.
+//!
+//! ```
+//! use vmmcall::mock::MockVcpu;
+//! use vmmcall::{dispatch, GuestAddr, Registry, HANDLERS};
+//!
+//! let mut vcpu = MockVcpu::new();
+//! vcpu.map(0x1000, true, true);
+//! vcpu.poke(0x1000, b"no-such-call\0");
+//! vcpu.regs.rax = 0; // get_vmmcall_number
+//! vcpu.regs.rbx = 0x1000;
+//! let registry = Registry::global().unwrap();
+//! dispatch(registry, &mut vcpu);
+//! assert_eq!(vcpu.regs.rax, 0); // unknown name
+//! ```
+
+extern crate alloc;
+
+use crate::context::{GuestRegs, MemError, Vcpu};
+use crate::GuestAddr;
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+const PAGE: u64 = 4096;
+
+#[derive(Clone)]
+struct Page {
+    user: bool,
+    writable: bool,
+    bytes: Vec<u8>,
+}
+
+/// A vCPU whose guest memory is a sparse map of 4 KiB pages.
+#[derive(Clone, Default)]
+pub struct MockVcpu {
+    /// The guest's registers; set them before [`crate::dispatch`].
+    pub regs: GuestRegs,
+    /// The caller's privilege level.
+    pub cpl: u8,
+    pages: BTreeMap<u64, Page>,
+    /// Number of `read_linear` calls, to check that nothing reads too far.
+    pub reads: usize,
+}
+
+impl MockVcpu {
+    /// A ring-0 vCPU with no memory mapped.
+    pub fn new() -> Self {
+        MockVcpu::default()
+    }
+
+    /// Map the zero-filled page containing `addr`.
+    pub fn map(&mut self, addr: u64, user: bool, writable: bool) -> &mut Self {
+        self.pages.insert(addr & !(PAGE - 1), Page { user, writable, bytes: alloc::vec![0; PAGE as usize] });
+        self
+    }
+
+    /// Unmap the page containing `addr`.
+    pub fn unmap(&mut self, addr: u64) -> &mut Self {
+        self.pages.remove(&(addr & !(PAGE - 1)));
+        self
+    }
+
+    /// Write bytes ignoring permissions (test set-up). Panics if a page is
+    /// not mapped: this is test code.
+    pub fn poke(&mut self, addr: u64, data: &[u8]) -> &mut Self {
+        for (i, &b) in data.iter().enumerate() {
+            let a = addr + i as u64;
+            let page = self.pages.get_mut(&(a & !(PAGE - 1))).expect("poke: page not mapped");
+            page.bytes[(a % PAGE) as usize] = b;
+        }
+        self
+    }
+
+    /// Read bytes ignoring permissions (test checks). Panics if unmapped.
+    pub fn peek(&self, addr: u64, len: usize) -> Vec<u8> {
+        (0..len as u64)
+            .map(|i| {
+                let a = addr + i;
+                self.pages.get(&(a & !(PAGE - 1))).expect("peek: page not mapped").bytes[(a % PAGE) as usize]
+            })
+            .collect()
+    }
+
+    fn check(&self, addr: u64, len: usize, write: bool) -> Result<(), MemError> {
+        if len == 0 {
+            return Ok(());
+        }
+        let last = addr
+            .checked_add(len as u64 - 1)
+            .ok_or(MemError::RangeOverflow { addr, len: len as u64 })?;
+        let mut page = addr & !(PAGE - 1);
+        loop {
+            let at = page.max(addr);
+            if !GuestAddr(at).is_canonical() {
+                return Err(MemError::NonCanonical { addr: at });
+            }
+            let p = self.pages.get(&page).ok_or(MemError::NotPresent { addr: at, level: 1 })?;
+            if self.cpl == 3 && !p.user {
+                return Err(MemError::Supervisor { addr: at });
+            }
+            if write && !p.writable {
+                return Err(MemError::ReadOnly { addr: at });
+            }
+            if page >= last & !(PAGE - 1) {
+                return Ok(());
+            }
+            page += PAGE;
+        }
+    }
+}
+
+impl Vcpu for MockVcpu {
+    fn regs(&self) -> &GuestRegs {
+        &self.regs
+    }
+
+    fn regs_mut(&mut self) -> &mut GuestRegs {
+        &mut self.regs
+    }
+
+    fn cpl(&self) -> u8 {
+        self.cpl
+    }
+
+    fn read_linear(&mut self, addr: GuestAddr, buf: &mut [u8]) -> Result<(), MemError> {
+        self.reads += 1;
+        self.check(addr.0, buf.len(), false)?;
+        let bytes = self.peek(addr.0, buf.len());
+        buf.copy_from_slice(&bytes);
+        Ok(())
+    }
+
+    fn write_linear(&mut self, addr: GuestAddr, data: &[u8]) -> Result<(), MemError> {
+        self.check(addr.0, data.len(), true)?;
+        self.poke(addr.0, data);
+        Ok(())
+    }
+}
