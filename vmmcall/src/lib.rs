@@ -52,6 +52,8 @@ mod dispatch;
 #[cfg(feature = "registry")]
 mod marshal;
 #[cfg(feature = "registry")]
+pub mod paging;
+#[cfg(feature = "registry")]
 mod registry;
 #[cfg(any(test, feature = "mock"))]
 #[allow(clippy::expect_used, clippy::indexing_slicing, clippy::arithmetic_side_effects)]
