@@ -72,10 +72,12 @@
 //!
 //! The walk follows Intel SDM Vol. 3A §4.5 (4-level paging) and AMD APM
 //! Vol. 2 §5.3 (long-mode page translation):
+//! (table numbers are those of SDM revisions that describe 5-level paging;
+//! older revisions number them differently)
 //!
 //! - The linear address must be canonical for 48 bits (bits 63:47 equal),
 //!   else [`MemError::NonCanonical`]. CR3 bits 51:12 (below MAXPHYADDR) give
-//!   the PML4 table (SDM Table 4-12); its other bits (PWT, PCD, PCID, LAM)
+//!   the PML4 table (SDM §4.5); its other bits (PWT, PCD, PCID, LAM)
 //!   are ignored.
 //! - Each entry must be present (bit 0), else
 //!   [`MemError::NotPresent`] with the level (4 = PML4E, 3 = PDPTE, 2 = PDE,
@@ -225,7 +227,7 @@ pub struct PagingMode {
     pub cr4: u64,
     /// Guest EFER (LMA, NXE used).
     pub efer: u64,
-    /// The guest's MAXPHYADDR in bits (CPUID 8000_0008h EAX[7:0]). Values
+    /// The guest's MAXPHYADDR in bits (CPUID 8000_0008h, `EAX[7:0]`). Values
     /// are clamped to 12..=52.
     pub maxphyaddr: u8,
 }

@@ -1221,3 +1221,59 @@ proptest! {
         }
     }
 }
+
+/// The random tables of the property test reach every outcome of a walk, so
+/// the property covers deep walks, not just early failures.
+#[test]
+fn random_tables_reach_every_outcome() {
+    let mut seen = std::collections::BTreeSet::new();
+    for seed in 0..400u64 {
+        let ram = random_ram(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mode = PagingMode::new(
+            CR0_PG | CR0_WP,
+            (seed % 16) << 12,
+            CR4_PAE,
+            EFER_LMA | (seed & 1) * EFER_NXE,
+        )
+        .with_maxphyaddr(if seed & 2 == 0 { 52 } else { 40 });
+        for i in 0..64u64 {
+            let la = (seed.wrapping_mul(0x1234_5678_9abc_def1)
+                ^ i.wrapping_mul(0x0000_0f0f_0f0f_f000))
+                & 0x0000_7fff_ffff_ffff;
+            let r = translate(
+                &mode,
+                &ram,
+                la,
+                Access {
+                    write: i & 1 == 1,
+                    user: i & 2 == 2,
+                },
+            );
+            seen.insert(match r {
+                Ok(_) => "ok".to_string(),
+                Err(MemError::NotPresent { level, .. }) => format!("not-present-{level}"),
+                Err(MemError::Reserved { level, .. }) => format!("reserved-{level}"),
+                Err(MemError::Supervisor { .. }) => "supervisor".to_string(),
+                Err(MemError::ReadOnly { .. }) => "read-only".to_string(),
+                Err(MemError::OutsideRam { .. }) => "outside-ram".to_string(),
+                Err(e) => format!("{e:?}"),
+            });
+        }
+    }
+    let want = [
+        "ok",
+        "not-present-1",
+        "not-present-2",
+        "not-present-3",
+        "not-present-4",
+        "reserved-1",
+        "reserved-2",
+        "reserved-3",
+        "reserved-4",
+        "supervisor",
+        "read-only",
+        "outside-ram",
+    ];
+    let want: std::collections::BTreeSet<String> = want.iter().map(|s| s.to_string()).collect();
+    assert_eq!(seen, want);
+}
