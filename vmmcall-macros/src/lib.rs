@@ -1,256 +1,491 @@
 //! The `#[vmmcall]` attribute macro. Use it through the `vmmcall` crate.
 //!
 //! `#[vmmcall("name")]` / `#[vmmcall("name", user)]` on a plain function
-//! keeps the function as written and adds, in an anonymous `const` block:
+//! keeps the function as written (it stays callable as a normal Rust
+//! function) and adds, in an anonymous `const` block:
 //! - a thunk that converts the argument registers with `FromReg` and the
 //!   result with `IntoRet`;
 //! - a `vmmcall::Handler` in the `vmmcall::HANDLERS` linker-section slice;
 //! - a `#[used]` byte with an exported symbol derived from the name, so two
-//!   handlers with one name fail to link ("duplicate symbol").
+//!   handlers with one name fail to build: rustc reports "symbol ... is
+//!   already defined" within one crate, the linker reports "duplicate
+//!   symbol" across crates.
 //!
-//! Every misuse is a `syn::Error` on the offending token; several are
-//! reported together.
+//! Every misuse is a `syn::Error` on the offending token, and every misuse
+//! found in one attribute and its function is reported together. Type errors
+//! the macro cannot see (a parameter type without `FromReg`, a return type
+//! without `IntoRet`, a first `&mut` parameter that is not `Caller`) are left
+//! to rustc, with the generated code spanned so that they point at the
+//! offending type.
 
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
-use quote::{quote, quote_spanned};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
+use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
-use syn::{FnArg, Ident, ItemFn, LitStr, ReturnType, Token, Type};
+use syn::{FnArg, Ident, Item, ItemFn, LitStr, ReturnType, Token, Type};
 
-/// Longest hypercall name (ABI v1).
+/// Longest hypercall name in bytes (ABI v1, `vmmcall::abi::MAX_NAME_LEN`).
 const MAX_NAME_LEN: usize = 255;
-/// Reserved for function 0.
+/// The name of function 0 (`vmmcall::abi::GET_VMMCALL_NUMBER_NAME`).
 const RESERVED_NAME: &str = "get_vmmcall_number";
-/// Argument registers in order.
-const ARG_REGS: [&str; 5] = ["rbx", "rcx", "rdx", "rsi", "rdi"];
+/// Argument registers in ABI order (`vmmcall::abi::ARG_REGISTERS`).
+const ARG_REGS: [&str; 5] = ["RBX", "RCX", "RDX", "RSI", "RDI"];
+/// Prefix of the per-name symbol that makes duplicate names collide.
+const SYMBOL_PREFIX: &str = "__vmmcall_duplicate_hypercall_name__";
+/// How the attribute is written, for error messages.
+const USAGE: &str = "#[vmmcall(\"name\")] or #[vmmcall(\"name\", user)]";
 
 /// Register a function as a hypercall. See the `vmmcall` crate docs.
 #[proc_macro_attribute]
 pub fn vmmcall(attr: TokenStream, item: TokenStream) -> TokenStream {
-    let attr = TokenStream2::from(attr);
-    let item2 = TokenStream2::from(item.clone());
-    match expand(attr, item2.clone()) {
-        Ok(ts) => ts.into(),
+    expand(attr.into(), item.into()).into()
+}
+
+/// The whole expansion on `proc_macro2` tokens (unit-testable). On error,
+/// the errors are emitted followed by the item unchanged, so that the
+/// function's own body is still type-checked and its callers do not pile up
+/// "cannot find function" errors.
+fn expand(attr: TokenStream2, item: TokenStream2) -> TokenStream2 {
+    match try_expand(attr, item.clone()) {
+        Ok(ts) => ts,
         Err(e) => {
-            // Keep the function so that its own body is still type-checked
-            // and no "cannot find function" errors pile up.
             let err = e.to_compile_error();
-            quote!(#err #item2).into()
+            quote!(#err #item)
         }
     }
 }
 
+/// Accumulates errors so that all of them are reported at once.
+#[derive(Default)]
+struct Errors(Option<syn::Error>);
+
+impl Errors {
+    fn push(&mut self, e: syn::Error) {
+        match &mut self.0 {
+            Some(a) => a.combine(e),
+            None => self.0 = Some(e),
+        }
+    }
+
+    fn spanned<T: ToTokens>(&mut self, tokens: T, msg: impl std::fmt::Display) {
+        self.push(syn::Error::new_spanned(tokens, msg));
+    }
+
+    fn at(&mut self, span: Span, msg: impl std::fmt::Display) {
+        self.push(syn::Error::new(span, msg));
+    }
+
+    fn finish(self) -> syn::Result<()> {
+        self.0.map_or(Ok(()), Err)
+    }
+}
+
+/// The parsed attribute arguments. Parsing never fails as a whole: every
+/// problem lands in `errors` and parsing goes on after the next comma.
 struct Args {
-    name: LitStr,
+    /// `None` if missing or not a string literal (already reported).
+    name: Option<LitStr>,
     user: bool,
+    errors: Errors,
 }
 
 impl Parse for Args {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
-        if input.is_empty() {
-            return Err(syn::Error::new(
-                Span::call_site(),
-                "expected a hypercall name: #[vmmcall(\"name\")]",
-            ));
-        }
-        let name: LitStr = match input.parse::<syn::Lit>()? {
-            syn::Lit::Str(s) => s,
-            other => {
-                return Err(syn::Error::new(
-                    other.span(),
-                    "the hypercall name must be a string literal",
-                ))
-            }
+        let mut args = Args {
+            name: None,
+            user: false,
+            errors: Errors::default(),
         };
-        let mut user = false;
-        let mut errors: Option<syn::Error> = None;
+        if input.is_empty() {
+            args.errors.at(
+                Span::call_site(),
+                format!("missing hypercall name: write {USAGE}"),
+            );
+            return Ok(args);
+        }
+        let mut user_seen: Option<Ident> = None;
+        let mut first = true;
         while !input.is_empty() {
-            input.parse::<Token![,]>()?;
-            if input.is_empty() {
-                break;
-            }
-            let opt: Ident = input.parse()?;
-            if opt == "user" {
-                if user {
-                    combine(&mut errors, syn::Error::new(opt.span(), "`user` given twice"));
-                }
-                user = true;
+            let segment = parse_segment(input)?;
+            if first {
+                first = false;
+                args.name = parse_name(segment, &mut args.errors);
             } else {
-                combine(
-                    &mut errors,
-                    syn::Error::new(
-                        opt.span(),
-                        format!("unknown option `{opt}`; the only option is `user`"),
-                    ),
-                );
+                parse_option(segment, &mut user_seen, &mut args.errors);
+            }
+            if !input.is_empty() {
+                input.parse::<Token![,]>()?;
             }
         }
-        match errors {
-            Some(e) => Err(e),
-            None => Ok(Args { name, user }),
+        args.user = user_seen.is_some();
+        Ok(args)
+    }
+}
+
+/// The tokens up to the next top-level comma.
+fn parse_segment(input: ParseStream<'_>) -> syn::Result<TokenStream2> {
+    let mut out = TokenStream2::new();
+    while !input.is_empty() && !input.peek(Token![,]) {
+        let tt: proc_macro2::TokenTree = input.parse()?;
+        out.extend([tt]);
+    }
+    Ok(out)
+}
+
+/// The first argument: a plain string literal.
+fn parse_name(segment: TokenStream2, errors: &mut Errors) -> Option<LitStr> {
+    if segment.is_empty() {
+        errors.at(
+            Span::call_site(),
+            format!("missing hypercall name before the comma: write {USAGE}"),
+        );
+        return None;
+    }
+    match syn::parse2::<syn::Lit>(segment.clone()) {
+        Ok(syn::Lit::Str(s)) if s.suffix().is_empty() => {
+            if let Some(msg) = name_problem(&s.value()) {
+                errors.at(s.span(), msg);
+            }
+            Some(s)
+        }
+        Ok(syn::Lit::Str(s)) => {
+            errors.at(
+                s.span(),
+                "the hypercall name must be a plain string literal, without a suffix",
+            );
+            None
+        }
+        Ok(syn::Lit::ByteStr(b)) => {
+            errors.at(
+                b.span(),
+                "the hypercall name must be a string literal (\"...\"), not a byte string",
+            );
+            None
+        }
+        Ok(syn::Lit::CStr(c)) => {
+            errors.at(c.span(), "the hypercall name must be a string literal (\"...\"), not a C string: the NUL is implied");
+            None
+        }
+        _ => {
+            let msg = match syn::parse2::<Ident>(segment.clone()) {
+                Ok(id) if id == "user" => {
+                    format!("missing hypercall name before `user`: write {USAGE}")
+                }
+                _ if is_macro_call(&segment) => {
+                    "the hypercall name must be a string literal; macros such as `concat!` are not expanded here".to_string()
+                }
+                _ => format!("the hypercall name must be a string literal: write {USAGE}"),
+            };
+            errors.spanned(segment, msg);
+            None
         }
     }
 }
 
-fn combine(acc: &mut Option<syn::Error>, e: syn::Error) {
-    match acc {
-        Some(a) => a.combine(e),
-        None => *acc = Some(e),
+fn is_macro_call(segment: &TokenStream2) -> bool {
+    syn::parse2::<syn::ExprMacro>(segment.clone()).is_ok()
+}
+
+/// An option after the name. `user` is the only one.
+fn parse_option(segment: TokenStream2, user_seen: &mut Option<Ident>, errors: &mut Errors) {
+    let mut tokens = segment.clone().into_iter();
+    let first = tokens.next();
+    let rest: TokenStream2 = tokens.collect();
+    match first {
+        // A trailing comma: `#[vmmcall("x",)]` / `#[vmmcall("x", user,)]`.
+        None => {}
+        Some(proc_macro2::TokenTree::Ident(id)) if id == "user" => {
+            if !rest.is_empty() {
+                errors.spanned(rest, "`user` takes no value: write `user` alone");
+            } else if user_seen.is_some() {
+                errors.at(id.span(), "`user` is given twice");
+            } else {
+                *user_seen = Some(id);
+            }
+        }
+        Some(proc_macro2::TokenTree::Literal(_))
+            if syn::parse2::<LitStr>(segment.clone()).is_ok() =>
+        {
+            errors.spanned(
+                segment,
+                "a hypercall has exactly one name; the only option after it is `user`",
+            );
+        }
+        Some(_) => {
+            let shown = match syn::parse2::<Ident>(segment.clone())
+                .or_else(|_| syn::parse::Parser::parse2(Ident::parse_any, segment.clone()))
+            {
+                Ok(id) => format!("unknown option `{id}`"),
+                Err(_) => "unknown option".to_string(),
+            };
+            errors.spanned(
+                segment,
+                format!("{shown}: the only option is `user` (callable from ring 3)"),
+            );
+        }
     }
 }
 
-fn check_name(name: &LitStr, errors: &mut Option<syn::Error>) {
-    let value = name.value();
-    let msg = if value.is_empty() {
+/// Why `name` cannot be a hypercall name (ABI v1), if it cannot.
+fn name_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
         Some("the hypercall name must not be empty".to_string())
-    } else if value.len() > MAX_NAME_LEN {
+    } else if name.len() > MAX_NAME_LEN {
         Some(format!(
-            "the hypercall name is {} bytes; the limit is {MAX_NAME_LEN}",
-            value.len()
+            "the hypercall name is {} bytes long; the limit is {MAX_NAME_LEN} bytes",
+            name.len()
         ))
-    } else if value.contains('\0') {
-        Some("the hypercall name must not contain NUL".to_string())
-    } else if value == RESERVED_NAME {
-        Some(format!("`{RESERVED_NAME}` is reserved for function 0"))
+    } else if name.contains('\0') {
+        Some("the hypercall name must not contain a NUL character (the guest passes it NUL-terminated)".to_string())
+    } else if name == RESERVED_NAME {
+        Some(format!(
+            "`{RESERVED_NAME}` is reserved: it is function 0, which looks names up"
+        ))
     } else {
         None
-    };
-    if let Some(m) = msg {
-        combine(errors, syn::Error::new(name.span(), m));
     }
 }
 
 /// The exported symbol that makes duplicate names collide at link time.
-/// Injective: `[A-Za-z0-9]` kept, `_` doubled, every other byte `_XX`.
+///
+/// Injective: ASCII letters and digits are kept, `_` becomes `__`, every
+/// other byte becomes `_` and two upper-case hex digits. After a `_`, the
+/// next character tells the two cases apart (`_` or a hex digit), so the
+/// encoding can be decoded and two names share a symbol only if equal.
 fn unique_symbol(name: &str) -> String {
-    let mut s = String::from("__vmmcall_duplicate_hypercall_name__");
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(SYMBOL_PREFIX.len() + name.len() * 3);
+    s.push_str(SYMBOL_PREFIX);
     for b in name.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => s.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => s.push(char::from(b)),
             b'_' => s.push_str("__"),
-            _ => s.push_str(&format!("_{b:02X}")),
+            _ => {
+                // Writing to a String cannot fail.
+                let _ = write!(s, "_{b:02X}");
+            }
         }
     }
     s
 }
 
-fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
-    let args: Args = syn::parse2(attr)?;
-    let func: ItemFn = syn::parse2(item)?;
-    let mut errors: Option<syn::Error> = None;
-    check_name(&args.name, &mut errors);
+/// What a misplaced `#[vmmcall]` sits on, and the tokens to point at.
+fn not_a_function(item: &Item) -> (TokenStream2, &'static str) {
+    fn two(a: &impl ToTokens, b: &impl ToTokens) -> TokenStream2 {
+        quote!(#a #b)
+    }
+    match item {
+        Item::Struct(i) => (two(&i.struct_token, &i.ident), "a struct"),
+        Item::Enum(i) => (two(&i.enum_token, &i.ident), "an enum"),
+        Item::Union(i) => (two(&i.union_token, &i.ident), "a union"),
+        Item::Static(i) => (two(&i.static_token, &i.ident), "a static"),
+        Item::Const(i) => (two(&i.const_token, &i.ident), "a const"),
+        Item::Mod(i) => (two(&i.mod_token, &i.ident), "a module"),
+        Item::Trait(i) => (two(&i.trait_token, &i.ident), "a trait"),
+        Item::Type(i) => (two(&i.type_token, &i.ident), "a type alias"),
+        Item::Impl(i) => (two(&i.impl_token, &i.self_ty), "an impl block"),
+        Item::Use(i) => (i.use_token.to_token_stream(), "a use declaration"),
+        Item::ForeignMod(i) => (i.abi.to_token_stream(), "an extern block"),
+        other => (other.to_token_stream(), "this item"),
+    }
+}
 
+fn try_expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
+    let Args {
+        name,
+        user,
+        mut errors,
+    } = syn::parse2(attr)?;
+
+    let func: ItemFn = match syn::parse2::<Item>(item)? {
+        Item::Fn(f) => f,
+        other => {
+            let (tokens, what) = not_a_function(&other);
+            errors.spanned(
+                tokens,
+                format!("#[vmmcall] registers a function; it cannot be used on {what}"),
+            );
+            errors.finish()?;
+            // `finish` returned an error above; this is not reached.
+            return Ok(TokenStream2::new());
+        }
+    };
     let sig = &func.sig;
+
     if let Some(t) = &sig.constness {
-        combine(&mut errors, syn::Error::new(t.span(), "a hypercall cannot be `const`"));
+        errors.spanned(t, "a hypercall cannot be a `const fn`: it is called at run time through a function pointer");
     }
     if let Some(t) = &sig.asyncness {
-        combine(&mut errors, syn::Error::new(t.span(), "a hypercall cannot be `async`"));
-    }
-    if let Some(t) = &sig.unsafety {
-        combine(&mut errors, syn::Error::new(t.span(), "a hypercall cannot be `unsafe`"));
-    }
-    if let Some(abi) = &sig.abi {
-        combine(&mut errors, syn::Error::new(abi.span(), "a hypercall cannot have an `extern` ABI"));
-    }
-    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
-        combine(
-            &mut errors,
-            syn::Error::new(sig.generics.span(), "a hypercall cannot be generic"),
+        errors.spanned(
+            t,
+            "a hypercall cannot be `async`: it runs to completion on the vCPU's exit path",
         );
     }
+    if let Some(t) = &sig.unsafety {
+        errors.spanned(t, "a hypercall cannot be `unsafe`: the guest cannot uphold a safety contract; check its input inside the function instead");
+    }
+    if let Some(abi) = &sig.abi {
+        errors.spanned(abi, "a hypercall cannot have an `extern` ABI: write a plain Rust `fn`; the guest ABI is generated");
+    }
+    if !sig.generics.params.is_empty() {
+        errors.spanned(
+            &sig.generics,
+            "a hypercall cannot be generic (no type, const or lifetime parameters)",
+        );
+    } else if let Some(w) = &sig.generics.where_clause {
+        errors.spanned(w, "a hypercall cannot have a `where` clause");
+    }
     if let Some(v) = &sig.variadic {
-        combine(&mut errors, syn::Error::new(v.span(), "a hypercall cannot be variadic"));
+        errors.spanned(v, "a hypercall cannot be variadic");
     }
 
-    // Parameters: optional `&mut` context first, then register parameters.
-    let mut has_ctx = false;
+    // Parameters: an optional context reference first, then up to five
+    // register parameters.
+    let mut ctx_ty: Option<&Type> = None;
     let mut reg_types: Vec<&Type> = Vec::new();
+    let mut extra = TokenStream2::new();
     for (i, input) in sig.inputs.iter().enumerate() {
-        match input {
-            FnArg::Receiver(r) => combine(
-                &mut errors,
-                syn::Error::new(r.span(), "a hypercall cannot be a method (no `self`)"),
+        let pt = match input {
+            FnArg::Receiver(r) => {
+                errors.spanned(
+                    r,
+                    "a hypercall cannot be a method: it cannot take `self`; use a free function",
+                );
+                continue;
+            }
+            FnArg::Typed(pt) => pt,
+        };
+        match &*pt.ty {
+            Type::Reference(_) if i == 0 => ctx_ty = Some(&pt.ty),
+            Type::Reference(r) if names_caller(&r.elem) => errors.spanned(
+                r,
+                "the context `&mut Caller` must be the first parameter",
             ),
-            FnArg::Typed(pt) => match &*pt.ty {
-                Type::Reference(r) if i == 0 && r.mutability.is_some() => has_ctx = true,
-                Type::Reference(r) => combine(
-                    &mut errors,
-                    syn::Error::new(
-                        r.span(),
-                        "only the first parameter may be a reference, and it must be `&mut Caller`",
-                    ),
-                ),
-                ty => {
-                    if reg_types.len() == ARG_REGS.len() {
-                        combine(
-                            &mut errors,
-                            syn::Error::new(
-                                pt.span(),
-                                "too many register parameters: a hypercall takes at most five (RBX, RCX, RDX, RSI, RDI)",
-                            ),
-                        );
-                    }
-                    reg_types.push(ty);
+            Type::Reference(r) => errors.spanned(
+                r,
+                "only the first parameter may be a reference (the context, `&mut Caller`); register parameters are passed by value: integers, bool or vmmcall::GuestAddr",
+            ),
+            Type::Ptr(p) => errors.spanned(
+                p,
+                "a hypercall cannot take a raw pointer: take a `vmmcall::GuestAddr` and access guest memory through `Caller`",
+            ),
+            Type::ImplTrait(t) => errors.spanned(
+                t,
+                "a hypercall cannot be generic: `impl Trait` parameters are not allowed",
+            ),
+            ty => {
+                if reg_types.len() == ARG_REGS.len() {
+                    pt.to_tokens(&mut extra);
+                } else if reg_types.len() > ARG_REGS.len() {
+                    quote!(,).to_tokens(&mut extra);
+                    pt.to_tokens(&mut extra);
                 }
-            },
+                reg_types.push(ty);
+            }
         }
     }
-    if let ReturnType::Type(_, ty) = &sig.output {
-        if let Some(bad) = signed_return(ty) {
-            combine(
-                &mut errors,
-                syn::Error::new(
-                    bad.span(),
-                    "a hypercall cannot return a signed integer: negative results would read as -errno; return an unsigned type or Result<_, vmmcall::Error>",
-                ),
-            );
-        }
-    }
-    if let Some(e) = errors {
-        return Err(e);
+    if reg_types.len() > ARG_REGS.len() {
+        errors.spanned(
+            extra,
+            format!(
+                "too many register parameters: a hypercall takes at most five ({}), plus an optional `&mut Caller` first; this one has {}",
+                ARG_REGS.join(", "),
+                reg_types.len()
+            ),
+        );
     }
 
-    let fn_name = &sig.ident;
-    let name = &args.name;
-    let user = args.user;
+    let ret_ty: Option<&Type> = match &sig.output {
+        ReturnType::Type(_, ty) if !is_unit(ty) => Some(ty),
+        _ => None,
+    };
+    if let Some(bad) = ret_ty.and_then(signed_return) {
+        errors.spanned(
+            bad,
+            "a hypercall cannot return a signed integer: a negative result would read as -errno in RAX; return an unsigned type, or Result<_, vmmcall::Error> for errors",
+        );
+    }
+
+    errors.finish()?;
+    let Some(name) = name else {
+        // A missing or non-literal name is always reported above.
+        return Err(syn::Error::new(Span::call_site(), "missing hypercall name"));
+    };
+    Ok(generate(&func, &name, user, ctx_ty, &reg_types, ret_ty))
+}
+
+/// The registration for a checked function.
+fn generate(
+    func: &ItemFn,
+    name: &LitStr,
+    user: bool,
+    ctx_ty: Option<&Type>,
+    reg_types: &[&Type],
+    ret_ty: Option<&Type>,
+) -> TokenStream2 {
+    let fn_name = &func.sig.ident;
     let sym = unique_symbol(&name.value());
-    let conv: Vec<TokenStream2> = reg_types
-        .iter()
-        .enumerate()
-        .map(|(i, ty)| {
-            let idx = syn::Index::from(i);
-            quote_spanned! {ty.span()=>
-                <#ty as ::vmmcall::FromReg>::from_reg(__args[#idx])?
-            }
-        })
+    let caller = format_ident!("__vmmcall_caller");
+
+    // `let [__vmmcall_a0, _, ...] = caller.args();` binding only what is used.
+    let arg_idents: Vec<Ident> = (0..reg_types.len())
+        .map(|i| format_ident!("__vmmcall_a{i}"))
         .collect();
-    let ctx = if has_ctx { quote!(__caller,) } else { quote!() };
+    let pattern = (0..ARG_REGS.len()).map(|i| match arg_idents.get(i) {
+        Some(id) => quote!(#id),
+        None => quote!(_),
+    });
     let args_binding = if reg_types.is_empty() {
         quote!()
     } else {
-        quote!(let __args = __caller.args();)
+        quote!(let [#(#pattern),*] = #caller.args();)
     };
-    let ret_span = match &sig.output {
-        ReturnType::Type(_, ty) => ty.span(),
-        ReturnType::Default => sig.ident.span(),
+    // The conversion path carries the parameter type's span, so a type
+    // without `FromReg` is reported on that type.
+    let conv = reg_types.iter().zip(&arg_idents).map(|(ty, a)| {
+        let from_reg = quote_spanned!(ty.span()=> <#ty as ::vmmcall::FromReg>::from_reg);
+        quote!(#from_reg(#a)?)
+    });
+    // Passing the caller with the context type's span points a type
+    // mismatch (`&mut Foo` instead of `&mut Caller`) at that type.
+    let ctx = ctx_ty.map(|t| quote_spanned!(t.span()=> #caller,));
+    let call = quote!(#fn_name(#ctx #(#conv),*));
+    let body = match ret_ty {
+        // `()` goes through `IntoRet` too, without passing a unit value.
+        None => quote! {
+            #call;
+            ::vmmcall::IntoRet::into_ret(())
+        },
+        Some(Type::ImplTrait(t)) => {
+            let into_ret = quote_spanned!(t.span()=> ::vmmcall::IntoRet::into_ret);
+            quote!(#into_ret(#call))
+        }
+        Some(ty) => {
+            let into_ret = quote_spanned!(ty.span()=> <#ty as ::vmmcall::IntoRet>::into_ret);
+            quote!(#into_ret(#call))
+        }
     };
-    let call = quote_spanned! {ret_span=>
-        ::vmmcall::IntoRet::into_ret(#fn_name(#ctx #(#conv),*))
+    let caller_param = if ctx_ty.is_some() || !reg_types.is_empty() {
+        quote!(#caller)
+    } else {
+        quote!(_)
     };
+    // Keep the registration exactly as conditional as the function.
+    let cfgs = func.attrs.iter().filter(|a| a.path().is_ident("cfg"));
 
-    Ok(quote! {
+    quote! {
         #func
 
-        #[doc(hidden)]
+        #(#cfgs)*
         const _: () = {
-            #[allow(clippy::indexing_slicing, unused_variables)]
+            #[allow(deprecated)]
             fn __vmmcall_thunk(
-                __caller: &mut ::vmmcall::Caller<'_>,
+                #caller_param: &mut ::vmmcall::Caller<'_>,
             ) -> ::core::result::Result<u64, ::vmmcall::Error> {
                 #args_binding
-                #call
+                #body
             }
 
             #[::vmmcall::__private::linkme::distributed_slice(::vmmcall::HANDLERS)]
@@ -258,30 +493,51 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
             static __VMMCALL_HANDLER: ::vmmcall::Handler =
                 ::vmmcall::Handler::new(#name, #user, __vmmcall_thunk);
 
-            // Two hypercalls with one name define this symbol twice: the
-            // link fails with "duplicate symbol".
+            // Two hypercalls with one name define this symbol twice, and the
+            // build fails: "symbol already defined" (one crate) or
+            // "duplicate symbol" (linker, two crates).
             #[used]
             #[unsafe(export_name = #sym)]
             static __VMMCALL_UNIQUE_NAME: u8 = 0;
         };
-    })
+    }
+}
+
+/// Whether a type is `()`.
+fn is_unit(ty: &Type) -> bool {
+    matches!(ty, Type::Tuple(t) if t.elems.is_empty())
+}
+
+/// Whether a type's last path segment is `Caller` (for a better message).
+fn names_caller(ty: &Type) -> bool {
+    matches!(ty, Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "Caller"))
 }
 
 /// The signed-integer type a return type names, if any (`i64`,
-/// `Result<i32, _>`, ...).
+/// `Result<i32, _>`, ...). Aliases are not seen through; they are caught
+/// by the missing `IntoRet` implementation instead.
 fn signed_return(ty: &Type) -> Option<&Type> {
-    let Type::Path(p) = ty else { return None };
-    let last = p.path.segments.last()?;
-    let id = last.ident.to_string();
-    if matches!(id.as_str(), "i8" | "i16" | "i32" | "i64" | "i128" | "isize") && p.qself.is_none() {
-        return Some(ty);
-    }
-    if id == "Result" {
-        if let syn::PathArguments::AngleBracketed(a) = &last.arguments {
-            if let Some(syn::GenericArgument::Type(t)) = a.args.first() {
-                return signed_return(t);
+    match ty {
+        Type::Paren(p) => signed_return(&p.elem),
+        Type::Group(g) => signed_return(&g.elem),
+        Type::Path(p) if p.qself.is_none() => {
+            let last = p.path.segments.last()?;
+            if last.arguments.is_empty()
+                && ["i8", "i16", "i32", "i64", "i128", "isize"]
+                    .iter()
+                    .any(|s| last.ident == s)
+            {
+                return Some(ty);
             }
+            if last.ident == "Result" {
+                if let syn::PathArguments::AngleBracketed(a) = &last.arguments {
+                    if let Some(syn::GenericArgument::Type(t)) = a.args.first() {
+                        return signed_return(t);
+                    }
+                }
+            }
+            None
         }
+        _ => None,
     }
-    None
 }
