@@ -1233,7 +1233,7 @@ fn random_tables_reach_every_outcome() {
             CR0_PG | CR0_WP,
             (seed % 16) << 12,
             CR4_PAE,
-            EFER_LMA | (seed & 1) * EFER_NXE,
+            EFER_LMA | ((seed & 1) * EFER_NXE),
         )
         .with_maxphyaddr(if seed & 2 == 0 { 52 } else { 40 });
         for i in 0..64u64 {
