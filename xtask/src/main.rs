@@ -1,1 +1,105 @@
-fn main() {}
+//! `cargo xtask`: builds the bare-metal example images, boots them in QEMU
+//! and Bochs, and runs the whole test suite. See [`cli::USAGE`] or
+//! `cargo xtask help`.
+//!
+//! Layout of the code:
+//! - [`cli`]: the command line;
+//! - [`paths`]: project root, examples and image locations;
+//! - [`images`]: the bare-metal build (the one place with the flags);
+//! - [`setup`]: checking and installing the emulators and ISO tools;
+//! - [`platform`], [`qemu`], [`bochs`]: machines and emulator command lines;
+//! - [`runner`]: processes with timeouts and live console streaming;
+//! - [`verdict`], [`expect`]: deciding success;
+//! - [`session`]: one boot; [`testing`]: the `test` command.
+
+mod bochs;
+mod cli;
+mod expect;
+mod images;
+mod paths;
+mod platform;
+mod qemu;
+mod runner;
+mod session;
+mod setup;
+mod testing;
+mod ui;
+mod verdict;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, RunArgs};
+use crate::expect::Expectations;
+use crate::paths::Layout;
+use crate::platform::{Emulator, Machine};
+use crate::session::{Boot, DEFAULT_TIMEOUT};
+use crate::setup::Toolset;
+use crate::verdict::Verdict;
+
+fn build(layout: &Layout, example: Option<String>) -> Result<bool> {
+    let examples = match example {
+        Some(name) => {
+            layout.check_example(&name)?;
+            vec![name]
+        }
+        None => layout.discover_examples()?,
+    };
+    images::build(layout, &examples)?;
+    Ok(true)
+}
+
+fn run(layout: &Layout, args: RunArgs) -> Result<bool> {
+    let machine = Machine::select(args.emulator, args.cpu, args.accel, qemu::host_kvm_cpu)?;
+    layout.check_example(&args.example)?;
+    let expected = Expectations::load(&layout.expect_file(&args.example))?;
+    if let Some(reason) = expected.skip_reason(&machine.name()) {
+        println!(
+            "note: {}/expect.txt skips {machine} in `cargo xtask test` ({reason}); running it anyway",
+            args.example
+        );
+    }
+    setup::ensure(&[match machine.emulator {
+        Emulator::Qemu => Toolset::Qemu,
+        Emulator::Bochs => Toolset::Bochs,
+    }])?;
+    images::build(layout, std::slice::from_ref(&args.example))?;
+    let outcome = session::boot(&Boot {
+        layout,
+        name: &args.example,
+        machine,
+        timeout: args.timeout.or(expected.timeout).unwrap_or(DEFAULT_TIMEOUT),
+        expected: &expected,
+        labelled: false,
+    });
+    Ok(outcome.verdict == Verdict::Pass)
+}
+
+fn main() -> ExitCode {
+    let cli = match cli::parse(std::env::args().skip(1)) {
+        Ok(cli) => cli,
+        Err(e) => {
+            eprintln!("error: {e:#}\n(see `cargo xtask help`)");
+            return ExitCode::from(2);
+        }
+    };
+    let layout = Layout::current();
+    let result = match cli {
+        Cli::Help => {
+            print!("{}", cli::USAGE);
+            Ok(true)
+        }
+        Cli::Build(example) => build(&layout, example),
+        Cli::Run(args) => run(&layout, args),
+        Cli::Test(args) => testing::test(&layout, &args),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! Command-line parsing. Hand-written (a dozen options) to keep xtask free of
+//! dependencies beyond anyhow and the root `Cargo.lock` untouched.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use crate::platform::{Accel, Cpu, Emulator, Machine};
+
+/// The usage text.
+pub const USAGE: &str = "\
+cargo xtask: build, boot and test the vmmcall example images
+
+USAGE:
+    cargo xtask build [EXAMPLE]
+        Build the VMM and guest images of EXAMPLE (default: every example)
+        into examples/target/{vmm,guest}.
+
+    cargo xtask run EXAMPLE [--emulator qemu|bochs] [--cpu amd|intel]
+                            [--accel tcg|kvm] [--timeout SECS]
+        Build EXAMPLE and boot it, streaming the serial console. Defaults:
+        qemu, amd, tcg (QEMU's TCG has no Intel VMX: use --emulator bochs
+        --cpu intel). Exit status 0 only if the run succeeded.
+
+    cargo xtask test [--host-only | --skip-host] [--filter TEXT]
+                     [--platform NAME]... [--jobs N] [--timeout SECS]
+        1. cargo test --workspace on the host,
+        2. build the examples,
+        3. boot every example on every platform (qemu-svm, bochs-vmx,
+           bochs-svm), honouring `skip:` lines of examples/NAME/expect.txt,
+        4. print a result table; exit status 0 only if nothing failed.
+        --host-only    only step 1          --skip-host   skip step 1
+        --filter TEXT  examples whose name contains TEXT (repeatable)
+        --platform P   only platform P (repeatable)
+        --jobs N       emulator runs at once (default: 2, or 1 on one core)
+        --timeout S    per-run timeout (default: expect.txt `timeout:`, else 60)
+
+A run succeeds only if the console shows `vmm: guest exited with status 0`,
+the emulator stopped on the VMM's request (QEMU exit code 33; Bochs
+Shutdown port), no `vmm: PANIC`/`vmm: unhandled exit` appeared, and every
+line of examples/NAME/expect.txt appeared.
+";
+
+/// `cargo xtask run` options.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunArgs {
+    /// The example name.
+    pub example: String,
+    /// The emulator.
+    pub emulator: Emulator,
+    /// The CPU, if given.
+    pub cpu: Option<Cpu>,
+    /// The accelerator, if given.
+    pub accel: Option<Accel>,
+    /// Timeout override.
+    pub timeout: Option<Duration>,
+}
+
+/// `cargo xtask test` options.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TestArgs {
+    /// Only the host tests.
+    pub host_only: bool,
+    /// No host tests.
+    pub skip_host: bool,
+    /// Substrings of example names to keep (empty: all).
+    pub filters: Vec<String>,
+    /// Platforms to keep (empty: the whole matrix).
+    pub platforms: Vec<Machine>,
+    /// Parallel emulator runs.
+    pub jobs: Option<usize>,
+    /// Timeout override.
+    pub timeout: Option<Duration>,
+}
+
+/// A parsed command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cli {
+    /// `build [EXAMPLE]`.
+    Build(Option<String>),
+    /// `run ...`.
+    Run(RunArgs),
+    /// `test ...`.
+    Test(TestArgs),
+    /// `help`, `--help`, `-h` or nothing.
+    Help,
+}
+
+/// Splits `--name=value` / `--name value` options from positionals.
+struct Args {
+    items: std::collections::VecDeque<String>,
+}
+
+impl Args {
+    fn next(&mut self) -> Option<String> {
+        self.items.pop_front()
+    }
+
+    /// The value of option `name` whose flag text was `flag`.
+    fn value(&mut self, flag: &str, name: &str) -> Result<String> {
+        if let Some((_, v)) = flag.split_once('=') {
+            return Ok(v.to_owned());
+        }
+        match self.next() {
+            Some(v) if !v.starts_with("--") => Ok(v),
+            _ => bail!("{name} needs a value"),
+        }
+    }
+}
+
+fn option_name(arg: &str) -> &str {
+    arg.split_once('=').map_or(arg, |(n, _)| n)
+}
+
+fn parse_timeout(v: &str) -> Result<Duration> {
+    let secs: u64 = v
+        .parse()
+        .with_context(|| format!("--timeout wants whole seconds, got `{v}`"))?;
+    if secs == 0 {
+        bail!("--timeout must be at least 1 second");
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+/// Parses the arguments after `cargo xtask`.
+pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Cli> {
+    let mut args = Args {
+        items: args.into_iter().collect(),
+    };
+    let Some(command) = args.next() else {
+        return Ok(Cli::Help);
+    };
+    match command.as_str() {
+        "help" | "--help" | "-h" => Ok(Cli::Help),
+        "build" => {
+            let mut example = None;
+            while let Some(arg) = args.next() {
+                match arg.as_str() {
+                    "--help" | "-h" => return Ok(Cli::Help),
+                    a if a.starts_with('-') => bail!("unknown option `{a}` for build"),
+                    _ if example.is_some() => bail!("build takes at most one example"),
+                    _ => example = Some(arg),
+                }
+            }
+            Ok(Cli::Build(example))
+        }
+        "run" => {
+            let mut example = None;
+            let mut emulator = Emulator::Qemu;
+            let mut cpu = None;
+            let mut accel = None;
+            let mut timeout = None;
+            while let Some(arg) = args.next() {
+                match option_name(&arg) {
+                    "--help" | "-h" => return Ok(Cli::Help),
+                    "--emulator" => emulator = Emulator::parse(&args.value(&arg, "--emulator")?)?,
+                    "--cpu" => cpu = Some(Cpu::parse(&args.value(&arg, "--cpu")?)?),
+                    "--accel" => accel = Some(Accel::parse(&args.value(&arg, "--accel")?)?),
+                    "--timeout" => timeout = Some(parse_timeout(&args.value(&arg, "--timeout")?)?),
+                    a if a.starts_with('-') => bail!("unknown option `{a}` for run"),
+                    _ if example.is_some() => bail!("run takes exactly one example"),
+                    _ => example = Some(arg),
+                }
+            }
+            let Some(example) = example else {
+                bail!("run needs an example name: cargo xtask run EXAMPLE");
+            };
+            Ok(Cli::Run(RunArgs {
+                example,
+                emulator,
+                cpu,
+                accel,
+                timeout,
+            }))
+        }
+        "test" => {
+            let mut t = TestArgs::default();
+            while let Some(arg) = args.next() {
+                match option_name(&arg) {
+                    "--help" | "-h" => return Ok(Cli::Help),
+                    "--host-only" => t.host_only = true,
+                    "--skip-host" => t.skip_host = true,
+                    "--filter" => t.filters.push(args.value(&arg, "--filter")?),
+                    "--platform" => {
+                        let name = args.value(&arg, "--platform")?;
+                        let m = Machine::MATRIX
+                            .into_iter()
+                            .find(|m| m.name() == name)
+                            .with_context(|| {
+                                format!(
+                                    "unknown platform `{name}` (platforms: {})",
+                                    Machine::matrix_names()
+                                )
+                            })?;
+                        t.platforms.push(m);
+                    }
+                    "--jobs" => {
+                        let v = args.value(&arg, "--jobs")?;
+                        let n: usize = v.parse().ok().filter(|n| *n > 0).with_context(|| {
+                            format!("--jobs wants a positive number, got `{v}`")
+                        })?;
+                        t.jobs = Some(n);
+                    }
+                    "--timeout" => {
+                        t.timeout = Some(parse_timeout(&args.value(&arg, "--timeout")?)?)
+                    }
+                    a => bail!("unknown argument `{a}` for test"),
+                }
+            }
+            if t.host_only && t.skip_host {
+                bail!("--host-only and --skip-host exclude each other");
+            }
+            Ok(Cli::Test(t))
+        }
+        other => bail!("unknown command `{other}` (expected build, run, test or help)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Result<Cli> {
+        parse(s.split_whitespace().map(str::to_owned))
+    }
+
+    #[test]
+    fn run_defaults_and_options() {
+        assert_eq!(
+            p("run hello").unwrap(),
+            Cli::Run(RunArgs {
+                example: "hello".into(),
+                emulator: Emulator::Qemu,
+                cpu: None,
+                accel: None,
+                timeout: None,
+            })
+        );
+        assert_eq!(
+            p("run --emulator=bochs hello --cpu intel --timeout 9").unwrap(),
+            Cli::Run(RunArgs {
+                example: "hello".into(),
+                emulator: Emulator::Bochs,
+                cpu: Some(Cpu::Intel),
+                accel: None,
+                timeout: Some(Duration::from_secs(9)),
+            })
+        );
+        assert!(p("run").is_err());
+        assert!(p("run a b").is_err());
+        assert!(p("run a --cpu").is_err());
+        assert!(p("run a --emulator vbox").is_err());
+        assert!(p("run a --frobnicate").is_err());
+    }
+
+    #[test]
+    fn test_options() {
+        let Cli::Test(t) = p("test --skip-host --filter he --platform bochs-vmx --jobs 1").unwrap()
+        else {
+            panic!()
+        };
+        assert!(t.skip_host && !t.host_only);
+        assert_eq!(t.filters, vec!["he"]);
+        assert_eq!(t.platforms, vec![Machine::BOCHS_VMX]);
+        assert_eq!(t.jobs, Some(1));
+        assert!(p("test --platform qemu-vmx").is_err());
+        assert!(p("test --jobs 0").is_err());
+        assert!(p("test --host-only --skip-host").is_err());
+    }
+
+    #[test]
+    fn build_and_help() {
+        assert_eq!(p("build").unwrap(), Cli::Build(None));
+        assert_eq!(p("build hello").unwrap(), Cli::Build(Some("hello".into())));
+        assert!(p("build a b").is_err());
+        assert_eq!(p("").unwrap(), Cli::Help);
+        assert_eq!(p("--help").unwrap(), Cli::Help);
+        assert!(p("frob").is_err());
+    }
+}

@@ -1,0 +1,184 @@
+//! Where things live: the project root, the examples workspace, the images
+//! `cargo build` produces and the scratch directories of emulator runs.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+/// The Rust target every image is built for (see `docs`/PLATFORM-FACTS: the
+/// toolchain has no bare-metal target, so we link `no_std` binaries for the
+/// Linux target with our own linker scripts).
+pub const IMAGE_TARGET: &str = "x86_64-unknown-linux-gnu";
+
+/// Environment variable that points xtask at another project root.
+///
+/// Only meant for testing xtask itself against a throwaway project (for
+/// example a tree with a fake `examples/` workspace and linker scripts).
+pub const ROOT_OVERRIDE_ENV: &str = "XTASK_PROJECT_ROOT";
+
+/// The repository root: the parent of `xtask/`, unless overridden through
+/// [`ROOT_OVERRIDE_ENV`].
+pub fn project_root() -> PathBuf {
+    if let Some(root) = std::env::var_os(ROOT_OVERRIDE_ENV) {
+        return PathBuf::from(root);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one directory below the project root")
+        .to_path_buf()
+}
+
+/// The two images of an example.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// `examples/NAME/vmm`: the hypervisor image (vmm-core + handlers).
+    Vmm,
+    /// `examples/NAME/guest`: the guest program.
+    Guest,
+}
+
+impl Role {
+    /// Both roles, in build order.
+    pub const ALL: [Role; 2] = [Role::Vmm, Role::Guest];
+
+    /// Directory name below `examples/NAME/`, package/bin suffix and
+    /// target-dir name.
+    pub fn dir(self) -> &'static str {
+        match self {
+            Role::Vmm => "vmm",
+            Role::Guest => "guest",
+        }
+    }
+
+    /// The linker script of this role, relative to the project root.
+    pub fn linker_script(self) -> &'static str {
+        match self {
+            Role::Vmm => "vmm-core/link.ld",
+            Role::Guest => "guest-sdk/link.ld",
+        }
+    }
+
+    /// Package and binary name of example `name` in this role.
+    pub fn package(self, name: &str) -> String {
+        format!("{name}-{}", self.dir())
+    }
+}
+
+/// Paths derived from one project root.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    /// The repository root.
+    pub root: PathBuf,
+}
+
+impl Layout {
+    /// The layout of the project xtask belongs to.
+    pub fn current() -> Layout {
+        Layout {
+            root: project_root(),
+        }
+    }
+
+    /// The separate cargo workspace of bare-metal examples.
+    pub fn examples_dir(&self) -> PathBuf {
+        self.root.join("examples")
+    }
+
+    /// `CARGO_TARGET_DIR` for the images of one role.
+    pub fn image_target_dir(&self, role: Role) -> PathBuf {
+        self.examples_dir().join("target").join(role.dir())
+    }
+
+    /// The ELF file `cargo build` produces for `name` in `role`.
+    pub fn image(&self, name: &str, role: Role) -> PathBuf {
+        self.image_target_dir(role)
+            .join(IMAGE_TARGET)
+            .join("release")
+            .join(role.package(name))
+    }
+
+    /// Scratch directory of one emulator run (ISO, bochsrc, logs, console).
+    pub fn run_dir(&self, name: &str, platform: &str) -> PathBuf {
+        self.examples_dir()
+            .join("target")
+            .join("runs")
+            .join(format!("{name}-{platform}"))
+    }
+
+    /// `examples/NAME/expect.txt`.
+    pub fn expect_file(&self, name: &str) -> PathBuf {
+        self.examples_dir().join(name).join("expect.txt")
+    }
+
+    /// Every example: the directories `examples/NAME` that hold
+    /// `vmm/Cargo.toml`, sorted by name.
+    pub fn discover_examples(&self) -> Result<Vec<String>> {
+        let dir = self.examples_dir();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+        };
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
+            let path = entry.path();
+            if path.join("vmm").join("Cargo.toml").is_file() {
+                if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
+                    names.push(name.to_owned());
+                }
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Checks that `name` is a complete example and returns it.
+    pub fn check_example(&self, name: &str) -> Result<()> {
+        let base = self.examples_dir().join(name);
+        for role in Role::ALL {
+            let manifest = base.join(role.dir()).join("Cargo.toml");
+            if !manifest.is_file() {
+                let known = self.discover_examples().unwrap_or_default();
+                bail!(
+                    "example `{name}` is incomplete or unknown: {} does not exist \
+                     (known examples: {})",
+                    manifest.display(),
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_paths_follow_the_contract() {
+        let layout = Layout {
+            root: PathBuf::from("/r"),
+        };
+        assert_eq!(
+            layout.image("hello", Role::Vmm),
+            PathBuf::from("/r/examples/target/vmm/x86_64-unknown-linux-gnu/release/hello-vmm")
+        );
+        assert_eq!(
+            layout.image("hello", Role::Guest),
+            PathBuf::from("/r/examples/target/guest/x86_64-unknown-linux-gnu/release/hello-guest")
+        );
+    }
+
+    #[test]
+    fn root_is_parent_of_xtask() {
+        if std::env::var_os(ROOT_OVERRIDE_ENV).is_none() {
+            assert!(project_root().join("xtask").join("Cargo.toml").is_file());
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! The machines an example can boot on: emulator, CPU vendor and (for QEMU)
+//! accelerator, plus the platform matrix `cargo xtask test` runs.
+
+use std::fmt;
+
+use anyhow::{bail, Result};
+
+/// Which emulator runs the images.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Emulator {
+    /// `qemu-system-x86_64`, booting the VMM through PVH (`-kernel`).
+    Qemu,
+    /// Bochs 2.7, booting a GRUB ISO (multiboot2).
+    Bochs,
+}
+
+/// The CPU vendor, i.e. which virtualization extension the VMM uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cpu {
+    /// AMD SVM.
+    Amd,
+    /// Intel VMX.
+    Intel,
+}
+
+/// QEMU accelerator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accel {
+    /// Full emulation; emulates SVM (not VMX).
+    Tcg,
+    /// Hardware virtualization with nested VMX/SVM (`-cpu host`).
+    Kvm,
+}
+
+impl Emulator {
+    /// Parses `qemu` or `bochs`.
+    pub fn parse(s: &str) -> Result<Emulator> {
+        match s {
+            "qemu" => Ok(Emulator::Qemu),
+            "bochs" => Ok(Emulator::Bochs),
+            _ => bail!("unknown emulator `{s}` (expected qemu or bochs)"),
+        }
+    }
+}
+
+impl Cpu {
+    /// Parses `amd` or `intel`.
+    pub fn parse(s: &str) -> Result<Cpu> {
+        match s {
+            "amd" => Ok(Cpu::Amd),
+            "intel" => Ok(Cpu::Intel),
+            _ => bail!("unknown cpu `{s}` (expected amd or intel)"),
+        }
+    }
+
+    /// The virtualization extension's short name.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Cpu::Amd => "svm",
+            Cpu::Intel => "vmx",
+        }
+    }
+}
+
+impl Accel {
+    /// Parses `tcg` or `kvm`.
+    pub fn parse(s: &str) -> Result<Accel> {
+        match s {
+            "tcg" => Ok(Accel::Tcg),
+            "kvm" => Ok(Accel::Kvm),
+            _ => bail!("unknown accelerator `{s}` (expected tcg or kvm)"),
+        }
+    }
+}
+
+/// One concrete machine configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Machine {
+    /// The emulator.
+    pub emulator: Emulator,
+    /// The CPU vendor.
+    pub cpu: Cpu,
+    /// The accelerator (always [`Accel::Tcg`] for Bochs, which has none).
+    pub accel: Accel,
+}
+
+impl Machine {
+    /// QEMU TCG with AMD SVM + NPT.
+    pub const QEMU_SVM: Machine = Machine {
+        emulator: Emulator::Qemu,
+        cpu: Cpu::Amd,
+        accel: Accel::Tcg,
+    };
+    /// Bochs with an Intel CPU model (VMX + EPT).
+    pub const BOCHS_VMX: Machine = Machine {
+        emulator: Emulator::Bochs,
+        cpu: Cpu::Intel,
+        accel: Accel::Tcg,
+    };
+    /// Bochs with an AMD CPU model (SVM + NPT + NRIPS).
+    pub const BOCHS_SVM: Machine = Machine {
+        emulator: Emulator::Bochs,
+        cpu: Cpu::Amd,
+        accel: Accel::Tcg,
+    };
+
+    /// The platforms `cargo xtask test` runs every example on.
+    pub const MATRIX: [Machine; 3] = [Machine::QEMU_SVM, Machine::BOCHS_VMX, Machine::BOCHS_SVM];
+
+    /// The platform name: `qemu-svm`, `bochs-vmx`, `bochs-svm`, and for KVM
+    /// `qemu-svm-kvm` / `qemu-vmx-kvm`.
+    pub fn name(&self) -> String {
+        let emulator = match self.emulator {
+            Emulator::Qemu => "qemu",
+            Emulator::Bochs => "bochs",
+        };
+        let accel = match (self.emulator, self.accel) {
+            (Emulator::Qemu, Accel::Kvm) => "-kvm",
+            _ => "",
+        };
+        format!("{emulator}-{}{accel}", self.cpu.extension())
+    }
+
+    /// Parses a platform name as printed by [`Machine::name`].
+    pub fn from_name(name: &str) -> Option<Machine> {
+        let candidates = [
+            Machine::QEMU_SVM,
+            Machine::BOCHS_VMX,
+            Machine::BOCHS_SVM,
+            Machine {
+                accel: Accel::Kvm,
+                ..Machine::QEMU_SVM
+            },
+            Machine {
+                emulator: Emulator::Qemu,
+                cpu: Cpu::Intel,
+                accel: Accel::Kvm,
+            },
+        ];
+        candidates.into_iter().find(|m| m.name() == name)
+    }
+
+    /// The names of the test matrix, for messages.
+    pub fn matrix_names() -> String {
+        Machine::MATRIX
+            .iter()
+            .map(Machine::name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Builds the machine for `cargo xtask run` options.
+    ///
+    /// `cpu` is `None` when not given on the command line: AMD, except under
+    /// KVM where it follows the host (`host_kvm_cpu`, the result of the
+    /// host check done by the caller). `accel` is `None` when not given.
+    pub fn select(
+        emulator: Emulator,
+        cpu: Option<Cpu>,
+        accel: Option<Accel>,
+        host_kvm_cpu: impl FnOnce() -> Result<Cpu>,
+    ) -> Result<Machine> {
+        match emulator {
+            Emulator::Bochs => {
+                if accel == Some(Accel::Kvm) {
+                    bail!("--accel kvm applies only to QEMU; Bochs always emulates the CPU");
+                }
+                Ok(Machine {
+                    emulator,
+                    cpu: cpu.unwrap_or(Cpu::Amd),
+                    accel: Accel::Tcg,
+                })
+            }
+            Emulator::Qemu => match accel.unwrap_or(Accel::Tcg) {
+                Accel::Tcg => {
+                    if cpu == Some(Cpu::Intel) {
+                        bail!(
+                            "QEMU's TCG emulates AMD SVM but not Intel VMX, so `--emulator qemu \
+                             --cpu intel` cannot run a VMX hypervisor. Use `--emulator bochs \
+                             --cpu intel` (Bochs emulates VMX with EPT), or `--accel kvm` on a \
+                             host with Intel VMX and nested virtualization."
+                        );
+                    }
+                    Ok(Machine::QEMU_SVM)
+                }
+                Accel::Kvm => {
+                    let host = host_kvm_cpu()?;
+                    if let Some(wanted) = cpu {
+                        if wanted != host {
+                            bail!(
+                                "--cpu {} does not match this host: with --accel kvm QEMU uses \
+                                 `-cpu host`, whose virtualization extension is {}",
+                                match wanted {
+                                    Cpu::Amd => "amd",
+                                    Cpu::Intel => "intel",
+                                },
+                                host.extension().to_uppercase()
+                            );
+                        }
+                    }
+                    Ok(Machine {
+                        emulator,
+                        cpu: host,
+                        accel: Accel::Kvm,
+                    })
+                }
+            },
+        }
+    }
+}
+
+impl fmt::Display for Machine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_kvm() -> Result<Cpu> {
+        panic!("the KVM host check must not run here")
+    }
+
+    #[test]
+    fn matrix_names() {
+        assert_eq!(Machine::matrix_names(), "qemu-svm, bochs-vmx, bochs-svm");
+        for m in Machine::MATRIX {
+            assert_eq!(Machine::from_name(&m.name()), Some(m));
+        }
+        assert_eq!(Machine::from_name("qemu-vmx"), None);
+    }
+
+    #[test]
+    fn defaults_are_qemu_amd_tcg() {
+        let m = Machine::select(Emulator::Qemu, None, None, no_kvm).unwrap();
+        assert_eq!(m, Machine::QEMU_SVM);
+        let m = Machine::select(Emulator::Bochs, None, None, no_kvm).unwrap();
+        assert_eq!(m, Machine::BOCHS_SVM);
+        let m = Machine::select(Emulator::Bochs, Some(Cpu::Intel), None, no_kvm).unwrap();
+        assert_eq!(m, Machine::BOCHS_VMX);
+    }
+
+    #[test]
+    fn qemu_tcg_intel_is_refused_with_an_explanation() {
+        let err = Machine::select(Emulator::Qemu, Some(Cpu::Intel), None, no_kvm).unwrap_err();
+        assert!(err.to_string().contains("not Intel VMX"), "{err}");
+        assert!(
+            Machine::select(Emulator::Bochs, None, Some(Accel::Kvm), no_kvm).is_err(),
+            "bochs has no kvm"
+        );
+    }
+
+    #[test]
+    fn kvm_follows_the_host() {
+        let m = Machine::select(Emulator::Qemu, None, Some(Accel::Kvm), || Ok(Cpu::Intel)).unwrap();
+        assert_eq!(m.name(), "qemu-vmx-kvm");
+        assert!(
+            Machine::select(Emulator::Qemu, Some(Cpu::Amd), Some(Accel::Kvm), || {
+                Ok(Cpu::Intel)
+            })
+            .is_err()
+        );
+        assert!(
+            Machine::select(Emulator::Qemu, None, Some(Accel::Kvm), || bail!("no kvm")).is_err()
+        );
+    }
+}

@@ -1,0 +1,111 @@
+//! QEMU: the command line (PVH boot of the VMM ELF with the guest ELF as
+//! initrd) and the KVM availability check.
+
+use std::path::Path;
+
+use anyhow::{bail, Result};
+
+use crate::platform::{Accel, Cpu};
+
+/// The QEMU binary.
+pub const BINARY: &str = "qemu-system-x86_64";
+
+/// The arguments booting `vmm` with `guest` as its module.
+///
+/// The VMM stops QEMU through `isa-debug-exit` at port 0xf4 (exit code
+/// `(value << 1) | 1`); `-no-reboot` turns a triple fault into an exit
+/// instead of a reboot loop.
+pub fn args(accel: Accel, vmm: &Path, guest: &Path) -> Vec<String> {
+    let (accel, cpu) = match accel {
+        Accel::Tcg => ("tcg", "qemu64,+svm,+npt"),
+        Accel::Kvm => ("kvm", "host"),
+    };
+    let mut a: Vec<String> = [
+        "-accel",
+        accel,
+        "-cpu",
+        cpu,
+        "-m",
+        "256M",
+        "-display",
+        "none",
+        "-serial",
+        "stdio",
+        "-no-reboot",
+        "-device",
+        "isa-debug-exit,iobase=0xf4,iosize=0x04",
+        "-kernel",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    a.push(vmm.display().to_string());
+    a.push("-initrd".to_owned());
+    a.push(guest.display().to_string());
+    a
+}
+
+/// Which virtualization extension KVM can offer a nested guest here.
+///
+/// `dev_kvm`: whether `/dev/kvm` exists; `cpuinfo`: the text of
+/// `/proc/cpuinfo` (its `flags` lines are searched for `svm` and `vmx`).
+pub fn kvm_cpu(dev_kvm: bool, cpuinfo: &str) -> Result<Cpu> {
+    if !dev_kvm {
+        bail!("--accel kvm needs /dev/kvm, which does not exist on this host; use --accel tcg");
+    }
+    let flags = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("flags"))
+        .flat_map(|l| l.split_once(':').map_or("", |(_, f)| f).split_whitespace());
+    let mut svm = false;
+    let mut vmx = false;
+    for flag in flags {
+        svm |= flag == "svm";
+        vmx |= flag == "vmx";
+    }
+    match (svm, vmx) {
+        (true, _) => Ok(Cpu::Amd),
+        (false, true) => Ok(Cpu::Intel),
+        (false, false) => bail!(
+            "--accel kvm needs a host CPU with VMX or SVM, but the flags in /proc/cpuinfo show \
+             neither (/dev/kvm exists, but cannot host a hypervisor guest); use --accel tcg"
+        ),
+    }
+}
+
+/// [`kvm_cpu`] for this host.
+pub fn host_kvm_cpu() -> Result<Cpu> {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    kvm_cpu(Path::new("/dev/kvm").exists(), &cpuinfo)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tcg_command_line_matches_the_contract() {
+        let a = args(Accel::Tcg, Path::new("/v"), Path::new("/g")).join(" ");
+        assert_eq!(
+            a,
+            "-accel tcg -cpu qemu64,+svm,+npt -m 256M -display none -serial stdio -no-reboot \
+             -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel /v -initrd /g"
+        );
+        let k = args(Accel::Kvm, Path::new("/v"), Path::new("/g")).join(" ");
+        assert!(k.starts_with("-accel kvm -cpu host -m 256M"), "{k}");
+    }
+
+    #[test]
+    fn kvm_check() {
+        let amd = "processor\t: 0\nflags\t\t: fpu svm sse2\n";
+        let intel = "flags\t\t: fpu vmx sse2\n";
+        let neither = "flags\t\t: fpu hypervisor sse2\nvmx flags\t: ept\n";
+        assert_eq!(kvm_cpu(true, amd).unwrap(), Cpu::Amd);
+        assert_eq!(kvm_cpu(true, intel).unwrap(), Cpu::Intel);
+        assert!(kvm_cpu(true, neither).is_err());
+        assert!(kvm_cpu(false, amd)
+            .unwrap_err()
+            .to_string()
+            .contains("/dev/kvm"));
+    }
+}

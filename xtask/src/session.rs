@@ -1,0 +1,234 @@
+//! Booting one example on one machine: prepare the emulator, run it with the
+//! console streamed live, judge the result and report it.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use crate::bochs;
+use crate::expect::Expectations;
+use crate::paths::{Layout, Role};
+use crate::platform::{Emulator, Machine};
+use crate::qemu;
+use crate::runner::{self, ConsoleSource, Exit, Launch};
+use crate::ui;
+use crate::verdict::{self, Evidence, Verdict};
+
+/// Console lines shown again when a run fails.
+pub const TAIL_LINES: usize = 20;
+
+/// How long a run may take unless told otherwise. Real runs take well under
+/// a second on QEMU and about 2 s on Bochs.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One run to do.
+pub struct Boot<'a> {
+    /// Paths.
+    pub layout: &'a Layout,
+    /// The example.
+    pub name: &'a str,
+    /// Where to run it.
+    pub machine: Machine,
+    /// When to give up.
+    pub timeout: Duration,
+    /// What its console must show.
+    pub expected: &'a Expectations,
+    /// Label console lines with the run (for parallel runs).
+    pub labelled: bool,
+}
+
+/// The result of one run.
+pub struct Outcome {
+    /// Pass or fail with reasons.
+    pub verdict: Verdict,
+    /// Time the emulator ran (zero if it never started).
+    pub elapsed: Duration,
+}
+
+fn shell_words(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| {
+            let a = a.to_string_lossy();
+            if a.is_empty() || a.contains([' ', '"', '\'']) {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            } else {
+                a.into_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn relative<'p>(layout: &Layout, path: &'p Path) -> &'p Path {
+    path.strip_prefix(&layout.root).unwrap_or(path)
+}
+
+/// Boots the example and prints what happens; never fails for reasons
+/// that belong to the run itself (those become [`Verdict::Fail`]).
+pub fn boot(b: &Boot<'_>) -> Outcome {
+    let label = format!("{} on {}", b.name, b.machine);
+    let (prefix, stderr_prefix) = if b.labelled {
+        (
+            format!("  {}@{} | ", b.name, b.machine),
+            format!("  {}@{} ! ", b.name, b.machine),
+        )
+    } else {
+        ("  | ".to_owned(), "  ! ".to_owned())
+    };
+    match boot_inner(b, &label, prefix, stderr_prefix) {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            let reason = format!("could not run: {e:#}");
+            println!("{label}: FAIL: {reason}");
+            Outcome {
+                verdict: Verdict::Fail(vec![reason]),
+                elapsed: Duration::ZERO,
+            }
+        }
+    }
+}
+
+fn boot_inner(b: &Boot<'_>, label: &str, prefix: String, stderr_prefix: String) -> Result<Outcome> {
+    let vmm = b.layout.image(b.name, Role::Vmm);
+    let guest = b.layout.image(b.name, Role::Guest);
+    for image in [&vmm, &guest] {
+        if !image.is_file() {
+            bail!(
+                "{} does not exist (build the examples first)",
+                image.display()
+            );
+        }
+    }
+    let run_dir = b.layout.run_dir(b.name, &b.machine.name());
+    let (command, console, bochs_files) = match b.machine.emulator {
+        Emulator::Qemu => {
+            if run_dir.exists() {
+                std::fs::remove_dir_all(&run_dir)
+                    .with_context(|| format!("removing {}", run_dir.display()))?;
+            }
+            std::fs::create_dir_all(&run_dir)
+                .with_context(|| format!("creating {}", run_dir.display()))?;
+            let mut cmd = Command::new(qemu::BINARY);
+            cmd.args(qemu::args(b.machine.accel, &vmm, &guest));
+            (cmd, ConsoleSource::Stdout, None)
+        }
+        Emulator::Bochs => {
+            let files = bochs::prepare(&run_dir, b.machine.cpu, &vmm, &guest)?;
+            let cmd = bochs::command(&files);
+            let source = ConsoleSource::File {
+                console: files.console.clone(),
+                output: files.output.clone(),
+            };
+            (cmd, source, Some(files))
+        }
+    };
+    println!(
+        "booting {label}: {} (timeout {} s)",
+        shell_words(&command),
+        b.timeout.as_secs()
+    );
+    if let Some(files) = &bochs_files {
+        println!(
+            "  (ISO, bochsrc, console and log in {})",
+            relative(b.layout, &files.dir).display()
+        );
+    }
+    let finished = runner::run(Launch {
+        command,
+        console,
+        timeout: b.timeout,
+        prefix,
+        stderr_prefix,
+    })?;
+    let console_file = run_dir.join("console.txt");
+    if bochs_files.is_none() {
+        // Keep QEMU's console next to the Bochs ones for later reading.
+        let mut text = finished.console.join("\n");
+        text.push('\n');
+        std::fs::write(&console_file, text)
+            .with_context(|| format!("writing {}", console_file.display()))?;
+    }
+    let bochs_log = bochs_files
+        .as_ref()
+        .and_then(|f| std::fs::read_to_string(&f.log).ok());
+    let verdict = verdict::judge(&Evidence {
+        emulator: b.machine.emulator,
+        console: &finished.console,
+        exit: finished.exit,
+        timeout_secs: b.timeout.as_secs(),
+        expected: b.expected,
+        bochs_log: bochs_log.as_deref(),
+    });
+    let exit = match finished.exit {
+        Exit::Code(c) => format!("exit code {c}"),
+        Exit::Signal(s) => format!("signal {s}"),
+        Exit::TimedOut => "timed out".to_owned(),
+    };
+    let mut report = String::new();
+    match &verdict {
+        Verdict::Pass => {
+            report.push_str(&format!(
+                "{label}: PASS in {} ({exit})",
+                ui::secs(finished.elapsed)
+            ));
+        }
+        Verdict::Fail(reasons) => {
+            report.push_str(&format!(
+                "{label}: FAIL after {} ({exit})\n",
+                ui::secs(finished.elapsed)
+            ));
+            for r in reasons {
+                report.push_str(&format!("  reason: {r}\n"));
+            }
+            let start = finished.console.len().saturating_sub(TAIL_LINES);
+            if finished.console.is_empty() {
+                report.push_str("  the console stayed empty\n");
+            } else {
+                report.push_str(&format!(
+                    "  last {} console lines:\n",
+                    finished.console.len() - start
+                ));
+                for line in &finished.console[start..] {
+                    report.push_str(&format!("  | {line}\n"));
+                }
+            }
+            if !finished.stderr.is_empty() {
+                report.push_str("  emulator messages:\n");
+                for line in finished.stderr.iter().rev().take(TAIL_LINES).rev() {
+                    report.push_str(&format!("  ! {line}\n"));
+                }
+            }
+            report.push_str(&format!(
+                "  console: {}",
+                relative(b.layout, &console_file).display()
+            ));
+            if let Some(files) = &bochs_files {
+                report.push_str(&format!(
+                    "\n  bochs log: {}\n  bochs output: {}",
+                    relative(b.layout, &files.log).display(),
+                    relative(b.layout, &files.output).display()
+                ));
+            }
+        }
+    }
+    println!("{report}");
+    Ok(Outcome {
+        verdict,
+        elapsed: finished.elapsed,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_words_quotes() {
+        let mut c = Command::new("qemu");
+        c.args(["-a", "b c", "", "it's"]);
+        assert_eq!(shell_words(&c), "qemu -a 'b c' '' 'it'\\''s'");
+    }
+}

@@ -1,0 +1,270 @@
+//! `cargo xtask test`: host tests, example builds, the emulator matrix and the
+//! result table.
+
+use std::collections::VecDeque;
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+
+use crate::cli::TestArgs;
+use crate::expect::Expectations;
+use crate::images;
+use crate::paths::Layout;
+use crate::platform::{Emulator, Machine};
+use crate::session::{self, Boot, Outcome, DEFAULT_TIMEOUT};
+use crate::setup::{self, Toolset};
+use crate::ui;
+use crate::verdict::Verdict;
+
+/// The result of one cell of the matrix.
+enum Cell {
+    /// The example opted out of this platform.
+    Skipped(String),
+    /// Not run because an earlier step failed.
+    NotRun(String),
+    /// Ran.
+    Ran(Outcome),
+}
+
+impl Cell {
+    fn failed(&self) -> bool {
+        match self {
+            Cell::Skipped(_) => false,
+            Cell::NotRun(_) => true,
+            Cell::Ran(o) => o.verdict != Verdict::Pass,
+        }
+    }
+
+    fn short(&self) -> String {
+        match self {
+            Cell::Skipped(_) => "skip".to_owned(),
+            Cell::NotRun(_) => "not run".to_owned(),
+            Cell::Ran(o) => format!(
+                "{} {}",
+                if o.verdict == Verdict::Pass {
+                    "pass"
+                } else {
+                    "FAIL"
+                },
+                ui::secs(o.elapsed)
+            ),
+        }
+    }
+}
+
+fn host_tests(layout: &Layout) -> Result<bool> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    println!(
+        "running host tests: cargo test --workspace (in {})",
+        layout.root.display()
+    );
+    let status = Command::new(cargo)
+        .current_dir(&layout.root)
+        .args(["test", "--workspace"])
+        .status()
+        .context("starting cargo test")?;
+    Ok(status.success())
+}
+
+/// Selects the examples whose names contain any of `filters` (all if empty).
+fn select(examples: Vec<String>, filters: &[String]) -> Vec<String> {
+    examples
+        .into_iter()
+        .filter(|e| filters.is_empty() || filters.iter().any(|f| e.contains(f.as_str())))
+        .collect()
+}
+
+/// Runs the test command; `Ok(true)` if everything passed.
+pub fn test(layout: &Layout, args: &TestArgs) -> Result<bool> {
+    let start = Instant::now();
+    let platforms: Vec<Machine> = if args.platforms.is_empty() {
+        Machine::MATRIX.to_vec()
+    } else {
+        args.platforms.clone()
+    };
+
+    let mut examples = Vec::new();
+    let mut expectations = Vec::new();
+    if !args.host_only {
+        examples = select(layout.discover_examples()?, &args.filters);
+        if examples.is_empty() {
+            bail!(
+                "no examples found: nothing matches {}/*/vmm/Cargo.toml{}",
+                layout.examples_dir().display(),
+                if args.filters.is_empty() {
+                    String::new()
+                } else {
+                    format!(" with --filter {}", args.filters.join(", "))
+                }
+            );
+        }
+        for name in &examples {
+            layout.check_example(name)?;
+            expectations.push(Expectations::load(&layout.expect_file(name))?);
+        }
+        let mut tools = Vec::new();
+        if platforms.iter().any(|p| p.emulator == Emulator::Qemu) {
+            tools.push(Toolset::Qemu);
+        }
+        if platforms.iter().any(|p| p.emulator == Emulator::Bochs) {
+            tools.push(Toolset::Bochs);
+        }
+        setup::ensure(&tools)?;
+    }
+
+    let host = if args.skip_host {
+        None
+    } else {
+        let t = Instant::now();
+        let ok = host_tests(layout)?;
+        println!(
+            "host tests {} in {}",
+            if ok { "passed" } else { "FAILED" },
+            ui::secs(t.elapsed())
+        );
+        Some((ok, t.elapsed()))
+    };
+    if args.host_only {
+        return Ok(host.is_some_and(|(ok, _)| ok));
+    }
+
+    let build_error = images::build(layout, &examples).err();
+    if let Some(e) = &build_error {
+        println!("error: {e:#}");
+    }
+
+    // The matrix, example-major.
+    let mut cells: Vec<Option<Cell>> = Vec::new();
+    let mut queue = VecDeque::new();
+    for (i, expected) in expectations.iter().enumerate() {
+        for platform in &platforms {
+            let cell = if let Some(reason) = expected.skip_reason(&platform.name()) {
+                println!("skipping {} on {platform}: {reason}", examples[i]);
+                Some(Cell::Skipped(reason.to_owned()))
+            } else if build_error.is_some() {
+                Some(Cell::NotRun("the build failed".to_owned()))
+            } else {
+                queue.push_back(cells.len());
+                None
+            };
+            cells.push(cell);
+        }
+    }
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get().min(2))
+                .unwrap_or(1)
+        })
+        .min(queue.len().max(1));
+    if !queue.is_empty() {
+        println!("booting {} run(s), {} at a time", queue.len(), jobs);
+    }
+    let queue = Mutex::new(queue);
+    let cells = Mutex::new(cells);
+    let width = platforms.len();
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            s.spawn(|| loop {
+                let Some(index) = queue.lock().expect("queue lock").pop_front() else {
+                    break;
+                };
+                let (example, platform) = (index / width, platforms[index % width]);
+                let expected = &expectations[example];
+                let outcome = session::boot(&Boot {
+                    layout,
+                    name: &examples[example],
+                    machine: platform,
+                    timeout: args.timeout.or(expected.timeout).unwrap_or(DEFAULT_TIMEOUT),
+                    expected,
+                    labelled: jobs > 1,
+                });
+                cells.lock().expect("cells lock")[index] = Some(Cell::Ran(outcome));
+            });
+        }
+    });
+    let cells: Vec<Cell> = cells
+        .into_inner()
+        .expect("cells lock")
+        .into_iter()
+        .map(|c| c.expect("every queued run finished"))
+        .collect();
+
+    // The report.
+    println!();
+    println!("==== results ====");
+    if let Some((ok, elapsed)) = host {
+        println!(
+            "host tests (cargo test --workspace): {} {}",
+            if ok { "pass" } else { "FAIL" },
+            ui::secs(elapsed)
+        );
+    }
+    if let Some(e) = &build_error {
+        println!("example build: FAIL ({e:#})");
+    }
+    let mut rows = vec![std::iter::once("example".to_owned())
+        .chain(platforms.iter().map(Machine::name))
+        .collect::<Vec<_>>()];
+    for (i, name) in examples.iter().enumerate() {
+        let mut row = vec![name.clone()];
+        row.extend(cells[i * width..(i + 1) * width].iter().map(Cell::short));
+        rows.push(row);
+    }
+    print!("{}", ui::table(&rows));
+    let mut failed = 0;
+    let mut skipped = 0;
+    let mut passed = 0;
+    for (index, cell) in cells.iter().enumerate() {
+        let run = format!(
+            "{} on {}",
+            examples[index / width],
+            platforms[index % width]
+        );
+        match cell {
+            Cell::Skipped(reason) => {
+                skipped += 1;
+                println!("  skipped {run}: {reason}");
+            }
+            Cell::NotRun(reason) => {
+                failed += 1;
+                println!("  not run {run}: {reason}");
+            }
+            Cell::Ran(o) => match &o.verdict {
+                Verdict::Pass => passed += 1,
+                Verdict::Fail(reasons) => {
+                    failed += 1;
+                    println!("  FAILED {run}: {}", reasons.join("; "));
+                }
+            },
+        }
+    }
+    let host_ok = host.is_none_or(|(ok, _)| ok);
+    let all_ok = host_ok && build_error.is_none() && !cells.iter().any(Cell::failed);
+    println!(
+        "{}: {passed} passed, {failed} failed, {skipped} skipped{}; total {}",
+        if all_ok { "OK" } else { "FAILED" },
+        if host_ok { "" } else { ", host tests failed" },
+        ui::secs(start.elapsed())
+    );
+    Ok(all_ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_select_by_substring() {
+        let all = vec!["hello".to_owned(), "bench".to_owned(), "echo".to_owned()];
+        assert_eq!(select(all.clone(), &[]), all);
+        assert_eq!(select(all.clone(), &["ho".to_owned()]), vec!["echo"]);
+        assert_eq!(
+            select(all, &["hel".to_owned(), "ben".to_owned()]),
+            vec!["hello", "bench"]
+        );
+    }
+}
