@@ -1,2 +1,386 @@
-//! Guest side of vmmcall (work in progress).
-#![no_std]
+//! Call `vmmcall` hypercalls from a guest.
+//!
+//! ```no_run
+//! # use guest_sdk::call;
+//! let ten = call!("hello", rbx = 5)?;
+//! # Ok::<(), guest_sdk::Error>(())
+//! ```
+//!
+//! - [`call!`] looks the name up once per call site with
+//!   `get_vmmcall_number` (function 0), caches the number, places the
+//!   arguments in the registers you name (`rbx`, `rcx`, `rdx`, `rsi`, `rdi`,
+//!   in any order, each at most once) and decodes RAX into
+//!   `Result<u64, Error>`.
+//! - The instruction is `vmcall` on Intel and `vmmcall` on AMD, chosen from
+//!   the CPUID vendor. Before the first hypercall, [`detect`] checks the
+//!   CPUID hypervisor signature, so without this VMM every call returns
+//!   [`Error::NotPresent`] instead of faulting (SIGILL under Linux).
+//! - Arguments are integers, `bool`, or references, slices and raw pointers
+//!   (passed as their guest-linear address), see [`IntoArg`].
+//!
+//! Feature `rt` adds a bare-metal runtime for guests ([`entry!`],
+//! [`println!`], panic handler); feature `std` adds `std::error::Error` for
+//! Linux user programs.
+#![cfg_attr(not(feature = "std"), no_std)]
+
+#[cfg(feature = "rt")]
+pub mod rt;
+
+use core::fmt;
+use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+pub use vmmcall::abi;
+
+/// What a hypercall can fail with, from the guest's side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Error {
+    /// This VMM is not running underneath (no CPUID signature): no
+    /// hypercall instruction was executed.
+    NotPresent,
+    /// `get_vmmcall_number` does not know the name (or could not read it).
+    NotFound,
+    /// `-ENOSYS`: no function has this number.
+    NoSys,
+    /// `-EPERM`: the function may not be called from this privilege level.
+    Permission,
+    /// `-EINVAL`: an argument does not fit the handler's parameter type.
+    Invalid,
+    /// `-EFAULT`: a pointer argument names memory the VMM could not access
+    /// with the caller's privilege.
+    Fault,
+    /// Another error from the VMM ([`vmmcall::Error`]).
+    Vmm(vmmcall::Error),
+    /// An errno this SDK does not know (1..=4095).
+    Other(u16),
+}
+
+impl Error {
+    /// Decode a raw RAX value from a hypercall.
+    pub fn check(rax: u64) -> Result<u64, Error> {
+        vmmcall::decode_rax(rax).map_err(|errno| match vmmcall::Error::from_errno(errno) {
+            Some(vmmcall::Error::NoSys) => Error::NoSys,
+            Some(vmmcall::Error::Permission) => Error::Permission,
+            Some(vmmcall::Error::Invalid) => Error::Invalid,
+            Some(vmmcall::Error::Fault) => Error::Fault,
+            Some(e) => Error::Vmm(e),
+            None => Error::Other(errno),
+        })
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NotPresent => f.write_str("the vmmcall hypervisor is not present"),
+            Error::NotFound => f.write_str("no hypercall with this name"),
+            Error::NoSys => vmmcall::Error::NoSys.fmt(f),
+            Error::Permission => vmmcall::Error::Permission.fmt(f),
+            Error::Invalid => vmmcall::Error::Invalid.fmt(f),
+            Error::Fault => vmmcall::Error::Fault.fmt(f),
+            Error::Vmm(e) => e.fmt(f),
+            Error::Other(n) => write!(f, "hypercall failed with errno {n}"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for Error {}
+
+/// The hypervisor, as [`detect`] finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Vmm {
+    /// The ABI version from CPUID leaf `0x4000_0001`.
+    pub abi_version: u32,
+    /// The instruction this CPU uses.
+    pub instruction: Instruction,
+}
+
+/// The hypercall instruction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Instruction {
+    /// Intel `vmcall` (0F 01 C1).
+    Vmcall,
+    /// AMD `vmmcall` (0F 01 D9).
+    Vmmcall,
+}
+
+fn cpuid(leaf: u32) -> (u32, u32, u32, u32) {
+    // CPUID is unprivileged and has no side effects.
+    let r = core::arch::x86_64::__cpuid_count(leaf, 0);
+    (r.eax, r.ebx, r.ecx, r.edx)
+}
+
+/// Whether this VMM runs underneath, by CPUID alone (no hypercall is
+/// executed): the hypervisor-present bit (CPUID.1:ECX[31]), the
+/// `vmmcall-rs` signature in leaf `0x4000_0000`, and leaf `0x4000_0001`.
+pub fn detect() -> Option<Vmm> {
+    let (_, _, ecx, _) = cpuid(1);
+    if ecx & (1 << 31) == 0 {
+        return None;
+    }
+    let (max, b, c, d) = cpuid(abi::CPUID_LEAF_SIGNATURE);
+    if (b, c, d) != abi::cpuid_signature_words() || max < abi::CPUID_LEAF_INTERFACE {
+        return None;
+    }
+    let (version, magic, _, _) = cpuid(abi::CPUID_LEAF_INTERFACE);
+    if magic != abi::CPUID_INTERFACE_MAGIC {
+        return None;
+    }
+    let (_, vb, vc, vd) = cpuid(0);
+    let instruction = match (&vb.to_le_bytes(), &vd.to_le_bytes(), &vc.to_le_bytes()) {
+        (b"Genu", b"ineI", b"ntel") => Instruction::Vmcall,
+        _ => Instruction::Vmmcall,
+    };
+    Some(Vmm { abi_version: version, instruction })
+}
+
+const UNKNOWN: u8 = 0;
+const ABSENT: u8 = 1;
+const VMCALL: u8 = 2;
+const VMMCALL: u8 = 3;
+static STATE: AtomicU8 = AtomicU8::new(UNKNOWN);
+
+fn instruction() -> Result<Instruction, Error> {
+    match STATE.load(Ordering::Relaxed) {
+        VMCALL => return Ok(Instruction::Vmcall),
+        VMMCALL => return Ok(Instruction::Vmmcall),
+        ABSENT => return Err(Error::NotPresent),
+        _ => {}
+    }
+    let (state, r) = match detect() {
+        Some(Vmm { instruction: Instruction::Vmcall, .. }) => (VMCALL, Ok(Instruction::Vmcall)),
+        Some(Vmm { instruction: Instruction::Vmmcall, .. }) => (VMMCALL, Ok(Instruction::Vmmcall)),
+        None => (ABSENT, Err(Error::NotPresent)),
+    };
+    STATE.store(state, Ordering::Relaxed);
+    r
+}
+
+/// Execute one hypercall instruction: RAX = `number`, RBX, RCX, RDX, RSI,
+/// RDI = `args`. Returns RAX as the VMM left it.
+///
+/// # Safety
+/// This VMM must be present (see [`detect`]), `insn` must be the CPU's
+/// instruction, and any address in `args` must be valid for what the
+/// called function does with it (the VMM may write through it).
+pub unsafe fn raw_hypercall(insn: Instruction, number: u64, args: [u64; 5]) -> u64 {
+    let rax: u64;
+    let [a1, a2, a3, a4, a5] = args;
+    // SAFETY: the caller guarantees the VMM is present, so the instruction
+    // exits to it instead of raising #UD. RBX cannot be an asm operand, so
+    // it is swapped through a scratch register and restored. The VMM
+    // changes only RAX (ABI v1) but may access memory named by arguments,
+    // so no `nomem`.
+    unsafe {
+        match insn {
+            Instruction::Vmcall => core::arch::asm!(
+                "xchg {b}, rbx", "vmcall", "xchg {b}, rbx",
+                b = inout(reg) a1 => _,
+                inout("rax") number => rax,
+                in("rcx") a2, in("rdx") a3, in("rsi") a4, in("rdi") a5,
+                options(nostack),
+            ),
+            Instruction::Vmmcall => core::arch::asm!(
+                "xchg {b}, rbx", "vmmcall", "xchg {b}, rbx",
+                b = inout(reg) a1 => _,
+                inout("rax") number => rax,
+                in("rcx") a2, in("rdx") a3, in("rsi") a4, in("rdi") a5,
+                options(nostack),
+            ),
+        }
+    }
+    rax
+}
+
+/// Look a name up with `get_vmmcall_number`. `name` must end with NUL.
+pub fn lookup(name_nul: &[u8]) -> Result<u64, Error> {
+    let insn = instruction()?;
+    if name_nul.last() != Some(&0) {
+        return Err(Error::Invalid);
+    }
+    // SAFETY: the VMM is present (instruction() checked); function 0 only
+    // reads the NUL-terminated name at RBX, which `name_nul` provides.
+    let n = unsafe { raw_hypercall(insn, abi::GET_VMMCALL_NUMBER, [name_nul.as_ptr() as u64, 0, 0, 0, 0]) };
+    match n {
+        0 => Err(Error::NotFound),
+        n => Ok(n),
+    }
+}
+
+/// Call function `number` directly (no lookup). Prefer [`call!`].
+///
+/// # Safety
+/// Addresses in `args` must be valid for whatever the function does with
+/// them (it may write through them).
+pub unsafe fn call_number(number: u64, args: [u64; 5]) -> Result<u64, Error> {
+    let insn = instruction()?;
+    // SAFETY: the VMM is present; the caller vouches for the arguments.
+    Error::check(unsafe { raw_hypercall(insn, number, args) })
+}
+
+/// A call site's cached function number: looked up on first use, kept
+/// once found (a failed lookup is retried next time).
+pub struct CallSite {
+    name_nul: &'static str,
+    number: AtomicU64,
+}
+
+impl CallSite {
+    /// A call site for `name_nul` (the name followed by `"\0"`).
+    pub const fn new(name_nul: &'static str) -> Self {
+        CallSite { name_nul, number: AtomicU64::new(0) }
+    }
+
+    /// The function number, looking it up if needed.
+    pub fn number(&self) -> Result<u64, Error> {
+        match self.number.load(Ordering::Relaxed) {
+            0 => {
+                let n = lookup(self.name_nul.as_bytes())?;
+                self.number.store(n, Ordering::Relaxed);
+                Ok(n)
+            }
+            n => Ok(n),
+        }
+    }
+
+    /// Call it.
+    ///
+    /// # Safety
+    /// As [`call_number`]. [`call!`] upholds it by only turning Rust
+    /// references (valid memory) into addresses.
+    pub unsafe fn call(&self, args: [u64; 5]) -> Result<u64, Error> {
+        let n = self.number()?;
+        // SAFETY: forwarded from the caller.
+        unsafe { call_number(n, args) }
+    }
+}
+
+/// A value that can travel in an argument register.
+///
+/// Unsigned integers and `bool` are zero-extended, signed integers
+/// sign-extended (what `vmmcall`'s handlers expect); references, slices and
+/// raw pointers pass their address (a slice's length is a separate
+/// argument).
+pub trait IntoArg {
+    /// The register value.
+    fn into_arg(self) -> u64;
+}
+
+macro_rules! into_arg_int {
+    ($($t:ty => $via:ty),*) => {$(
+        impl IntoArg for $t {
+            #[inline]
+            fn into_arg(self) -> u64 {
+                self as $via as u64
+            }
+        }
+    )*};
+}
+into_arg_int!(u8 => u64, u16 => u64, u32 => u64, u64 => u64, usize => u64,
+              i8 => i64, i16 => i64, i32 => i64, i64 => i64, isize => i64);
+
+impl IntoArg for bool {
+    #[inline]
+    fn into_arg(self) -> u64 {
+        u64::from(self)
+    }
+}
+
+impl<T: ?Sized> IntoArg for &T {
+    #[inline]
+    fn into_arg(self) -> u64 {
+        self as *const T as *const u8 as u64
+    }
+}
+
+impl<T: ?Sized> IntoArg for &mut T {
+    #[inline]
+    fn into_arg(self) -> u64 {
+        self as *mut T as *mut u8 as u64
+    }
+}
+
+impl<T> IntoArg for *const T {
+    #[inline]
+    fn into_arg(self) -> u64 {
+        self as u64
+    }
+}
+
+impl<T> IntoArg for *mut T {
+    #[inline]
+    fn into_arg(self) -> u64 {
+        self as u64
+    }
+}
+
+/// Index of an argument register (implementation detail of [`call!`]).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __reg_index {
+    (rbx) => { 0 };
+    (rcx) => { 1 };
+    (rdx) => { 2 };
+    (rsi) => { 3 };
+    (rdi) => { 4 };
+    ($other:ident) => {
+        ::core::compile_error!(::core::concat!(
+            "`", ::core::stringify!($other),
+            "` is not an argument register: use rbx, rcx, rdx, rsi or rdi"
+        ))
+    };
+}
+
+/// Call a hypercall by name: `call!("hello", rbx = 5)`.
+///
+/// Returns `Result<u64, guest_sdk::Error>`. Registers may be given in any
+/// order, each at most once (a repeat is a compile error); unnamed ones
+/// are 0. The name is looked up once per call site and cached.
+#[macro_export]
+macro_rules! call {
+    ($name:literal $(, $reg:ident = $val:expr)* $(,)?) => {{
+        static SITE: $crate::CallSite = $crate::CallSite::new(::core::concat!($name, "\0"));
+        const _: () = {
+            let mut seen = 0u8;
+            $(
+                let bit = 1u8 << $crate::__reg_index!($reg);
+                ::core::assert!(seen & bit == 0, ::core::concat!("register `", ::core::stringify!($reg), "` given twice"));
+                seen |= bit;
+            )*
+            let _ = seen;
+        };
+        #[allow(unused_mut)]
+        let mut args = [0u64; 5];
+        $( args[$crate::__reg_index!($reg)] = $crate::IntoArg::into_arg($val); )*
+        // SAFETY: arguments are integers or addresses of live Rust
+        // references (IntoArg), valid for the duration of the call.
+        unsafe { SITE.call(args) }
+    }};
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_decode_from_rax() {
+        assert_eq!(Error::check(10), Ok(10));
+        assert_eq!(Error::check(-38_i64 as u64), Err(Error::NoSys));
+        assert_eq!(Error::check(-1_i64 as u64), Err(Error::Permission));
+        assert_eq!(Error::check(-22_i64 as u64), Err(Error::Invalid));
+        assert_eq!(Error::check(-14_i64 as u64), Err(Error::Fault));
+        assert_eq!(Error::check(-75_i64 as u64), Err(Error::Vmm(vmmcall::Error::Overflow)));
+        assert_eq!(Error::check(-2_i64 as u64), Err(Error::Other(2)));
+        assert_eq!(Error::check(-4096_i64 as u64), Ok(-4096_i64 as u64));
+    }
+
+    #[test]
+    fn arguments_extend_like_the_vmm_expects() {
+        assert_eq!((-1_i8).into_arg(), u64::MAX);
+        assert_eq!(255_u8.into_arg(), 255);
+        assert_eq!((-2_i32).into_arg(), -2_i64 as u64);
+        assert_eq!(true.into_arg(), 1);
+        let x = [1u8, 2, 3];
+        assert_eq!((&x[..]).into_arg(), x.as_ptr() as u64);
+    }
+}

@@ -44,6 +44,8 @@
 extern crate self as vmmcall;
 
 pub mod abi;
+#[cfg(feature = "baremetal")]
+pub mod baremetal;
 mod error;
 #[cfg(feature = "registry")]
 mod context;

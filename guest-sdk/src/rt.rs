@@ -1,0 +1,117 @@
+//! A bare-metal runtime for guests (feature `rt`): entry point, stack,
+//! console, panic handler, and finishing through the VMM.
+//!
+//! ```ignore
+//! #![no_std]
+//! #![no_main]
+//! guest_sdk::entry!(main);
+//! fn main() -> Result<(), guest_sdk::Error> {
+//!     let r = guest_sdk::call!("hello", rbx = 5)?;
+//!     guest_sdk::println!("hello returned {r}");
+//!     Ok(())
+//! }
+//! ```
+//!
+//! The VMM enters `_start` in 64-bit mode at CPL 0 (see `docs/ABI.md`).
+//! `_start` switches to a 64 KiB stack in `.bss`, runs the function named in
+//! [`entry!`](crate::entry), then calls the VMM's built-in `exit` hypercall
+//! with status 0 (`Ok`) or 1 (`Err`, after printing it); a panic prints its
+//! message and exits with status 101. If `exit` itself fails, the guest
+//! halts, which the VMM reports.
+
+use core::fmt::{self, Write};
+use vmmcall::baremetal::Com1;
+
+core::arch::global_asm!(
+    r#"
+    .section .text._start, "ax"
+    .global _start
+_start:
+    lea rsp, [rip + guest_stack_top]
+    xor ebp, ebp
+    call guest_sdk_start
+2:
+    cli
+    hlt
+    jmp 2b
+
+    .section .bss.guest_stack, "aw", @nobits
+    .balign 16
+guest_stack:
+    .skip 65536
+guest_stack_top:
+"#
+);
+
+/// Print formatted text on the serial console (COM1).
+pub fn print_fmt(args: fmt::Arguments<'_>) {
+    // Com1's writer never fails.
+    let _ = Com1.write_fmt(args);
+}
+
+/// Print a line on the guest console, like `std::println!`.
+#[macro_export]
+macro_rules! println {
+    () => { $crate::rt::print_fmt(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::rt::print_fmt(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// Finish: ask the VMM to stop the guest with `status` (0 = success).
+pub fn exit(status: u32) -> ! {
+    Com1::flush();
+    let r = crate::call!("exit", rbx = status);
+    print_fmt(format_args!("guest: exit hypercall failed: {r:?}\n"));
+    loop {
+        // SAFETY: halting with interrupts off stops the vCPU; the VMM
+        // reports the HLT exit.
+        unsafe { core::arch::asm!("cli", "hlt", options(nomem, nostack)) }
+    }
+}
+
+/// Name the guest's main function: `fn main() -> Result<(), E>` with
+/// `E: Debug`, or `fn main()`.
+#[macro_export]
+macro_rules! entry {
+    ($main:path) => {
+        #[no_mangle]
+        extern "C" fn guest_sdk_start() -> ! {
+            $crate::rt::__start(|| $crate::rt::Termination::report($main()))
+        }
+    };
+}
+
+/// What a guest main may return.
+pub trait Termination {
+    /// The exit status; prints the error first, if any.
+    fn report(self) -> u32;
+}
+
+impl Termination for () {
+    fn report(self) -> u32 {
+        0
+    }
+}
+
+impl<E: fmt::Debug> Termination for Result<(), E> {
+    fn report(self) -> u32 {
+        match self {
+            Ok(()) => 0,
+            Err(e) => {
+                print_fmt(format_args!("guest: main returned an error: {e:?}\n"));
+                1
+            }
+        }
+    }
+}
+
+#[doc(hidden)]
+pub fn __start(main: impl FnOnce() -> u32) -> ! {
+    let status = main();
+    exit(status)
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    print_fmt(format_args!("guest: PANIC: {info}\n"));
+    exit(101)
+}

@@ -1,0 +1,153 @@
+//! Thin wrappers over privileged x86 instructions (CPUID, MSRs, control
+//! registers) and the CPU-vendor check.
+
+use core::arch::asm;
+
+/// CPUID output registers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[allow(missing_docs)]
+pub struct Cpuid {
+    pub eax: u32,
+    pub ebx: u32,
+    pub ecx: u32,
+    pub edx: u32,
+}
+
+/// Execute CPUID for `leaf`/`subleaf`.
+pub fn cpuid(leaf: u32, subleaf: u32) -> Cpuid {
+    let r = core::arch::x86_64::__cpuid_count(leaf, subleaf);
+    Cpuid { eax: r.eax, ebx: r.ebx, ecx: r.ecx, edx: r.edx }
+}
+
+/// The CPU vendor, from CPUID leaf 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vendor {
+    /// "GenuineIntel": VMX.
+    Intel,
+    /// "AuthenticAMD" (or "HygonGenuine"): SVM.
+    Amd,
+    /// Anything else.
+    Other,
+}
+
+/// Decode the vendor string from CPUID leaf 0's EBX, EDX, ECX.
+pub fn vendor_from(ebx: u32, ecx: u32, edx: u32) -> Vendor {
+    let mut s = [0u8; 12];
+    s[..4].copy_from_slice(&ebx.to_le_bytes());
+    s[4..8].copy_from_slice(&edx.to_le_bytes());
+    s[8..].copy_from_slice(&ecx.to_le_bytes());
+    match &s {
+        b"GenuineIntel" => Vendor::Intel,
+        b"AuthenticAMD" | b"HygonGenuine" => Vendor::Amd,
+        _ => Vendor::Other,
+    }
+}
+
+/// This CPU's vendor.
+pub fn vendor() -> Vendor {
+    let r = cpuid(0, 0);
+    vendor_from(r.ebx, r.ecx, r.edx)
+}
+
+/// Read an MSR.
+///
+/// # Safety
+/// `msr` must exist on this CPU (else #GP) and the caller runs at CPL 0.
+pub unsafe fn rdmsr(msr: u32) -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: the caller guarantees the MSR exists and CPL 0.
+    unsafe { asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags)) }
+    (u64::from(hi) << 32) | u64::from(lo)
+}
+
+/// Write an MSR.
+///
+/// # Safety
+/// `msr` must exist, `value` must be valid for it, and the write must not
+/// break the VMM's own execution (e.g. clearing EFER.LME).
+pub unsafe fn wrmsr(msr: u32, value: u64) {
+    // SAFETY: the caller guarantees the write is valid and harmless.
+    unsafe {
+        asm!("wrmsr", in("ecx") msr, in("eax") value as u32, in("edx") (value >> 32) as u32,
+             options(nomem, nostack, preserves_flags))
+    }
+}
+
+/// Read CR0.
+pub fn cr0() -> u64 {
+    let v: u64;
+    // SAFETY: reading CR0 has no side effect (CPL 0 is the VMM's only mode).
+    unsafe { asm!("mov {}, cr0", out(reg) v, options(nomem, nostack, preserves_flags)) }
+    v
+}
+
+/// Read CR3.
+pub fn cr3() -> u64 {
+    let v: u64;
+    // SAFETY: reading CR3 has no side effect.
+    unsafe { asm!("mov {}, cr3", out(reg) v, options(nomem, nostack, preserves_flags)) }
+    v
+}
+
+/// Read CR4.
+pub fn cr4() -> u64 {
+    let v: u64;
+    // SAFETY: reading CR4 has no side effect.
+    unsafe { asm!("mov {}, cr4", out(reg) v, options(nomem, nostack, preserves_flags)) }
+    v
+}
+
+/// Write CR0.
+///
+/// # Safety
+/// The new value must keep the VMM running (PG, PE set, ...).
+pub unsafe fn write_cr0(v: u64) {
+    // SAFETY: the caller guarantees the value is valid for the VMM.
+    unsafe { asm!("mov cr0, {}", in(reg) v, options(nostack, preserves_flags)) }
+}
+
+/// Write CR4.
+///
+/// # Safety
+/// The new value must keep the VMM running (PAE set, ...).
+pub unsafe fn write_cr4(v: u64) {
+    // SAFETY: the caller guarantees the value is valid for the VMM.
+    unsafe { asm!("mov cr4, {}", in(reg) v, options(nostack, preserves_flags)) }
+}
+
+/// Read the time-stamp counter.
+pub fn rdtsc() -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: RDTSC only reads the counter.
+    unsafe { asm!("rdtsc", out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags)) }
+    (u64::from(hi) << 32) | u64::from(lo)
+}
+
+/// Segment-selector and descriptor-table helpers.
+pub mod msr {
+    /// IA32_EFER.
+    pub const EFER: u32 = 0xC000_0080;
+    /// AMD VM_CR.
+    pub const VM_CR: u32 = 0xC001_0114;
+    /// AMD VM_HSAVE_PA.
+    pub const VM_HSAVE_PA: u32 = 0xC001_0117;
+    /// IA32_PAT.
+    pub const PAT: u32 = 0x277;
+    /// EFER.SVME.
+    pub const EFER_SVME: u64 = 1 << 12;
+    /// VM_CR.SVMDIS.
+    pub const VM_CR_SVMDIS: u64 = 1 << 4;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vendors() {
+        let w = |s: &[u8; 4]| u32::from_le_bytes(*s);
+        assert_eq!(vendor_from(w(b"Genu"), w(b"ntel"), w(b"ineI")), Vendor::Intel);
+        assert_eq!(vendor_from(w(b"Auth"), w(b"cAMD"), w(b"enti")), Vendor::Amd);
+        assert_eq!(vendor_from(0, 0, 0), Vendor::Other);
+    }
+}

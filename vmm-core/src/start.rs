@@ -1,0 +1,133 @@
+//! From boot to guest: find memory, load the guest, pick the backend, run.
+
+use crate::bootinfo::{self, BootInfo, PhysReader, Region};
+use crate::cpu::{self, Vendor};
+use crate::guest;
+use crate::hv::GuestRam;
+use crate::physmem::PhysAlloc;
+
+/// Guest RAM size. Small on purpose: the example guests need little, and
+/// Bochs must zero it at boot.
+pub const GUEST_RAM: u64 = 32 << 20;
+
+/// Physical memory as the boot stub mapped it (identity, first 4 GiB).
+struct Identity;
+
+impl PhysReader for Identity {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Option<()> {
+        let end = addr.checked_add(buf.len() as u64)?;
+        if end > (1 << 32) {
+            return None;
+        }
+        // SAFETY: the boot stub identity-maps [0, 4 GiB) and the range is
+        // below 4 GiB; the loader's structures are plain memory.
+        unsafe { core::ptr::copy_nonoverlapping(addr as *const u8, buf.as_mut_ptr(), buf.len()) };
+        Some(())
+    }
+}
+
+extern "C" {
+    static __image_start: u8;
+    static __image_end: u8;
+}
+
+fn boot_info(protocol: u32, info: u64) -> Result<BootInfo, bootinfo::BootInfoError> {
+    match protocol {
+        1 => bootinfo::parse_pvh(&Identity, info),
+        2 => bootinfo::parse_multiboot2(&Identity, info),
+        _ => Err(bootinfo::BootInfoError::UnknownProtocol),
+    }
+}
+
+/// The VMM's main: returns whether the guest finished with status 0.
+pub fn main(protocol: u32, info: u64) -> bool {
+    crate::println!("vmm: vmm-core {} starting", env!("CARGO_PKG_VERSION"));
+    let boot = match boot_info(protocol, info) {
+        Ok(b) => b,
+        Err(e) => {
+            crate::println!("vmm: cannot use the boot information: {e}");
+            return false;
+        }
+    };
+    log::info!("booted via {:?}; {} usable RAM regions", boot.protocol, boot.ram().len());
+    let Some(module) = boot.module else {
+        crate::println!("vmm: no guest image: pass it as the first boot module (QEMU -initrd, GRUB module2)");
+        return false;
+    };
+    // Linker-script symbols: only their addresses are used.
+    let (img_start, img_end) = {
+        (core::ptr::addr_of!(__image_start) as u64, core::ptr::addr_of!(__image_end) as u64)
+    };
+    let reserved = [
+        Region { start: 0, len: 1 << 20 },
+        Region { start: img_start, len: img_end.saturating_sub(img_start) },
+        module,
+    ];
+    let mut alloc = PhysAlloc::new(boot.ram(), &reserved);
+    let Some(ram_base) = alloc.alloc(GUEST_RAM, 2 << 20, 1 << 32) else {
+        crate::println!("vmm: not enough RAM for {} MiB of guest RAM", GUEST_RAM >> 20);
+        return false;
+    };
+    let ram = GuestRam { host_base: ram_base, size: GUEST_RAM };
+    let mut image = [0u8; 0];
+    let image: &[u8] = if module.len == 0 {
+        &mut image
+    } else {
+        // SAFETY: the module lies in RAM the loader gave us, below 4 GiB
+        // (identity-mapped), and was reserved from the allocator.
+        unsafe { core::slice::from_raw_parts(module.start as *const u8, module.len as usize) }
+    };
+    // SAFETY: [ram_base, ram_base + GUEST_RAM) was just allocated (below
+    // 4 GiB, identity-mapped), is owned by this guest alone and does not
+    // overlap the module.
+    let ram_bytes = unsafe { core::slice::from_raw_parts_mut(ram_base as *mut u8, GUEST_RAM as usize) };
+    let start = match guest::prepare(ram_bytes, image) {
+        Ok(s) => s,
+        Err(e) => {
+            crate::println!("vmm: cannot load the guest: {e}");
+            return false;
+        }
+    };
+    log::info!(
+        "guest: {} MiB RAM at host {:#x}, entry {:#x}, image {} bytes",
+        GUEST_RAM >> 20,
+        ram_base,
+        start.rip,
+        module.len
+    );
+    match vmmcall::Registry::global() {
+        Ok(r) => log::info!("{} hypercalls registered", r.len()),
+        Err(e) => {
+            crate::println!("vmm: broken hypercall registry: {e}");
+            return false;
+        }
+    }
+    let result = match cpu::vendor() {
+        Vendor::Amd => crate::svm::run(ram, start, &mut alloc),
+        Vendor::Intel => {
+            crate::println!("vmm: Intel VMX backend not available yet");
+            return false;
+        }
+        Vendor::Other => {
+            crate::println!("vmm: unknown CPU vendor: neither SVM nor VMX");
+            return false;
+        }
+    };
+    match result {
+        Ok(status) => {
+            crate::println!("vmm: guest exited with status {status}");
+            status == 0
+        }
+        Err(stop) => {
+            crate::println!("vmm: guest stopped: {stop}");
+            false
+        }
+    }
+}
+
+/// `exit(status)`: the guest is done; the VMM stops the machine and
+/// reports `status` (0 = success). Callable from any privilege level.
+#[vmmcall::vmmcall("exit", user)]
+fn exit(caller: &mut vmmcall::Caller, status: u32) {
+    caller.request_stop(status);
+}

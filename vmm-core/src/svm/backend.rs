@@ -1,0 +1,251 @@
+//! Running a guest under AMD SVM.
+//!
+//! Set-up follows AMD APM Vol. 2 §15.4 "Enabling SVM" and §15.5 "VMRUN":
+//! check CPUID (SVM, nested paging, NRIPS), VM_CR.SVMDIS, set EFER.SVME,
+//! point VM_HSAVE_PA at a host save page, fill a VMCB (intercepts, ASID,
+//! nested paging, guest state), then loop on VMRUN and handle each #VMEXIT.
+
+use super::vmcb::{Intercept3, Intercept4, Vmcb, VmcbSegment};
+use crate::cpu::{self, msr};
+use super::SvmError;
+use crate::exits::{self, Backend};
+use crate::guest::{self, GuestStart};
+use crate::hv::GuestRam;
+use crate::nested::{self, Format};
+use crate::physmem::PhysAlloc;
+use crate::vcpu::GuestVcpu;
+use vmmcall::GuestRegs;
+
+core::arch::global_asm!(
+    r#"
+    .section .text.svm_vmrun, "ax"
+    .global svm_vmrun
+/* svm_vmrun(regs: *mut GuestRegs [rdi], vmcb_pa: u64 [rsi])
+ * Loads the guest GPRs (except RAX and RSP, which live in the VMCB), runs
+ * VMLOAD/VMRUN/VMSAVE, and stores the guest GPRs back. */
+svm_vmrun:
+    push rbp
+    push rbx
+    push r12
+    push r13
+    push r14
+    push r15
+    push rdi
+    mov rax, rsi
+    mov rcx, [rdi + 8]
+    mov rdx, [rdi + 16]
+    mov rbx, [rdi + 24]
+    mov rbp, [rdi + 40]
+    mov rsi, [rdi + 48]
+    mov r8,  [rdi + 64]
+    mov r9,  [rdi + 72]
+    mov r10, [rdi + 80]
+    mov r11, [rdi + 88]
+    mov r12, [rdi + 96]
+    mov r13, [rdi + 104]
+    mov r14, [rdi + 112]
+    mov r15, [rdi + 120]
+    mov rdi, [rdi + 56]
+    vmload rax
+    vmrun rax
+    vmsave rax
+    push rdi
+    mov rdi, [rsp + 8]
+    mov [rdi + 8], rcx
+    mov [rdi + 16], rdx
+    mov [rdi + 24], rbx
+    mov [rdi + 40], rbp
+    mov [rdi + 48], rsi
+    mov [rdi + 64], r8
+    mov [rdi + 72], r9
+    mov [rdi + 80], r10
+    mov [rdi + 88], r11
+    mov [rdi + 96], r12
+    mov [rdi + 104], r13
+    mov [rdi + 112], r14
+    mov [rdi + 120], r15
+    pop rcx
+    mov [rdi + 56], rcx
+    add rsp, 8
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rbx
+    pop rbp
+    ret
+"#
+);
+
+extern "C" {
+    fn svm_vmrun(regs: *mut GuestRegs, vmcb_pa: u64);
+}
+
+const PAGE: u64 = 4096;
+
+fn alloc_page(alloc: &mut PhysAlloc) -> Result<u64, SvmError> {
+    let pa = alloc.alloc(PAGE, PAGE, 1 << 32).ok_or(SvmError::OutOfMemory)?;
+    // SAFETY: `pa` is a fresh page of RAM below 4 GiB from the allocator,
+    // identity-mapped and owned by nobody else.
+    unsafe { core::ptr::write_bytes(pa as *mut u8, 0, PAGE as usize) };
+    Ok(pa)
+}
+
+struct Tables<'a>(&'a mut PhysAlloc);
+
+impl nested::TableMemory for Tables<'_> {
+    fn alloc_page(&mut self) -> Option<u64> {
+        alloc_page(self.0).ok()
+    }
+    fn write_u64(&mut self, pa: u64, value: u64) {
+        // SAFETY: `pa` lies in a table page just allocated by alloc_page
+        // (identity-mapped, owned by the VMM), 8-byte aligned.
+        unsafe { (pa as *mut u64).write_volatile(value) }
+    }
+}
+
+/// What the CPU offers.
+struct Features {
+    nrips: bool,
+}
+
+fn detect() -> Result<Features, SvmError> {
+    if cpu::cpuid(0x8000_0001, 0).ecx & (1 << 2) == 0 {
+        return Err(SvmError::NoSvm);
+    }
+    let f = cpu::cpuid(0x8000_000A, 0);
+    if f.edx & 1 == 0 {
+        return Err(SvmError::NoNestedPaging);
+    }
+    // SAFETY: VM_CR exists on every CPU with SVM (APM §15.30.1).
+    if unsafe { cpu::rdmsr(msr::VM_CR) } & msr::VM_CR_SVMDIS != 0 {
+        return Err(SvmError::Disabled);
+    }
+    Ok(Features { nrips: f.edx & (1 << 3) != 0 })
+}
+
+/// Run the guest to completion under SVM. Returns the exit status the
+/// guest asked for (0 = success) or the failure that stopped it.
+pub fn run(ram: GuestRam, start: GuestStart, alloc: &mut PhysAlloc) -> Result<u32, exits::Stop> {
+    let features = detect().map_err(exits::Stop::Svm)?;
+    log::info!(
+        "SVM backend: nested paging on, NRIPS {}",
+        if features.nrips { "supported (RIP from nRIP)" } else { "not supported (RIP += instruction length)" }
+    );
+    // SAFETY: EFER exists; setting SVME only enables the SVM instructions.
+    unsafe { cpu::wrmsr(msr::EFER, cpu::rdmsr(msr::EFER) | msr::EFER_SVME) };
+    let hsave = alloc_page(alloc).map_err(exits::Stop::Svm)?;
+    // SAFETY: VM_HSAVE_PA exists with SVM; `hsave` is a page owned by the VMM.
+    unsafe { cpu::wrmsr(msr::VM_HSAVE_PA, hsave) };
+    let vmcb_pa = alloc_page(alloc).map_err(exits::Stop::Svm)?;
+    let n_cr3 = nested::build(&mut Tables(alloc), Format::Npt, ram.host_base, ram.size)
+        .map_err(|_| exits::Stop::Svm(SvmError::OutOfMemory))?;
+    // SAFETY: `vmcb_pa` is a zeroed, page-aligned page owned by the VMM and
+    // nothing else refers to it; Vmcb is exactly one page of integers.
+    let vmcb = unsafe { &mut *(vmcb_pa as *mut Vmcb) };
+    init_vmcb(vmcb, &start, n_cr3);
+
+    let mut regs = GuestRegs { rsp: start.rsp, ..GuestRegs::default() };
+    let mut backend = SvmBackend { vmcb, vmcb_pa, nrips: features.nrips, ram };
+    exits::run_loop(&mut backend, &mut regs)
+}
+
+fn init_vmcb(vmcb: &mut Vmcb, start: &GuestStart, n_cr3: u64) {
+    let c = &mut vmcb.control;
+    c.intercept3 = (Intercept3::CPUID | Intercept3::HLT | Intercept3::SHUTDOWN | Intercept3::INVLPGA).bits();
+    c.intercept4 = (Intercept4::VMRUN
+        | Intercept4::VMMCALL
+        | Intercept4::VMLOAD
+        | Intercept4::VMSAVE
+        | Intercept4::STGI
+        | Intercept4::CLGI
+        | Intercept4::SKINIT)
+        .bits();
+    c.guest_asid = 1;
+    c.tlb_control = 1;
+    c.np_control = 1;
+    c.n_cr3 = n_cr3;
+
+    let s = &mut vmcb.save;
+    let code = VmcbSegment { selector: guest::KERNEL_CS, attrib: VmcbSegment::CODE64, limit: 0xFFFF_FFFF, base: 0 };
+    let data = VmcbSegment { selector: guest::KERNEL_DS, attrib: VmcbSegment::DATA, limit: 0xFFFF_FFFF, base: 0 };
+    s.cs = code;
+    s.ss = data;
+    s.ds = data;
+    s.es = data;
+    s.fs = data;
+    s.gs = data;
+    s.gdtr = VmcbSegment { selector: 0, attrib: 0, limit: u32::from(start.gdt_limit), base: start.gdt_base };
+    s.idtr = VmcbSegment::default();
+    s.ldtr = VmcbSegment { selector: 0, attrib: VmcbSegment::LDT, limit: 0, base: 0 };
+    s.tr = VmcbSegment { selector: 0, attrib: VmcbSegment::TSS64_BUSY, limit: 0x67, base: 0 };
+    s.cpl = 0;
+    s.efer = guest::EFER | msr::EFER_SVME;
+    s.cr0 = guest::CR0;
+    s.cr3 = start.cr3;
+    s.cr4 = guest::CR4;
+    s.rflags = 2;
+    s.rip = start.rip;
+    s.rsp = start.rsp;
+    s.dr6 = 0xFFFF_0FF0;
+    s.dr7 = 0x400;
+    s.g_pat = 0x0007_0406_0007_0406;
+}
+
+struct SvmBackend<'a> {
+    vmcb: &'a mut Vmcb,
+    vmcb_pa: u64,
+    nrips: bool,
+    ram: GuestRam,
+}
+
+impl Backend for SvmBackend<'_> {
+    fn name(&self) -> &'static str {
+        "svm"
+    }
+
+    fn enter(&mut self, regs: &mut GuestRegs) -> exits::RawExit {
+        self.vmcb.save.rax = regs.rax;
+        self.vmcb.save.rsp = regs.rsp;
+        // SAFETY: the VMCB is valid (init_vmcb), EFER.SVME is set, the host
+        // save area is registered; svm_vmrun saves and restores every
+        // callee-saved register and only touches `regs`, which is a valid
+        // exclusive GuestRegs.
+        unsafe { svm_vmrun(regs, self.vmcb_pa) };
+        // The first entry flushed the TLB; no need to keep flushing.
+        self.vmcb.control.tlb_control = 0;
+        regs.rax = self.vmcb.save.rax;
+        regs.rsp = self.vmcb.save.rsp;
+        let c = &self.vmcb.control;
+        exits::RawExit::Svm {
+            exitcode: c.exitcode,
+            exitinfo1: c.exitinfo1,
+            exitinfo2: c.exitinfo2,
+            exitintinfo: c.exitintinfo,
+            nrip: if self.nrips { c.nrip } else { 0 },
+        }
+    }
+
+    fn rip(&self) -> u64 {
+        self.vmcb.save.rip
+    }
+
+    fn set_rip(&mut self, rip: u64) {
+        self.vmcb.save.rip = rip;
+    }
+
+    fn vcpu<'b>(&'b self, regs: &'b mut GuestRegs) -> GuestVcpu<'b> {
+        let s = &self.vmcb.save;
+        GuestVcpu::new(regs, s.cpl & 3, s.cr0, s.cr3, s.cr4, s.efer, self.ram)
+    }
+
+    fn inject_exception(&mut self, vector: u8, error_code: Option<u32>) {
+        // EVENTINJ (APM §15.20): vector 7:0, type 10:8 (3 = exception),
+        // EV bit 11, V bit 31, error code 63:32.
+        let mut ev = u64::from(vector) | (3 << 8) | (1 << 31);
+        if let Some(code) = error_code {
+            ev |= (1 << 11) | (u64::from(code) << 32);
+        }
+        self.vmcb.control.eventinj = ev;
+    }
+}
