@@ -2,7 +2,7 @@
 //!
 //! `#[vmmcall("name")]` / `#[vmmcall("name", user)]` on a plain function
 //! keeps the function as written (it stays callable as a normal Rust
-//! function) and adds, in an anonymous `const` block:
+//! function) and adds, in a `const` block named after the hypercall:
 //! - a thunk that converts the argument registers with `FromReg` and the
 //!   result with `IntoRet`;
 //! - a `vmmcall::Handler` in the `vmmcall::HANDLERS` linker-section slice;
@@ -427,6 +427,8 @@ fn generate(
 ) -> TokenStream2 {
     let fn_name = &func.sig.ident;
     let sym = unique_symbol(&name.value());
+    // Spanned at the name, where E0428 points for a duplicate.
+    let registration = Ident::new(&sym, name.span());
     let caller = format_ident!("__vmmcall_caller");
 
     // `let [__vmmcall_a0, _, ...] = caller.args();` binding only what is used.
@@ -448,9 +450,15 @@ fn generate(
         let from_reg = quote_spanned!(ty.span()=> <#ty as ::vmmcall::FromReg>::from_reg);
         quote!(#from_reg(#a)?)
     });
-    // Passing the caller with the context type's span points a type
-    // mismatch (`&mut Foo` instead of `&mut Caller`) at that type.
-    let ctx = ctx_ty.map(|t| quote_spanned!(t.span()=> #caller,));
+    // The context goes through a `let` with the declared type, spanned at
+    // that type, so a mismatch (`&mut Foo` instead of `&mut Caller`) is
+    // reported on it. `&Caller` works too (reborrow).
+    let cx = format_ident!("__vmmcall_cx");
+    let ctx_binding = ctx_ty.map(|t| {
+        let caller_at_ty = Ident::new("__vmmcall_caller", t.span());
+        quote_spanned!(t.span()=> let #cx: #t = #caller_at_ty;)
+    });
+    let ctx = ctx_ty.map(|_| quote!(#cx,));
     let call = quote!(#fn_name(#ctx #(#conv),*));
     let body = match ret_ty {
         // `()` goes through `IntoRet` too, without passing a unit value.
@@ -478,13 +486,20 @@ fn generate(
     quote! {
         #func
 
+        // Named after the hypercall, not `_`: two registrations of one name
+        // in one module already clash here (E0428), and on an associated
+        // function in an `impl` block the only error is that the function
+        // is not found (it must be a free function).
         #(#cfgs)*
-        const _: () = {
+        #[doc(hidden)]
+        #[allow(non_upper_case_globals)]
+        const #registration: () = {
             #[allow(deprecated)]
             fn __vmmcall_thunk(
                 #caller_param: &mut ::vmmcall::Caller<'_>,
             ) -> ::core::result::Result<u64, ::vmmcall::Error> {
                 #args_binding
+                #ctx_binding
                 #body
             }
 

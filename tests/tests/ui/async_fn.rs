@@ -1,0 +1,8 @@
+use vmmcall::vmmcall;
+
+#[vmmcall("later")]
+async fn later(x: u64) -> u64 {
+    x
+}
+
+fn main() {}

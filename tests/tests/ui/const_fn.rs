@@ -1,0 +1,8 @@
+use vmmcall::vmmcall;
+
+#[vmmcall("konst")]
+const fn konst(x: u64) -> u64 {
+    x
+}
+
+fn main() {}

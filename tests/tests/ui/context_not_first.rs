@@ -1,0 +1,6 @@
+use vmmcall::{vmmcall, Caller};
+
+#[vmmcall("late_context")]
+fn late_context(_a: u64, _cx: &mut Caller) {}
+
+fn main() {}

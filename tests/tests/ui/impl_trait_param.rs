@@ -1,0 +1,6 @@
+use vmmcall::vmmcall;
+
+#[vmmcall("opaque")]
+fn opaque(_x: impl Into<u64>) {}
+
+fn main() {}

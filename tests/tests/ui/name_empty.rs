@@ -1,0 +1,6 @@
+use vmmcall::vmmcall;
+
+#[vmmcall("")]
+fn empty() {}
+
+fn main() {}

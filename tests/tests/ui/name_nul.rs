@@ -1,0 +1,6 @@
+use vmmcall::vmmcall;
+
+#[vmmcall("hel\0lo")]
+fn nul() {}
+
+fn main() {}

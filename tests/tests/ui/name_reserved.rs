@@ -1,0 +1,8 @@
+use vmmcall::vmmcall;
+
+#[vmmcall("get_vmmcall_number")]
+fn get_vmmcall_number() -> u64 {
+    0
+}
+
+fn main() {}

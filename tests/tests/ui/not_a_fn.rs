@@ -1,0 +1,11 @@
+use vmmcall::vmmcall;
+
+#[vmmcall("thing")]
+struct Thing {
+    x: u64,
+}
+
+#[vmmcall("value")]
+static VALUE: u64 = 1;
+
+fn main() {}

@@ -1,0 +1,8 @@
+use vmmcall::vmmcall;
+
+#[vmmcall("danger")]
+unsafe fn danger(x: u64) -> u64 {
+    x
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use vmmcall::vmmcall;
+
+#[vmmcall("twice", user, user)]
+fn twice() {}
+
+fn main() {}
