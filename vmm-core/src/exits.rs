@@ -16,37 +16,58 @@ use crate::cpu;
 use crate::hv::virtual_cpuid;
 use crate::vcpu::GuestVcpu;
 use core::fmt;
+use vmexit::Exit;
 use vmmcall::{GuestRegs, Registry};
 
-/// What a backend read after an exit.
+/// What a backend read after an exit: the vendor's raw fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RawExit {
     /// AMD SVM (VMCB control area).
     Svm {
-        /// EXITCODE.
-        exitcode: u64,
-        /// EXITINFO1.
-        exitinfo1: u64,
-        /// EXITINFO2.
-        exitinfo2: u64,
-        /// EXITINTINFO.
-        exitintinfo: u64,
+        /// EXITCODE, EXITINFO1, EXITINFO2.
+        fields: vmexit::SvmExitFields,
         /// nRIP, or 0 without NRIPS.
         nrip: u64,
     },
     /// Intel VMX (VMCS exit-information fields).
-    Vmx {
-        /// Exit reason (full 32-bit field).
-        reason: u32,
-        /// Exit qualification.
-        qualification: u64,
-        /// VM-exit instruction length.
-        insn_len: u64,
-        /// Guest-physical address (EPT violations).
-        gpa: u64,
-        /// VM-exit interruption information.
-        intr_info: u32,
-    },
+    Vmx(vmexit::VmxExitFields),
+}
+
+impl RawExit {
+    /// The vendor-neutral exit.
+    pub fn decode(&self) -> Exit {
+        match self {
+            RawExit::Svm { fields, .. } => Exit::from_svm(fields),
+            RawExit::Vmx(fields) => Exit::from_vmx(fields),
+        }
+    }
+
+    /// Length of the instruction that exited at `rip`: VMX reports it; SVM
+    /// reports nRIP with NRIPS, else the caller's `fallback` (the known
+    /// length of the intercepted instruction).
+    pub fn insn_len(&self, rip: u64, fallback: u64) -> u64 {
+        match self {
+            RawExit::Vmx(f) => vmexit::vmx_insn_len(f.instruction_len),
+            RawExit::Svm { nrip: 0, .. } => fallback,
+            RawExit::Svm { nrip, .. } => vmexit::svm_insn_len(rip, *nrip, true),
+        }
+    }
+
+    /// The vendor's raw exit code (SVM EXITCODE, VMX full exit reason).
+    pub fn code(&self) -> u64 {
+        match self {
+            RawExit::Svm { fields, .. } => fields.exitcode,
+            RawExit::Vmx(f) => u64::from(f.exit_reason),
+        }
+    }
+
+    /// The vendor's qualification (SVM EXITINFO1/2, VMX exit qualification).
+    pub fn info(&self) -> (u64, u64) {
+        match self {
+            RawExit::Svm { fields, .. } => (fields.exitinfo1, fields.exitinfo2),
+            RawExit::Vmx(f) => (f.qualification, f.guest_physical),
+        }
+    }
 }
 
 /// A backend: one vCPU of one vendor.
@@ -88,13 +109,20 @@ pub enum Stop {
         gpa: u64,
         /// RIP.
         rip: u64,
-        /// EXITINFO1 / exit qualification.
-        info: u64,
+    },
+    /// VM entry failed: the guest state or controls are invalid.
+    EntryFailure {
+        /// The decoded exit.
+        exit: Exit,
+        /// RIP.
+        rip: u64,
     },
     /// An exit the VMM does not handle.
     Unhandled {
-        /// The raw exit.
-        exit: RawExit,
+        /// The decoded exit.
+        exit: Exit,
+        /// The raw fields.
+        raw: RawExit,
         /// RIP.
         rip: u64,
     },
@@ -107,35 +135,48 @@ impl fmt::Display for Stop {
             Stop::Registry(e) => write!(f, "hypercall registry: {e}"),
             Stop::Halted { rip } => write!(f, "guest executed HLT with interrupts off at RIP {rip:#x}"),
             Stop::Shutdown { rip } => write!(f, "guest shutdown (triple fault) at RIP {rip:#x}"),
-            Stop::NestedPageFault { gpa, rip, info } => write!(
+            Stop::NestedPageFault { gpa, rip } => write!(
                 f,
-                "guest touched guest-physical {gpa:#x} outside its RAM at RIP {rip:#x} (info {info:#x})"
+                "guest touched guest-physical {gpa:#x}, outside its RAM, at RIP {rip:#x}"
             ),
-            Stop::Unhandled { exit, rip } => write!(f, "unhandled exit {exit:x?} at RIP {rip:#x}"),
+            Stop::EntryFailure { exit, rip } => write!(f, "VM entry failed at RIP {rip:#x}: {exit}"),
+            Stop::Unhandled { exit, raw, rip } => {
+                let (i1, i2) = raw.info();
+                write!(
+                    f,
+                    "unhandled exit {} (raw code {:#x}, info {i1:#x}/{i2:#x}) at RIP {rip:#x}",
+                    exit.name(),
+                    raw.code()
+                )
+            }
         }
     }
 }
+
+/// Bytes of `CPUID` (0F A2), for SVM without NRIPS.
+const CPUID_LEN: u64 = 2;
 
 /// Run the guest until it asks to stop (`Ok(status)`) or must be stopped.
 pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, Stop> {
     let registry = Registry::global().map_err(Stop::Registry)?;
     loop {
-        let exit = backend.enter(regs);
+        let raw = backend.enter(regs);
         let rip = backend.rip();
+        let exit = raw.decode();
         match exit {
-            RawExit::Svm { exitcode: 0x81, nrip, .. } => {
-                let len = if nrip != 0 { nrip.wrapping_sub(rip) } else { 3 };
-                let outcome = {
+            Exit::Hypercall => {
+                let len = raw.insn_len(rip, vmmcall::abi::HYPERCALL_INSN_LEN);
+                let done = {
                     let mut vcpu = backend.vcpu(regs);
-                    vmmcall::dispatch(registry, &mut vcpu)
+                    vmexit::handle_hypercall(registry, &mut vcpu, len)
                 };
-                backend.set_rip(rip.wrapping_add(len));
-                if let Some(status) = outcome.stop {
+                backend.set_rip(done.next_rip(rip));
+                if let Some(status) = done.stop() {
                     return Ok(status);
                 }
             }
-            RawExit::Svm { exitcode: 0x72, nrip, .. } => {
-                let len = if nrip != 0 { nrip.wrapping_sub(rip) } else { 2 };
+            Exit::Cpuid => {
+                let len = raw.insn_len(rip, CPUID_LEN);
                 let (leaf, sub) = (regs.rax as u32, regs.rcx as u32);
                 let r = virtual_cpuid(leaf, sub, cpu::cpuid(leaf, sub));
                 regs.rax = u64::from(r.eax);
@@ -144,13 +185,18 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
                 regs.rdx = u64::from(r.edx);
                 backend.set_rip(rip.wrapping_add(len));
             }
-            RawExit::Svm { exitcode: 0x78, .. } => return Err(Stop::Halted { rip }),
-            RawExit::Svm { exitcode: 0x7F, .. } => return Err(Stop::Shutdown { rip }),
-            RawExit::Svm { exitcode: 0x7A | 0x80 | 0x82..=0x86, .. } => backend.inject_exception(6, None),
-            RawExit::Svm { exitcode: 0x400, exitinfo1, exitinfo2, .. } => {
-                return Err(Stop::NestedPageFault { gpa: exitinfo2, rip, info: exitinfo1 })
+            Exit::VirtualizationInstruction(insn) => {
+                log::debug!("guest executed {} at {rip:#x}: #UD", insn.name());
+                backend.inject_exception(UD, None);
             }
-            other => return Err(Stop::Unhandled { exit: other, rip }),
+            Exit::Hlt => return Err(Stop::Halted { rip }),
+            Exit::Shutdown => return Err(Stop::Shutdown { rip }),
+            Exit::NestedPageFault { gpa, .. } => return Err(Stop::NestedPageFault { gpa, rip }),
+            Exit::EntryFailure { .. } => return Err(Stop::EntryFailure { exit, rip }),
+            _ => return Err(Stop::Unhandled { exit, raw, rip }),
         }
     }
 }
+
+/// `#UD`.
+const UD: u8 = 6;

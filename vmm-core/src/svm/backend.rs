@@ -218,10 +218,7 @@ impl Backend for SvmBackend<'_> {
         regs.rsp = self.vmcb.save.rsp;
         let c = &self.vmcb.control;
         exits::RawExit::Svm {
-            exitcode: c.exitcode,
-            exitinfo1: c.exitinfo1,
-            exitinfo2: c.exitinfo2,
-            exitintinfo: c.exitintinfo,
+            fields: vmexit::SvmExitFields { exitcode: c.exitcode, exitinfo1: c.exitinfo1, exitinfo2: c.exitinfo2 },
             nrip: if self.nrips { c.nrip } else { 0 },
         }
     }
