@@ -17,6 +17,22 @@
 //! A guest that executes the other vendor's instruction (`VMCALL` on AMD,
 //! `VMMCALL` on Intel) gets `#UD`; a VMM that intercepts `#UD` can read the
 //! bytes at RIP and recognise either one with [`hypercall_instruction`].
+//!
+//! ```
+//! use vmexit::{handle_hypercall, svm_insn_len, Exit, SvmExitFields};
+//! use vmmcall::{mock::MockVcpu, Registry};
+//!
+//! let registry = Registry::new(&[]).unwrap();
+//! let mut vcpu = MockVcpu::new();
+//! vcpu.regs.rax = 77; // no such function
+//! let (rip, nrip) = (0x1000, 0); // QEMU TCG: no NRIPS, nRIP stays 0
+//!
+//! let exit = Exit::from_svm(&SvmExitFields { exitcode: 0x81, ..Default::default() });
+//! assert_eq!(exit, Exit::Hypercall);
+//! let done = handle_hypercall(&registry, &mut vcpu, svm_insn_len(rip, nrip, false));
+//! assert_eq!(vcpu.regs.rax, vmmcall::Error::NoSys.to_rax());
+//! assert_eq!(done.next_rip(rip), 0x1003);
+//! ```
 
 use crate::Vendor;
 use vmmcall::abi::{HYPERCALL_INSN_LEN, VMCALL_BYTES, VMMCALL_BYTES};

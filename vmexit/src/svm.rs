@@ -669,7 +669,8 @@ pub const fn exception_has_error_code(vector: u8) -> bool {
 /// EXITINFO1 of a CR read or write intercept (`VMEXIT_CRn_READ/WRITE`,
 /// `VMEXIT_CR0_SEL_WRITE`) with decode assists.
 ///
-/// AMD APM Vol. 2, §15.33.1 "MOV CRx/DRx Intercepts": bit 63 is set when
+/// AMD APM Vol. 2, §15 "Decode Assists", "MOV CRx/DRx Intercepts" (the
+/// feature is CPUID `Fn8000_000A_EDX[7]` DecodeAssists): bit 63 is set when
 /// the intercepted instruction was `MOV CRx` (then bits 3:0 name its
 /// general-purpose register), clear for `LMSW`/`CLTS`/`SMSW`. Without
 /// decode assists the processor writes 0 here, which reads as "not valid".

@@ -210,8 +210,8 @@ impl fmt::Display for VmxExitReason {
 
 /// The 32-bit VMCS exit-reason field (encoding `0x4402`).
 ///
-/// Intel SDM Vol. 3C, §25.9.1 "Basic VM-Exit Information", Table 25-18
-/// "Format of Exit Reason":
+/// Intel SDM Vol. 3C, §25.9.1 "Basic VM-Exit Information", table "Format
+/// of Exit Reason":
 ///
 /// | bits  | meaning                                                        |
 /// |-------|----------------------------------------------------------------|
@@ -224,6 +224,9 @@ impl fmt::Display for VmxExitReason {
 /// | 31    | VM-entry failure (0 = true VM exit)                            |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct ExitReasonField(pub u32);
+
+/// Another name for [`ExitReasonField`]: the decoded exit-reason field.
+pub type VmxExitInfo = ExitReasonField;
 
 impl ExitReasonField {
     /// Bit 26: bus lock detected.
@@ -577,8 +580,9 @@ impl EventType {
 /// format.
 ///
 /// Intel SDM Vol. 3C, §25.9.2 "Information for VM Exits Due to Vectored
-/// Events" (Table 25-19) and §25.9.3 "Information for VM Exits That Occur
-/// During Event Delivery" (Table 25-20):
+/// Events" and §25.9.3 "Information for VM Exits That Occur During Event
+/// Delivery" (tables "Format of the VM-Exit Interruption-Information
+/// Field" and "Format of the IDT-Vectoring Information Field"):
 ///
 /// | bits  | meaning                                                    |
 /// |-------|------------------------------------------------------------|
