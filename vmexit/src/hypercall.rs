@@ -121,11 +121,23 @@ pub const fn vmx_insn_len(instruction_len_field: u32) -> u64 {
 /// when the difference is not a possible instruction length (1..=15), it is
 /// [`HYPERCALL_INSN_LEN`] (3, the length of `VMMCALL`).
 pub const fn svm_insn_len(rip: u64, nrip: u64, nrips_supported: bool) -> u64 {
+    svm_insn_len_or(rip, nrip, nrips_supported, HYPERCALL_INSN_LEN)
+}
+
+/// [`svm_insn_len`] for any intercepted instruction: `nrip - rip` when
+/// NRIPS saved a non-zero nRIP and the difference is a possible
+/// instruction length (1..=15), else `fallback`, the known length of the
+/// intercepted instruction (e.g. 2 for `CPUID`, 1 for `HLT`). A `fallback`
+/// outside 1..=15 is itself replaced by 3.
+pub const fn svm_insn_len_or(rip: u64, nrip: u64, nrips_supported: bool, fallback: u64) -> u64 {
+    let fallback = sane_len(fallback);
     if nrips_supported && nrip != 0 {
-        sane_len(nrip.wrapping_sub(rip))
-    } else {
-        HYPERCALL_INSN_LEN
+        let len = nrip.wrapping_sub(rip);
+        if len >= 1 && len <= MAX_INSN_LEN {
+            return len;
+        }
     }
+    fallback
 }
 
 /// Which vendor's hypercall instruction `bytes` starts with: `0F 01 C1`

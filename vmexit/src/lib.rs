@@ -59,7 +59,8 @@ pub use exit::{
     vendor_code_name, Exit, IoExit, NestedAccess, SvmExitFields, VirtInsn, VmxExitFields,
 };
 pub use hypercall::{
-    handle_hypercall, hypercall_instruction, svm_insn_len, vmx_insn_len, HypercallDone,
+    handle_hypercall, hypercall_instruction, svm_insn_len, svm_insn_len_or, vmx_insn_len,
+    HypercallDone,
 };
 
 /// The processor vendor whose virtualization extension produced an exit.

@@ -97,6 +97,21 @@ fn svm_with_nrips_uses_nrip_minus_rip() {
 }
 
 #[test]
+fn svm_other_instructions_use_their_own_fallback() {
+    use vmexit::svm_insn_len_or;
+    // CPUID (0F A2) is 2 bytes.
+    assert_eq!(svm_insn_len_or(0x1000, 0x1002, true, 2), 2);
+    assert_eq!(svm_insn_len_or(0x1000, 0, true, 2), 2);
+    assert_eq!(svm_insn_len_or(0x1000, 0x1002, false, 2), 2);
+    assert_eq!(svm_insn_len_or(0x1000, 0x9000, true, 2), 2);
+    // HLT (F4) is 1 byte.
+    assert_eq!(svm_insn_len_or(0x1000, 0, false, 1), 1);
+    // An impossible fallback becomes 3.
+    assert_eq!(svm_insn_len_or(0x1000, 0, false, 0), 3);
+    assert_eq!(svm_insn_len_or(0x1000, 0, false, 99), 3);
+}
+
+#[test]
 fn svm_without_nrips_uses_fixed_length() {
     assert_eq!(svm_insn_len(0x1000, 0, false), 3);
     // Without NRIPS the nRIP field is not trusted even if non-zero.
