@@ -80,6 +80,12 @@ impl Errors {
     fn finish(self) -> syn::Result<()> {
         self.0.map_or(Ok(()), Err)
     }
+
+    /// The errors, when at least one is known to be there.
+    fn into_error(self) -> syn::Error {
+        self.0
+            .unwrap_or_else(|| syn::Error::new(Span::call_site(), "invalid #[vmmcall]"))
+    }
 }
 
 /// The parsed attribute arguments. Parsing never fails as a whole: every
@@ -111,7 +117,13 @@ impl Parse for Args {
             let segment = parse_segment(input)?;
             if first {
                 first = false;
-                args.name = parse_name(segment, &mut args.errors);
+                // Point at the comma when the name is missing before it.
+                let at = if input.peek(Token![,]) {
+                    input.span()
+                } else {
+                    Span::call_site()
+                };
+                args.name = parse_name(segment, at, &mut args.errors);
             } else {
                 parse_option(segment, &mut user_seen, &mut args.errors);
             }
@@ -135,10 +147,10 @@ fn parse_segment(input: ParseStream<'_>) -> syn::Result<TokenStream2> {
 }
 
 /// The first argument: a plain string literal.
-fn parse_name(segment: TokenStream2, errors: &mut Errors) -> Option<LitStr> {
+fn parse_name(segment: TokenStream2, empty_at: Span, errors: &mut Errors) -> Option<LitStr> {
     if segment.is_empty() {
         errors.at(
-            Span::call_site(),
+            empty_at,
             format!("missing hypercall name before the comma: write {USAGE}"),
         );
         return None;
@@ -307,9 +319,7 @@ fn try_expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream
                 tokens,
                 format!("#[vmmcall] registers a function; it cannot be used on {what}"),
             );
-            errors.finish()?;
-            // `finish` returned an error above; this is not reached.
-            return Ok(TokenStream2::new());
+            return Err(errors.into_error());
         }
     };
     let sig = &func.sig;
@@ -411,7 +421,10 @@ fn try_expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream
     errors.finish()?;
     let Some(name) = name else {
         // A missing or non-literal name is always reported above.
-        return Err(syn::Error::new(Span::call_site(), "missing hypercall name"));
+        return Err(syn::Error::new(
+            Span::call_site(),
+            format!("missing hypercall name: write {USAGE}"),
+        ));
     };
     Ok(generate(&func, &name, user, ctx_ty, &reg_types, ret_ty))
 }
@@ -557,5 +570,267 @@ fn signed_return(ty: &Type) -> Option<&Type> {
             None
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    /// The error messages `expand` produces for an attribute and an item.
+    fn errors(attr: TokenStream2, item: TokenStream2) -> Vec<String> {
+        match try_expand(attr, item) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.into_iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    /// Decode `unique_symbol` output (the inverse, for the injectivity test).
+    fn decode(sym: &str) -> Option<Vec<u8>> {
+        let mut rest = sym.strip_prefix(SYMBOL_PREFIX)?.as_bytes();
+        let mut out = Vec::new();
+        while let Some((&c, tail)) = rest.split_first() {
+            if c != b'_' {
+                out.push(c);
+                rest = tail;
+            } else if let Some((b'_', tail)) = tail.split_first() {
+                out.push(b'_');
+                rest = tail;
+            } else {
+                let hex = std::str::from_utf8(tail.get(..2)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                rest = tail.get(2..)?;
+            }
+        }
+        Some(out)
+    }
+
+    #[test]
+    fn name_rules() {
+        assert_eq!(name_problem("hello"), None);
+        assert_eq!(name_problem("a.b/c-d ü"), None);
+        assert_eq!(name_problem(&"x".repeat(255)), None);
+        assert!(name_problem("").is_some_and(|m| m.contains("empty")));
+        assert!(name_problem(&"x".repeat(256)).is_some_and(|m| m.contains("256 bytes")));
+        // Bytes, not characters: 128 two-byte characters are 256 bytes.
+        assert!(name_problem(&"é".repeat(128)).is_some_and(|m| m.contains("256 bytes")));
+        assert!(name_problem("a\0b").is_some_and(|m| m.contains("NUL")));
+        assert!(name_problem("get_vmmcall_number").is_some_and(|m| m.contains("reserved")));
+        assert_eq!(name_problem("get_vmmcall_number2"), None);
+    }
+
+    #[test]
+    fn symbols_are_injective_and_valid() {
+        let names = [
+            "a_b", "a__b", "a.b", "a_2Eb", "a_2eb", "a__2Eb", "a._", "a_.", "_", "__", "x", "x_",
+            "_x", "ü", "_C3_BC", "hello", "HELLO", "a b", "a\tb", "a/b", "a-b", "a-2Db",
+        ];
+        let syms: Vec<String> = names.iter().map(|n| unique_symbol(n)).collect();
+        let distinct: HashSet<&String> = syms.iter().collect();
+        assert_eq!(distinct.len(), names.len(), "{syms:?}");
+        for (n, s) in names.iter().zip(&syms) {
+            assert_eq!(decode(s).as_deref(), Some(n.as_bytes()), "{s}");
+            assert!(
+                s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+                "{s}"
+            );
+        }
+        assert_eq!(
+            unique_symbol("hello"),
+            "__vmmcall_duplicate_hypercall_name__hello"
+        );
+        assert_eq!(unique_symbol("a_b"), format!("{SYMBOL_PREFIX}a__b"));
+        assert_eq!(unique_symbol("a__b"), format!("{SYMBOL_PREFIX}a____b"));
+        assert_eq!(unique_symbol("a.b"), format!("{SYMBOL_PREFIX}a_2Eb"));
+        // Every single byte and every pair of bytes round-trips.
+        for a in 1..=255u8 {
+            for b in [b'_', b'0', b'A', b'.', 0xff] {
+                let name = String::from_utf8_lossy(&[a, b]).into_owned();
+                assert_eq!(
+                    decode(&unique_symbol(&name)).as_deref(),
+                    Some(name.as_bytes())
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn signed_returns_are_seen_through_result_and_paths() {
+        let signed = |t: TokenStream2| {
+            signed_return(&syn::parse2(t).unwrap_or(Type::Verbatim(quote!()))).is_some()
+        };
+        assert!(signed(quote!(i64)));
+        assert!(signed(quote!(isize)));
+        assert!(signed(quote!(core::primitive::i8)));
+        assert!(signed(quote!(Result<i32, Error>)));
+        assert!(signed(quote!(core::result::Result<i128, vmmcall::Error>)));
+        assert!(signed(quote!((i16))));
+        assert!(!signed(quote!(u64)));
+        assert!(!signed(quote!(Result<u32, Error>)));
+        assert!(!signed(quote!(bool)));
+        assert!(!signed(quote!(Option<i64>)));
+    }
+
+    #[test]
+    fn accepted_forms_expand() {
+        let ok = [
+            (
+                quote!("hello"),
+                quote!(
+                    fn hello(a: u64) -> u64 {
+                        a
+                    }
+                ),
+            ),
+            (
+                quote!("hello", user),
+                quote!(
+                    fn hello() {}
+                ),
+            ),
+            (
+                quote!("hello", user,),
+                quote!(
+                    pub fn hello(
+                        cx: &mut Caller,
+                        a: u8,
+                        b: u8,
+                        c: u8,
+                        d: u8,
+                        e: u8,
+                    ) -> Result<u8, Error> {
+                        Ok(a)
+                    }
+                ),
+            ),
+            (
+                quote!(r"raw"),
+                quote!(
+                    fn raw() -> () {}
+                ),
+            ),
+        ];
+        for (attr, item) in ok {
+            assert_eq!(
+                errors(attr.clone(), item.clone()),
+                Vec::<String>::new(),
+                "{attr} {item}"
+            );
+        }
+        let out = expand(
+            quote!("a.b", user),
+            quote!(
+                fn f(cx: &mut Caller, x: u8) -> u32 {
+                    0
+                }
+            ),
+        )
+        .to_string();
+        assert!(
+            out.contains("__vmmcall_duplicate_hypercall_name__a_2Eb"),
+            "{out}"
+        );
+        assert!(out.contains("Handler :: new (\"a.b\" , true"), "{out}");
+        assert!(!out.contains("compile_error"), "{out}");
+    }
+
+    #[test]
+    fn every_misuse_is_reported_together() {
+        let errs = errors(
+            quote!("", bogus, user, user),
+            quote!(
+                pub const async unsafe extern "C" fn f<T>(
+                    self,
+                    a: u8,
+                    b: &str,
+                    c: *const u8,
+                    d: impl Copy,
+                    e: u8,
+                    f: u8,
+                    g: u8,
+                    h: u8,
+                    i: u8,
+                ) -> i32 {
+                    0
+                }
+            ),
+        );
+        let expected = [
+            "must not be empty",
+            "unknown option `bogus`",
+            "`user` is given twice",
+            "`const fn`",
+            "`async`",
+            "`unsafe`",
+            "`extern` ABI",
+            "generic",
+            "method",
+            "only the first parameter may be a reference",
+            "raw pointer",
+            "`impl Trait`",
+            "too many register parameters",
+            "signed integer",
+        ];
+        assert_eq!(errs.len(), expected.len(), "{errs:#?}");
+        for (e, want) in errs.iter().zip(expected) {
+            assert!(e.contains(want), "{e:?} should contain {want:?}");
+        }
+    }
+
+    #[test]
+    fn bad_attributes() {
+        let f = quote!(
+            fn f() {}
+        );
+        let cases = [
+            (quote!(), "missing hypercall name"),
+            (quote!(user), "missing hypercall name before `user`"),
+            (quote!(, user), "missing hypercall name before the comma"),
+            (quote!(hello), "must be a string literal"),
+            (quote!(42), "must be a string literal"),
+            (quote!(b"x"), "not a byte string"),
+            (quote!(concat!("a", "b")), "not expanded"),
+            (quote!("x", user = true), "takes no value"),
+            (quote!("x", "y"), "exactly one name"),
+            (quote!("x", self), "unknown option `self`"),
+            (quote!("get_vmmcall_number"), "reserved"),
+        ];
+        for (attr, want) in cases {
+            let errs = errors(attr.clone(), f.clone());
+            assert_eq!(errs.len(), 1, "{attr}: {errs:?}");
+            assert!(
+                errs.iter().all(|e| e.contains(want)),
+                "{attr}: {errs:?} should contain {want:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn not_a_function_is_refused_and_kept() {
+        let errs = errors(
+            quote!("x"),
+            quote!(
+                struct S {
+                    a: u8,
+                }
+            ),
+        );
+        assert_eq!(
+            errs,
+            ["#[vmmcall] registers a function; it cannot be used on a struct"]
+        );
+        // The item is kept after the error, so that its users still compile.
+        let out = expand(
+            quote!("x"),
+            quote!(
+                struct S;
+            ),
+        )
+        .to_string();
+        assert!(
+            out.contains("compile_error") && out.ends_with("struct S ;"),
+            "{out}"
+        );
     }
 }

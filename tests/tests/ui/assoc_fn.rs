@@ -1,3 +1,4 @@
+//! An associated function (no `self`) in an `impl` block: not a free function, so not found.
 use vmmcall::vmmcall;
 
 struct Device;

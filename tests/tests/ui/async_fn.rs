@@ -1,3 +1,4 @@
+//! `async fn` is refused, at `async`.
 use vmmcall::vmmcall;
 
 #[vmmcall("later")]

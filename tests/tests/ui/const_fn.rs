@@ -1,3 +1,4 @@
+//! `const fn` is refused, at `const`.
 use vmmcall::vmmcall;
 
 #[vmmcall("konst")]

@@ -1,3 +1,4 @@
+//! The `&mut Caller` context after a register parameter is refused, at its type.
 use vmmcall::{vmmcall, Caller};
 
 #[vmmcall("late_context")]

@@ -1,3 +1,4 @@
+//! A first reference parameter that is not `Caller`: a type mismatch at that type.
 use vmmcall::vmmcall;
 
 #[vmmcall("not_a_caller")]

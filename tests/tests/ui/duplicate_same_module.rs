@@ -1,3 +1,4 @@
+//! Two handlers named "hello" in one module: refused by `cargo check` already.
 use vmmcall::vmmcall;
 
 // Within one module, a duplicate name is caught by `cargo check` already.

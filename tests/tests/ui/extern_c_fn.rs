@@ -1,3 +1,4 @@
+//! `extern "C" fn` is refused, at the ABI.
 use vmmcall::vmmcall;
 
 #[vmmcall("c_abi")]

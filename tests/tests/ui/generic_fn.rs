@@ -1,3 +1,4 @@
+//! Type, lifetime and `where` generics are refused, at the generics.
 use vmmcall::vmmcall;
 
 #[vmmcall("generic")]

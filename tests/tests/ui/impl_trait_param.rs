@@ -1,3 +1,4 @@
+//! An `impl Trait` parameter is generic: refused at the type.
 use vmmcall::vmmcall;
 
 #[vmmcall("opaque")]

@@ -1,3 +1,4 @@
+//! A method (`self`) is refused, at `self`.
 use vmmcall::vmmcall;
 
 struct Device;

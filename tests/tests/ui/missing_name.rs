@@ -1,3 +1,4 @@
+//! A missing name is refused.
 use vmmcall::vmmcall;
 
 #[vmmcall]

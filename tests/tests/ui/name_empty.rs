@@ -1,3 +1,4 @@
+//! An empty name is refused, at the literal.
 use vmmcall::vmmcall;
 
 #[vmmcall("")]

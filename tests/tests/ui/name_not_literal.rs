@@ -1,3 +1,4 @@
+//! A name that is not a plain string literal is refused, at that token.
 use vmmcall::vmmcall;
 
 #[vmmcall(hello)]

@@ -1,3 +1,4 @@
+//! A name containing NUL is refused, at the literal.
 use vmmcall::vmmcall;
 
 #[vmmcall("hel\0lo")]

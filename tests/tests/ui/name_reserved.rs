@@ -1,3 +1,4 @@
+//! The reserved name `get_vmmcall_number` (function 0) is refused.
 use vmmcall::vmmcall;
 
 #[vmmcall("get_vmmcall_number")]

@@ -1,3 +1,4 @@
+//! A name longer than 255 bytes is refused, at the literal.
 use vmmcall::vmmcall;
 
 // 256 bytes: one more than ABI v1 allows.

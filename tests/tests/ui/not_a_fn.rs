@@ -1,3 +1,4 @@
+//! `#[vmmcall]` on something that is not a function is refused.
 use vmmcall::vmmcall;
 
 #[vmmcall("thing")]

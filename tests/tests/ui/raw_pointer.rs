@@ -1,3 +1,4 @@
+//! A raw-pointer parameter is refused, with a hint to use GuestAddr.
 use vmmcall::vmmcall;
 
 #[vmmcall("ptr")]

@@ -1,3 +1,4 @@
+//! A reference parameter that is not first (`&str`) is refused, at its type.
 use vmmcall::vmmcall;
 
 #[vmmcall("greet")]

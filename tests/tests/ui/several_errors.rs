@@ -1,3 +1,4 @@
+//! Several misuses at once: each is reported, on its own token.
 use vmmcall::vmmcall;
 
 // Every problem is reported, each on its own token.

@@ -1,3 +1,4 @@
+//! Signed results are refused at compile time, at the signed type.
 use vmmcall::{vmmcall, Error};
 
 #[vmmcall("negative")]

@@ -1,3 +1,4 @@
+//! More than five register parameters is refused, at the extra ones.
 use vmmcall::{vmmcall, Caller};
 
 #[vmmcall("six")]

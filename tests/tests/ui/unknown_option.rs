@@ -1,3 +1,4 @@
+//! Unknown options are refused, at the option.
 use vmmcall::vmmcall;
 
 #[vmmcall("a", kernel)]

@@ -1,3 +1,4 @@
+//! `unsafe fn` is refused, at `unsafe`.
 use vmmcall::vmmcall;
 
 #[vmmcall("danger")]

@@ -1,3 +1,4 @@
+//! Parameter types without `FromReg` are refused, at the type.
 use vmmcall::vmmcall;
 
 #[vmmcall("string")]

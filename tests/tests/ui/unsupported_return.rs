@@ -1,3 +1,4 @@
+//! Return types without `IntoRet` are refused, at the type.
 use vmmcall::{vmmcall, Error};
 
 #[vmmcall("text")]

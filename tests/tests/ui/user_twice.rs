@@ -1,3 +1,4 @@
+//! `user` given twice is refused, at the second one.
 use vmmcall::vmmcall;
 
 #[vmmcall("twice", user, user)]
