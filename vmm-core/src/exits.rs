@@ -3,6 +3,8 @@
 //!
 //! Policy (the same on SVM and VMX):
 //! - hypercall (`vmcall`/`vmmcall`): dispatch through `vmmcall`, advance RIP;
+//! - `#UD` on the other vendor's hypercall instruction (the VMM intercepts
+//!   `#UD`): the same, with RIP += 3; any other `#UD` is re-injected;
 //! - CPUID: answer with [`crate::hv::virtual_cpuid`], advance RIP;
 //! - a virtualization instruction (VMRUN, VMLOAD, VMSAVE, STGI, CLGI,
 //!   SKINIT, INVLPGA; VMXON, VMLAUNCH, ...): inject #UD, as a CPU without
@@ -16,6 +18,7 @@ use crate::cpu;
 use crate::hv::virtual_cpuid;
 use crate::vcpu::GuestVcpu;
 use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering};
 use vmexit::Exit;
 use vmmcall::{GuestRegs, Registry};
 
@@ -49,7 +52,7 @@ impl RawExit {
         match self {
             RawExit::Vmx(f) => vmexit::vmx_insn_len(f.instruction_len),
             RawExit::Svm { nrip: 0, .. } => fallback,
-            RawExit::Svm { nrip, .. } => vmexit::svm_insn_len(rip, *nrip, true),
+            RawExit::Svm { nrip, .. } => vmexit::svm_insn_len_or(rip, *nrip, true, fallback),
         }
     }
 
@@ -153,6 +156,14 @@ impl fmt::Display for Stop {
     }
 }
 
+static EXITS: AtomicU64 = AtomicU64::new(0);
+
+/// How many VM exits the VMM has handled since boot: the guest's "uptime"
+/// in the only clock every platform shares.
+pub fn exit_count() -> u64 {
+    EXITS.load(Ordering::Relaxed)
+}
+
 /// Bytes of `CPUID` (0F A2), for SVM without NRIPS.
 const CPUID_LEN: u64 = 2;
 
@@ -161,17 +172,13 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
     let registry = Registry::global().map_err(Stop::Registry)?;
     loop {
         let raw = backend.enter(regs);
+        EXITS.fetch_add(1, Ordering::Relaxed);
         let rip = backend.rip();
         let exit = raw.decode();
         match exit {
             Exit::Hypercall => {
                 let len = raw.insn_len(rip, vmmcall::abi::HYPERCALL_INSN_LEN);
-                let done = {
-                    let mut vcpu = backend.vcpu(regs);
-                    vmexit::handle_hypercall(registry, &mut vcpu, len)
-                };
-                backend.set_rip(done.next_rip(rip));
-                if let Some(status) = done.stop() {
+                if let Some(status) = hypercall(backend, regs, registry, rip, len) {
                     return Ok(status);
                 }
             }
@@ -184,6 +191,24 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
                 regs.rcx = u64::from(r.ecx);
                 regs.rdx = u64::from(r.edx);
                 backend.set_rip(rip.wrapping_add(len));
+            }
+            Exit::Exception { vector: UD, .. } => {
+                // The other vendor's hypercall instruction raises #UD: run
+                // it as a hypercall (KVM does the same). Anything else is
+                // the guest's own #UD and goes back to it unchanged.
+                let mut bytes = [0u8; 3];
+                let fetched = {
+                    let mut vcpu = backend.vcpu(regs);
+                    vmmcall::Vcpu::read_linear(&mut vcpu, vmmcall::GuestAddr(rip), &mut bytes).is_ok()
+                };
+                if fetched && vmexit::hypercall_instruction(&bytes).is_some() {
+                    let len = vmmcall::abi::HYPERCALL_INSN_LEN;
+                    if let Some(status) = hypercall(backend, regs, registry, rip, len) {
+                        return Ok(status);
+                    }
+                } else {
+                    backend.inject_exception(UD, None);
+                }
             }
             Exit::VirtualizationInstruction(insn) => {
                 log::debug!("guest executed {} at {rip:#x}: #UD", insn.name());
@@ -200,3 +225,20 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
 
 /// `#UD`.
 const UD: u8 = 6;
+
+/// Run the hypercall at `rip` (instruction length `len`) and step over it.
+/// Returns the stop status a handler asked for, if any.
+fn hypercall(
+    backend: &mut dyn Backend,
+    regs: &mut GuestRegs,
+    registry: &Registry<'static>,
+    rip: u64,
+    len: u64,
+) -> Option<u32> {
+    let done = {
+        let mut vcpu = backend.vcpu(regs);
+        vmexit::handle_hypercall(registry, &mut vcpu, len)
+    };
+    backend.set_rip(done.next_rip(rip));
+    done.stop()
+}

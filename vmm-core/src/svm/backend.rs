@@ -161,6 +161,8 @@ fn init_vmcb(vmcb: &mut Vmcb, start: &GuestStart, n_cr3: u64) {
         | Intercept4::CLGI
         | Intercept4::SKINIT)
         .bits();
+    // #UD, for the other vendor's hypercall instruction (exits.rs).
+    c.intercept_exceptions = 1 << 6;
     c.guest_asid = 1;
     c.tlb_control = 1;
     c.np_control = 1;

@@ -1,0 +1,130 @@
+//! A guest that drops to ring 3 and shows the privilege rules:
+//! - a `user` handler works from ring 3 (and sees CPL 3);
+//! - a CPL0-only handler returns -EPERM to ring 3;
+//! - a pointer to a supervisor page returns -EFAULT from ring 3 (and works
+//!   from ring 0), and a name there is not found;
+//! - the other vendor's hypercall instruction reaches the handler too.
+//!
+//! Ring 3 set-up: every 2 MiB page of guest RAM becomes user-accessible
+//! except the one at 16 MiB (the "kernel" page, holding a secret); IOPL 3
+//! lets ring 3 print to COM1; IRETQ to the user selectors of the VMM's
+//! initial GDT (0x1b data, 0x23 code). Ring 3 finishes with the `exit`
+//! hypercall, which any ring may call.
+#![no_std]
+#![no_main]
+
+use guest_sdk::{call, println, Error, Instruction};
+
+guest_sdk::entry!(main);
+
+/// Guest-physical (= linear) address of the supervisor-only page.
+const KERNEL_PAGE: u64 = 16 << 20;
+const SECRET: &[u8] = b"whoami\0 secret!!";
+
+#[repr(C, align(16))]
+struct Stack([u8; 16384]);
+static mut USER_STACK: Stack = Stack([0; 16384]);
+
+fn check(what: &str, ok: bool) -> bool {
+    println!("privilege: {what}: {}", if ok { "ok" } else { "FAILED" });
+    ok
+}
+
+fn main() -> Result<(), Error> {
+    // SAFETY: KERNEL_PAGE is guest RAM (32 MiB), identity-mapped and unused
+    // by the image (which lives at 2 MiB).
+    unsafe { core::ptr::copy_nonoverlapping(SECRET.as_ptr(), KERNEL_PAGE as *mut u8, SECRET.len()) };
+    let mut ok = check("ring 0 sees CPL 0", call!("whoami")? == 0);
+    ok &= check("ring 0 may call kernel_only", call!("kernel_only")? == 42);
+    let expected: u64 = SECRET.iter().map(|&b| u64::from(b)).sum();
+    ok &= check("ring 0 reads the kernel page", call!("sum", rbx = KERNEL_PAGE, rcx = SECRET.len())? == expected);
+    if !ok {
+        return Err(Error::Invalid);
+    }
+    // SAFETY: we are at CPL 0 in 64-bit mode with the VMM's tables.
+    unsafe { make_user_mappings() };
+    println!("privilege: dropping to ring 3");
+    // SAFETY: the stack is ours and now user-accessible; ring3_main never
+    // returns.
+    unsafe { enter_ring3(ring3_main) }
+}
+
+/// Mark every 2 MiB page user-accessible except KERNEL_PAGE's.
+///
+/// # Safety
+/// CR3 must point at the VMM's initial tables (PML4 -> PDPT -> PD of
+/// 2 MiB pages), identity-mapped.
+unsafe fn make_user_mappings() {
+    let cr3: u64;
+    // SAFETY: reading CR3 at CPL 0.
+    unsafe { core::arch::asm!("mov {}, cr3", out(reg) cr3, options(nomem, nostack, preserves_flags)) };
+    let addr = |e: u64| e & 0x000f_ffff_ffff_f000;
+    // SAFETY: the tables are identity-mapped guest RAM (see docs/ABI.md).
+    unsafe {
+        let pml4 = addr(cr3) as *mut u64;
+        let pdpt = addr(*pml4) as *mut u64;
+        let pd = addr(*pdpt) as *mut u64;
+        for i in 0..512 {
+            let e = pd.add(i);
+            if *e & 1 != 0 && (i as u64) << 21 != KERNEL_PAGE {
+                *e |= 1 << 2;
+            }
+        }
+        core::arch::asm!("mov cr3, {}", in(reg) cr3, options(nostack, preserves_flags));
+    }
+}
+
+/// IRETQ to `entry` at CPL 3 with IOPL 3 on the user stack.
+///
+/// # Safety
+/// The code and stack must be user-accessible.
+unsafe fn enter_ring3(entry: extern "C" fn() -> !) -> ! {
+    let top = core::ptr::addr_of_mut!(USER_STACK) as u64 + 16384 - 8;
+    // SAFETY: the caller guarantees the mappings; 0x23/0x1b are the user
+    // code/data selectors of the VMM's GDT; RFLAGS = IOPL 3 | reserved bit 1.
+    unsafe {
+        core::arch::asm!(
+            "push 0x1b", "push {sp}", "push {fl}", "push 0x23", "push {ip}", "iretq",
+            sp = in(reg) top, fl = in(reg) 0x3002u64, ip = in(reg) entry as u64,
+            options(noreturn)
+        )
+    }
+}
+
+extern "C" fn ring3_main() -> ! {
+    let status = match ring3_checks() {
+        Ok(true) => 0,
+        Ok(false) => 1,
+        Err(e) => {
+            println!("privilege: unexpected error {e:?}");
+            2
+        }
+    };
+    guest_sdk::rt::exit(status)
+}
+
+fn ring3_checks() -> Result<bool, Error> {
+    let mut ok = check("ring 3 sees CPL 3", call!("whoami")? == 3);
+    ok &= check("ring 3 gets EPERM from kernel_only", call!("kernel_only") == Err(Error::Permission));
+    let user_buf = [1u8, 2, 3, 4];
+    ok &= check("ring 3 reads its own buffer", call!("sum", rbx = &user_buf, rcx = user_buf.len())? == 10);
+    ok &= check(
+        "ring 3 gets EFAULT for the kernel page",
+        call!("sum", rbx = KERNEL_PAGE, rcx = SECRET.len()) == Err(Error::Fault),
+    );
+    let vmm = guest_sdk::detect().ok_or(Error::NotPresent)?;
+    // get_vmmcall_number with RBX on the kernel page ("whoami\0" is there):
+    // ring 3 cannot touch the page itself, so the raw call is used.
+    // SAFETY: the VMM is present; function 0 only reads at RBX.
+    let n = unsafe { guest_sdk::raw_hypercall(vmm.instruction, 0, [KERNEL_PAGE, 0, 0, 0, 0]) };
+    ok &= check("ring 3 cannot look up a name on the kernel page", n == 0);
+    let other = match vmm.instruction {
+        Instruction::Vmcall => Instruction::Vmmcall,
+        Instruction::Vmmcall => Instruction::Vmcall,
+    };
+    let number = guest_sdk::lookup(b"whoami\0")?;
+    // SAFETY: the VMM is present; whoami takes no memory arguments.
+    let r = unsafe { guest_sdk::raw_hypercall(other, number, [0; 5]) };
+    ok &= check("the other vendor's instruction reaches the handler", r == 3);
+    Ok(ok)
+}
