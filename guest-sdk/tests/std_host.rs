@@ -1,0 +1,31 @@
+//! The `std` build of guest-sdk on a plain Linux host (no vmmcall VMM):
+//! detection says "absent" by CPUID alone, and calls fail with
+//! `Error::NotPresent` instead of executing `vmcall`/`vmmcall` (which here
+//! would raise SIGSEGV or SIGILL, or return garbage under another
+//! hypervisor).
+
+use guest_sdk::{call, detect, Error};
+
+#[test]
+fn detect_says_absent_on_a_plain_machine() {
+    assert_eq!(detect(), None);
+}
+
+#[test]
+fn calls_fail_cleanly_without_the_vmm() {
+    assert_eq!(call!("hello", rbx = 5), Err(Error::NotPresent));
+    let buf = [0u8; 4];
+    assert_eq!(call!("get_status", rcx = buf.len(), rbx = &buf), Err(Error::NotPresent));
+    assert_eq!(guest_sdk::lookup(b"hello\0"), Err(Error::NotPresent));
+    // SAFETY: no VMM: nothing is executed.
+    assert_eq!(unsafe { guest_sdk::call_number(1, [0; 5]) }, Err(Error::NotPresent));
+}
+
+#[test]
+fn error_is_a_std_error() {
+    fn takes(_: &dyn std::error::Error) {}
+    takes(&Error::NotPresent);
+    let boxed: Box<dyn std::error::Error> = Box::new(Error::Fault);
+    assert!(boxed.to_string().contains("EFAULT"));
+    assert_eq!(Error::NotFound.to_string(), "no hypercall with this name");
+}
