@@ -11,12 +11,36 @@
 //!   already defined" within one crate, the linker reports "duplicate
 //!   symbol" across crates.
 //!
+//! The handler is also marked `#[allow(clippy::missing_const_for_fn)]`
+//! (that nursery lint would suggest `const fn`, which is refused).
+//!
+//! # Errors
+//!
 //! Every misuse is a `syn::Error` on the offending token, and every misuse
-//! found in one attribute and its function is reported together. Type errors
-//! the macro cannot see (a parameter type without `FromReg`, a return type
-//! without `IntoRet`, a first `&mut` parameter that is not `Caller`) are left
-//! to rustc, with the generated code spanned so that they point at the
-//! offending type.
+//! found in one attribute and its function is reported together (the
+//! function is then emitted unchanged, so its callers still compile):
+//!
+//! - attribute: missing name; name not a plain string literal (identifier,
+//!   number, byte or C string, macro call, suffixed literal); name empty,
+//!   longer than 255 bytes, containing NUL, or `get_vmmcall_number`; an
+//!   unknown option, a second name, `user` with a value, `user` twice;
+//! - item: not a function (struct, static, ...);
+//! - signature: `const`, `async`, `unsafe`, `extern "..."`, generics
+//!   (type, lifetime, const), `where` clause, variadic, `self`;
+//! - parameters: a reference that is not first, the context not first, a
+//!   raw pointer, `impl Trait`, more than five register parameters (one
+//!   error spanning the extra ones);
+//! - result: a signed integer, directly or in `Result<_, _>`.
+//!
+//! Type errors the macro cannot see are left to rustc, with the generated
+//! code spanned so that they point at the offending type: a parameter type
+//! without `FromReg` (`String`, `f64`, `u128`, ...), a result type without
+//! `IntoRet` (including a signed type behind an alias), a first reference
+//! parameter that is not `&mut Caller` / `&Caller`.
+//!
+//! Known limit: on an associated function without `self` (in an `impl`
+//! block), the error is rustc's "cannot find function" on its name; a
+//! hypercall must be a free function.
 
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};

@@ -100,6 +100,15 @@ mod inner {
     }
 }
 
+/// A handler declared inside a function body is registered too.
+fn with_local_handler() -> u8 {
+    #[vmmcall("local")]
+    fn local(v: u8) -> u8 {
+        v
+    }
+    local(8)
+}
+
 fn call(v: &mut MockVcpu, name: &str, args: [u64; 5]) -> u64 {
     let r = Registry::global().expect("registry");
     v.regs.rax = r.lookup(name.as_bytes()).expect(name).get();
@@ -117,6 +126,7 @@ fn main() {
     assert_eq!(more_types(0, 0, 0, 0, 0), Ok(1));
     assert_eq!(old(), Ok(1));
     assert_eq!(inner::call_private(), 9);
+    assert_eq!(with_local_handler(), 8);
     assert_eq!((a_b(), a_double_b(), a_dot_b(), a_2eb(), x(), x_()), (1, 2, 3, 4, 5, 6));
     assert!(returns_bool(6));
     let _ = impl_ret();
@@ -124,7 +134,7 @@ fn main() {
 
     let r = Registry::global().expect("registry");
     let names: Vec<&str> = r.iter().map(|(_, h)| h.name()).collect();
-    assert_eq!(names.len(), 17, "{names:?}");
+    assert_eq!(names.len(), 18, "{names:?}");
     assert!(!names.contains(&"gone"));
     assert!(names.iter().any(|n| n.len() == 255));
     assert!(r.get(r.lookup(b"hello").expect("hello").get()).expect("h").user());
@@ -141,5 +151,7 @@ fn main() {
     assert_eq!(call(&mut v, "a.b", [0; 5]), 3);
     assert_eq!(call(&mut v, "a_2Eb", [0; 5]), 4);
     assert_eq!(call(&mut v, "inner::private", [4, 0, 0, 0, 0]), 4);
+    assert_eq!(call(&mut v, "local", [6, 0, 0, 0, 0]), 6);
+    assert_eq!(call(&mut v, "shared_context", [0; 5]), 0);
     assert_eq!(call(&mut v, "explicit_unit", [2, 0, 0, 0, 0]), Error::Invalid.to_rax());
 }
