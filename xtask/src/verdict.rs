@@ -151,8 +151,23 @@ pub fn judge(e: &Evidence<'_>) -> Verdict {
             }
         }
     }
-    for missing in e.expected.missing(e.console) {
-        reasons.push(format!("expected console line not seen: `{missing}`"));
+    let missing = e.expected.missing(e.console);
+    if !missing.is_empty() {
+        const SHOWN: usize = 3;
+        let mut list = missing
+            .iter()
+            .take(SHOWN)
+            .map(|m| format!("`{m}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if missing.len() > SHOWN {
+            list.push_str(&format!(" and {} more", missing.len() - SHOWN));
+        }
+        reasons.push(format!(
+            "{} of {} expected console lines (expect.txt) not seen: {list}",
+            missing.len(),
+            e.expected.lines.len()
+        ));
     }
     if reasons.is_empty() {
         Verdict::Pass
