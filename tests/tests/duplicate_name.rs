@@ -66,7 +66,9 @@ fn who_refused(stderr: &str) -> &'static str {
     }
 }
 
-fn assert_duplicate_refused(package: &str, expected: &str) {
+/// Builds `package`, which registers "hello" twice, and checks that the
+/// build fails on the duplicate symbol; returns which tool refused it.
+fn assert_duplicate_refused(package: &str) -> &'static str {
     let out = build(package);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -79,7 +81,11 @@ fn assert_duplicate_refused(package: &str, expected: &str) {
     );
     let who = who_refused(&stderr);
     eprintln!("{package}: the duplicate \"hello\" was refused by {who}");
-    assert_eq!(who, expected, "{package}:\n{stderr}");
+    assert_ne!(
+        who, "unknown",
+        "{package}: not a duplicate-symbol error:\n{stderr}"
+    );
+    who
 }
 
 #[test]
@@ -105,6 +111,12 @@ fn duplicate_hypercall_names_fail_to_build() {
         "handlers: hello,hello_first,hello_second,world"
     );
 
-    assert_duplicate_refused("one_crate", "rustc (symbol already defined)");
-    assert_duplicate_refused("two_crates", "the linker (duplicate symbol)");
+    // Within one crate rustc sees both definitions (rustc 1.95, debug and
+    // release); printed rather than asserted, as only the failure matters.
+    assert_duplicate_refused("one_crate");
+    // Across crates only the linker can see them.
+    assert_eq!(
+        assert_duplicate_refused("two_crates"),
+        "the linker (duplicate symbol)"
+    );
 }
