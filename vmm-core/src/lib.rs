@@ -22,6 +22,7 @@ pub mod nested;
 pub mod physmem;
 pub mod svm;
 pub mod vcpu;
+pub mod vmx;
 
 #[cfg(feature = "rt")]
 pub mod console;
