@@ -88,7 +88,12 @@ impl BootInfo {
     }
 
     fn new(protocol: Protocol) -> Self {
-        BootInfo { protocol, ram: [Region::default(); MAX_REGIONS], ram_count: 0, module: None }
+        BootInfo {
+            protocol,
+            ram: [Region::default(); MAX_REGIONS],
+            ram_count: 0,
+            module: None,
+        }
     }
 
     fn push_ram(&mut self, r: Region) {
@@ -120,7 +125,9 @@ pub enum BootInfoError {
 impl fmt::Display for BootInfoError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BootInfoError::BadPvhMagic(m) => write!(f, "PVH start info magic {m:#x}, expected {PVH_MAGIC:#x}"),
+            BootInfoError::BadPvhMagic(m) => {
+                write!(f, "PVH start info magic {m:#x}, expected {PVH_MAGIC:#x}")
+            }
             BootInfoError::Unreadable(a) => write!(f, "boot information at {a:#x} is unreadable"),
             BootInfoError::BadTag(a) => write!(f, "malformed multiboot2 tag at {a:#x}"),
             BootInfoError::NoMemoryMap => write!(f, "the boot loader gave no memory map"),
@@ -144,8 +151,13 @@ pub fn parse_pvh(mem: &dyn PhysReader, addr: u64) -> Result<BootInfo, BootInfoEr
     let modlist = mem.u64(at(16)?).ok_or(BootInfoError::Unreadable(addr))?;
     if nr_modules > 0 {
         let paddr = mem.u64(modlist).ok_or(BootInfoError::Unreadable(modlist))?;
-        let size = mem.u64(modlist.saturating_add(8)).ok_or(BootInfoError::Unreadable(modlist))?;
-        info.module = Some(Region { start: paddr, len: size });
+        let size = mem
+            .u64(modlist.saturating_add(8))
+            .ok_or(BootInfoError::Unreadable(modlist))?;
+        info.module = Some(Region {
+            start: paddr,
+            len: size,
+        });
     }
     if version < 1 {
         return Err(BootInfoError::NoMemoryMap);
@@ -160,8 +172,12 @@ pub fn parse_pvh(mem: &dyn PhysReader, addr: u64) -> Result<BootInfo, BootInfoEr
             .checked_add(i.saturating_mul(24))
             .ok_or(BootInfoError::Unreadable(memmap))?;
         let start = mem.u64(e).ok_or(BootInfoError::Unreadable(e))?;
-        let len = mem.u64(e.saturating_add(8)).ok_or(BootInfoError::Unreadable(e))?;
-        let kind = mem.u32(e.saturating_add(16)).ok_or(BootInfoError::Unreadable(e))?;
+        let len = mem
+            .u64(e.saturating_add(8))
+            .ok_or(BootInfoError::Unreadable(e))?;
+        let kind = mem
+            .u32(e.saturating_add(16))
+            .ok_or(BootInfoError::Unreadable(e))?;
         if kind == E820_RAM {
             info.push_ram(Region { start, len });
         }
@@ -178,15 +194,21 @@ pub fn parse_multiboot2(mem: &dyn PhysReader, addr: u64) -> Result<BootInfo, Boo
     let mut tag = addr.saturating_add(8);
     while tag.saturating_add(8) <= end {
         let kind = mem.u32(tag).ok_or(BootInfoError::Unreadable(tag))?;
-        let size = mem.u32(tag.saturating_add(4)).ok_or(BootInfoError::Unreadable(tag))?;
+        let size = mem
+            .u32(tag.saturating_add(4))
+            .ok_or(BootInfoError::Unreadable(tag))?;
         if size < 8 || tag.saturating_add(u64::from(size)) > end {
             return Err(BootInfoError::BadTag(tag));
         }
         match kind {
             0 => break,
             3 if info.module.is_none() => {
-                let start = mem.u32(tag.saturating_add(8)).ok_or(BootInfoError::Unreadable(tag))?;
-                let stop = mem.u32(tag.saturating_add(12)).ok_or(BootInfoError::Unreadable(tag))?;
+                let start = mem
+                    .u32(tag.saturating_add(8))
+                    .ok_or(BootInfoError::Unreadable(tag))?;
+                let stop = mem
+                    .u32(tag.saturating_add(12))
+                    .ok_or(BootInfoError::Unreadable(tag))?;
                 info.module = Some(Region {
                     start: u64::from(start),
                     len: u64::from(stop.saturating_sub(start)),
@@ -194,7 +216,9 @@ pub fn parse_multiboot2(mem: &dyn PhysReader, addr: u64) -> Result<BootInfo, Boo
             }
             6 => {
                 have_map = true;
-                let entry_size = mem.u32(tag.saturating_add(8)).ok_or(BootInfoError::Unreadable(tag))?;
+                let entry_size = mem
+                    .u32(tag.saturating_add(8))
+                    .ok_or(BootInfoError::Unreadable(tag))?;
                 if entry_size < 24 {
                     return Err(BootInfoError::BadTag(tag));
                 }
@@ -202,8 +226,12 @@ pub fn parse_multiboot2(mem: &dyn PhysReader, addr: u64) -> Result<BootInfo, Boo
                 let mut e = tag.saturating_add(16);
                 while e.saturating_add(24) <= tag_end {
                     let start = mem.u64(e).ok_or(BootInfoError::Unreadable(e))?;
-                    let len = mem.u64(e.saturating_add(8)).ok_or(BootInfoError::Unreadable(e))?;
-                    let kind = mem.u32(e.saturating_add(16)).ok_or(BootInfoError::Unreadable(e))?;
+                    let len = mem
+                        .u64(e.saturating_add(8))
+                        .ok_or(BootInfoError::Unreadable(e))?;
+                    let kind = mem
+                        .u32(e.saturating_add(16))
+                        .ok_or(BootInfoError::Unreadable(e))?;
                     if kind == E820_RAM {
                         info.push_ram(Region { start, len });
                     }
@@ -263,17 +291,35 @@ mod tests {
         put(&mut m, 0x328, &2u32.to_le_bytes());
         let info = parse_pvh(&Bytes(m), 0x100).unwrap();
         assert_eq!(info.protocol, Protocol::Pvh);
-        assert_eq!(info.module, Some(Region { start: 0x0700_0000, len: 0x1234 }));
-        assert_eq!(info.ram(), &[Region { start: 0x10_0000, len: 0x0ff0_0000 }]);
+        assert_eq!(
+            info.module,
+            Some(Region {
+                start: 0x0700_0000,
+                len: 0x1234
+            })
+        );
+        assert_eq!(
+            info.ram(),
+            &[Region {
+                start: 0x10_0000,
+                len: 0x0ff0_0000
+            }]
+        );
     }
 
     #[test]
     fn pvh_bad_magic_and_truncation() {
         let mut m = Vec::new();
         put(&mut m, 0, &0xdead_beefu32.to_le_bytes());
-        assert_eq!(parse_pvh(&Bytes(m.clone()), 0), Err(BootInfoError::BadPvhMagic(0xdead_beef)));
+        assert_eq!(
+            parse_pvh(&Bytes(m.clone()), 0),
+            Err(BootInfoError::BadPvhMagic(0xdead_beef))
+        );
         put(&mut m, 0, &PVH_MAGIC.to_le_bytes());
-        assert!(matches!(parse_pvh(&Bytes(m), 0), Err(BootInfoError::Unreadable(_))));
+        assert!(matches!(
+            parse_pvh(&Bytes(m), 0),
+            Err(BootInfoError::Unreadable(_))
+        ));
         assert!(parse_pvh(&Bytes(Vec::new()), u64::MAX - 2).is_err());
     }
 
@@ -302,10 +348,25 @@ mod tests {
         put(&mut m, 0, &104u32.to_le_bytes());
         let info = parse_multiboot2(&Bytes(m), 0).unwrap();
         assert_eq!(info.protocol, Protocol::Multiboot2);
-        assert_eq!(info.module, Some(Region { start: 0x20_0000, len: 0x4000 }));
+        assert_eq!(
+            info.module,
+            Some(Region {
+                start: 0x20_0000,
+                len: 0x4000
+            })
+        );
         assert_eq!(
             info.ram(),
-            &[Region { start: 0, len: 0x9fc00 }, Region { start: 0x10_0000, len: 0x0700_0000 }]
+            &[
+                Region {
+                    start: 0,
+                    len: 0x9fc00
+                },
+                Region {
+                    start: 0x10_0000,
+                    len: 0x0700_0000
+                }
+            ]
         );
     }
 
@@ -316,11 +377,20 @@ mod tests {
         put(&mut m, 8, &6u32.to_le_bytes());
         put(&mut m, 12, &4u32.to_le_bytes()); // size < 8
         put(&mut m, 16, &[0; 16]);
-        assert_eq!(parse_multiboot2(&Bytes(m.clone()), 0), Err(BootInfoError::BadTag(8)));
+        assert_eq!(
+            parse_multiboot2(&Bytes(m.clone()), 0),
+            Err(BootInfoError::BadTag(8))
+        );
         put(&mut m, 12, &4096u32.to_le_bytes()); // past the end
-        assert_eq!(parse_multiboot2(&Bytes(m.clone()), 0), Err(BootInfoError::BadTag(8)));
+        assert_eq!(
+            parse_multiboot2(&Bytes(m.clone()), 0),
+            Err(BootInfoError::BadTag(8))
+        );
         put(&mut m, 8, &0u32.to_le_bytes());
         put(&mut m, 12, &8u32.to_le_bytes());
-        assert_eq!(parse_multiboot2(&Bytes(m), 0), Err(BootInfoError::NoMemoryMap));
+        assert_eq!(
+            parse_multiboot2(&Bytes(m), 0),
+            Err(BootInfoError::NoMemoryMap)
+        );
     }
 }

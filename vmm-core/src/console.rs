@@ -16,7 +16,11 @@ pub fn init() {
     Com1::init();
     // An error only means a logger is already installed: keep it.
     let _ = log::set_logger(&LOGGER);
-    log::set_max_level(if cfg!(debug_assertions) { log::LevelFilter::Debug } else { log::LevelFilter::Info });
+    log::set_max_level(if cfg!(debug_assertions) {
+        log::LevelFilter::Debug
+    } else {
+        log::LevelFilter::Info
+    });
 }
 
 /// Print formatted text to the console.
@@ -44,7 +48,11 @@ impl log::Log for Logger {
 
     fn log(&self, record: &log::Record<'_>) {
         if self.enabled(record.metadata()) {
-            print_fmt(format_args!("vmm: [{}] {}\n", record.level(), record.args()));
+            print_fmt(format_args!(
+                "vmm: [{}] {}\n",
+                record.level(),
+                record.args()
+            ));
         }
     }
 

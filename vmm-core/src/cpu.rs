@@ -16,7 +16,12 @@ pub struct Cpuid {
 /// Execute CPUID for `leaf`/`subleaf`.
 pub fn cpuid(leaf: u32, subleaf: u32) -> Cpuid {
     let r = core::arch::x86_64::__cpuid_count(leaf, subleaf);
-    Cpuid { eax: r.eax, ebx: r.ebx, ecx: r.ecx, edx: r.edx }
+    Cpuid {
+        eax: r.eax,
+        ebx: r.ebx,
+        ecx: r.ecx,
+        edx: r.edx,
+    }
 }
 
 /// The CPU vendor, from CPUID leaf 0.
@@ -56,7 +61,9 @@ pub fn vendor() -> Vendor {
 pub unsafe fn rdmsr(msr: u32) -> u64 {
     let (lo, hi): (u32, u32);
     // SAFETY: the caller guarantees the MSR exists and CPL 0.
-    unsafe { asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags)) }
+    unsafe {
+        asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags))
+    }
     (u64::from(hi) << 32) | u64::from(lo)
 }
 
@@ -146,7 +153,10 @@ mod tests {
     #[test]
     fn vendors() {
         let w = |s: &[u8; 4]| u32::from_le_bytes(*s);
-        assert_eq!(vendor_from(w(b"Genu"), w(b"ntel"), w(b"ineI")), Vendor::Intel);
+        assert_eq!(
+            vendor_from(w(b"Genu"), w(b"ntel"), w(b"ineI")),
+            Vendor::Intel
+        );
         assert_eq!(vendor_from(w(b"Auth"), w(b"cAMD"), w(b"enti")), Vendor::Amd);
         assert_eq!(vendor_from(0, 0, 0), Vendor::Other);
     }

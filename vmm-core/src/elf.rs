@@ -58,19 +58,28 @@ pub struct Elf<'a> {
 }
 
 fn u16_at(b: &[u8], off: usize) -> Result<u16, ElfError> {
-    let s = b.get(off..off.checked_add(2).ok_or(ElfError::Truncated)?).ok_or(ElfError::Truncated)?;
-    Ok(u16::from_le_bytes([s.first().copied().unwrap_or(0), s.get(1).copied().unwrap_or(0)]))
+    let s = b
+        .get(off..off.checked_add(2).ok_or(ElfError::Truncated)?)
+        .ok_or(ElfError::Truncated)?;
+    Ok(u16::from_le_bytes([
+        s.first().copied().unwrap_or(0),
+        s.get(1).copied().unwrap_or(0),
+    ]))
 }
 
 fn u32_at(b: &[u8], off: usize) -> Result<u32, ElfError> {
-    let s = b.get(off..off.checked_add(4).ok_or(ElfError::Truncated)?).ok_or(ElfError::Truncated)?;
+    let s = b
+        .get(off..off.checked_add(4).ok_or(ElfError::Truncated)?)
+        .ok_or(ElfError::Truncated)?;
     let mut a = [0u8; 4];
     a.copy_from_slice(s);
     Ok(u32::from_le_bytes(a))
 }
 
 fn u64_at(b: &[u8], off: usize) -> Result<u64, ElfError> {
-    let s = b.get(off..off.checked_add(8).ok_or(ElfError::Truncated)?).ok_or(ElfError::Truncated)?;
+    let s = b
+        .get(off..off.checked_add(8).ok_or(ElfError::Truncated)?)
+        .ok_or(ElfError::Truncated)?;
     let mut a = [0u8; 8];
     a.copy_from_slice(s);
     Ok(u64::from_le_bytes(a))
@@ -83,7 +92,10 @@ fn to_usize(v: u64) -> Result<usize, ElfError> {
 impl<'a> Elf<'a> {
     /// Check the header of `file`.
     pub fn parse(file: &'a [u8]) -> Result<Self, ElfError> {
-        if file.get(..4) != Some(b"\x7fELF".as_slice()) || file.get(4) != Some(&2) || file.get(5) != Some(&1) {
+        if file.get(..4) != Some(b"\x7fELF".as_slice())
+            || file.get(4) != Some(&2)
+            || file.get(5) != Some(&1)
+        {
             return Err(ElfError::NotElf64);
         }
         if u16_at(file, 18)? != EM_X86_64 {
@@ -99,11 +111,20 @@ impl<'a> Elf<'a> {
         if phentsize < 56 {
             return Err(ElfError::Truncated);
         }
-        let table = phentsize.checked_mul(phnum).and_then(|n| n.checked_add(phoff)).ok_or(ElfError::Truncated)?;
+        let table = phentsize
+            .checked_mul(phnum)
+            .and_then(|n| n.checked_add(phoff))
+            .ok_or(ElfError::Truncated)?;
         if table > file.len() {
             return Err(ElfError::Truncated);
         }
-        Ok(Elf { file, entry, phoff, phentsize, phnum })
+        Ok(Elf {
+            file,
+            entry,
+            phoff,
+            phentsize,
+            phnum,
+        })
     }
 
     /// The entry point (`e_entry`).
@@ -131,10 +152,18 @@ impl<'a> Elf<'a> {
                 if (filesz as u64) > memsz || paddr.checked_add(memsz).is_none() {
                     return Err(ElfError::BadSegment);
                 }
-                if offset.checked_add(filesz).is_none_or(|end| end > self.file.len()) {
+                if offset
+                    .checked_add(filesz)
+                    .is_none_or(|end| end > self.file.len())
+                {
                     return Err(ElfError::Truncated);
                 }
-                Ok(Some(Segment { paddr, offset, filesz, memsz }))
+                Ok(Some(Segment {
+                    paddr,
+                    offset,
+                    filesz,
+                    memsz,
+                }))
             })();
             r.transpose()
         })
@@ -142,7 +171,10 @@ impl<'a> Elf<'a> {
 
     /// The file bytes of a segment.
     pub fn bytes(&self, s: &Segment) -> &'a [u8] {
-        s.offset.checked_add(s.filesz).and_then(|end| self.file.get(s.offset..end)).unwrap_or(&[])
+        s.offset
+            .checked_add(s.filesz)
+            .and_then(|end| self.file.get(s.offset..end))
+            .unwrap_or(&[])
     }
 }
 
@@ -182,7 +214,15 @@ mod tests {
         let elf = Elf::parse(&f).unwrap();
         assert_eq!(elf.entry(), 0x20_0000);
         let segs: Vec<_> = elf.segments().collect::<Result<_, _>>().unwrap();
-        assert_eq!(segs, [Segment { paddr: 0x20_0000, offset: 0x1000, filesz: 0x10, memsz: 0x2000 }]);
+        assert_eq!(
+            segs,
+            [Segment {
+                paddr: 0x20_0000,
+                offset: 0x1000,
+                filesz: 0x10,
+                memsz: 0x2000
+            }]
+        );
         assert_eq!(elf.bytes(&segs[0])[0], 0xAA);
     }
 
@@ -197,10 +237,19 @@ mod tests {
         f[56..58].copy_from_slice(&1000u16.to_le_bytes());
         assert_eq!(Elf::parse(&f).err(), Some(ElfError::Truncated));
         let f = image(&[(0x20_0000, 0x2000, 0x1000)]);
-        assert_eq!(Elf::parse(&f).unwrap().segments().next(), Some(Err(ElfError::BadSegment)));
+        assert_eq!(
+            Elf::parse(&f).unwrap().segments().next(),
+            Some(Err(ElfError::BadSegment))
+        );
         let f = image(&[(0x20_0000, 0x10_0000, 0x10_0000)]);
-        assert_eq!(Elf::parse(&f).unwrap().segments().next(), Some(Err(ElfError::Truncated)));
+        assert_eq!(
+            Elf::parse(&f).unwrap().segments().next(),
+            Some(Err(ElfError::Truncated))
+        );
         let f = image(&[(u64::MAX - 4, 0x10, 0x10)]);
-        assert_eq!(Elf::parse(&f).unwrap().segments().next(), Some(Err(ElfError::BadSegment)));
+        assert_eq!(
+            Elf::parse(&f).unwrap().segments().next(),
+            Some(Err(ElfError::BadSegment))
+        );
     }
 }

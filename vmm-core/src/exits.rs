@@ -14,6 +14,17 @@
 //!   other exit: stop the guest with a diagnosis naming the exit, RIP and
 //!   the raw codes.
 
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
+)]
+
 use crate::cpu;
 use crate::hv::virtual_cpuid;
 use crate::vcpu::GuestVcpu;
@@ -136,13 +147,17 @@ impl fmt::Display for Stop {
         match self {
             Stop::Svm(e) => write!(f, "SVM unavailable: {e:?}"),
             Stop::Registry(e) => write!(f, "hypercall registry: {e}"),
-            Stop::Halted { rip } => write!(f, "guest executed HLT with interrupts off at RIP {rip:#x}"),
+            Stop::Halted { rip } => {
+                write!(f, "guest executed HLT with interrupts off at RIP {rip:#x}")
+            }
             Stop::Shutdown { rip } => write!(f, "guest shutdown (triple fault) at RIP {rip:#x}"),
             Stop::NestedPageFault { gpa, rip } => write!(
                 f,
                 "guest touched guest-physical {gpa:#x}, outside its RAM, at RIP {rip:#x}"
             ),
-            Stop::EntryFailure { exit, rip } => write!(f, "VM entry failed at RIP {rip:#x}: {exit}"),
+            Stop::EntryFailure { exit, rip } => {
+                write!(f, "VM entry failed at RIP {rip:#x}: {exit}")
+            }
             Stop::Unhandled { exit, raw, rip } => {
                 let (i1, i2) = raw.info();
                 write!(
@@ -199,7 +214,8 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
                 let mut bytes = [0u8; 3];
                 let fetched = {
                     let mut vcpu = backend.vcpu(regs);
-                    vmmcall::Vcpu::read_linear(&mut vcpu, vmmcall::GuestAddr(rip), &mut bytes).is_ok()
+                    vmmcall::Vcpu::read_linear(&mut vcpu, vmmcall::GuestAddr(rip), &mut bytes)
+                        .is_ok()
                 };
                 if fetched && vmexit::hypercall_instruction(&bytes).is_some() {
                     let len = vmmcall::abi::HYPERCALL_INSN_LEN;

@@ -105,7 +105,10 @@ impl From<ElfError> for LoadError {
 }
 
 fn put_u64(ram: &mut [u8], at: u64, v: u64) {
-    if let Some(dst) = usize::try_from(at).ok().and_then(|a| ram.get_mut(a..a.checked_add(8)?)) {
+    if let Some(dst) = usize::try_from(at)
+        .ok()
+        .and_then(|a| ram.get_mut(a..a.checked_add(8)?))
+    {
         dst.copy_from_slice(&v.to_le_bytes());
     }
 }
@@ -114,7 +117,7 @@ fn put_u64(ram: &mut [u8], at: u64, v: u64) {
 /// initial tables. `ram` is zeroed first.
 pub fn prepare(ram: &mut [u8], image: &[u8]) -> Result<GuestStart, LoadError> {
     let size = ram.len() as u64;
-    if size < (2 << 20) || size > MAX_RAM || size % (2 << 20) != 0 {
+    if !((2 << 20)..=MAX_RAM).contains(&size) || size % (2 << 20) != 0 {
         return Err(LoadError::BadRamSize(size));
     }
     let elf = Elf::parse(image)?;
@@ -123,15 +126,24 @@ pub fn prepare(ram: &mut [u8], image: &[u8]) -> Result<GuestStart, LoadError> {
         let seg = seg?;
         let end = seg.paddr.checked_add(seg.memsz);
         if seg.paddr < IMAGE_MIN || end.is_none_or(|e| e > size) {
-            return Err(LoadError::SegmentOutsideRam { paddr: seg.paddr, memsz: seg.memsz });
+            return Err(LoadError::SegmentOutsideRam {
+                paddr: seg.paddr,
+                memsz: seg.memsz,
+            });
         }
     }
     ram.fill(0);
     for seg in elf.segments() {
         let seg = seg?;
-        let start = usize::try_from(seg.paddr).map_err(|_| LoadError::SegmentOutsideRam { paddr: seg.paddr, memsz: seg.memsz })?;
+        let start = usize::try_from(seg.paddr).map_err(|_| LoadError::SegmentOutsideRam {
+            paddr: seg.paddr,
+            memsz: seg.memsz,
+        })?;
         let bytes = elf.bytes(&seg);
-        if let Some(dst) = start.checked_add(bytes.len()).and_then(|end| ram.get_mut(start..end)) {
+        if let Some(dst) = start
+            .checked_add(bytes.len())
+            .and_then(|end| ram.get_mut(start..end))
+        {
             dst.copy_from_slice(bytes);
         }
     }
@@ -188,19 +200,41 @@ mod tests {
         assert_eq!(s.rsp, 4 << 20);
         assert_eq!(&ram[0x20_0000..0x20_0010], &[0xF4; 16]);
         assert_eq!(ram[0x20_0010], 0, "bss is zeroed");
-        assert_eq!(u64::from_le_bytes(ram[0x3008..0x3010].try_into().unwrap()), (1 << 21) | 0x83);
-        assert_eq!(u64::from_le_bytes(ram[0x3010..0x3018].try_into().unwrap()), 0, "only RAM is mapped");
-        assert_eq!(u64::from_le_bytes(ram[0x4008..0x4010].try_into().unwrap()), GDT[1]);
+        assert_eq!(
+            u64::from_le_bytes(ram[0x3008..0x3010].try_into().unwrap()),
+            (1 << 21) | 0x83
+        );
+        assert_eq!(
+            u64::from_le_bytes(ram[0x3010..0x3018].try_into().unwrap()),
+            0,
+            "only RAM is mapped"
+        );
+        assert_eq!(
+            u64::from_le_bytes(ram[0x4008..0x4010].try_into().unwrap()),
+            GDT[1]
+        );
     }
 
     #[test]
     fn rejects_segments_outside_ram() {
         let mut ram = vec![0u8; 2 << 20];
-        assert!(matches!(prepare(&mut ram, &tiny_elf(0x1000, 0x10)), Err(LoadError::SegmentOutsideRam { .. })));
-        assert!(matches!(prepare(&mut ram, &tiny_elf(0x1f_fff8, 0x10)), Err(LoadError::SegmentOutsideRam { .. })));
-        assert!(matches!(prepare(&mut ram, &tiny_elf(u64::MAX - 8, 0x10)), Err(_)));
+        assert!(matches!(
+            prepare(&mut ram, &tiny_elf(0x1000, 0x10)),
+            Err(LoadError::SegmentOutsideRam { .. })
+        ));
+        assert!(matches!(
+            prepare(&mut ram, &tiny_elf(0x1f_fff8, 0x10)),
+            Err(LoadError::SegmentOutsideRam { .. })
+        ));
+        assert!(prepare(&mut ram, &tiny_elf(u64::MAX - 8, 0x10)).is_err());
         let mut small = vec![0u8; 0x1000];
-        assert_eq!(prepare(&mut small, &tiny_elf(0x20_0000, 0x10)), Err(LoadError::BadRamSize(0x1000)));
-        assert!(matches!(prepare(&mut ram, b"garbage"), Err(LoadError::Elf(_))));
+        assert_eq!(
+            prepare(&mut small, &tiny_elf(0x20_0000, 0x10)),
+            Err(LoadError::BadRamSize(0x1000))
+        );
+        assert!(matches!(
+            prepare(&mut ram, b"garbage"),
+            Err(LoadError::Elf(_))
+        ));
     }
 }

@@ -1,6 +1,17 @@
 //! Vendor-neutral hypervisor policy: what the guest sees of CPUID, and the
 //! guest RAM the backends share.
 
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
+)]
+
 use crate::cpu::Cpuid;
 use vmmcall::abi;
 
@@ -23,15 +34,29 @@ pub const CPUID_EXT1_ECX_SVM: u32 = 1 << 2;
 /// - anything else: the CPU's answer.
 pub fn virtual_cpuid(leaf: u32, _subleaf: u32, real: Cpuid) -> Cpuid {
     match leaf {
-        1 => Cpuid { ecx: (real.ecx | CPUID1_ECX_HYPERVISOR) & !CPUID1_ECX_VMX, ..real },
-        0x8000_0001 => Cpuid { ecx: real.ecx & !CPUID_EXT1_ECX_SVM, ..real },
+        1 => Cpuid {
+            ecx: (real.ecx | CPUID1_ECX_HYPERVISOR) & !CPUID1_ECX_VMX,
+            ..real
+        },
+        0x8000_0001 => Cpuid {
+            ecx: real.ecx & !CPUID_EXT1_ECX_SVM,
+            ..real
+        },
         abi::CPUID_LEAF_SIGNATURE => {
             let (ebx, ecx, edx) = abi::cpuid_signature_words();
-            Cpuid { eax: abi::CPUID_LEAF_INTERFACE, ebx, ecx, edx }
+            Cpuid {
+                eax: abi::CPUID_LEAF_INTERFACE,
+                ebx,
+                ecx,
+                edx,
+            }
         }
-        abi::CPUID_LEAF_INTERFACE => {
-            Cpuid { eax: abi::ABI_VERSION, ebx: abi::CPUID_INTERFACE_MAGIC, ecx: 0, edx: 0 }
-        }
+        abi::CPUID_LEAF_INTERFACE => Cpuid {
+            eax: abi::ABI_VERSION,
+            ebx: abi::CPUID_INTERFACE_MAGIC,
+            ecx: 0,
+            edx: 0,
+        },
         0x4000_0002..=0x4000_00FF => Cpuid::default(),
         _ => real,
     }
@@ -64,7 +89,12 @@ mod tests {
 
     #[test]
     fn cpuid_policy() {
-        let real = Cpuid { eax: 1, ebx: 2, ecx: CPUID1_ECX_VMX | 1, edx: 4 };
+        let real = Cpuid {
+            eax: 1,
+            ebx: 2,
+            ecx: CPUID1_ECX_VMX | 1,
+            edx: 4,
+        };
         let v = virtual_cpuid(1, 0, real);
         assert_eq!(v.ecx, CPUID1_ECX_HYPERVISOR | 1);
         assert_eq!((v.eax, v.ebx, v.edx), (1, 2, 4));
@@ -84,7 +114,10 @@ mod tests {
 
     #[test]
     fn guest_ram_ranges() {
-        let r = GuestRam { host_base: 0x400_0000, size: 0x200_0000 };
+        let r = GuestRam {
+            host_base: 0x400_0000,
+            size: 0x200_0000,
+        };
         assert_eq!(r.host_range(0, 0x200_0000), Some(0x400_0000));
         assert_eq!(r.host_range(0x1ff_ffff, 1), Some(0x5ff_ffff));
         assert_eq!(r.host_range(0x1ff_ffff, 2), None);

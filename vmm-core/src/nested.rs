@@ -60,7 +60,12 @@ pub enum NestedError {
 /// Build tables mapping guest-physical `[0, size)` to host-physical
 /// `[host_base, host_base + size)`. Returns the physical address of the
 /// PML4 (for N_CR3, or the EPTP's address bits).
-pub fn build(mem: &mut dyn TableMemory, format: Format, host_base: u64, size: u64) -> Result<u64, NestedError> {
+pub fn build(
+    mem: &mut dyn TableMemory,
+    format: Format,
+    host_base: u64,
+    size: u64,
+) -> Result<u64, NestedError> {
     if size == 0 || size % LARGE_PAGE != 0 || host_base % LARGE_PAGE != 0 || size > 512 * GIB {
         return Err(NestedError::BadLayout);
     }
@@ -76,7 +81,10 @@ pub fn build(mem: &mut dyn TableMemory, format: Format, host_base: u64, size: u6
             mem.write_u64(pdpt.wrapping_add((gpa / GIB) * 8), pd | format.table());
         }
         let index = (gpa % GIB) / LARGE_PAGE;
-        mem.write_u64(pd.wrapping_add(index * 8), (host_base.wrapping_add(gpa) & ADDR_MASK) | format.leaf_2m());
+        mem.write_u64(
+            pd.wrapping_add(index * 8),
+            (host_base.wrapping_add(gpa) & ADDR_MASK) | format.leaf_2m(),
+        );
         gpa = gpa.wrapping_add(LARGE_PAGE);
     }
     Ok(pml4)
@@ -158,9 +166,21 @@ mod tests {
     #[test]
     fn rejects_bad_layouts() {
         let mut m = Mem::default();
-        assert_eq!(build(&mut m, Format::Npt, 0, 0), Err(NestedError::BadLayout));
-        assert_eq!(build(&mut m, Format::Npt, 0x1000, LARGE_PAGE), Err(NestedError::BadLayout));
-        assert_eq!(build(&mut m, Format::Npt, 0, 0x1000), Err(NestedError::BadLayout));
-        assert_eq!(build(&mut m, Format::Npt, u64::MAX & !(LARGE_PAGE - 1), LARGE_PAGE * 2), Err(NestedError::BadLayout));
+        assert_eq!(
+            build(&mut m, Format::Npt, 0, 0),
+            Err(NestedError::BadLayout)
+        );
+        assert_eq!(
+            build(&mut m, Format::Npt, 0x1000, LARGE_PAGE),
+            Err(NestedError::BadLayout)
+        );
+        assert_eq!(
+            build(&mut m, Format::Npt, 0, 0x1000),
+            Err(NestedError::BadLayout)
+        );
+        assert_eq!(
+            build(&mut m, Format::Npt, !(LARGE_PAGE - 1), LARGE_PAGE * 2),
+            Err(NestedError::BadLayout)
+        );
     }
 }

@@ -20,7 +20,10 @@ pub struct PhysAlloc {
 impl PhysAlloc {
     /// Free memory is `ram` minus every range in `reserved`.
     pub fn new(ram: &[Region], reserved: &[Region]) -> Self {
-        let mut a = PhysAlloc { free: [Region::default(); MAX_RANGES], count: 0 };
+        let mut a = PhysAlloc {
+            free: [Region::default(); MAX_RANGES],
+            count: 0,
+        };
         for r in ram {
             a.add(*r);
         }
@@ -50,10 +53,16 @@ impl PhysAlloc {
                 continue;
             }
             if r.start < cut.start {
-                self.add(Region { start: r.start, len: cut.start.saturating_sub(r.start) });
+                self.add(Region {
+                    start: r.start,
+                    len: cut.start.saturating_sub(r.start),
+                });
             }
             if cut.end() < r.end() {
-                self.add(Region { start: cut.end(), len: r.end().saturating_sub(cut.end()) });
+                self.add(Region {
+                    start: cut.end(),
+                    len: r.end().saturating_sub(cut.end()),
+                });
             }
         }
     }
@@ -65,7 +74,10 @@ impl PhysAlloc {
 
     /// Total free bytes.
     pub fn free_bytes(&self) -> u64 {
-        self.free().iter().map(|r| r.len).fold(0, u64::saturating_add)
+        self.free()
+            .iter()
+            .map(|r| r.len)
+            .fold(0, u64::saturating_add)
     }
 
     /// Take `len` bytes aligned to `align` (a power of two) below `limit`,
@@ -81,8 +93,14 @@ impl PhysAlloc {
             let end = start.checked_add(len)?;
             if end <= r.end() && end <= limit {
                 // Keep the unaligned head as its own range if there is one.
-                let head = Region { start: r.start, len: start.saturating_sub(r.start) };
-                let tail = Region { start: end, len: r.end().saturating_sub(end) };
+                let head = Region {
+                    start: r.start,
+                    len: start.saturating_sub(r.start),
+                };
+                let tail = Region {
+                    start: end,
+                    len: r.end().saturating_sub(end),
+                };
                 if let Some(slot) = self.free.get_mut(i) {
                     *slot = tail;
                 }
@@ -101,17 +119,38 @@ mod tests {
 
     #[test]
     fn reserved_ranges_are_never_handed_out() {
-        let ram = [Region { start: 0, len: 0x9f000 }, Region { start: 0x10_0000, len: 0x0ff0_0000 }];
-        let image = Region { start: 0x10_0000, len: 0x5_0000 };
-        let module = Region { start: 0x0f00_0000, len: 0x1_0000 };
-        let low = Region { start: 0, len: 0x10_0000 };
+        let ram = [
+            Region {
+                start: 0,
+                len: 0x9f000,
+            },
+            Region {
+                start: 0x10_0000,
+                len: 0x0ff0_0000,
+            },
+        ];
+        let image = Region {
+            start: 0x10_0000,
+            len: 0x5_0000,
+        };
+        let module = Region {
+            start: 0x0f00_0000,
+            len: 0x1_0000,
+        };
+        let low = Region {
+            start: 0,
+            len: 0x10_0000,
+        };
         let mut a = PhysAlloc::new(&ram, &[image, module, low]);
         assert_eq!(a.free_bytes(), 0x0ff0_0000 - 0x5_0000 - 0x1_0000);
         let mut got = std::vec::Vec::new();
         while let Some(p) = a.alloc(0x20_0000, 0x20_0000, u64::MAX) {
             assert_eq!(p % 0x20_0000, 0);
             for r in [image, module, low] {
-                assert!(p + 0x20_0000 <= r.start || p >= r.end(), "{p:#x} overlaps {r:?}");
+                assert!(
+                    p + 0x20_0000 <= r.start || p >= r.end(),
+                    "{p:#x} overlaps {r:?}"
+                );
             }
             for &q in &got {
                 assert!(p + 0x20_0000 <= q || p >= q + 0x20_0000);
@@ -126,7 +165,13 @@ mod tests {
 
     #[test]
     fn limit_alignment_and_zero() {
-        let mut a = PhysAlloc::new(&[Region { start: 0x1234, len: 0x10_0000 }], &[]);
+        let mut a = PhysAlloc::new(
+            &[Region {
+                start: 0x1234,
+                len: 0x10_0000,
+            }],
+            &[],
+        );
         assert_eq!(a.alloc(0, 0x1000, u64::MAX), None);
         assert_eq!(a.alloc(0x1000, 3, u64::MAX), None);
         assert_eq!(a.alloc(0x1000, 0x1000, 0x2000), None);

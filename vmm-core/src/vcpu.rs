@@ -6,6 +6,17 @@
 //! RAM: a guest-physical address outside guest RAM is `OutsideRam`, so the
 //! VMM's own memory can never be read or written on a guest's behalf.
 
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
+)]
+
 use crate::hv::GuestRam;
 use vmmcall::paging::{self, GuestPhysMemory, PagingMode};
 use vmmcall::{GuestAddr, GuestRegs, MemError, Vcpu};
@@ -24,7 +35,10 @@ struct Phys(GuestRam);
 
 impl GuestPhysMemory for Phys {
     fn read_phys(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError> {
-        let src = self.0.host_range(gpa, buf.len() as u64).ok_or(MemError::OutsideRam { gpa })?;
+        let src = self
+            .0
+            .host_range(gpa, buf.len() as u64)
+            .ok_or(MemError::OutsideRam { gpa })?;
         // SAFETY: host_range checked that [gpa, gpa + len) is guest RAM,
         // which the VMM identity-maps and which never overlaps VMM memory
         // such as `buf`.
@@ -33,7 +47,10 @@ impl GuestPhysMemory for Phys {
     }
 
     fn write_phys(&mut self, gpa: u64, data: &[u8]) -> Result<(), MemError> {
-        let dst = self.0.host_range(gpa, data.len() as u64).ok_or(MemError::OutsideRam { gpa })?;
+        let dst = self
+            .0
+            .host_range(gpa, data.len() as u64)
+            .ok_or(MemError::OutsideRam { gpa })?;
         // SAFETY: as in read_phys: the range is guest RAM, disjoint from `data`.
         unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), dst as *mut u8, data.len()) };
         Ok(())
@@ -42,8 +59,21 @@ impl GuestPhysMemory for Phys {
 
 impl<'a> GuestVcpu<'a> {
     /// Wrap the state a backend read from its VMCB/VMCS.
-    pub fn new(regs: &'a mut GuestRegs, cpl: u8, cr0: u64, cr3: u64, cr4: u64, efer: u64, ram: GuestRam) -> Self {
-        GuestVcpu { regs, cpl, paging: PagingMode::new(cr0, cr3, cr4, efer), ram: Phys(ram) }
+    pub fn new(
+        regs: &'a mut GuestRegs,
+        cpl: u8,
+        cr0: u64,
+        cr3: u64,
+        cr4: u64,
+        efer: u64,
+        ram: GuestRam,
+    ) -> Self {
+        GuestVcpu {
+            regs,
+            cpl,
+            paging: PagingMode::new(cr0, cr3, cr4, efer),
+            ram: Phys(ram),
+        }
     }
 }
 

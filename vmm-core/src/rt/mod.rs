@@ -72,11 +72,16 @@ unsafe impl GlobalAlloc for BumpHeap {
         let base = core::ptr::addr_of_mut!(ARENA) as usize;
         let mut cur = NEXT.load(Ordering::Relaxed);
         loop {
-            let start = match base.checked_add(cur).and_then(|p| p.checked_next_multiple_of(layout.align())) {
+            let start = match base
+                .checked_add(cur)
+                .and_then(|p| p.checked_next_multiple_of(layout.align()))
+            {
                 Some(p) => p.wrapping_sub(base),
                 None => return core::ptr::null_mut(),
             };
-            let Some(end) = start.checked_add(layout.size()) else { return core::ptr::null_mut() };
+            let Some(end) = start.checked_add(layout.size()) else {
+                return core::ptr::null_mut();
+            };
             if end > HEAP_SIZE {
                 return core::ptr::null_mut();
             }

@@ -6,8 +6,8 @@
 //! nested paging, guest state), then loop on VMRUN and handle each #VMEXIT.
 
 use super::vmcb::{Intercept3, Intercept4, Vmcb, VmcbSegment};
-use crate::cpu::{self, msr};
 use super::SvmError;
+use crate::cpu::{self, msr};
 use crate::exits::{self, Backend};
 use crate::guest::{self, GuestStart};
 use crate::hv::GuestRam;
@@ -84,7 +84,9 @@ extern "C" {
 const PAGE: u64 = 4096;
 
 fn alloc_page(alloc: &mut PhysAlloc) -> Result<u64, SvmError> {
-    let pa = alloc.alloc(PAGE, PAGE, 1 << 32).ok_or(SvmError::OutOfMemory)?;
+    let pa = alloc
+        .alloc(PAGE, PAGE, 1 << 32)
+        .ok_or(SvmError::OutOfMemory)?;
     // SAFETY: `pa` is a fresh page of RAM below 4 GiB from the allocator,
     // identity-mapped and owned by nobody else.
     unsafe { core::ptr::write_bytes(pa as *mut u8, 0, PAGE as usize) };
@@ -121,7 +123,9 @@ fn detect() -> Result<Features, SvmError> {
     if unsafe { cpu::rdmsr(msr::VM_CR) } & msr::VM_CR_SVMDIS != 0 {
         return Err(SvmError::Disabled);
     }
-    Ok(Features { nrips: f.edx & (1 << 3) != 0 })
+    Ok(Features {
+        nrips: f.edx & (1 << 3) != 0,
+    })
 }
 
 /// Run the guest to completion under SVM. Returns the exit status the
@@ -130,7 +134,11 @@ pub fn run(ram: GuestRam, start: GuestStart, alloc: &mut PhysAlloc) -> Result<u3
     let features = detect().map_err(exits::Stop::Svm)?;
     log::info!(
         "SVM backend: nested paging on, NRIPS {}",
-        if features.nrips { "supported (RIP from nRIP)" } else { "not supported (RIP += instruction length)" }
+        if features.nrips {
+            "supported (RIP from nRIP)"
+        } else {
+            "not supported (RIP += instruction length)"
+        }
     );
     // SAFETY: EFER exists; setting SVME only enables the SVM instructions.
     unsafe { cpu::wrmsr(msr::EFER, cpu::rdmsr(msr::EFER) | msr::EFER_SVME) };
@@ -145,14 +153,23 @@ pub fn run(ram: GuestRam, start: GuestStart, alloc: &mut PhysAlloc) -> Result<u3
     let vmcb = unsafe { &mut *(vmcb_pa as *mut Vmcb) };
     init_vmcb(vmcb, &start, n_cr3);
 
-    let mut regs = GuestRegs { rsp: start.rsp, ..GuestRegs::default() };
-    let mut backend = SvmBackend { vmcb, vmcb_pa, nrips: features.nrips, ram };
+    let mut regs = GuestRegs {
+        rsp: start.rsp,
+        ..GuestRegs::default()
+    };
+    let mut backend = SvmBackend {
+        vmcb,
+        vmcb_pa,
+        nrips: features.nrips,
+        ram,
+    };
     exits::run_loop(&mut backend, &mut regs)
 }
 
 fn init_vmcb(vmcb: &mut Vmcb, start: &GuestStart, n_cr3: u64) {
     let c = &mut vmcb.control;
-    c.intercept3 = (Intercept3::CPUID | Intercept3::HLT | Intercept3::SHUTDOWN | Intercept3::INVLPGA).bits();
+    c.intercept3 =
+        (Intercept3::CPUID | Intercept3::HLT | Intercept3::SHUTDOWN | Intercept3::INVLPGA).bits();
     c.intercept4 = (Intercept4::VMRUN
         | Intercept4::VMMCALL
         | Intercept4::VMLOAD
@@ -169,18 +186,43 @@ fn init_vmcb(vmcb: &mut Vmcb, start: &GuestStart, n_cr3: u64) {
     c.n_cr3 = n_cr3;
 
     let s = &mut vmcb.save;
-    let code = VmcbSegment { selector: guest::KERNEL_CS, attrib: VmcbSegment::CODE64, limit: 0xFFFF_FFFF, base: 0 };
-    let data = VmcbSegment { selector: guest::KERNEL_DS, attrib: VmcbSegment::DATA, limit: 0xFFFF_FFFF, base: 0 };
+    let code = VmcbSegment {
+        selector: guest::KERNEL_CS,
+        attrib: VmcbSegment::CODE64,
+        limit: 0xFFFF_FFFF,
+        base: 0,
+    };
+    let data = VmcbSegment {
+        selector: guest::KERNEL_DS,
+        attrib: VmcbSegment::DATA,
+        limit: 0xFFFF_FFFF,
+        base: 0,
+    };
     s.cs = code;
     s.ss = data;
     s.ds = data;
     s.es = data;
     s.fs = data;
     s.gs = data;
-    s.gdtr = VmcbSegment { selector: 0, attrib: 0, limit: u32::from(start.gdt_limit), base: start.gdt_base };
+    s.gdtr = VmcbSegment {
+        selector: 0,
+        attrib: 0,
+        limit: u32::from(start.gdt_limit),
+        base: start.gdt_base,
+    };
     s.idtr = VmcbSegment::default();
-    s.ldtr = VmcbSegment { selector: 0, attrib: VmcbSegment::LDT, limit: 0, base: 0 };
-    s.tr = VmcbSegment { selector: 0, attrib: VmcbSegment::TSS64_BUSY, limit: 0x67, base: 0 };
+    s.ldtr = VmcbSegment {
+        selector: 0,
+        attrib: VmcbSegment::LDT,
+        limit: 0,
+        base: 0,
+    };
+    s.tr = VmcbSegment {
+        selector: 0,
+        attrib: VmcbSegment::TSS64_BUSY,
+        limit: 0x67,
+        base: 0,
+    };
     s.cpl = 0;
     s.efer = guest::EFER | msr::EFER_SVME;
     s.cr0 = guest::CR0;
@@ -220,7 +262,11 @@ impl Backend for SvmBackend<'_> {
         regs.rsp = self.vmcb.save.rsp;
         let c = &self.vmcb.control;
         exits::RawExit::Svm {
-            fields: vmexit::SvmExitFields { exitcode: c.exitcode, exitinfo1: c.exitinfo1, exitinfo2: c.exitinfo2 },
+            fields: vmexit::SvmExitFields {
+                exitcode: c.exitcode,
+                exitinfo1: c.exitinfo1,
+                exitinfo2: c.exitinfo2,
+            },
             nrip: if self.nrips { c.nrip } else { 0 },
         }
     }
