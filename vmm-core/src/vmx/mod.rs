@@ -16,7 +16,7 @@
 #[cfg(feature = "rt")]
 mod backend;
 #[cfg(feature = "rt")]
-pub use backend::run;
+
 
 use core::fmt;
 

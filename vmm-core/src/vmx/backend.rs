@@ -1,0 +1,1 @@
+//! Running a guest under Intel VMX (work in progress).
