@@ -130,9 +130,25 @@ pub fn test(layout: &Layout, args: &TestArgs) -> Result<bool> {
         return Ok(host.is_some_and(|(ok, _)| ok));
     }
 
-    let build_error = images::build(layout, &examples).err();
-    if let Some(e) = &build_error {
+    // One build for all examples; if it fails, build them one at a time so
+    // a broken example does not stop the others from being tested.
+    let mut build_errors: Vec<Option<String>> = vec![None; examples.len()];
+    if let Err(e) = images::build(layout, &examples) {
         println!("error: {e:#}");
+        if examples.len() > 1 {
+            println!("building the examples one at a time to find the broken ones");
+            for (i, name) in examples.iter().enumerate() {
+                if let Err(e) = images::build(layout, std::slice::from_ref(name)) {
+                    println!("error: {e:#}");
+                    build_errors[i] = Some(format!("{e:#}"));
+                }
+            }
+        }
+        if build_errors.iter().all(Option::is_none) {
+            // The joint build failed but every single one worked (or there
+            // is only one): blame them all.
+            build_errors = vec![Some(format!("{e:#}")); examples.len()];
+        }
     }
 
     // The matrix, example-major.
@@ -143,8 +159,8 @@ pub fn test(layout: &Layout, args: &TestArgs) -> Result<bool> {
             let cell = if let Some(reason) = expected.skip_reason(&platform.name()) {
                 println!("skipping {} on {platform}: {reason}", examples[i]);
                 Some(Cell::Skipped(reason.to_owned()))
-            } else if build_error.is_some() {
-                Some(Cell::NotRun("the build failed".to_owned()))
+            } else if let Some(e) = &build_errors[i] {
+                Some(Cell::NotRun(format!("the build failed: {e}")))
             } else {
                 queue.push_back(cells.len());
                 None
@@ -203,8 +219,10 @@ pub fn test(layout: &Layout, args: &TestArgs) -> Result<bool> {
             ui::secs(elapsed)
         );
     }
-    if let Some(e) = &build_error {
-        println!("example build: FAIL ({e:#})");
+    for (name, e) in examples.iter().zip(&build_errors) {
+        if e.is_some() {
+            println!("build of {name}: FAIL");
+        }
     }
     let mut rows = vec![std::iter::once("example".to_owned())
         .chain(platforms.iter().map(Machine::name))
@@ -243,7 +261,8 @@ pub fn test(layout: &Layout, args: &TestArgs) -> Result<bool> {
         }
     }
     let host_ok = host.is_none_or(|(ok, _)| ok);
-    let all_ok = host_ok && build_error.is_none() && !cells.iter().any(Cell::failed);
+    let all_ok =
+        host_ok && build_errors.iter().all(Option::is_none) && !cells.iter().any(Cell::failed);
     println!(
         "{}: {passed} passed, {failed} failed, {skipped} skipped{}; total {}",
         if all_ok { "OK" } else { "FAILED" },
