@@ -36,6 +36,11 @@ fn shared_context(cx: &Caller) -> usize {
     usize::from(cx.cpl())
 }
 
+#[vmmcall("identity")]
+fn identity(v: u64) -> usize {
+    usize::try_from(v).unwrap_or(usize::MAX)
+}
+
 #[vmmcall("returns_bool")]
 fn returns_bool(x: u64) -> bool {
     x > 5
@@ -134,7 +139,7 @@ fn main() {
 
     let r = Registry::global().expect("registry");
     let names: Vec<&str> = r.iter().map(|(_, h)| h.name()).collect();
-    assert_eq!(names.len(), 18, "{names:?}");
+    assert_eq!(names.len(), 19, "{names:?}");
     assert!(!names.contains(&"gone"));
     assert!(names.iter().any(|n| n.len() == 255));
     assert!(r.get(r.lookup(b"hello").expect("hello").get()).expect("h").user());
@@ -152,6 +157,12 @@ fn main() {
     assert_eq!(call(&mut v, "a_2Eb", [0; 5]), 4);
     assert_eq!(call(&mut v, "inner::private", [4, 0, 0, 0, 0]), 4);
     assert_eq!(call(&mut v, "local", [6, 0, 0, 0, 0]), 6);
+    // A u64/usize result in the -errno range is -EOVERFLOW, never an errno.
+    assert_eq!(identity(u64::MAX), usize::MAX);
+    let just_below = (-4096_i64) as u64;
+    assert_eq!(call(&mut v, "identity", [just_below, 0, 0, 0, 0]), just_below);
+    assert_eq!(call(&mut v, "identity", [u64::MAX, 0, 0, 0, 0]), Error::Overflow.to_rax());
+    assert_eq!(call(&mut v, "identity", [(-4095_i64) as u64, 0, 0, 0, 0]), Error::Overflow.to_rax());
     assert_eq!(call(&mut v, "shared_context", [0; 5]), 0);
     assert_eq!(call(&mut v, "explicit_unit", [2, 0, 0, 0, 0]), Error::Invalid.to_rax());
 }
