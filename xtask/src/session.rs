@@ -19,6 +19,9 @@ use crate::verdict::{self, Evidence, Verdict};
 /// Console lines shown again when a run fails.
 pub const TAIL_LINES: usize = 20;
 
+/// Bochs log error lines shown when a run fails.
+const BOCHS_ERROR_LINES: usize = 5;
+
 /// How long a run may take unless told otherwise. Real runs take well under
 /// a second on QEMU and about 2 s on Bochs.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -199,6 +202,20 @@ fn boot_inner(b: &Boot<'_>, label: &str, prefix: String, stderr_prefix: String) 
                 report.push_str("  emulator messages:\n");
                 for line in finished.stderr.iter().rev().take(TAIL_LINES).rev() {
                     report.push_str(&format!("  ! {line}\n"));
+                }
+            }
+            let errors = bochs_log
+                .as_deref()
+                .map(verdict::bochs_errors)
+                .unwrap_or_default();
+            if !errors.is_empty() {
+                let shown = errors.len().min(BOCHS_ERROR_LINES);
+                report.push_str(&format!(
+                    "  last {shown} of {} error lines in the Bochs log:\n",
+                    errors.len()
+                ));
+                for line in &errors[errors.len() - shown..] {
+                    report.push_str(&format!("  bochs: {line}\n"));
                 }
             }
             report.push_str(&format!(

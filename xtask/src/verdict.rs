@@ -100,6 +100,17 @@ fn bochs_panic(log: &str) -> Option<&str> {
     )
 }
 
+/// The error-level lines of a Bochs log (`<ticks>e[<module>] message`),
+/// without the tick count. Bochs names failed VMX/SVM checks here.
+pub fn bochs_errors(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter_map(|l| {
+            let rest = l.trim_start_matches(|c: char| c.is_ascii_digit());
+            (rest.len() < l.len() && rest.starts_with("e[")).then_some(&rest[1..])
+        })
+        .collect()
+}
+
 /// Judges one run.
 pub fn judge(e: &Evidence<'_>) -> Verdict {
     let mut reasons = Vec::new();
@@ -256,6 +267,16 @@ mod tests {
             guest_status(&lines("vmm: guest exited with status ?")),
             Some(Err(_))
         ));
+    }
+
+    #[test]
+    fn bochs_error_lines() {
+        let log = "00001i[CPU0  ] fine\n00002e[CPU0  ] RDMSR: Unknown register 0xc0010114\n\
+                   e[x] not a log line\n00003p[UNMAP ] >>PANIC<< x\n";
+        assert_eq!(
+            bochs_errors(log),
+            vec!["[CPU0  ] RDMSR: Unknown register 0xc0010114"]
+        );
     }
 
     #[test]
