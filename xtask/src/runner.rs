@@ -144,7 +144,15 @@ fn tail_file(
 
 fn wait_with_timeout(child: &mut Child, timeout: Duration, start: Instant) -> Result<Exit> {
     loop {
-        if let Some(status) = child.try_wait().context("waiting for the emulator")? {
+        let status = match child.try_wait() {
+            Ok(status) => status,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e).context("waiting for the emulator");
+            }
+        };
+        if let Some(status) = status {
             return Ok(match (status.code(), status.signal()) {
                 (Some(code), _) => Exit::Code(code),
                 (None, Some(signal)) => Exit::Signal(signal),
