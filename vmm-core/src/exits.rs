@@ -105,6 +105,8 @@ pub trait Backend {
 pub enum Stop {
     /// SVM could not be used.
     Svm(crate::svm::SvmError),
+    /// VMX could not be used, or a VMX instruction failed.
+    Vmx(crate::vmx::VmxError),
     /// The handler registry of this image is broken.
     Registry(vmmcall::RegistryError),
     /// The guest halted with nothing to wake it.
@@ -146,6 +148,7 @@ impl fmt::Display for Stop {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Stop::Svm(e) => write!(f, "SVM unavailable: {e:?}"),
+            Stop::Vmx(e) => write!(f, "VMX: {e}"),
             Stop::Registry(e) => write!(f, "hypercall registry: {e}"),
             Stop::Halted { rip } => {
                 write!(f, "guest executed HLT with interrupts off at RIP {rip:#x}")

@@ -104,10 +104,7 @@ pub fn main(protocol: u32, info: u64) -> bool {
     }
     let result = match cpu::vendor() {
         Vendor::Amd => crate::svm::run(ram, start, &mut alloc),
-        Vendor::Intel => {
-            crate::println!("vmm: Intel VMX backend not available yet");
-            return false;
-        }
+        Vendor::Intel => crate::vmx::run(ram, start, &mut alloc),
         Vendor::Other => {
             crate::println!("vmm: unknown CPU vendor: neither SVM nor VMX");
             return false;

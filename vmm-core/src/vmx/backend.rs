@@ -1,1 +1,801 @@
-//! Running a guest under Intel VMX (work in progress).
+//! Running a guest under Intel VMX with EPT.
+//!
+//! Set-up follows Intel SDM Vol. 3C §24.7 "Enabling and Entering VMX
+//! Operation" and §25.11.3 "Initializing a VMCS": check CPUID.1:ECX.VMX and
+//! IA32_FEATURE_CONTROL, read the capability MSRs (Appendix A), adjust every
+//! control to them, apply the CR0/CR4 fixed bits, VMXON, VMCLEAR + VMPTRLD a
+//! VMCS, fill its control, host-state and guest-state areas (§25.6-25.8,
+//! §25.5, §25.4), then loop on VMLAUNCH/VMRESUME and hand each VM exit to
+//! [`exits::run_loop`].
+//!
+//! The host needs a TR (§27.2.3: the host TR selector must not be 0) and the
+//! boot stub has no TSS, so [`host_gdt`] copies the boot GDT into a page of
+//! its own, appends a 64-bit TSS descriptor and loads it with LGDT/LTR.
+
+use super::{
+    access_rights, adjust_controls, ar_dpl, check_ept_caps, entry_interruption_info,
+    feature_control_update, msr as vmsr, shadow_cr, tss_descriptor, ControlCaps, ControlField,
+    VmFailure, VmxBasic, VmxError, AR_TSS64_BUSY, AR_UNUSABLE, TSS_SIZE,
+};
+use crate::cpu::{self, msr};
+use crate::exits::{self, Backend, RawExit, Stop};
+use crate::guest::{self, GuestStart};
+use crate::hv::{GuestRam, CPUID1_ECX_VMX};
+use crate::nested::{self, Format};
+use crate::physmem::PhysAlloc;
+use crate::vcpu::GuestVcpu;
+use core::arch::asm;
+use vmexit::vmx::ExitReasonField;
+use vmmcall::GuestRegs;
+use x86::dtables::DescriptorTablePointer;
+use x86::segmentation::SegmentSelector;
+use x86::vmx::vmcs::control::{EntryControls, ExitControls, PrimaryControls, SecondaryControls};
+use x86::vmx::vmcs::{control as ctl, guest as gst, host, ro};
+
+core::arch::global_asm!(
+    r#"
+    .section .text.vmx_enter, "ax"
+    .global vmx_enter
+/* vmx_enter(regs: *mut GuestRegs [rdi], resume: u64 [rsi]) -> u64 [rax]
+ * Saves the callee-saved registers and `regs` on the stack, points the
+ * VMCS host RSP at that frame, loads the guest GPRs (all but RSP, which is
+ * in the VMCS) and runs VMLAUNCH (resume = 0) or VMRESUME.
+ * Returns 1 on VMfailValid, 2 on VMfailInvalid (the guest did not run);
+ * a VM exit arrives at vmx_exit, which returns 0. */
+vmx_enter:
+    push rbp
+    push rbx
+    push r12
+    push r13
+    push r14
+    push r15
+    push rdi
+    mov rax, 0x6C14         /* host RSP */
+    vmwrite rax, rsp
+    jbe 2f                  /* CF or ZF: VMfail */
+    test rsi, rsi           /* MOVs below keep these flags */
+    mov rax, [rdi]
+    mov rcx, [rdi + 8]
+    mov rdx, [rdi + 16]
+    mov rbx, [rdi + 24]
+    mov rbp, [rdi + 40]
+    mov rsi, [rdi + 48]
+    mov r8,  [rdi + 64]
+    mov r9,  [rdi + 72]
+    mov r10, [rdi + 80]
+    mov r11, [rdi + 88]
+    mov r12, [rdi + 96]
+    mov r13, [rdi + 104]
+    mov r14, [rdi + 112]
+    mov r15, [rdi + 120]
+    mov rdi, [rdi + 56]
+    jnz 1f
+    vmlaunch
+    jmp 2f
+1:
+    vmresume
+2:
+    /* Only reached when the instruction failed: CF = VMfailInvalid,
+     * ZF = VMfailValid. MOV and CMOV leave the flags alone. */
+    mov eax, 1
+    mov ecx, 2
+    cmovc eax, ecx
+    pop rdi
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rbx
+    pop rbp
+    ret
+
+    .global vmx_exit
+/* Host RIP. The CPU loaded RSP with the frame vmx_enter built (regs on
+ * top) and RFLAGS with 2 (DF clear). Store the guest GPRs and return 0
+ * from vmx_enter. */
+vmx_exit:
+    push rdi
+    mov rdi, [rsp + 8]
+    mov [rdi], rax
+    mov [rdi + 8], rcx
+    mov [rdi + 16], rdx
+    mov [rdi + 24], rbx
+    mov [rdi + 40], rbp
+    mov [rdi + 48], rsi
+    mov [rdi + 64], r8
+    mov [rdi + 72], r9
+    mov [rdi + 80], r10
+    mov [rdi + 88], r11
+    mov [rdi + 96], r12
+    mov [rdi + 104], r13
+    mov [rdi + 112], r14
+    mov [rdi + 120], r15
+    pop rcx
+    mov [rdi + 56], rcx
+    pop rdi
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rbx
+    pop rbp
+    xor eax, eax
+    ret
+"#
+);
+
+extern "C" {
+    fn vmx_enter(regs: *mut GuestRegs, resume: u64) -> u64;
+    fn vmx_exit();
+}
+
+const PAGE: u64 = 4096;
+
+/// CR4.VMXE (SDM Vol. 3C §24.7).
+const CR4_VMXE: u64 = 1 << 13;
+/// EFER.NXE.
+const EFER_NXE: u64 = 1 << 11;
+
+fn alloc_page(alloc: &mut PhysAlloc) -> Result<u64, VmxError> {
+    // Below 4 GiB: identity-mapped, and fine even when IA32_VMX_BASIC[48]
+    // limits VMX structures to 32-bit addresses.
+    let pa = alloc
+        .alloc(PAGE, PAGE, 1 << 32)
+        .ok_or(VmxError::OutOfMemory)?;
+    // SAFETY: `pa` is a fresh page of RAM below 4 GiB from the allocator,
+    // identity-mapped and owned by nobody else.
+    unsafe { core::ptr::write_bytes(pa as *mut u8, 0, PAGE as usize) };
+    Ok(pa)
+}
+
+struct Tables<'a>(&'a mut PhysAlloc);
+
+impl nested::TableMemory for Tables<'_> {
+    fn alloc_page(&mut self) -> Option<u64> {
+        alloc_page(self.0).ok()
+    }
+    fn write_u64(&mut self, pa: u64, value: u64) {
+        // SAFETY: `pa` lies in a table page just allocated by alloc_page
+        // (identity-mapped, owned by the VMM), 8-byte aligned.
+        unsafe { (pa as *mut u64).write_volatile(value) }
+    }
+}
+
+/// Read a VMCS field of the current VMCS; `None` on VMfail.
+fn vmread_raw(field: u32) -> Option<u64> {
+    let value: u64;
+    let (cf, zf): (u8, u8);
+    // SAFETY: VMREAD only reads the current VMCS into a register; outside
+    // VMX operation or without a current VMCS it fails (CF/ZF), which is
+    // reported, not undefined. The VMM runs at CPL 0.
+    unsafe {
+        asm!(
+            "vmread {v}, {f}",
+            "setc {cf}",
+            "setz {zf}",
+            f = in(reg) u64::from(field),
+            v = out(reg) value,
+            cf = out(reg_byte) cf,
+            zf = out(reg_byte) zf,
+            options(nostack)
+        );
+    }
+    (cf == 0 && zf == 0).then_some(value)
+}
+
+/// The VMfail from CF/ZF after a VMX instruction; `Valid` reads the
+/// VM-instruction error field (SDM Vol. 3C §31.2, §31.4).
+fn failure(cf: u8, zf: u8) -> Option<VmFailure> {
+    if cf != 0 {
+        Some(VmFailure::Invalid)
+    } else if zf != 0 {
+        Some(VmFailure::Valid(
+            vmread_raw(ro::VM_INSTRUCTION_ERROR).unwrap_or(0) as u32,
+        ))
+    } else {
+        None
+    }
+}
+
+/// Read a field of the current VMCS. The backend only reads fields that
+/// exist once its VMCS is current; a failure is logged and reads as 0.
+fn vmread(field: u32) -> u64 {
+    vmread_raw(field).unwrap_or_else(|| {
+        log::error!("VMREAD of VMCS field {field:#06x} failed");
+        0
+    })
+}
+
+/// Write a field of the current VMCS.
+fn vmwrite(field: u32, value: u64) -> Result<(), VmxError> {
+    let (cf, zf): (u8, u8);
+    // SAFETY: VMWRITE only changes the current VMCS (VMM-owned memory no
+    // Rust reference points into); a bad field or missing VMCS fails with
+    // CF/ZF, which is reported. The VMM runs at CPL 0.
+    unsafe {
+        asm!(
+            "vmwrite {f}, {v}",
+            "setc {cf}",
+            "setz {zf}",
+            f = in(reg) u64::from(field),
+            v = in(reg) value,
+            cf = out(reg_byte) cf,
+            zf = out(reg_byte) zf,
+            options(nostack)
+        );
+    }
+    match failure(cf, zf) {
+        None => Ok(()),
+        Some(failure) => Err(VmxError::Instruction {
+            insn: "VMWRITE",
+            field,
+            failure,
+        }),
+    }
+}
+
+/// VMXON, VMCLEAR or VMPTRLD on the region at physical `pa`.
+fn vmx_region_insn(insn: &'static str, pa: u64) -> Result<(), VmxError> {
+    let r = match insn {
+        // SAFETY: `pa` is a VMM-owned, zeroed page below 4 GiB with the
+        // VMCS revision identifier in its first dword; CR0/CR4 satisfy the
+        // VMX fixed bits and CR4.VMXE is set (run() does both first);
+        // IA32_FEATURE_CONTROL allows VMXON. Failures are reported.
+        "VMXON" => unsafe { x86::bits64::vmx::vmxon(pa) },
+        // SAFETY: as above; `pa` is the VMCS page, never the VMXON region.
+        "VMCLEAR" => unsafe { x86::bits64::vmx::vmclear(pa) },
+        // SAFETY: as above; VMPTRLD makes that VMCS current.
+        _ => unsafe { x86::bits64::vmx::vmptrld(pa) },
+    };
+    r.map_err(|e| VmxError::Instruction {
+        insn,
+        field: 0,
+        failure: match e {
+            x86::vmx::VmFail::VmFailInvalid => VmFailure::Invalid,
+            x86::vmx::VmFail::VmFailValid => {
+                VmFailure::Valid(vmread_raw(ro::VM_INSTRUCTION_ERROR).unwrap_or(0) as u32)
+            }
+        },
+    })
+}
+
+/// Controls and capabilities chosen for this CPU.
+struct Setup {
+    basic: VmxBasic,
+    pin: u32,
+    primary: u32,
+    secondary: u32,
+    exit: u32,
+    entry: u32,
+    cr0_fixed: (u64, u64),
+    cr4_fixed: (u64, u64),
+}
+
+impl Setup {
+    fn load_efer(&self) -> bool {
+        self.entry & EntryControls::LOAD_IA32_EFER.bits() != 0
+    }
+    fn save_efer(&self) -> bool {
+        self.exit & ExitControls::SAVE_IA32_EFER.bits() != 0
+    }
+    fn host_efer(&self) -> bool {
+        self.exit & ExitControls::LOAD_IA32_EFER.bits() != 0
+    }
+}
+
+fn caps(field: ControlField, basic: VmxBasic) -> ControlCaps {
+    // SAFETY: every capability MSR named by capability_msr exists once
+    // CPUID reports VMX (SDM Appendix A); PROCBASED_CTLS2 is read only
+    // after the primary controls allow secondary controls, TRUE MSRs only
+    // with IA32_VMX_BASIC[55].
+    ControlCaps::from_msr(unsafe { cpu::rdmsr(field.capability_msr(basic)) })
+}
+
+/// Check VMX and EPT and pick every control (SDM Vol. 3C Appendix A).
+fn detect() -> Result<Setup, VmxError> {
+    if cpu::cpuid(1, 0).ecx & CPUID1_ECX_VMX == 0 {
+        return Err(VmxError::NoVmx);
+    }
+    // SAFETY: IA32_FEATURE_CONTROL and the basic/fixed MSRs exist with VMX.
+    let (feature_control, basic) = unsafe {
+        (
+            cpu::rdmsr(vmsr::FEATURE_CONTROL),
+            VmxBasic(cpu::rdmsr(vmsr::BASIC)),
+        )
+    };
+    if let Some(value) = feature_control_update(feature_control)? {
+        // SAFETY: the MSR is unlocked; setting VMX-outside-SMX and the lock
+        // bit only enables VMXON, as firmware would.
+        unsafe { cpu::wrmsr(vmsr::FEATURE_CONTROL, value) };
+        log::info!("IA32_FEATURE_CONTROL was unlocked: enabled VMX and locked it ({value:#x})");
+    }
+    if basic.region_size() as u64 > PAGE || basic.memory_type() != 6 {
+        return Err(VmxError::UnsupportedBasic(basic.0));
+    }
+
+    let pin = adjust_controls(
+        ControlField::PinBased,
+        caps(ControlField::PinBased, basic),
+        0,
+        0,
+    )?;
+    // HLT and (always, on VMX) CPUID and VMCALL exit; MSR bitmaps (all
+    // zero) so RDMSR/WRMSR do not; no I/O exiting: the guest drives COM1.
+    let primary = adjust_controls(
+        ControlField::Primary,
+        caps(ControlField::Primary, basic),
+        (PrimaryControls::HLT_EXITING
+            | PrimaryControls::USE_MSR_BITMAPS
+            | PrimaryControls::SECONDARY_CONTROLS)
+            .bits(),
+        0,
+    )?;
+    // EPT required; RDTSCP, INVPCID, XSAVES keep working in the guest as
+    // on bare metal when the CPU has them (else they raise #UD there).
+    let secondary = adjust_controls(
+        ControlField::Secondary,
+        caps(ControlField::Secondary, basic),
+        SecondaryControls::ENABLE_EPT.bits(),
+        (SecondaryControls::ENABLE_RDTSCP
+            | SecondaryControls::ENABLE_INVPCID
+            | SecondaryControls::ENABLE_XSAVES_XRSTORS)
+            .bits(),
+    )?;
+    let exit = adjust_controls(
+        ControlField::Exit,
+        caps(ControlField::Exit, basic),
+        ExitControls::HOST_ADDRESS_SPACE_SIZE.bits(),
+        (ExitControls::SAVE_IA32_EFER | ExitControls::LOAD_IA32_EFER).bits(),
+    )?;
+    let entry = adjust_controls(
+        ControlField::Entry,
+        caps(ControlField::Entry, basic),
+        EntryControls::IA32E_MODE_GUEST.bits(),
+        EntryControls::LOAD_IA32_EFER.bits(),
+    )?;
+    // SAFETY: IA32_VMX_EPT_VPID_CAP exists when the secondary controls
+    // allow EPT (checked just above); the fixed-bit MSRs exist with VMX.
+    let (ept_cap, cr0_fixed, cr4_fixed) = unsafe {
+        (
+            cpu::rdmsr(vmsr::EPT_VPID_CAP),
+            (cpu::rdmsr(vmsr::CR0_FIXED0), cpu::rdmsr(vmsr::CR0_FIXED1)),
+            (cpu::rdmsr(vmsr::CR4_FIXED0), cpu::rdmsr(vmsr::CR4_FIXED1)),
+        )
+    };
+    check_ept_caps(ept_cap)?;
+    let forced =
+        primary & (PrimaryControls::CR3_LOAD_EXITING | PrimaryControls::CR3_STORE_EXITING).bits();
+    if forced != 0 {
+        log::warn!("the CPU forces CR3-load/store exiting ({forced:#x}): guest MOV CR3 will stop the guest");
+    }
+    Ok(Setup {
+        basic,
+        pin,
+        primary,
+        secondary,
+        exit,
+        entry,
+        cr0_fixed,
+        cr4_fixed,
+    })
+}
+
+/// Copy the boot GDT into `page`, append a TSS descriptor for the TSS at
+/// `page + 0x800`, load both (LGDT, LTR). Returns (GDT base, TR selector,
+/// TSS base).
+fn host_gdt(page: u64) -> Result<(u64, u16, u64), VmxError> {
+    let mut boot = DescriptorTablePointer::<u64>::default();
+    // SAFETY: SGDT only stores the GDTR into `boot`.
+    unsafe { x86::dtables::sgdt(&mut boot) };
+    let (limit, base) = (boot.limit, boot.base as u64);
+    // Keep the boot descriptors (same selectors for CS/DS/SS); leave room
+    // for the 16-byte TSS descriptor in the first half of the page.
+    let entries = (u64::from(limit) + 1) / 8;
+    if entries == 0 || entries > 200 {
+        return Err(VmxError::OutOfMemory);
+    }
+    let tss = page + 0x800;
+    // SAFETY: the boot GDT is `entries` readable descriptors (identity
+    // mapped); `page` is a fresh VMM page that holds them plus the two TSS
+    // words (entries + 2 <= 202 words < 0x800 bytes).
+    unsafe {
+        core::ptr::copy_nonoverlapping(base as *const u64, page as *mut u64, entries as usize)
+    };
+    let desc = tss_descriptor(tss, TSS_SIZE as u32 - 1);
+    let tr = (entries * 8) as u16;
+    // SAFETY: as above: words `entries` and `entries + 1` lie in `page`.
+    unsafe {
+        let slot = (page as *mut u64).add(entries as usize);
+        slot.write_volatile(desc[0]);
+        slot.add(1).write_volatile(desc[1]);
+    }
+    let ptr = DescriptorTablePointer {
+        limit: tr + 15,
+        base: page as *const u64,
+    };
+    // SAFETY: the new GDT holds the boot descriptors at the same selectors,
+    // so the loaded CS/DS/SS stay valid; it lives in a VMM page that is
+    // never freed. LTR loads the available TSS just written (it marks it
+    // busy); the zeroed TSS is never used for a stack switch (no IDT gates
+    // use IST, and the VMM stays at CPL 0).
+    unsafe {
+        x86::dtables::lgdt(&ptr);
+        x86::task::load_tr(SegmentSelector::from_raw(tr));
+    }
+    Ok((page, tr, tss))
+}
+
+fn selectors() -> [u16; 6] {
+    use x86::segmentation as s;
+    [
+        s::cs().bits(),
+        s::ss().bits(),
+        s::ds().bits(),
+        s::es().bits(),
+        s::fs().bits(),
+        s::gs().bits(),
+    ]
+}
+
+/// Fill the VMCS (SDM Vol. 3C §25.4-25.8).
+fn init_vmcs(
+    setup: &Setup,
+    start: &GuestStart,
+    eptp: u64,
+    msr_bitmap: u64,
+    gdt_page: u64,
+) -> Result<(), VmxError> {
+    let (gdt_base, tr, tss) = host_gdt(gdt_page)?;
+    let mut idt = DescriptorTablePointer::<u64>::default();
+    // SAFETY: SIDT only stores the IDTR into `idt`.
+    unsafe { x86::dtables::sidt(&mut idt) };
+    let [cs, ss, ds, es, fs, gs] = selectors();
+    // SAFETY: these MSRs exist on every 64-bit Intel CPU.
+    let (fs_base, gs_base, se_cs, se_esp, se_eip, efer) = unsafe {
+        (
+            cpu::rdmsr(vmsr::FS_BASE),
+            cpu::rdmsr(vmsr::GS_BASE),
+            cpu::rdmsr(vmsr::SYSENTER_CS),
+            cpu::rdmsr(vmsr::SYSENTER_ESP),
+            cpu::rdmsr(vmsr::SYSENTER_EIP),
+            cpu::rdmsr(msr::EFER),
+        )
+    };
+    let cr0 = shadow_cr(guest::CR0, setup.cr0_fixed.0, setup.cr0_fixed.1);
+    let cr4 = shadow_cr(guest::CR4, setup.cr4_fixed.0, setup.cr4_fixed.1);
+    let code_ar = access_rights(guest::GDT[usize::from(guest::KERNEL_CS >> 3)]);
+    let data_ar = access_rights(guest::GDT[usize::from(guest::KERNEL_DS >> 3)]);
+    let ds_sel = u64::from(guest::KERNEL_DS);
+
+    // Controls (§25.6-25.8): adjusted in detect(); nothing else exits.
+    let controls: &[(u32, u64)] = &[
+        (ctl::PINBASED_EXEC_CONTROLS, setup.pin.into()),
+        (ctl::PRIMARY_PROCBASED_EXEC_CONTROLS, setup.primary.into()),
+        (
+            ctl::SECONDARY_PROCBASED_EXEC_CONTROLS,
+            setup.secondary.into(),
+        ),
+        (ctl::VMEXIT_CONTROLS, setup.exit.into()),
+        (ctl::VMENTRY_CONTROLS, setup.entry.into()),
+        (ctl::EXCEPTION_BITMAP, 0),
+        (ctl::PAGE_FAULT_ERR_CODE_MASK, 0),
+        (ctl::PAGE_FAULT_ERR_CODE_MATCH, 0),
+        (ctl::CR3_TARGET_COUNT, 0),
+        (ctl::VMEXIT_MSR_STORE_COUNT, 0),
+        (ctl::VMEXIT_MSR_LOAD_COUNT, 0),
+        (ctl::VMENTRY_MSR_LOAD_COUNT, 0),
+        (ctl::VMENTRY_INTERRUPTION_INFO_FIELD, 0),
+        (ctl::MSR_BITMAPS_ADDR_FULL, msr_bitmap),
+        (ctl::EPTP_FULL, eptp),
+        (ctl::CR0_GUEST_HOST_MASK, cr0.mask),
+        (ctl::CR0_READ_SHADOW, cr0.shadow),
+        (ctl::CR4_GUEST_HOST_MASK, cr4.mask),
+        (ctl::CR4_READ_SHADOW, cr4.shadow),
+    ];
+    // Host state (§25.5, checks §27.2.2-27.2.4).
+    let host_state: &[(u32, u64)] = &[
+        (host::CR0, cpu::cr0()),
+        (host::CR3, cpu::cr3()),
+        (host::CR4, cpu::cr4()),
+        (host::CS_SELECTOR, cs.into()),
+        (host::SS_SELECTOR, ss.into()),
+        (host::DS_SELECTOR, ds.into()),
+        (host::ES_SELECTOR, es.into()),
+        (host::FS_SELECTOR, fs.into()),
+        (host::GS_SELECTOR, gs.into()),
+        (host::TR_SELECTOR, tr.into()),
+        (host::FS_BASE, fs_base),
+        (host::GS_BASE, gs_base),
+        (host::TR_BASE, tss),
+        (host::GDTR_BASE, gdt_base),
+        (host::IDTR_BASE, idt.base as u64),
+        (host::IA32_SYSENTER_CS, se_cs),
+        (host::IA32_SYSENTER_ESP, se_esp),
+        (host::IA32_SYSENTER_EIP, se_eip),
+        (host::RIP, vmx_exit as *const () as u64),
+    ];
+    // Guest state (§25.4, checks §27.3.1): 64-bit mode, CPL 0, flat
+    // segments from the guest GDT, an unusable LDTR, a busy 64-bit TSS.
+    let guest_state: &[(u32, u64)] = &[
+        (gst::CR0, cr0.actual),
+        (gst::CR3, start.cr3),
+        (gst::CR4, cr4.actual),
+        (gst::DR7, 0x400),
+        (gst::RSP, start.rsp),
+        (gst::RIP, start.rip),
+        (gst::RFLAGS, 2),
+        (gst::CS_SELECTOR, guest::KERNEL_CS.into()),
+        (gst::CS_BASE, 0),
+        (gst::CS_LIMIT, 0xFFFF_FFFF),
+        (gst::CS_ACCESS_RIGHTS, code_ar.into()),
+        (gst::SS_SELECTOR, ds_sel),
+        (gst::SS_BASE, 0),
+        (gst::SS_LIMIT, 0xFFFF_FFFF),
+        (gst::SS_ACCESS_RIGHTS, data_ar.into()),
+        (gst::DS_SELECTOR, ds_sel),
+        (gst::DS_BASE, 0),
+        (gst::DS_LIMIT, 0xFFFF_FFFF),
+        (gst::DS_ACCESS_RIGHTS, data_ar.into()),
+        (gst::ES_SELECTOR, ds_sel),
+        (gst::ES_BASE, 0),
+        (gst::ES_LIMIT, 0xFFFF_FFFF),
+        (gst::ES_ACCESS_RIGHTS, data_ar.into()),
+        (gst::FS_SELECTOR, ds_sel),
+        (gst::FS_BASE, 0),
+        (gst::FS_LIMIT, 0xFFFF_FFFF),
+        (gst::FS_ACCESS_RIGHTS, data_ar.into()),
+        (gst::GS_SELECTOR, ds_sel),
+        (gst::GS_BASE, 0),
+        (gst::GS_LIMIT, 0xFFFF_FFFF),
+        (gst::GS_ACCESS_RIGHTS, data_ar.into()),
+        (gst::LDTR_SELECTOR, 0),
+        (gst::LDTR_BASE, 0),
+        (gst::LDTR_LIMIT, 0),
+        (gst::LDTR_ACCESS_RIGHTS, AR_UNUSABLE.into()),
+        (gst::TR_SELECTOR, 0),
+        (gst::TR_BASE, 0),
+        (gst::TR_LIMIT, TSS_SIZE as u64 - 1),
+        (gst::TR_ACCESS_RIGHTS, AR_TSS64_BUSY.into()),
+        (gst::GDTR_BASE, start.gdt_base),
+        (gst::GDTR_LIMIT, start.gdt_limit.into()),
+        (gst::IDTR_BASE, 0),
+        (gst::IDTR_LIMIT, 0),
+        (gst::IA32_SYSENTER_CS, 0),
+        (gst::IA32_SYSENTER_ESP, 0),
+        (gst::IA32_SYSENTER_EIP, 0),
+        (gst::IA32_DEBUGCTL_FULL, 0),
+        (gst::LINK_PTR_FULL, u64::MAX),
+        (gst::ACTIVITY_STATE, 0),
+        (gst::INTERRUPTIBILITY_STATE, 0),
+        (gst::PENDING_DBG_EXCEPTIONS, 0),
+    ];
+    for &(field, value) in controls.iter().chain(host_state).chain(guest_state) {
+        vmwrite(field, value)?;
+    }
+    if setup.load_efer() || setup.save_efer() {
+        vmwrite(gst::IA32_EFER_FULL, guest::EFER)?;
+    }
+    if setup.host_efer() {
+        vmwrite(host::IA32_EFER_FULL, efer)?;
+    }
+    if !setup.load_efer() {
+        // Without "load IA32_EFER" the guest runs on the host's EFER with
+        // LMA/LME from "IA-32e mode guest" (§27.3.2.1): it must have NXE.
+        // SAFETY: the VMM already runs in long mode with NXE set by the
+        // boot stub; this changes nothing for it.
+        unsafe { cpu::wrmsr(msr::EFER, efer | EFER_NXE) };
+    }
+    Ok(())
+}
+
+/// Run the guest to completion under VMX. Returns the exit status the
+/// guest asked for (0 = success) or the failure that stopped it.
+pub fn run(ram: GuestRam, start: GuestStart, alloc: &mut PhysAlloc) -> Result<u32, Stop> {
+    let setup = detect().map_err(Stop::Vmx)?;
+    let backend = enable(&setup, ram, &start, alloc).map_err(Stop::Vmx)?;
+    log::info!(
+        "VMX backend: EPT on (4-level, write-back, 2 MiB pages), VMCS revision {:#x}, {} capability MSRs; \
+         controls pin {:#x} proc {:#x} proc2 {:#x} exit {:#x} entry {:#x}; EFER {}",
+        setup.basic.revision_id(),
+        if setup.basic.true_controls() { "TRUE" } else { "default" },
+        setup.pin,
+        setup.primary,
+        setup.secondary,
+        setup.exit,
+        setup.entry,
+        if setup.load_efer() { "loaded/saved by VM entry/exit" } else { "shared with the host" },
+    );
+    let mut backend = backend;
+    let mut regs = GuestRegs {
+        rsp: start.rsp,
+        ..GuestRegs::default()
+    };
+    let result = exits::run_loop(&mut backend, &mut regs);
+    if let Some(e) = backend.failed {
+        return Err(Stop::Vmx(e));
+    }
+    match result {
+        Err(Stop::EntryFailure { exit, rip }) => {
+            if let vmexit::Exit::EntryFailure {
+                raw, qualification, ..
+            } = exit
+            {
+                log::error!(
+                    "VM-entry failure: exit reason {raw:#x} (basic reason {}), exit qualification \
+                     {qualification:#x}; the emulator log (bochs.log) names the failing check",
+                    raw & 0xFFFF
+                );
+            }
+            Err(Stop::EntryFailure { exit, rip })
+        }
+        other => other,
+    }
+}
+
+/// CR0/CR4 fixed bits, VMXON, the VMCS, EPT and bitmaps.
+fn enable(
+    setup: &Setup,
+    ram: GuestRam,
+    start: &GuestStart,
+    alloc: &mut PhysAlloc,
+) -> Result<VmxBackend, VmxError> {
+    let cr0 = super::apply_fixed_bits(cpu::cr0(), setup.cr0_fixed.0, setup.cr0_fixed.1);
+    let cr4 = super::apply_fixed_bits(cpu::cr4() | CR4_VMXE, setup.cr4_fixed.0, setup.cr4_fixed.1);
+    // SAFETY: the fixed-bit MSRs only force bits the VMM already has (PE,
+    // PG, NE: the boot stub runs paged in long mode) or that are harmless
+    // to it (CR4.VMXE); reserved bits are cleared as they already are.
+    unsafe {
+        cpu::write_cr0(cr0);
+        cpu::write_cr4(cr4);
+    }
+    let revision = setup.basic.revision_id();
+    let vmxon_pa = alloc_page(alloc)?;
+    let vmcs_pa = alloc_page(alloc)?;
+    // SAFETY: both are fresh VMM pages; the first dword of each is the
+    // revision identifier (SDM §25.2, §25.11.5), bit 31 clear.
+    unsafe {
+        (vmxon_pa as *mut u32).write_volatile(revision);
+        (vmcs_pa as *mut u32).write_volatile(revision);
+    }
+    vmx_region_insn("VMXON", vmxon_pa)?;
+    vmx_region_insn("VMCLEAR", vmcs_pa)?;
+    vmx_region_insn("VMPTRLD", vmcs_pa)?;
+    let msr_bitmap = alloc_page(alloc)?;
+    let gdt_page = alloc_page(alloc)?;
+    let pml4 = nested::build(&mut Tables(alloc), Format::Ept, ram.host_base, ram.size)
+        .map_err(|_| VmxError::OutOfMemory)?;
+    init_vmcs(setup, start, nested::eptp(pml4), msr_bitmap, gdt_page)?;
+    Ok(VmxBackend {
+        ram,
+        launched: false,
+        save_efer: setup.save_efer(),
+        failed: None,
+    })
+}
+
+struct VmxBackend {
+    ram: GuestRam,
+    /// VMLAUNCH succeeded once: enter with VMRESUME.
+    launched: bool,
+    /// Guest EFER is saved into the VMCS on exit.
+    save_efer: bool,
+    /// VMLAUNCH/VMRESUME or a VMWRITE failed; `run` reports this instead
+    /// of the placeholder exit that stopped the run loop.
+    failed: Option<VmxError>,
+}
+
+impl VmxBackend {
+    fn fail(&mut self, e: VmxError) {
+        if self.failed.is_none() {
+            log::error!("{e}");
+            self.failed = Some(e);
+        }
+    }
+
+    fn write(&mut self, field: u32, value: u64) {
+        if let Err(e) = vmwrite(field, value) {
+            self.fail(e);
+        }
+    }
+}
+
+impl Backend for VmxBackend {
+    fn name(&self) -> &'static str {
+        "vmx"
+    }
+
+    fn enter(&mut self, regs: &mut GuestRegs) -> RawExit {
+        // A placeholder the run loop treats as a failed entry (bit 31): it
+        // stops, and `run` reports `self.failed` instead.
+        let failed = RawExit::Vmx(vmexit::VmxExitFields {
+            exit_reason: ExitReasonField::ENTRY_FAILURE,
+            ..Default::default()
+        });
+        if self.failed.is_some() {
+            return failed;
+        }
+        self.write(gst::RSP, regs.rsp);
+        // SAFETY: the VMCS is current and complete (init_vmcs); host RIP is
+        // vmx_exit, whose frame vmx_enter builds and whose host RSP it
+        // writes just before entering; vmx_enter preserves every
+        // callee-saved register and touches only `regs`, a valid exclusive
+        // GuestRegs. The guest runs in its own EPT address space and cannot
+        // reach VMM memory.
+        let rc = unsafe { vmx_enter(regs, u64::from(self.launched)) };
+        if rc != 0 {
+            let failure = if rc == 2 {
+                VmFailure::Invalid
+            } else {
+                VmFailure::Valid(vmread_raw(ro::VM_INSTRUCTION_ERROR).unwrap_or(0) as u32)
+            };
+            let insn = if self.launched {
+                "VMRESUME"
+            } else {
+                "VMLAUNCH"
+            };
+            self.fail(VmxError::Instruction {
+                insn,
+                field: 0,
+                failure,
+            });
+            return failed;
+        }
+        let exit_reason = vmread(ro::EXIT_REASON) as u32;
+        if !ExitReasonField(exit_reason).entry_failure() {
+            self.launched = true;
+        }
+        regs.rsp = vmread(gst::RSP);
+        RawExit::Vmx(vmexit::VmxExitFields {
+            exit_reason,
+            qualification: vmread(ro::EXIT_QUALIFICATION),
+            instruction_len: vmread(ro::VMEXIT_INSTRUCTION_LEN) as u32,
+            guest_physical: vmread(ro::GUEST_PHYSICAL_ADDR_FULL),
+            guest_linear: vmread(ro::GUEST_LINEAR_ADDR),
+            interruption_info: vmread(ro::VMEXIT_INTERRUPTION_INFO) as u32,
+            interruption_error: vmread(ro::VMEXIT_INTERRUPTION_ERR_CODE) as u32,
+        })
+    }
+
+    fn rip(&self) -> u64 {
+        vmread(gst::RIP)
+    }
+
+    fn set_rip(&mut self, rip: u64) {
+        self.write(gst::RIP, rip);
+        // Stepping over an instruction ends blocking by STI / MOV SS
+        // (interruptibility bits 0-1, SDM §25.4.2), as executing it would.
+        let intr = vmread(gst::INTERRUPTIBILITY_STATE);
+        if intr & 3 != 0 {
+            self.write(gst::INTERRUPTIBILITY_STATE, intr & !3);
+        }
+    }
+
+    fn vcpu<'b>(&'b self, regs: &'b mut GuestRegs) -> GuestVcpu<'b> {
+        let efer = if self.save_efer {
+            vmread(gst::IA32_EFER_FULL)
+        } else {
+            // SAFETY: EFER exists; without load/save the guest's EFER is the
+            // live one.
+            unsafe { cpu::rdmsr(msr::EFER) }
+        };
+        let cpl = ar_dpl(vmread(gst::SS_ACCESS_RIGHTS) as u32);
+        GuestVcpu::new(
+            regs,
+            cpl,
+            vmread(gst::CR0),
+            vmread(gst::CR3),
+            vmread(gst::CR4),
+            efer,
+            self.ram,
+        )
+    }
+
+    fn inject_exception(&mut self, vector: u8, error_code: Option<u32>) {
+        // VM-entry interruption information (SDM §25.8.3, delivery §27.6).
+        let (info, code) = entry_interruption_info(vector, error_code);
+        if let Some(code) = code {
+            self.write(ctl::VMENTRY_EXCEPTION_ERR_CODE, code.into());
+        }
+        self.write(ctl::VMENTRY_INTERRUPTION_INFO_FIELD, info.into());
+    }
+}

@@ -16,7 +16,7 @@
 #[cfg(feature = "rt")]
 mod backend;
 #[cfg(feature = "rt")]
-
+pub use backend::run;
 
 use core::fmt;
 
@@ -119,10 +119,14 @@ pub const fn feature_control_update(value: u64) -> Result<Option<u64>, VmxError>
         if vmx {
             Ok(None)
         } else {
-            Err(VmxError::DisabledByFirmware { feature_control: value })
+            Err(VmxError::DisabledByFirmware {
+                feature_control: value,
+            })
         }
     } else {
-        Ok(Some(value | msr::FEATURE_CONTROL_VMX_OUTSIDE_SMX | msr::FEATURE_CONTROL_LOCK))
+        Ok(Some(
+            value | msr::FEATURE_CONTROL_VMX_OUTSIDE_SMX | msr::FEATURE_CONTROL_LOCK,
+        ))
     }
 }
 
@@ -187,7 +191,10 @@ pub struct ControlCaps {
 impl ControlCaps {
     /// Split a capability MSR value.
     pub const fn from_msr(value: u64) -> Self {
-        ControlCaps { must_be_1: value as u32, may_be_1: (value >> 32) as u32 }
+        ControlCaps {
+            must_be_1: value as u32,
+            may_be_1: (value >> 32) as u32,
+        }
     }
 
     /// Whether every control in `bits` may be 1.
@@ -210,7 +217,11 @@ pub const fn adjust_controls(
     let value = (required | optional | caps.must_be_1) & caps.may_be_1;
     let missing = required & !value;
     if missing != 0 {
-        return Err(VmxError::Control { field, missing, caps });
+        return Err(VmxError::Control {
+            field,
+            missing,
+            caps,
+        });
     }
     Ok(value)
 }
@@ -241,7 +252,11 @@ pub struct ShadowedCr {
 /// The guest's `wanted` CR0/CR4 under the fixed bits: every bit VMX does
 /// not leave to the guest is host-owned, shadowed with `wanted`.
 pub const fn shadow_cr(wanted: u64, fixed0: u64, fixed1: u64) -> ShadowedCr {
-    ShadowedCr { actual: apply_fixed_bits(wanted, fixed0, fixed1), mask: fixed0 | !fixed1, shadow: wanted }
+    ShadowedCr {
+        actual: apply_fixed_bits(wanted, fixed0, fixed1),
+        mask: fixed0 | !fixed1,
+        shadow: wanted,
+    }
 }
 
 /// Guest segment access rights in the VMCS format from a GDT descriptor
@@ -298,11 +313,20 @@ pub const TSS_SIZE: usize = 104;
 /// paging structures (bit 14), 2 MiB pages (bit 16).
 pub const fn check_ept_caps(cap: u64) -> Result<(), VmxError> {
     if cap & (1 << 6) == 0 {
-        Err(VmxError::EptCapability { what: "a page-walk length of 4", cap })
+        Err(VmxError::EptCapability {
+            what: "a page-walk length of 4",
+            cap,
+        })
     } else if cap & (1 << 14) == 0 {
-        Err(VmxError::EptCapability { what: "write-back EPT paging structures", cap })
+        Err(VmxError::EptCapability {
+            what: "write-back EPT paging structures",
+            cap,
+        })
     } else if cap & (1 << 16) == 0 {
-        Err(VmxError::EptCapability { what: "2 MiB EPT pages", cap })
+        Err(VmxError::EptCapability {
+            what: "2 MiB EPT pages",
+            cap,
+        })
     } else {
         Ok(())
     }
@@ -345,7 +369,11 @@ impl fmt::Display for VmFailure {
         match *self {
             VmFailure::Invalid => f.write_str("VMfailInvalid (no valid current VMCS)"),
             VmFailure::Valid(n) => {
-                write!(f, "VMfailValid, VM-instruction error {n}: {}", vmexit::vmx::vm_instruction_error_text(n))?;
+                write!(
+                    f,
+                    "VMfailValid, VM-instruction error {n}: {}",
+                    vmexit::vmx::vm_instruction_error_text(n)
+                )?;
                 if let Ok(e) = vmexit::vmx::VmInstructionError::from_raw(n) {
                     write!(f, " ({})", e.hint())?;
                 }
@@ -433,7 +461,9 @@ mod tests {
     extern crate std;
     use super::*;
     use std::string::ToString;
-    use x86::vmx::vmcs::control::{EntryControls, ExitControls, PrimaryControls, SecondaryControls};
+    use x86::vmx::vmcs::control::{
+        EntryControls, ExitControls, PrimaryControls, SecondaryControls,
+    };
 
     /// IA32_VMX_PROCBASED_CTLS as many CPUs report it without TRUE
     /// controls: default-1 bits 1, 4-6, 8, 13-16, 26 (SDM Appendix A.2).
@@ -452,7 +482,13 @@ mod tests {
         // TRUE MSR: CR3-load/store exiting (bits 15, 16) may be 0.
         let true_must = DEFAULT1_PROCBASED & !((1 << 15) | (1 << 16));
         let caps = ControlCaps::from_msr((0xFFFF_FFFFu64 << 32) | u64::from(true_must));
-        let v = adjust_controls(ControlField::Primary, caps, PrimaryControls::HLT_EXITING.bits(), 0).unwrap();
+        let v = adjust_controls(
+            ControlField::Primary,
+            caps,
+            PrimaryControls::HLT_EXITING.bits(),
+            0,
+        )
+        .unwrap();
         assert_eq!(v & (1 << 15), 0);
         assert_eq!(v & (1 << 16), 0);
         assert_ne!(v & PrimaryControls::HLT_EXITING.bits(), 0);
@@ -486,7 +522,11 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             err,
-            VmxError::Control { field: ControlField::Secondary, missing: SecondaryControls::ENABLE_EPT.bits(), caps }
+            VmxError::Control {
+                field: ControlField::Secondary,
+                missing: SecondaryControls::ENABLE_EPT.bits(),
+                caps
+            }
         );
         let text = err.to_string();
         assert!(text.contains("secondary processor-based"), "{text}");
@@ -500,7 +540,10 @@ mod tests {
         for must in [0u32, 0x16, 0x1_E172] {
             for may in [0xFFFF_FFFFu32, 0x1_E172 | 0x80, 0x16 | 0x200] {
                 for opt in [0u32, 0x80, 0xFFFF_0000] {
-                    let caps = ControlCaps { must_be_1: must, may_be_1: may };
+                    let caps = ControlCaps {
+                        must_be_1: must,
+                        may_be_1: may,
+                    };
                     if let Ok(v) = adjust_controls(ControlField::Entry, caps, 0, opt) {
                         assert_eq!(v & !may, 0);
                         assert_eq!(v & must & may, must & may);
@@ -508,10 +551,19 @@ mod tests {
                 }
             }
         }
-        let caps = ControlCaps { must_be_1: 0x11FF, may_be_1: 0x11FF | EntryControls::IA32E_MODE_GUEST.bits() };
+        let caps = ControlCaps {
+            must_be_1: 0x11FF,
+            may_be_1: 0x11FF | EntryControls::IA32E_MODE_GUEST.bits(),
+        };
         assert!(caps.allows(EntryControls::IA32E_MODE_GUEST.bits()));
         assert!(!caps.allows(EntryControls::LOAD_IA32_EFER.bits()));
-        let v = adjust_controls(ControlField::Entry, caps, EntryControls::IA32E_MODE_GUEST.bits(), 0).unwrap();
+        let v = adjust_controls(
+            ControlField::Entry,
+            caps,
+            EntryControls::IA32E_MODE_GUEST.bits(),
+            0,
+        )
+        .unwrap();
         assert_eq!(v, 0x11FF | (1 << 9));
     }
 
@@ -540,7 +592,11 @@ mod tests {
         assert_eq!(b.memory_type(), 6);
         assert!(b.true_controls());
         assert!(!b.addresses_32bit());
-        assert_eq!(VmxBasic(0x8000_0001).revision_id(), 1, "bit 31 is not part of the revision");
+        assert_eq!(
+            VmxBasic(0x8000_0001).revision_id(),
+            1,
+            "bit 31 is not part of the revision"
+        );
     }
 
     #[test]
@@ -548,9 +604,17 @@ mod tests {
         assert_eq!(feature_control_update(5), Ok(None));
         assert_eq!(feature_control_update(0), Ok(Some(5)));
         assert_eq!(feature_control_update(2), Ok(Some(7)));
-        assert_eq!(feature_control_update(1), Err(VmxError::DisabledByFirmware { feature_control: 1 }));
-        assert_eq!(feature_control_update(3), Err(VmxError::DisabledByFirmware { feature_control: 3 }));
-        assert!(VmxError::DisabledByFirmware { feature_control: 1 }.to_string().contains("locked"));
+        assert_eq!(
+            feature_control_update(1),
+            Err(VmxError::DisabledByFirmware { feature_control: 1 })
+        );
+        assert_eq!(
+            feature_control_update(3),
+            Err(VmxError::DisabledByFirmware { feature_control: 3 })
+        );
+        assert!(VmxError::DisabledByFirmware { feature_control: 1 }
+            .to_string()
+            .contains("locked"));
     }
 
     #[test]
@@ -559,18 +623,28 @@ mod tests {
         // CR4 fixed0 = VMXE, fixed1 = 0x3767FF.
         let (cr0_f0, cr0_f1) = (0x8000_0021u64, 0xFFFF_FFFFu64);
         let (cr4_f0, cr4_f1) = (0x2000u64, 0x0037_67FFu64);
-        assert_eq!(apply_fixed_bits(crate::guest::CR0, cr0_f0, cr0_f1), crate::guest::CR0);
+        assert_eq!(
+            apply_fixed_bits(crate::guest::CR0, cr0_f0, cr0_f1),
+            crate::guest::CR0
+        );
         assert_eq!(apply_fixed_bits(0x11, cr0_f0, cr0_f1), 0x8000_0031);
         let cr4 = shadow_cr(crate::guest::CR4, cr4_f0, cr4_f1);
         assert_eq!(cr4.actual, crate::guest::CR4 | 0x2000);
         assert_eq!(cr4.shadow, crate::guest::CR4);
         assert_ne!(cr4.mask & 0x2000, 0, "VMXE is host-owned");
-        assert_eq!(cr4.mask & crate::guest::CR4 & !cr4_f0, 0, "guest bits stay guest-owned");
+        assert_eq!(
+            cr4.mask & crate::guest::CR4 & !cr4_f0,
+            0,
+            "guest bits stay guest-owned"
+        );
         // What the guest reads: owned bits from the shadow, others actual.
         let read = (cr4.actual & !cr4.mask) | (cr4.shadow & cr4.mask);
         assert_eq!(read, crate::guest::CR4);
         let cr0 = shadow_cr(crate::guest::CR0, cr0_f0, cr0_f1);
-        assert_eq!((cr0.actual & !cr0.mask) | (cr0.shadow & cr0.mask), crate::guest::CR0);
+        assert_eq!(
+            (cr0.actual & !cr0.mask) | (cr0.shadow & cr0.mask),
+            crate::guest::CR0
+        );
         // Reserved bits cleared by fixed1.
         assert_eq!(apply_fixed_bits(1 << 40, 0, cr4_f1), 0);
     }
@@ -612,8 +686,14 @@ mod tests {
     fn ept_capabilities() {
         let good = (1 << 6) | (1 << 14) | (1 << 16) | (1 << 17);
         assert_eq!(check_ept_caps(good), Ok(()));
-        assert!(matches!(check_ept_caps(good & !(1 << 6)), Err(VmxError::EptCapability { .. })));
-        assert!(matches!(check_ept_caps(good & !(1 << 14)), Err(VmxError::EptCapability { .. })));
+        assert!(matches!(
+            check_ept_caps(good & !(1 << 6)),
+            Err(VmxError::EptCapability { .. })
+        ));
+        assert!(matches!(
+            check_ept_caps(good & !(1 << 14)),
+            Err(VmxError::EptCapability { .. })
+        ));
         let e = check_ept_caps(good & !(1 << 16)).unwrap_err();
         assert!(e.to_string().contains("2 MiB"), "{e}");
         // The EPTP nested.rs makes matches what these bits promise.
@@ -626,7 +706,10 @@ mod tests {
         assert_eq!(entry_interruption_info(6, None), (0x8000_0306, None));
         assert_eq!(entry_interruption_info(6, Some(0)), (0x8000_0306, None));
         // #GP(0x10): error code delivered.
-        assert_eq!(entry_interruption_info(13, Some(0x10)), (0x8000_0B0D, Some(0x10)));
+        assert_eq!(
+            entry_interruption_info(13, Some(0x10)),
+            (0x8000_0B0D, Some(0x10))
+        );
         // #PF and #DF push one; #DE does not.
         assert_eq!(entry_interruption_info(14, Some(2)).1, Some(2));
         assert_eq!(entry_interruption_info(8, Some(0)).0 & (1 << 11), 1 << 11);
@@ -637,13 +720,28 @@ mod tests {
 
     #[test]
     fn failures_read_well() {
-        let e = VmxError::Instruction { insn: "VMLAUNCH", field: 0, failure: VmFailure::Valid(7) };
+        let e = VmxError::Instruction {
+            insn: "VMLAUNCH",
+            field: 0,
+            failure: VmFailure::Valid(7),
+        };
         let s = e.to_string();
         assert!(s.starts_with("VMLAUNCH failed: VMfailValid, VM-instruction error 7: VM entry with invalid control field(s)"), "{s}");
         assert!(s.contains("27.2.1"), "{s}");
-        let e = VmxError::Instruction { insn: "VMPTRLD", field: 0, failure: VmFailure::Invalid };
-        assert_eq!(e.to_string(), "VMPTRLD failed: VMfailInvalid (no valid current VMCS)");
-        let e = VmxError::Instruction { insn: "VMWRITE", field: 0x681E, failure: VmFailure::Valid(12) };
+        let e = VmxError::Instruction {
+            insn: "VMPTRLD",
+            field: 0,
+            failure: VmFailure::Invalid,
+        };
+        assert_eq!(
+            e.to_string(),
+            "VMPTRLD failed: VMfailInvalid (no valid current VMCS)"
+        );
+        let e = VmxError::Instruction {
+            insn: "VMWRITE",
+            field: 0x681E,
+            failure: VmFailure::Valid(12),
+        };
         assert!(e.to_string().contains("field 0x681e"), "{e}");
         assert!(VmFailure::Valid(99).to_string().contains("unknown"));
     }
