@@ -166,28 +166,31 @@ fn instruction() -> Result<Instruction, Error> {
 pub unsafe fn raw_hypercall(insn: Instruction, number: u64, args: [u64; 5]) -> u64 {
     let rax: u64;
     let [a1, a2, a3, a4, a5] = args;
-    // SAFETY: the caller guarantees the VMM is present, so the instruction
-    // exits to it instead of raising #UD. RBX cannot be an asm operand, so
-    // it is swapped through a scratch register and restored. The VMM
-    // changes only RAX (ABI v1) but may access memory named by arguments,
-    // so no `nomem`.
-    unsafe {
-        match insn {
-            Instruction::Vmcall => core::arch::asm!(
+    // The caller guarantees the VMM is present, so the instruction exits
+    // to it instead of raising #UD. RBX cannot be an asm operand, so it is
+    // swapped through a scratch register and restored. The VMM changes only
+    // RAX (ABI v1) but may access memory named by arguments: no `nomem`.
+    match insn {
+        // SAFETY: see above; VMCALL is the Intel instruction.
+        Instruction::Vmcall => unsafe {
+            core::arch::asm!(
                 "xchg {b}, rbx", "vmcall", "xchg {b}, rbx",
                 b = inout(reg) a1 => _,
                 inout("rax") number => rax,
                 in("rcx") a2, in("rdx") a3, in("rsi") a4, in("rdi") a5,
                 options(nostack),
-            ),
-            Instruction::Vmmcall => core::arch::asm!(
+            )
+        },
+        // SAFETY: see above; VMMCALL is the AMD instruction.
+        Instruction::Vmmcall => unsafe {
+            core::arch::asm!(
                 "xchg {b}, rbx", "vmmcall", "xchg {b}, rbx",
                 b = inout(reg) a1 => _,
                 inout("rax") number => rax,
                 in("rcx") a2, in("rdx") a3, in("rsi") a4, in("rdi") a5,
                 options(nostack),
-            ),
-        }
+            )
+        },
     }
     rax
 }
