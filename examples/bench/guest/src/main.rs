@@ -1,0 +1,244 @@
+//! The benchmark example, guest side: what a hypercall through the framework
+//! costs next to a raw VM exit, timed with RDTSC in one run.
+//!
+//! Five measurements, interleaved in one loop (the order rotates every
+//! iteration so that none always follows the same one):
+//!
+//! - **framework**: `call!("null")`, the full path: the guest SDK's cached
+//!   call site (looked up during the warm-up), `vmmcall`, the VM exit, the
+//!   run loop, `vmexit::handle_hypercall`, `vmmcall::dispatch`, the typed
+//!   handler (returns 0), the VM entry, and the SDK decoding RAX.
+//! - **raw**: `CPUID` leaf `0x4000_0001`. It exits to the same run loop,
+//!   which answers it (`hv::virtual_cpuid`) before any framework code runs:
+//!   the floor. Both paths pay one exit and one entry.
+//! - **direct**: the same null hypercall issued with inline assembly
+//!   (number already in a register, no SDK code): the VMM side of the
+//!   framework alone.
+//! - **lookup**: `get_vmmcall_number("null")` (function 0), which reads the
+//!   name from guest memory through the guest's page tables and looks it up
+//!   in the registry's hash table.
+//! - **timer**: two back-to-back timestamps, the cost of the clock itself
+//!   (included in every other figure).
+//!
+//! Each sample is `lfence; rdtsc` before and after one call. The guest
+//! prints the median and the 99th percentile of each, the medians of the
+//! first and second halves of the run (to show the median is stable), and
+//! `bench: framework/raw = R`, the ratio of the medians. `cargo xtask bench`
+//! parses these lines; `docs/BENCHMARKS.md` explains the figures.
+//!
+//! Under QEMU TCG the guest's RDTSC is the host TSC; under Bochs it counts
+//! emulated time (tied to the instruction count), so there the ratio
+//! reflects the instructions the VMM executes rather than wall time.
+#![no_std]
+#![no_main]
+
+use core::cell::UnsafeCell;
+use guest_sdk::{call, println, Error, Instruction};
+
+guest_sdk::entry!(main);
+
+/// Measured iterations; each times all five measurements once.
+const ITERS: usize = 12_000;
+/// Iterations run first and thrown away (fills the call-site cache, warms
+/// the TLBs, caches and the emulator's translation cache).
+const WARMUP: usize = 200;
+/// The measurements, in the order of the sample arrays.
+const KINDS: [&str; 5] = ["framework", "raw", "direct", "lookup", "timer"];
+/// Number of measurements.
+const N: usize = KINDS.len();
+/// What each one is, printed once.
+const DESCRIPTIONS: [&str; N] = [
+    "call!(\"null\"): cached number, VM exit, dispatch, typed handler returning 0",
+    "CPUID 0x4000_0001: VM exit answered by the run loop before any framework code",
+    "the null hypercall from inline asm (no SDK code): the VMM side alone",
+    "get_vmmcall_number(\"null\"): name read through the guest page tables, hash lookup",
+    "two back-to-back lfence;rdtsc, included in every figure above",
+];
+
+/// The samples, in cycles, one array per measurement. In `.bss` because
+/// they do not fit the 64 KiB stack.
+struct Samples(UnsafeCell<[[u32; ITERS]; N]>);
+
+// SAFETY: the guest runs on one CPU with no interrupts enabled, and only
+// `main` touches the samples, through the one `&mut` it takes.
+unsafe impl Sync for Samples {}
+
+static SAMPLES: Samples = Samples(UnsafeCell::new([[0; ITERS]; N]));
+
+/// The timestamp counter after all earlier instructions completed.
+#[inline(always)]
+fn tsc() -> u64 {
+    let lo: u32;
+    let hi: u32;
+    // SAFETY: LFENCE and RDTSC only read the time-stamp counter into
+    // EDX:EAX (CR4.TSD is clear: the guest runs at CPL 0 anyway); no
+    // memory, no stack, no flags.
+    unsafe {
+        core::arch::asm!(
+            "lfence",
+            "rdtsc",
+            out("eax") lo,
+            out("edx") hi,
+            options(nomem, nostack, preserves_flags),
+        );
+    }
+    (u64::from(hi) << 32) | u64::from(lo)
+}
+
+/// Cycles from `start` to `end`, saturated to `u32`.
+fn elapsed(start: u64, end: u64) -> u32 {
+    u32::try_from(end.wrapping_sub(start)).unwrap_or(u32::MAX)
+}
+
+/// Hypercall `number` with no arguments, in inline assembly: what the
+/// VMM side costs without any guest SDK code around it. Returns RAX.
+#[inline(always)]
+fn direct(insn: Instruction, number: u64) -> u64 {
+    let rax: u64;
+    // SAFETY: `detect()` found this VMM, so the instruction exits to it;
+    // `number` is the null hypercall, which reads no memory and changes
+    // only RAX (ABI v1). RBX..RDI are not inputs: the handler takes no
+    // arguments.
+    unsafe {
+        match insn {
+            Instruction::Vmcall => core::arch::asm!(
+                "vmcall",
+                inout("rax") number => rax,
+                options(nostack),
+            ),
+            Instruction::Vmmcall => core::arch::asm!(
+                "vmmcall",
+                inout("rax") number => rax,
+                options(nostack),
+            ),
+        }
+    }
+    rax
+}
+
+/// One sample of measurement `kind`; `Err` if a call misbehaved.
+#[inline(always)]
+fn sample(kind: usize, insn: Instruction, number: u64) -> Result<u32, Error> {
+    match kind {
+        0 => {
+            let t0 = tsc();
+            let r = call!("null");
+            let t1 = tsc();
+            match r {
+                Ok(0) => Ok(elapsed(t0, t1)),
+                Ok(_) => Err(Error::Invalid),
+                Err(e) => Err(e),
+            }
+        }
+        1 => {
+            let t0 = tsc();
+            let r = core::arch::x86_64::__cpuid_count(guest_sdk::abi::CPUID_LEAF_INTERFACE, 0);
+            let t1 = tsc();
+            if r.ebx == guest_sdk::abi::CPUID_INTERFACE_MAGIC {
+                Ok(elapsed(t0, t1))
+            } else {
+                Err(Error::NotPresent)
+            }
+        }
+        2 => {
+            let t0 = tsc();
+            let r = direct(insn, number);
+            let t1 = tsc();
+            match r {
+                0 => Ok(elapsed(t0, t1)),
+                _ => Err(Error::Invalid),
+            }
+        }
+        3 => {
+            let t0 = tsc();
+            let r = guest_sdk::lookup(b"null\0");
+            let t1 = tsc();
+            match r {
+                Ok(n) if n == number => Ok(elapsed(t0, t1)),
+                Ok(_) => Err(Error::Invalid),
+                Err(e) => Err(e),
+            }
+        }
+        _ => {
+            let t0 = tsc();
+            let t1 = tsc();
+            Ok(elapsed(t0, t1))
+        }
+    }
+}
+
+/// The median and 99th percentile of `s`, sorting it.
+fn median_p99(s: &mut [u32]) -> (u32, u32) {
+    s.sort_unstable();
+    let at = |q: usize| s.get(s.len().saturating_mul(q) / 100).copied().unwrap_or(0);
+    (at(50), at(99))
+}
+
+/// `a / b` with three decimals, as text (`1.023`).
+struct Ratio(u64, u64);
+
+impl core::fmt::Display for Ratio {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let milli = self.0.saturating_mul(1000).checked_div(self.1).unwrap_or(0);
+        write!(f, "{}.{:03}", milli / 1000, milli % 1000)
+    }
+}
+
+fn main() -> Result<(), Error> {
+    let insn = guest_sdk::detect().ok_or(Error::NotPresent)?.instruction;
+    let number = guest_sdk::lookup(b"null\0")?;
+    // SAFETY: see `Samples`: this is the only reference ever made.
+    let samples = unsafe { &mut *SAMPLES.0.get() };
+    println!(
+        "bench: iterations={ITERS} warmup={WARMUP} (interleaved, order rotating per iteration; cycles = RDTSC ticks)"
+    );
+    for (kind, what) in KINDS.iter().zip(DESCRIPTIONS) {
+        println!("bench: {kind}: {what}");
+    }
+    for i in 0..WARMUP {
+        for j in 0..N {
+            sample((i + j) % N, insn, number)?;
+        }
+    }
+    for i in 0..ITERS {
+        for j in 0..N {
+            let kind = (i + j) % N;
+            let cycles = sample(kind, insn, number)?;
+            if let Some(slot) = samples.get_mut(kind).and_then(|s| s.get_mut(i)) {
+                *slot = cycles;
+            }
+        }
+    }
+    // Stability: the median of each half of the run. Sorting the halves
+    // first does not change the sort of the whole that follows.
+    let mut halves = [[0u32; 2]; N];
+    for (kind, s) in samples.iter_mut().enumerate() {
+        for (half, chunk) in s.chunks_exact_mut(ITERS / 2).enumerate() {
+            if let Some(slot) = halves.get_mut(kind).and_then(|h| h.get_mut(half)) {
+                *slot = median_p99(chunk).0;
+            }
+        }
+    }
+    let mut medians = [0u32; N];
+    for (kind, s) in samples.iter_mut().enumerate() {
+        let (median, p99) = median_p99(s);
+        let (lo, hi) = (
+            s.first().copied().unwrap_or(0),
+            s.last().copied().unwrap_or(0),
+        );
+        let [h1, h2] = halves.get(kind).copied().unwrap_or_default();
+        let name = KINDS.get(kind).copied().unwrap_or("?");
+        println!(
+            "bench: {name} median={median} p99={p99} min={lo} max={hi} halves={h1}/{h2} cycles"
+        );
+        if let Some(m) = medians.get_mut(kind) {
+            *m = median;
+        }
+    }
+    let [framework, raw, direct, lookup, _] = medians.map(u64::from);
+    println!("bench: framework/raw = {}", Ratio(framework, raw));
+    println!("bench: direct/raw = {}", Ratio(direct, raw));
+    println!("bench: lookup/raw = {}", Ratio(lookup, raw));
+    println!("bench: done");
+    Ok(())
+}
