@@ -80,10 +80,21 @@ pub fn rustflags(layout: &Layout, role: Role) -> Vec<String> {
 /// project path with spaces survives; it takes precedence over `RUSTFLAGS`
 /// and over any `build.rustflags` in cargo configuration.
 pub fn build_command(layout: &Layout, role: Role, examples: &[String]) -> Command {
+    cargo_command(layout, role, examples, "build")
+}
+
+/// `cargo SUBCOMMAND` (build, clippy) for `examples` in `role`, with the
+/// bare-metal flags; see [`build_command`].
+pub fn cargo_command(
+    layout: &Layout,
+    role: Role,
+    examples: &[String],
+    subcommand: &str,
+) -> Command {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(layout.examples_dir())
-        .args(["build", "--release", "--target", IMAGE_TARGET])
+        .args([subcommand, "--release", "--target", IMAGE_TARGET])
         .env("CARGO_TARGET_DIR", layout.image_target_dir(role))
         .env(
             "CARGO_ENCODED_RUSTFLAGS",

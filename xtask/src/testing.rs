@@ -68,6 +68,37 @@ fn host_tests(layout: &Layout) -> Result<bool> {
     Ok(status.success())
 }
 
+/// Clippy with warnings as errors: the host workspace (all targets), then
+/// the bare-metal images (vmm-core and guest-sdk with their `rt` runtime,
+/// which host builds never compile).
+fn lints(layout: &Layout, examples: &[String]) -> Result<bool> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    println!("running clippy: cargo clippy --workspace --all-targets -- -D warnings");
+    let mut ok = Command::new(cargo)
+        .current_dir(&layout.root)
+        .args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ])
+        .status()
+        .context("starting cargo clippy")?
+        .success();
+    for role in crate::paths::Role::ALL {
+        println!(
+            "running clippy on the {} images (bare-metal flags)",
+            role.dir()
+        );
+        let mut cmd = images::cargo_command(layout, role, examples, "clippy");
+        cmd.args(["--", "-D", "warnings"]);
+        ok &= cmd.status().context("starting cargo clippy")?.success();
+    }
+    Ok(ok)
+}
+
 /// Selects the examples whose names contain any of `filters` (all if empty).
 fn select(examples: Vec<String>, filters: &[String]) -> Vec<String> {
     examples
@@ -118,7 +149,8 @@ pub fn test(layout: &Layout, args: &TestArgs) -> Result<bool> {
         None
     } else {
         let t = Instant::now();
-        let ok = host_tests(layout)?;
+        let mut ok = host_tests(layout)?;
+        ok &= lints(layout, &layout.discover_examples()?)?;
         println!(
             "host tests {} in {}",
             if ok { "passed" } else { "FAILED" },
@@ -214,7 +246,7 @@ pub fn test(layout: &Layout, args: &TestArgs) -> Result<bool> {
     println!("==== results ====");
     if let Some((ok, elapsed)) = host {
         println!(
-            "host tests (cargo test --workspace): {} {}",
+            "host tests and clippy: {} {}",
             if ok { "pass" } else { "FAIL" },
             ui::secs(elapsed)
         );

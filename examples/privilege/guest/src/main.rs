@@ -85,7 +85,7 @@ unsafe fn enter_ring3(entry: extern "C" fn() -> !) -> ! {
     unsafe {
         core::arch::asm!(
             "push 0x1b", "push {sp}", "push {fl}", "push 0x23", "push {ip}", "iretq",
-            sp = in(reg) top, fl = in(reg) 0x3002u64, ip = in(reg) entry as u64,
+            sp = in(reg) top, fl = in(reg) 0x3002u64, ip = in(reg) entry as usize as u64,
             options(noreturn)
         )
     }

@@ -35,11 +35,11 @@ const MAX_TEXT: usize = 2048;
 fn get_status(cx: &mut Caller, buf: GuestAddr, len: u64) -> Result<u64, Error> {
     let mut text = [0u8; MAX_TEXT];
     let mut w = Truncating { buf: &mut text, len: 0 };
-    let _ = write!(w, "uptime: {} exits\n", vmm_core::exits::exit_count());
-    let _ = write!(w, "hypercalls served:\n");
+    let _ = writeln!(w, "uptime: {} exits", vmm_core::exits::exit_count());
+    let _ = writeln!(w, "hypercalls served:");
     if let Ok(reg) = Registry::global() {
         for (number, h) in reg.iter() {
-            let _ = write!(w, "  {number:>3} {:<20} {}\n", h.name(), h.calls());
+            let _ = writeln!(w, "  {number:>3} {:<20} {}", h.name(), h.calls());
         }
     }
     let full = w.len;
