@@ -133,6 +133,8 @@ const PAGE: u64 = 4096;
 
 /// CR4.VMXE (SDM Vol. 3C §24.7).
 const CR4_VMXE: u64 = 1 << 13;
+/// `#UD`, the one exception the VMM intercepts.
+const UD_VECTOR: u8 = 6;
 /// EFER.NXE.
 const EFER_NXE: u64 = 1 << 11;
 
@@ -283,6 +285,15 @@ impl Setup {
     }
 }
 
+/// Read several MSRs.
+///
+/// # Safety
+/// Every MSR in `msrs` must exist on this CPU (else #GP); CPL 0.
+unsafe fn rdmsrs<const N: usize>(msrs: [u32; N]) -> [u64; N] {
+    // SAFETY: the caller guarantees that each MSR exists.
+    msrs.map(|m| unsafe { cpu::rdmsr(m) })
+}
+
 fn caps(field: ControlField, basic: VmxBasic) -> ControlCaps {
     // SAFETY: every capability MSR named by capability_msr exists once
     // CPUID reports VMX (SDM Appendix A); PROCBASED_CTLS2 is read only
@@ -296,13 +307,9 @@ fn detect() -> Result<Setup, VmxError> {
     if cpu::cpuid(1, 0).ecx & CPUID1_ECX_VMX == 0 {
         return Err(VmxError::NoVmx);
     }
-    // SAFETY: IA32_FEATURE_CONTROL and the basic/fixed MSRs exist with VMX.
-    let (feature_control, basic) = unsafe {
-        (
-            cpu::rdmsr(vmsr::FEATURE_CONTROL),
-            VmxBasic(cpu::rdmsr(vmsr::BASIC)),
-        )
-    };
+    // SAFETY: IA32_FEATURE_CONTROL and IA32_VMX_BASIC exist with VMX.
+    let [feature_control, basic] = unsafe { rdmsrs([vmsr::FEATURE_CONTROL, vmsr::BASIC]) };
+    let basic = VmxBasic(basic);
     if let Some(value) = feature_control_update(feature_control)? {
         // SAFETY: the MSR is unlocked; setting VMX-outside-SMX and the lock
         // bit only enables VMXON, as firmware would.
@@ -355,13 +362,16 @@ fn detect() -> Result<Setup, VmxError> {
     )?;
     // SAFETY: IA32_VMX_EPT_VPID_CAP exists when the secondary controls
     // allow EPT (checked just above); the fixed-bit MSRs exist with VMX.
-    let (ept_cap, cr0_fixed, cr4_fixed) = unsafe {
-        (
-            cpu::rdmsr(vmsr::EPT_VPID_CAP),
-            (cpu::rdmsr(vmsr::CR0_FIXED0), cpu::rdmsr(vmsr::CR0_FIXED1)),
-            (cpu::rdmsr(vmsr::CR4_FIXED0), cpu::rdmsr(vmsr::CR4_FIXED1)),
-        )
+    let [ept_cap, cr0_fixed0, cr0_fixed1, cr4_fixed0, cr4_fixed1] = unsafe {
+        rdmsrs([
+            vmsr::EPT_VPID_CAP,
+            vmsr::CR0_FIXED0,
+            vmsr::CR0_FIXED1,
+            vmsr::CR4_FIXED0,
+            vmsr::CR4_FIXED1,
+        ])
     };
+    let (cr0_fixed, cr4_fixed) = ((cr0_fixed0, cr0_fixed1), (cr4_fixed0, cr4_fixed1));
     check_ept_caps(ept_cap)?;
     let forced =
         primary & (PrimaryControls::CR3_LOAD_EXITING | PrimaryControls::CR3_STORE_EXITING).bits();
@@ -403,12 +413,10 @@ fn host_gdt(page: u64) -> Result<(u64, u16, u64), VmxError> {
     };
     let desc = tss_descriptor(tss, TSS_SIZE as u32 - 1);
     let tr = (entries * 8) as u16;
-    // SAFETY: as above: words `entries` and `entries + 1` lie in `page`.
-    unsafe {
-        let slot = (page as *mut u64).add(entries as usize);
-        slot.write_volatile(desc[0]);
-        slot.add(1).write_volatile(desc[1]);
-    }
+    let slot = (page + entries * 8) as *mut [u64; 2];
+    // SAFETY: as above: words `entries` and `entries + 1` lie in `page`,
+    // 8-byte aligned.
+    unsafe { slot.write_volatile(desc) };
     let ptr = DescriptorTablePointer {
         limit: tr + 15,
         base: page as *const u64,
@@ -418,10 +426,10 @@ fn host_gdt(page: u64) -> Result<(u64, u16, u64), VmxError> {
     // never freed. LTR loads the available TSS just written (it marks it
     // busy); the zeroed TSS is never used for a stack switch (no IDT gates
     // use IST, and the VMM stays at CPL 0).
-    unsafe {
-        x86::dtables::lgdt(&ptr);
-        x86::task::load_tr(SegmentSelector::from_raw(tr));
-    }
+    unsafe { x86::dtables::lgdt(&ptr) };
+    // SAFETY: `tr` selects the available 64-bit TSS descriptor in the GDT
+    // just loaded.
+    unsafe { x86::task::load_tr(SegmentSelector::from_raw(tr)) };
     Ok((page, tr, tss))
 }
 
@@ -451,15 +459,15 @@ fn init_vmcs(
     unsafe { x86::dtables::sidt(&mut idt) };
     let [cs, ss, ds, es, fs, gs] = selectors();
     // SAFETY: these MSRs exist on every 64-bit Intel CPU.
-    let (fs_base, gs_base, se_cs, se_esp, se_eip, efer) = unsafe {
-        (
-            cpu::rdmsr(vmsr::FS_BASE),
-            cpu::rdmsr(vmsr::GS_BASE),
-            cpu::rdmsr(vmsr::SYSENTER_CS),
-            cpu::rdmsr(vmsr::SYSENTER_ESP),
-            cpu::rdmsr(vmsr::SYSENTER_EIP),
-            cpu::rdmsr(msr::EFER),
-        )
+    let [fs_base, gs_base, se_cs, se_esp, se_eip, efer] = unsafe {
+        rdmsrs([
+            vmsr::FS_BASE,
+            vmsr::GS_BASE,
+            vmsr::SYSENTER_CS,
+            vmsr::SYSENTER_ESP,
+            vmsr::SYSENTER_EIP,
+            msr::EFER,
+        ])
     };
     let cr0 = shadow_cr(guest::CR0, setup.cr0_fixed.0, setup.cr0_fixed.1);
     let cr4 = shadow_cr(guest::CR4, setup.cr4_fixed.0, setup.cr4_fixed.1);
@@ -477,7 +485,9 @@ fn init_vmcs(
         ),
         (ctl::VMEXIT_CONTROLS, setup.exit.into()),
         (ctl::VMENTRY_CONTROLS, setup.entry.into()),
-        (ctl::EXCEPTION_BITMAP, 0),
+        // #UD only, as on SVM: the other vendor's hypercall instruction
+        // (exits.rs); any other #UD goes back through inject_exception.
+        (ctl::EXCEPTION_BITMAP, 1 << UD_VECTOR),
         (ctl::PAGE_FAULT_ERR_CODE_MASK, 0),
         (ctl::PAGE_FAULT_ERR_CODE_MATCH, 0),
         (ctl::CR3_TARGET_COUNT, 0),
@@ -644,18 +654,17 @@ fn enable(
     // SAFETY: the fixed-bit MSRs only force bits the VMM already has (PE,
     // PG, NE: the boot stub runs paged in long mode) or that are harmless
     // to it (CR4.VMXE); reserved bits are cleared as they already are.
-    unsafe {
-        cpu::write_cr0(cr0);
-        cpu::write_cr4(cr4);
-    }
+    unsafe { cpu::write_cr0(cr0) };
+    // SAFETY: as for CR0.
+    unsafe { cpu::write_cr4(cr4) };
     let revision = setup.basic.revision_id();
     let vmxon_pa = alloc_page(alloc)?;
     let vmcs_pa = alloc_page(alloc)?;
-    // SAFETY: both are fresh VMM pages; the first dword of each is the
-    // revision identifier (SDM §25.2, §25.11.5), bit 31 clear.
-    unsafe {
-        (vmxon_pa as *mut u32).write_volatile(revision);
-        (vmcs_pa as *mut u32).write_volatile(revision);
+    for pa in [vmxon_pa, vmcs_pa] {
+        // SAFETY: both are fresh, aligned VMM pages; the first dword of
+        // each is the revision identifier (SDM §25.2, §25.11.5), bit 31
+        // clear.
+        unsafe { (pa as *mut u32).write_volatile(revision) };
     }
     vmx_region_insn("VMXON", vmxon_pa)?;
     vmx_region_insn("VMCLEAR", vmcs_pa)?;
@@ -686,8 +695,8 @@ struct VmxBackend {
 
 impl VmxBackend {
     fn fail(&mut self, e: VmxError) {
+        // Keep the first failure: it is the cause.
         if self.failed.is_none() {
-            log::error!("{e}");
             self.failed = Some(e);
         }
     }
