@@ -164,12 +164,16 @@ impl nested::TableMemory for Tables<'_> {
 }
 
 /// Read a VMCS field of the current VMCS; `None` on VMfail.
+///
+/// This and the other VMCS accessors are called only in VMX operation
+/// (after VMXON in `enable`), where a missing VMCS or a bad field is a
+/// VMfail; outside VMX operation VMREAD/VMWRITE raise #UD.
 fn vmread_raw(field: u32) -> Option<u64> {
     let value: u64;
     let (cf, zf): (u8, u8);
-    // SAFETY: VMREAD only reads the current VMCS into a register; outside
-    // VMX operation or without a current VMCS it fails (CF/ZF), which is
-    // reported, not undefined. The VMM runs at CPL 0.
+    // SAFETY: VMREAD only reads the current VMCS into a register; in VMX
+    // operation (the only place this is called) a missing VMCS or bad field
+    // fails with CF/ZF, which is returned. The VMM runs at CPL 0.
     unsafe {
         asm!(
             "vmread {v}, {f}",
@@ -212,8 +216,9 @@ fn vmread(field: u32) -> u64 {
 fn vmwrite(field: u32, value: u64) -> Result<(), VmxError> {
     let (cf, zf): (u8, u8);
     // SAFETY: VMWRITE only changes the current VMCS (VMM-owned memory no
-    // Rust reference points into); a bad field or missing VMCS fails with
-    // CF/ZF, which is reported. The VMM runs at CPL 0.
+    // Rust reference points into); in VMX operation (the only place this is
+    // called) a bad field or missing VMCS fails with CF/ZF, which is
+    // returned. The VMM runs at CPL 0.
     unsafe {
         asm!(
             "vmwrite {f}, {v}",
@@ -236,21 +241,33 @@ fn vmwrite(field: u32, value: u64) -> Result<(), VmxError> {
     }
 }
 
-/// VMXON, VMCLEAR or VMPTRLD on the region at physical `pa`.
-fn vmx_region_insn(insn: &'static str, pa: u64) -> Result<(), VmxError> {
-    let r = match insn {
-        // SAFETY: `pa` is a VMM-owned, zeroed page below 4 GiB with the
-        // VMCS revision identifier in its first dword; CR0/CR4 satisfy the
-        // VMX fixed bits and CR4.VMXE is set (run() does both first);
-        // IA32_FEATURE_CONTROL allows VMXON. Failures are reported.
-        "VMXON" => unsafe { x86::bits64::vmx::vmxon(pa) },
-        // SAFETY: as above; `pa` is the VMCS page, never the VMXON region.
-        "VMCLEAR" => unsafe { x86::bits64::vmx::vmclear(pa) },
-        // SAFETY: as above; VMPTRLD makes that VMCS current.
-        _ => unsafe { x86::bits64::vmx::vmptrld(pa) },
+/// The VMX instructions that take a region's physical address.
+#[derive(Clone, Copy)]
+enum RegionInsn {
+    Vmxon,
+    Vmclear,
+    Vmptrld,
+}
+
+/// Run `insn` on the region at physical `pa`.
+///
+/// # Safety
+/// `pa` is a VMM-owned, zeroed page below 4 GiB with the VMCS revision
+/// identifier in its first dword, used for nothing else. For VMXON: CR0/CR4
+/// satisfy the VMX fixed bits, CR4.VMXE is set and IA32_FEATURE_CONTROL
+/// allows VMXON; VMCLEAR/VMPTRLD: in VMX operation, `pa` is a VMCS and not
+/// the VMXON region.
+unsafe fn region_insn(insn: RegionInsn, pa: u64) -> Result<(), VmxError> {
+    let (name, r) = match insn {
+        // SAFETY: the caller guarantees the VMXON preconditions.
+        RegionInsn::Vmxon => ("VMXON", unsafe { x86::bits64::vmx::vmxon(pa) }),
+        // SAFETY: the caller guarantees `pa` is a VMCS in VMX operation.
+        RegionInsn::Vmclear => ("VMCLEAR", unsafe { x86::bits64::vmx::vmclear(pa) }),
+        // SAFETY: as for VMCLEAR; VMPTRLD makes that VMCS current.
+        RegionInsn::Vmptrld => ("VMPTRLD", unsafe { x86::bits64::vmx::vmptrld(pa) }),
     };
     r.map_err(|e| VmxError::Instruction {
-        insn,
+        insn: name,
         field: 0,
         failure: match e {
             x86::vmx::VmFail::VmFailInvalid => VmFailure::Invalid,
@@ -402,7 +419,7 @@ fn host_gdt(page: u64) -> Result<(u64, u16, u64), VmxError> {
     // for the 16-byte TSS descriptor in the first half of the page.
     let entries = (u64::from(limit) + 1) / 8;
     if entries == 0 || entries > 200 {
-        return Err(VmxError::OutOfMemory);
+        return Err(VmxError::HostGdt { limit });
     }
     let tss = page + 0x800;
     // SAFETY: the boot GDT is `entries` readable descriptors (identity
@@ -666,9 +683,16 @@ fn enable(
         // clear.
         unsafe { (pa as *mut u32).write_volatile(revision) };
     }
-    vmx_region_insn("VMXON", vmxon_pa)?;
-    vmx_region_insn("VMCLEAR", vmcs_pa)?;
-    vmx_region_insn("VMPTRLD", vmcs_pa)?;
+    // SAFETY: CR0/CR4 were just brought in line with the fixed bits with
+    // CR4.VMXE set, detect() checked IA32_FEATURE_CONTROL, and both pages
+    // are fresh, zeroed, revision-stamped and distinct.
+    unsafe {
+        region_insn(RegionInsn::Vmxon, vmxon_pa)?;
+    }
+    // SAFETY: in VMX operation now; `vmcs_pa` is the VMCS page.
+    unsafe { region_insn(RegionInsn::Vmclear, vmcs_pa)? };
+    // SAFETY: as above.
+    unsafe { region_insn(RegionInsn::Vmptrld, vmcs_pa)? };
     let msr_bitmap = alloc_page(alloc)?;
     let gdt_page = alloc_page(alloc)?;
     let pml4 = nested::build(&mut Tables(alloc), Format::Ept, ram.host_base, ram.size)

@@ -413,6 +413,12 @@ pub enum VmxError {
     },
     /// Out of physical memory for the VMXON region, VMCS, bitmaps or EPT.
     OutOfMemory,
+    /// The boot GDT (limit given) is empty or too large to copy into the
+    /// host GDT page with a TSS descriptor.
+    HostGdt {
+        /// GDTR limit.
+        limit: u16,
+    },
     /// A VMX instruction failed.
     Instruction {
         /// Its mnemonic (with the VMCS field for VMREAD/VMWRITE).
@@ -448,6 +454,10 @@ impl fmt::Display for VmxError {
                 write!(f, "EPT lacks {what} (IA32_VMX_EPT_VPID_CAP = {cap:#x})")
             }
             VmxError::OutOfMemory => f.write_str("out of memory for the VMX structures"),
+            VmxError::HostGdt { limit } => write!(
+                f,
+                "cannot build the host GDT with a TSS from the boot GDT (limit {limit:#x})"
+            ),
             VmxError::Instruction { insn, field: 0, failure } => write!(f, "{insn} failed: {failure}"),
             VmxError::Instruction { insn, field, failure } => {
                 write!(f, "{insn} of VMCS field {field:#06x} failed: {failure}")
