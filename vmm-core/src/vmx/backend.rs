@@ -13,9 +13,9 @@
 //! its own, appends a 64-bit TSS descriptor and loads it with LGDT/LTR.
 
 use super::{
-    access_rights, adjust_controls, ar_dpl, check_ept_caps, entry_interruption_info,
-    feature_control_update, msr as vmsr, shadow_cr, tss_descriptor, ControlCaps, ControlField,
-    VmFailure, VmxBasic, VmxError, AR_TSS64_BUSY, AR_UNUSABLE, TSS_SIZE,
+    adjust_controls, ar_dpl, check_ept_caps, entry_interruption_info, feature_control_update,
+    msr as vmsr, shadow_cr, tss_descriptor, ControlCaps, ControlField, VmFailure, VmxBasic,
+    VmxError, TSS_SIZE,
 };
 use crate::cpu::{self, msr};
 use crate::exits::{self, Backend, RawExit, Stop};
@@ -488,9 +488,6 @@ fn init_vmcs(
     };
     let cr0 = shadow_cr(guest::CR0, setup.cr0_fixed.0, setup.cr0_fixed.1);
     let cr4 = shadow_cr(guest::CR4, setup.cr4_fixed.0, setup.cr4_fixed.1);
-    let code_ar = access_rights(guest::GDT[usize::from(guest::KERNEL_CS >> 3)]);
-    let data_ar = access_rights(guest::GDT[usize::from(guest::KERNEL_DS >> 3)]);
-    let ds_sel = u64::from(guest::KERNEL_DS);
 
     // Controls (§25.6-25.8): adjusted in detect(); nothing else exits.
     let controls: &[(u32, u64)] = &[
@@ -541,62 +538,8 @@ fn init_vmcs(
         (host::IA32_SYSENTER_EIP, se_eip),
         (host::RIP, vmx_exit as *const () as u64),
     ];
-    // Guest state (§25.4, checks §27.3.1): 64-bit mode, CPL 0, flat
-    // segments from the guest GDT, an unusable LDTR, a busy 64-bit TSS.
-    let guest_state: &[(u32, u64)] = &[
-        (gst::CR0, cr0.actual),
-        (gst::CR3, start.cr3),
-        (gst::CR4, cr4.actual),
-        (gst::DR7, 0x400),
-        (gst::RSP, start.rsp),
-        (gst::RIP, start.rip),
-        (gst::RFLAGS, 2),
-        (gst::CS_SELECTOR, guest::KERNEL_CS.into()),
-        (gst::CS_BASE, 0),
-        (gst::CS_LIMIT, 0xFFFF_FFFF),
-        (gst::CS_ACCESS_RIGHTS, code_ar.into()),
-        (gst::SS_SELECTOR, ds_sel),
-        (gst::SS_BASE, 0),
-        (gst::SS_LIMIT, 0xFFFF_FFFF),
-        (gst::SS_ACCESS_RIGHTS, data_ar.into()),
-        (gst::DS_SELECTOR, ds_sel),
-        (gst::DS_BASE, 0),
-        (gst::DS_LIMIT, 0xFFFF_FFFF),
-        (gst::DS_ACCESS_RIGHTS, data_ar.into()),
-        (gst::ES_SELECTOR, ds_sel),
-        (gst::ES_BASE, 0),
-        (gst::ES_LIMIT, 0xFFFF_FFFF),
-        (gst::ES_ACCESS_RIGHTS, data_ar.into()),
-        (gst::FS_SELECTOR, ds_sel),
-        (gst::FS_BASE, 0),
-        (gst::FS_LIMIT, 0xFFFF_FFFF),
-        (gst::FS_ACCESS_RIGHTS, data_ar.into()),
-        (gst::GS_SELECTOR, ds_sel),
-        (gst::GS_BASE, 0),
-        (gst::GS_LIMIT, 0xFFFF_FFFF),
-        (gst::GS_ACCESS_RIGHTS, data_ar.into()),
-        (gst::LDTR_SELECTOR, 0),
-        (gst::LDTR_BASE, 0),
-        (gst::LDTR_LIMIT, 0),
-        (gst::LDTR_ACCESS_RIGHTS, AR_UNUSABLE.into()),
-        (gst::TR_SELECTOR, 0),
-        (gst::TR_BASE, 0),
-        (gst::TR_LIMIT, TSS_SIZE as u64 - 1),
-        (gst::TR_ACCESS_RIGHTS, AR_TSS64_BUSY.into()),
-        (gst::GDTR_BASE, start.gdt_base),
-        (gst::GDTR_LIMIT, start.gdt_limit.into()),
-        (gst::IDTR_BASE, 0),
-        (gst::IDTR_LIMIT, 0),
-        (gst::IA32_SYSENTER_CS, 0),
-        (gst::IA32_SYSENTER_ESP, 0),
-        (gst::IA32_SYSENTER_EIP, 0),
-        (gst::IA32_DEBUGCTL_FULL, 0),
-        (gst::LINK_PTR_FULL, u64::MAX),
-        (gst::ACTIVITY_STATE, 0),
-        (gst::INTERRUPTIBILITY_STATE, 0),
-        (gst::PENDING_DBG_EXCEPTIONS, 0),
-    ];
-    for &(field, value) in controls.iter().chain(host_state).chain(guest_state) {
+    let guest_state = super::guest_state(start, cr0, cr4);
+    for &(field, value) in controls.iter().chain(host_state).chain(&guest_state) {
         vmwrite(field, value)?;
     }
     if setup.load_efer() || setup.save_efer() {

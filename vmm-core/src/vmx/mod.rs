@@ -308,6 +308,90 @@ pub const fn tss_descriptor(base: u64, limit: u32) -> [u64; 2] {
 /// The size of a 64-bit TSS without an I/O bitmap: limit 0x67.
 pub const TSS_SIZE: usize = 104;
 
+/// How many fields [`guest_state`] sets.
+pub const GUEST_STATE_FIELDS: usize = 51;
+
+/// The guest-state area (SDM Vol. 3C §25.4 "Guest-State Area") for a guest
+/// that starts as [`crate::guest`] prepares it: 64-bit mode at CPL 0, flat
+/// segments from the guest GDT, an unusable LDTR, a busy 64-bit TSS in TR
+/// (base 0: the guest loads its own before it needs one), interrupts off,
+/// VMCS link pointer all ones, active, no blocking. `cr0`/`cr4` come from
+/// [`shadow_cr`]. The tests check it against §27.3.1 "Checks on the Guest
+/// State Area". Guest EFER is written separately (only when the VM-entry
+/// or VM-exit controls make the field exist).
+pub fn guest_state(
+    start: &crate::guest::GuestStart,
+    cr0: ShadowedCr,
+    cr4: ShadowedCr,
+) -> [(u32, u64); GUEST_STATE_FIELDS] {
+    use crate::guest;
+    use x86::vmx::vmcs::guest as g;
+    let code_ar = descriptor_rights(guest::KERNEL_CS);
+    let data_ar = descriptor_rights(guest::KERNEL_DS);
+    let ds_sel = u64::from(guest::KERNEL_DS);
+    [
+        (g::CR0, cr0.actual),
+        (g::CR3, start.cr3),
+        (g::CR4, cr4.actual),
+        (g::DR7, 0x400),
+        (g::RSP, start.rsp),
+        (g::RIP, start.rip),
+        (g::RFLAGS, 2),
+        (g::CS_SELECTOR, guest::KERNEL_CS.into()),
+        (g::CS_BASE, 0),
+        (g::CS_LIMIT, 0xFFFF_FFFF),
+        (g::CS_ACCESS_RIGHTS, code_ar.into()),
+        (g::SS_SELECTOR, ds_sel),
+        (g::SS_BASE, 0),
+        (g::SS_LIMIT, 0xFFFF_FFFF),
+        (g::SS_ACCESS_RIGHTS, data_ar.into()),
+        (g::DS_SELECTOR, ds_sel),
+        (g::DS_BASE, 0),
+        (g::DS_LIMIT, 0xFFFF_FFFF),
+        (g::DS_ACCESS_RIGHTS, data_ar.into()),
+        (g::ES_SELECTOR, ds_sel),
+        (g::ES_BASE, 0),
+        (g::ES_LIMIT, 0xFFFF_FFFF),
+        (g::ES_ACCESS_RIGHTS, data_ar.into()),
+        (g::FS_SELECTOR, ds_sel),
+        (g::FS_BASE, 0),
+        (g::FS_LIMIT, 0xFFFF_FFFF),
+        (g::FS_ACCESS_RIGHTS, data_ar.into()),
+        (g::GS_SELECTOR, ds_sel),
+        (g::GS_BASE, 0),
+        (g::GS_LIMIT, 0xFFFF_FFFF),
+        (g::GS_ACCESS_RIGHTS, data_ar.into()),
+        (g::LDTR_SELECTOR, 0),
+        (g::LDTR_BASE, 0),
+        (g::LDTR_LIMIT, 0),
+        (g::LDTR_ACCESS_RIGHTS, AR_UNUSABLE.into()),
+        (g::TR_SELECTOR, 0),
+        (g::TR_BASE, 0),
+        (g::TR_LIMIT, TSS_SIZE as u64 - 1),
+        (g::TR_ACCESS_RIGHTS, AR_TSS64_BUSY.into()),
+        (g::GDTR_BASE, start.gdt_base),
+        (g::GDTR_LIMIT, start.gdt_limit.into()),
+        (g::IDTR_BASE, 0),
+        (g::IDTR_LIMIT, 0),
+        (g::IA32_SYSENTER_CS, 0),
+        (g::IA32_SYSENTER_ESP, 0),
+        (g::IA32_SYSENTER_EIP, 0),
+        (g::IA32_DEBUGCTL_FULL, 0),
+        (g::LINK_PTR_FULL, u64::MAX),
+        (g::ACTIVITY_STATE, 0),
+        (g::INTERRUPTIBILITY_STATE, 0),
+        (g::PENDING_DBG_EXCEPTIONS, 0),
+    ]
+}
+
+/// The VMX access rights of the guest GDT descriptor `selector` names
+/// (unusable if it names none).
+fn descriptor_rights(selector: u16) -> u32 {
+    crate::guest::GDT
+        .get(usize::from(selector >> 3))
+        .map_or(AR_UNUSABLE, |&d| access_rights(d))
+}
+
 /// Checks of IA32_VMX_EPT_VPID_CAP (SDM Vol. 3C, Appendix A.10) for the
 /// tables [`crate::nested`] builds: 4-level walk (bit 6), write-back
 /// paging structures (bit 14), 2 MiB pages (bit 16).
@@ -674,6 +758,136 @@ mod tests {
         // System descriptors keep their type (no accessed bit invented).
         assert_eq!(access_rights(0x0000_8900_0000_0067), 0x89);
         assert_eq!(AR_TSS64_BUSY, 0x8B);
+    }
+
+    /// The guest-state checks of SDM Vol. 3C §27.3.1 that apply to a
+    /// 64-bit guest without unrestricted guest, on [`guest_state`].
+    #[test]
+    fn guest_state_passes_entry_checks() {
+        use x86::vmx::vmcs::guest as g;
+        let (cr0_f0, cr0_f1) = (0x8000_0021u64, 0xFFFF_FFFFu64);
+        let (cr4_f0, cr4_f1) = (0x2000u64, 0x0037_67FFu64);
+        let start = crate::guest::GuestStart {
+            rip: 0x20_0000,
+            rsp: 32 << 20,
+            cr3: crate::guest::PML4,
+            gdt_base: crate::guest::GDT_BASE,
+            gdt_limit: 39,
+        };
+        let cr0 = shadow_cr(crate::guest::CR0, cr0_f0, cr0_f1);
+        let cr4 = shadow_cr(crate::guest::CR4, cr4_f0, cr4_f1);
+        let state = guest_state(&start, cr0, cr4);
+        let get = |f: u32| {
+            let hits: std::vec::Vec<u64> = state
+                .iter()
+                .filter(|(k, _)| *k == f)
+                .map(|&(_, v)| v)
+                .collect();
+            assert_eq!(hits.len(), 1, "field {f:#x} set once");
+            hits[0]
+        };
+        // Every field at most once.
+        for (i, (f, _)) in state.iter().enumerate() {
+            assert!(
+                state[i + 1..].iter().all(|(k, _)| k != f),
+                "field {f:#x} twice"
+            );
+        }
+        // §27.3.1.1: control registers.
+        let (c0, c4) = (get(g::CR0), get(g::CR4));
+        assert_eq!(c0 & cr0_f0, cr0_f0);
+        assert_eq!(c0 & !cr0_f1, 0);
+        assert_eq!(c4 & cr4_f0, cr4_f0);
+        assert_eq!(c4 & !cr4_f1, 0);
+        assert_ne!(c0 & (1 << 31), 0, "IA-32e mode guest needs CR0.PG");
+        assert_ne!(c4 & (1 << 5), 0, "IA-32e mode guest needs CR4.PAE");
+        assert_eq!(get(g::DR7) >> 32, 0);
+        assert_eq!(get(g::CR3) >> 52, 0);
+        // §27.3.1.2: segment registers.
+        let cs_ar = get(g::CS_ACCESS_RIGHTS) as u32;
+        assert!(
+            matches!(cs_ar & 0xF, 9 | 11 | 13 | 15),
+            "CS type {cs_ar:#x}"
+        );
+        assert_ne!(cs_ar & (1 << 13), 0, "CS.L");
+        assert_eq!(cs_ar & (1 << 14), 0, "CS.D must be 0 with CS.L");
+        assert_eq!(get(g::TR_SELECTOR) & 4, 0, "TR.TI");
+        let ss_ar = get(g::SS_ACCESS_RIGHTS) as u32;
+        assert!(matches!(ss_ar & 0xF, 3 | 7), "SS type");
+        assert_eq!(
+            ar_dpl(ss_ar),
+            (get(g::SS_SELECTOR) & 3) as u8,
+            "SS.DPL = SS.RPL"
+        );
+        assert_eq!(
+            ar_dpl(cs_ar),
+            ar_dpl(ss_ar),
+            "CS.DPL = SS.DPL for non-conforming CS"
+        );
+        let segs = [
+            (g::CS_ACCESS_RIGHTS, g::CS_LIMIT, g::CS_BASE, g::CS_SELECTOR),
+            (g::SS_ACCESS_RIGHTS, g::SS_LIMIT, g::SS_BASE, g::SS_SELECTOR),
+            (g::DS_ACCESS_RIGHTS, g::DS_LIMIT, g::DS_BASE, g::DS_SELECTOR),
+            (g::ES_ACCESS_RIGHTS, g::ES_LIMIT, g::ES_BASE, g::ES_SELECTOR),
+            (g::FS_ACCESS_RIGHTS, g::FS_LIMIT, g::FS_BASE, g::FS_SELECTOR),
+            (g::GS_ACCESS_RIGHTS, g::GS_LIMIT, g::GS_BASE, g::GS_SELECTOR),
+            (g::TR_ACCESS_RIGHTS, g::TR_LIMIT, g::TR_BASE, g::TR_SELECTOR),
+            (
+                g::LDTR_ACCESS_RIGHTS,
+                g::LDTR_LIMIT,
+                g::LDTR_BASE,
+                g::LDTR_SELECTOR,
+            ),
+        ];
+        for (ar_f, limit_f, base_f, sel_f) in segs {
+            let (ar, limit, base) = (get(ar_f) as u32, get(limit_f), get(base_f));
+            let _ = get(sel_f);
+            assert_eq!(
+                ar & 0xFFFE_0F00,
+                0,
+                "reserved access-rights bits of {ar_f:#x}"
+            );
+            assert_eq!(base, 0);
+            if ar & AR_UNUSABLE != 0 {
+                continue;
+            }
+            assert_ne!(ar & AR_P, 0, "{ar_f:#x} present");
+            if ar & AR_S != 0 {
+                assert_ne!(ar & AR_ACCESSED, 0, "{ar_f:#x} accessed");
+            }
+            let g_bit = ar & (1 << 15) != 0;
+            if limit & 0xFFF != 0xFFF {
+                assert!(!g_bit, "{ar_f:#x}: limit {limit:#x} needs G = 0");
+            }
+            if limit >> 20 != 0 {
+                assert!(g_bit, "{ar_f:#x}: limit {limit:#x} needs G = 1");
+            }
+        }
+        let tr_ar = get(g::TR_ACCESS_RIGHTS) as u32;
+        assert_eq!(tr_ar & 0xF, 11, "TR: busy 64-bit TSS");
+        assert_eq!(tr_ar & (AR_S | AR_UNUSABLE), 0, "TR: system, usable");
+        let ldtr_ar = get(g::LDTR_ACCESS_RIGHTS) as u32;
+        assert_ne!(ldtr_ar & AR_UNUSABLE, 0, "LDTR unused");
+        // GDTR/IDTR: limits fit 16 bits.
+        assert!(get(g::GDTR_LIMIT) <= 0xFFFF && get(g::IDTR_LIMIT) <= 0xFFFF);
+        assert_eq!(get(g::GDTR_BASE), crate::guest::GDT_BASE);
+        // §27.3.1.4: RFLAGS bit 1 set, reserved bits clear, IF clear.
+        assert_eq!(get(g::RFLAGS), 2);
+        // §27.3.1.5: active, no blocking, link pointer all ones.
+        assert_eq!(get(g::ACTIVITY_STATE), 0);
+        assert_eq!(get(g::INTERRUPTIBILITY_STATE), 0);
+        assert_eq!(get(g::PENDING_DBG_EXCEPTIONS), 0);
+        assert_eq!(get(g::LINK_PTR_FULL), u64::MAX);
+        assert_eq!((get(g::RIP), get(g::RSP)), (start.rip, start.rsp));
+        // The guest reads back what it expects.
+        assert_eq!(
+            (c0 & !cr0.mask) | (cr0.shadow & cr0.mask),
+            crate::guest::CR0
+        );
+        assert_eq!(
+            (c4 & !cr4.mask) | (cr4.shadow & cr4.mask),
+            crate::guest::CR4
+        );
     }
 
     #[test]
