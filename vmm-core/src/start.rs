@@ -49,26 +49,47 @@ pub fn main(protocol: u32, info: u64) -> bool {
             return false;
         }
     };
-    log::info!("booted via {:?}; {} usable RAM regions", boot.protocol, boot.ram().len());
+    log::info!(
+        "booted via {:?}; {} usable RAM regions",
+        boot.protocol,
+        boot.ram().len()
+    );
     let Some(module) = boot.module else {
-        crate::println!("vmm: no guest image: pass it as the first boot module (QEMU -initrd, GRUB module2)");
+        crate::println!(
+            "vmm: no guest image: pass it as the first boot module (QEMU -initrd, GRUB module2)"
+        );
         return false;
     };
     // Linker-script symbols: only their addresses are used.
     let (img_start, img_end) = {
-        (core::ptr::addr_of!(__image_start) as u64, core::ptr::addr_of!(__image_end) as u64)
+        (
+            core::ptr::addr_of!(__image_start) as u64,
+            core::ptr::addr_of!(__image_end) as u64,
+        )
     };
     let reserved = [
-        Region { start: 0, len: 1 << 20 },
-        Region { start: img_start, len: img_end.saturating_sub(img_start) },
+        Region {
+            start: 0,
+            len: 1 << 20,
+        },
+        Region {
+            start: img_start,
+            len: img_end.saturating_sub(img_start),
+        },
         module,
     ];
     let mut alloc = PhysAlloc::new(boot.ram(), &reserved);
     let Some(ram_base) = alloc.alloc(GUEST_RAM, 2 << 20, 1 << 32) else {
-        crate::println!("vmm: not enough RAM for {} MiB of guest RAM", GUEST_RAM >> 20);
+        crate::println!(
+            "vmm: not enough RAM for {} MiB of guest RAM",
+            GUEST_RAM >> 20
+        );
         return false;
     };
-    let ram = GuestRam { host_base: ram_base, size: GUEST_RAM };
+    let ram = GuestRam {
+        host_base: ram_base,
+        size: GUEST_RAM,
+    };
     let mut image = [0u8; 0];
     let image: &[u8] = if module.len == 0 {
         &mut image
@@ -80,7 +101,8 @@ pub fn main(protocol: u32, info: u64) -> bool {
     // SAFETY: [ram_base, ram_base + GUEST_RAM) was just allocated (below
     // 4 GiB, identity-mapped), is owned by this guest alone and does not
     // overlap the module.
-    let ram_bytes = unsafe { core::slice::from_raw_parts_mut(ram_base as *mut u8, GUEST_RAM as usize) };
+    let ram_bytes =
+        unsafe { core::slice::from_raw_parts_mut(ram_base as *mut u8, GUEST_RAM as usize) };
     let start = match guest::prepare(ram_bytes, image) {
         Ok(s) => s,
         Err(e) => {
