@@ -6,7 +6,7 @@
 
 use crate::abi::{GET_VMMCALL_NUMBER, NAME_BUF_LEN};
 use crate::context::read_cstr;
-use crate::{Caller, Error, GuestAddr, Registry, Vcpu};
+use crate::{Caller, Error, GuestAddr, Handler, Registry, Vcpu};
 
 /// What a hypercall did. RAX has already been written when you get this.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,30 +35,60 @@ pub struct Outcome {
 pub fn dispatch(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> Outcome {
     let number = vcpu.regs().rax;
     if number == GET_VMMCALL_NUMBER {
-        let value = get_vmmcall_number(registry, vcpu);
-        vcpu.regs_mut().rax = value;
-        return Outcome { number, name: None, result: Ok(value), stop: None };
+        return function_zero(registry, vcpu);
     }
     let Some(handler) = registry.get(number) else {
-        log::debug!("vmmcall: no function {number:#x}");
-        vcpu.regs_mut().rax = Error::NoSys.to_rax();
-        return Outcome { number, name: None, result: Err(Error::NoSys), stop: None };
+        return no_such_function(vcpu, number);
     };
     let cpl = vcpu.cpl();
-    let (result, stop) = if cpl != 0 && !handler.user() {
-        log::debug!("vmmcall {}: refused at CPL {cpl}", handler.name());
-        registry.count_refused(handler);
-        (Err(Error::Permission), None)
-    } else {
-        let mut caller = Caller::new(vcpu, number);
-        let result = handler.invoke(&mut caller);
-        (result, caller.stop_requested())
-    };
+    if cpl != 0 && !handler.user() {
+        return refused(registry, vcpu, handler, number, cpl);
+    }
+    // The hot path (a handler runs) stays small: everything else is out of
+    // line, so this needs few registers and a small stack frame.
+    let mut caller = Caller::new(vcpu, number);
+    let result = handler.invoke(&mut caller);
+    let stop = caller.stop_requested();
     vcpu.regs_mut().rax = match result {
         Ok(v) => v,
         Err(e) => e.to_rax(),
     };
     Outcome { number, name: Some(handler.name()), result, stop }
+}
+
+/// Function 0, out of line: its 256-byte name buffer and logging would
+/// otherwise weigh on every other call's stack frame.
+#[inline(never)]
+fn function_zero(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> Outcome {
+    let value = get_vmmcall_number(registry, vcpu);
+    vcpu.regs_mut().rax = value;
+    Outcome { number: GET_VMMCALL_NUMBER, name: None, result: Ok(value), stop: None }
+}
+
+/// `-ENOSYS` for a number no handler has.
+#[cold]
+#[inline(never)]
+fn no_such_function(vcpu: &mut dyn Vcpu, number: u64) -> Outcome {
+    log::debug!("vmmcall: no function {number:#x}");
+    vcpu.regs_mut().rax = Error::NoSys.to_rax();
+    Outcome { number, name: None, result: Err(Error::NoSys), stop: None }
+}
+
+/// `-EPERM` for a kernel-only handler called from CPL > 0 (counted as a
+/// call of that handler).
+#[cold]
+#[inline(never)]
+fn refused(
+    registry: &Registry<'static>,
+    vcpu: &mut dyn Vcpu,
+    handler: &'static Handler,
+    number: u64,
+    cpl: u8,
+) -> Outcome {
+    log::debug!("vmmcall {}: refused at CPL {cpl}", handler.name());
+    registry.count_refused(handler);
+    vcpu.regs_mut().rax = Error::Permission.to_rax();
+    Outcome { number, name: Some(handler.name()), result: Err(Error::Permission), stop: None }
 }
 
 /// Function 0: the number for the name at RBX, 0 if there is none.
