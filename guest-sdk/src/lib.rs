@@ -24,6 +24,8 @@
 #![cfg_attr(not(feature = "std"), no_std)]
 
 #[cfg(feature = "rt")]
+pub mod arch;
+#[cfg(feature = "rt")]
 pub mod rt;
 
 use core::fmt;

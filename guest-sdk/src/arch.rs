@@ -1,0 +1,362 @@
+//! x86-64 helpers for bare-metal guests (feature `rt`): an IDT that catches
+//! CPU exceptions, control registers, page-table entry bits and the drop
+//! to ring 3.
+//!
+//! - [`install_idt`] loads an IDT whose 32 exception vectors all go to one
+//!   handler. [`catch`] runs a closure and reports the first exception it
+//!   raised ([`Fault`]: vector, error code, RIP), resuming after the
+//!   faulting instruction, whose length the caller gives (x86 faults leave
+//!   RIP on the faulting instruction). An exception outside [`catch`] is a
+//!   bug: the handler prints it and exits with status 102.
+//! - The gates are ring-0 interrupt gates. An exception at CPL 3 needs a
+//!   TSS with RSP0, which this module does not provide: use [`catch`] at
+//!   CPL 0 only.
+//! - [`enter_ring3`] drops to CPL 3 with IOPL 3 (so the guest may still
+//!   print to COM1) on the selectors of the VMM's initial GDT (user data
+//!   `0x1b`, user code `0x23`, see `vmm-core/src/guest.rs`).
+//!
+//! ```ignore
+//! guest_sdk::arch::install_idt();
+//! let (_, fault) = guest_sdk::arch::catch(2, || unsafe { core::arch::asm!("ud2") });
+//! assert_eq!(fault.map(|f| f.vector), Some(guest_sdk::arch::UD));
+//! ```
+
+use core::sync::atomic::{compiler_fence, AtomicBool, AtomicU64, Ordering};
+
+/// `#UD`, invalid opcode.
+pub const UD: u8 = 6;
+/// `#GP`, general protection.
+pub const GP: u8 = 13;
+/// `#PF`, page fault.
+pub const PF: u8 = 14;
+
+/// Page-table entry: present.
+pub const PTE_P: u64 = 1;
+/// Page-table entry: writable.
+pub const PTE_RW: u64 = 1 << 1;
+/// Page-table entry: user-accessible.
+pub const PTE_US: u64 = 1 << 2;
+/// Page-table entry (PDPTE/PDE): maps a 1 GiB / 2 MiB page.
+pub const PTE_PS: u64 = 1 << 7;
+/// The physical-address bits of an entry (51:12).
+pub const PTE_ADDR: u64 = 0x000f_ffff_ffff_f000;
+
+/// Kernel code selector of the VMM's initial GDT.
+pub const KERNEL_CS: u16 = 0x08;
+/// User data selector (RPL 3) of the VMM's initial GDT.
+pub const USER_DS: u16 = 0x1b;
+/// User 64-bit code selector (RPL 3) of the VMM's initial GDT.
+pub const USER_CS: u16 = 0x23;
+
+/// An exception caught by [`catch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fault {
+    /// The vector (0..=31).
+    pub vector: u8,
+    /// The error code (0 for vectors without one).
+    pub error: u64,
+    /// RIP of the faulting instruction.
+    pub rip: u64,
+}
+
+/// CR3.
+pub fn read_cr3() -> u64 {
+    let v: u64;
+    // SAFETY: reading CR3 has no side effect; guests built with the `rt`
+    // runtime run their setup at CPL 0 (at CPL 3 this raises #GP, which is
+    // a bug in the caller, reported by the IDT if installed).
+    unsafe {
+        core::arch::asm!("mov {}, cr3", out(reg) v, options(nomem, nostack, preserves_flags))
+    };
+    v
+}
+
+/// Load CR3 (switching page tables and flushing the TLB).
+///
+/// # Safety
+/// `cr3` must point at page tables that map the running code, its stack
+/// and data at the same addresses; CPL 0.
+pub unsafe fn write_cr3(cr3: u64) {
+    // SAFETY: the caller guarantees the new tables keep everything in use
+    // mapped. Not `nomem`: memory seen through the new tables changes.
+    unsafe { core::arch::asm!("mov cr3, {}", in(reg) cr3, options(nostack, preserves_flags)) };
+}
+
+/// IRETQ to `entry` at CPL 3 with IOPL 3 and interrupts off, on the stack
+/// whose top is `stack_top` (16-byte aligned; the function sees it as its
+/// return-address slot minus 8, like a call).
+///
+/// # Safety
+/// `entry`, the stack and everything `entry` touches must be mapped
+/// user-accessible; CPL 0 with the VMM's initial GDT loaded.
+pub unsafe fn enter_ring3(entry: extern "C" fn() -> !, stack_top: u64) -> ! {
+    let sp = (stack_top & !0xf).wrapping_sub(8);
+    // SAFETY: the caller guarantees the mappings; USER_CS/USER_DS are the
+    // user selectors of the VMM's GDT; RFLAGS = IOPL 3 | reserved bit 1.
+    unsafe {
+        core::arch::asm!(
+            "push {ds}", "push {sp}", "push {fl}", "push {cs}", "push {ip}", "iretq",
+            ds = in(reg) u64::from(USER_DS), sp = in(reg) sp, fl = in(reg) 0x3002u64,
+            cs = in(reg) u64::from(USER_CS), ip = in(reg) entry as usize as u64,
+            options(noreturn)
+        )
+    }
+}
+
+/// The registers the exception stub saves, then what the CPU pushed.
+#[repr(C)]
+struct Frame {
+    r11: u64,
+    r10: u64,
+    r9: u64,
+    r8: u64,
+    rdi: u64,
+    rsi: u64,
+    rdx: u64,
+    rcx: u64,
+    rax: u64,
+    vector: u64,
+    error: u64,
+    rip: u64,
+    cs: u64,
+    rflags: u64,
+    rsp: u64,
+    ss: u64,
+}
+
+// One stub per vector: vectors without a CPU error code push 0 so every
+// frame looks alike; then the vector; then the common part saves the
+// scratch GPRs and XMM0-15 (the Rust handler may use SSE), calls
+// `guest_sdk_exception(&mut Frame)` and returns with IRETQ. Stack: the
+// CPU aligns RSP to 16 before pushing 5 words; + error + vector + 9 GPRs
+// = 16 words, + 256 bytes of XMM: aligned at the call.
+core::arch::global_asm!(
+    r#"
+    .section .text.guest_sdk_exc, "ax"
+    .macro GUEST_SDK_EXC_NOERR n
+    guest_sdk_exc_\n:
+        push 0
+        push \n
+        jmp guest_sdk_exc_common
+    .endm
+    .macro GUEST_SDK_EXC_ERR n
+    guest_sdk_exc_\n:
+        push \n
+        jmp guest_sdk_exc_common
+    .endm
+    GUEST_SDK_EXC_NOERR 0
+    GUEST_SDK_EXC_NOERR 1
+    GUEST_SDK_EXC_NOERR 2
+    GUEST_SDK_EXC_NOERR 3
+    GUEST_SDK_EXC_NOERR 4
+    GUEST_SDK_EXC_NOERR 5
+    GUEST_SDK_EXC_NOERR 6
+    GUEST_SDK_EXC_NOERR 7
+    GUEST_SDK_EXC_ERR 8
+    GUEST_SDK_EXC_NOERR 9
+    GUEST_SDK_EXC_ERR 10
+    GUEST_SDK_EXC_ERR 11
+    GUEST_SDK_EXC_ERR 12
+    GUEST_SDK_EXC_ERR 13
+    GUEST_SDK_EXC_ERR 14
+    GUEST_SDK_EXC_NOERR 15
+    GUEST_SDK_EXC_NOERR 16
+    GUEST_SDK_EXC_ERR 17
+    GUEST_SDK_EXC_NOERR 18
+    GUEST_SDK_EXC_NOERR 19
+    GUEST_SDK_EXC_NOERR 20
+    GUEST_SDK_EXC_ERR 21
+    GUEST_SDK_EXC_NOERR 22
+    GUEST_SDK_EXC_NOERR 23
+    GUEST_SDK_EXC_NOERR 24
+    GUEST_SDK_EXC_NOERR 25
+    GUEST_SDK_EXC_NOERR 26
+    GUEST_SDK_EXC_NOERR 27
+    GUEST_SDK_EXC_NOERR 28
+    GUEST_SDK_EXC_ERR 29
+    GUEST_SDK_EXC_ERR 30
+    GUEST_SDK_EXC_NOERR 31
+guest_sdk_exc_common:
+    push rax
+    push rcx
+    push rdx
+    push rsi
+    push rdi
+    push r8
+    push r9
+    push r10
+    push r11
+    mov rdi, rsp
+    sub rsp, 256
+    movdqu [rsp + 0], xmm0
+    movdqu [rsp + 16], xmm1
+    movdqu [rsp + 32], xmm2
+    movdqu [rsp + 48], xmm3
+    movdqu [rsp + 64], xmm4
+    movdqu [rsp + 80], xmm5
+    movdqu [rsp + 96], xmm6
+    movdqu [rsp + 112], xmm7
+    movdqu [rsp + 128], xmm8
+    movdqu [rsp + 144], xmm9
+    movdqu [rsp + 160], xmm10
+    movdqu [rsp + 176], xmm11
+    movdqu [rsp + 192], xmm12
+    movdqu [rsp + 208], xmm13
+    movdqu [rsp + 224], xmm14
+    movdqu [rsp + 240], xmm15
+    cld
+    call guest_sdk_exception
+    movdqu xmm0, [rsp + 0]
+    movdqu xmm1, [rsp + 16]
+    movdqu xmm2, [rsp + 32]
+    movdqu xmm3, [rsp + 48]
+    movdqu xmm4, [rsp + 64]
+    movdqu xmm5, [rsp + 80]
+    movdqu xmm6, [rsp + 96]
+    movdqu xmm7, [rsp + 112]
+    movdqu xmm8, [rsp + 128]
+    movdqu xmm9, [rsp + 144]
+    movdqu xmm10, [rsp + 160]
+    movdqu xmm11, [rsp + 176]
+    movdqu xmm12, [rsp + 192]
+    movdqu xmm13, [rsp + 208]
+    movdqu xmm14, [rsp + 224]
+    movdqu xmm15, [rsp + 240]
+    add rsp, 256
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rax
+    add rsp, 16
+    iretq
+
+    .section .rodata.guest_sdk_exc, "a"
+    .balign 8
+    .global guest_sdk_exc_table
+guest_sdk_exc_table:
+    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+    .quad guest_sdk_exc_\n
+    .endr
+"#
+);
+
+extern "C" {
+    static guest_sdk_exc_table: [u64; 32];
+}
+
+/// One 16-byte IDT gate.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Gate {
+    offset_lo: u16,
+    selector: u16,
+    ist: u8,
+    attr: u8,
+    offset_mid: u16,
+    offset_hi: u32,
+    reserved: u32,
+}
+
+const EMPTY_GATE: Gate = Gate {
+    offset_lo: 0,
+    selector: 0,
+    ist: 0,
+    attr: 0,
+    offset_mid: 0,
+    offset_hi: 0,
+    reserved: 0,
+};
+
+#[repr(C, align(16))]
+struct Idt([Gate; 32]);
+
+static mut IDT: Idt = Idt([EMPTY_GATE; 32]);
+
+/// Length of the instruction [`catch`] expects to fault (0: none).
+static SKIP: AtomicU64 = AtomicU64::new(0);
+static CAUGHT: AtomicBool = AtomicBool::new(false);
+static CAUGHT_VECTOR: AtomicU64 = AtomicU64::new(0);
+static CAUGHT_ERROR: AtomicU64 = AtomicU64::new(0);
+static CAUGHT_RIP: AtomicU64 = AtomicU64::new(0);
+
+/// Load an IDT whose 32 exception vectors go to this module's handler
+/// (ring-0 interrupt gates on the kernel code selector). Call it once, at
+/// CPL 0, before [`catch`].
+pub fn install_idt() {
+    // SAFETY: the table is a static of 32 code addresses defined in the
+    // global_asm above.
+    let stubs = unsafe { &*core::ptr::addr_of!(guest_sdk_exc_table) };
+    let idt = core::ptr::addr_of_mut!(IDT);
+    // SAFETY: the guest is single-threaded and the IDT is not loaded yet
+    // (or is being rewritten with identical gates), so nothing reads it
+    // concurrently.
+    let idt = unsafe { &mut *idt };
+    for (gate, &handler) in idt.0.iter_mut().zip(stubs.iter()) {
+        *gate = Gate {
+            offset_lo: handler as u16,
+            selector: KERNEL_CS,
+            ist: 0,
+            attr: 0x8E, // present, DPL 0, 64-bit interrupt gate
+            offset_mid: (handler >> 16) as u16,
+            offset_hi: (handler >> 32) as u32,
+            reserved: 0,
+        };
+    }
+    #[repr(C, packed)]
+    struct Idtr {
+        limit: u16,
+        base: u64,
+    }
+    let idtr = Idtr {
+        limit: (core::mem::size_of::<Idt>() - 1) as u16,
+        base: core::ptr::addr_of!(IDT) as u64,
+    };
+    // SAFETY: the IDTR names a valid, static IDT of 32 present gates whose
+    // handlers exist; CPL 0 (documented requirement).
+    unsafe {
+        core::arch::asm!("lidt [{}]", in(reg) &idtr, options(readonly, nostack, preserves_flags))
+    };
+}
+
+/// Run `f`, expecting at most one exception from an instruction of `len`
+/// bytes: the handler records it and resumes `len` bytes past the faulting
+/// RIP. Returns `f`'s result and the exception, if one happened.
+///
+/// [`install_idt`] must have been called; CPL 0.
+pub fn catch<R>(len: u64, f: impl FnOnce() -> R) -> (R, Option<Fault>) {
+    CAUGHT.store(false, Ordering::SeqCst);
+    SKIP.store(len, Ordering::SeqCst);
+    compiler_fence(Ordering::SeqCst);
+    let r = f();
+    compiler_fence(Ordering::SeqCst);
+    SKIP.store(0, Ordering::SeqCst);
+    let fault = CAUGHT.load(Ordering::SeqCst).then(|| Fault {
+        vector: CAUGHT_VECTOR.load(Ordering::SeqCst) as u8,
+        error: CAUGHT_ERROR.load(Ordering::SeqCst),
+        rip: CAUGHT_RIP.load(Ordering::SeqCst),
+    });
+    (r, fault)
+}
+
+#[no_mangle]
+extern "C" fn guest_sdk_exception(frame: &mut Frame) {
+    let skip = SKIP.swap(0, Ordering::SeqCst);
+    if skip != 0 && !CAUGHT.load(Ordering::SeqCst) {
+        CAUGHT_VECTOR.store(frame.vector, Ordering::SeqCst);
+        CAUGHT_ERROR.store(frame.error, Ordering::SeqCst);
+        CAUGHT_RIP.store(frame.rip, Ordering::SeqCst);
+        CAUGHT.store(true, Ordering::SeqCst);
+        frame.rip = frame.rip.wrapping_add(skip);
+        return;
+    }
+    crate::rt::print_fmt(format_args!(
+        "guest: unexpected exception {} (error {:#x}) at RIP {:#x}, CS {:#x}, RSP {:#x}, RFLAGS {:#x}\n",
+        frame.vector, frame.error, frame.rip, frame.cs, frame.rsp, frame.rflags
+    ));
+    crate::rt::exit(102)
+}
