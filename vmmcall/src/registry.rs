@@ -133,12 +133,36 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     h
 }
 
+/// One hash-table slot. It holds the handler's name itself, so a probe
+/// reads the slot and the name bytes (two memory accesses), not the slot,
+/// `sorted`, the handler and the name (four): with many handlers each of
+/// those is a cache and TLB miss.
+#[derive(Clone, Copy)]
+struct Slot {
+    /// The handler's name (empty in an empty slot).
+    name: &'static str,
+    /// The handler's number; 0 = empty slot.
+    number: u32,
+    /// The upper half of the name's hash: most non-matching slots are
+    /// skipped without reading their name.
+    tag: u32,
+}
+
+impl Slot {
+    const EMPTY: Slot = Slot { name: "", number: 0, tag: 0 };
+}
+
+/// The upper half of a 64-bit hash (the lower bits pick the slot).
+fn tag_of(hash: u64) -> u32 {
+    (hash >> 32) as u32
+}
+
 /// Numbered, name-indexed handlers. See the module docs.
 pub struct Registry<'h> {
     /// Handlers sorted by name; number `n` is `sorted[n - 1]`.
     sorted: Vec<&'h Handler>,
-    /// Hash slots holding numbers (0 = empty); length is a power of two.
-    table: Vec<u32>,
+    /// Hash slots ([`Slot::number`] 0 = empty); length is a power of two.
+    table: Vec<Slot>,
 }
 
 impl<'h> Registry<'h> {
@@ -167,16 +191,17 @@ impl<'h> Registry<'h> {
             .and_then(usize::checked_next_power_of_two)
             .ok_or(RegistryError::TooMany)?
             .max(8);
-        let mut table = alloc::vec![0u32; slots];
+        let mut table = alloc::vec![Slot::EMPTY; slots];
         let mask = slots.wrapping_sub(1);
         for (i, h) in sorted.iter().enumerate() {
             let number = u32::try_from(i.wrapping_add(1)).map_err(|_| RegistryError::TooMany)?;
-            let mut slot = (fnv1a(h.name.as_bytes()) as usize) & mask;
+            let hash = fnv1a(h.name.as_bytes());
+            let mut slot = (hash as usize) & mask;
             // Load factor <= 1/2, so an empty slot exists and this ends.
             loop {
                 match table.get_mut(slot) {
-                    Some(s) if *s == 0 => {
-                        *s = number;
+                    Some(s) if s.number == 0 => {
+                        *s = Slot { name: h.name, number, tag: tag_of(hash) };
                         break;
                     }
                     _ => slot = slot.wrapping_add(1) & mask,
@@ -215,14 +240,18 @@ impl<'h> Registry<'h> {
     /// The function number of the handler called `name`, if any.
     pub fn lookup(&self, name: &[u8]) -> Option<NonZeroU64> {
         let mask = self.table.len().wrapping_sub(1);
-        let mut slot = (fnv1a(name) as usize) & mask;
+        let hash = fnv1a(name);
+        let tag = tag_of(hash);
+        let mut slot = (hash as usize) & mask;
         // At most `table.len()` probes: the table always has empty slots,
         // but bound the loop anyway.
         for _ in 0..self.table.len() {
-            let number = *self.table.get(slot)?;
-            let h = self.get(u64::from(number))?;
-            if h.name.as_bytes() == name {
-                return NonZeroU64::new(u64::from(number));
+            let s = self.table.get(slot)?;
+            if s.number == 0 {
+                return None;
+            }
+            if s.tag == tag && s.name.as_bytes() == name {
+                return NonZeroU64::new(u64::from(s.number));
             }
             slot = slot.wrapping_add(1) & mask;
         }
