@@ -38,7 +38,10 @@ USAGE:
 A run succeeds only if the console shows `vmm: guest exited with status 0`,
 the emulator stopped on the VMM's request (QEMU exit code 33; Bochs
 Shutdown port), no `vmm: PANIC`/`vmm: unhandled exit` appeared, and every
-line of examples/NAME/expect.txt appeared.
+line of examples/NAME/expect.txt appeared. With `outcome: stopped` in
+expect.txt (escape attempts), the VMM must instead stop the guest: the
+console shows `vmm: guest stopped: ...`, no guest exit status, and QEMU
+exits with 35 (Bochs: Shutdown port).
 ";
 
 /// `cargo xtask run` options.

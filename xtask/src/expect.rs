@@ -8,7 +8,15 @@
 //! guest: hello from the guest        <- a substring some console line must contain
 //! skip: bochs-vmx <reason>           <- do not run on that platform in `test`
 //! timeout: 120                       <- seconds before a run counts as hung
+//! outcome: stopped                   <- the VMM must stop the guest (see below)
 //! ```
+//!
+//! `outcome:` says how a passing run ends. `exited` (the default): the
+//! guest asks to stop and the console shows `vmm: guest exited with status
+//! 0`. `stopped`: the example shows an escape attempt whose documented
+//! result is that the VMM stops the guest, so the run must end with the
+//! VMM's `vmm: guest stopped: ...` diagnosis and its failure exit (QEMU
+//! code 35; Bochs: the Shutdown port), never with a guest exit status.
 //!
 //! Blank lines are ignored. The expected substrings are matched against
 //! single console lines, in any order.
@@ -29,6 +37,19 @@ pub struct Expectations {
     pub skips: Vec<(String, String)>,
     /// Per-example run timeout.
     pub timeout: Option<Duration>,
+    /// How a passing run ends.
+    pub outcome: Outcome,
+}
+
+/// How a passing run ends (`outcome:` in `expect.txt`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Outcome {
+    /// The guest finished: `vmm: guest exited with status 0`.
+    #[default]
+    Exited,
+    /// The VMM stopped the guest: `vmm: guest stopped: ...` and the VMM's
+    /// failure exit.
+    Stopped,
 }
 
 impl Expectations {
@@ -69,6 +90,14 @@ impl Expectations {
                     reason.to_owned()
                 };
                 out.skips.push((platform.to_owned(), reason));
+            } else if let Some(rest) = line.strip_prefix("outcome:") {
+                out.outcome = match rest.trim() {
+                    "exited" => Outcome::Exited,
+                    "stopped" => Outcome::Stopped,
+                    other => bail!(
+                        "line {line_no}: `outcome:` wants `exited` or `stopped`, got `{other}`"
+                    ),
+                };
             } else if let Some(rest) = line.strip_prefix("timeout:") {
                 let secs: u64 = rest.trim().parse().with_context(|| {
                     format!(
@@ -128,6 +157,19 @@ mod tests {
         assert!(Expectations::parse("skip: bochs-xyz why").is_err());
         assert!(Expectations::parse("timeout: soon").is_err());
         assert!(Expectations::parse("timeout: 0").is_err());
+    }
+
+    #[test]
+    fn outcome_defaults_to_exited() {
+        assert_eq!(Expectations::parse("a\n").unwrap().outcome, Outcome::Exited);
+        let e = Expectations::parse("outcome: stopped\nvmm: guest stopped: x\n").unwrap();
+        assert_eq!(e.outcome, Outcome::Stopped);
+        assert_eq!(e.lines, vec!["vmm: guest stopped: x"]);
+        assert_eq!(
+            Expectations::parse("outcome:  exited ").unwrap().outcome,
+            Outcome::Exited
+        );
+        assert!(Expectations::parse("outcome: crashed").is_err());
     }
 
     #[test]

@@ -10,13 +10,21 @@
 //!   Bochs: the exit code is 1 and the Bochs log shows the Shutdown-port
 //!   request (port 0x8900), i.e. the VMM stopped the machine on purpose;
 //! - every line of the example's `expect.txt` appears in the console.
+//!
+//! With `outcome: stopped` in `expect.txt` (an escape attempt the VMM must
+//! stop), the second and fourth rules become: the console shows `vmm:
+//! guest stopped: ` and no guest exit status; QEMU's exit code is 35 (the
+//! VMM's failure report); Bochs, as above, stopped through the Shutdown
+//! port.
 
-use crate::expect::Expectations;
+use crate::expect::{Expectations, Outcome};
 use crate::platform::Emulator;
 use crate::runner::Exit;
 
 /// The line the VMM prints when the guest is done.
 pub const EXIT_MARKER: &str = "vmm: guest exited with status ";
+/// The line the VMM prints when it stops the guest (escape attempts).
+pub const STOP_MARKER: &str = "vmm: guest stopped: ";
 /// Printed by the VMM's panic handler.
 pub const PANIC_MARKER: &str = "vmm: PANIC";
 /// Printed when the VMM meets an exit it has no handler for.
@@ -126,7 +134,22 @@ pub fn judge(e: &Evidence<'_>) -> Verdict {
     if let Some(line) = first_line_with(e.console, UNHANDLED_MARKER) {
         reasons.push(format!("the VMM met an unhandled exit: `{line}`"));
     }
+    let stopped = e.expected.outcome == Outcome::Stopped;
+    if stopped {
+        if guest_status(e.console).is_some() {
+            reasons.push(format!(
+                "the guest exited (`{EXIT_MARKER}N`), but expect.txt wants `outcome: stopped`: \
+                 the VMM had to stop it"
+            ));
+        }
+        if first_line_with(e.console, STOP_MARKER).is_none() {
+            reasons.push(format!(
+                "the console never showed `{STOP_MARKER}...` (expect.txt wants `outcome: stopped`)"
+            ));
+        }
+    }
     match guest_status(e.console) {
+        _ if stopped => {}
         None => reasons.push(format!(
             "the console never showed `{EXIT_MARKER}N` (the guest did not finish)"
         )),
@@ -139,7 +162,8 @@ pub fn judge(e: &Evidence<'_>) -> Verdict {
     match (e.emulator, e.exit) {
         (_, Exit::TimedOut) => {}
         (_, Exit::Signal(s)) => reasons.push(format!("the emulator was killed by signal {s}")),
-        (Emulator::Qemu, Exit::Code(QEMU_SUCCESS)) => {}
+        (Emulator::Qemu, Exit::Code(QEMU_SUCCESS)) if !stopped => {}
+        (Emulator::Qemu, Exit::Code(QEMU_FAILURE)) if stopped => {}
         (Emulator::Qemu, Exit::Code(code)) => reasons.push(format!(
             "QEMU exit code {code}: {}",
             qemu_exit_meaning(code)
@@ -248,6 +272,30 @@ mod tests {
         assert_eq!(qemu(&ok, Exit::Code(33), &e), Verdict::Pass);
         let missing = lines("vmm: guest exited with status 0");
         assert!(reasons(qemu(&missing, Exit::Code(33), &e)).contains("`guest: hello`"));
+    }
+
+    #[test]
+    fn stopped_outcome_needs_the_diagnosis_and_the_failure_exit() {
+        let e = Expectations::parse("outcome: stopped\nguest touched guest-physical 0x2000000\n")
+            .unwrap();
+        let stop = lines(
+            "vmm: guest stopped: guest touched guest-physical 0x2000000, outside its RAM, at RIP 0x1",
+        );
+        assert_eq!(qemu(&stop, Exit::Code(35), &e), Verdict::Pass);
+        assert!(reasons(qemu(&stop, Exit::Code(33), &e)).contains("exit code 33"));
+        let exited =
+            lines("guest touched guest-physical 0x2000000\nvmm: guest exited with status 0");
+        let r = reasons(qemu(&exited, Exit::Code(33), &e));
+        assert!(r.contains("wants `outcome: stopped`"), "{r}");
+        assert!(r.contains("never showed `vmm: guest stopped: ...`"), "{r}");
+        let mut panicked = stop.clone();
+        panicked.push("vmm: PANIC at x.rs:1: boom".to_owned());
+        assert!(reasons(qemu(&panicked, Exit::Code(35), &e)).contains("panicked"));
+        let other = lines("vmm: guest stopped: guest shutdown (triple fault) at RIP 0x1");
+        assert!(reasons(qemu(&other, Exit::Code(35), &e)).contains("0x2000000"));
+        // The default outcome still wants the guest's exit.
+        let none = Expectations::default();
+        assert!(reasons(qemu(&stop, Exit::Code(35), &none)).contains("never showed"));
     }
 
     #[test]
