@@ -1,0 +1,121 @@
+//! Instructions per hypercall, for callgrind: runs one operation `N` times.
+//!
+//! ```text
+//! cargo build --release -p vmmcall --example dispatch_count
+//! valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+//!     target/release/examples/dispatch_count null 100000
+//! ```
+//!
+//! Callgrind counts every instruction of the process, set-up included. Run
+//! it twice, with `N` and `2N`, and `(Ir(2N) - Ir(N)) / N` is the cost of
+//! one operation alone, exactly (the count is deterministic).
+//! `cargo xtask bench` does this when valgrind is installed.
+//!
+//! Operations:
+//! - `null`: [`vmmcall::dispatch`] of the null hypercall on the mock vCPU
+//!   (number cached, no arguments, returns 0);
+//! - `narrow5`: the same for a handler with five narrow-typed parameters;
+//! - `enosys`: a number no handler has;
+//! - `lookup-N` (e.g. `lookup-10`, `lookup-100000`): [`Registry::lookup`] in
+//!   a registry of that many names, cycling through 1 024 of them.
+
+use std::hint::black_box;
+use std::process::ExitCode;
+use vmmcall::mock::MockVcpu;
+use vmmcall::{dispatch, vmmcall, Caller, Error, Handler, Registry};
+
+/// The null hypercall: does nothing, returns 0.
+#[vmmcall("null", user)]
+fn null() {}
+
+/// Five narrow parameters.
+#[vmmcall("narrow5", user)]
+fn narrow5(a: u8, b: i16, c: bool, d: u32, e: i8) -> u32 {
+    u32::from(a)
+        .wrapping_add(b as u32)
+        .wrapping_add(u32::from(c))
+        .wrapping_add(d)
+        .wrapping_add(e as u32)
+}
+
+/// Handler of the synthetic registries (never called).
+fn nop(_: &mut Caller<'_>) -> Result<u64, Error> {
+    Ok(0)
+}
+
+/// Dispatch function `number` `n` times; returns the last RAX.
+fn run_dispatch(number: u64, n: u64) -> u64 {
+    let registry = Registry::global().expect("the example's handlers form a registry");
+    let mut vcpu = MockVcpu::new();
+    [
+        vcpu.regs.rbx,
+        vcpu.regs.rcx,
+        vcpu.regs.rdx,
+        vcpu.regs.rsi,
+        vcpu.regs.rdi,
+    ] = [200, -2_i64 as u64, 1, 70_000, -100_i64 as u64];
+    for _ in 0..n {
+        vcpu.regs.rax = black_box(number);
+        black_box(dispatch(registry, black_box(&mut vcpu)));
+    }
+    vcpu.regs.rax
+}
+
+/// Look names up `n` times in a registry of `size` names.
+fn run_lookup(size: usize, n: u64) -> u64 {
+    let names: Vec<&'static str> = (0..size)
+        .map(|i| &*Box::leak(format!("hypercall_{i:06}").into_boxed_str()))
+        .collect();
+    let handlers: &'static [Handler] = Box::leak(
+        names
+            .iter()
+            .map(|name| Handler::new(name, true, nop))
+            .collect::<Vec<_>>()
+            .into_boxed_slice(),
+    );
+    let registry = Registry::new(handlers).expect("distinct valid names");
+    let picks: Vec<&[u8]> = (0..1024)
+        .map(|i| names[(i * 7919) % size].as_bytes())
+        .collect();
+    let mut found = 0;
+    for i in 0..n {
+        let name = picks[(i % 1024) as usize];
+        found += black_box(registry.lookup(black_box(name))).map_or(0, |_| 1);
+    }
+    found
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (Some(op), Some(n)) = (
+        args.first(),
+        args.get(1).and_then(|n| n.parse::<u64>().ok()),
+    ) else {
+        eprintln!("usage: dispatch_count null|narrow5|enosys|lookup-SIZE N");
+        return ExitCode::from(2);
+    };
+    let number = |name: &str| {
+        Registry::global()
+            .expect("registry")
+            .lookup(name.as_bytes())
+            .expect("registered")
+            .get()
+    };
+    let result = match op.as_str() {
+        "null" => run_dispatch(number("null"), n),
+        "narrow5" => run_dispatch(number("narrow5"), n),
+        "enosys" => run_dispatch(0xdead_beef, n),
+        other => match other
+            .strip_prefix("lookup-")
+            .and_then(|s| s.parse::<usize>().ok())
+        {
+            Some(size) if size > 0 => run_lookup(size, n),
+            _ => {
+                eprintln!("unknown operation `{other}`");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    println!("{op} x{n}: {result}");
+    ExitCode::SUCCESS
+}
