@@ -35,6 +35,13 @@ USAGE:
         --jobs N       emulator runs at once (default: 2, or 1 on one core)
         --timeout S    per-run timeout (default: expect.txt `timeout:`, else 60)
 
+    cargo xtask bench [--platform NAME]... [--skip-vm | --skip-host]
+        Measure (docs/BENCHMARKS.md): examples/bench on each platform, one
+        at a time (framework hypercall vs raw exit, RDTSC); the criterion
+        benches of vmmcall (quick configuration); instructions per call
+        under callgrind if valgrind is installed. Prints a table and
+        `bench <platform>: framework/raw = <ratio>` per platform.
+
 A run succeeds only if the console shows `vmm: guest exited with status 0`,
 the emulator stopped on the VMM's request (QEMU exit code 33; Bochs
 Shutdown port), no `vmm: PANIC`/`vmm: unhandled exit` appeared, and every
@@ -85,6 +92,8 @@ pub enum Cli {
     Run(RunArgs),
     /// `test ...`.
     Test(TestArgs),
+    /// `bench ...`.
+    Bench(crate::bench::BenchArgs),
     /// `help`, `--help`, `-h` or nothing.
     Help,
 }
@@ -215,7 +224,14 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Cli> {
             }
             Ok(Cli::Test(t))
         }
-        other => bail!("unknown command `{other}` (expected build, run, test or help)"),
+        "bench" => {
+            let rest: Vec<String> = args.items.drain(..).collect();
+            if rest.iter().any(|a| a == "--help" || a == "-h") {
+                return Ok(Cli::Help);
+            }
+            Ok(Cli::Bench(crate::bench::BenchArgs::parse(rest)?))
+        }
+        other => bail!("unknown command `{other}` (expected build, run, test, bench or help)"),
     }
 }
 

@@ -10,8 +10,10 @@
 //! - [`platform`], [`qemu`], [`bochs`]: machines and emulator command lines;
 //! - [`runner`]: processes with timeouts and live console streaming;
 //! - [`verdict`], [`expect`]: deciding success;
-//! - [`session`]: one boot; [`testing`]: the `test` command.
+//! - [`session`]: one boot; [`testing`]: the `test` command;
+//!   [`bench`]: the `bench` command.
 
+mod bench;
 mod bochs;
 mod cli;
 mod expect;
@@ -93,6 +95,7 @@ fn main() -> ExitCode {
         Cli::Build(example) => build(&layout, example),
         Cli::Run(args) => run(&layout, args),
         Cli::Test(args) => testing::test(&layout, &args),
+        Cli::Bench(args) => bench::bench(&layout, &args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

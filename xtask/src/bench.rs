@@ -1,0 +1,641 @@
+//! `cargo xtask bench`: what a hypercall costs, in the VM and on the host.
+//!
+//! 1. **In the VM**: boots `examples/bench` on each platform of the matrix,
+//!    one at a time (never two emulators at once: they would slow each
+//!    other), and reads the figures its guest prints on the console
+//!    (`bench: KIND median=M p99=P ...`, `bench: framework/raw = R`). A
+//!    platform that fails shows as a failed row; the others still run.
+//! 2. **On the host**: the criterion benches of `vmmcall` (dispatch, name
+//!    lookup at 10 / 1 000 / 100 000 names against a linear `strcmp` table,
+//!    marshalling) in a quick configuration, read back from criterion's
+//!    `estimates.json` files.
+//! 3. **Instructions per call**: `vmmcall/examples/dispatch_count` under
+//!    callgrind with `N` and `2N` operations; `(Ir(2N) - Ir(N)) / N` is
+//!    exact and independent of set-up. Skipped if valgrind is missing.
+//!
+//! Then it prints one table and one line per platform of the form
+//! `bench <platform>: framework/raw = <ratio>`, and checks the targets of
+//! `docs/BENCHMARKS.md`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+
+use crate::expect::Expectations;
+use crate::images;
+use crate::paths::Layout;
+use crate::platform::{Emulator, Machine};
+use crate::session::{self, Boot, DEFAULT_TIMEOUT};
+use crate::setup::{self, Toolset};
+use crate::ui;
+use crate::verdict::Verdict;
+
+/// The example that measures in the VM.
+const EXAMPLE: &str = "bench";
+/// The in-VM measurements, in the guest's order.
+const VM_KINDS: [&str; 5] = ["framework", "raw", "direct", "lookup", "timer"];
+/// Criterion options for a quick run (the whole command stays well under
+/// ten minutes on two cores).
+const CRITERION_QUICK: [&str; 7] = [
+    "--warm-up-time",
+    "0.5",
+    "--measurement-time",
+    "1.5",
+    "--sample-size",
+    "50",
+    "--noplot",
+];
+/// The host benches (`vmmcall/benches/*.rs`).
+const HOST_BENCHES: [&str; 3] = ["dispatch", "marshal", "lookup"];
+/// Lookup sizes of `vmmcall/benches/lookup.rs`.
+const LOOKUP_SIZES: [u32; 3] = [10, 1_000, 100_000];
+/// Operations per callgrind run (and twice as many in the second run).
+const CALLGRIND_N: u64 = 10_000;
+
+/// `cargo xtask bench` options.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BenchArgs {
+    /// Platforms to run on (empty: the whole matrix).
+    pub platforms: Vec<Machine>,
+    /// Skip the emulator runs.
+    pub skip_vm: bool,
+    /// Skip the host benches and callgrind.
+    pub skip_host: bool,
+}
+
+impl BenchArgs {
+    /// Parses the arguments after `cargo xtask bench`.
+    pub fn parse(args: Vec<String>) -> Result<BenchArgs> {
+        let mut b = BenchArgs::default();
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            let (name, inline) = match arg.split_once('=') {
+                Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
+                None => (arg.clone(), None),
+            };
+            match name.as_str() {
+                "--platform" => {
+                    let Some(p) = inline.or_else(|| args.next()) else {
+                        bail!("--platform needs a value");
+                    };
+                    let m = Machine::MATRIX
+                        .into_iter()
+                        .find(|m| m.name() == p)
+                        .with_context(|| {
+                            format!(
+                                "unknown platform `{p}` (platforms: {})",
+                                Machine::matrix_names()
+                            )
+                        })?;
+                    b.platforms.push(m);
+                }
+                "--skip-vm" => b.skip_vm = true,
+                "--skip-host" => b.skip_host = true,
+                a => bail!("unknown argument `{a}` for bench"),
+            }
+        }
+        if b.skip_vm && b.skip_host {
+            bail!("--skip-vm and --skip-host leave nothing to measure");
+        }
+        Ok(b)
+    }
+}
+
+/// One measurement printed by the guest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VmFigure {
+    /// `framework`, `raw`, ...
+    pub kind: String,
+    /// Median cycles per call.
+    pub median: u64,
+    /// 99th percentile.
+    pub p99: u64,
+}
+
+/// What one platform's console showed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VmFigures {
+    /// Measured iterations.
+    pub iterations: Option<u64>,
+    /// The measurements.
+    pub figures: Vec<VmFigure>,
+    /// The guest's `framework/raw` ratio, as printed.
+    pub ratio: Option<String>,
+}
+
+impl VmFigures {
+    fn get(&self, kind: &str) -> Option<&VmFigure> {
+        self.figures.iter().find(|f| f.kind == kind)
+    }
+}
+
+/// The value of `key=` in a line of `key=value` words.
+fn field(line: &str, key: &str) -> Option<u64> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+        .and_then(|v| v.parse().ok())
+}
+
+/// Parses the `bench:` lines of the guest's console.
+pub fn parse_console(console: &str) -> VmFigures {
+    let mut out = VmFigures::default();
+    for line in console.lines() {
+        let Some(rest) = line.find("bench: ").map(|i| &line[i + "bench: ".len()..]) else {
+            continue;
+        };
+        if let Some(ratio) = rest.strip_prefix("framework/raw = ") {
+            out.ratio = Some(ratio.trim().to_owned());
+        } else if rest.starts_with("iterations=") {
+            out.iterations = field(rest, "iterations");
+        } else if let Some((kind, tail)) = rest.split_once(' ') {
+            if let (Some(median), Some(p99)) = (field(tail, "median"), field(tail, "p99")) {
+                out.figures.push(VmFigure {
+                    kind: kind.to_owned(),
+                    median,
+                    p99,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The median point estimate (ns) in a criterion `estimates.json`.
+pub fn criterion_median(json: &str) -> Option<f64> {
+    let median = &json[json.find("\"median\":")?..];
+    let value = &median[median.find("\"point_estimate\":")? + "\"point_estimate\":".len()..];
+    let end = value.find([',', '}']).unwrap_or(value.len());
+    value[..end].trim().parse().ok()
+}
+
+/// The `Collected : N` count in callgrind's stderr.
+pub fn callgrind_collected(stderr: &str) -> Option<u64> {
+    stderr.lines().find_map(|l| {
+        l.split_once("Collected :")
+            .and_then(|(_, n)| n.trim().parse().ok())
+    })
+}
+
+/// Nanoseconds as text with a fitting unit.
+fn ns(v: f64) -> String {
+    if v >= 1_000_000.0 {
+        format!("{:.2} ms", v / 1_000_000.0)
+    } else if v >= 1_000.0 {
+        format!("{:.2} us", v / 1_000.0)
+    } else {
+        format!("{v:.1} ns")
+    }
+}
+
+/// The outcome of one platform.
+enum VmRow {
+    Measured(VmFigures),
+    Failed(String),
+}
+
+fn run_vm(layout: &Layout, platforms: &[Machine]) -> Vec<(Machine, VmRow)> {
+    let mut rows = Vec::new();
+    let expected = match Expectations::load(&layout.expect_file(EXAMPLE)) {
+        Ok(e) => e,
+        Err(e) => {
+            let reason = format!("{e:#}");
+            return platforms
+                .iter()
+                .map(|p| (*p, VmRow::Failed(reason.clone())))
+                .collect();
+        }
+    };
+    let build = images::build(layout, &[EXAMPLE.to_owned()]).map_err(|e| format!("{e:#}"));
+    for &machine in platforms {
+        if let Err(e) = &build {
+            rows.push((machine, VmRow::Failed(format!("build failed: {e}"))));
+            continue;
+        }
+        let tools = match machine.emulator {
+            Emulator::Qemu => Toolset::Qemu,
+            Emulator::Bochs => Toolset::Bochs,
+        };
+        if let Err(e) = setup::ensure(&[tools]) {
+            rows.push((machine, VmRow::Failed(format!("{e:#}"))));
+            continue;
+        }
+        let outcome = session::boot(&Boot {
+            layout,
+            name: EXAMPLE,
+            machine,
+            timeout: expected.timeout.unwrap_or(DEFAULT_TIMEOUT),
+            expected: &expected,
+            labelled: false,
+        });
+        let row = match outcome.verdict {
+            Verdict::Fail(reasons) => VmRow::Failed(reasons.join("; ")),
+            Verdict::Pass => {
+                let console = layout.run_dir(EXAMPLE, &machine.name()).join("console.txt");
+                match std::fs::read_to_string(&console) {
+                    Ok(text) => {
+                        let figures = parse_console(&text);
+                        if figures.ratio.is_none() || figures.figures.is_empty() {
+                            VmRow::Failed(format!("no figures in {}", console.display()))
+                        } else {
+                            VmRow::Measured(figures)
+                        }
+                    }
+                    Err(e) => VmRow::Failed(format!("reading {}: {e}", console.display())),
+                }
+            }
+        };
+        rows.push((machine, row));
+    }
+    rows
+}
+
+/// The cargo target directory the host builds use.
+fn target_dir(layout: &Layout) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => layout.root.join(dir),
+        None => layout.root.join("target"),
+    }
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// Criterion medians by bench id (`dispatch/null`, `lookup/registry/10`).
+struct HostFigures {
+    criterion_home: PathBuf,
+}
+
+impl HostFigures {
+    fn median(&self, id: &str) -> Option<f64> {
+        let path = self.criterion_home.join(id).join("new/estimates.json");
+        criterion_median(&std::fs::read_to_string(path).ok()?)
+    }
+}
+
+fn run_criterion(layout: &Layout) -> Result<HostFigures> {
+    let criterion_home = layout.examples_dir().join("target").join("criterion");
+    let mut cmd = cargo();
+    cmd.current_dir(&layout.root)
+        .env("CRITERION_HOME", &criterion_home)
+        .args(["bench", "-p", "vmmcall"]);
+    for b in HOST_BENCHES {
+        cmd.args(["--bench", b]);
+    }
+    cmd.arg("--").args(CRITERION_QUICK);
+    println!(
+        "host benches: CRITERION_HOME={} cargo bench -p vmmcall --bench {} -- {}",
+        criterion_home.display(),
+        HOST_BENCHES.join(" --bench "),
+        CRITERION_QUICK.join(" ")
+    );
+    let status = cmd.status().context("starting cargo bench")?;
+    if !status.success() {
+        bail!("cargo bench failed ({status})");
+    }
+    Ok(HostFigures { criterion_home })
+}
+
+/// Instructions per operation for each (label, op, toggle) of dispatch_count.
+type Counts = Vec<(String, Result<f64, String>)>;
+
+const COUNT_OPS: [(&str, &str, &str); 6] = [
+    ("dispatch null", "null", "*vmmcall::dispatch::dispatch"),
+    (
+        "dispatch narrow5",
+        "narrow5",
+        "*vmmcall::dispatch::dispatch",
+    ),
+    ("dispatch enosys", "enosys", "*vmmcall::dispatch::dispatch"),
+    ("lookup, 10 names", "lookup-10", "*Registry::lookup"),
+    ("lookup, 1000 names", "lookup-1000", "*Registry::lookup"),
+    ("lookup, 100000 names", "lookup-100000", "*Registry::lookup"),
+];
+
+fn callgrind_once(binary: &Path, op: &str, toggle: &str, n: u64) -> Result<u64, String> {
+    let out = Command::new("valgrind")
+        .args([
+            "--tool=callgrind",
+            "--callgrind-out-file=/dev/null",
+            &format!("--toggle-collect={toggle}"),
+        ])
+        .arg(binary)
+        .args([op, &n.to_string()])
+        .output()
+        .map_err(|e| format!("starting valgrind: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("valgrind {op} {n} failed ({})", out.status));
+    }
+    callgrind_collected(&String::from_utf8_lossy(&out.stderr))
+        .ok_or_else(|| format!("no `Collected :` line from valgrind {op} {n}"))
+}
+
+fn run_callgrind(layout: &Layout) -> Result<Option<Counts>> {
+    let have_valgrind = Command::new("valgrind")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have_valgrind {
+        return Ok(None);
+    }
+    let status = cargo()
+        .current_dir(&layout.root)
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "vmmcall",
+            "--example",
+            "dispatch_count",
+        ])
+        .status()
+        .context("starting cargo build")?;
+    if !status.success() {
+        bail!("building vmmcall/examples/dispatch_count failed ({status})");
+    }
+    let binary = target_dir(layout).join("release/examples/dispatch_count");
+    println!(
+        "instructions per call: valgrind --tool=callgrind --toggle-collect=FN {} OP N, N = {} and {}",
+        binary.display(),
+        CALLGRIND_N,
+        2 * CALLGRIND_N
+    );
+    let mut counts = Vec::new();
+    for (label, op, toggle) in COUNT_OPS {
+        let per_call = callgrind_once(&binary, op, toggle, CALLGRIND_N).and_then(|a| {
+            let b = callgrind_once(&binary, op, toggle, 2 * CALLGRIND_N)?;
+            Ok(b.saturating_sub(a) as f64 / CALLGRIND_N as f64)
+        });
+        counts.push((label.to_owned(), per_call));
+    }
+    Ok(Some(counts))
+}
+
+fn target_line(what: &str, value: String, met: Option<bool>) -> String {
+    let verdict = match met {
+        Some(true) => "met",
+        Some(false) => "NOT met (see docs/BENCHMARKS.md)",
+        None => "not measured",
+    };
+    format!("  {what}: {value}: {verdict}")
+}
+
+/// Runs the bench command; `Ok(true)` if every part produced figures.
+pub fn bench(layout: &Layout, args: &BenchArgs) -> Result<bool> {
+    let start = Instant::now();
+    let platforms = if args.platforms.is_empty() {
+        Machine::MATRIX.to_vec()
+    } else {
+        args.platforms.clone()
+    };
+    let vm = if args.skip_vm {
+        Vec::new()
+    } else {
+        run_vm(layout, &platforms)
+    };
+    let (host, counts) = if args.skip_host {
+        (None, None)
+    } else {
+        let host = run_criterion(layout).map_err(|e| format!("{e:#}"));
+        let counts = run_callgrind(layout).map_err(|e| format!("{e:#}"));
+        (Some(host), Some(counts))
+    };
+
+    let mut ok = true;
+    println!();
+    println!("==== bench results ====");
+    let mut qemu_ratio = None;
+    if !vm.is_empty() {
+        let iterations = vm.iter().find_map(|(_, r)| match r {
+            VmRow::Measured(f) => f.iterations,
+            VmRow::Failed(_) => None,
+        });
+        println!(
+            "in the VM: RDTSC ticks per call, median / p99 ({} interleaved iterations; examples/bench)",
+            iterations.map_or("?".to_owned(), |n| n.to_string())
+        );
+        let mut rows = vec![std::iter::once("platform")
+            .chain(VM_KINDS)
+            .chain(["framework/raw"])
+            .map(str::to_owned)
+            .collect::<Vec<_>>()];
+        for (machine, row) in &vm {
+            let mut cells = vec![machine.name()];
+            match row {
+                VmRow::Measured(f) => {
+                    for kind in VM_KINDS {
+                        cells.push(
+                            f.get(kind)
+                                .map_or("-".to_owned(), |x| format!("{} / {}", x.median, x.p99)),
+                        );
+                    }
+                    cells.push(f.ratio.clone().unwrap_or_default());
+                }
+                VmRow::Failed(_) => {
+                    cells.extend(VM_KINDS.iter().map(|_| "-".to_owned()));
+                    cells.push("FAILED".to_owned());
+                }
+            }
+            rows.push(cells);
+        }
+        print!("{}", ui::table(&rows));
+        for (machine, row) in &vm {
+            match row {
+                VmRow::Measured(f) => {
+                    let ratio = f.ratio.clone().unwrap_or_default();
+                    if *machine == Machine::QEMU_SVM {
+                        qemu_ratio = ratio.parse::<f64>().ok();
+                    }
+                    println!("bench {machine}: framework/raw = {ratio}");
+                }
+                VmRow::Failed(reason) => {
+                    ok = false;
+                    println!("bench {machine}: framework/raw = FAILED ({reason})");
+                }
+            }
+        }
+    }
+
+    let mut dispatch_insns = None;
+    let mut lookup_scaling = None;
+    if let Some(host) = &host {
+        println!();
+        match host {
+            Err(e) => {
+                ok = false;
+                println!("host benches: FAILED ({e})");
+            }
+            Ok(h) => {
+                println!("on the host: criterion median per call (quick configuration)");
+                let mut rows = vec![vec!["bench".to_owned(), "median".to_owned()]];
+                for id in [
+                    "dispatch/null",
+                    "dispatch/enosys",
+                    "dispatch/get_vmmcall_number",
+                    "marshal/from_reg_x5",
+                    "marshal/dispatch_null",
+                    "marshal/dispatch_narrow5",
+                ] {
+                    rows.push(vec![
+                        id.to_owned(),
+                        h.median(id).map_or("missing".to_owned(), ns),
+                    ]);
+                }
+                print!("{}", ui::table(&rows));
+                println!("name lookup (criterion median; growth = 100000 names / 10 names)");
+                let mut rows = vec![std::iter::once("table".to_owned())
+                    .chain(LOOKUP_SIZES.iter().map(|n| format!("{n} names")))
+                    .chain(["growth".to_owned()])
+                    .collect::<Vec<_>>()];
+                for table in ["registry", "linear_strcmp"] {
+                    let values: Vec<Option<f64>> = LOOKUP_SIZES
+                        .iter()
+                        .map(|n| h.median(&format!("lookup/{table}/{n}")))
+                        .collect();
+                    let growth = match (values.first(), values.last()) {
+                        (Some(Some(a)), Some(Some(b))) if *a > 0.0 => Some(b / a),
+                        _ => None,
+                    };
+                    if table == "registry" {
+                        lookup_scaling = growth;
+                    }
+                    rows.push(
+                        std::iter::once(table.to_owned())
+                            .chain(values.iter().map(|v| v.map_or("missing".to_owned(), ns)))
+                            .chain([growth.map_or("-".to_owned(), |g| format!("{g:.1}x"))])
+                            .collect(),
+                    );
+                }
+                print!("{}", ui::table(&rows));
+            }
+        }
+    }
+    if let Some(counts) = &counts {
+        println!();
+        match counts {
+            Err(e) => {
+                ok = false;
+                println!("instructions per call: FAILED ({e})");
+            }
+            Ok(None) => println!("instructions per call: skipped: valgrind not found"),
+            Ok(Some(counts)) => {
+                println!(
+                    "instructions per call (callgrind, exact: (Ir(2N) - Ir(N)) / N inside the function)"
+                );
+                let mut rows = vec![vec!["operation".to_owned(), "instructions".to_owned()]];
+                for (label, r) in counts {
+                    let cell = match r {
+                        Ok(v) => format!("{v:.1}"),
+                        Err(e) => {
+                            ok = false;
+                            format!("FAILED: {e}")
+                        }
+                    };
+                    if label == "dispatch null" {
+                        dispatch_insns = r.as_ref().ok().copied();
+                    }
+                    rows.push(vec![label.clone(), cell]);
+                }
+                print!("{}", ui::table(&rows));
+            }
+        }
+    }
+
+    println!();
+    println!("targets:");
+    println!(
+        "{}",
+        target_line(
+            "framework/raw <= 1.05 on qemu-svm",
+            qemu_ratio.map_or("-".to_owned(), |r| format!("{r:.3}")),
+            qemu_ratio.map(|r| r <= 1.05)
+        )
+    );
+    println!(
+        "{}",
+        target_line(
+            "host dispatch of a null hypercall < 50 instructions",
+            dispatch_insns.map_or("-".to_owned(), |v| format!("{v:.1}")),
+            dispatch_insns.map(|v| v < 50.0)
+        )
+    );
+    println!(
+        "{}",
+        target_line(
+            "lookup with 100000 names within 3x of 10 names",
+            lookup_scaling.map_or("-".to_owned(), |g| format!("{g:.2}x")),
+            lookup_scaling.map(|g| g <= 3.0)
+        )
+    );
+    println!(
+        "bench {} in {}",
+        if ok {
+            "finished"
+        } else {
+            "finished with failures"
+        },
+        ui::secs(start.elapsed())
+    );
+    Ok(ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn console_lines_parse() {
+        let console = "\
+vmm: booting
+bench: iterations=12000 warmup=200 (interleaved)
+bench: framework: call!(\"null\"): cached number
+bench: framework median=61580 p99=111400 min=60340 max=6745620 halves=61820/61340 cycles
+bench: raw median=51980 p99=95980 min=51100 max=4397520 halves=52120/51880 cycles
+bench: framework/raw = 1.184
+bench: lookup/raw = 1.313
+";
+        let f = parse_console(console);
+        assert_eq!(f.iterations, Some(12000));
+        assert_eq!(f.ratio.as_deref(), Some("1.184"));
+        assert_eq!(
+            f.figures,
+            vec![
+                VmFigure {
+                    kind: "framework".into(),
+                    median: 61580,
+                    p99: 111400
+                },
+                VmFigure {
+                    kind: "raw".into(),
+                    median: 51980,
+                    p99: 95980
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn criterion_and_callgrind_numbers_parse() {
+        let json = r#"{"mean":{"confidence_interval":{"lower_bound":1.0},"point_estimate":23.3},"median":{"confidence_interval":{"confidence_level":0.95},"point_estimate":23.25,"standard_error":0.01}}"#;
+        assert_eq!(criterion_median(json), Some(23.25));
+        assert_eq!(criterion_median("{}"), None);
+        let stderr = "==1== Events    : Ir\n==1== Collected : 760000\n==1==\n";
+        assert_eq!(callgrind_collected(stderr), Some(760000));
+        assert_eq!(callgrind_collected("nothing"), None);
+    }
+
+    #[test]
+    fn args_parse() {
+        let p = |s: &str| BenchArgs::parse(s.split_whitespace().map(str::to_owned).collect());
+        assert_eq!(p("").unwrap(), BenchArgs::default());
+        let b = p("--platform qemu-svm --platform=bochs-svm --skip-host").unwrap();
+        assert_eq!(b.platforms, vec![Machine::QEMU_SVM, Machine::BOCHS_SVM]);
+        assert!(b.skip_host && !b.skip_vm);
+        assert!(p("--platform").is_err());
+        assert!(p("--platform qemu-vmx").is_err());
+        assert!(p("--skip-vm --skip-host").is_err());
+        assert!(p("--frob").is_err());
+    }
+}
