@@ -35,7 +35,7 @@ use crate::verdict::Verdict;
 /// The example that measures in the VM.
 const EXAMPLE: &str = "bench";
 /// The in-VM measurements, in the guest's order.
-const VM_KINDS: [&str; 5] = ["framework", "raw", "direct", "lookup", "timer"];
+const VM_KINDS: [&str; 6] = ["framework", "raw", "direct", "lookup", "pages", "timer"];
 /// Criterion options for a quick run (the whole command stays well under
 /// ten minutes on two cores).
 const CRITERION_QUICK: [&str; 7] = [

@@ -1,7 +1,7 @@
 //! The benchmark example, guest side: what a hypercall through the framework
 //! costs next to a raw VM exit, timed with RDTSC in one run.
 //!
-//! Five measurements, interleaved in one loop (the order rotates every
+//! Six measurements, interleaved in one loop (the order rotates every
 //! iteration so that none always follows the same one):
 //!
 //! - **framework**: `call!("null")`, the full path: the guest SDK's cached
@@ -17,6 +17,11 @@
 //! - **lookup**: `get_vmmcall_number("null")` (function 0), which reads the
 //!   name from guest memory through the guest's page tables and looks it up
 //!   in the registry's hash table.
+//! - **pages**: the raw exit followed by one load from each of four other
+//!   guest pages. Under QEMU TCG every VMRUN and #VMEXIT flushes the
+//!   emulated TLB, so each page touched after an exit costs a page walk;
+//!   `(pages - raw) / 4` is that cost per page, which explains most of what
+//!   the framework adds under TCG (see `docs/BENCHMARKS.md`).
 //! - **timer**: two back-to-back timestamps, the cost of the clock itself
 //!   (included in every other figure).
 //!
@@ -37,13 +42,13 @@ use guest_sdk::{call, println, Error, Instruction};
 
 guest_sdk::entry!(main);
 
-/// Measured iterations; each times all five measurements once.
+/// Measured iterations; each times all six measurements once.
 const ITERS: usize = 12_000;
 /// Iterations run first and thrown away (fills the call-site cache, warms
 /// the TLBs, caches and the emulator's translation cache).
 const WARMUP: usize = 200;
 /// The measurements, in the order of the sample arrays.
-const KINDS: [&str; 5] = ["framework", "raw", "direct", "lookup", "timer"];
+const KINDS: [&str; 6] = ["framework", "raw", "direct", "lookup", "pages", "timer"];
 /// Number of measurements.
 const N: usize = KINDS.len();
 /// What each one is, printed once.
@@ -52,6 +57,7 @@ const DESCRIPTIONS: [&str; N] = [
     "CPUID 0x4000_0001: VM exit answered by the run loop before any framework code",
     "the null hypercall from inline asm (no SDK code): the VMM side alone",
     "get_vmmcall_number(\"null\"): name read through the guest page tables, hash lookup",
+    "CPUID 0x4000_0001, then one load from each of 4 other guest pages (TLB refills after an exit)",
     "two back-to-back lfence;rdtsc, included in every figure above",
 ];
 
@@ -64,6 +70,18 @@ struct Samples(UnsafeCell<[[u32; ITERS]; N]>);
 unsafe impl Sync for Samples {}
 
 static SAMPLES: Samples = Samples(UnsafeCell::new([[0; ITERS]; N]));
+
+/// Pages the `pages` measurement loads from after its exit.
+const TOUCHED_PAGES: usize = 4;
+
+/// Zeroed guest memory spanning [`TOUCHED_PAGES`] pages, read only.
+#[repr(C, align(4096))]
+struct Touch(UnsafeCell<[u8; TOUCHED_PAGES * 4096]>);
+
+// SAFETY: never written after load (zero-filled `.bss`); reads only.
+unsafe impl Sync for Touch {}
+
+static TOUCH: Touch = Touch(UnsafeCell::new([0; TOUCHED_PAGES * 4096]));
 
 /// The timestamp counter after all earlier instructions completed.
 #[inline(always)]
@@ -159,6 +177,24 @@ fn sample(kind: usize, insn: Instruction, number: u64) -> Result<u32, Error> {
                 Err(e) => Err(e),
             }
         }
+        4 => {
+            let t0 = tsc();
+            let r = core::arch::x86_64::__cpuid_count(guest_sdk::abi::CPUID_LEAF_INTERFACE, 0);
+            let mut sum = 0u32;
+            for page in 0..TOUCHED_PAGES {
+                // SAFETY: in bounds of TOUCH (a static); a volatile read so
+                // that each page really is loaded after the exit.
+                sum = sum.wrapping_add(u32::from(unsafe {
+                    core::ptr::read_volatile(TOUCH.0.get().cast::<u8>().add(page * 4096))
+                }));
+            }
+            let t1 = tsc();
+            if r.ebx == guest_sdk::abi::CPUID_INTERFACE_MAGIC && sum == 0 {
+                Ok(elapsed(t0, t1))
+            } else {
+                Err(Error::NotPresent)
+            }
+        }
         _ => {
             let t0 = tsc();
             let t1 = tsc();
@@ -235,10 +271,14 @@ fn main() -> Result<(), Error> {
             *m = median;
         }
     }
-    let [framework, raw, direct, lookup, _] = medians.map(u64::from);
+    let [framework, raw, direct, lookup, pages, _] = medians.map(u64::from);
     println!("bench: framework/raw = {}", Ratio(framework, raw));
     println!("bench: direct/raw = {}", Ratio(direct, raw));
     println!("bench: lookup/raw = {}", Ratio(lookup, raw));
+    println!(
+        "bench: per page touched after an exit = {} ticks",
+        pages.saturating_sub(raw) / TOUCHED_PAGES as u64
+    );
     println!("bench: done");
     Ok(())
 }
