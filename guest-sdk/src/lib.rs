@@ -18,8 +18,8 @@
 //! - Arguments are integers, `bool`, or references, slices and raw pointers
 //!   (passed as their guest-linear address), see [`IntoArg`].
 //!
-//! Feature `rt` adds a bare-metal runtime for guests ([`entry!`],
-//! [`println!`], panic handler); feature `std` adds `std::error::Error` for
+//! Feature `rt` adds a bare-metal runtime for guests (`entry!`,
+//! `println!`, panic handler); feature `std` adds `std::error::Error` for
 //! Linux user programs.
 #![cfg_attr(not(feature = "std"), no_std)]
 
@@ -113,7 +113,7 @@ fn cpuid(leaf: u32) -> (u32, u32, u32, u32) {
 }
 
 /// Whether this VMM runs underneath, by CPUID alone (no hypercall is
-/// executed): the hypervisor-present bit (CPUID.1:ECX[31]), the
+/// executed): the hypervisor-present bit (CPUID.1:ECX bit 31), the
 /// `vmmcall-rs` signature in leaf `0x4000_0000`, and leaf `0x4000_0001`.
 pub fn detect() -> Option<Vmm> {
     let (_, _, ecx, _) = cpuid(1);

@@ -2,7 +2,7 @@
 //!
 //! `docs/ABI.md` is the normative text; this module is its machine-readable
 //! half. Guests depend on `vmmcall` with `default-features = false` to get
-//! exactly this module (and [`crate::Errno`]) without the registry.
+//! exactly this module (and [`crate::Error`]) without the registry.
 //!
 //! | register | on entry                         | on return                 |
 //! |----------|----------------------------------|---------------------------|

@@ -28,7 +28,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 pub type HandlerFn = fn(&mut Caller<'_>) -> Result<u64, Error>;
 
 /// One registered hypercall. Made by the `#[vmmcall]` macro; see
-/// [`crate::vmmcall`].
+/// [`macro@crate::vmmcall`].
 pub struct Handler {
     name: &'static str,
     user: bool,
