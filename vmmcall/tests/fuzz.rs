@@ -1,0 +1,793 @@
+//! Fuzz targets (property tests against reference models) for the parts of
+//! `vmmcall` a hostile guest reaches: the name reader, argument
+//! marshalling, dispatch, and the guest page walk.
+//!
+//! Each target compares the real code with a small, obviously-correct
+//! model written here from docs/ABI.md and the paging rules, on random
+//! inputs: "no panic" is necessary but not sufficient. The number of cases
+//! is `PROPTEST_CASES` (proptest's default, 256, per target when unset);
+//! `cargo xtask test` runs the default pass, `cargo xtask fuzz` runs the
+//! same targets in release mode with many more cases and random seeds.
+
+use proptest::prelude::*;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use vmmcall::mock::MockVcpu;
+use vmmcall::paging::{
+    read_linear, translate, write_linear, Access, GuestPhysMemory, PagingMode, CR0_PG, CR0_WP,
+    CR4_LA57, CR4_PAE, EFER_LMA, EFER_NXE,
+};
+use vmmcall::{
+    dispatch, read_cstr, vmmcall, CStrError, Caller, Error, FromReg, GuestAddr, IntoRet, MemError,
+    Registry,
+};
+
+const PAGE: u64 = 4096;
+
+// ------------------------------------------------------------ memory layout
+
+/// A random layout of mock guest memory: a run of consecutive pages, each
+/// absent, supervisor or user, writable or not, with random bytes.
+#[derive(Debug, Clone)]
+struct Layout {
+    base: u64,
+    pages: Vec<Option<(bool, bool, Vec<u8>)>>,
+}
+
+impl Layout {
+    fn vcpu(&self, cpl: u8) -> MockVcpu {
+        let mut v = MockVcpu::new();
+        v.cpl = cpl;
+        for (i, p) in self.pages.iter().enumerate() {
+            let at = self.base.wrapping_add(i as u64 * PAGE);
+            if let Some((user, writable, bytes)) = p {
+                v.map(at, *user, *writable);
+                v.poke(at, bytes);
+            }
+        }
+        v
+    }
+
+    /// The page at `a`, if mapped: (user, writable, bytes).
+    fn page(&self, a: u64) -> Option<&(bool, bool, Vec<u8>)> {
+        let i = a.wrapping_sub(self.base) / PAGE;
+        self.pages.get(usize::try_from(i).ok()?)?.as_ref()
+    }
+
+    /// The byte at `a` if a caller at `cpl` may read (or write) it.
+    fn byte(&self, a: u64, cpl: u8, write: bool) -> Option<u8> {
+        if !GuestAddr(a).is_canonical() {
+            return None;
+        }
+        let (user, writable, bytes) = self.page(a)?;
+        if (cpl == 3 && !user) || (write && !writable) {
+            return None;
+        }
+        bytes.get((a % PAGE) as usize).copied()
+    }
+
+    fn range_ok(&self, a: u64, len: u64, cpl: u8, write: bool) -> bool {
+        if len == 0 {
+            return true;
+        }
+        if a.checked_add(len - 1).is_none() {
+            return false;
+        }
+        (0..len).all(|i| self.byte(a + i, cpl, write).is_some())
+    }
+}
+
+/// Bases where the interesting boundaries are: ordinary memory, the end of
+/// the canonical lower half, the start of the upper half, the top of the
+/// address space (ranges wrap).
+fn base() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        Just(0x10_0000u64),
+        Just(0x0000_8000_0000_0000u64 - 2 * PAGE),
+        Just(0xffff_8000_0000_0000u64 - 2 * PAGE),
+        Just(0u64.wrapping_sub(4 * PAGE)),
+        (0u64..1 << 36).prop_map(|p| p * PAGE),
+    ]
+}
+
+/// `len` bytes from `seed` (xorshift64*), so that a 4 KiB page costs one
+/// random number to generate and shrink.
+fn bytes_from(seed: u64, len: usize) -> Vec<u8> {
+    let mut s = seed | 1;
+    (0..len)
+        .map(|_| {
+            s ^= s >> 12;
+            s ^= s << 25;
+            s ^= s >> 27;
+            (s.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8
+        })
+        .collect()
+}
+
+/// One page: `nul_every` makes NUL bytes rare or frequent.
+fn page(nul_every: u8) -> impl Strategy<Value = Option<(bool, bool, Vec<u8>)>> {
+    let bytes = any::<u64>().prop_map(move |seed| {
+        let mut v = bytes_from(seed, PAGE as usize);
+        for b in v.iter_mut() {
+            if nul_every > 0 && *b % nul_every == 0 {
+                *b = 0;
+            } else if *b == 0 {
+                *b = b'a';
+            }
+        }
+        v
+    });
+    prop_oneof![
+        1 => Just(None),
+        4 => (any::<bool>(), any::<bool>(), bytes).prop_map(Some),
+    ]
+}
+
+fn layout() -> impl Strategy<Value = Layout> {
+    (base(), prop::sample::select(vec![0u8, 2, 7, 251]))
+        .prop_flat_map(|(base, nul)| (Just(base), prop::collection::vec(page(nul), 1..5)))
+        .prop_map(|(base, pages)| Layout { base, pages })
+}
+
+/// An address in or near the layout, or anywhere.
+fn addr_near(l: &Layout) -> impl Strategy<Value = u64> {
+    let base = l.base;
+    let span = l.pages.len() as u64 * PAGE;
+    prop_oneof![
+        4 => (0..span + 64).prop_map(move |o| base.wrapping_add(o).wrapping_sub(32)),
+        2 => (1u64..=300, 0..l.pages.len() as u64 + 1)
+            .prop_map(move |(back, p)| base.wrapping_add(p * PAGE).wrapping_sub(back)),
+        1 => any::<u64>(),
+    ]
+}
+
+// --------------------------------------------------------------- name reader
+
+/// The name reader, byte by byte: the bytes before the first NUL within
+/// `cap`, a fault at the first unreadable byte before it, or Unterminated.
+fn cstr_model(l: &Layout, addr: u64, cap: usize, cpl: u8) -> Result<Vec<u8>, bool> {
+    let mut out = Vec::new();
+    for k in 0..cap as u64 {
+        let Some(a) = addr.checked_add(k) else {
+            return Err(true);
+        };
+        match l.byte(a, cpl, false) {
+            None => return Err(true),
+            Some(0) => return Ok(out),
+            Some(b) => out.push(b),
+        }
+    }
+    Err(false)
+}
+
+proptest! {
+    #[test]
+    fn name_reader_matches_the_model(
+        (l, addr) in layout().prop_flat_map(|l| { let a = addr_near(&l); (Just(l), a) }),
+        cap in prop_oneof![Just(256usize), 0usize..300, Just(4097usize)],
+        cpl in prop::sample::select(vec![0u8, 3]),
+    ) {
+        let mut vcpu = l.vcpu(cpl);
+        let mut buf = vec![0xeeu8; cap];
+        let got = read_cstr(&mut vcpu, GuestAddr(addr), &mut buf).map(<[u8]>::to_vec);
+        let want = cstr_model(&l, addr, cap, cpl);
+        match (&got, &want) {
+            (Ok(g), Ok(w)) => prop_assert_eq!(g, w),
+            (Err(CStrError::Fault(_)), Err(true)) | (Err(CStrError::Unterminated), Err(false)) => {}
+            _ => prop_assert!(false, "read_cstr {:?}, model {:?}", got, want),
+        }
+        // Page by page: never more reads than pages up to the end.
+        let bytes = match &want { Ok(n) => n.len() as u64 + 1, Err(_) => cap as u64 };
+        let pages = (addr % PAGE + bytes).div_ceil(PAGE).max(1);
+        prop_assert!(vcpu.reads as u64 <= pages, "{} reads for {} pages", vcpu.reads, pages);
+    }
+}
+
+// --------------------------------------------------------------- marshalling
+
+fn reg() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        any::<u64>(),
+        0u64..600,
+        prop::sample::select(vec![
+            0x7fu64, 0x80, 0xff, 0x100, 0x7fff, 0x8000, 0xffff, 0x1_0000
+        ]),
+        (0u32..64).prop_map(|b| 1u64 << b),
+        (0u32..64).prop_map(|b| (1u64 << b).wrapping_sub(1)),
+        (0u32..64).prop_map(|b| (1u64 << b).wrapping_neg()),
+        (0u32..64).prop_map(|b| ((1u64 << b).wrapping_neg()).wrapping_sub(1)),
+    ]
+}
+
+/// `raw` read as the parameter type of `bits` bits (signed or not), by
+/// the table of docs/ABI.md, in i128 arithmetic.
+fn fits(raw: u64, bits: u32, signed: bool) -> Option<i128> {
+    let v = if signed {
+        i128::from(raw as i64)
+    } else {
+        i128::from(raw)
+    };
+    let (min, max) = if signed {
+        (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
+    } else {
+        (0, (1i128 << bits) - 1)
+    };
+    (min..=max).contains(&v).then_some(v)
+}
+
+fn check_from<T: FromReg + Into<i128> + PartialEq + std::fmt::Debug>(
+    raw: u64,
+    bits: u32,
+    signed: bool,
+) -> Result<(), TestCaseError> {
+    let got = T::from_reg(raw).map(Into::into);
+    let want = fits(raw, bits, signed).ok_or(Error::Invalid);
+    prop_assert_eq!(
+        got,
+        want,
+        "{} as a {}-bit {}",
+        raw,
+        bits,
+        if signed { "signed" } else { "unsigned" }
+    );
+    Ok(())
+}
+
+proptest! {
+    #[test]
+    fn from_reg_matches_the_abi_table(raw in reg()) {
+        check_from::<u8>(raw, 8, false)?;
+        check_from::<u16>(raw, 16, false)?;
+        check_from::<u32>(raw, 32, false)?;
+        check_from::<u64>(raw, 64, false)?;
+        check_from::<i8>(raw, 8, true)?;
+        check_from::<i16>(raw, 16, true)?;
+        check_from::<i32>(raw, 32, true)?;
+        check_from::<i64>(raw, 64, true)?;
+        prop_assert_eq!(usize::from_reg(raw), Ok(raw as usize));
+        prop_assert_eq!(isize::from_reg(raw), Ok(raw as i64 as isize));
+        prop_assert_eq!(bool::from_reg(raw), match raw { 0 => Ok(false), 1 => Ok(true), _ => Err(Error::Invalid) });
+        prop_assert_eq!(GuestAddr::from_reg(raw), Ok(GuestAddr(raw)));
+    }
+
+    #[test]
+    fn into_ret_never_aliases_an_error(v in reg()) {
+        let error_range = v >= (-4095i64) as u64;
+        let want = if error_range { Err(Error::Overflow) } else { Ok(v) };
+        prop_assert_eq!(v.into_ret(), want);
+        prop_assert_eq!((v as usize).into_ret(), want);
+        prop_assert_eq!((v as u8).into_ret(), Ok(v & 0xff));
+        prop_assert_eq!((v as u16).into_ret(), Ok(v & 0xffff));
+        prop_assert_eq!((v as u32).into_ret(), Ok(v & 0xffff_ffff));
+        prop_assert_eq!((v & 1 == 1).into_ret(), Ok(v & 1));
+        prop_assert_eq!(().into_ret(), Ok(0));
+        prop_assert_eq!(Ok::<u64, Error>(v).into_ret(), want);
+        prop_assert_eq!(Err::<u8, Error>(Error::Busy).into_ret(), Err(Error::Busy));
+        // Whatever a handler returns, the guest never reads a result as an
+        // error it was not.
+        for r in [(v as u32).into_ret(), (v as u16).into_ret(), (v as u8).into_ret()] {
+            let raw = r.unwrap_or_else(Error::to_rax);
+            prop_assert!(raw < (-4095i64) as u64);
+        }
+    }
+}
+
+// ------------------------------------------------------------------ dispatch
+
+#[vmmcall("z_u8", user)]
+fn z_u8(a: u8) -> u8 {
+    a
+}
+
+#[vmmcall("z_mix", user)]
+fn z_mix(a: u8, b: i16, c: bool, d: u32, e: i8) -> u64 {
+    u64::from(a)
+        ^ (u64::from(b as u16) << 8)
+        ^ (u64::from(c) << 24)
+        ^ (u64::from(e as u8) << 25)
+        ^ (u64::from(d) << 31)
+}
+
+#[vmmcall("z_kernel")]
+fn z_kernel(x: u64) -> u64 {
+    x
+}
+
+#[vmmcall("z_sum", user)]
+fn z_sum(cx: &mut Caller, addr: GuestAddr, len: u16) -> Result<u64, Error> {
+    let mut buf = vec![0u8; usize::from(len)];
+    cx.read(addr, &mut buf)?;
+    Ok(buf.iter().map(|&b| u64::from(b)).sum())
+}
+
+#[vmmcall("z_fill", user)]
+fn z_fill(cx: &mut Caller, dst: GuestAddr, len: u16, byte: u8) -> Result<u64, Error> {
+    if len > 4096 {
+        return Err(Error::Range);
+    }
+    cx.write(dst, &vec![byte; usize::from(len)])?;
+    Ok(u64::from(len))
+}
+
+#[vmmcall("z_name", user)]
+fn z_name(cx: &mut Caller, addr: GuestAddr) -> Result<u64, Error> {
+    let mut buf = [0u8; 256];
+    Ok(cx.read_name(addr, &mut buf)?.len() as u64)
+}
+
+#[vmmcall("z_stop")]
+fn z_stop(cx: &mut Caller, status: u32) {
+    cx.request_stop(status);
+}
+
+/// The handlers above in name order: number = index + 1.
+const NAMES: [&str; 7] = [
+    "z_fill", "z_kernel", "z_mix", "z_name", "z_stop", "z_sum", "z_u8",
+];
+
+fn registry() -> &'static Registry<'static> {
+    Registry::global().expect("the test's handlers form a registry")
+}
+
+fn e(err: Error) -> u64 {
+    err.to_rax()
+}
+
+/// What RAX must be, and the stop a handler must have asked for, by
+/// docs/ABI.md and the handlers' documented behaviour.
+fn dispatch_model(l: &Layout, cpl: u8, n: u64, a: [u64; 5]) -> (u64, Option<u32>) {
+    if n == 0 {
+        return match cstr_model(l, a[0], 256, cpl) {
+            Ok(name) => (
+                NAMES
+                    .iter()
+                    .position(|x| x.as_bytes() == name)
+                    .map_or(0, |i| i as u64 + 1),
+                None,
+            ),
+            Err(_) => (0, None),
+        };
+    }
+    let Some(name) = usize::try_from(n - 1).ok().and_then(|i| NAMES.get(i)) else {
+        return (e(Error::NoSys), None);
+    };
+    let user = !matches!(*name, "z_kernel" | "z_stop");
+    if cpl != 0 && !user {
+        return (e(Error::Permission), None);
+    }
+    let inval = (e(Error::Invalid), None);
+    let u = |v: u64, bits| fits(v, bits, false).is_some();
+    let s = |v: u64, bits| fits(v, bits, true).is_some();
+    match *name {
+        "z_u8" => {
+            if u(a[0], 8) {
+                (a[0], None)
+            } else {
+                inval
+            }
+        }
+        "z_mix" => {
+            if !(u(a[0], 8) && s(a[1], 16) && a[2] <= 1 && u(a[3], 32) && s(a[4], 8)) {
+                return inval;
+            }
+            (
+                a[0] ^ ((a[1] & 0xffff) << 8) ^ (a[2] << 24) ^ ((a[4] & 0xff) << 25) ^ (a[3] << 31),
+                None,
+            )
+        }
+        "z_kernel" => (
+            if a[0] >= (-4095i64) as u64 {
+                e(Error::Overflow)
+            } else {
+                a[0]
+            },
+            None,
+        ),
+        "z_sum" => {
+            if !u(a[1], 16) {
+                return inval;
+            }
+            if !l.range_ok(a[0], a[1], cpl, false) {
+                return (e(Error::Fault), None);
+            }
+            (
+                (0..a[1])
+                    .map(|i| u64::from(l.byte(a[0] + i, cpl, false).unwrap_or(0)))
+                    .sum(),
+                None,
+            )
+        }
+        "z_fill" => {
+            if !u(a[1], 16) || !u(a[2], 8) {
+                return inval;
+            }
+            if a[1] > 4096 {
+                return (e(Error::Range), None);
+            }
+            if !l.range_ok(a[0], a[1], cpl, true) {
+                return (e(Error::Fault), None);
+            }
+            (a[1], None)
+        }
+        "z_name" => match cstr_model(l, a[0], 256, cpl) {
+            Ok(name) => (name.len() as u64, None),
+            Err(true) => (e(Error::Fault), None),
+            Err(false) => inval,
+        },
+        "z_stop" => {
+            if u(a[0], 32) {
+                (0, Some(a[0] as u32))
+            } else {
+                inval
+            }
+        }
+        _ => unreachable!("every name is handled"),
+    }
+}
+
+fn number() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        Just(0u64),
+        1u64..=NAMES.len() as u64,
+        1u64..=NAMES.len() as u64,
+        NAMES.len() as u64 + 1..NAMES.len() as u64 + 4,
+        Just(u64::MAX),
+        any::<u64>(),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn dispatch_matches_the_abi(
+        (l, addrs) in layout().prop_flat_map(|l| {
+            let a = prop::collection::vec(addr_near(&l), 2);
+            (Just(l), a)
+        }),
+        n in number(),
+        regs in prop::array::uniform16(reg()),
+        cpl in 0u8..4,
+        use_addr in any::<bool>(),
+    ) {
+        let names = registry().iter().map(|(_, h)| h.name()).collect::<Vec<_>>();
+        prop_assert_eq!(&names, &NAMES.to_vec(), "this test binary has exactly these handlers");
+        // The random number, then every number from 0 to just past the
+        // last, with the same registers and memory.
+        let vcpu = l.vcpu(cpl);
+        for (i, n) in std::iter::once(n).chain(0..=NAMES.len() as u64 + 1).enumerate() {
+            // Memory is compared byte by byte for the random number and for
+            // z_fill (number 1), the only handler that writes.
+            one_dispatch(&l, vcpu.clone(), &addrs, n, &regs, use_addr, i == 0 || n == 1)?;
+        }
+    }
+}
+
+fn one_dispatch(
+    l: &Layout,
+    mut vcpu: MockVcpu,
+    addrs: &[u64],
+    n: u64,
+    regs: &[u64; 16],
+    use_addr: bool,
+    check_memory: bool,
+) -> Result<(), TestCaseError> {
+    let cpl = vcpu.cpl;
+    let g = &mut vcpu.regs;
+    [g.rax, g.rcx, g.rdx, g.rbx, g.rsp, g.rbp, g.rsi, g.rdi] = [
+        n, regs[1], regs[2], regs[3], regs[4], regs[5], regs[6], regs[7],
+    ];
+    [g.r8, g.r9, g.r10, g.r11, g.r12, g.r13, g.r14, g.r15] = [
+        regs[8], regs[9], regs[10], regs[11], regs[12], regs[13], regs[14], regs[15],
+    ];
+    if use_addr {
+        g.rbx = addrs[0];
+    }
+    // A name in the layout, sometimes: copy a real one where RBX points.
+    if n == 0 && regs[0] % 3 == 0 && l.range_ok(g.rbx, 8, 0, false) {
+        let name = NAMES[(regs[0] % 7) as usize];
+        let rbx = g.rbx;
+        vcpu.poke(rbx, name.as_bytes())
+            .poke(rbx + name.len() as u64, &[0]);
+    }
+    // The model reads the layout as the vCPU holds it now.
+    let mut now = l.clone();
+    if n == 0 {
+        for (i, p) in now.pages.iter_mut().enumerate() {
+            if let Some((_, _, bytes)) = p {
+                *bytes = vcpu.peek(l.base.wrapping_add(i as u64 * PAGE), PAGE as usize);
+            }
+        }
+    }
+    let before = vcpu.regs;
+    let args = before.args();
+    let (want, stop) = dispatch_model(&now, cpl, n, args);
+    let out = dispatch(registry(), &mut vcpu);
+    prop_assert_eq!(
+        vcpu.regs.rax,
+        want,
+        "function {:#x} args {:x?} at CPL {}",
+        n,
+        args,
+        cpl
+    );
+    prop_assert_eq!(out.number, n);
+    prop_assert_eq!(out.stop, stop);
+    prop_assert_eq!(out.result.unwrap_or_else(Error::to_rax), want);
+    prop_assert_eq!(
+        vcpu.regs,
+        vmmcall::GuestRegs {
+            rax: want,
+            ..before
+        },
+        "only RAX changes"
+    );
+    // Memory: only a successful z_fill writes, exactly its range.
+    let filled =
+        (n == 1 && !vmmcall::abi::is_error(want)).then(|| (args[0], args[1], args[2] as u8));
+    for (i, p) in now.pages.iter().enumerate().filter(|_| check_memory) {
+        let Some((_, _, bytes)) = p else { continue };
+        let at = l.base.wrapping_add(i as u64 * PAGE);
+        let after = vcpu.peek(at, PAGE as usize);
+        for (k, (&b0, &b1)) in bytes.iter().zip(&after).enumerate() {
+            let a = at.wrapping_add(k as u64);
+            let inside = filled.is_some_and(|(d, len, _)| a.wrapping_sub(d) < len);
+            let expect = if inside {
+                filled.map_or(b0, |f| f.2)
+            } else {
+                b0
+            };
+            prop_assert_eq!(b1, expect, "byte at {:#x}", a);
+        }
+    }
+    Ok(())
+}
+
+// ----------------------------------------------------------------- page walk
+
+/// 24 pages of guest RAM (anything above is outside RAM) that records which
+/// pages the walker read.
+struct Ram {
+    bytes: Vec<u8>,
+    reads: RefCell<Vec<u64>>,
+}
+
+impl GuestPhysMemory for Ram {
+    fn read_phys(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError> {
+        let start = usize::try_from(gpa).map_err(|_| MemError::OutsideRam { gpa })?;
+        let src = start
+            .checked_add(buf.len())
+            .and_then(|end| self.bytes.get(start..end))
+            .ok_or(MemError::OutsideRam { gpa })?;
+        assert_eq!(
+            gpa / PAGE,
+            (gpa + buf.len() as u64 - 1) / PAGE,
+            "one page per call"
+        );
+        buf.copy_from_slice(src);
+        self.reads.borrow_mut().push(gpa / PAGE);
+        Ok(())
+    }
+
+    fn write_phys(&mut self, gpa: u64, data: &[u8]) -> Result<(), MemError> {
+        let start = usize::try_from(gpa).map_err(|_| MemError::OutsideRam { gpa })?;
+        let dst = start
+            .checked_add(data.len())
+            .and_then(|end| self.bytes.get_mut(start..end))
+            .ok_or(MemError::OutsideRam { gpa })?;
+        dst.copy_from_slice(data);
+        Ok(())
+    }
+}
+
+const RAM_PAGES: u64 = 24;
+
+/// Random paging structures: entries mostly pointing at pages of RAM (a
+/// few just past it), with random flags and, sometimes, reserved bits.
+fn ram() -> impl Strategy<Value = Vec<u8>> {
+    any::<u64>().prop_map(|seed| {
+        // Four table pages of entries, repeated over RAM.
+        let r = bytes_from(seed, 4 * PAGE as usize * 2);
+        let word = |i: usize| {
+            let i = i % (r.len() / 8);
+            u64::from_le_bytes(r[i * 8..i * 8 + 8].try_into().unwrap())
+        };
+        let mut bytes = vec![0u8; (RAM_PAGES * PAGE) as usize];
+        for (i, chunk) in bytes.chunks_mut(8).enumerate() {
+            let (a, noise) = (word(2 * i), word(2 * i + 1));
+            let (page, flags, kind) = (a % (RAM_PAGES + 2), (a >> 8) & 0xfff, (a >> 24) % 16);
+            {
+                let mut e = page << 12 | flags | 1;
+                match kind {
+                    0 => e &= !1,
+                    1 => e |= noise & 0xfff0_0000_0000_0000,
+                    2 => e |= noise & 0x000f_f000_0000_0000,
+                    3 => e |= 1 << 63,
+                    4 => e = noise,
+                    _ => {}
+                }
+                chunk.copy_from_slice(&e.to_le_bytes());
+            }
+        }
+        bytes
+    })
+}
+
+/// The walk of SDM Vol. 3A §4.5 / docs/ABI.md, written plainly.
+fn walk_model(
+    mode: &PagingMode,
+    ram: &[u8],
+    la: u64,
+    write: bool,
+    user: bool,
+) -> Result<u64, MemError> {
+    let pg = mode.cr0 & CR0_PG != 0;
+    if !pg {
+        return Ok(la);
+    }
+    if mode.cr4 & CR4_PAE == 0 || mode.efer & EFER_LMA == 0 || mode.cr4 & CR4_LA57 != 0 {
+        return Err(MemError::UnsupportedMode);
+    }
+    if !GuestAddr(la).is_canonical() {
+        return Err(MemError::NonCanonical { addr: la });
+    }
+    let maxphy = u32::from(mode.maxphyaddr.clamp(12, 52));
+    let phys_mask = (1u64 << maxphy) - 1;
+    let mut reserved = ((1u64 << 52) - 1) & !phys_mask;
+    if mode.efer & EFER_NXE == 0 {
+        reserved |= 1 << 63;
+    }
+    let mut table = mode.cr3 & phys_mask & !0xfff;
+    let (mut us, mut rw) = (true, true);
+    for level in (1..=4u8).rev() {
+        let shift = 12 + 9 * (u32::from(level) - 1);
+        let gpa = table + ((la >> shift) & 0x1ff) * 8;
+        let entry = ram
+            .get(gpa as usize..gpa as usize + 8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
+            .ok_or(MemError::OutsideRam { gpa })?;
+        if entry & 1 == 0 {
+            return Err(MemError::NotPresent { addr: la, level });
+        }
+        let large = entry & (1 << 7) != 0 && level != 1;
+        let extra = match (level, large) {
+            (4, _) => 1 << 7,
+            (3, true) => ((1 << 30) - 1) & !((1 << 13) - 1),
+            (2, true) => ((1 << 21) - 1) & !((1 << 13) - 1),
+            _ => 0,
+        };
+        if entry & (reserved | extra) != 0 {
+            return Err(MemError::Reserved { addr: la, level });
+        }
+        us &= entry & 4 != 0;
+        rw &= entry & 2 != 0;
+        if level == 1 || (large && level != 4) {
+            if user && !us {
+                return Err(MemError::Supervisor { addr: la });
+            }
+            if write && !rw && (user || mode.cr0 & CR0_WP != 0) {
+                return Err(MemError::ReadOnly { addr: la });
+            }
+            let off = (1u64 << shift) - 1;
+            return Ok((entry & phys_mask & !0xfff & !off) | (la & off));
+        }
+        table = entry & phys_mask & !0xfff;
+    }
+    unreachable!("level 1 always returns")
+}
+
+fn la() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        (0u64..1 << 30),
+        any::<u64>().prop_map(|v| v & 0x0000_7fff_ffff_ffff),
+        any::<u64>().prop_map(|v| v | 0xffff_8000_0000_0000),
+        (0u64..0x4000).prop_map(|v| 0x0000_8000_0000_0000u64
+            .wrapping_sub(0x2000)
+            .wrapping_add(v)),
+        (0u64..0x3000).prop_map(|v| u64::MAX - v),
+        any::<u64>(),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn page_walk_matches_the_model(
+        bytes in ram(),
+        cr3 in 0u64..RAM_PAGES + 1,
+        cr3_noise in any::<u16>(),
+        flags in any::<[bool; 6]>(),
+        maxphy in prop_oneof![Just(52u8), 12u8..60],
+        la in la(),
+        len in prop_oneof![0usize..64, 0usize..9000],
+        user in any::<bool>(),
+    ) {
+        let bit = |i: usize, v: u64| if flags[i] { v } else { 0 };
+        let mode = PagingMode::new(
+            // Mostly 4-level paging; sometimes off, PAE-only or 5-level.
+            (CR0_PG * u64::from(flags[0] || flags[1])) | bit(2, CR0_WP),
+            (cr3 << 12) | u64::from(cr3_noise & 0xfff),
+            (CR4_PAE * u64::from(flags[1] || flags[3])) | if flags[3] && flags[4] && flags[5] { CR4_LA57 } else { 0 },
+            (EFER_LMA * u64::from(flags[1] || flags[4])) | bit(5, EFER_NXE),
+        )
+        .with_maxphyaddr(maxphy);
+        let mut ram = Ram { bytes, reads: RefCell::new(Vec::new()) };
+        for write in [false, true] {
+            let got = translate(&mode, &ram, la, Access { write, user });
+            prop_assert_eq!(got, walk_model(&mode, &ram.bytes, la, write, user), "write {}", write);
+        }
+        // read_linear: every byte is the byte at its translated address.
+        let mut buf = vec![0u8; len];
+        if read_linear(&mode, &ram, la, &mut buf, user).is_ok() {
+            for (i, &b) in buf.iter().enumerate() {
+                let a = la + i as u64;
+                let gpa = walk_model(&mode, &ram.bytes, a, false, user);
+                prop_assert!(gpa.is_ok(), "read {:#x} but the walk fails: {:?}", a, gpa);
+                let gpa = gpa.unwrap_or(0);
+                prop_assert_eq!(Some(&b), ram.bytes.get(gpa as usize), "byte at {:#x}", a);
+            }
+        } else if len > 0 {
+            let wraps = la.checked_add(len as u64 - 1).is_none();
+            let some_fault = wraps
+                || (0..len as u64).step_by(1).any(|i| {
+                    walk_model(&mode, &ram.bytes, la + i, false, user)
+                        .map_or(true, |g| ram.bytes.get(g as usize).is_none())
+                });
+            prop_assert!(some_fault, "read_linear failed but every byte translates");
+        }
+        // write_linear: a paging fault writes nothing; a success writes the
+        // data at the translated addresses (checked when the data does not
+        // land on the tables the walks read).
+        let before = ram.bytes.clone();
+        ram.reads.borrow_mut().clear();
+        let translations: Vec<_> = (0..len as u64)
+            .map(|i| la.checked_add(i).map(|a| walk_model(&mode, &before, a, true, user)))
+            .collect();
+        let data: Vec<u8> = (0..len).map(|i| (i as u8) ^ 0x5a).collect();
+        let w = write_linear(&mode, &mut ram, la, &data, user);
+        let any_paging_fault = translations.iter().any(|t| !matches!(t, Some(Ok(_))));
+        match w {
+            Err(_) if any_paging_fault => prop_assert!(ram.bytes == before, "a paging fault wrote memory"),
+            Err(e) => prop_assert!(matches!(e, MemError::OutsideRam { .. }), "{:?} although every piece translates", e),
+            Ok(()) => {
+                prop_assert!(!any_paging_fault);
+                let table_pages: Vec<u64> = ram.reads.borrow().clone();
+                let gpas: Vec<u64> = translations.iter().filter_map(|t| t.and_then(Result::ok)).collect();
+                if gpas.iter().all(|g| !table_pages.contains(&(g / PAGE))) {
+                    let mut want = before.clone();
+                    for (g, d) in gpas.iter().zip(&data) {
+                        want[*g as usize] = *d;
+                    }
+                    prop_assert!(ram.bytes == want, "write_linear wrote something else");
+                }
+            }
+        }
+    }
+}
+
+/// The random inputs reach every outcome of the name reader and of
+/// dispatch, so the properties above are not satisfied vacuously.
+#[test]
+fn the_generators_reach_every_outcome() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let mut seen = BTreeMap::new();
+    let strat = layout().prop_flat_map(|l| {
+        let a = addr_near(&l);
+        (Just(l), a)
+    });
+    for _ in 0..1000 {
+        let (l, addr) = strat.new_tree(&mut runner).expect("a value").current();
+        for cpl in [0, 3] {
+            let k = match cstr_model(&l, addr, 256, cpl) {
+                Ok(n) if n.is_empty() => "empty",
+                Ok(n) if n.len() == 255 => "255",
+                Ok(_) => "name",
+                Err(true) => "fault",
+                Err(false) => "unterminated",
+            };
+            *seen.entry(k).or_insert(0) += 1;
+        }
+    }
+    for k in ["empty", "name", "fault", "unterminated"] {
+        assert!(seen.get(k).copied().unwrap_or(0) > 10, "{k}: {seen:?}");
+    }
+}
