@@ -134,8 +134,13 @@
 //!   accesses succeed without touching memory or checking the mode. A range
 //!   whose last byte would wrap past 2^64 is [`MemError::RangeOverflow`]
 //!   before anything else. Errors name the first byte of the failing piece.
-//!   [`write_linear`] translates every piece before writing any byte, so a
-//!   paging fault leaves guest memory unchanged; an error from
+//!   [`write_linear`] translates every piece before writing any byte and
+//!   writes through those translations, so a paging fault leaves guest
+//!   memory unchanged, and a write that overwrites the guest's own paging
+//!   structures does not change where its later pieces go. Ranges of more
+//!   than [`WRITE_KEPT_PIECES`] pieces (over 252 KiB) are translated again
+//!   piece by piece while being written: there, a write that changes the
+//!   tables its later pieces use can fail part-way. An error from
 //!   [`GuestPhysMemory::write_phys`] itself (or a guest changing its tables
 //!   concurrently) can leave earlier pieces written. On a failed
 //!   [`read_linear`] the buffer's contents are unspecified.
@@ -587,13 +592,21 @@ pub fn read_linear<M: GuestPhysMemory + ?Sized>(
     Ok(())
 }
 
+/// How many pieces [`write_linear`] keeps the translations of, from its
+/// check to its writes (64 pieces cover any range up to 252 KiB + 1 byte).
+pub const WRITE_KEPT_PIECES: usize = 64;
+
 /// Write `data` at guest-linear `la`, with the privilege of a user (`user`,
 /// CPL 3) or supervisor caller.
 ///
 /// Every piece is translated before any byte is written, so a paging fault
 /// (not present, reserved, supervisor, read-only, non-canonical) leaves guest
-/// memory unchanged. Zero length is `Ok` without touching memory. A failing
-/// [`GuestPhysMemory::write_phys`] may leave earlier pieces written.
+/// memory unchanged. The bytes then go where those translations said, even
+/// if the data overwrites the guest's own paging structures (for ranges of
+/// at most [`WRITE_KEPT_PIECES`] pieces; longer ones are translated again
+/// while written, see the module docs). Zero length is `Ok` without
+/// touching memory. A failing [`GuestPhysMemory::write_phys`] may leave
+/// earlier pieces written.
 pub fn write_linear<M: GuestPhysMemory + ?Sized>(
     mode: &PagingMode,
     mem: &mut M,
@@ -603,8 +616,36 @@ pub fn write_linear<M: GuestPhysMemory + ?Sized>(
 ) -> Result<(), MemError> {
     let len = data.len();
     let access = Access::write(user);
+    let overflow = MemError::RangeOverflow {
+        addr: la,
+        len: len as u64,
+    };
+    let none = Piece {
+        la: 0,
+        gpa: 0,
+        offset: 0,
+        len: 0,
+    };
+    let mut kept = [none; WRITE_KEPT_PIECES];
+    let mut count = 0usize;
     for piece in pieces(mode, &*mem, la, len, access)? {
-        piece?;
+        let p = piece?;
+        if let Some(slot) = kept.get_mut(count) {
+            *slot = p;
+        }
+        count = count.saturating_add(1);
+    }
+    if let Some(kept) = kept.get(..count) {
+        // Found by fuzzing: translating again after each piece let a write
+        // that overwrote the guest's page tables fail half-way or go
+        // elsewhere than checked.
+        for p in kept {
+            let src = data
+                .get(p.offset..p.offset.saturating_add(p.len))
+                .ok_or(overflow)?;
+            mem.write_phys(p.gpa, src)?;
+        }
+        return Ok(());
     }
     let mut done = 0usize;
     while done < len {
