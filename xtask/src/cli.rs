@@ -42,6 +42,13 @@ USAGE:
         under callgrind if valgrind is installed. Prints a table and
         `bench <platform>: framework/raw = <ratio>` per platform.
 
+    cargo xtask fuzz [--cases N] [--minutes M] [--filter TEXT]... [--seed S]
+        The fuzz targets (property tests against reference models: name
+        reader, marshalling, dispatch, page walk, VMX/SVM exit decoding) in
+        release mode: N cases per round (default 20000), one round per
+        target, or rounds with fresh seeds until M minutes are used. Prints
+        cases and time per target; exit status 0 only if none failed.
+
 A run succeeds only if the console shows `vmm: guest exited with status 0`,
 the emulator stopped on the VMM's request (QEMU exit code 33; Bochs
 Shutdown port), no `vmm: PANIC`/`vmm: unhandled exit` appeared, and every
@@ -94,6 +101,8 @@ pub enum Cli {
     Test(TestArgs),
     /// `bench ...`.
     Bench(crate::bench::BenchArgs),
+    /// `fuzz ...`.
+    Fuzz(crate::fuzz::FuzzArgs),
     /// `help`, `--help`, `-h` or nothing.
     Help,
 }
@@ -231,7 +240,14 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Cli> {
             }
             Ok(Cli::Bench(crate::bench::BenchArgs::parse(rest)?))
         }
-        other => bail!("unknown command `{other}` (expected build, run, test, bench or help)"),
+        "fuzz" => {
+            let rest: Vec<String> = args.items.drain(..).collect();
+            if rest.iter().any(|a| a == "--help" || a == "-h") {
+                return Ok(Cli::Help);
+            }
+            Ok(Cli::Fuzz(crate::fuzz::FuzzArgs::parse(rest)?))
+        }
+        other => bail!("unknown command `{other}` (expected build, run, test, bench, fuzz or help)"),
     }
 }
 

@@ -11,12 +11,13 @@
 //! - [`runner`]: processes with timeouts and live console streaming;
 //! - [`verdict`], [`expect`]: deciding success;
 //! - [`session`]: one boot; [`testing`]: the `test` command;
-//!   [`bench`]: the `bench` command.
+//!   [`bench`]: the `bench` command; [`fuzz`]: the `fuzz` command.
 
 mod bench;
 mod bochs;
 mod cli;
 mod expect;
+mod fuzz;
 mod images;
 mod paths;
 mod platform;
@@ -96,6 +97,7 @@ fn main() -> ExitCode {
         Cli::Run(args) => run(&layout, args),
         Cli::Test(args) => testing::test(&layout, &args),
         Cli::Bench(args) => bench::bench(&layout, &args),
+        Cli::Fuzz(args) => fuzz::fuzz(&layout, &args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
