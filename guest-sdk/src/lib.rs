@@ -58,6 +58,7 @@ pub enum Error {
 
 impl Error {
     /// Decode a raw RAX value from a hypercall.
+    #[inline]
     pub fn check(rax: u64) -> Result<u64, Error> {
         vmmcall::decode_rax(rax).map_err(|errno| match vmmcall::Error::from_errno(errno) {
             Some(vmmcall::Error::NoSys) => Error::NoSys,
@@ -142,6 +143,7 @@ const VMCALL: u8 = 2;
 const VMMCALL: u8 = 3;
 static STATE: AtomicU8 = AtomicU8::new(UNKNOWN);
 
+#[inline]
 fn instruction() -> Result<Instruction, Error> {
     match STATE.load(Ordering::Relaxed) {
         VMCALL => return Ok(Instruction::Vmcall),
@@ -165,6 +167,7 @@ fn instruction() -> Result<Instruction, Error> {
 /// This VMM must be present (see [`detect`]), `insn` must be the CPU's
 /// instruction, and any address in `args` must be valid for what the
 /// called function does with it (the VMM may write through it).
+#[inline]
 pub unsafe fn raw_hypercall(insn: Instruction, number: u64, args: [u64; 5]) -> u64 {
     let rax: u64;
     let [a1, a2, a3, a4, a5] = args;
@@ -217,6 +220,7 @@ pub fn lookup(name_nul: &[u8]) -> Result<u64, Error> {
 /// # Safety
 /// Addresses in `args` must be valid for whatever the function does with
 /// them (it may write through them).
+#[inline]
 pub unsafe fn call_number(number: u64, args: [u64; 5]) -> Result<u64, Error> {
     let insn = instruction()?;
     // SAFETY: the VMM is present; the caller vouches for the arguments.
@@ -237,6 +241,7 @@ impl CallSite {
     }
 
     /// The function number, looking it up if needed.
+    #[inline]
     pub fn number(&self) -> Result<u64, Error> {
         match self.number.load(Ordering::Relaxed) {
             0 => {
@@ -253,6 +258,7 @@ impl CallSite {
     /// # Safety
     /// As [`call_number`]. [`call!`] upholds it by only turning Rust
     /// references (valid memory) into addresses.
+    #[inline]
     pub unsafe fn call(&self, args: [u64; 5]) -> Result<u64, Error> {
         let n = self.number()?;
         // SAFETY: forwarded from the caller.

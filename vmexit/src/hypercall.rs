@@ -88,6 +88,7 @@ const fn sane_len(len: u64) -> u64 {
 ///
 /// Never panics: [`vmmcall::dispatch`] turns every guest input into a value
 /// or an error in RAX. Only RAX is written.
+#[inline]
 pub fn handle_hypercall(
     registry: &Registry<'static>,
     vcpu: &mut dyn Vcpu,
