@@ -229,28 +229,50 @@ pub unsafe fn call_number(number: u64, args: [u64; 5]) -> Result<u64, Error> {
 
 /// A call site's cached function number: looked up on first use, kept
 /// once found (a failed lookup is retried next time).
+///
+/// The number and the instruction choice share one word
+/// (`number << 1 | vmcall`), so a cached call reads nothing but its own
+/// call site: under emulators that flush their TLB on every world switch,
+/// each extra page touched costs as much as a few hundred instructions
+/// (docs/BENCHMARKS.md).
 pub struct CallSite {
     name_nul: &'static str,
-    number: AtomicU64,
+    /// 0: not resolved; else `number << 1 | (instruction == Vmcall)`.
+    cache: AtomicU64,
 }
 
 impl CallSite {
     /// A call site for `name_nul` (the name followed by `"\0"`).
     pub const fn new(name_nul: &'static str) -> Self {
-        CallSite { name_nul, number: AtomicU64::new(0) }
+        CallSite { name_nul, cache: AtomicU64::new(0) }
     }
 
     /// The function number, looking it up if needed.
     #[inline]
     pub fn number(&self) -> Result<u64, Error> {
-        match self.number.load(Ordering::Relaxed) {
-            0 => {
-                let n = lookup(self.name_nul.as_bytes())?;
-                self.number.store(n, Ordering::Relaxed);
-                Ok(n)
-            }
-            n => Ok(n),
+        self.resolve().map(|(n, _)| n)
+    }
+
+    #[inline]
+    fn resolve(&self) -> Result<(u64, Instruction), Error> {
+        match self.cache.load(Ordering::Relaxed) {
+            0 => self.resolve_slow(),
+            c if c & 1 == 1 => Ok((c >> 1, Instruction::Vmcall)),
+            c => Ok((c >> 1, Instruction::Vmmcall)),
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn resolve_slow(&self) -> Result<(u64, Instruction), Error> {
+        let insn = instruction()?;
+        let n = lookup(self.name_nul.as_bytes())?;
+        // Numbers are registry indexes (at most u32::MAX); anything that
+        // would not survive the shift is simply not cached.
+        if n >> 63 == 0 {
+            self.cache.store((n << 1) | u64::from(insn == Instruction::Vmcall), Ordering::Relaxed);
+        }
+        Ok((n, insn))
     }
 
     /// Call it.
@@ -260,9 +282,10 @@ impl CallSite {
     /// references (valid memory) into addresses.
     #[inline]
     pub unsafe fn call(&self, args: [u64; 5]) -> Result<u64, Error> {
-        let n = self.number()?;
-        // SAFETY: forwarded from the caller.
-        unsafe { call_number(n, args) }
+        let (n, insn) = self.resolve()?;
+        // SAFETY: the VMM is present (resolve found it); the caller vouches
+        // for the arguments.
+        Error::check(unsafe { raw_hypercall(insn, n, args) })
     }
 }
 

@@ -32,6 +32,7 @@ pub struct Outcome {
 /// - Any other RAX: `-ENOSYS`.
 ///
 /// Only RAX is written; every other register is left as the guest had it.
+#[inline]
 pub fn dispatch(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> Outcome {
     let number = vcpu.regs().rax;
     if number == GET_VMMCALL_NUMBER {
