@@ -868,6 +868,8 @@ impl State {
         self.check(n, [addr, len, junk, 0, 0], cpl3);
     }
 
+    /// `fill` at a scratch address; afterwards the buffer and the bytes on
+    /// either side hold exactly what the ABI allows.
     fn fill_call(&mut self, cpl3: bool) {
         let addr = address(&mut self.rng, true);
         let len = length(&mut self.rng, addr, 4096);
@@ -885,7 +887,7 @@ impl State {
             *s = p.peek(base.wrapping_add(i as u64)).map_or(0x100, u16::from);
         }
         let n = self.number(H::Fill);
-        let got = self.check(n, [addr, len, byte, 0, 0], cpl3);
+        self.check(n, [addr, len, byte, 0, 0], cpl3);
         let written = if byte > 255 || len > 4096 {
             0
         } else {
@@ -894,7 +896,6 @@ impl State {
                 Err(k) => k,
             }
         };
-        let _ = got;
         let mut p = Peeker::new(cpl3);
         for (i, s) in snap.iter().enumerate().take(span as usize) {
             let a = base.wrapping_add(i as u64);
