@@ -13,7 +13,7 @@
 #![no_std]
 #![no_main]
 
-use guest_sdk::{call, println, Error, Instruction};
+use guest_sdk::{arch, call, println, Error, Instruction};
 
 guest_sdk::entry!(main);
 
@@ -55,22 +55,22 @@ fn main() -> Result<(), Error> {
 /// CR3 must point at the VMM's initial tables (PML4 -> PDPT -> PD of
 /// 2 MiB pages), identity-mapped.
 unsafe fn make_user_mappings() {
-    let cr3: u64;
-    // SAFETY: reading CR3 at CPL 0.
-    unsafe { core::arch::asm!("mov {}, cr3", out(reg) cr3, options(nomem, nostack, preserves_flags)) };
-    let addr = |e: u64| e & 0x000f_ffff_ffff_f000;
-    // SAFETY: the tables are identity-mapped guest RAM (see docs/ABI.md).
+    use guest_sdk::arch::{PTE_ADDR, PTE_P, PTE_US};
+    let cr3 = arch::read_cr3();
+    // SAFETY: the tables are identity-mapped guest RAM (see docs/ABI.md);
+    // only the U/S bits of present PD entries change, so the same memory
+    // stays mapped when CR3 is reloaded.
     unsafe {
-        let pml4 = addr(cr3) as *mut u64;
-        let pdpt = addr(*pml4) as *mut u64;
-        let pd = addr(*pdpt) as *mut u64;
+        let pml4 = (cr3 & PTE_ADDR) as *mut u64;
+        let pdpt = (*pml4 & PTE_ADDR) as *mut u64;
+        let pd = (*pdpt & PTE_ADDR) as *mut u64;
         for i in 0..512 {
             let e = pd.add(i);
-            if *e & 1 != 0 && (i as u64) << 21 != KERNEL_PAGE {
-                *e |= 1 << 2;
+            if *e & PTE_P != 0 && (i as u64) << 21 != KERNEL_PAGE {
+                *e |= PTE_US;
             }
         }
-        core::arch::asm!("mov cr3, {}", in(reg) cr3, options(nostack, preserves_flags));
+        arch::write_cr3(cr3);
     }
 }
 
@@ -79,16 +79,10 @@ unsafe fn make_user_mappings() {
 /// # Safety
 /// The code and stack must be user-accessible.
 unsafe fn enter_ring3(entry: extern "C" fn() -> !) -> ! {
-    let top = core::ptr::addr_of_mut!(USER_STACK) as u64 + 16384 - 8;
-    // SAFETY: the caller guarantees the mappings; 0x23/0x1b are the user
-    // code/data selectors of the VMM's GDT; RFLAGS = IOPL 3 | reserved bit 1.
-    unsafe {
-        core::arch::asm!(
-            "push 0x1b", "push {sp}", "push {fl}", "push 0x23", "push {ip}", "iretq",
-            sp = in(reg) top, fl = in(reg) 0x3002u64, ip = in(reg) entry as usize as u64,
-            options(noreturn)
-        )
-    }
+    let top = core::ptr::addr_of_mut!(USER_STACK) as u64 + 16384;
+    // SAFETY: the caller guarantees the mappings (guest_sdk::arch's
+    // requirements: code and stack user-accessible, CPL 0, the VMM's GDT).
+    unsafe { arch::enter_ring3(entry, top) }
 }
 
 extern "C" fn ring3_main() -> ! {
