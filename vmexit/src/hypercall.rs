@@ -89,9 +89,9 @@ const fn sane_len(len: u64) -> u64 {
 /// Never panics: [`vmmcall::dispatch`] turns every guest input into a value
 /// or an error in RAX. Only RAX is written.
 #[inline]
-pub fn handle_hypercall(
+pub fn handle_hypercall<V: Vcpu + ?Sized>(
     registry: &Registry<'static>,
-    vcpu: &mut dyn Vcpu,
+    vcpu: &mut V,
     insn_len: u64,
 ) -> HypercallDone {
     let rip_advance = sane_len(insn_len);

@@ -170,7 +170,7 @@ impl From<MemError> for Error {
 /// own page tables with the caller's privilege ([`Vcpu::cpl`]), then the
 /// nested (NPT/EPT) tables. Implementations must never panic on any address
 /// or length: every failure is a [`MemError`].
-pub trait Vcpu {
+pub trait Vcpu: AsDynVcpu {
     /// The guest's general-purpose registers as of the exit.
     fn regs(&self) -> &GuestRegs;
     /// Mutable access; the dispatcher writes RAX through this and nothing else.
@@ -181,6 +181,23 @@ pub trait Vcpu {
     fn read_linear(&mut self, addr: GuestAddr, buf: &mut [u8]) -> Result<(), MemError>;
     /// Copy `data` into guest memory at `addr`.
     fn write_linear(&mut self, addr: GuestAddr, data: &[u8]) -> Result<(), MemError>;
+}
+
+/// `&mut dyn Vcpu` from any vCPU, including one that already is `dyn`.
+///
+/// Implemented for every [`Vcpu`] automatically; it lets
+/// [`dispatch`](crate::dispatch) be generic (static calls on the hot path
+/// for a concrete vCPU type) and still hand handlers a `dyn Vcpu`.
+pub trait AsDynVcpu {
+    /// This vCPU as a trait object.
+    fn as_dyn_vcpu(&mut self) -> &mut dyn Vcpu;
+}
+
+impl<T: Vcpu> AsDynVcpu for T {
+    #[inline]
+    fn as_dyn_vcpu(&mut self) -> &mut dyn Vcpu {
+        self
+    }
 }
 
 /// Why [`Caller::read_cstr`] failed.
@@ -242,6 +259,7 @@ pub struct Caller<'a> {
 
 impl<'a> Caller<'a> {
     /// Wrap a vCPU for a call to function `number`.
+    #[inline]
     pub fn new(vcpu: &'a mut dyn Vcpu, number: u64) -> Self {
         Caller { vcpu, number, stop: None }
     }
@@ -263,6 +281,7 @@ impl<'a> Caller<'a> {
     }
 
     /// The five argument registers, RBX, RCX, RDX, RSI, RDI.
+    #[inline]
     pub fn args(&self) -> [u64; MAX_ARGS] {
         self.vcpu.regs().args()
     }
@@ -307,6 +326,7 @@ impl<'a> Caller<'a> {
     }
 
     /// The stop requested by the handler, if any.
+    #[inline]
     pub fn stop_requested(&self) -> Option<u32> {
         self.stop
     }

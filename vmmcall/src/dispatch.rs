@@ -32,22 +32,25 @@ pub struct Outcome {
 /// - Any other RAX: `-ENOSYS`.
 ///
 /// Only RAX is written; every other register is left as the guest had it.
+///
+/// Generic over the vCPU type so that a VMM's concrete vCPU is read with
+/// static calls on the hot path; `&mut dyn Vcpu` works too.
 #[inline]
-pub fn dispatch(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> Outcome {
+pub fn dispatch<V: Vcpu + ?Sized>(registry: &Registry<'static>, vcpu: &mut V) -> Outcome {
     let number = vcpu.regs().rax;
     if number == GET_VMMCALL_NUMBER {
-        return function_zero(registry, vcpu);
+        return function_zero(registry, vcpu.as_dyn_vcpu());
     }
     let Some(handler) = registry.get(number) else {
-        return no_such_function(vcpu, number);
+        return no_such_function(vcpu.as_dyn_vcpu(), number);
     };
     let cpl = vcpu.cpl();
     if cpl != 0 && !handler.user() {
-        return refused(registry, vcpu, handler, number, cpl);
+        return refused(registry, vcpu.as_dyn_vcpu(), handler, number, cpl);
     }
     // The hot path (a handler runs) stays small: everything else is out of
     // line, so this needs few registers and a small stack frame.
-    let mut caller = Caller::new(vcpu, number);
+    let mut caller = Caller::new(vcpu.as_dyn_vcpu(), number);
     let result = handler.invoke(&mut caller);
     let stop = caller.stop_requested();
     vcpu.regs_mut().rax = match result {

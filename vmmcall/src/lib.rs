@@ -64,7 +64,7 @@ pub mod mock;
 pub use error::{decode_rax, Error};
 
 #[cfg(feature = "registry")]
-pub use context::{read_cstr, CStrError, Caller, GuestAddr, GuestRegs, MemError, Vcpu};
+pub use context::{read_cstr, AsDynVcpu, CStrError, Caller, GuestAddr, GuestRegs, MemError, Vcpu};
 #[cfg(feature = "registry")]
 pub use dispatch::{dispatch, Outcome};
 #[cfg(feature = "registry")]

@@ -46,11 +46,13 @@ impl Handler {
     }
 
     /// The hypercall's name.
+    #[inline]
     pub fn name(&self) -> &'static str {
         self.name
     }
 
     /// Whether ring-3 callers may call it.
+    #[inline]
     pub fn user(&self) -> bool {
         self.user
     }
@@ -62,6 +64,7 @@ impl Handler {
     }
 
     /// Run the handler on `caller`, counting the call.
+    #[inline]
     pub fn invoke(&self, caller: &mut Caller<'_>) -> Result<u64, Error> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         (self.func)(caller)
@@ -232,6 +235,7 @@ impl<'h> Registry<'h> {
     }
 
     /// The handler with function number `number` (1-based), if any.
+    #[inline]
     pub fn get(&self, number: u64) -> Option<&'h Handler> {
         let idx = usize::try_from(number.checked_sub(1)?).ok()?;
         self.sorted.get(idx).copied()

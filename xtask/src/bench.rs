@@ -302,13 +302,17 @@ fn run_criterion(layout: &Layout) -> Result<HostFigures> {
 type Counts = Vec<(String, Result<f64, String>)>;
 
 const COUNT_OPS: [(&str, &str, &str); 6] = [
-    ("dispatch null", "null", "*vmmcall::dispatch::dispatch"),
+    ("dispatch null", "null", "*dispatch_count::counted_dispatch"),
     (
         "dispatch narrow5",
         "narrow5",
-        "*vmmcall::dispatch::dispatch",
+        "*dispatch_count::counted_dispatch",
     ),
-    ("dispatch enosys", "enosys", "*vmmcall::dispatch::dispatch"),
+    (
+        "dispatch enosys",
+        "enosys",
+        "*dispatch_count::counted_dispatch",
+    ),
     ("lookup, 10 names", "lookup-10", "*Registry::lookup"),
     ("lookup, 1000 names", "lookup-1000", "*Registry::lookup"),
     ("lookup, 100000 names", "lookup-100000", "*Registry::lookup"),
@@ -558,7 +562,9 @@ pub fn bench(layout: &Layout, args: &BenchArgs) -> Result<bool> {
         target_line(
             "host dispatch of a null hypercall < 50 instructions",
             dispatch_insns.map_or("-".to_owned(), |v| format!("{v:.1}")),
-            dispatch_insns.map(|v| v < 50.0)
+            // 0 means callgrind counted nothing (the function was not
+            // found): a measuring error, not a fast dispatch.
+            dispatch_insns.filter(|v| *v > 0.0).map(|v| v < 50.0)
         )
     );
     println!(
