@@ -76,6 +76,7 @@ pub const fn cpuid_signature_words() -> (u32, u32, u32) {
 }
 
 /// Whether a raw RAX value returned by a hypercall is an error (`-errno`).
+#[inline]
 pub const fn is_error(rax: u64) -> bool {
     rax >= ERRNO_MIN_RAW
 }

@@ -121,6 +121,7 @@ impl Error {
 
 /// Decode a raw RAX value: `Ok(value)` below the error range, `Err(errno)`
 /// (the positive number, 1..=4095) inside it.
+#[inline]
 pub const fn decode_rax(rax: u64) -> Result<u64, u16> {
     if crate::abi::is_error(rax) {
         // In the error range, -rax is in 1..=4095 and fits u16.
