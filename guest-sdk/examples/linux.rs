@@ -6,7 +6,10 @@
 
 fn main() -> std::process::ExitCode {
     match guest_sdk::detect() {
-        Some(vmm) => println!("vmmcall VMM present: ABI v{}, {:?}", vmm.abi_version, vmm.instruction),
+        Some(vmm) => println!(
+            "vmmcall VMM present: ABI v{}, {:?}",
+            vmm.abi_version, vmm.instruction
+        ),
         None => println!("vmmcall VMM not present"),
     }
     match guest_sdk::call!("hello", rbx = 5) {

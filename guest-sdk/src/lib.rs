@@ -134,7 +134,10 @@ pub fn detect() -> Option<Vmm> {
         (b"Genu", b"ineI", b"ntel") => Instruction::Vmcall,
         _ => Instruction::Vmmcall,
     };
-    Some(Vmm { abi_version: version, instruction })
+    Some(Vmm {
+        abi_version: version,
+        instruction,
+    })
 }
 
 const UNKNOWN: u8 = 0;
@@ -152,8 +155,14 @@ fn instruction() -> Result<Instruction, Error> {
         _ => {}
     }
     let (state, r) = match detect() {
-        Some(Vmm { instruction: Instruction::Vmcall, .. }) => (VMCALL, Ok(Instruction::Vmcall)),
-        Some(Vmm { instruction: Instruction::Vmmcall, .. }) => (VMMCALL, Ok(Instruction::Vmmcall)),
+        Some(Vmm {
+            instruction: Instruction::Vmcall,
+            ..
+        }) => (VMCALL, Ok(Instruction::Vmcall)),
+        Some(Vmm {
+            instruction: Instruction::Vmmcall,
+            ..
+        }) => (VMMCALL, Ok(Instruction::Vmmcall)),
         None => (ABSENT, Err(Error::NotPresent)),
     };
     STATE.store(state, Ordering::Relaxed);
@@ -208,7 +217,13 @@ pub fn lookup(name_nul: &[u8]) -> Result<u64, Error> {
     }
     // SAFETY: the VMM is present (instruction() checked); function 0 only
     // reads the NUL-terminated name at RBX, which `name_nul` provides.
-    let n = unsafe { raw_hypercall(insn, abi::GET_VMMCALL_NUMBER, [name_nul.as_ptr() as u64, 0, 0, 0, 0]) };
+    let n = unsafe {
+        raw_hypercall(
+            insn,
+            abi::GET_VMMCALL_NUMBER,
+            [name_nul.as_ptr() as u64, 0, 0, 0, 0],
+        )
+    };
     match n {
         0 => Err(Error::NotFound),
         n => Ok(n),
@@ -244,7 +259,10 @@ pub struct CallSite {
 impl CallSite {
     /// A call site for `name_nul` (the name followed by `"\0"`).
     pub const fn new(name_nul: &'static str) -> Self {
-        CallSite { name_nul, cache: AtomicU64::new(0) }
+        CallSite {
+            name_nul,
+            cache: AtomicU64::new(0),
+        }
     }
 
     /// The function number, looking it up if needed.
@@ -270,7 +288,10 @@ impl CallSite {
         // Numbers are registry indexes (at most u32::MAX); anything that
         // would not survive the shift is simply not cached.
         if n >> 63 == 0 {
-            self.cache.store((n << 1) | u64::from(insn == Instruction::Vmcall), Ordering::Relaxed);
+            self.cache.store(
+                (n << 1) | u64::from(insn == Instruction::Vmcall),
+                Ordering::Relaxed,
+            );
         }
         Ok((n, insn))
     }
@@ -352,14 +373,25 @@ impl<T> IntoArg for *mut T {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __reg_index {
-    (rbx) => { 0 };
-    (rcx) => { 1 };
-    (rdx) => { 2 };
-    (rsi) => { 3 };
-    (rdi) => { 4 };
+    (rbx) => {
+        0
+    };
+    (rcx) => {
+        1
+    };
+    (rdx) => {
+        2
+    };
+    (rsi) => {
+        3
+    };
+    (rdi) => {
+        4
+    };
     ($other:ident) => {
         ::core::compile_error!(::core::concat!(
-            "`", ::core::stringify!($other),
+            "`",
+            ::core::stringify!($other),
             "` is not an argument register: use rbx, rcx, rdx, rsi or rdi"
         ))
     };
@@ -403,7 +435,10 @@ mod tests {
         assert_eq!(Error::check(-1_i64 as u64), Err(Error::Permission));
         assert_eq!(Error::check(-22_i64 as u64), Err(Error::Invalid));
         assert_eq!(Error::check(-14_i64 as u64), Err(Error::Fault));
-        assert_eq!(Error::check(-75_i64 as u64), Err(Error::Vmm(vmmcall::Error::Overflow)));
+        assert_eq!(
+            Error::check(-75_i64 as u64),
+            Err(Error::Vmm(vmmcall::Error::Overflow))
+        );
         assert_eq!(Error::check(-2_i64 as u64), Err(Error::Other(2)));
         assert_eq!(Error::check(-4096_i64 as u64), Ok(-4096_i64 as u64));
     }

@@ -32,7 +32,9 @@ const LSR_TEMT: u8 = 1 << 6;
 /// UART, the debug-exit ports); the caller runs at CPL 0 or with IOPL.
 pub unsafe fn outb(port: u16, value: u8) {
     // SAFETY: the caller guarantees the port is harmless to write.
-    unsafe { asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags)) }
+    unsafe {
+        asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags))
+    }
 }
 
 /// Write a 16-bit word to an I/O port.
@@ -41,7 +43,9 @@ pub unsafe fn outb(port: u16, value: u8) {
 /// As [`outb`].
 pub unsafe fn outw(port: u16, value: u16) {
     // SAFETY: the caller guarantees the port is harmless to write.
-    unsafe { asm!("out dx, ax", in("dx") port, in("ax") value, options(nomem, nostack, preserves_flags)) }
+    unsafe {
+        asm!("out dx, ax", in("dx") port, in("ax") value, options(nomem, nostack, preserves_flags))
+    }
 }
 
 /// Write a 32-bit word to an I/O port.
@@ -50,7 +54,9 @@ pub unsafe fn outw(port: u16, value: u16) {
 /// As [`outb`].
 pub unsafe fn outl(port: u16, value: u32) {
     // SAFETY: the caller guarantees the port is harmless to write.
-    unsafe { asm!("out dx, eax", in("dx") port, in("eax") value, options(nomem, nostack, preserves_flags)) }
+    unsafe {
+        asm!("out dx, eax", in("dx") port, in("eax") value, options(nomem, nostack, preserves_flags))
+    }
 }
 
 /// Read a byte from an I/O port.
@@ -60,7 +66,9 @@ pub unsafe fn outl(port: u16, value: u32) {
 pub unsafe fn inb(port: u16) -> u8 {
     let v: u8;
     // SAFETY: the caller guarantees the port is harmless to read.
-    unsafe { asm!("in al, dx", in("dx") port, out("al") v, options(nomem, nostack, preserves_flags)) }
+    unsafe {
+        asm!("in al, dx", in("dx") port, out("al") v, options(nomem, nostack, preserves_flags))
+    }
     v
 }
 

@@ -231,7 +231,10 @@ pub fn read_cstr<'b>(
     let mut done: usize = 0;
     let cap = buf.len();
     while done < cap {
-        let overflow = CStrError::Fault(MemError::RangeOverflow { addr: addr.0, len: cap as u64 });
+        let overflow = CStrError::Fault(MemError::RangeOverflow {
+            addr: addr.0,
+            len: cap as u64,
+        });
         let at = addr.checked_add(done as u64).ok_or(overflow)?;
         // In 1..=PAGE_SIZE: the bytes left on this page.
         let to_page_end = PAGE_SIZE.wrapping_sub(at.0 % PAGE_SIZE);
@@ -241,7 +244,9 @@ pub fn read_cstr<'b>(
         let window = buf.get_mut(done..end).ok_or(CStrError::Unterminated)?;
         vcpu.read_linear(at, window).map_err(CStrError::Fault)?;
         if let Some(nul) = window.iter().position(|&b| b == 0) {
-            return buf.get(..done.saturating_add(nul)).ok_or(CStrError::Unterminated);
+            return buf
+                .get(..done.saturating_add(nul))
+                .ok_or(CStrError::Unterminated);
         }
         done = end;
     }
@@ -261,7 +266,11 @@ impl<'a> Caller<'a> {
     /// Wrap a vCPU for a call to function `number`.
     #[inline]
     pub fn new(vcpu: &'a mut dyn Vcpu, number: u64) -> Self {
-        Caller { vcpu, number, stop: None }
+        Caller {
+            vcpu,
+            number,
+            stop: None,
+        }
     }
 
     /// The function number the guest called.
@@ -295,7 +304,9 @@ impl<'a> Caller<'a> {
     /// Write guest memory at a guest-linear address with the caller's
     /// privilege. Failures are logged and become [`Error::Fault`].
     pub fn write(&mut self, addr: GuestAddr, data: &[u8]) -> Result<(), Error> {
-        self.vcpu.write_linear(addr, data).map_err(|e| self.fault(e))
+        self.vcpu
+            .write_linear(addr, data)
+            .map_err(|e| self.fault(e))
     }
 
     /// Read a NUL-terminated string of at most `buf.len() - 1` bytes.

@@ -57,7 +57,12 @@ pub fn dispatch<V: Vcpu + ?Sized>(registry: &Registry<'static>, vcpu: &mut V) ->
         Ok(v) => v,
         Err(e) => e.to_rax(),
     };
-    Outcome { number, name: Some(handler.name()), result, stop }
+    Outcome {
+        number,
+        name: Some(handler.name()),
+        result,
+        stop,
+    }
 }
 
 /// Function 0, out of line: its 256-byte name buffer and logging would
@@ -66,7 +71,12 @@ pub fn dispatch<V: Vcpu + ?Sized>(registry: &Registry<'static>, vcpu: &mut V) ->
 fn function_zero(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> Outcome {
     let value = get_vmmcall_number(registry, vcpu);
     vcpu.regs_mut().rax = value;
-    Outcome { number: GET_VMMCALL_NUMBER, name: None, result: Ok(value), stop: None }
+    Outcome {
+        number: GET_VMMCALL_NUMBER,
+        name: None,
+        result: Ok(value),
+        stop: None,
+    }
 }
 
 /// `-ENOSYS` for a number no handler has.
@@ -75,7 +85,12 @@ fn function_zero(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> Outcome {
 fn no_such_function(vcpu: &mut dyn Vcpu, number: u64) -> Outcome {
     log::debug!("vmmcall: no function {number:#x}");
     vcpu.regs_mut().rax = Error::NoSys.to_rax();
-    Outcome { number, name: None, result: Err(Error::NoSys), stop: None }
+    Outcome {
+        number,
+        name: None,
+        result: Err(Error::NoSys),
+        stop: None,
+    }
 }
 
 /// `-EPERM` for a kernel-only handler called from CPL > 0 (counted as a
@@ -92,7 +107,12 @@ fn refused(
     log::debug!("vmmcall {}: refused at CPL {cpl}", handler.name());
     registry.count_refused(handler);
     vcpu.regs_mut().rax = Error::Permission.to_rax();
-    Outcome { number, name: Some(handler.name()), result: Err(Error::Permission), stop: None }
+    Outcome {
+        number,
+        name: Some(handler.name()),
+        result: Err(Error::Permission),
+        stop: None,
+    }
 }
 
 /// Function 0: the number for the name at RBX, 0 if there is none.

@@ -133,7 +133,13 @@ pub const fn decode_rax(rax: u64) -> Result<u64, u16> {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({}): {}", self.name(), self.errno(), self.description())
+        write!(
+            f,
+            "{} ({}): {}",
+            self.name(),
+            self.errno(),
+            self.description()
+        )
     }
 }
 

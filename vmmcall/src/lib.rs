@@ -46,20 +46,24 @@ extern crate self as vmmcall;
 pub mod abi;
 #[cfg(feature = "baremetal")]
 pub mod baremetal;
-mod error;
 #[cfg(feature = "registry")]
 mod context;
 #[cfg(feature = "registry")]
 mod dispatch;
+mod error;
 #[cfg(feature = "registry")]
 mod marshal;
+#[cfg(any(test, feature = "mock"))]
+#[allow(
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+pub mod mock;
 #[cfg(feature = "registry")]
 pub mod paging;
 #[cfg(feature = "registry")]
 mod registry;
-#[cfg(any(test, feature = "mock"))]
-#[allow(clippy::expect_used, clippy::indexing_slicing, clippy::arithmetic_side_effects)]
-pub mod mock;
 
 pub use error::{decode_rax, Error};
 

@@ -116,7 +116,9 @@ impl IntoRet for u64 {
     #[inline]
     fn into_ret(self) -> Result<u64, Error> {
         if abi::is_error(self) {
-            log::warn!("hypercall result {self:#x} falls in the -errno range: returning -EOVERFLOW");
+            log::warn!(
+                "hypercall result {self:#x} falls in the -errno range: returning -EOVERFLOW"
+            );
             Err(Error::Overflow)
         } else {
             Ok(self)
@@ -184,7 +186,10 @@ mod tests {
         assert_eq!(u64::MAX.into_ret(), Err(Error::Overflow));
         assert_eq!(usize::MAX.into_ret(), Err(Error::Overflow));
         assert_eq!(Ok::<u8, Error>(7).into_ret(), Ok(7));
-        assert_eq!(Err::<u64, Error>(Error::Fault).into_ret(), Err(Error::Fault));
+        assert_eq!(
+            Err::<u64, Error>(Error::Fault).into_ret(),
+            Err(Error::Fault)
+        );
         assert_eq!(Ok::<u64, Error>(u64::MAX).into_ret(), Err(Error::Overflow));
     }
 }

@@ -55,7 +55,14 @@ impl MockVcpu {
 
     /// Map the zero-filled page containing `addr`.
     pub fn map(&mut self, addr: u64, user: bool, writable: bool) -> &mut Self {
-        self.pages.insert(addr & !(PAGE - 1), Page { user, writable, bytes: alloc::vec![0; PAGE as usize] });
+        self.pages.insert(
+            addr & !(PAGE - 1),
+            Page {
+                user,
+                writable,
+                bytes: alloc::vec![0; PAGE as usize],
+            },
+        );
         self
     }
 
@@ -70,7 +77,10 @@ impl MockVcpu {
     pub fn poke(&mut self, addr: u64, data: &[u8]) -> &mut Self {
         for (i, &b) in data.iter().enumerate() {
             let a = addr + i as u64;
-            let page = self.pages.get_mut(&(a & !(PAGE - 1))).expect("poke: page not mapped");
+            let page = self
+                .pages
+                .get_mut(&(a & !(PAGE - 1)))
+                .expect("poke: page not mapped");
             page.bytes[(a % PAGE) as usize] = b;
         }
         self
@@ -81,7 +91,10 @@ impl MockVcpu {
         (0..len as u64)
             .map(|i| {
                 let a = addr + i;
-                self.pages.get(&(a & !(PAGE - 1))).expect("peek: page not mapped").bytes[(a % PAGE) as usize]
+                self.pages
+                    .get(&(a & !(PAGE - 1)))
+                    .expect("peek: page not mapped")
+                    .bytes[(a % PAGE) as usize]
             })
             .collect()
     }
@@ -92,14 +105,20 @@ impl MockVcpu {
         }
         let last = addr
             .checked_add(len as u64 - 1)
-            .ok_or(MemError::RangeOverflow { addr, len: len as u64 })?;
+            .ok_or(MemError::RangeOverflow {
+                addr,
+                len: len as u64,
+            })?;
         let mut page = addr & !(PAGE - 1);
         loop {
             let at = page.max(addr);
             if !GuestAddr(at).is_canonical() {
                 return Err(MemError::NonCanonical { addr: at });
             }
-            let p = self.pages.get(&page).ok_or(MemError::NotPresent { addr: at, level: 1 })?;
+            let p = self
+                .pages
+                .get(&page)
+                .ok_or(MemError::NotPresent { addr: at, level: 1 })?;
             if self.cpl == 3 && !p.user {
                 return Err(MemError::Supervisor { addr: at });
             }

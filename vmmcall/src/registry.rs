@@ -42,7 +42,12 @@ impl Handler {
     /// The `#[vmmcall]` macro checks the name at compile time; a handler made
     /// by hand with a bad name is refused by [`Registry::new`].
     pub const fn new(name: &'static str, user: bool, func: HandlerFn) -> Self {
-        Handler { name, user, func, calls: AtomicU64::new(0) }
+        Handler {
+            name,
+            user,
+            func,
+            calls: AtomicU64::new(0),
+        }
     }
 
     /// The hypercall's name.
@@ -152,7 +157,11 @@ struct Slot {
 }
 
 impl Slot {
-    const EMPTY: Slot = Slot { name: "", number: 0, tag: 0 };
+    const EMPTY: Slot = Slot {
+        name: "",
+        number: 0,
+        tag: 0,
+    };
 }
 
 /// The upper half of a 64-bit hash (the lower bits pick the slot).
@@ -204,7 +213,11 @@ impl<'h> Registry<'h> {
             loop {
                 match table.get_mut(slot) {
                     Some(s) if s.number == 0 => {
-                        *s = Slot { name: h.name, number, tag: tag_of(hash) };
+                        *s = Slot {
+                            name: h.name,
+                            number,
+                            tag: tag_of(hash),
+                        };
                         break;
                     }
                     _ => slot = slot.wrapping_add(1) & mask,
@@ -221,7 +234,10 @@ impl<'h> Registry<'h> {
     /// a VMM should report it at boot.
     pub fn global() -> Result<&'static Registry<'static>, RegistryError> {
         static GLOBAL: spin::Once<Result<Registry<'static>, RegistryError>> = spin::Once::new();
-        GLOBAL.call_once(|| Registry::new(&HANDLERS)).as_ref().map_err(|e| *e)
+        GLOBAL
+            .call_once(|| Registry::new(&HANDLERS))
+            .as_ref()
+            .map_err(|e| *e)
     }
 
     /// Number of handlers.
@@ -276,6 +292,8 @@ impl<'h> Registry<'h> {
 
 impl fmt::Debug for Registry<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map().entries(self.iter().map(|(n, h)| (n, h.name))).finish()
+        f.debug_map()
+            .entries(self.iter().map(|(n, h)| (n, h.name)))
+            .finish()
     }
 }

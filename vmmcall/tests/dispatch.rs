@@ -79,7 +79,13 @@ fn lookup_via_guest(vcpu: &mut MockVcpu, addr: u64, name: &[u8]) -> u64 {
 
 fn call(vcpu: &mut MockVcpu, name: &str, args: [u64; 5]) -> u64 {
     vcpu.regs.rax = number(name);
-    [vcpu.regs.rbx, vcpu.regs.rcx, vcpu.regs.rdx, vcpu.regs.rsi, vcpu.regs.rdi] = args;
+    [
+        vcpu.regs.rbx,
+        vcpu.regs.rcx,
+        vcpu.regs.rdx,
+        vcpu.regs.rsi,
+        vcpu.regs.rdi,
+    ] = args;
     dispatch(reg(), vcpu);
     vcpu.regs.rax
 }
@@ -109,7 +115,10 @@ fn numbering_is_sorted_by_name_and_stable() {
 fn lookup_found() {
     let mut v = MockVcpu::new();
     v.map(0x5000, true, true);
-    assert_eq!(lookup_via_guest(&mut v, 0x5000, b"hello\0"), number("hello"));
+    assert_eq!(
+        lookup_via_guest(&mut v, 0x5000, b"hello\0"),
+        number("hello")
+    );
     assert_ne!(number("hello"), 0);
 }
 
@@ -191,7 +200,10 @@ fn lookup_from_ring3_cannot_read_supervisor_pages() {
     v.cpl = 3;
     assert_eq!(lookup_via_guest(&mut v, 0x5000, b"hello\0"), 0);
     v.cpl = 0;
-    assert_eq!(lookup_via_guest(&mut v, 0x5000, b"hello\0"), number("hello"));
+    assert_eq!(
+        lookup_via_guest(&mut v, 0x5000, b"hello\0"),
+        number("hello")
+    );
 }
 
 #[test]
@@ -224,11 +236,18 @@ fn out_of_range_narrow_argument_is_einval() {
     let mut v = MockVcpu::new();
     let einval = (-22_i64) as u64;
     let ok = [1, (-2_i64) as u64, 1, 4, (-1_i64) as u64];
-    assert_eq!(call(&mut v, "narrow", ok), 1u64.wrapping_sub(2).wrapping_add(1 + 4).wrapping_sub(1));
+    assert_eq!(
+        call(&mut v, "narrow", ok),
+        1u64.wrapping_sub(2).wrapping_add(1 + 4).wrapping_sub(1)
+    );
     for (i, bad) in [256, 0x8000, 2, 1 << 32, 0x80].into_iter().enumerate() {
         let mut args = ok;
         args[i] = bad;
-        assert_eq!(call(&mut v, "narrow", args), einval, "argument {i} = {bad:#x}");
+        assert_eq!(
+            call(&mut v, "narrow", args),
+            einval,
+            "argument {i} = {bad:#x}"
+        );
     }
 }
 
@@ -269,8 +288,14 @@ fn handler_errors_and_result_collisions() {
     assert_eq!(call(&mut v, "fails", [0; 5]), 3);
     assert_eq!(call(&mut v, "fails", [1, 0, 0, 0, 0]), (-14_i64) as u64);
     assert_eq!(call(&mut v, "fails", [2, 0, 0, 0, 0]), (-16_i64) as u64);
-    assert_eq!(call(&mut v, "huge", [(-4096_i64) as u64, 0, 0, 0, 0]), (-4096_i64) as u64);
-    assert_eq!(call(&mut v, "huge", [(-1_i64) as u64, 0, 0, 0, 0]), (-75_i64) as u64);
+    assert_eq!(
+        call(&mut v, "huge", [(-4096_i64) as u64, 0, 0, 0, 0]),
+        (-4096_i64) as u64
+    );
+    assert_eq!(
+        call(&mut v, "huge", [(-1_i64) as u64, 0, 0, 0, 0]),
+        (-75_i64) as u64
+    );
     assert_eq!(call(&mut v, "unit", [9; 5]), 0);
 }
 
@@ -289,19 +314,30 @@ fn handler_can_stop_the_guest() {
 #[test]
 fn handler_memory_access_honours_permissions() {
     let mut v = MockVcpu::new();
-    v.map(0x1000, true, true).map(0x2000, true, false).map(0x3000, false, true);
+    v.map(0x1000, true, true)
+        .map(0x2000, true, false)
+        .map(0x3000, false, true);
     v.poke(0x1000, b"abcdef");
     assert_eq!(call(&mut v, "echo", [0x1000, 0x1800, 6, 0, 0]), 6);
     assert_eq!(v.peek(0x1800, 6), b"abcdef");
     // Read-only destination.
-    assert_eq!(call(&mut v, "echo", [0x1000, 0x2000, 6, 0, 0]), (-14_i64) as u64);
+    assert_eq!(
+        call(&mut v, "echo", [0x1000, 0x2000, 6, 0, 0]),
+        (-14_i64) as u64
+    );
     // Supervisor source from ring 3, fine from ring 0.
     v.cpl = 3;
-    assert_eq!(call(&mut v, "echo", [0x3000, 0x1800, 6, 0, 0]), (-14_i64) as u64);
+    assert_eq!(
+        call(&mut v, "echo", [0x3000, 0x1800, 6, 0, 0]),
+        (-14_i64) as u64
+    );
     v.cpl = 0;
     assert_eq!(call(&mut v, "echo", [0x3000, 0x1800, 6, 0, 0]), 6);
     // Crossing from a mapped page into an unmapped one.
-    assert_eq!(call(&mut v, "echo", [0x3ffe, 0x1800, 6, 0, 0]), (-14_i64) as u64);
+    assert_eq!(
+        call(&mut v, "echo", [0x3ffe, 0x1800, 6, 0, 0]),
+        (-14_i64) as u64
+    );
     // Crossing between two mapped pages works.
     assert_eq!(call(&mut v, "echo", [0x1ffe, 0x1800, 6, 0, 0]), 6);
 }

@@ -247,7 +247,9 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Cli> {
             }
             Ok(Cli::Fuzz(crate::fuzz::FuzzArgs::parse(rest)?))
         }
-        other => bail!("unknown command `{other}` (expected build, run, test, bench, fuzz or help)"),
+        other => {
+            bail!("unknown command `{other}` (expected build, run, test, bench, fuzz or help)")
+        }
     }
 }
 

@@ -68,13 +68,31 @@ fn host_tests(layout: &Layout) -> Result<bool> {
     Ok(status.success())
 }
 
-/// Clippy with warnings as errors: the host workspace (all targets), then
+/// `cargo fmt --check` on both workspaces, then clippy with warnings as
+/// errors: the host workspace (all targets), then
 /// the bare-metal images (vmm-core and guest-sdk with their `rt` runtime,
 /// which host builds never compile).
 fn lints(layout: &Layout, examples: &[String]) -> Result<bool> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut fmt_ok = true;
+    for dir in [layout.root.clone(), layout.examples_dir()] {
+        println!(
+            "checking formatting: cargo fmt --all -- --check (in {})",
+            dir.display()
+        );
+        fmt_ok &= Command::new(&cargo)
+            .current_dir(&dir)
+            .args(["fmt", "--all", "--", "--check"])
+            .status()
+            .context("starting cargo fmt")?
+            .success();
+    }
+    if !fmt_ok {
+        println!("formatting differs: run `cargo fmt --all` (and in examples/)");
+    }
     println!("running clippy: cargo clippy --workspace --all-targets -- -D warnings");
-    let mut ok = Command::new(cargo)
+    let mut ok = fmt_ok;
+    ok &= Command::new(&cargo)
         .current_dir(&layout.root)
         .args([
             "clippy",
@@ -305,7 +323,11 @@ pub fn test(layout: &Layout, args: &TestArgs) -> Result<bool> {
     println!(
         "total {}{}",
         ui::secs(start.elapsed()),
-        if host_ok { "" } else { "; the host tests or clippy failed" }
+        if host_ok {
+            ""
+        } else {
+            "; the host tests or clippy failed"
+        }
     );
     // Last, alone on its line, in the form CI systems read.
     println!(

@@ -33,11 +33,16 @@ fn check(what: &str, ok: bool) -> bool {
 fn main() -> Result<(), Error> {
     // SAFETY: KERNEL_PAGE is guest RAM (32 MiB), identity-mapped and unused
     // by the image (which lives at 2 MiB).
-    unsafe { core::ptr::copy_nonoverlapping(SECRET.as_ptr(), KERNEL_PAGE as *mut u8, SECRET.len()) };
+    unsafe {
+        core::ptr::copy_nonoverlapping(SECRET.as_ptr(), KERNEL_PAGE as *mut u8, SECRET.len())
+    };
     let mut ok = check("ring 0 sees CPL 0", call!("whoami")? == 0);
     ok &= check("ring 0 may call kernel_only", call!("kernel_only")? == 42);
     let expected: u64 = SECRET.iter().map(|&b| u64::from(b)).sum();
-    ok &= check("ring 0 reads the kernel page", call!("sum", rbx = KERNEL_PAGE, rcx = SECRET.len())? == expected);
+    ok &= check(
+        "ring 0 reads the kernel page",
+        call!("sum", rbx = KERNEL_PAGE, rcx = SECRET.len())? == expected,
+    );
     if !ok {
         return Err(Error::Invalid);
     }
@@ -99,9 +104,15 @@ extern "C" fn ring3_main() -> ! {
 
 fn ring3_checks() -> Result<bool, Error> {
     let mut ok = check("ring 3 sees CPL 3", call!("whoami")? == 3);
-    ok &= check("ring 3 gets EPERM from kernel_only", call!("kernel_only") == Err(Error::Permission));
+    ok &= check(
+        "ring 3 gets EPERM from kernel_only",
+        call!("kernel_only") == Err(Error::Permission),
+    );
     let user_buf = [1u8, 2, 3, 4];
-    ok &= check("ring 3 reads its own buffer", call!("sum", rbx = &user_buf, rcx = user_buf.len())? == 10);
+    ok &= check(
+        "ring 3 reads its own buffer",
+        call!("sum", rbx = &user_buf, rcx = user_buf.len())? == 10,
+    );
     ok &= check(
         "ring 3 gets EFAULT for the kernel page",
         call!("sum", rbx = KERNEL_PAGE, rcx = SECRET.len()) == Err(Error::Fault),

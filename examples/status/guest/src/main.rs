@@ -14,14 +14,19 @@ fn main() -> Result<(), Error> {
     }
     let mut small = [0u8; 8];
     let full = call!("get_status", rbx = &mut small, rcx = small.len())? as usize;
-    println!("status: {full} bytes, first {} = {:?}", small.len(), core::str::from_utf8(&small).unwrap_or("?"));
+    println!(
+        "status: {full} bytes, first {} = {:?}",
+        small.len(),
+        core::str::from_utf8(&small).unwrap_or("?")
+    );
     if full <= small.len() {
         println!("status: expected truncation");
         return Err(Error::Invalid);
     }
     let mut buf = [0u8; 1024];
     let n = call!("get_status", rbx = &mut buf, rcx = buf.len())? as usize;
-    let text = core::str::from_utf8(buf.get(..n.min(buf.len())).unwrap_or(&[])).map_err(|_| Error::Invalid)?;
+    let text = core::str::from_utf8(buf.get(..n.min(buf.len())).unwrap_or(&[]))
+        .map_err(|_| Error::Invalid)?;
     println!("{text}");
     if !text.contains("ping") || !text.contains(" 3\n") {
         println!("status: expected ping to have been called 3 times");

@@ -34,7 +34,10 @@ const MAX_TEXT: usize = 2048;
 #[vmmcall("get_status", user)]
 fn get_status(cx: &mut Caller, buf: GuestAddr, len: u64) -> Result<u64, Error> {
     let mut text = [0u8; MAX_TEXT];
-    let mut w = Truncating { buf: &mut text, len: 0 };
+    let mut w = Truncating {
+        buf: &mut text,
+        len: 0,
+    };
     let _ = writeln!(w, "uptime: {} exits", vmm_core::exits::exit_count());
     let _ = writeln!(w, "hypercalls served:");
     if let Ok(reg) = Registry::global() {
