@@ -6,6 +6,9 @@
 //! - `#UD` on the other vendor's hypercall instruction (the VMM intercepts
 //!   `#UD`): the same, with RIP += 3; any other `#UD` is re-injected;
 //! - CPUID: answer with [`crate::hv::virtual_cpuid`], advance RIP;
+//! - a port or MSR outside the guest's allow-list (`crate::intercept`):
+//!   `IN` reads all ones, `OUT` is dropped, `INS`/`OUTS` and `RDMSR`/`WRMSR`
+//!   raise `#GP(0)`;
 //! - a virtualization instruction (VMRUN, VMLOAD, VMSAVE, STGI, CLGI,
 //!   SKINIT, INVLPGA; VMXON, VMLAUNCH, ...): inject #UD, as a CPU without
 //!   the feature would (CPUID hides SVM and VMX from the guest);
@@ -229,6 +232,33 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
                     backend.inject_exception(UD, None);
                 }
             }
+            Exit::Io(io) => {
+                // A port outside crate::intercept::GUEST_PORTS: reads see an
+                // absent device, writes vanish, string I/O faults.
+                log::debug!("guest port {:#x} denied at {rip:#x}", io.port);
+                if io.string {
+                    backend.inject_exception(GP, Some(0));
+                } else {
+                    if !io.write {
+                        regs.rax = crate::intercept::denied_in(regs.rax, io.size);
+                    }
+                    let next = match io.next_rip {
+                        Some(next) => next,
+                        None => rip.wrapping_add(raw.insn_len(rip, 1)),
+                    };
+                    backend.set_rip(next);
+                }
+            }
+            Exit::Msr { write, .. } => {
+                // An MSR outside crate::intercept::GUEST_MSRS: as if the CPU
+                // did not have it.
+                log::debug!(
+                    "guest {} of MSR {:#x} denied at {rip:#x}",
+                    if write { "WRMSR" } else { "RDMSR" },
+                    regs.rcx as u32
+                );
+                backend.inject_exception(GP, Some(0));
+            }
             Exit::VirtualizationInstruction(insn) => {
                 log::debug!("guest executed {} at {rip:#x}: #UD", insn.name());
                 backend.inject_exception(UD, None);
@@ -244,6 +274,8 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
 
 /// `#UD`.
 const UD: u8 = 6;
+/// `#GP`.
+const GP: u8 = 13;
 
 /// Run the hypercall at `rip` (instruction length `len`) and step over it.
 /// Returns the stop status a handler asked for, if any.

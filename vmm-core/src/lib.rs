@@ -18,6 +18,7 @@ pub mod elf;
 pub mod exits;
 pub mod guest;
 pub mod hv;
+pub mod intercept;
 pub mod nested;
 pub mod physmem;
 pub mod svm;

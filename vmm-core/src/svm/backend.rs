@@ -11,6 +11,7 @@ use crate::cpu::{self, msr};
 use crate::exits::{self, Backend};
 use crate::guest::{self, GuestStart};
 use crate::hv::GuestRam;
+use crate::intercept;
 use crate::nested::{self, Format};
 use crate::physmem::PhysAlloc;
 use crate::vcpu::GuestVcpu;
@@ -93,6 +94,25 @@ fn alloc_page(alloc: &mut PhysAlloc) -> Result<u64, SvmError> {
     Ok(pa)
 }
 
+/// The I/O and MSR permission maps (see `crate::intercept`): physically
+/// contiguous, 4 KiB aligned, filled before the first VMRUN.
+fn permission_maps(alloc: &mut PhysAlloc) -> Result<(u64, u64), SvmError> {
+    let iopm = alloc
+        .alloc(intercept::SVM_IOPM_SIZE as u64, PAGE, 1 << 32)
+        .ok_or(SvmError::OutOfMemory)?;
+    let msrpm = alloc
+        .alloc(intercept::SVM_MSRPM_SIZE as u64, PAGE, 1 << 32)
+        .ok_or(SvmError::OutOfMemory)?;
+    // SAFETY: both ranges are fresh RAM below 4 GiB from the allocator,
+    // identity-mapped, owned by nobody else, and exactly the size of the
+    // arrays they are viewed as (u8 arrays: any alignment).
+    unsafe {
+        intercept::svm_iopm(&mut *(iopm as *mut [u8; intercept::SVM_IOPM_SIZE]));
+        intercept::svm_msrpm(&mut *(msrpm as *mut [u8; intercept::SVM_MSRPM_SIZE]));
+    }
+    Ok((iopm, msrpm))
+}
+
 struct Tables<'a>(&'a mut PhysAlloc);
 
 impl nested::TableMemory for Tables<'_> {
@@ -146,12 +166,15 @@ pub fn run(ram: GuestRam, start: GuestStart, alloc: &mut PhysAlloc) -> Result<u3
     // SAFETY: VM_HSAVE_PA exists with SVM; `hsave` is a page owned by the VMM.
     unsafe { cpu::wrmsr(msr::VM_HSAVE_PA, hsave) };
     let vmcb_pa = alloc_page(alloc).map_err(exits::Stop::Svm)?;
+    let (iopm_pa, msrpm_pa) = permission_maps(alloc).map_err(exits::Stop::Svm)?;
     let n_cr3 = nested::build(&mut Tables(alloc), Format::Npt, ram.host_base, ram.size)
         .map_err(|_| exits::Stop::Svm(SvmError::OutOfMemory))?;
     // SAFETY: `vmcb_pa` is a zeroed, page-aligned page owned by the VMM and
     // nothing else refers to it; Vmcb is exactly one page of integers.
     let vmcb = unsafe { &mut *(vmcb_pa as *mut Vmcb) };
     init_vmcb(vmcb, &start, n_cr3);
+    vmcb.control.iopm_base_pa = iopm_pa;
+    vmcb.control.msrpm_base_pa = msrpm_pa;
 
     let mut regs = GuestRegs {
         rsp: start.rsp,
@@ -168,8 +191,14 @@ pub fn run(ram: GuestRam, start: GuestStart, alloc: &mut PhysAlloc) -> Result<u3
 
 fn init_vmcb(vmcb: &mut Vmcb, start: &GuestStart, n_cr3: u64) {
     let c = &mut vmcb.control;
-    c.intercept3 =
-        (Intercept3::CPUID | Intercept3::HLT | Intercept3::SHUTDOWN | Intercept3::INVLPGA).bits();
+    // Ports and MSRs go through the permission maps (crate::intercept).
+    c.intercept3 = (Intercept3::IOIO_PROT
+        | Intercept3::MSR_PROT
+        | Intercept3::CPUID
+        | Intercept3::HLT
+        | Intercept3::SHUTDOWN
+        | Intercept3::INVLPGA)
+        .bits();
     c.intercept4 = (Intercept4::VMRUN
         | Intercept4::VMMCALL
         | Intercept4::VMLOAD

@@ -21,6 +21,7 @@ use crate::cpu::{self, msr};
 use crate::exits::{self, Backend, RawExit, Stop};
 use crate::guest::{self, GuestStart};
 use crate::hv::{GuestRam, CPUID1_ECX_VMX};
+use crate::intercept;
 use crate::nested::{self, Format};
 use crate::physmem::PhysAlloc;
 use crate::vcpu::GuestVcpu;
@@ -343,12 +344,14 @@ fn detect() -> Result<Setup, VmxError> {
         0,
         0,
     )?;
-    // HLT and (always, on VMX) CPUID and VMCALL exit; MSR bitmaps (all
-    // zero) so RDMSR/WRMSR do not; no I/O exiting: the guest drives COM1.
+    // HLT and (always, on VMX) CPUID and VMCALL exit; I/O and MSR bitmaps
+    // let the guest use COM1 and its own guest-state MSRs and nothing else
+    // (crate::intercept).
     let primary = adjust_controls(
         ControlField::Primary,
         caps(ControlField::Primary, basic),
         (PrimaryControls::HLT_EXITING
+            | PrimaryControls::USE_IO_BITMAPS
             | PrimaryControls::USE_MSR_BITMAPS
             | PrimaryControls::SECONDARY_CONTROLS)
             .bits(),
@@ -462,12 +465,21 @@ fn selectors() -> [u16; 6] {
     ]
 }
 
+/// Physical addresses of the MSR bitmap and I/O bitmaps A and B
+/// (SDM §25.6.4, §25.6.9), filled by `crate::intercept`.
+#[derive(Clone, Copy)]
+struct Bitmaps {
+    msr: u64,
+    io_a: u64,
+    io_b: u64,
+}
+
 /// Fill the VMCS (SDM Vol. 3C §25.4-25.8).
 fn init_vmcs(
     setup: &Setup,
     start: &GuestStart,
     eptp: u64,
-    msr_bitmap: u64,
+    bitmaps: Bitmaps,
     gdt_page: u64,
 ) -> Result<(), VmxError> {
     let (gdt_base, tr, tss) = host_gdt(gdt_page)?;
@@ -509,7 +521,9 @@ fn init_vmcs(
         (ctl::VMEXIT_MSR_LOAD_COUNT, 0),
         (ctl::VMENTRY_MSR_LOAD_COUNT, 0),
         (ctl::VMENTRY_INTERRUPTION_INFO_FIELD, 0),
-        (ctl::MSR_BITMAPS_ADDR_FULL, msr_bitmap),
+        (ctl::MSR_BITMAPS_ADDR_FULL, bitmaps.msr),
+        (ctl::IO_BITMAP_A_ADDR_FULL, bitmaps.io_a),
+        (ctl::IO_BITMAP_B_ADDR_FULL, bitmaps.io_b),
         (ctl::EPTP_FULL, eptp),
         (ctl::CR0_GUEST_HOST_MASK, cr0.mask),
         (ctl::CR0_READ_SHADOW, cr0.shadow),
@@ -636,11 +650,24 @@ fn enable(
     unsafe { region_insn(RegionInsn::Vmclear, vmcs_pa)? };
     // SAFETY: as above.
     unsafe { region_insn(RegionInsn::Vmptrld, vmcs_pa)? };
-    let msr_bitmap = alloc_page(alloc)?;
+    let bitmaps = Bitmaps {
+        msr: alloc_page(alloc)?,
+        io_a: alloc_page(alloc)?,
+        io_b: alloc_page(alloc)?,
+    };
+    // SAFETY: the three pages were just allocated (zeroed, identity-mapped,
+    // owned by nobody else) and are exactly 4 KiB, the arrays' size.
+    unsafe {
+        intercept::vmx_msr_bitmap(&mut *(bitmaps.msr as *mut [u8; 4096]));
+        intercept::vmx_io_bitmaps(
+            &mut *(bitmaps.io_a as *mut [u8; 4096]),
+            &mut *(bitmaps.io_b as *mut [u8; 4096]),
+        );
+    }
     let gdt_page = alloc_page(alloc)?;
     let pml4 = nested::build(&mut Tables(alloc), Format::Ept, ram.host_base, ram.size)
         .map_err(|_| VmxError::OutOfMemory)?;
-    init_vmcs(setup, start, nested::eptp(pml4), msr_bitmap, gdt_page)?;
+    init_vmcs(setup, start, nested::eptp(pml4), bitmaps, gdt_page)?;
     Ok(VmxBackend {
         ram,
         launched: false,

@@ -1,0 +1,145 @@
+//! Escape attempt: a guest reaches for the host through I/O ports and MSRs.
+//!
+//! Documented outcome (docs/ABI.md "What the guest may touch"): only COM1
+//! and the guest-state MSRs are the guest's. The guest here tries:
+//! - PCI configuration space (`0xCF8`/`0xCFC`), the way to a DMA-capable
+//!   device: reads all ones, as if there were no PCI bus;
+//! - the emulator's exit port (`0xF4`, QEMU `isa-debug-exit`) with the
+//!   "success" value: dropped, the run goes on;
+//! - `INSB` from a port: `#GP(0)`;
+//! - `RDMSR VM_HSAVE_PA`, `WRMSR IA32_APIC_BASE`, `RDMSR EFER`: `#GP(0)`;
+//! - `RDMSR TSC` and `WRMSR`/`RDMSR LSTAR`: allowed, they are the guest's.
+#![no_std]
+#![no_main]
+
+use guest_sdk::arch::{self, Fault};
+use guest_sdk::{call, println, Error};
+
+guest_sdk::entry!(main);
+
+const GP: u8 = 13;
+
+fn outl(port: u16, v: u32) {
+    // SAFETY: port I/O at CPL 0; the VMM intercepts every port but COM1.
+    unsafe { core::arch::asm!("out dx, eax", in("dx") port, in("eax") v, options(nomem, nostack)) }
+}
+
+fn inl(port: u16) -> u32 {
+    let v: u32;
+    // SAFETY: as in outl.
+    unsafe { core::arch::asm!("in eax, dx", in("dx") port, out("eax") v, options(nomem, nostack)) }
+    v
+}
+
+fn outb(port: u16, v: u8) {
+    // SAFETY: as in outl.
+    unsafe { core::arch::asm!("out dx, al", in("dx") port, in("al") v, options(nomem, nostack)) }
+}
+
+/// RDMSR, catching #GP. RDMSR is 2 bytes (0F 32).
+fn rdmsr(msr: u32) -> Result<u64, Fault> {
+    let (v, fault) = arch::catch(2, || {
+        let (lo, hi): (u32, u32);
+        // SAFETY: CPL 0; a #GP is caught by the IDT handler (catch), which
+        // resumes after the instruction; RAX/RDX are outputs. The red zone
+        // is skipped because the exception frame is pushed on this stack.
+        unsafe {
+            core::arch::asm!(
+                "sub rsp, 128", "rdmsr", "add rsp, 128",
+                in("ecx") msr, out("eax") lo, out("edx") hi,
+            )
+        };
+        (u64::from(hi) << 32) | u64::from(lo)
+    });
+    fault.map_or(Ok(v), Err)
+}
+
+/// WRMSR, catching #GP. WRMSR is 2 bytes (0F 30).
+fn wrmsr(msr: u32, v: u64) -> Result<(), Fault> {
+    let ((), fault) = arch::catch(2, || {
+        // SAFETY: as in rdmsr; the MSRs written here are either the guest's
+        // own (LSTAR) or refused by the VMM.
+        unsafe {
+            core::arch::asm!(
+                "sub rsp, 128", "wrmsr", "add rsp, 128",
+                in("ecx") msr, in("eax") v as u32, in("edx") (v >> 32) as u32,
+            )
+        };
+    });
+    fault.map_or(Ok(()), Err)
+}
+
+fn check(what: &str, ok: bool) -> bool {
+    println!("escape-io: {what}: {}", if ok { "ok" } else { "FAILED" });
+    ok
+}
+
+fn gp(r: Result<u64, Fault>) -> bool {
+    matches!(
+        r,
+        Err(Fault {
+            vector: GP,
+            error: 0,
+            ..
+        })
+    )
+}
+
+fn main() -> Result<(), Error> {
+    arch::install_idt();
+    let mut ok = true;
+
+    outl(0xCF8, 0x8000_0000); // bus 0, device 0, function 0, register 0
+    let id = inl(0xCFC);
+    ok &= check("PCI config space reads all ones", id == 0xFFFF_FFFF);
+
+    outb(0xF4, 0x10); // isa-debug-exit "success": must not end the run
+    ok &= check(
+        "the emulator's exit port is not the guest's",
+        call!("alive")? == 42,
+    );
+
+    let mut buf = [0u8; 4];
+    let ((), fault) = arch::catch(1, || {
+        // SAFETY: INSB writes at most one byte to `buf` (RDI), if the VMM
+        // let it through; a #GP is caught (catch). Red zone skipped.
+        unsafe {
+            core::arch::asm!(
+                "sub rsp, 128", "insb", "add rsp, 128",
+                in("dx") 0x60u16, inout("rdi") buf.as_mut_ptr() => _,
+            )
+        }
+    });
+    ok &= check(
+        "INSB from a denied port raises #GP",
+        matches!(fault, Some(Fault { vector: GP, .. })) && buf == [0; 4],
+    );
+
+    ok &= check("RDMSR VM_HSAVE_PA raises #GP", gp(rdmsr(0xC001_0117)));
+    ok &= check(
+        "WRMSR IA32_APIC_BASE raises #GP",
+        gp(wrmsr(0x1B, 0).map(|()| 0)),
+    );
+    ok &= check("RDMSR EFER raises #GP", gp(rdmsr(0xC000_0080)));
+
+    let t0 = rdmsr(0x10);
+    let t1 = rdmsr(0x10);
+    ok &= check(
+        "RDMSR TSC works",
+        matches!((t0, t1), (Ok(a), Ok(b)) if b >= a),
+    );
+    ok &= check("WRMSR TSC raises #GP", gp(wrmsr(0x10, 0).map(|()| 0)));
+    let lstar = 0xFFFF_8000_1234_5000;
+    ok &= check(
+        "LSTAR is the guest's",
+        wrmsr(0xC000_0082, lstar).is_ok() && rdmsr(0xC000_0082) == Ok(lstar),
+    );
+
+    ok &= check("the VMM still answers", call!("alive")? == 42);
+    if ok {
+        println!("escape-io: every port and MSR outside the allow-list refused");
+        Ok(())
+    } else {
+        Err(Error::Invalid)
+    }
+}

@@ -1,0 +1,241 @@
+//! What the guest may touch directly: I/O ports and MSRs.
+//!
+//! A guest that can program a DMA-capable device (IDE bus-master, a NIC,
+//! PCI configuration space at `0xCF8`/`0xCFC`) can make it write anywhere in
+//! physical memory, including the VMM; a guest that can write host MSRs
+//! (`VM_HSAVE_PA`, `IA32_APIC_BASE`, the MTRRs, ...) can redirect or corrupt
+//! the host. So both are intercepted, except for an explicit allow-list:
+//!
+//! - **Ports**: COM1 (`0x3F8..=0x3FF`), the console the guest shares with the
+//!   VMM. Any other port: `IN` reads all ones (an absent device), `OUT` is
+//!   dropped, string I/O (`INS`/`OUTS`) raises `#GP(0)`. This also keeps the
+//!   emulators' exit ports (`0xF4`, `0x8900`, `0x604`) out of the guest's
+//!   reach: only the VMM ends the run.
+//! - **MSRs**: the guest-state MSRs that the hardware switches on VM entry
+//!   and exit (or that the VMM never uses): FS/GS base, kernel GS base, the
+//!   SYSCALL and SYSENTER MSRs, `TSC_AUX`, read and write; the TSC, read
+//!   only. Any other `RDMSR`/`WRMSR` raises `#GP(0)` in the guest, as for an
+//!   MSR the CPU does not have.
+//!
+//! The bitmaps are built here, portable and unit-tested, in the two vendors'
+//! formats: the SVM I/O and MSR permission maps (AMD APM Vol. 2 §15.10.1
+//! "I/O Permissions Map", §15.11 "MSR Intercepts") and the VMX I/O and MSR
+//! bitmaps (Intel SDM Vol. 3C §25.6.4 "I/O-Bitmap Addresses", §25.6.9
+//! "MSR-Bitmap Address"). A set bit means "exit".
+
+use core::ops::RangeInclusive;
+
+/// Ports the guest may use directly: COM1.
+pub const GUEST_PORTS: RangeInclusive<u16> = 0x3F8..=0x3FF;
+
+/// MSRs the guest may read and write directly.
+pub const GUEST_MSRS: [u32; 11] = [
+    0x174,       // IA32_SYSENTER_CS
+    0x175,       // IA32_SYSENTER_ESP
+    0x176,       // IA32_SYSENTER_EIP
+    0xC000_0081, // STAR
+    0xC000_0082, // LSTAR
+    0xC000_0083, // CSTAR
+    0xC000_0084, // SFMASK
+    0xC000_0100, // FS_BASE
+    0xC000_0101, // GS_BASE
+    0xC000_0102, // KERNEL_GS_BASE
+    0xC000_0103, // TSC_AUX
+];
+
+/// MSRs the guest may read but not write: the TSC (a write would move the
+/// host's clock).
+pub const GUEST_READ_ONLY_MSRS: [u32; 1] = [0x10];
+
+/// Size of the SVM I/O permission map: 12 KiB (65 536 ports, plus the bits
+/// that multi-byte accesses at the top ports check).
+pub const SVM_IOPM_SIZE: usize = 3 * 4096;
+/// Size of the SVM MSR permission map: 8 KiB.
+pub const SVM_MSRPM_SIZE: usize = 2 * 4096;
+
+fn clear_bit(map: &mut [u8], bit: usize) {
+    if let Some(byte) = map.get_mut(bit / 8) {
+        *byte &= !(1u8 << (bit % 8));
+    }
+}
+
+/// Fill the SVM I/O permission map (APM §15.10.1): bit `p` intercepts port
+/// `p`; everything intercepted but [`GUEST_PORTS`].
+pub fn svm_iopm(map: &mut [u8; SVM_IOPM_SIZE]) {
+    map.fill(0xFF);
+    for port in GUEST_PORTS {
+        clear_bit(map, usize::from(port));
+    }
+}
+
+/// Where an MSR's two bits (read, write) live in the SVM MSR permission map
+/// (APM §15.11, Table 15-12): the bit index of its read bit.
+pub fn svm_msrpm_bit(msr: u32) -> Option<usize> {
+    let (base, vector) = match msr {
+        0..=0x1FFF => (0, 0usize),
+        0xC000_0000..=0xC000_1FFF => (0xC000_0000, 1),
+        0xC001_0000..=0xC001_1FFF => (0xC001_0000, 2),
+        _ => return None,
+    };
+    let index = usize::try_from(msr.wrapping_sub(base)).ok()?;
+    Some(vector * 0x800 * 8 + index * 2)
+}
+
+/// Fill the SVM MSR permission map: everything intercepted but
+/// [`GUEST_MSRS`] (read and write) and [`GUEST_READ_ONLY_MSRS`] (read).
+/// MSRs outside the map's three ranges are always intercepted.
+pub fn svm_msrpm(map: &mut [u8; SVM_MSRPM_SIZE]) {
+    map.fill(0xFF);
+    for msr in GUEST_MSRS {
+        if let Some(bit) = svm_msrpm_bit(msr) {
+            clear_bit(map, bit);
+            clear_bit(map, bit + 1);
+        }
+    }
+    for msr in GUEST_READ_ONLY_MSRS {
+        if let Some(bit) = svm_msrpm_bit(msr) {
+            clear_bit(map, bit);
+        }
+    }
+}
+
+/// Fill the VMX I/O bitmaps A (ports `0x0000..=0x7FFF`) and B
+/// (`0x8000..=0xFFFF`) (SDM §25.6.4): everything exits but [`GUEST_PORTS`].
+pub fn vmx_io_bitmaps(a: &mut [u8; 4096], b: &mut [u8; 4096]) {
+    a.fill(0xFF);
+    b.fill(0xFF);
+    for port in GUEST_PORTS {
+        let p = usize::from(port);
+        if p < 0x8000 {
+            clear_bit(a, p);
+        } else {
+            clear_bit(b, p - 0x8000);
+        }
+    }
+}
+
+/// The bit of `msr` in the VMX MSR bitmap (SDM §25.6.9): bytes 0-1023 read
+/// low MSRs (`0..=0x1FFF`), 1024-2047 read high (`0xC000_0000..=0xC000_1FFF`),
+/// 2048-3071 write low, 3072-4095 write high.
+pub fn vmx_msr_bit(msr: u32, write: bool) -> Option<usize> {
+    let (index, high) = match msr {
+        0..=0x1FFF => (msr, false),
+        0xC000_0000..=0xC000_1FFF => (msr - 0xC000_0000, true),
+        _ => return None,
+    };
+    let quarter = usize::from(high) + if write { 2 } else { 0 };
+    Some(quarter * 1024 * 8 + usize::try_from(index).ok()?)
+}
+
+/// Fill the VMX MSR bitmap: everything exits but [`GUEST_MSRS`] and reads
+/// of [`GUEST_READ_ONLY_MSRS`]. MSRs outside the bitmap's ranges always
+/// exit.
+pub fn vmx_msr_bitmap(map: &mut [u8; 4096]) {
+    map.fill(0xFF);
+    for msr in GUEST_MSRS {
+        for write in [false, true] {
+            if let Some(bit) = vmx_msr_bit(msr, write) {
+                clear_bit(map, bit);
+            }
+        }
+    }
+    for msr in GUEST_READ_ONLY_MSRS {
+        if let Some(bit) = vmx_msr_bit(msr, false) {
+            clear_bit(map, bit);
+        }
+    }
+}
+
+/// What an `IN` from a port the guest may not use reads: all ones, as from
+/// an absent device, in the low `size` bytes of RAX (the rest unchanged for
+/// 1- and 2-byte reads; a 4-byte `IN` zero-extends into RAX, as on hardware).
+pub fn denied_in(rax: u64, size: u8) -> u64 {
+    match size {
+        1 => rax | 0xFF,
+        2 => rax | 0xFFFF,
+        _ => 0xFFFF_FFFF,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    extern crate std;
+
+    fn bit(map: &[u8], b: usize) -> bool {
+        map[b / 8] & (1 << (b % 8)) != 0
+    }
+
+    #[test]
+    fn svm_iopm_lets_only_com1_through() {
+        let mut m = [0u8; SVM_IOPM_SIZE];
+        svm_iopm(&mut m);
+        for p in 0..=0xFFFFusize {
+            assert_eq!(bit(&m, p), !(0x3F8..=0x3FF).contains(&p), "port {p:#x}");
+        }
+        // The bits past port 0xFFFF stay set.
+        assert!(bit(&m, 0x10000) && bit(&m, 0x10002));
+        // The emulators' exit ports are intercepted.
+        assert!(bit(&m, 0xF4) && bit(&m, 0x8900) && bit(&m, 0x604) && bit(&m, 0xCF8));
+    }
+
+    #[test]
+    fn svm_msrpm_layout_matches_apm() {
+        // APM Table 15-12: MSR 0 at bit 0 of byte 0; C000_0000h at byte 0x800;
+        // C001_0000h at byte 0x1000; two bits per MSR.
+        assert_eq!(svm_msrpm_bit(0), Some(0));
+        assert_eq!(svm_msrpm_bit(0x10), Some(0x20));
+        assert_eq!(svm_msrpm_bit(0x1FFF), Some(0x3FFE));
+        assert_eq!(svm_msrpm_bit(0xC000_0000), Some(0x800 * 8));
+        assert_eq!(svm_msrpm_bit(0xC000_0080), Some(0x800 * 8 + 0x100));
+        assert_eq!(svm_msrpm_bit(0xC001_0000), Some(0x1000 * 8));
+        assert_eq!(svm_msrpm_bit(0x2000), None);
+        assert_eq!(svm_msrpm_bit(0xC001_0117 + 0x2000), None);
+        let mut m = [0u8; SVM_MSRPM_SIZE];
+        svm_msrpm(&mut m);
+        let lstar = svm_msrpm_bit(0xC000_0082).unwrap();
+        assert!(!bit(&m, lstar) && !bit(&m, lstar + 1));
+        let tsc = svm_msrpm_bit(0x10).unwrap();
+        assert!(
+            !bit(&m, tsc) && bit(&m, tsc + 1),
+            "TSC: read through, write intercepted"
+        );
+        for msr in [0xC000_0080u32, 0xC001_0117, 0xC001_0114, 0x1B, 0x277, 0x2FF] {
+            let b = svm_msrpm_bit(msr).unwrap();
+            assert!(
+                bit(&m, b) && bit(&m, b + 1),
+                "MSR {msr:#x} must be intercepted"
+            );
+        }
+    }
+
+    #[test]
+    fn vmx_bitmaps_match_sdm() {
+        let (mut a, mut b) = ([0u8; 4096], [0u8; 4096]);
+        vmx_io_bitmaps(&mut a, &mut b);
+        assert!(!bit(&a, 0x3F8) && !bit(&a, 0x3FF) && bit(&a, 0x3F7) && bit(&a, 0x400));
+        assert!(bit(&a, 0xF4) && bit(&b, 0x8900 - 0x8000) && bit(&b, 0x7FFF));
+        assert_eq!(vmx_msr_bit(0x10, false), Some(0x10));
+        assert_eq!(vmx_msr_bit(0xC000_0082, false), Some(1024 * 8 + 0x82));
+        assert_eq!(vmx_msr_bit(0x10, true), Some(2048 * 8 + 0x10));
+        assert_eq!(vmx_msr_bit(0xC000_0082, true), Some(3072 * 8 + 0x82));
+        assert_eq!(vmx_msr_bit(0xC001_0000, false), None);
+        let mut m = [0u8; 4096];
+        vmx_msr_bitmap(&mut m);
+        assert!(!bit(&m, vmx_msr_bit(0xC000_0082, false).unwrap()));
+        assert!(!bit(&m, vmx_msr_bit(0xC000_0082, true).unwrap()));
+        assert!(!bit(&m, vmx_msr_bit(0x10, false).unwrap()));
+        assert!(bit(&m, vmx_msr_bit(0x10, true).unwrap()));
+        for msr in [0xC000_0080u32, 0x1B, 0x277, 0x3A, 0x480] {
+            assert!(bit(&m, vmx_msr_bit(msr, false).unwrap()), "read {msr:#x}");
+            assert!(bit(&m, vmx_msr_bit(msr, true).unwrap()), "write {msr:#x}");
+        }
+    }
+
+    #[test]
+    fn denied_reads_are_all_ones() {
+        assert_eq!(denied_in(0x1234_5678_9abc_de00, 1), 0x1234_5678_9abc_deff);
+        assert_eq!(denied_in(0x1234_5678_9abc_0000, 2), 0x1234_5678_9abc_ffff);
+        assert_eq!(denied_in(0x1234_5678_0000_0000, 4), 0xffff_ffff);
+    }
+}
