@@ -12,7 +12,8 @@
 //! - a virtualization instruction (VMRUN, VMLOAD, VMSAVE, STGI, CLGI,
 //!   SKINIT, INVLPGA; VMXON, VMLAUNCH, ...): inject #UD, as a CPU without
 //!   the feature would (CPUID hides SVM and VMX from the guest);
-//! - HLT with interrupts off, shutdown (triple fault), a nested page fault
+//! - `XSETBV`: `#UD` (CPUID offers no XSAVE); `INVD`: skipped;
+//! - HLT (the VMM delivers no interrupts), shutdown (triple fault), a nested page fault
 //!   (guest-physical address outside guest RAM), a failed VM entry, or any
 //!   other exit: stop the guest with a diagnosis naming the exit, RIP and
 //!   the raw codes.
@@ -70,6 +71,16 @@ impl RawExit {
         }
     }
 
+    /// Whether `code` (from [`Exit::Other`]) is this vendor's INVD exit
+    /// (SVM EXITCODE `0x76`, APM Appendix C; VMX basic reason 13, SDM
+    /// Appendix C).
+    pub fn is_invd(&self, code: u64) -> bool {
+        match self {
+            RawExit::Svm { .. } => code == 0x76,
+            RawExit::Vmx(_) => code == 13,
+        }
+    }
+
     /// The vendor's raw exit code (SVM EXITCODE, VMX full exit reason).
     pub fn code(&self) -> u64 {
         match self {
@@ -112,9 +123,10 @@ pub enum Stop {
     Vmx(crate::vmx::VmxError),
     /// The handler registry of this image is broken.
     Registry(vmmcall::RegistryError),
-    /// The guest halted with nothing to wake it.
+    /// The guest halted; the VMM delivers no interrupts, so nothing would
+    /// wake it.
     Halted {
-        /// RIP after the HLT.
+        /// RIP of the HLT.
         rip: u64,
     },
     /// Triple fault.
@@ -153,9 +165,10 @@ impl fmt::Display for Stop {
             Stop::Svm(e) => write!(f, "SVM unavailable: {e:?}"),
             Stop::Vmx(e) => write!(f, "VMX: {e}"),
             Stop::Registry(e) => write!(f, "hypercall registry: {e}"),
-            Stop::Halted { rip } => {
-                write!(f, "guest executed HLT with interrupts off at RIP {rip:#x}")
-            }
+            Stop::Halted { rip } => write!(
+                f,
+                "guest executed HLT at RIP {rip:#x} (the VMM delivers no interrupts: nothing would wake it)"
+            ),
             Stop::Shutdown { rip } => write!(f, "guest shutdown (triple fault) at RIP {rip:#x}"),
             Stop::NestedPageFault { gpa, rip } => write!(
                 f,
@@ -184,6 +197,9 @@ static EXITS: AtomicU64 = AtomicU64::new(0);
 pub fn exit_count() -> u64 {
     EXITS.load(Ordering::Relaxed)
 }
+
+/// Bytes of `INVD` (0F 08), for SVM without NRIPS.
+const INVD_LEN: u64 = 2;
 
 /// Bytes of `CPUID` (0F A2), for SVM without NRIPS.
 const CPUID_LEN: u64 = 2;
@@ -259,6 +275,16 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
                 );
                 backend.inject_exception(GP, Some(0));
             }
+            Exit::Xsetbv => {
+                // XCR0 belongs to the host (neither vendor switches it) and
+                // CPUID offers no XSAVE: as on a CPU without it.
+                backend.inject_exception(UD, None);
+            }
+            Exit::Other { code, .. } if raw.is_invd(code) => {
+                // INVD drops dirty cache lines machine-wide; skipping it is
+                // always safe (memory stays as coherent as after WBINVD).
+                backend.set_rip(rip.wrapping_add(raw.insn_len(rip, INVD_LEN)));
+            }
             Exit::VirtualizationInstruction(insn) => {
                 log::debug!("guest executed {} at {rip:#x}: #UD", insn.name());
                 backend.inject_exception(UD, None);
@@ -292,4 +318,146 @@ fn hypercall(
     };
     backend.set_rip(done.next_rip(rip));
     done.stop()
+}
+
+#[cfg(test)]
+mod tests {
+    //! The run loop's policy on a mock backend: each exit's effect on RIP,
+    //! RAX and the injected exception, as docs/ABI.md states it.
+    use super::*;
+    use crate::hv::GuestRam;
+    extern crate std;
+    use std::collections::VecDeque;
+    use std::vec::Vec;
+    use vmexit::VmxExitFields;
+
+    /// VMX basic exit reasons (Intel SDM Vol. 3C, Appendix C).
+    const EXCEPTION: u32 = 0;
+    const HLT: u32 = 12;
+    const INVD: u32 = 13;
+    const IO: u32 = 30;
+    const RDMSR: u32 = 31;
+    const XSETBV: u32 = 55;
+
+    struct Mock {
+        exits: VecDeque<RawExit>,
+        rip: u64,
+        injected: Vec<(u8, Option<u32>)>,
+        ram: Vec<u8>,
+    }
+
+    impl Backend for Mock {
+        fn name(&self) -> &'static str {
+            "mock"
+        }
+        fn enter(&mut self, _regs: &mut GuestRegs) -> RawExit {
+            self.exits.pop_front().unwrap_or(vmx(HLT, 0, 1, 0))
+        }
+        fn rip(&self) -> u64 {
+            self.rip
+        }
+        fn set_rip(&mut self, rip: u64) {
+            self.rip = rip;
+        }
+        fn vcpu<'b>(&'b self, regs: &'b mut GuestRegs) -> GuestVcpu<'b> {
+            // Paging off: linear = guest-physical = an index into `ram`.
+            let ram = GuestRam {
+                host_base: self.ram.as_ptr() as u64,
+                size: self.ram.len() as u64,
+            };
+            GuestVcpu::new(regs, 0, 0, 0, 0, 0, ram)
+        }
+        fn inject_exception(&mut self, vector: u8, error_code: Option<u32>) {
+            self.injected.push((vector, error_code));
+        }
+    }
+
+    fn vmx(reason: u32, qualification: u64, len: u32, intr: u32) -> RawExit {
+        RawExit::Vmx(VmxExitFields {
+            exit_reason: reason,
+            qualification,
+            instruction_len: len,
+            interruption_info: intr,
+            ..VmxExitFields::default()
+        })
+    }
+
+    /// Run one exit at RIP 0x100 (then HLT); RAM holds `code` at 0x100.
+    fn run_one(exit: RawExit, code: &[u8], rax: u64) -> (Mock, GuestRegs) {
+        let mut ram = std::vec![0u8; 0x1000];
+        ram[0x100..0x100 + code.len()].copy_from_slice(code);
+        let mut m = Mock {
+            exits: VecDeque::from([exit]),
+            rip: 0x100,
+            injected: Vec::new(),
+            ram,
+        };
+        let mut regs = GuestRegs {
+            rax,
+            rcx: 0xC001_0117,
+            ..GuestRegs::default()
+        };
+        let r = run_loop(&mut m, &mut regs);
+        assert!(
+            matches!(r, Err(Stop::Halted { .. })),
+            "the loop ends at the HLT"
+        );
+        (m, regs)
+    }
+
+    #[test]
+    fn denied_in_reads_all_ones_and_steps_over() {
+        // IN AL, 0x60: size 1 (bits 2:0 = 0), IN (bit 3), port in 31:16.
+        let (m, regs) = run_one(vmx(IO, (0x60 << 16) | (1 << 3), 2, 0), &[], 0x1234_5600);
+        assert_eq!(regs.rax, 0x1234_56ff);
+        assert_eq!(m.rip, 0x102);
+        assert!(m.injected.is_empty());
+        // OUT DX, EAX to 0xCFC: dropped, RAX unchanged.
+        let (m, regs) = run_one(vmx(IO, (0xCFC << 16) | 3, 1, 0), &[], 0x8000_0000);
+        assert_eq!((regs.rax, m.rip), (0x8000_0000, 0x101));
+    }
+
+    #[test]
+    fn string_io_and_foreign_msrs_raise_gp() {
+        // OUTSB (string, bit 4) to port 0x80.
+        let (m, _) = run_one(vmx(IO, (0x80 << 16) | (1 << 4), 1, 0), &[], 0);
+        assert_eq!(
+            (m.rip, m.injected.as_slice()),
+            (0x100, [(GP, Some(0))].as_slice())
+        );
+        let (m, _) = run_one(vmx(RDMSR, 0, 2, 0), &[], 0);
+        assert_eq!(
+            (m.rip, m.injected.as_slice()),
+            (0x100, [(GP, Some(0))].as_slice())
+        );
+    }
+
+    #[test]
+    fn ud_on_the_other_vendors_instruction_is_a_hypercall() {
+        // #UD (vector 6, hardware exception, valid) with VMMCALL at RIP.
+        let ud = vmx(EXCEPTION, 0, 0, 6 | (3 << 8) | (1 << 31));
+        let (m, regs) = run_one(ud, &vmmcall::abi::VMMCALL_BYTES, 0xdead);
+        assert_eq!(
+            regs.rax,
+            vmmcall::Error::NoSys.to_rax(),
+            "dispatched: unknown number"
+        );
+        assert_eq!(m.rip, 0x103);
+        assert!(m.injected.is_empty());
+        // Any other #UD (UD2) goes back to the guest, RIP unchanged.
+        let (m, regs) = run_one(ud, &[0x0F, 0x0B], 0xdead);
+        assert_eq!((regs.rax, m.rip), (0xdead, 0x100));
+        assert_eq!(m.injected, [(UD, None)]);
+    }
+
+    #[test]
+    fn xsetbv_is_ud_and_invd_is_skipped() {
+        let (m, _) = run_one(vmx(XSETBV, 0, 3, 0), &[], 0);
+        assert_eq!(
+            (m.rip, m.injected.as_slice()),
+            (0x100, [(UD, None)].as_slice())
+        );
+        let (m, _) = run_one(vmx(INVD, 0, 2, 0), &[], 0);
+        assert_eq!((m.rip, m.injected.len()), (0x102, 0));
+    }
 }

@@ -20,12 +20,16 @@ use vmmcall::abi;
 pub const CPUID1_ECX_HYPERVISOR: u32 = 1 << 31;
 /// CPUID.1:ECX.VMX (Intel SDM Vol. 3C §24.6).
 pub const CPUID1_ECX_VMX: u32 = 1 << 5;
+/// CPUID.1:ECX.XSAVE and OSXSAVE (bits 26, 27): not offered, since XCR0
+/// is host state that neither vendor switches (XSETBV raises `#UD`).
+pub const CPUID1_ECX_XSAVE: u32 = (1 << 26) | (1 << 27);
 /// CPUID.8000_0001h:ECX.SVM (AMD APM Vol. 2 §15.4).
 pub const CPUID_EXT1_ECX_SVM: u32 = 1 << 2;
 
 /// What the guest gets for CPUID `leaf`/`subleaf`, given what the real CPU
 /// answered:
-/// - leaf 1: the hypervisor bit set, VMX hidden (no nested virtualization);
+/// - leaf 1: the hypervisor bit set, VMX hidden (no nested virtualization),
+///   XSAVE/OSXSAVE hidden (XCR0 stays the host's);
 /// - leaf `0x8000_0001`: SVM hidden;
 /// - leaf `0x4000_0000`: EAX = `0x4000_0001` (highest hypervisor leaf),
 ///   EBX:ECX:EDX = the `vmmcall-rs` signature;
@@ -35,7 +39,7 @@ pub const CPUID_EXT1_ECX_SVM: u32 = 1 << 2;
 pub fn virtual_cpuid(leaf: u32, _subleaf: u32, real: Cpuid) -> Cpuid {
     match leaf {
         1 => Cpuid {
-            ecx: (real.ecx | CPUID1_ECX_HYPERVISOR) & !CPUID1_ECX_VMX,
+            ecx: (real.ecx | CPUID1_ECX_HYPERVISOR) & !(CPUID1_ECX_VMX | CPUID1_ECX_XSAVE),
             ..real
         },
         0x8000_0001 => Cpuid {
@@ -97,6 +101,15 @@ mod tests {
         };
         let v = virtual_cpuid(1, 0, real);
         assert_eq!(v.ecx, CPUID1_ECX_HYPERVISOR | 1);
+        let v = virtual_cpuid(
+            1,
+            0,
+            Cpuid {
+                ecx: CPUID1_ECX_XSAVE | 2,
+                ..real
+            },
+        );
+        assert_eq!(v.ecx, CPUID1_ECX_HYPERVISOR | 2, "XSAVE and OSXSAVE hidden");
         assert_eq!((v.eax, v.ebx, v.edx), (1, 2, 4));
         let v = virtual_cpuid(0x8000_0001, 0, Cpuid { ecx: 0xff, ..real });
         assert_eq!(v.ecx, 0xff & !CPUID_EXT1_ECX_SVM);

@@ -90,13 +90,27 @@ pub fn main(protocol: u32, info: u64) -> bool {
         host_base: ram_base,
         size: GUEST_RAM,
     };
-    let mut image = [0u8; 0];
-    let image: &[u8] = if module.len == 0 {
-        &mut image
+    // The boot stub identity-maps the first 4 GiB only.
+    let Some(module_len) = usize::try_from(module.len).ok().filter(|_| {
+        module
+            .start
+            .checked_add(module.len)
+            .is_some_and(|end| end <= 1 << 32)
+    }) else {
+        crate::println!(
+            "vmm: the guest module at {:#x} (+{:#x}) is not below 4 GiB",
+            module.start,
+            module.len
+        );
+        return false;
+    };
+    let image: &[u8] = if module_len == 0 {
+        &[]
     } else {
         // SAFETY: the module lies in RAM the loader gave us, below 4 GiB
-        // (identity-mapped), and was reserved from the allocator.
-        unsafe { core::slice::from_raw_parts(module.start as *const u8, module.len as usize) }
+        // (checked just above; identity-mapped by the boot stub), and was
+        // reserved from the allocator, so nothing else writes it.
+        unsafe { core::slice::from_raw_parts(module.start as *const u8, module_len) }
     };
     // SAFETY: [ram_base, ram_base + GUEST_RAM) was just allocated (below
     // 4 GiB, identity-mapped), is owned by this guest alone and does not
@@ -132,6 +146,9 @@ pub fn main(protocol: u32, info: u64) -> bool {
             return false;
         }
     };
+    // The guest shares COM1 and may have reprogrammed it (baud rate, DLAB,
+    // loopback): set it up again so that the verdict is readable.
+    crate::console::init();
     match result {
         Ok(status) => {
             crate::println!("vmm: guest exited with status {status}");

@@ -55,6 +55,12 @@ fn echo(cx: &mut Caller, src: GuestAddr, dst: GuestAddr, len: u8) -> Result<u64,
     Ok(u64::from(len))
 }
 
+/// A name of exactly 255 bytes, the longest ABI v1 allows.
+#[vmmcall("nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn", user)]
+fn longest_name() -> u8 {
+    255
+}
+
 #[vmmcall("argh.strange-name/ü", user)]
 fn strange() -> u8 {
     1
@@ -160,6 +166,26 @@ fn lookup_stops_at_256_bytes_without_touching_the_next_page() {
     v.regs.rbx = 0x5000 + 4096 - 256;
     dispatch(reg(), &mut v);
     assert_eq!(v.regs.rax, 0);
+    // One read of exactly the 256 bytes up to the page end: a reader that
+    // went on would have asked for (and faulted on) the unmapped page.
+    assert_eq!(v.reads, 1);
+}
+
+#[test]
+fn lookup_honours_the_255_byte_limit_exactly() {
+    let mut v = MockVcpu::new();
+    v.map(0x5000, true, true);
+    let longest = "n".repeat(255);
+    let n = number(&longest);
+    // 255 bytes + NUL: found.
+    let mut name = longest.clone().into_bytes();
+    name.push(0);
+    assert_eq!(lookup_via_guest(&mut v, 0x5000, &name), n);
+    // 256 bytes whose first 255 are that name: not terminated within 256,
+    // so 0 (a reader that truncated at 255 would wrongly find it).
+    let mut longer = "n".repeat(256).into_bytes();
+    longer.push(0);
+    assert_eq!(lookup_via_guest(&mut v, 0x5000, &longer), 0);
 }
 
 #[test]

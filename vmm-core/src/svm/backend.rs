@@ -197,7 +197,10 @@ fn init_vmcb(vmcb: &mut Vmcb, start: &GuestStart, n_cr3: u64) {
         | Intercept3::CPUID
         | Intercept3::HLT
         | Intercept3::SHUTDOWN
-        | Intercept3::INVLPGA)
+        | Intercept3::INVLPGA
+        // INVD would drop dirty cache lines of the whole machine (the
+        // VMM's included); VMX always exits on it.
+        | Intercept3::INVD)
         .bits();
     c.intercept4 = (Intercept4::VMRUN
         | Intercept4::VMMCALL
@@ -205,7 +208,9 @@ fn init_vmcb(vmcb: &mut Vmcb, start: &GuestStart, n_cr3: u64) {
         | Intercept4::VMSAVE
         | Intercept4::STGI
         | Intercept4::CLGI
-        | Intercept4::SKINIT)
+        | Intercept4::SKINIT
+        // XCR0 is not switched by VMRUN; VMX always exits on XSETBV.
+        | Intercept4::XSETBV)
         .bits();
     // #UD, for the other vendor's hypercall instruction (exits.rs).
     c.intercept_exceptions = 1 << 6;
@@ -283,7 +288,11 @@ impl Backend for SvmBackend<'_> {
         // SAFETY: the VMCB is valid (init_vmcb), EFER.SVME is set, the host
         // save area is registered; svm_vmrun saves and restores every
         // callee-saved register and only touches `regs`, which is a valid
-        // exclusive GuestRegs.
+        // exclusive GuestRegs. VMLOAD/VMSAVE leave the guest's FS, GS, TR,
+        // LDTR, KERNEL_GS_BASE, STAR/LSTAR/CSTAR/SFMASK and SYSENTER MSRs
+        // loaded in the host after the exit: sound because the VMM never
+        // uses FS/GS-relative addressing, SYSCALL/SYSENTER, SWAPGS or a TSS
+        // stack switch (it runs at CPL 0 with interrupts off and no IST).
         unsafe { svm_vmrun(regs, self.vmcb_pa) };
         // The first entry flushed the TLB; no need to keep flushing.
         self.vmcb.control.tlb_control = 0;

@@ -723,7 +723,10 @@ impl Backend for VmxBackend {
         // writes just before entering; vmx_enter preserves every
         // callee-saved register and touches only `regs`, a valid exclusive
         // GuestRegs. The guest runs in its own EPT address space and cannot
-        // reach VMM memory.
+        // reach VMM memory. KERNEL_GS_BASE, STAR/LSTAR/CSTAR/SFMASK and
+        // TSC_AUX (on the guest's MSR allow-list) are not switched by VMX and
+        // keep the guest's values in the host: sound because the VMM never
+        // uses SYSCALL, SWAPGS or RDTSCP.
         let rc = unsafe { vmx_enter(regs, u64::from(self.launched)) };
         if rc != 0 {
             let failure = if rc == 2 {
