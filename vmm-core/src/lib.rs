@@ -28,6 +28,8 @@ pub mod vmx;
 #[cfg(feature = "rt")]
 pub mod console;
 #[cfg(feature = "rt")]
+mod frames;
+#[cfg(feature = "rt")]
 mod rt;
 #[cfg(feature = "rt")]
 mod start;

@@ -9,6 +9,7 @@ use super::vmcb::{Intercept3, Intercept4, Vmcb, VmcbSegment};
 use super::SvmError;
 use crate::cpu::{self, msr};
 use crate::exits::{self, Backend};
+use crate::frames::{self, Tables, PAGE};
 use crate::guest::{self, GuestStart};
 use crate::hv::GuestRam;
 use crate::intercept;
@@ -82,16 +83,8 @@ extern "C" {
     fn svm_vmrun(regs: *mut GuestRegs, vmcb_pa: u64);
 }
 
-const PAGE: u64 = 4096;
-
 fn alloc_page(alloc: &mut PhysAlloc) -> Result<u64, SvmError> {
-    let pa = alloc
-        .alloc(PAGE, PAGE, 1 << 32)
-        .ok_or(SvmError::OutOfMemory)?;
-    // SAFETY: `pa` is a fresh page of RAM below 4 GiB from the allocator,
-    // identity-mapped and owned by nobody else.
-    unsafe { core::ptr::write_bytes(pa as *mut u8, 0, PAGE as usize) };
-    Ok(pa)
+    frames::zeroed_page(alloc).ok_or(SvmError::OutOfMemory)
 }
 
 /// The I/O and MSR permission maps (see `crate::intercept`): physically
@@ -111,19 +104,6 @@ fn permission_maps(alloc: &mut PhysAlloc) -> Result<(u64, u64), SvmError> {
         intercept::svm_msrpm(&mut *(msrpm as *mut [u8; intercept::SVM_MSRPM_SIZE]));
     }
     Ok((iopm, msrpm))
-}
-
-struct Tables<'a>(&'a mut PhysAlloc);
-
-impl nested::TableMemory for Tables<'_> {
-    fn alloc_page(&mut self) -> Option<u64> {
-        alloc_page(self.0).ok()
-    }
-    fn write_u64(&mut self, pa: u64, value: u64) {
-        // SAFETY: `pa` lies in a table page just allocated by alloc_page
-        // (identity-mapped, owned by the VMM), 8-byte aligned.
-        unsafe { (pa as *mut u64).write_volatile(value) }
-    }
 }
 
 /// What the CPU offers.

@@ -19,6 +19,7 @@ use super::{
 };
 use crate::cpu::{self, msr};
 use crate::exits::{self, Backend, RawExit, Stop};
+use crate::frames::{self, Tables, PAGE};
 use crate::guest::{self, GuestStart};
 use crate::hv::{GuestRam, CPUID1_ECX_VMX};
 use crate::intercept;
@@ -130,8 +131,6 @@ extern "C" {
     fn vmx_exit();
 }
 
-const PAGE: u64 = 4096;
-
 /// CR4.VMXE (SDM Vol. 3C §24.7).
 const CR4_VMXE: u64 = 1 << 13;
 /// `#UD`, the one exception the VMM intercepts.
@@ -140,28 +139,7 @@ const UD_VECTOR: u8 = 6;
 const EFER_NXE: u64 = 1 << 11;
 
 fn alloc_page(alloc: &mut PhysAlloc) -> Result<u64, VmxError> {
-    // Below 4 GiB: identity-mapped, and fine even when IA32_VMX_BASIC[48]
-    // limits VMX structures to 32-bit addresses.
-    let pa = alloc
-        .alloc(PAGE, PAGE, 1 << 32)
-        .ok_or(VmxError::OutOfMemory)?;
-    // SAFETY: `pa` is a fresh page of RAM below 4 GiB from the allocator,
-    // identity-mapped and owned by nobody else.
-    unsafe { core::ptr::write_bytes(pa as *mut u8, 0, PAGE as usize) };
-    Ok(pa)
-}
-
-struct Tables<'a>(&'a mut PhysAlloc);
-
-impl nested::TableMemory for Tables<'_> {
-    fn alloc_page(&mut self) -> Option<u64> {
-        alloc_page(self.0).ok()
-    }
-    fn write_u64(&mut self, pa: u64, value: u64) {
-        // SAFETY: `pa` lies in a table page just allocated by alloc_page
-        // (identity-mapped, owned by the VMM), 8-byte aligned.
-        unsafe { (pa as *mut u64).write_volatile(value) }
-    }
+    frames::zeroed_page(alloc).ok_or(VmxError::OutOfMemory)
 }
 
 /// Read a VMCS field of the current VMCS; `None` on VMfail.
