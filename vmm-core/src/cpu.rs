@@ -130,7 +130,44 @@ pub fn rdtsc() -> u64 {
     (u64::from(hi) << 32) | u64::from(lo)
 }
 
-/// Segment-selector and descriptor-table helpers.
+/// Read register `index` of the MC146818 RTC (index port 0x70 with the
+/// NMI-mask bit clear, data port 0x71). Used only to answer the guest's
+/// emulated RTC reads (`crate::intercept::rtc_read`).
+pub fn read_rtc(index: u8) -> u8 {
+    let v: u8;
+    // SAFETY: selecting an RTC register and reading it changes nothing but
+    // the RTC's index latch (and clears register C's flags when that one
+    // is read, as the guest's read would); the VMM uses no RTC interrupt.
+    unsafe {
+        asm!("out 0x70, al", "in al, 0x71", inout("al") index & 0x7F => v,
+             options(nomem, nostack, preserves_flags));
+    }
+    v
+}
+
+/// An FXSAVE area (Intel SDM Vol. 1 §10.5.1, Table 10-2): the x87, MMX
+/// and SSE state (XMM0-15, MXCSR) of one context, 512 bytes, 16-aligned.
+#[repr(C, align(16))]
+#[derive(Clone, Copy)]
+pub struct FxArea(pub [u8; 512]);
+
+impl FxArea {
+    /// The state after FNINIT with the default MXCSR (0x1F80: all SIMD
+    /// exceptions masked, round to nearest): FCW 0x037F, FTW empty, MXCSR
+    /// at offset 24.
+    pub const fn reset() -> Self {
+        let mut a = [0u8; 512];
+        a[0] = 0x7F;
+        a[1] = 0x03;
+        a[24] = 0x80;
+        a[25] = 0x1F;
+        a[28] = 0xFF; // MXCSR_MASK 0xFFBF: written by FXSAVE, ignored by FXRSTOR
+        a[29] = 0xFF;
+        FxArea(a)
+    }
+}
+
+/// MSR numbers and bits the backends use.
 pub mod msr {
     /// IA32_EFER.
     pub const EFER: u32 = 0xC000_0080;

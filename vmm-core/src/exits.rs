@@ -6,17 +6,23 @@
 //! - `#UD` on the other vendor's hypercall instruction (the VMM intercepts
 //!   `#UD`): the same, with RIP += 3; any other `#UD` is re-injected;
 //! - CPUID: answer with [`crate::hv::virtual_cpuid`], advance RIP;
-//! - a port or MSR outside the guest's allow-list (`crate::intercept`):
-//!   `IN` reads all ones, `OUT` is dropped, `INS`/`OUTS` and `RDMSR`/`WRMSR`
-//!   raise `#GP(0)`;
+//! - a port outside the guest's pass-through set (`crate::intercept`): the
+//!   RTC is emulated read-only; any other `IN` reads all ones, `OUT` is
+//!   dropped, `INS`/`OUTS` raise `#GP(0)`;
+//! - `RDMSR`/`WRMSR` of an MSR the hardware does not switch: emulated by
+//!   [`crate::vmsr`] (the guest's own EFER and PAT, fixed values, or
+//!   `#GP(0)`);
+//! - VMX: a `MOV` to CR0/CR4 that touches a bit VMX owns: emulated through
+//!   the read shadow, or `#GP(0)` for a bit the CPU does not allow;
 //! - a virtualization instruction (VMRUN, VMLOAD, VMSAVE, STGI, CLGI,
 //!   SKINIT, INVLPGA; VMXON, VMLAUNCH, ...): inject #UD, as a CPU without
 //!   the feature would (CPUID hides SVM and VMX from the guest);
 //! - `XSETBV`: `#UD` (CPUID offers no XSAVE); `INVD`: skipped;
-//! - HLT (the VMM delivers no interrupts), shutdown (triple fault), a nested page fault
-//!   (guest-physical address outside guest RAM), a failed VM entry, or any
-//!   other exit: stop the guest with a diagnosis naming the exit, RIP and
-//!   the raw codes.
+//! - HLT of a bare-metal guest (the VMM delivers it no interrupts; a Linux
+//!   guest's HLT is not intercepted), shutdown (triple fault), INIT, a
+//!   nested page fault (guest-physical address outside guest RAM), a failed
+//!   VM entry, or any other exit: stop the guest with a diagnosis naming
+//!   the exit, RIP and the raw codes.
 
 #![cfg_attr(
     not(test),
@@ -30,8 +36,11 @@
 )]
 
 use crate::cpu;
-use crate::hv::virtual_cpuid;
+use crate::guest::Profile;
+use crate::hv::{virtual_cpuid, CpuidPolicy};
+use crate::intercept;
 use crate::vcpu::GuestVcpu;
+use crate::vmsr::{self, GuestMsrs, MsrResult};
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 use vmexit::Exit;
@@ -112,6 +121,16 @@ pub trait Backend {
     fn vcpu<'b>(&'b self, regs: &'b mut GuestRegs) -> GuestVcpu<'b>;
     /// Inject a hardware exception at the next entry.
     fn inject_exception(&mut self, vector: u8, error_code: Option<u32>);
+    /// The guest's switched MSRs (EFER, PAT) for [`crate::vmsr`].
+    fn msrs(&mut self) -> &mut dyn GuestMsrs;
+    /// Emulate `MOV CRn, value` for a write that exited because it touches
+    /// a bit the VMM owns (VMX guest/host masks). `false`: the value is not
+    /// allowed and the guest gets `#GP(0)`.
+    fn write_cr(&mut self, cr: u8, value: u64) -> bool;
+    /// Which guest runs.
+    fn profile(&self) -> Profile;
+    /// What CPUID may offer on this backend.
+    fn cpuid_policy(&self) -> CpuidPolicy;
 }
 
 /// Why the guest stopped without asking to.
@@ -131,6 +150,12 @@ pub enum Stop {
     },
     /// Triple fault.
     Shutdown {
+        /// RIP.
+        rip: u64,
+    },
+    /// An INIT signal reached the vCPU (nothing in the guest's reach sends
+    /// one: it has no local APIC and no reset port).
+    Init {
         /// RIP.
         rip: u64,
     },
@@ -170,6 +195,7 @@ impl fmt::Display for Stop {
                 "guest executed HLT at RIP {rip:#x} (the VMM delivers no interrupts: nothing would wake it)"
             ),
             Stop::Shutdown { rip } => write!(f, "guest shutdown (triple fault) at RIP {rip:#x}"),
+            Stop::Init { rip } => write!(f, "INIT signal at RIP {rip:#x} (the VMM does not reset vCPUs)"),
             Stop::NestedPageFault { gpa, rip } => write!(
                 f,
                 "guest touched guest-physical {gpa:#x}, outside its RAM, at RIP {rip:#x}"
@@ -204,9 +230,15 @@ const INVD_LEN: u64 = 2;
 /// Bytes of `CPUID` (0F A2), for SVM without NRIPS.
 const CPUID_LEN: u64 = 2;
 
+/// Bytes of `RDMSR`/`WRMSR` (0F 32 / 0F 30), for SVM without NRIPS.
+const MSR_LEN: u64 = 2;
+
 /// Run the guest until it asks to stop (`Ok(status)`) or must be stopped.
 pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, Stop> {
     let registry = Registry::global().map_err(Stop::Registry)?;
+    let policy = backend.cpuid_policy();
+    let profile = backend.profile();
+    let mut rtc_index = 0u8;
     loop {
         let raw = backend.enter(regs);
         EXITS.fetch_add(1, Ordering::Relaxed);
@@ -222,7 +254,7 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
             Exit::Cpuid => {
                 let len = raw.insn_len(rip, CPUID_LEN);
                 let (leaf, sub) = (regs.rax as u32, regs.rcx as u32);
-                let r = virtual_cpuid(leaf, sub, cpu::cpuid(leaf, sub));
+                let r = virtual_cpuid(leaf, sub, cpu::cpuid(leaf, sub), &policy);
                 regs.rax = u64::from(r.eax);
                 regs.rbx = u64::from(r.ebx);
                 regs.rcx = u64::from(r.ecx);
@@ -249,14 +281,22 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
                 }
             }
             Exit::Io(io) => {
-                // A port outside crate::intercept::GUEST_PORTS: reads see an
-                // absent device, writes vanish, string I/O faults.
-                log::debug!("guest port {:#x} denied at {rip:#x}", io.port);
+                // A port outside crate::intercept::guest_ports: the RTC is
+                // emulated read-only, other reads see an absent device,
+                // writes vanish, string I/O faults.
                 if io.string {
+                    log::debug!("guest string I/O at port {:#x} denied at {rip:#x}", io.port);
                     backend.inject_exception(GP, Some(0));
                 } else {
-                    if !io.write {
-                        regs.rax = crate::intercept::denied_in(regs.rax, io.size);
+                    let rtc = profile == Profile::Linux && io.size == 1;
+                    match (io.port, io.write) {
+                        (intercept::RTC_INDEX, true) if rtc => rtc_index = regs.rax as u8,
+                        (intercept::RTC_DATA, false) if rtc => {
+                            let v = intercept::rtc_read(rtc_index, crate::cpu::read_rtc);
+                            regs.rax = (regs.rax & !0xFF) | u64::from(v);
+                        }
+                        (_, false) => regs.rax = intercept::denied_in(regs.rax, io.size),
+                        (_, true) => {}
                     }
                     let next = match io.next_rip {
                         Some(next) => next,
@@ -265,15 +305,44 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
                     backend.set_rip(next);
                 }
             }
-            Exit::Msr { write, .. } => {
-                // An MSR outside crate::intercept::GUEST_MSRS: as if the CPU
-                // did not have it.
-                log::debug!(
-                    "guest {} of MSR {:#x} denied at {rip:#x}",
-                    if write { "WRMSR" } else { "RDMSR" },
-                    regs.rcx as u32
-                );
-                backend.inject_exception(GP, Some(0));
+            Exit::Msr { write, index } => {
+                // An MSR the hardware does not switch (crate::intercept::
+                // GUEST_MSRS pass through): crate::vmsr decides.
+                let msr = index.unwrap_or(regs.rcx as u32);
+                let result = if write {
+                    let value = (regs.rdx << 32) | (regs.rax & 0xFFFF_FFFF);
+                    vmsr::write(msr, value, backend.msrs())
+                } else {
+                    vmsr::read(msr, backend.msrs())
+                };
+                match result {
+                    MsrResult::Ok(value) => {
+                        if !write {
+                            regs.rax = value & 0xFFFF_FFFF;
+                            regs.rdx = value >> 32;
+                        }
+                        backend.set_rip(rip.wrapping_add(raw.insn_len(rip, MSR_LEN)));
+                    }
+                    MsrResult::Gp => {
+                        log::debug!(
+                            "guest {} of MSR {msr:#x} at {rip:#x}: #GP",
+                            if write { "WRMSR" } else { "RDMSR" }
+                        );
+                        backend.inject_exception(GP, Some(0));
+                    }
+                }
+            }
+            Exit::ControlRegister {
+                cr: cr @ (0 | 4),
+                write: true,
+                gpr: Some(gpr),
+            } => {
+                let value = regs.get(gpr);
+                if backend.write_cr(cr, value) {
+                    backend.set_rip(rip.wrapping_add(raw.insn_len(rip, 3)));
+                } else {
+                    backend.inject_exception(GP, Some(0));
+                }
             }
             Exit::Xsetbv => {
                 // XCR0 belongs to the host (neither vendor switches it) and
@@ -291,6 +360,7 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
             }
             Exit::Hlt => return Err(Stop::Halted { rip }),
             Exit::Shutdown => return Err(Stop::Shutdown { rip }),
+            Exit::Init => return Err(Stop::Init { rip }),
             Exit::NestedPageFault { gpa, .. } => return Err(Stop::NestedPageFault { gpa, rip }),
             Exit::EntryFailure { .. } => return Err(Stop::EntryFailure { exit, rip }),
             _ => return Err(Stop::Unhandled { exit, raw, rip }),
@@ -344,6 +414,9 @@ mod tests {
         rip: u64,
         injected: Vec<(u8, Option<u32>)>,
         ram: Vec<u8>,
+        efer: u64,
+        cr4: u64,
+        profile: Profile,
     }
 
     impl Backend for Mock {
@@ -370,6 +443,35 @@ mod tests {
         fn inject_exception(&mut self, vector: u8, error_code: Option<u32>) {
             self.injected.push((vector, error_code));
         }
+        fn msrs(&mut self) -> &mut dyn GuestMsrs {
+            self
+        }
+        fn write_cr(&mut self, _cr: u8, value: u64) -> bool {
+            self.cr4 = value;
+            value & (1 << 12) == 0
+        }
+        fn profile(&self) -> Profile {
+            self.profile
+        }
+        fn cpuid_policy(&self) -> CpuidPolicy {
+            CpuidPolicy::SVM
+        }
+    }
+
+    impl GuestMsrs for Mock {
+        fn efer(&self) -> u64 {
+            self.efer
+        }
+        fn set_efer(&mut self, efer: u64) {
+            self.efer = efer;
+        }
+        fn cr0(&self) -> u64 {
+            1 << 31
+        }
+        fn pat(&self) -> Option<u64> {
+            None
+        }
+        fn set_pat(&mut self, _pat: u64) {}
     }
 
     fn vmx(reason: u32, qualification: u64, len: u32, intr: u32) -> RawExit {
@@ -391,6 +493,9 @@ mod tests {
             rip: 0x100,
             injected: Vec::new(),
             ram,
+            efer: 0xD00,
+            cr4: 0,
+            profile: Profile::BareMetal,
         };
         let mut regs = GuestRegs {
             rax,

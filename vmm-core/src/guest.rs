@@ -53,6 +53,18 @@ pub const CR4: u64 = (1 << 5) | (1 << 9) | (1 << 10);
 /// EFER at start: LME | LMA | NXE (a backend adds SVME where required).
 pub const EFER: u64 = (1 << 8) | (1 << 10) | (1 << 11);
 
+/// Which kind of guest runs, and so which policy the VMM applies (see
+/// `docs/ABI.md`, "Guest profiles").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// A bare-metal image written for this VMM: no interrupts, HLT ends the
+    /// run, COM1 is its only device.
+    BareMetal,
+    /// An unmodified Linux kernel ([`crate::linux`]): interrupts, HLT and
+    /// the legacy PIC and PIT belong to the guest.
+    Linux,
+}
+
 /// Where and how the guest starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GuestStart {
@@ -60,12 +72,25 @@ pub struct GuestStart {
     pub rip: u64,
     /// Initial RSP (top of guest RAM).
     pub rsp: u64,
+    /// Initial RSI (Linux: the `boot_params` address).
+    pub rsi: u64,
     /// CR3.
     pub cr3: u64,
     /// GDTR base.
     pub gdt_base: u64,
     /// GDTR limit.
     pub gdt_limit: u16,
+    /// CS selector at entry.
+    pub cs: u16,
+    /// DS, ES, SS, FS and GS selector at entry.
+    pub ds: u16,
+    /// The GDT descriptor `cs` selects (its access rights seed the VMCS /
+    /// VMCB segment attributes).
+    pub code_descriptor: u64,
+    /// The GDT descriptor `ds` selects.
+    pub data_descriptor: u64,
+    /// The policy the VMM applies to this guest.
+    pub profile: Profile,
 }
 
 /// Why the guest image cannot be loaded.
@@ -147,23 +172,41 @@ pub fn prepare(ram: &mut [u8], image: &[u8]) -> Result<GuestStart, LoadError> {
             dst.copy_from_slice(bytes);
         }
     }
-    // Identity map: PML4[0] -> PDPT, PDPT[0] -> PD, PD[i] -> 2 MiB page i.
-    put_u64(ram, PML4, PDPT | 0x7);
-    put_u64(ram, PDPT, PD | 0x7);
-    let pages = size / (2 << 20);
-    for i in 0..pages {
-        put_u64(ram, PD + i * 8, (i << 21) | 0x83);
-    }
-    for (i, d) in GDT.iter().enumerate() {
-        put_u64(ram, GDT_BASE + (i as u64) * 8, *d);
-    }
     Ok(GuestStart {
         rip: elf.entry(),
         rsp: size,
+        ..write_tables(ram, &GDT)
+    })
+}
+
+/// Write the initial page tables (guest RAM identity-mapped with 2 MiB
+/// pages: PML4[0] -> PDPT, PDPT[0] -> PD, PD[i] -> 2 MiB page i) and `gdt`
+/// at [`GDT_BASE`]; returns a bare-metal start state using them, with
+/// [`KERNEL_CS`]/[`KERNEL_DS`] and RIP/RSP/RSI 0 for the caller to fill.
+pub fn write_tables(ram: &mut [u8], gdt: &[u64]) -> GuestStart {
+    let size = ram.len() as u64;
+    put_u64(ram, PML4, PDPT | 0x7);
+    put_u64(ram, PDPT, PD | 0x7);
+    let pages = size.min(MAX_RAM) / (2 << 20);
+    for i in 0..pages {
+        put_u64(ram, PD + i * 8, (i << 21) | 0x83);
+    }
+    for (i, d) in gdt.iter().enumerate() {
+        put_u64(ram, GDT_BASE + (i as u64) * 8, *d);
+    }
+    GuestStart {
+        rip: 0,
+        rsp: 0,
+        rsi: 0,
         cr3: PML4,
         gdt_base: GDT_BASE,
-        gdt_limit: (GDT.len() * 8 - 1) as u16,
-    })
+        gdt_limit: (gdt.len() * 8).saturating_sub(1) as u16,
+        cs: KERNEL_CS,
+        ds: KERNEL_DS,
+        code_descriptor: GDT[1],
+        data_descriptor: GDT[2],
+        profile: Profile::BareMetal,
+    }
 }
 
 #[cfg(test)]

@@ -25,27 +25,191 @@ pub const CPUID1_ECX_VMX: u32 = 1 << 5;
 pub const CPUID1_ECX_XSAVE: u32 = (1 << 26) | (1 << 27);
 /// CPUID.8000_0001h:ECX.SVM (AMD APM Vol. 2 §15.4).
 pub const CPUID_EXT1_ECX_SVM: u32 = 1 << 2;
+/// CPUID.1:EDX.PAT (bit 16).
+pub const CPUID1_EDX_PAT: u32 = 1 << 16;
+
+/// Features the guest may see in CPUID.1:ECX (Intel SDM Vol. 2A, CPUID,
+/// Table 3-10): SSE3, PCLMULQDQ, SSSE3, CX16, SSE4.1, SSE4.2, MOVBE,
+/// POPCNT, AES, RDRAND. Everything else is hidden because the VMM does not
+/// virtualize it: MONITOR/MWAIT (an HLT the VMM cannot see), VMX and SMX
+/// (no nested virtualization), EST/TM2/PDCM/DS-CPL/DTES64/xTPR/DCA
+/// (thermal, performance and debug-store MSRs), PCID (INVPCID stays off on
+/// VMX), x2APIC and TSC-deadline (no local APIC), XSAVE/OSXSAVE/AVX/FMA/F16C
+/// (XCR0 is not switched).
+pub const LEAF1_ECX_ALLOWED: u32 = (1 << 0)
+    | (1 << 1)
+    | (1 << 9)
+    | (1 << 13)
+    | (1 << 19)
+    | (1 << 20)
+    | (1 << 22)
+    | (1 << 23)
+    | (1 << 25)
+    | (1 << 30);
+/// Features the guest may see in CPUID.1:EDX (Table 3-11): FPU, VME, DE,
+/// PSE, TSC, MSR, PAE, CX8, SEP, PGE, CMOV, PAT (where the backend switches
+/// it), PSE-36, CLFSH, MMX, FXSR, SSE, SSE2, SS, HTT. Hidden: MCE/MCA (no
+/// machine-check MSRs), APIC (no local APIC is mapped), MTRR (the memory
+/// types are the VMM's), PN, DS, ACPI (thermal MSRs), TM, PBE.
+pub const LEAF1_EDX_ALLOWED: u32 = (1 << 0)
+    | (1 << 1)
+    | (1 << 2)
+    | (1 << 3)
+    | (1 << 4)
+    | (1 << 5)
+    | (1 << 6)
+    | (1 << 8)
+    | (1 << 11)
+    | (1 << 13)
+    | (1 << 15)
+    | CPUID1_EDX_PAT
+    | (1 << 17)
+    | (1 << 19)
+    | (1 << 23)
+    | (1 << 24)
+    | (1 << 25)
+    | (1 << 26)
+    | (1 << 27)
+    | (1 << 28);
+/// CPUID.(7,0):EBX (Table 3-8): FSGSBASE, BMI1, SMEP, BMI2, ERMS, RDSEED,
+/// ADX, SMAP, CLFLUSHOPT, CLWB, SHA. Hidden: TSC_ADJUST (an MSR), SGX,
+/// HLE/RTM, AVX2 and AVX-512 (XCR0), INVPCID (off on VMX), MPX (BNDCFGS),
+/// RDT, PT. CR4 bits among these are also dropped when VMX would refuse
+/// them ([`CpuidPolicy::cr4_fixed1`]).
+pub const LEAF7_EBX_ALLOWED: u32 = (1 << 0)
+    | (1 << 3)
+    | (1 << 7)
+    | (1 << 8)
+    | (1 << 9)
+    | (1 << 18)
+    | (1 << 19)
+    | (1 << 20)
+    | (1 << 23)
+    | (1 << 24)
+    | (1 << 29);
+/// CPUID.(7,0):EDX: FSRM only (no speculation-control MSRs, which the VMM
+/// does not switch).
+pub const LEAF7_EDX_ALLOWED: u32 = 1 << 4;
+/// CPUID.8000_0001h:ECX (AMD APM Vol. 3, Appendix E.3.6): LAHF/SAHF, ABM,
+/// SSE4A, misaligned SSE, PREFETCHW. Hidden: SVM, CR8 in legacy mode,
+/// OSVW, IBS, XOP, SKINIT, WDT, LWP, FMA4, TBM, topology and performance
+/// counter extensions, MONITORX (MWAITX).
+pub const EXT1_ECX_ALLOWED: u32 = (1 << 0) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8);
+/// CPUID.8000_0001h:EDX: the leaf-1 bits AMD repeats here (same policy),
+/// SYSCALL, NX, MMXEXT, 1 GiB pages, long mode, 3DNow!. Hidden: FFXSR
+/// (EFER bit the VMM does not accept) and RDTSCP (TSC_AUX is not switched).
+pub const EXT1_EDX_ALLOWED: u32 =
+    (LEAF1_EDX_ALLOWED & 0x0183_FBFF) | (1 << 11) | (1 << 20) | (1 << 22) | (1 << 26) | (1 << 29) | (1 << 30) | (1 << 31);
+
+/// CR4 bits (Intel SDM Vol. 3A §2.5) that CPUID features enable.
+const CR4_FSGSBASE: u64 = 1 << 16;
+const CR4_SMEP: u64 = 1 << 20;
+const CR4_SMAP: u64 = 1 << 21;
+
+/// What shapes the guest's CPUID beyond the fixed policy: what this
+/// backend can virtualize.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuidPolicy {
+    /// The backend switches IA32_PAT (SVM: always, G_PAT; VMX: with the
+    /// load/save IA32_PAT controls). Without it PAT is hidden.
+    pub pat: bool,
+    /// VMX: IA32_VMX_CR4_FIXED1, the CR4 bits the guest may set. A feature
+    /// whose CR4 bit is not allowed there is hidden. `None` on SVM.
+    pub cr4_fixed1: Option<u64>,
+}
+
+impl CpuidPolicy {
+    /// SVM: PAT is switched (G_PAT), CR4 is the guest's.
+    pub const SVM: CpuidPolicy = CpuidPolicy {
+        pat: true,
+        cr4_fixed1: None,
+    };
+
+    fn cr4_allows(&self, bit: u64) -> bool {
+        self.cr4_fixed1.is_none_or(|f| f & bit != 0)
+    }
+}
+
+/// Highest basic leaf the guest sees: leaves above 0xD describe features
+/// the VMM hides (PT, SGX, TSC/crystal frequency, ...).
+pub const MAX_BASIC_LEAF: u32 = 0xD;
+/// Highest extended leaf the guest sees.
+pub const MAX_EXT_LEAF: u32 = 0x8000_0008;
 
 /// What the guest gets for CPUID `leaf`/`subleaf`, given what the real CPU
-/// answered:
-/// - leaf 1: the hypervisor bit set, VMX hidden (no nested virtualization),
-///   XSAVE/OSXSAVE hidden (XCR0 stays the host's);
-/// - leaf `0x8000_0001`: SVM hidden;
+/// answered and what the backend virtualizes. A feature the VMM does not
+/// virtualize is hidden (the allow-lists above); in detail:
+/// - leaf 0: the highest basic leaf is at most [`MAX_BASIC_LEAF`];
+/// - leaf 1: the allowed ECX/EDX features, the hypervisor bit set;
+/// - leaves 2, 4, 0xB (caches and topology): the CPU's answer;
+/// - leaf 7 subleaf 0: the allowed EBX/EDX features, no subleaves; other
+///   subleaves all zero;
+/// - leaves 3, 5, 6, 8..=0xA, 0xC, 0xD (serial number, MONITOR, power,
+///   performance monitoring, XSAVE): all zero;
+/// - leaf `0x8000_0000`: at most [`MAX_EXT_LEAF`]; `0x8000_0001`: the
+///   allowed ECX/EDX features; `0x8000_0002..=0x8000_0006` (brand string,
+///   caches): the CPU's; `0x8000_0007`: only EDX bit 8 (invariant TSC);
+///   `0x8000_0008`: address sizes and core count, no EBX features;
 /// - leaf `0x4000_0000`: EAX = `0x4000_0001` (highest hypervisor leaf),
 ///   EBX:ECX:EDX = the `vmmcall-rs` signature;
 /// - leaf `0x4000_0001`: EAX = ABI version, EBX = `"VMMC"`;
-/// - leaves `0x4000_0002..=0x4000_00FF`: all zero;
-/// - anything else: the CPU's answer.
-pub fn virtual_cpuid(leaf: u32, _subleaf: u32, real: Cpuid) -> Cpuid {
+/// - every other leaf (`0x4000_0002..`, `0x8000_0009..`, above
+///   [`MAX_BASIC_LEAF`]): all zero.
+pub fn virtual_cpuid(leaf: u32, subleaf: u32, real: Cpuid, policy: &CpuidPolicy) -> Cpuid {
+    let zero = Cpuid::default();
     match leaf {
-        1 => Cpuid {
-            ecx: (real.ecx | CPUID1_ECX_HYPERVISOR) & !(CPUID1_ECX_VMX | CPUID1_ECX_XSAVE),
+        0 => Cpuid {
+            eax: real.eax.min(MAX_BASIC_LEAF),
             ..real
         },
-        0x8000_0001 => Cpuid {
-            ecx: real.ecx & !CPUID_EXT1_ECX_SVM,
+        1 => {
+            let mut edx = real.edx & LEAF1_EDX_ALLOWED;
+            if !policy.pat {
+                edx &= !CPUID1_EDX_PAT;
+            }
+            Cpuid {
+                ecx: (real.ecx & LEAF1_ECX_ALLOWED) | CPUID1_ECX_HYPERVISOR,
+                edx,
+                ..real
+            }
+        }
+        2 | 4 | 0xB => real,
+        7 if subleaf == 0 => {
+            let mut ebx = real.ebx & LEAF7_EBX_ALLOWED;
+            for (feature, cr4) in [(1u32 << 0, CR4_FSGSBASE), (1 << 7, CR4_SMEP), (1 << 20, CR4_SMAP)]
+            {
+                if !policy.cr4_allows(cr4) {
+                    ebx &= !feature;
+                }
+            }
+            Cpuid {
+                eax: 0,
+                ebx,
+                ecx: 0,
+                edx: real.edx & LEAF7_EDX_ALLOWED,
+            }
+        }
+        0x8000_0000 => Cpuid {
+            eax: real.eax.min(MAX_EXT_LEAF),
             ..real
         },
+        0x8000_0001 => {
+            let mut edx = real.edx & EXT1_EDX_ALLOWED;
+            if !policy.pat {
+                edx &= !CPUID1_EDX_PAT;
+            }
+            Cpuid {
+                ecx: real.ecx & EXT1_ECX_ALLOWED,
+                edx,
+                ..real
+            }
+        }
+        0x8000_0002..=0x8000_0006 => real,
+        0x8000_0007 => Cpuid {
+            edx: real.edx & (1 << 8),
+            ..zero
+        },
+        0x8000_0008 => Cpuid { ebx: 0, ..real },
         abi::CPUID_LEAF_SIGNATURE => {
             let (ebx, ecx, edx) = abi::cpuid_signature_words();
             Cpuid {
@@ -61,8 +225,7 @@ pub fn virtual_cpuid(leaf: u32, _subleaf: u32, real: Cpuid) -> Cpuid {
             ecx: 0,
             edx: 0,
         },
-        0x4000_0002..=0x4000_00FF => Cpuid::default(),
-        _ => real,
+        _ => zero,
     }
 }
 
@@ -93,36 +256,59 @@ mod tests {
 
     #[test]
     fn cpuid_policy() {
-        let real = Cpuid {
-            eax: 1,
-            ebx: 2,
-            ecx: CPUID1_ECX_VMX | 1,
-            edx: 4,
+        let p = CpuidPolicy::SVM;
+        let all = Cpuid {
+            eax: 0xFFFF_FFFF,
+            ebx: 0xFFFF_FFFF,
+            ecx: 0xFFFF_FFFF,
+            edx: 0xFFFF_FFFF,
         };
-        let v = virtual_cpuid(1, 0, real);
-        assert_eq!(v.ecx, CPUID1_ECX_HYPERVISOR | 1);
-        let v = virtual_cpuid(
-            1,
-            0,
-            Cpuid {
-                ecx: CPUID1_ECX_XSAVE | 2,
-                ..real
-            },
-        );
-        assert_eq!(v.ecx, CPUID1_ECX_HYPERVISOR | 2, "XSAVE and OSXSAVE hidden");
-        assert_eq!((v.eax, v.ebx, v.edx), (1, 2, 4));
-        let v = virtual_cpuid(0x8000_0001, 0, Cpuid { ecx: 0xff, ..real });
-        assert_eq!(v.ecx, 0xff & !CPUID_EXT1_ECX_SVM);
-        let v = virtual_cpuid(0x4000_0000, 0, real);
+        let v = virtual_cpuid(1, 0, all, &p);
+        assert_eq!(v.ecx, LEAF1_ECX_ALLOWED | CPUID1_ECX_HYPERVISOR);
+        for hidden in [3, 5, 21, 24, 26, 27, 28] {
+            assert_eq!(v.ecx & (1 << hidden), 0, "leaf 1 ECX bit {hidden}");
+        }
+        for hidden in [7, 9, 12, 14] {
+            assert_eq!(v.edx & (1 << hidden), 0, "leaf 1 EDX bit {hidden}");
+        }
+        assert_eq!((v.eax, v.ebx), (all.eax, all.ebx), "signature and APIC IDs kept");
+        let no_pat = CpuidPolicy {
+            pat: false,
+            cr4_fixed1: Some(!0),
+        };
+        assert_eq!(virtual_cpuid(1, 0, all, &no_pat).edx & CPUID1_EDX_PAT, 0);
+        assert_ne!(virtual_cpuid(1, 0, all, &p).edx & CPUID1_EDX_PAT, 0);
+        // Leaf 7: no AVX2/AVX-512/LA57/speculation MSRs; CR4-gated bits
+        // follow CR4_FIXED1.
+        let l7 = virtual_cpuid(7, 0, all, &p);
+        assert_eq!((l7.eax, l7.ebx, l7.ecx, l7.edx), (0, LEAF7_EBX_ALLOWED, 0, 1 << 4));
+        let strict = CpuidPolicy {
+            pat: true,
+            cr4_fixed1: Some(!(CR4_SMEP | CR4_FSGSBASE)),
+        };
+        let l7 = virtual_cpuid(7, 0, all, &strict);
+        assert_eq!(l7.ebx & ((1 << 7) | 1), 0);
+        assert_ne!(l7.ebx & (1 << 20), 0);
+        assert_eq!(virtual_cpuid(7, 1, all, &p), Cpuid::default());
+        let e1 = virtual_cpuid(0x8000_0001, 0, all, &p);
+        assert_eq!(e1.ecx & CPUID_EXT1_ECX_SVM, 0);
+        assert_eq!(e1.edx & (1 << 27), 0, "RDTSCP hidden");
+        assert_ne!(e1.edx & (1 << 29), 0, "long mode kept");
+        assert_eq!(virtual_cpuid(0, 0, all, &p).eax, MAX_BASIC_LEAF);
+        assert_eq!(virtual_cpuid(0x8000_0000, 0, all, &p).eax, MAX_EXT_LEAF);
+        for gone in [5, 6, 0xA, 0xD, 0x15, 0x16, 0x8000_000A, 0x8000_001F] {
+            assert_eq!(virtual_cpuid(gone, 0, all, &p), Cpuid::default(), "leaf {gone:#x}");
+        }
+        assert_eq!(virtual_cpuid(4, 1, all, &p), all);
+        let v = virtual_cpuid(0x4000_0000, 0, all, &p);
         let mut sig = [0u8; 12];
         sig[..4].copy_from_slice(&v.ebx.to_le_bytes());
         sig[4..8].copy_from_slice(&v.ecx.to_le_bytes());
         sig[8..].copy_from_slice(&v.edx.to_le_bytes());
         assert_eq!(&sig, b"vmmcall-rs\0\0");
         assert_eq!(v.eax, 0x4000_0001);
-        assert_eq!(virtual_cpuid(0x4000_0001, 0, real).eax, 1);
-        assert_eq!(virtual_cpuid(0x4000_0042, 0, real), Cpuid::default());
-        assert_eq!(virtual_cpuid(7, 0, real), real);
+        assert_eq!(virtual_cpuid(0x4000_0001, 0, all, &p).eax, 1);
+        assert_eq!(virtual_cpuid(0x4000_0042, 0, all, &p), Cpuid::default());
     }
 
     #[test]

@@ -7,10 +7,17 @@
 //! the host. So both are intercepted, except for an explicit allow-list:
 //!
 //! - **Ports**: COM1 (`0x3F8..=0x3FF`), the console the guest shares with the
-//!   VMM. Any other port: `IN` reads all ones (an absent device), `OUT` is
-//!   dropped, string I/O (`INS`/`OUTS`) raises `#GP(0)`. This also keeps the
-//!   emulators' exit ports (`0xF4`, `0x8900`, `0x604`) out of the guest's
-//!   reach: only the VMM ends the run.
+//!   VMM. A Linux guest ([`Profile::Linux`]) also gets the legacy timer and
+//!   interrupt controller it needs: the 8259 PICs (`0x20`, `0x21`, `0xA0`,
+//!   `0xA1`), the 8254 PIT (`0x40..=0x43`) and system control port B
+//!   (`0x61`, the PIT channel 2 gate). None of them can reach memory: the
+//!   PIC and PIT have no bus-master capability, and the VMM itself uses no
+//!   interrupts. The RTC (`0x70`, `0x71`) is emulated read-only by the run
+//!   loop ([`rtc_read`]). Any other port: `IN` reads all ones (an absent
+//!   device), `OUT` is dropped, string I/O (`INS`/`OUTS`) raises `#GP(0)`.
+//!   This also keeps the emulators' exit ports (`0xF4`, `0x8900`, `0x604`)
+//!   and PCI configuration space (`0xCF8`, `0xCFC`) out of the guest's
+//!   reach: only the VMM ends the run, and no device can be made to DMA.
 //! - **MSRs**: the guest-state MSRs that the hardware switches on VM entry
 //!   and exit (or that the VMM never uses): FS/GS base, kernel GS base, the
 //!   SYSCALL and SYSENTER MSRs, `TSC_AUX`, read and write; the TSC, read
@@ -23,10 +30,54 @@
 //! bitmaps (Intel SDM Vol. 3C §25.6.4 "I/O-Bitmap Addresses", §25.6.9
 //! "MSR-Bitmap Address"). A set bit means "exit".
 
+use crate::guest::Profile;
 use core::ops::RangeInclusive;
 
-/// Ports the guest may use directly: COM1.
+/// Ports a bare-metal guest may use directly: COM1.
 pub const GUEST_PORTS: RangeInclusive<u16> = 0x3F8..=0x3FF;
+
+/// Ports a Linux guest may use directly: COM1, the PICs, the PIT, port B.
+pub const LINUX_PORTS: [RangeInclusive<u16>; 5] = [
+    GUEST_PORTS,
+    0x20..=0x21,
+    0x40..=0x43,
+    0x61..=0x61,
+    0xA0..=0xA1,
+];
+
+/// The RTC's index and data ports, emulated by the run loop.
+pub const RTC_INDEX: u16 = 0x70;
+/// See [`RTC_INDEX`].
+pub const RTC_DATA: u16 = 0x71;
+
+/// The ports `profile` may use directly.
+pub fn guest_ports(profile: Profile) -> &'static [RangeInclusive<u16>] {
+    match profile {
+        Profile::BareMetal => core::slice::from_ref(&LINUX_PORTS[0]),
+        Profile::Linux => &LINUX_PORTS,
+    }
+}
+
+/// Whether an access of `size` bytes at `port` lies wholly in `profile`'s
+/// pass-through ports (so the bitmaps let it through without an exit).
+pub fn passes_through(profile: Profile, port: u16, size: u8) -> bool {
+    let last = u32::from(port) + u32::from(size.max(1)) - 1;
+    guest_ports(profile)
+        .iter()
+        .any(|r| port >= *r.start() && last <= u32::from(*r.end()))
+}
+
+/// What the emulated RTC returns for register `index` (MC146818 layout):
+/// the clock and status registers `0x00..=0x0D` come from `real` (the VMM
+/// reads the hardware RTC on the guest's behalf), CMOS RAM above reads 0.
+/// The guest never writes the RTC: writes to the data port are dropped,
+/// and the index port only selects what [`RTC_DATA`] reads.
+pub fn rtc_read(index: u8, real: impl FnOnce(u8) -> u8) -> u8 {
+    match index & 0x7F {
+        i @ 0x00..=0x0D => real(i),
+        _ => 0,
+    }
+}
 
 /// MSRs the guest may read and write directly.
 pub const GUEST_MSRS: [u32; 11] = [
@@ -60,10 +111,10 @@ fn clear_bit(map: &mut [u8], bit: usize) {
 }
 
 /// Fill the SVM I/O permission map (APM §15.10.1): bit `p` intercepts port
-/// `p`; everything intercepted but [`GUEST_PORTS`].
-pub fn svm_iopm(map: &mut [u8; SVM_IOPM_SIZE]) {
+/// `p`; everything intercepted but [`guest_ports`].
+pub fn svm_iopm(map: &mut [u8; SVM_IOPM_SIZE], profile: Profile) {
     map.fill(0xFF);
-    for port in GUEST_PORTS {
+    for port in guest_ports(profile).iter().cloned().flatten() {
         clear_bit(map, usize::from(port));
     }
 }
@@ -100,11 +151,11 @@ pub fn svm_msrpm(map: &mut [u8; SVM_MSRPM_SIZE]) {
 }
 
 /// Fill the VMX I/O bitmaps A (ports `0x0000..=0x7FFF`) and B
-/// (`0x8000..=0xFFFF`) (SDM §25.6.4): everything exits but [`GUEST_PORTS`].
-pub fn vmx_io_bitmaps(a: &mut [u8; 4096], b: &mut [u8; 4096]) {
+/// (`0x8000..=0xFFFF`) (SDM §25.6.4): everything exits but [`guest_ports`].
+pub fn vmx_io_bitmaps(a: &mut [u8; 4096], b: &mut [u8; 4096], profile: Profile) {
     a.fill(0xFF);
     b.fill(0xFF);
-    for port in GUEST_PORTS {
+    for port in guest_ports(profile).iter().cloned().flatten() {
         let p = usize::from(port);
         if p < 0x8000 {
             clear_bit(a, p);
@@ -169,7 +220,7 @@ mod tests {
     #[test]
     fn svm_iopm_lets_only_com1_through() {
         let mut m = [0u8; SVM_IOPM_SIZE];
-        svm_iopm(&mut m);
+        svm_iopm(&mut m, Profile::BareMetal);
         for p in 0..=0xFFFFusize {
             assert_eq!(bit(&m, p), !(0x3F8..=0x3FF).contains(&p), "port {p:#x}");
         }
@@ -212,7 +263,7 @@ mod tests {
     #[test]
     fn vmx_bitmaps_match_sdm() {
         let (mut a, mut b) = ([0u8; 4096], [0u8; 4096]);
-        vmx_io_bitmaps(&mut a, &mut b);
+        vmx_io_bitmaps(&mut a, &mut b, Profile::BareMetal);
         assert!(!bit(&a, 0x3F8) && !bit(&a, 0x3FF) && bit(&a, 0x3F7) && bit(&a, 0x400));
         assert!(bit(&a, 0xF4) && bit(&b, 0x8900 - 0x8000) && bit(&b, 0x7FFF));
         assert_eq!(vmx_msr_bit(0x10, false), Some(0x10));
@@ -230,6 +281,38 @@ mod tests {
             assert!(bit(&m, vmx_msr_bit(msr, false).unwrap()), "read {msr:#x}");
             assert!(bit(&m, vmx_msr_bit(msr, true).unwrap()), "write {msr:#x}");
         }
+    }
+
+    #[test]
+    fn linux_gets_the_pic_and_pit_but_no_dma_path() {
+        let mut m = [0u8; SVM_IOPM_SIZE];
+        svm_iopm(&mut m, Profile::Linux);
+        let (mut a, mut b) = ([0u8; 4096], [0u8; 4096]);
+        vmx_io_bitmaps(&mut a, &mut b, Profile::Linux);
+        let through = [0x20, 0x21, 0x40, 0x41, 0x42, 0x43, 0x61, 0xA0, 0xA1, 0x3F8, 0x3FF];
+        for p in 0..=0xFFFFusize {
+            let want = through.contains(&p) || (0x3F8..=0x3FF).contains(&p);
+            assert_eq!(!bit(&m, p), want, "SVM port {p:#x}");
+            let vmx = if p < 0x8000 { bit(&a, p) } else { bit(&b, p - 0x8000) };
+            assert_eq!(!vmx, want, "VMX port {p:#x}");
+        }
+        // PCI config, the RTC (emulated), the exit ports, ELCR, DMA controllers.
+        for p in [0xCF8usize, 0xCFC, 0x70, 0x71, 0xF4, 0x604, 0x4D0, 0x00, 0x0C, 0x80, 0xC0] {
+            assert!(bit(&m, p), "{p:#x}");
+        }
+        assert!(passes_through(Profile::Linux, 0x40, 1));
+        assert!(passes_through(Profile::Linux, 0x20, 2));
+        assert!(!passes_through(Profile::Linux, 0x21, 2), "0x21-0x22 leaves the range");
+        assert!(!passes_through(Profile::BareMetal, 0x40, 1));
+        assert!(passes_through(Profile::BareMetal, 0x3FC, 4));
+    }
+
+    #[test]
+    fn rtc_is_read_only_clock_registers() {
+        assert_eq!(rtc_read(0x00, |i| 0x40 + i), 0x40);
+        assert_eq!(rtc_read(0x8D, |i| 0x40 + i), 0x4D, "the NMI-mask bit is ignored");
+        assert_eq!(rtc_read(0x0E, |_| unreachable!()), 0);
+        assert_eq!(rtc_read(0x7F, |_| unreachable!()), 0);
     }
 
     #[test]

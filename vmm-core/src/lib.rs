@@ -3,8 +3,9 @@
 //!
 //! An example image is a `#![no_std] #![no_main]` binary that links this
 //! crate with feature `rt` and defines its `#[vmmcall]` handlers; the
-//! runtime boots (PVH or Multiboot2), loads the guest ELF given as the
-//! first boot module, and runs it. See `docs/ABI.md` for what the guest
+//! runtime boots (PVH or Multiboot2), loads the guest given as the first
+//! boot module (a bare-metal ELF, or a Linux bundle: see [`linux`]), and
+//! runs it. See `docs/ABI.md` for what the guest
 //! sees.
 //!
 //! Modules without `rt` are portable and unit-tested on the host: boot
@@ -19,10 +20,12 @@ pub mod exits;
 pub mod guest;
 pub mod hv;
 pub mod intercept;
+pub mod linux;
 pub mod nested;
 pub mod physmem;
 pub mod svm;
 pub mod vcpu;
+pub mod vmsr;
 pub mod vmx;
 
 #[cfg(feature = "rt")]

@@ -3,12 +3,16 @@
 use crate::bootinfo::{self, BootInfo, PhysReader, Region};
 use crate::cpu::{self, Vendor};
 use crate::guest;
+use crate::linux;
 use crate::hv::GuestRam;
 use crate::physmem::PhysAlloc;
 
-/// Guest RAM size. Small on purpose: the example guests need little, and
-/// Bochs must zero it at boot.
+/// Guest RAM of a bare-metal guest. Small on purpose: the example guests
+/// need little, and Bochs must zero it at boot.
 pub const GUEST_RAM: u64 = 32 << 20;
+
+/// Guest RAM of a Linux guest when its bundle names no size.
+pub const LINUX_GUEST_RAM: u64 = 256 << 20;
 
 /// Physical memory as the boot stub mapped it (identity, first 4 GiB).
 struct Identity;
@@ -79,17 +83,6 @@ pub fn main(protocol: u32, info: u64) -> bool {
         module,
     ];
     let mut alloc = PhysAlloc::new(boot.ram(), &reserved);
-    let Some(ram_base) = alloc.alloc(GUEST_RAM, 2 << 20, 1 << 32) else {
-        crate::println!(
-            "vmm: not enough RAM for {} MiB of guest RAM",
-            GUEST_RAM >> 20
-        );
-        return false;
-    };
-    let ram = GuestRam {
-        host_base: ram_base,
-        size: GUEST_RAM,
-    };
     // The boot stub identity-maps the first 4 GiB only.
     let Some(module_len) = usize::try_from(module.len).ok().filter(|_| {
         module
@@ -112,21 +105,62 @@ pub fn main(protocol: u32, info: u64) -> bool {
         // reserved from the allocator, so nothing else writes it.
         unsafe { core::slice::from_raw_parts(module.start as *const u8, module_len) }
     };
-    // SAFETY: [ram_base, ram_base + GUEST_RAM) was just allocated (below
+    let bundle = if linux::Bundle::is_bundle(image) {
+        match linux::Bundle::parse(image) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                crate::println!("vmm: cannot use the Linux bundle: {e}");
+                return false;
+            }
+        }
+    } else {
+        None
+    };
+    let ram_size = match bundle {
+        Some(b) if b.ram != 0 => b.ram,
+        Some(_) => LINUX_GUEST_RAM,
+        None => GUEST_RAM,
+    };
+    if ram_size > guest::MAX_RAM || ram_size % (2 << 20) != 0 {
+        crate::println!(
+            "vmm: guest RAM of {} MiB is not supported (a multiple of 2 MiB, at most {} MiB)",
+            ram_size >> 20,
+            guest::MAX_RAM >> 20
+        );
+        return false;
+    }
+    let Some(ram_base) = alloc.alloc(ram_size, 2 << 20, 1 << 32) else {
+        crate::println!(
+            "vmm: not enough RAM for {} MiB of guest RAM ({} MiB free below 4 GiB)",
+            ram_size >> 20,
+            alloc.free_bytes() >> 20
+        );
+        return false;
+    };
+    let ram = GuestRam {
+        host_base: ram_base,
+        size: ram_size,
+    };
+    // SAFETY: [ram_base, ram_base + ram_size) was just allocated (below
     // 4 GiB, identity-mapped), is owned by this guest alone and does not
     // overlap the module.
     let ram_bytes =
-        unsafe { core::slice::from_raw_parts_mut(ram_base as *mut u8, GUEST_RAM as usize) };
-    let start = match guest::prepare(ram_bytes, image) {
-        Ok(s) => s,
-        Err(e) => {
+        unsafe { core::slice::from_raw_parts_mut(ram_base as *mut u8, ram_size as usize) };
+    let loaded = match bundle {
+        Some(b) => linux::prepare(ram_bytes, &b).map_err(|e| {
+            crate::println!("vmm: cannot load the Linux guest: {e}");
+        }),
+        None => guest::prepare(ram_bytes, image).map_err(|e| {
             crate::println!("vmm: cannot load the guest: {e}");
-            return false;
-        }
+        }),
+    };
+    let Ok(start) = loaded else {
+        return false;
     };
     log::info!(
-        "guest: {} MiB RAM at host {:#x}, entry {:#x}, image {} bytes",
-        GUEST_RAM >> 20,
+        "guest: {:?}, {} MiB RAM at host {:#x}, entry {:#x}, module {} bytes",
+        start.profile,
+        ram_size >> 20,
         ram_base,
         start.rip,
         module.len

@@ -40,6 +40,31 @@ impl GuestRegs {
     pub const fn args(&self) -> [u64; MAX_ARGS] {
         [self.rbx, self.rcx, self.rdx, self.rsi, self.rdi]
     }
+
+    /// The register with the x86 encoding `index` (Intel SDM Vol. 2A
+    /// §2.1.5, Table 2-2: 0 = RAX, 1 = RCX, 2 = RDX, 3 = RBX, 4 = RSP,
+    /// 5 = RBP, 6 = RSI, 7 = RDI, 8..=15 = R8..R15), as VMX exit
+    /// qualifications name them. Only the low 4 bits of `index` count.
+    pub const fn get(&self, index: u8) -> u64 {
+        match index & 15 {
+            0 => self.rax,
+            1 => self.rcx,
+            2 => self.rdx,
+            3 => self.rbx,
+            4 => self.rsp,
+            5 => self.rbp,
+            6 => self.rsi,
+            7 => self.rdi,
+            8 => self.r8,
+            9 => self.r9,
+            10 => self.r10,
+            11 => self.r11,
+            12 => self.r12,
+            13 => self.r13,
+            14 => self.r14,
+            _ => self.r15,
+        }
+    }
 }
 
 /// A guest-linear (virtual) address, as the guest passes it in a register.

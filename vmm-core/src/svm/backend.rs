@@ -7,10 +7,12 @@
 
 use super::vmcb::{Intercept3, Intercept4, Vmcb, VmcbSegment};
 use super::SvmError;
-use crate::cpu::{self, msr};
+use crate::cpu::{self, msr, FxArea};
 use crate::exits::{self, Backend};
 use crate::frames::{self, Tables, PAGE};
-use crate::guest::{self, GuestStart};
+use crate::guest::{GuestStart, Profile};
+use crate::hv::CpuidPolicy;
+use crate::vmsr::GuestMsrs;
 use crate::hv::GuestRam;
 use crate::intercept;
 use crate::nested::{self, Format};
@@ -22,9 +24,13 @@ core::arch::global_asm!(
     r#"
     .section .text.svm_vmrun, "ax"
     .global svm_vmrun
-/* svm_vmrun(regs: *mut GuestRegs [rdi], vmcb_pa: u64 [rsi])
- * Loads the guest GPRs (except RAX and RSP, which live in the VMCB), runs
- * VMLOAD/VMRUN/VMSAVE, and stores the guest GPRs back. */
+/* svm_vmrun(regs: *mut GuestRegs [rdi], vmcb_pa: u64 [rsi], fx: *mut FxArea [rdx])
+ * Loads the guest's x87/SSE state (FXRSTOR) and GPRs (except RAX and RSP,
+ * which live in the VMCB), runs VMLOAD/VMRUN/VMSAVE, stores the guest GPRs
+ * back, saves the guest's x87/SSE state (FXSAVE) and resets the VMM's
+ * (FNINIT, MXCSR = 0x1F80): from here on the VMM's own SSE code cannot
+ * touch the guest's registers, and runs with the default rounding and
+ * exception masks whatever the guest set. */
 svm_vmrun:
     push rbp
     push rbx
@@ -32,7 +38,9 @@ svm_vmrun:
     push r13
     push r14
     push r15
+    push rdx
     push rdi
+    fxrstor64 [rdx]
     mov rax, rsi
     mov rcx, [rdi + 8]
     mov rdx, [rdi + 16]
@@ -69,6 +77,12 @@ svm_vmrun:
     pop rcx
     mov [rdi + 56], rcx
     add rsp, 8
+    pop rdx
+    fxsave64 [rdx]
+    fninit
+    push 0x1F80
+    ldmxcsr [rsp]
+    add rsp, 8
     pop r15
     pop r14
     pop r13
@@ -80,7 +94,7 @@ svm_vmrun:
 );
 
 extern "C" {
-    fn svm_vmrun(regs: *mut GuestRegs, vmcb_pa: u64);
+    fn svm_vmrun(regs: *mut GuestRegs, vmcb_pa: u64, fx: *mut FxArea);
 }
 
 fn alloc_page(alloc: &mut PhysAlloc) -> Result<u64, SvmError> {
@@ -89,7 +103,7 @@ fn alloc_page(alloc: &mut PhysAlloc) -> Result<u64, SvmError> {
 
 /// The I/O and MSR permission maps (see `crate::intercept`): physically
 /// contiguous, 4 KiB aligned, filled before the first VMRUN.
-fn permission_maps(alloc: &mut PhysAlloc) -> Result<(u64, u64), SvmError> {
+fn permission_maps(alloc: &mut PhysAlloc, profile: Profile) -> Result<(u64, u64), SvmError> {
     let iopm = alloc
         .alloc(intercept::SVM_IOPM_SIZE as u64, PAGE, 1 << 32)
         .ok_or(SvmError::OutOfMemory)?;
@@ -100,7 +114,7 @@ fn permission_maps(alloc: &mut PhysAlloc) -> Result<(u64, u64), SvmError> {
     // identity-mapped, owned by nobody else, and exactly the size of the
     // arrays they are viewed as (u8 arrays: any alignment).
     unsafe {
-        intercept::svm_iopm(&mut *(iopm as *mut [u8; intercept::SVM_IOPM_SIZE]));
+        intercept::svm_iopm(&mut *(iopm as *mut [u8; intercept::SVM_IOPM_SIZE]), profile);
         intercept::svm_msrpm(&mut *(msrpm as *mut [u8; intercept::SVM_MSRPM_SIZE]));
     }
     Ok((iopm, msrpm))
@@ -146,7 +160,7 @@ pub fn run(ram: GuestRam, start: GuestStart, alloc: &mut PhysAlloc) -> Result<u3
     // SAFETY: VM_HSAVE_PA exists with SVM; `hsave` is a page owned by the VMM.
     unsafe { cpu::wrmsr(msr::VM_HSAVE_PA, hsave) };
     let vmcb_pa = alloc_page(alloc).map_err(exits::Stop::Svm)?;
-    let (iopm_pa, msrpm_pa) = permission_maps(alloc).map_err(exits::Stop::Svm)?;
+    let (iopm_pa, msrpm_pa) = permission_maps(alloc, start.profile).map_err(exits::Stop::Svm)?;
     let n_cr3 = nested::build(&mut Tables(alloc), Format::Npt, ram.host_base, ram.size)
         .map_err(|_| exits::Stop::Svm(SvmError::OutOfMemory))?;
     // SAFETY: `vmcb_pa` is a zeroed, page-aligned page owned by the VMM and
@@ -158,6 +172,7 @@ pub fn run(ram: GuestRam, start: GuestStart, alloc: &mut PhysAlloc) -> Result<u3
 
     let mut regs = GuestRegs {
         rsp: start.rsp,
+        rsi: start.rsi,
         ..GuestRegs::default()
     };
     let mut backend = SvmBackend {
@@ -165,6 +180,8 @@ pub fn run(ram: GuestRam, start: GuestStart, alloc: &mut PhysAlloc) -> Result<u3
         vmcb_pa,
         nrips: features.nrips,
         ram,
+        profile: start.profile,
+        fx: FxArea::reset(),
     };
     exits::run_loop(&mut backend, &mut regs)
 }
@@ -172,10 +189,18 @@ pub fn run(ram: GuestRam, start: GuestStart, alloc: &mut PhysAlloc) -> Result<u3
 fn init_vmcb(vmcb: &mut Vmcb, start: &GuestStart, n_cr3: u64) {
     let c = &mut vmcb.control;
     // Ports and MSRs go through the permission maps (crate::intercept).
+    // A bare-metal guest gets no interrupts, so its HLT would never end;
+    // a Linux guest's HLT waits for its own timer interrupt.
+    let hlt = match start.profile {
+        Profile::BareMetal => Intercept3::HLT,
+        Profile::Linux => Intercept3::empty(),
+    };
     c.intercept3 = (Intercept3::IOIO_PROT
         | Intercept3::MSR_PROT
         | Intercept3::CPUID
-        | Intercept3::HLT
+        | hlt
+        // An unintercepted INIT would reset the physical CPU (APM §15.13).
+        | Intercept3::INIT
         | Intercept3::SHUTDOWN
         | Intercept3::INVLPGA
         // INVD would drop dirty cache lines of the whole machine (the
@@ -201,14 +226,14 @@ fn init_vmcb(vmcb: &mut Vmcb, start: &GuestStart, n_cr3: u64) {
 
     let s = &mut vmcb.save;
     let code = VmcbSegment {
-        selector: guest::KERNEL_CS,
-        attrib: VmcbSegment::CODE64,
+        selector: start.cs,
+        attrib: VmcbSegment::attrib_of(start.code_descriptor),
         limit: 0xFFFF_FFFF,
         base: 0,
     };
     let data = VmcbSegment {
-        selector: guest::KERNEL_DS,
-        attrib: VmcbSegment::DATA,
+        selector: start.ds,
+        attrib: VmcbSegment::attrib_of(start.data_descriptor),
         limit: 0xFFFF_FFFF,
         base: 0,
     };
@@ -238,10 +263,10 @@ fn init_vmcb(vmcb: &mut Vmcb, start: &GuestStart, n_cr3: u64) {
         base: 0,
     };
     s.cpl = 0;
-    s.efer = guest::EFER | msr::EFER_SVME;
-    s.cr0 = guest::CR0;
+    s.efer = crate::guest::EFER | msr::EFER_SVME;
+    s.cr0 = crate::guest::CR0;
     s.cr3 = start.cr3;
-    s.cr4 = guest::CR4;
+    s.cr4 = crate::guest::CR4;
     s.rflags = 2;
     s.rip = start.rip;
     s.rsp = start.rsp;
@@ -255,6 +280,32 @@ struct SvmBackend<'a> {
     vmcb_pa: u64,
     nrips: bool,
     ram: GuestRam,
+    profile: Profile,
+    /// The guest's x87/SSE state while the VMM runs.
+    fx: FxArea,
+}
+
+/// EVENTINJ / EXITINTINFO valid bit (APM §15.20, §15.7.2).
+const EVENT_VALID: u64 = 1 << 31;
+
+impl GuestMsrs for SvmBackend<'_> {
+    fn efer(&self) -> u64 {
+        self.vmcb.save.efer & !msr::EFER_SVME
+    }
+    fn set_efer(&mut self, efer: u64) {
+        // VMRUN requires EFER.SVME in the guest state (APM §15.5.1); the
+        // guest never sees it.
+        self.vmcb.save.efer = efer | msr::EFER_SVME;
+    }
+    fn cr0(&self) -> u64 {
+        self.vmcb.save.cr0
+    }
+    fn pat(&self) -> Option<u64> {
+        Some(self.vmcb.save.g_pat)
+    }
+    fn set_pat(&mut self, pat: u64) {
+        self.vmcb.save.g_pat = pat;
+    }
 }
 
 impl Backend for SvmBackend<'_> {
@@ -273,9 +324,13 @@ impl Backend for SvmBackend<'_> {
         // loaded in the host after the exit: sound because the VMM never
         // uses FS/GS-relative addressing, SYSCALL/SYSENTER, SWAPGS or a TSS
         // stack switch (it runs at CPL 0 with interrupts off and no IST).
-        unsafe { svm_vmrun(regs, self.vmcb_pa) };
+        unsafe { svm_vmrun(regs, self.vmcb_pa, &mut self.fx) };
         // The first entry flushed the TLB; no need to keep flushing.
         self.vmcb.control.tlb_control = 0;
+        // An event whose delivery this exit interrupted goes back in first
+        // (APM §15.7.2); anything injected later on top becomes #DF.
+        let pending = self.vmcb.control.exitintinfo;
+        self.vmcb.control.eventinj = if pending & EVENT_VALID != 0 { pending } else { 0 };
         regs.rax = self.vmcb.save.rax;
         regs.rsp = self.vmcb.save.rsp;
         let c = &self.vmcb.control;
@@ -295,6 +350,9 @@ impl Backend for SvmBackend<'_> {
 
     fn set_rip(&mut self, rip: u64) {
         self.vmcb.save.rip = rip;
+        // Stepping over an instruction ends an STI / MOV SS interrupt
+        // shadow, as executing it would (APM §15.21.5).
+        self.vmcb.control.interrupt_shadow &= !1;
     }
 
     fn vcpu<'b>(&'b self, regs: &'b mut GuestRegs) -> GuestVcpu<'b> {
@@ -304,11 +362,34 @@ impl Backend for SvmBackend<'_> {
 
     fn inject_exception(&mut self, vector: u8, error_code: Option<u32>) {
         // EVENTINJ (APM §15.20): vector 7:0, type 10:8 (3 = exception),
-        // EV bit 11, V bit 31, error code 63:32.
-        let mut ev = u64::from(vector) | (3 << 8) | (1 << 31);
+        // EV bit 11, V bit 31, error code 63:32. On top of an interrupted
+        // delivery, the guest gets #DF(0), as the CPU would for two faults.
+        let (vector, error_code) = if self.vmcb.control.eventinj & EVENT_VALID != 0 {
+            (8, Some(0))
+        } else {
+            (vector, error_code)
+        };
+        let mut ev = u64::from(vector) | (3 << 8) | EVENT_VALID;
         if let Some(code) = error_code {
             ev |= (1 << 11) | (u64::from(code) << 32);
         }
         self.vmcb.control.eventinj = ev;
+    }
+
+    fn msrs(&mut self) -> &mut dyn GuestMsrs {
+        self
+    }
+
+    fn write_cr(&mut self, _cr: u8, _value: u64) -> bool {
+        // SVM intercepts no CR write: never called.
+        false
+    }
+
+    fn profile(&self) -> Profile {
+        self.profile
+    }
+
+    fn cpuid_policy(&self) -> CpuidPolicy {
+        CpuidPolicy::SVM
     }
 }

@@ -32,6 +32,20 @@ impl VmcbSegment {
     pub const TSS64_BUSY: u16 = 0x08B;
     /// LDT (type 0x2, P).
     pub const LDT: u16 = 0x082;
+
+    /// The compressed attributes of a GDT descriptor (APM Vol. 2 §15.5.1):
+    /// descriptor bits 47:40 and 55:52, with the accessed bit set on code
+    /// and data segments (as the CPU would on the first load).
+    pub const fn attrib_of(descriptor: u64) -> u16 {
+        let low = ((descriptor >> 40) & 0xFF) as u16;
+        let high = ((descriptor >> 52) & 0xF) as u16;
+        let a = low | (high << 8);
+        if a & 0x10 != 0 {
+            a | 1
+        } else {
+            a
+        }
+    }
 }
 
 bitflags! {
@@ -42,6 +56,8 @@ bitflags! {
         const INTR = 1 << 0;
         /// Physical NMI.
         const NMI = 1 << 1;
+        /// INIT.
+        const INIT = 1 << 3;
         /// RDTSC.
         const RDTSC = 1 << 14;
         /// CPUID.

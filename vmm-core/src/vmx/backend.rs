@@ -17,11 +17,12 @@ use super::{
     msr as vmsr, shadow_cr, tss_descriptor, ControlCaps, ControlField, VmFailure, VmxBasic,
     VmxError, TSS_SIZE,
 };
-use crate::cpu::{self, msr};
+use crate::cpu::{self, msr, FxArea};
 use crate::exits::{self, Backend, RawExit, Stop};
 use crate::frames::{self, Tables, PAGE};
-use crate::guest::{self, GuestStart};
-use crate::hv::{GuestRam, CPUID1_ECX_VMX};
+use crate::guest::{self, GuestStart, Profile};
+use crate::hv::{CpuidPolicy, GuestRam, CPUID1_ECX_VMX};
+use crate::vmsr::{GuestMsrs, EFER_LMA, EFER_LME};
 use crate::intercept;
 use crate::nested::{self, Format};
 use crate::physmem::PhysAlloc;
@@ -38,10 +39,11 @@ core::arch::global_asm!(
     r#"
     .section .text.vmx_enter, "ax"
     .global vmx_enter
-/* vmx_enter(regs: *mut GuestRegs [rdi], resume: u64 [rsi]) -> u64 [rax]
- * Saves the callee-saved registers and `regs` on the stack, points the
- * VMCS host RSP at that frame, loads the guest GPRs (all but RSP, which is
- * in the VMCS) and runs VMLAUNCH (resume = 0) or VMRESUME.
+/* vmx_enter(regs: *mut GuestRegs [rdi], resume: u64 [rsi], fx: *mut FxArea [rdx]) -> u64 [rax]
+ * Saves the callee-saved registers, `fx` and `regs` on the stack, points
+ * the VMCS host RSP at that frame, loads the guest's x87/SSE state
+ * (FXRSTOR) and GPRs (all but RSP, which is in the VMCS) and runs
+ * VMLAUNCH (resume = 0) or VMRESUME.
  * Returns 1 on VMfailValid, 2 on VMfailInvalid (the guest did not run);
  * a VM exit arrives at vmx_exit, which returns 0. */
 vmx_enter:
@@ -51,7 +53,9 @@ vmx_enter:
     push r13
     push r14
     push r15
+    push rdx
     push rdi
+    fxrstor64 [rdx]
     mov rax, 0x6C14         /* host RSP */
     vmwrite rax, rsp
     jbe 2f                  /* CF or ZF: VMfail */
@@ -83,6 +87,12 @@ vmx_enter:
     mov ecx, 2
     cmovc eax, ecx
     pop rdi
+    pop rdx
+    fxsave64 [rdx]
+    fninit
+    push 0x1F80
+    ldmxcsr [rsp]
+    add rsp, 8
     pop r15
     pop r14
     pop r13
@@ -93,8 +103,9 @@ vmx_enter:
 
     .global vmx_exit
 /* Host RIP. The CPU loaded RSP with the frame vmx_enter built (regs on
- * top) and RFLAGS with 2 (DF clear). Store the guest GPRs and return 0
- * from vmx_enter. */
+ * top, then fx) and RFLAGS with 2 (DF clear). Store the guest GPRs, save
+ * the guest's x87/SSE state (FXSAVE), reset the VMM's (FNINIT, MXCSR =
+ * 0x1F80) and return 0 from vmx_enter. */
 vmx_exit:
     push rdi
     mov rdi, [rsp + 8]
@@ -115,6 +126,12 @@ vmx_exit:
     pop rcx
     mov [rdi + 56], rcx
     pop rdi
+    pop rdx
+    fxsave64 [rdx]
+    fninit
+    push 0x1F80
+    ldmxcsr [rsp]
+    add rsp, 8
     pop r15
     pop r14
     pop r13
@@ -127,7 +144,7 @@ vmx_exit:
 );
 
 extern "C" {
-    fn vmx_enter(regs: *mut GuestRegs, resume: u64) -> u64;
+    fn vmx_enter(regs: *mut GuestRegs, resume: u64, fx: *mut FxArea) -> u64;
     fn vmx_exit();
 }
 
@@ -137,6 +154,11 @@ const CR4_VMXE: u64 = 1 << 13;
 const UD_VECTOR: u8 = 6;
 /// EFER.NXE.
 const EFER_NXE: u64 = 1 << 11;
+/// CR0.PE, CR0.PG.
+const CR0_PE: u64 = 1;
+const CR0_PG: u64 = 1 << 31;
+/// CR4.PAE.
+const CR4_PAE: u64 = 1 << 5;
 
 fn alloc_page(alloc: &mut PhysAlloc) -> Result<u64, VmxError> {
     frames::zeroed_page(alloc).ok_or(VmxError::OutOfMemory)
@@ -270,6 +292,26 @@ struct Setup {
 }
 
 impl Setup {
+    fn unrestricted(&self) -> bool {
+        self.secondary & SecondaryControls::UNRESTRICTED_GUEST.bits() != 0
+    }
+    /// Guest PAT is loaded on entry and saved on exit.
+    fn switch_pat(&self) -> bool {
+        self.entry & EntryControls::LOAD_IA32_PAT.bits() != 0
+            && self.exit & ExitControls::SAVE_IA32_PAT.bits() != 0
+    }
+    fn host_pat(&self) -> bool {
+        self.exit & ExitControls::LOAD_IA32_PAT.bits() != 0
+    }
+    /// CR0 bits the VMM owns: those VMX fixes, less PE and PG with
+    /// unrestricted guest (SDM §26.6.2: then the guest may clear them).
+    fn cr0_fixed0(&self) -> u64 {
+        if self.unrestricted() {
+            self.cr0_fixed.0 & !(CR0_PE | CR0_PG)
+        } else {
+            self.cr0_fixed.0
+        }
+    }
     fn load_efer(&self) -> bool {
         self.entry & EntryControls::LOAD_IA32_EFER.bits() != 0
     }
@@ -299,7 +341,7 @@ fn caps(field: ControlField, basic: VmxBasic) -> ControlCaps {
 }
 
 /// Check VMX and EPT and pick every control (SDM Vol. 3C Appendix A).
-fn detect() -> Result<Setup, VmxError> {
+fn detect(profile: Profile) -> Result<Setup, VmxError> {
     if cpu::cpuid(1, 0).ecx & CPUID1_ECX_VMX == 0 {
         return Err(VmxError::NoVmx);
     }
@@ -325,38 +367,55 @@ fn detect() -> Result<Setup, VmxError> {
     // HLT and (always, on VMX) CPUID and VMCALL exit; I/O and MSR bitmaps
     // let the guest use COM1 and its own guest-state MSRs and nothing else
     // (crate::intercept).
+    // A bare-metal guest's HLT would never end (it gets no interrupts); a
+    // Linux guest's HLT waits for its own timer.
+    let hlt = match profile {
+        Profile::BareMetal => PrimaryControls::HLT_EXITING,
+        Profile::Linux => PrimaryControls::empty(),
+    };
     let primary = adjust_controls(
         ControlField::Primary,
         caps(ControlField::Primary, basic),
-        (PrimaryControls::HLT_EXITING
-            | PrimaryControls::USE_IO_BITMAPS
+        (hlt | PrimaryControls::USE_IO_BITMAPS
             | PrimaryControls::USE_MSR_BITMAPS
             | PrimaryControls::SECONDARY_CONTROLS)
             .bits(),
         0,
     )?;
-    // EPT required; RDTSCP, INVPCID, XSAVES keep working in the guest as
-    // on bare metal when the CPU has them (else they raise #UD there).
+    // EPT required. A Linux guest also needs unrestricted guest (its
+    // decompressor runs a few instructions with paging off, see
+    // crate::linux) and its own EFER; a bare-metal guest uses them when
+    // the CPU has them. RDTSCP, INVPCID and XSAVES stay off: CPUID hides
+    // them, and the guest gets #UD as on a CPU without them.
+    let (linux_secondary, linux_exit, linux_entry) = match profile {
+        Profile::Linux => (
+            SecondaryControls::UNRESTRICTED_GUEST.bits(),
+            (ExitControls::SAVE_IA32_EFER | ExitControls::LOAD_IA32_EFER).bits(),
+            EntryControls::LOAD_IA32_EFER.bits(),
+        ),
+        Profile::BareMetal => (0, 0, 0),
+    };
     let secondary = adjust_controls(
         ControlField::Secondary,
         caps(ControlField::Secondary, basic),
-        SecondaryControls::ENABLE_EPT.bits(),
-        (SecondaryControls::ENABLE_RDTSCP
-            | SecondaryControls::ENABLE_INVPCID
-            | SecondaryControls::ENABLE_XSAVES_XRSTORS)
-            .bits(),
+        SecondaryControls::ENABLE_EPT.bits() | linux_secondary,
+        SecondaryControls::UNRESTRICTED_GUEST.bits(),
     )?;
     let exit = adjust_controls(
         ControlField::Exit,
         caps(ControlField::Exit, basic),
-        ExitControls::HOST_ADDRESS_SPACE_SIZE.bits(),
-        (ExitControls::SAVE_IA32_EFER | ExitControls::LOAD_IA32_EFER).bits(),
+        ExitControls::HOST_ADDRESS_SPACE_SIZE.bits() | linux_exit,
+        (ExitControls::SAVE_IA32_EFER
+            | ExitControls::LOAD_IA32_EFER
+            | ExitControls::SAVE_IA32_PAT
+            | ExitControls::LOAD_IA32_PAT)
+            .bits(),
     )?;
     let entry = adjust_controls(
         ControlField::Entry,
         caps(ControlField::Entry, basic),
-        EntryControls::IA32E_MODE_GUEST.bits(),
-        EntryControls::LOAD_IA32_EFER.bits(),
+        EntryControls::IA32E_MODE_GUEST.bits() | linux_entry,
+        (EntryControls::LOAD_IA32_EFER | EntryControls::LOAD_IA32_PAT).bits(),
     )?;
     // SAFETY: IA32_VMX_EPT_VPID_CAP exists when the secondary controls
     // allow EPT (checked just above); the fixed-bit MSRs exist with VMX.
@@ -476,7 +535,7 @@ fn init_vmcs(
             msr::EFER,
         ])
     };
-    let cr0 = shadow_cr(guest::CR0, setup.cr0_fixed.0, setup.cr0_fixed.1);
+    let cr0 = shadow_cr(guest::CR0, setup.cr0_fixed0(), setup.cr0_fixed.1);
     let cr4 = shadow_cr(guest::CR4, setup.cr4_fixed.0, setup.cr4_fixed.1);
 
     // Controls (§25.6-25.8): adjusted in detect(); nothing else exits.
@@ -540,6 +599,13 @@ fn init_vmcs(
     if setup.host_efer() {
         vmwrite(host::IA32_EFER_FULL, efer)?;
     }
+    if setup.switch_pat() {
+        vmwrite(gst::IA32_PAT_FULL, GUEST_PAT)?;
+    }
+    if setup.host_pat() {
+        // SAFETY: IA32_PAT exists on every CPU with VMX.
+        vmwrite(host::IA32_PAT_FULL, unsafe { cpu::rdmsr(msr::PAT) })?;
+    }
     if !setup.load_efer() {
         // Without "load IA32_EFER" the guest runs on the host's EFER with
         // LMA/LME from "IA-32e mode guest" (§27.3.2.1): it must have NXE.
@@ -553,7 +619,7 @@ fn init_vmcs(
 /// Run the guest to completion under VMX. Returns the exit status the
 /// guest asked for (0 = success) or the failure that stopped it.
 pub fn run(ram: GuestRam, start: GuestStart, alloc: &mut PhysAlloc) -> Result<u32, Stop> {
-    let setup = detect().map_err(Stop::Vmx)?;
+    let setup = detect(start.profile).map_err(Stop::Vmx)?;
     let backend = enable(&setup, ram, &start, alloc).map_err(Stop::Vmx)?;
     log::info!(
         "VMX backend: EPT on (4-level, write-back, 2 MiB pages), VMCS revision {:#x}, {} capability MSRs; \
@@ -570,6 +636,7 @@ pub fn run(ram: GuestRam, start: GuestStart, alloc: &mut PhysAlloc) -> Result<u3
     let mut backend = backend;
     let mut regs = GuestRegs {
         rsp: start.rsp,
+        rsi: start.rsi,
         ..GuestRegs::default()
     };
     let result = exits::run_loop(&mut backend, &mut regs);
@@ -640,6 +707,7 @@ fn enable(
         intercept::vmx_io_bitmaps(
             &mut *(bitmaps.io_a as *mut [u8; 4096]),
             &mut *(bitmaps.io_b as *mut [u8; 4096]),
+            start.profile,
         );
     }
     let gdt_page = alloc_page(alloc)?;
@@ -650,9 +718,19 @@ fn enable(
         ram,
         launched: false,
         save_efer: setup.save_efer(),
+        switch_pat: setup.switch_pat(),
+        cr0_fixed: (setup.cr0_fixed0(), setup.cr0_fixed.1),
+        cr4_fixed: setup.cr4_fixed,
+        reinjecting: false,
+        profile: start.profile,
+        fx: FxArea::reset(),
         failed: None,
     })
 }
+
+/// The PAT a guest starts with: the power-on default (SDM Vol. 3A
+/// §13.12.4: WB, WT, UC-, UC, twice).
+const GUEST_PAT: u64 = 0x0007_0406_0007_0406;
 
 struct VmxBackend {
     ram: GuestRam,
@@ -660,9 +738,57 @@ struct VmxBackend {
     launched: bool,
     /// Guest EFER is saved into the VMCS on exit.
     save_efer: bool,
+    /// Guest PAT is switched (load on entry, save on exit).
+    switch_pat: bool,
+    /// CR0 bits that must be 1 (less PE/PG with unrestricted guest) and
+    /// may be 1.
+    cr0_fixed: (u64, u64),
+    /// CR4 bits that must be 1 and may be 1.
+    cr4_fixed: (u64, u64),
+    /// The next entry re-injects an event whose delivery the last exit
+    /// interrupted (IDT-vectoring information).
+    reinjecting: bool,
+    profile: Profile,
+    /// The guest's x87/SSE state while the VMM runs.
+    fx: FxArea,
     /// VMLAUNCH/VMRESUME or a VMWRITE failed; `run` reports this instead
     /// of the placeholder exit that stopped the run loop.
     failed: Option<VmxError>,
+}
+
+/// Valid bit of the interruption-information fields (SDM §25.8.3, §25.9.3).
+const EVENT_VALID: u32 = 1 << 31;
+
+impl GuestMsrs for VmxBackend {
+    fn efer(&self) -> u64 {
+        if self.save_efer {
+            vmread(gst::IA32_EFER_FULL)
+        } else {
+            // SAFETY: EFER exists; without load/save the guest's EFER is
+            // the live one.
+            unsafe { cpu::rdmsr(msr::EFER) }
+        }
+    }
+    fn set_efer(&mut self, efer: u64) {
+        if self.save_efer {
+            self.write(gst::IA32_EFER_FULL, efer);
+        } else {
+            // Without the EFER controls the guest shares the host's EFER:
+            // accept only what it already holds (LME/LMA are the VMM's too).
+            log::warn!("guest EFER write {efer:#x} ignored: this CPU cannot switch EFER");
+        }
+    }
+    fn cr0(&self) -> u64 {
+        vmread(gst::CR0)
+    }
+    fn pat(&self) -> Option<u64> {
+        self.switch_pat.then(|| vmread(gst::IA32_PAT_FULL))
+    }
+    fn set_pat(&mut self, pat: u64) {
+        if self.switch_pat {
+            self.write(gst::IA32_PAT_FULL, pat);
+        }
+    }
 }
 
 impl VmxBackend {
@@ -705,7 +831,7 @@ impl Backend for VmxBackend {
         // TSC_AUX (on the guest's MSR allow-list) are not switched by VMX and
         // keep the guest's values in the host: sound because the VMM never
         // uses SYSCALL, SWAPGS or RDTSCP.
-        let rc = unsafe { vmx_enter(regs, u64::from(self.launched)) };
+        let rc = unsafe { vmx_enter(regs, u64::from(self.launched), &mut self.fx) };
         if rc != 0 {
             let failure = if rc == 2 {
                 VmFailure::Invalid
@@ -729,6 +855,30 @@ impl Backend for VmxBackend {
             self.launched = true;
         }
         regs.rsp = vmread(gst::RSP);
+        // An event whose delivery this exit interrupted goes back in first
+        // (SDM §28.2.4, §27.6): same type, vector and error code; software
+        // interrupts and exceptions need the instruction length again.
+        let vectoring = vmread(ro::IDT_VECTORING_INFO) as u32;
+        self.reinjecting = vectoring & EVENT_VALID != 0;
+        if self.reinjecting {
+            if vectoring & (1 << 11) != 0 {
+                self.write(
+                    ctl::VMENTRY_EXCEPTION_ERR_CODE,
+                    vmread(ro::IDT_VECTORING_ERR_CODE),
+                );
+            }
+            if matches!((vectoring >> 8) & 7, 4..=6) {
+                self.write(
+                    ctl::VMENTRY_INSTRUCTION_LEN,
+                    vmread(ro::VMEXIT_INSTRUCTION_LEN),
+                );
+            }
+            // Bits 30:12 of the vectoring field are reserved in the entry field.
+            self.write(
+                ctl::VMENTRY_INTERRUPTION_INFO_FIELD,
+                u64::from(vectoring & (EVENT_VALID | 0xFFF)),
+            );
+        }
         RawExit::Vmx(vmexit::VmxExitFields {
             exit_reason,
             qualification: vmread(ro::EXIT_QUALIFICATION),
@@ -755,13 +905,7 @@ impl Backend for VmxBackend {
     }
 
     fn vcpu<'b>(&'b self, regs: &'b mut GuestRegs) -> GuestVcpu<'b> {
-        let efer = if self.save_efer {
-            vmread(gst::IA32_EFER_FULL)
-        } else {
-            // SAFETY: EFER exists; without load/save the guest's EFER is the
-            // live one.
-            unsafe { cpu::rdmsr(msr::EFER) }
-        };
+        let efer = GuestMsrs::efer(self);
         let cpl = ar_dpl(vmread(gst::SS_ACCESS_RIGHTS) as u32);
         GuestVcpu::new(
             regs,
@@ -776,10 +920,95 @@ impl Backend for VmxBackend {
 
     fn inject_exception(&mut self, vector: u8, error_code: Option<u32>) {
         // VM-entry interruption information (SDM §25.8.3, delivery §27.6).
+        // On top of an interrupted delivery, the guest gets #DF(0), as the
+        // CPU would for two faults.
+        let (vector, error_code) = if self.reinjecting {
+            (8, Some(0))
+        } else {
+            (vector, error_code)
+        };
+        self.reinjecting = true;
         let (info, code) = entry_interruption_info(vector, error_code);
         if let Some(code) = code {
             self.write(ctl::VMENTRY_EXCEPTION_ERR_CODE, code.into());
         }
         self.write(ctl::VMENTRY_INTERRUPTION_INFO_FIELD, info.into());
+    }
+
+    fn msrs(&mut self) -> &mut dyn GuestMsrs {
+        self
+    }
+
+    fn write_cr(&mut self, cr: u8, value: u64) -> bool {
+        match cr {
+            0 => self.write_cr0(value),
+            4 => self.write_cr4(value),
+            _ => false,
+        }
+    }
+
+    fn profile(&self) -> Profile {
+        self.profile
+    }
+
+    fn cpuid_policy(&self) -> CpuidPolicy {
+        CpuidPolicy {
+            pat: self.switch_pat,
+            cr4_fixed1: Some(self.cr4_fixed.1),
+        }
+    }
+}
+
+impl VmxBackend {
+    /// `MOV CR0` that exited on a host-owned bit (SDM §26.1.3, §25.6.6):
+    /// the guest reads what it wrote (read shadow); the CPU runs with the
+    /// fixed bits applied. PE/PG changes are possible only with
+    /// unrestricted guest, and then switch IA-32e mode as the CPU would
+    /// (SDM Vol. 3A §10.8.5).
+    fn write_cr0(&mut self, value: u64) -> bool {
+        let old = vmread(gst::CR0);
+        // Bits 63:32 are reserved; PG needs PE (SDM Vol. 3A §2.5).
+        if value >> 32 != 0 || (value & CR0_PG != 0 && value & CR0_PE == 0) {
+            return false;
+        }
+        let actual = super::apply_fixed_bits(value, self.cr0_fixed.0, self.cr0_fixed.1);
+        if (actual ^ old) & (CR0_PE | CR0_PG) != 0 {
+            if self.cr0_fixed.0 & (CR0_PE | CR0_PG) != 0 {
+                return false;
+            }
+            let efer = GuestMsrs::efer(self);
+            let long = actual & CR0_PG != 0 && efer & EFER_LME != 0;
+            if long && vmread(gst::CR4) & CR4_PAE == 0 {
+                return false;
+            }
+            let efer = if long { efer | EFER_LMA } else { efer & !EFER_LMA };
+            self.set_efer(efer);
+            let entry = vmread(ctl::VMENTRY_CONTROLS);
+            let ia32e = EntryControls::IA32E_MODE_GUEST.bits() as u64;
+            self.write(
+                ctl::VMENTRY_CONTROLS,
+                if long { entry | ia32e } else { entry & !ia32e },
+            );
+        }
+        self.write(gst::CR0, actual);
+        self.write(ctl::CR0_READ_SHADOW, value);
+        true
+    }
+
+    /// `MOV CR4` that exited on a host-owned bit: bits the CPU does not
+    /// allow (CR4_FIXED1, i.e. features CPUID hides, VMXE included from
+    /// the guest's view) raise #GP, as on a CPU without them; clearing PAE
+    /// in IA-32e mode raises #GP (SDM Vol. 3A §2.5).
+    fn write_cr4(&mut self, value: u64) -> bool {
+        let (fixed0, fixed1) = self.cr4_fixed;
+        if value & !fixed1 != 0
+            || value & CR4_VMXE != 0
+            || (GuestMsrs::efer(self) & EFER_LMA != 0 && value & CR4_PAE == 0)
+        {
+            return false;
+        }
+        self.write(gst::CR4, value | fixed0);
+        self.write(ctl::CR4_READ_SHADOW, value);
+        true
     }
 }

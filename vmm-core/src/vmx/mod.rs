@@ -324,11 +324,10 @@ pub fn guest_state(
     cr0: ShadowedCr,
     cr4: ShadowedCr,
 ) -> [(u32, u64); GUEST_STATE_FIELDS] {
-    use crate::guest;
     use x86::vmx::vmcs::guest as g;
-    let code_ar = descriptor_rights(guest::KERNEL_CS);
-    let data_ar = descriptor_rights(guest::KERNEL_DS);
-    let ds_sel = u64::from(guest::KERNEL_DS);
+    let code_ar = access_rights(start.code_descriptor);
+    let data_ar = access_rights(start.data_descriptor);
+    let ds_sel = u64::from(start.ds);
     [
         (g::CR0, cr0.actual),
         (g::CR3, start.cr3),
@@ -337,7 +336,7 @@ pub fn guest_state(
         (g::RSP, start.rsp),
         (g::RIP, start.rip),
         (g::RFLAGS, 2),
-        (g::CS_SELECTOR, guest::KERNEL_CS.into()),
+        (g::CS_SELECTOR, start.cs.into()),
         (g::CS_BASE, 0),
         (g::CS_LIMIT, 0xFFFF_FFFF),
         (g::CS_ACCESS_RIGHTS, code_ar.into()),
@@ -382,14 +381,6 @@ pub fn guest_state(
         (g::INTERRUPTIBILITY_STATE, 0),
         (g::PENDING_DBG_EXCEPTIONS, 0),
     ]
-}
-
-/// The VMX access rights of the guest GDT descriptor `selector` names
-/// (unusable if it names none).
-fn descriptor_rights(selector: u16) -> u32 {
-    crate::guest::GDT
-        .get(usize::from(selector >> 3))
-        .map_or(AR_UNUSABLE, |&d| access_rights(d))
 }
 
 /// Checks of IA32_VMX_EPT_VPID_CAP (SDM Vol. 3C, Appendix A.10) for the
@@ -767,13 +758,13 @@ mod tests {
         use x86::vmx::vmcs::guest as g;
         let (cr0_f0, cr0_f1) = (0x8000_0021u64, 0xFFFF_FFFFu64);
         let (cr4_f0, cr4_f1) = (0x2000u64, 0x0037_67FFu64);
+        let mut ram = std::vec![0u8; 4 << 20];
         let start = crate::guest::GuestStart {
             rip: 0x20_0000,
             rsp: 32 << 20,
-            cr3: crate::guest::PML4,
-            gdt_base: crate::guest::GDT_BASE,
-            gdt_limit: 39,
+            ..crate::guest::write_tables(&mut ram, &crate::guest::GDT)
         };
+        assert_eq!(start.gdt_limit, 39);
         let cr0 = shadow_cr(crate::guest::CR0, cr0_f0, cr0_f1);
         let cr4 = shadow_cr(crate::guest::CR4, cr4_f0, cr4_f1);
         let state = guest_state(&start, cr0, cr4);
