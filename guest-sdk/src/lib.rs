@@ -215,6 +215,8 @@ pub fn lookup(name_nul: &[u8]) -> Result<u64, Error> {
     if name_nul.last() != Some(&0) {
         return Err(Error::Invalid);
     }
+    // SAFETY: a shared slice is valid for reads of its length.
+    unsafe { touch(name_nul.as_ptr() as *mut u8, name_nul.len(), false) };
     // SAFETY: the VMM is present (instruction() checked); function 0 only
     // reads the NUL-terminated name at RBX, which `name_nul` provides.
     let n = unsafe {
@@ -341,17 +343,72 @@ impl IntoArg for bool {
     }
 }
 
+/// Bytes per page for [`touch`]: the smallest x86 page.
+const PAGE: usize = 4096;
+
+/// Make every page of `[ptr, ptr + len)` present before the VMM walks the
+/// guest's page tables: read one byte per page, and with `write` store it
+/// back (so a copy-on-write or zero page becomes a private writable one).
+///
+/// An OS such as Linux maps memory lazily: a page of a fresh `mmap` or a
+/// file mapping has no page-table entry until the program first touches
+/// it. The VMM reads guest memory through those tables and injects no page
+/// fault, so without this a call on such a buffer would fail with
+/// [`Error::Fault`]. Best effort: an OS may still evict a page between
+/// this touch and the hypercall (Linux does not for anonymous memory
+/// without swap); the call then returns [`Error::Fault`].
+///
+/// # Safety
+/// `[ptr, ptr + len)` is valid for reads (and writes with `write`) and
+/// nothing else accesses it concurrently.
+#[inline]
+unsafe fn touch(ptr: *mut u8, len: usize, write: bool) {
+    if len == 0 {
+        return;
+    }
+    let first = ptr as usize & !(PAGE - 1);
+    let last = (ptr as usize).wrapping_add(len - 1) & !(PAGE - 1);
+    let mut page = first;
+    loop {
+        // The byte touched in each page lies in the range: the first byte
+        // of the buffer, or the first byte of a later page.
+        let at = page.max(ptr as usize) as *mut u8;
+        // SAFETY: `at` is inside the range the caller vouches for.
+        let b = unsafe { at.read_volatile() };
+        if write {
+            // SAFETY: as above, and the range is writable.
+            unsafe { at.write_volatile(b) };
+        }
+        if page >= last {
+            break;
+        }
+        page += PAGE;
+    }
+}
+
 impl<T: ?Sized> IntoArg for &T {
+    /// The address; every page of the referent is made present first
+    /// (see [`touch`]).
     #[inline]
     fn into_arg(self) -> u64 {
-        self as *const T as *const u8 as u64
+        let ptr = self as *const T as *const u8;
+        // SAFETY: a shared reference is valid for reads of its size.
+        unsafe { touch(ptr as *mut u8, core::mem::size_of_val(self), false) };
+        ptr as u64
     }
 }
 
 impl<T: ?Sized> IntoArg for &mut T {
+    /// The address; every page of the referent is made present and
+    /// writable first (see [`touch`]).
     #[inline]
     fn into_arg(self) -> u64 {
-        self as *mut T as *mut u8 as u64
+        let len = core::mem::size_of_val(self);
+        let ptr = self as *mut T as *mut u8;
+        // SAFETY: an exclusive reference is valid for reads and writes of
+        // its size, and nothing else accesses it.
+        unsafe { touch(ptr, len, true) };
+        ptr as u64
     }
 }
 
@@ -451,5 +508,23 @@ mod tests {
         assert_eq!(true.into_arg(), 1);
         let x = [1u8, 2, 3];
         assert_eq!((&x[..]).into_arg(), x.as_ptr() as u64);
+    }
+
+    #[test]
+    fn touching_keeps_the_bytes_and_stays_in_range() {
+        // A buffer that straddles pages: every byte keeps its value, and
+        // the touch reads nothing outside the slice (Miri-style bounds are
+        // the slice's own; here a page-crossing slice of a larger array).
+        let mut big = std::vec![0u8; 3 * PAGE];
+        for (i, b) in big.iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        let before = big.clone();
+        let s = &mut big[PAGE - 3..2 * PAGE + 5];
+        let addr = s.as_ptr() as u64;
+        assert_eq!(s.into_arg(), addr);
+        assert_eq!(big, before);
+        let empty: &mut [u8] = &mut [];
+        let _ = empty.into_arg();
     }
 }

@@ -98,8 +98,14 @@ pub const EXT1_ECX_ALLOWED: u32 = (1 << 0) | (1 << 5) | (1 << 6) | (1 << 7) | (1
 /// CPUID.8000_0001h:EDX: the leaf-1 bits AMD repeats here (same policy),
 /// SYSCALL, NX, MMXEXT, 1 GiB pages, long mode, 3DNow!. Hidden: FFXSR
 /// (EFER bit the VMM does not accept) and RDTSCP (TSC_AUX is not switched).
-pub const EXT1_EDX_ALLOWED: u32 =
-    (LEAF1_EDX_ALLOWED & 0x0183_FBFF) | (1 << 11) | (1 << 20) | (1 << 22) | (1 << 26) | (1 << 29) | (1 << 30) | (1 << 31);
+pub const EXT1_EDX_ALLOWED: u32 = (LEAF1_EDX_ALLOWED & 0x0183_FBFF)
+    | (1 << 11)
+    | (1 << 20)
+    | (1 << 22)
+    | (1 << 26)
+    | (1 << 29)
+    | (1 << 30)
+    | (1 << 31);
 
 /// CR4 bits (Intel SDM Vol. 3A §2.5) that CPUID features enable.
 const CR4_FSGSBASE: u64 = 1 << 16;
@@ -176,8 +182,11 @@ pub fn virtual_cpuid(leaf: u32, subleaf: u32, real: Cpuid, policy: &CpuidPolicy)
         2 | 4 | 0xB => real,
         7 if subleaf == 0 => {
             let mut ebx = real.ebx & LEAF7_EBX_ALLOWED;
-            for (feature, cr4) in [(1u32 << 0, CR4_FSGSBASE), (1 << 7, CR4_SMEP), (1 << 20, CR4_SMAP)]
-            {
+            for (feature, cr4) in [
+                (1u32 << 0, CR4_FSGSBASE),
+                (1 << 7, CR4_SMEP),
+                (1 << 20, CR4_SMAP),
+            ] {
                 if !policy.cr4_allows(cr4) {
                     ebx &= !feature;
                 }
@@ -271,7 +280,11 @@ mod tests {
         for hidden in [7, 9, 12, 14] {
             assert_eq!(v.edx & (1 << hidden), 0, "leaf 1 EDX bit {hidden}");
         }
-        assert_eq!((v.eax, v.ebx), (all.eax, all.ebx), "signature and APIC IDs kept");
+        assert_eq!(
+            (v.eax, v.ebx),
+            (all.eax, all.ebx),
+            "signature and APIC IDs kept"
+        );
         let no_pat = CpuidPolicy {
             pat: false,
             cr4_fixed1: Some(!0),
@@ -281,7 +294,10 @@ mod tests {
         // Leaf 7: no AVX2/AVX-512/LA57/speculation MSRs; CR4-gated bits
         // follow CR4_FIXED1.
         let l7 = virtual_cpuid(7, 0, all, &p);
-        assert_eq!((l7.eax, l7.ebx, l7.ecx, l7.edx), (0, LEAF7_EBX_ALLOWED, 0, 1 << 4));
+        assert_eq!(
+            (l7.eax, l7.ebx, l7.ecx, l7.edx),
+            (0, LEAF7_EBX_ALLOWED, 0, 1 << 4)
+        );
         let strict = CpuidPolicy {
             pat: true,
             cr4_fixed1: Some(!(CR4_SMEP | CR4_FSGSBASE)),
@@ -297,7 +313,11 @@ mod tests {
         assert_eq!(virtual_cpuid(0, 0, all, &p).eax, MAX_BASIC_LEAF);
         assert_eq!(virtual_cpuid(0x8000_0000, 0, all, &p).eax, MAX_EXT_LEAF);
         for gone in [5, 6, 0xA, 0xD, 0x15, 0x16, 0x8000_000A, 0x8000_001F] {
-            assert_eq!(virtual_cpuid(gone, 0, all, &p), Cpuid::default(), "leaf {gone:#x}");
+            assert_eq!(
+                virtual_cpuid(gone, 0, all, &p),
+                Cpuid::default(),
+                "leaf {gone:#x}"
+            );
         }
         assert_eq!(virtual_cpuid(4, 1, all, &p), all);
         let v = virtual_cpuid(0x4000_0000, 0, all, &p);

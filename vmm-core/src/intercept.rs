@@ -289,20 +289,31 @@ mod tests {
         svm_iopm(&mut m, Profile::Linux);
         let (mut a, mut b) = ([0u8; 4096], [0u8; 4096]);
         vmx_io_bitmaps(&mut a, &mut b, Profile::Linux);
-        let through = [0x20, 0x21, 0x40, 0x41, 0x42, 0x43, 0x61, 0xA0, 0xA1, 0x3F8, 0x3FF];
+        let through = [
+            0x20, 0x21, 0x40, 0x41, 0x42, 0x43, 0x61, 0xA0, 0xA1, 0x3F8, 0x3FF,
+        ];
         for p in 0..=0xFFFFusize {
             let want = through.contains(&p) || (0x3F8..=0x3FF).contains(&p);
             assert_eq!(!bit(&m, p), want, "SVM port {p:#x}");
-            let vmx = if p < 0x8000 { bit(&a, p) } else { bit(&b, p - 0x8000) };
+            let vmx = if p < 0x8000 {
+                bit(&a, p)
+            } else {
+                bit(&b, p - 0x8000)
+            };
             assert_eq!(!vmx, want, "VMX port {p:#x}");
         }
         // PCI config, the RTC (emulated), the exit ports, ELCR, DMA controllers.
-        for p in [0xCF8usize, 0xCFC, 0x70, 0x71, 0xF4, 0x604, 0x4D0, 0x00, 0x0C, 0x80, 0xC0] {
+        for p in [
+            0xCF8usize, 0xCFC, 0x70, 0x71, 0xF4, 0x604, 0x4D0, 0x00, 0x0C, 0x80, 0xC0,
+        ] {
             assert!(bit(&m, p), "{p:#x}");
         }
         assert!(passes_through(Profile::Linux, 0x40, 1));
         assert!(passes_through(Profile::Linux, 0x20, 2));
-        assert!(!passes_through(Profile::Linux, 0x21, 2), "0x21-0x22 leaves the range");
+        assert!(
+            !passes_through(Profile::Linux, 0x21, 2),
+            "0x21-0x22 leaves the range"
+        );
         assert!(!passes_through(Profile::BareMetal, 0x40, 1));
         assert!(passes_through(Profile::BareMetal, 0x3FC, 4));
     }
@@ -310,7 +321,11 @@ mod tests {
     #[test]
     fn rtc_is_read_only_clock_registers() {
         assert_eq!(rtc_read(0x00, |i| 0x40 + i), 0x40);
-        assert_eq!(rtc_read(0x8D, |i| 0x40 + i), 0x4D, "the NMI-mask bit is ignored");
+        assert_eq!(
+            rtc_read(0x8D, |i| 0x40 + i),
+            0x4D,
+            "the NMI-mask bit is ignored"
+        );
         assert_eq!(rtc_read(0x0E, |_| unreachable!()), 0);
         assert_eq!(rtc_read(0x7F, |_| unreachable!()), 0);
     }

@@ -178,15 +178,21 @@ pub struct Bundle<'a> {
 }
 
 fn le_u16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(at..at.checked_add(2)?)?.try_into().ok()?))
+    Some(u16::from_le_bytes(
+        b.get(at..at.checked_add(2)?)?.try_into().ok()?,
+    ))
 }
 
 fn le_u32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at.checked_add(4)?)?.try_into().ok()?))
+    Some(u32::from_le_bytes(
+        b.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 
 fn le_u64(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(at..at.checked_add(8)?)?.try_into().ok()?))
+    Some(u64::from_le_bytes(
+        b.get(at..at.checked_add(8)?)?.try_into().ok()?,
+    ))
 }
 
 fn put(b: &mut [u8], at: u64, bytes: &[u8]) {
@@ -264,9 +270,9 @@ impl SetupHeader {
             n => usize::from(n),
         };
         let kernel_offset = sects.saturating_add(1).saturating_mul(512);
-        let header_end = JUMP_END
-            .saturating_add(1)
-            .saturating_add(usize::from(*kernel.get(JUMP_END).ok_or(LinuxError::NotBzImage)?));
+        let header_end = JUMP_END.saturating_add(1).saturating_add(usize::from(
+            *kernel.get(JUMP_END).ok_or(LinuxError::NotBzImage)?,
+        ));
         if kernel_offset >= kernel.len() || header_end > kernel_offset {
             return Err(LinuxError::NotBzImage);
         }
@@ -351,7 +357,8 @@ pub fn prepare(ram: &mut [u8], bundle: &Bundle<'_>) -> Result<GuestStart, LinuxE
     ) {
         dst.copy_from_slice(src);
     }
-    let w32 = |bp: &mut [u8; 4096], at: usize, v: u64| put(bp, at as u64, &(v as u32).to_le_bytes());
+    let w32 =
+        |bp: &mut [u8; 4096], at: usize, v: u64| put(bp, at as u64, &(v as u32).to_le_bytes());
     if let Some(b) = bp.get_mut(TYPE_OF_LOADER) {
         *b = 0xFF; // "undefined" boot loader
     }
@@ -447,10 +454,7 @@ mod tests {
             (&b"KERNEL"[..], &b"INITRD"[..], &b"console=ttyS0"[..])
         );
         // Truncated: the cmdline runs past the end.
-        assert_eq!(
-            Bundle::parse(&b[..b.len() - 1]),
-            Err(LinuxError::BadBundle)
-        );
+        assert_eq!(Bundle::parse(&b[..b.len() - 1]), Err(LinuxError::BadBundle));
         assert_eq!(Bundle::parse(&b[..40]), Err(LinuxError::BadBundle));
         let mut huge = b.clone();
         huge[24..32].copy_from_slice(&u64::MAX.to_le_bytes());
@@ -475,10 +479,7 @@ mod tests {
             SetupHeader::parse(&no64),
             Err(LinuxError::Unsupported { .. })
         ));
-        assert_eq!(
-            SetupHeader::parse(&k[..0x300]),
-            Err(LinuxError::NotBzImage)
-        );
+        assert_eq!(SetupHeader::parse(&k[..0x300]), Err(LinuxError::NotBzImage));
         assert_eq!(SetupHeader::parse(b"junk"), Err(LinuxError::NotBzImage));
         let mut unaligned = k.clone();
         unaligned[PREF_ADDRESS..PREF_ADDRESS + 8].copy_from_slice(&0x100_1000u64.to_le_bytes());

@@ -3,8 +3,8 @@
 use crate::bootinfo::{self, BootInfo, PhysReader, Region};
 use crate::cpu::{self, Vendor};
 use crate::guest;
-use crate::linux;
 use crate::hv::GuestRam;
+use crate::linux;
 use crate::physmem::PhysAlloc;
 
 /// Guest RAM of a bare-metal guest. Small on purpose: the example guests

@@ -18,6 +18,8 @@
 //! | `IA32_BIOS_SIGN_ID` / AMD patch level (`8Bh`) | 0 (no microcode update) | dropped |
 //! | `IA32_PLATFORM_ID` (`17h`) | 0 | `#GP` |
 //! | AMD `HWCR` (`C001_0015h`) | TSC counts at P0 frequency (bit 24) | `#GP` |
+//! | AMD `NB_CFG` (`C001_001Fh`) | 0 (no extended PCI configuration access) | dropped |
+//! | AMD `INT_PENDING_MSG` (`C001_0055h`) | 0 (no C1E) | dropped |
 //! | anything else | `#GP` | `#GP` |
 //!
 //! Intel SDM Vol. 4 (Model-Specific Registers) and AMD APM Vol. 2
@@ -50,6 +52,10 @@ pub const UCODE_REV: u32 = 0x8B;
 pub const PLATFORM_ID: u32 = 0x17;
 /// AMD HWCR.
 pub const HWCR: u32 = 0xC001_0015;
+/// AMD NB_CFG (Linux sets its extended-configuration-space bit).
+pub const NB_CFG: u32 = 0xC001_001F;
+/// AMD interrupt-pending message (Linux's erratum-400 idle routine).
+pub const INT_PENDING_MSG: u32 = 0xC001_0055;
 
 /// EFER.SCE.
 pub const EFER_SCE: u64 = 1 << 0;
@@ -105,7 +111,7 @@ pub fn read(msr: u32, state: &dyn GuestMsrs) -> MsrResult {
         MISC_ENABLE => MsrResult::Ok(1),
         FEATURE_CONTROL => MsrResult::Ok(1),
         VM_CR => MsrResult::Ok((1 << 3) | (1 << 4)),
-        UCODE_REV | PLATFORM_ID => MsrResult::Ok(0),
+        UCODE_REV | PLATFORM_ID | NB_CFG | INT_PENDING_MSG => MsrResult::Ok(0),
         HWCR => MsrResult::Ok(1 << 24),
         _ => MsrResult::Gp,
     }
@@ -130,7 +136,7 @@ pub fn write(msr: u32, value: u64, state: &mut dyn GuestMsrs) -> MsrResult {
             state.set_pat(value);
             MsrResult::Ok(0)
         }
-        MISC_ENABLE | UCODE_REV => MsrResult::Ok(0),
+        MISC_ENABLE | UCODE_REV | NB_CFG | INT_PENDING_MSG => MsrResult::Ok(0),
         _ => MsrResult::Gp,
     }
 }
@@ -172,7 +178,10 @@ mod tests {
         };
         assert_eq!(read(EFER, &s), MsrResult::Ok(0xD00));
         // SCE may change with paging on; LMA stays as the CPU set it.
-        assert_eq!(write(EFER, EFER_SCE | EFER_LME | EFER_NXE, &mut s), MsrResult::Ok(0));
+        assert_eq!(
+            write(EFER, EFER_SCE | EFER_LME | EFER_NXE, &mut s),
+            MsrResult::Ok(0)
+        );
         assert_eq!(s.efer, EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE);
         // LME may not change while paging is on; SVME and reserved bits never.
         assert_eq!(write(EFER, EFER_SCE | EFER_NXE, &mut s), MsrResult::Gp);
@@ -222,7 +231,11 @@ mod tests {
         assert_eq!(write(VM_CR, 0, &mut s), MsrResult::Gp);
         assert_eq!(read(MISC_ENABLE, &s), MsrResult::Ok(1));
         assert_eq!(write(MISC_ENABLE, 0xFFFF, &mut s), MsrResult::Ok(0));
-        assert_eq!(read(MISC_ENABLE, &s), MsrResult::Ok(1), "writes are dropped");
+        assert_eq!(
+            read(MISC_ENABLE, &s),
+            MsrResult::Ok(1),
+            "writes are dropped"
+        );
         for host in [0xC001_0117u32, 0x1B, 0x2FF, 0xFE, 0x10, 0x48, 0xC001_0131] {
             assert_eq!(read(host, &s), MsrResult::Gp, "{host:#x}");
             assert_eq!(write(host, 0, &mut s), MsrResult::Gp, "{host:#x}");

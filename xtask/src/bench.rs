@@ -222,6 +222,7 @@ fn run_vm(layout: &Layout, platforms: &[Machine]) -> Vec<(Machine, VmRow)> {
             continue;
         }
         let outcome = session::boot(&Boot {
+            payload: session::example_payload(layout, EXAMPLE),
             layout,
             name: EXAMPLE,
             machine,

@@ -22,6 +22,19 @@ USAGE:
         qemu, amd, tcg (QEMU's TCG has no Intel VMX: use --emulator bochs
         --cpu intel). Exit status 0 only if the run succeeded.
 
+    cargo xtask linux EXAMPLE [--emulator qemu|bochs] [--cpu amd|intel]
+                              [--accel tcg|kvm] [--kernel BZIMAGE]
+                              [--timeout SECS] [--compare]
+                              [-- PROGRAM [ARGS...]]
+        Boot EXAMPLE's VMM with an unmodified Linux kernel as its guest
+        (Debian's linux-image-cloud-amd64, fetched with apt-get download
+        into target/linux-kernel, or --kernel BZIMAGE) and run, from the
+        guest's /init, the example's Linux program (examples/NAME/linux) or
+        PROGRAM with ARGS: a static x86-64 Linux executable on the host, or
+        a tool already in the guest's /bin. Exit status: the program's.
+        Prints the time to the program's first line; --compare also boots
+        the same kernel and initramfs without the VMM and prints the ratio.
+
     cargo xtask test [--host-only | --skip-host] [--filter TEXT]
                      [--platform NAME]... [--jobs N] [--timeout SECS]
         1. cargo test --workspace on the host,
@@ -97,6 +110,8 @@ pub enum Cli {
     Build(Option<String>),
     /// `run ...`.
     Run(RunArgs),
+    /// `linux ...`.
+    Linux(crate::linux_run::LinuxArgs),
     /// `test ...`.
     Test(TestArgs),
     /// `bench ...`.
@@ -194,6 +209,49 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Cli> {
                 timeout,
             }))
         }
+        "linux" => {
+            let mut example = None;
+            let mut l = crate::linux_run::LinuxArgs {
+                example: String::new(),
+                emulator: Emulator::Qemu,
+                cpu: None,
+                accel: None,
+                kernel: None,
+                timeout: None,
+                compare: false,
+                program: Vec::new(),
+            };
+            while let Some(arg) = args.next() {
+                match option_name(&arg) {
+                    "--" => {
+                        l.program = args.items.drain(..).collect();
+                        if l.program.is_empty() {
+                            bail!("`--` must be followed by PROGRAM [ARGS...]");
+                        }
+                    }
+                    "--help" | "-h" => return Ok(Cli::Help),
+                    "--emulator" => l.emulator = Emulator::parse(&args.value(&arg, "--emulator")?)?,
+                    "--cpu" => l.cpu = Some(Cpu::parse(&args.value(&arg, "--cpu")?)?),
+                    "--accel" => l.accel = Some(Accel::parse(&args.value(&arg, "--accel")?)?),
+                    "--kernel" => l.kernel = Some(args.value(&arg, "--kernel")?.into()),
+                    "--timeout" => {
+                        l.timeout = Some(parse_timeout(&args.value(&arg, "--timeout")?)?)
+                    }
+                    "--compare" => l.compare = true,
+                    a if a.starts_with('-') => bail!("unknown option `{a}` for linux"),
+                    _ if example.is_some() => bail!(
+                        "linux takes one example; put the program after `--`: \
+                         cargo xtask linux EXAMPLE -- PROGRAM [ARGS...]"
+                    ),
+                    _ => example = Some(arg),
+                }
+            }
+            let Some(example) = example else {
+                bail!("linux needs an example name: cargo xtask linux EXAMPLE");
+            };
+            l.example = example;
+            Ok(Cli::Linux(l))
+        }
         "test" => {
             let mut t = TestArgs::default();
             while let Some(arg) = args.next() {
@@ -248,7 +306,9 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Cli> {
             Ok(Cli::Fuzz(crate::fuzz::FuzzArgs::parse(rest)?))
         }
         other => {
-            bail!("unknown command `{other}` (expected build, run, test, bench, fuzz or help)")
+            bail!(
+                "unknown command `{other}` (expected build, run, linux, test, bench, fuzz or help)"
+            )
         }
     }
 }
@@ -303,6 +363,30 @@ mod tests {
         assert!(p("test --platform qemu-vmx").is_err());
         assert!(p("test --jobs 0").is_err());
         assert!(p("test --host-only --skip-host").is_err());
+    }
+
+    #[test]
+    fn linux_options_and_program() {
+        let Cli::Linux(l) =
+            p("linux hello --emulator bochs --cpu intel --compare -- /bin/true --x y").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(l.example, "hello");
+        assert_eq!(
+            (l.emulator, l.cpu, l.compare),
+            (Emulator::Bochs, Some(Cpu::Intel), true)
+        );
+        assert_eq!(l.program, vec!["/bin/true", "--x", "y"]);
+        let Cli::Linux(l) = p("linux hello --kernel /k").unwrap() else {
+            panic!()
+        };
+        assert_eq!(l.kernel.as_deref(), Some(std::path::Path::new("/k")));
+        assert!(l.program.is_empty() && !l.compare);
+        assert!(p("linux").is_err());
+        assert!(p("linux hello --").is_err());
+        assert!(p("linux hello extra").is_err());
+        assert!(p("linux hello --frob").is_err());
     }
 
     #[test]

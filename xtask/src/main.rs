@@ -10,6 +10,8 @@
 //! - [`platform`], [`qemu`], [`bochs`]: machines and emulator command lines;
 //! - [`runner`]: processes with timeouts and live console streaming;
 //! - [`verdict`], [`expect`]: deciding success;
+//! - [`linux`]: the Debian kernel, the initramfs and the bundle;
+//!   [`linux_run`]: the `linux` command;
 //! - [`session`]: one boot; [`testing`]: the `test` command;
 //!   [`bench`]: the `bench` command; [`fuzz`]: the `fuzz` command.
 
@@ -19,6 +21,8 @@ mod cli;
 mod expect;
 mod fuzz;
 mod images;
+mod linux;
+mod linux_run;
 mod paths;
 mod platform;
 mod qemu;
@@ -69,6 +73,7 @@ fn run(layout: &Layout, args: RunArgs) -> Result<bool> {
     }])?;
     images::build(layout, std::slice::from_ref(&args.example))?;
     let outcome = session::boot(&Boot {
+        payload: session::example_payload(layout, &args.example),
         layout,
         name: &args.example,
         machine,
@@ -98,6 +103,15 @@ fn main() -> ExitCode {
         Cli::Test(args) => testing::test(&layout, &args),
         Cli::Bench(args) => bench::bench(&layout, &args),
         Cli::Fuzz(args) => fuzz::fuzz(&layout, &args),
+        Cli::Linux(args) => {
+            return match linux_run::linux(&layout, &args) {
+                Ok(code) => ExitCode::from(code),
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -2,6 +2,7 @@
 //! accelerator, plus the platform matrix `cargo xtask test` runs.
 
 use std::fmt;
+use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 
@@ -69,6 +70,55 @@ impl Accel {
             "tcg" => Ok(Accel::Tcg),
             "kvm" => Ok(Accel::Kvm),
             _ => bail!("unknown accelerator `{s}` (expected tcg or kvm)"),
+        }
+    }
+}
+
+/// What an emulator run boots.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Payload {
+    /// A VMM image with its boot module: a bare-metal guest ELF, or a Linux
+    /// bundle (`linux`: kernel, initramfs and command line for the VMM).
+    Vmm {
+        /// The VMM ELF.
+        vmm: PathBuf,
+        /// The boot module.
+        module: PathBuf,
+        /// The module is a Linux bundle (more memory; Bochs at Linux speed).
+        linux: bool,
+    },
+    /// A Linux kernel booted without any VMM (`cargo xtask linux --compare`).
+    Kernel {
+        /// The bzImage.
+        kernel: PathBuf,
+        /// The initramfs.
+        initrd: PathBuf,
+        /// The kernel command line.
+        cmdline: String,
+    },
+}
+
+impl Payload {
+    /// Whether Linux runs (VMM guest or alone).
+    pub fn is_linux(&self) -> bool {
+        !matches!(self, Payload::Vmm { linux: false, .. })
+    }
+
+    /// Machine memory for QEMU's `-m`: the VMM with a Linux guest needs its
+    /// 256 MiB of guest RAM plus the module and itself; a kernel alone gets
+    /// the same 256 MiB as the VMM's guest.
+    pub fn qemu_memory(&self) -> &'static str {
+        match self {
+            Payload::Vmm { linux: true, .. } => "512M",
+            _ => "256M",
+        }
+    }
+
+    /// Machine memory for Bochs, in MiB (see [`Payload::qemu_memory`]).
+    pub fn bochs_memory_mib(&self) -> u32 {
+        match self {
+            Payload::Vmm { linux: true, .. } => 512,
+            _ => 256,
         }
     }
 }

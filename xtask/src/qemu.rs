@@ -5,17 +5,19 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 
-use crate::platform::{Accel, Cpu};
+use crate::platform::{Accel, Cpu, Payload};
 
 /// The QEMU binary.
 pub const BINARY: &str = "qemu-system-x86_64";
 
-/// The arguments booting `vmm` with `guest` as its module.
+/// The arguments booting `payload`: the VMM ELF through PVH (`-kernel`)
+/// with its module as `-initrd`, or a Linux bzImage alone (`-kernel`,
+/// `-initrd`, `-append`).
 ///
 /// The VMM stops QEMU through `isa-debug-exit` at port 0xf4 (exit code
 /// `(value << 1) | 1`); `-no-reboot` turns a triple fault into an exit
 /// instead of a reboot loop.
-pub fn args(accel: Accel, vmm: &Path, guest: &Path) -> Vec<String> {
+pub fn args(accel: Accel, payload: &Payload) -> Vec<String> {
     let (accel, cpu) = match accel {
         Accel::Tcg => ("tcg", "qemu64,+svm,+npt"),
         Accel::Kvm => ("kvm", "host"),
@@ -26,7 +28,7 @@ pub fn args(accel: Accel, vmm: &Path, guest: &Path) -> Vec<String> {
         "-cpu",
         cpu,
         "-m",
-        "256M",
+        payload.qemu_memory(),
         "-display",
         "none",
         "-serial",
@@ -39,9 +41,24 @@ pub fn args(accel: Accel, vmm: &Path, guest: &Path) -> Vec<String> {
     .iter()
     .map(|s| (*s).to_owned())
     .collect();
-    a.push(vmm.display().to_string());
-    a.push("-initrd".to_owned());
-    a.push(guest.display().to_string());
+    match payload {
+        Payload::Vmm { vmm, module, .. } => {
+            a.push(vmm.display().to_string());
+            a.push("-initrd".to_owned());
+            a.push(module.display().to_string());
+        }
+        Payload::Kernel {
+            kernel,
+            initrd,
+            cmdline,
+        } => {
+            a.push(kernel.display().to_string());
+            a.push("-initrd".to_owned());
+            a.push(initrd.display().to_string());
+            a.push("-append".to_owned());
+            a.push(cmdline.clone());
+        }
+    }
     a
 }
 
@@ -85,14 +102,35 @@ mod tests {
 
     #[test]
     fn tcg_command_line_matches_the_contract() {
-        let a = args(Accel::Tcg, Path::new("/v"), Path::new("/g")).join(" ");
+        let bare = Payload::Vmm {
+            vmm: "/v".into(),
+            module: "/g".into(),
+            linux: false,
+        };
+        let a = args(Accel::Tcg, &bare).join(" ");
         assert_eq!(
             a,
             "-accel tcg -cpu qemu64,+svm,+npt -m 256M -display none -serial stdio -no-reboot \
              -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel /v -initrd /g"
         );
-        let k = args(Accel::Kvm, Path::new("/v"), Path::new("/g")).join(" ");
+        let k = args(Accel::Kvm, &bare).join(" ");
         assert!(k.starts_with("-accel kvm -cpu host -m 256M"), "{k}");
+        let linux = Payload::Vmm {
+            vmm: "/v".into(),
+            module: "/b".into(),
+            linux: true,
+        };
+        assert!(args(Accel::Tcg, &linux).join(" ").contains("-m 512M"));
+        let kernel = Payload::Kernel {
+            kernel: "/k".into(),
+            initrd: "/i".into(),
+            cmdline: "console=ttyS0 quiet".into(),
+        };
+        let k = args(Accel::Tcg, &kernel);
+        assert!(k
+            .join(" ")
+            .ends_with("-kernel /k -initrd /i -append console=ttyS0 quiet"));
+        assert_eq!(k.last().unwrap(), "console=ttyS0 quiet", "one argument");
     }
 
     #[test]

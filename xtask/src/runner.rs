@@ -63,6 +63,8 @@ pub enum Exit {
 pub struct Finished {
     /// Every console line, in order.
     pub console: Vec<String>,
+    /// When each console line arrived, from the emulator's start.
+    pub times: Vec<Duration>,
     /// The emulator's stderr lines ([`ConsoleSource::Stdout`] only).
     pub stderr: Vec<String>,
     /// How the process ended.
@@ -77,13 +79,18 @@ fn print_line(prefix: &str, line: &str) {
     println!("{prefix}{line}");
 }
 
+/// Lines and their arrival times.
+type Timed = (Vec<String>, Vec<Duration>);
+
 fn stream_reader(
     reader: impl Read + Send + 'static,
     prefix: String,
-) -> thread::JoinHandle<Vec<String>> {
+    start: Instant,
+) -> thread::JoinHandle<Timed> {
     thread::spawn(move || {
         let mut reader = BufReader::new(reader);
         let mut lines = Vec::new();
+        let mut times = Vec::new();
         let mut buf = Vec::new();
         loop {
             buf.clear();
@@ -94,10 +101,11 @@ fn stream_reader(
                     let line = ui::clean_line(raw);
                     print_line(&prefix, &line);
                     lines.push(line);
+                    times.push(start.elapsed());
                 }
             }
         }
-        lines
+        (lines, times)
     })
 }
 
@@ -105,11 +113,13 @@ fn tail_file(
     path: PathBuf,
     prefix: String,
     done: Arc<AtomicBool>,
-) -> thread::JoinHandle<Vec<String>> {
+    start: Instant,
+) -> thread::JoinHandle<Timed> {
     thread::spawn(move || {
         let mut file: Option<File> = None;
         let mut splitter = LineSplitter::default();
         let mut lines = Vec::new();
+        let mut times = Vec::new();
         let mut buf = [0u8; 4096];
         loop {
             // Read `done` before draining: once it is set the process has
@@ -126,6 +136,7 @@ fn tail_file(
                     for line in splitter.push(&buf[..n]) {
                         print_line(&prefix, &line);
                         lines.push(line);
+                        times.push(start.elapsed());
                     }
                 }
             }
@@ -137,8 +148,9 @@ fn tail_file(
         if let Some(line) = splitter.finish() {
             print_line(&prefix, &line);
             lines.push(line);
+            times.push(start.elapsed());
         }
-        lines
+        (lines, times)
     })
 }
 
@@ -188,14 +200,19 @@ pub fn run(launch: Launch) -> Result<Finished> {
             let mut child = command
                 .spawn()
                 .with_context(|| format!("starting {program}"))?;
-            let out = stream_reader(child.stdout.take().expect("piped stdout"), prefix);
-            let err = stream_reader(child.stderr.take().expect("piped stderr"), stderr_prefix);
+            let out = stream_reader(child.stdout.take().expect("piped stdout"), prefix, start);
+            let err = stream_reader(
+                child.stderr.take().expect("piped stderr"),
+                stderr_prefix,
+                start,
+            );
             let exit = wait_with_timeout(&mut child, timeout, start)?;
             let elapsed = start.elapsed();
-            let console = out.join().expect("console reader panicked");
-            let stderr = err.join().expect("stderr reader panicked");
+            let (console, times) = out.join().expect("console reader panicked");
+            let (stderr, _) = err.join().expect("stderr reader panicked");
             Ok(Finished {
                 console,
+                times,
                 stderr,
                 exit,
                 elapsed,
@@ -222,13 +239,14 @@ pub fn run(launch: Launch) -> Result<Finished> {
             let mut child = command
                 .spawn()
                 .with_context(|| format!("starting {program}"))?;
-            let tail = tail_file(console_path, prefix, done.clone());
+            let tail = tail_file(console_path, prefix, done.clone(), start);
             let exit = wait_with_timeout(&mut child, timeout, start);
             let elapsed = start.elapsed();
             done.store(true, Ordering::SeqCst);
-            let console = tail.join().expect("console tail panicked");
+            let (console, times) = tail.join().expect("console tail panicked");
             Ok(Finished {
                 console,
+                times,
                 stderr: Vec::new(),
                 exit: exit?,
                 elapsed,
@@ -300,6 +318,9 @@ mod tests {
         })
         .unwrap();
         assert_eq!(f.console, vec!["one", "two", "three"]);
+        assert_eq!(f.times.len(), 3);
+        assert!(f.times[0] <= f.times[1] && f.times[1] <= f.times[2]);
+        assert!(f.times[1] >= Duration::from_millis(150), "{:?}", f.times);
         assert_eq!(f.exit, Exit::Code(1));
         assert_eq!(
             std::fs::read_to_string(dir.join("out.txt")).unwrap(),

@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use crate::bochs;
 use crate::expect::Expectations;
 use crate::paths::{Layout, Role};
-use crate::platform::{Emulator, Machine};
+use crate::platform::{Emulator, Machine, Payload};
 use crate::qemu;
 use crate::runner::{self, ConsoleSource, Exit, Launch};
 use crate::ui;
@@ -28,6 +28,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One run to do.
 pub struct Boot<'a> {
+    /// What to boot: an example's images, a Linux bundle, a kernel alone.
+    pub payload: Payload,
     /// Paths.
     pub layout: &'a Layout,
     /// The example.
@@ -44,6 +46,12 @@ pub struct Boot<'a> {
 
 /// The result of one run.
 pub struct Outcome {
+    /// When the first console line of the guest's Linux program appeared
+    /// (the line after [`INIT_RUNNING`]), from the emulator's start.
+    pub first_program_line: Option<Duration>,
+    /// The status the guest reported (`vmm: guest exited with status N`,
+    /// or the Linux init's line when no VMM runs).
+    pub status: Option<i64>,
     /// Pass or fail with reasons.
     pub verdict: Verdict,
     /// Time the emulator ran (zero if it never started).
@@ -87,6 +95,8 @@ pub fn boot(b: &Boot<'_>) -> Outcome {
             let reason = format!("could not run: {e:#}");
             println!("{label}: FAIL: {reason}");
             Outcome {
+                first_program_line: None,
+                status: None,
                 verdict: Verdict::Fail(vec![reason]),
                 elapsed: Duration::ZERO,
             }
@@ -95,9 +105,11 @@ pub fn boot(b: &Boot<'_>) -> Outcome {
 }
 
 fn boot_inner(b: &Boot<'_>, label: &str, prefix: String, stderr_prefix: String) -> Result<Outcome> {
-    let vmm = b.layout.image(b.name, Role::Vmm);
-    let guest = b.layout.image(b.name, Role::Guest);
-    for image in [&vmm, &guest] {
+    let files: Vec<&Path> = match &b.payload {
+        Payload::Vmm { vmm, module, .. } => vec![vmm, module],
+        Payload::Kernel { kernel, initrd, .. } => vec![kernel, initrd],
+    };
+    for image in files {
         if !image.is_file() {
             bail!(
                 "{} does not exist (build the examples first)",
@@ -115,11 +127,11 @@ fn boot_inner(b: &Boot<'_>, label: &str, prefix: String, stderr_prefix: String) 
             std::fs::create_dir_all(&run_dir)
                 .with_context(|| format!("creating {}", run_dir.display()))?;
             let mut cmd = Command::new(qemu::BINARY);
-            cmd.args(qemu::args(b.machine.accel, &vmm, &guest));
+            cmd.args(qemu::args(b.machine.accel, &b.payload));
             (cmd, ConsoleSource::Stdout, None)
         }
         Emulator::Bochs => {
-            let files = bochs::prepare(&run_dir, b.machine.cpu, &vmm, &guest)?;
+            let files = bochs::prepare(&run_dir, b.machine.cpu, &b.payload)?;
             let cmd = bochs::command(&files);
             let source = ConsoleSource::File {
                 console: files.console.clone(),
@@ -157,14 +169,31 @@ fn boot_inner(b: &Boot<'_>, label: &str, prefix: String, stderr_prefix: String) 
     let bochs_log = bochs_files
         .as_ref()
         .and_then(|f| std::fs::read_to_string(&f.log).ok());
-    let verdict = verdict::judge(&Evidence {
-        emulator: b.machine.emulator,
-        console: &finished.console,
-        exit: finished.exit,
-        timeout_secs: b.timeout.as_secs(),
-        expected: b.expected,
-        bochs_log: bochs_log.as_deref(),
-    });
+    let first_program_line = first_program_line(&finished.console, &finished.times);
+    let (verdict, status) = match &b.payload {
+        Payload::Vmm { .. } => (
+            verdict::judge(&Evidence {
+                emulator: b.machine.emulator,
+                console: &finished.console,
+                exit: finished.exit,
+                timeout_secs: b.timeout.as_secs(),
+                expected: b.expected,
+                bochs_log: bochs_log.as_deref(),
+            }),
+            verdict::guest_status(&finished.console).and_then(Result::ok),
+        ),
+        // No VMM: a measurement run. It counts if the init ran the program
+        // to its end.
+        Payload::Kernel { .. } => match init_status(&finished.console) {
+            Some(n) => (Verdict::Pass, Some(n)),
+            None => (
+                Verdict::Fail(vec![format!(
+                    "the Linux init never reported the program's exit status ({INIT_EXITED}...)"
+                )]),
+                None,
+            ),
+        },
+    };
     let exit = match finished.exit {
         Exit::Code(c) => format!("exit code {c}"),
         Exit::Signal(s) => format!("signal {s}"),
@@ -231,16 +260,84 @@ fn boot_inner(b: &Boot<'_>, label: &str, prefix: String, stderr_prefix: String) 
             }
         }
     }
+    if let Some(t) = first_program_line {
+        report.push_str(&format!(
+            "\n  boot: the Linux program's first line after {}",
+            ui::secs(t)
+        ));
+    }
     println!("{report}");
     Ok(Outcome {
+        first_program_line,
+        status,
         verdict,
         elapsed: finished.elapsed,
+    })
+}
+
+/// The images of example `name`: its VMM with its bare-metal guest.
+pub fn example_payload(layout: &Layout, name: &str) -> Payload {
+    Payload::Vmm {
+        vmm: layout.image(name, Role::Vmm),
+        module: layout.image(name, Role::Guest),
+        linux: false,
+    }
+}
+
+/// What `vmmcall-init` prints just before it starts the program.
+pub const INIT_RUNNING: &str = "vmmcall-init: running ";
+/// What `vmmcall-init` prints when the program has exited, before the
+/// status.
+pub const INIT_EXITED: &str = "vmmcall-init: ";
+
+/// When the program's first line appeared: the first console line after
+/// [`INIT_RUNNING`] that is neither the kernel's (`[ ...`) nor the VMM's
+/// (`vmm: `).
+pub fn first_program_line(console: &[String], times: &[Duration]) -> Option<Duration> {
+    let start = console.iter().position(|l| l.contains(INIT_RUNNING))?;
+    console
+        .iter()
+        .zip(times)
+        .skip(start + 1)
+        .find(|(l, _)| !l.starts_with('[') && !l.starts_with("vmm: ") && !l.is_empty())
+        .map(|(_, t)| *t)
+}
+
+/// The status in `vmmcall-init: PROGRAM exited with status N`.
+pub fn init_status(console: &[String]) -> Option<i64> {
+    console.iter().rev().find_map(|l| {
+        let rest = l.strip_prefix(INIT_EXITED)?;
+        let (_, n) = rest.rsplit_once(" exited with status ")?;
+        n.trim().parse().ok()
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn program_timing_and_status() {
+        let lines: Vec<String> = [
+            "vmm: vmm-core starting",
+            "[    1.0] Run /init as init process",
+            "vmmcall-init: running /bin/hello",
+            "[    1.1] random kernel line",
+            "vmm: [INFO] something",
+            "hello: vmmcall VMM present",
+            "vmmcall-init: /bin/hello exited with status 3",
+        ]
+        .map(String::from)
+        .to_vec();
+        let times: Vec<Duration> = (0..lines.len() as u64).map(Duration::from_secs).collect();
+        assert_eq!(
+            first_program_line(&lines, &times),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(first_program_line(&lines[..3], &times), None);
+        assert_eq!(init_status(&lines), Some(3));
+        assert_eq!(init_status(&lines[..6]), None);
+    }
 
     #[test]
     fn shell_words_quotes() {

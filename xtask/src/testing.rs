@@ -241,6 +241,7 @@ pub fn test(layout: &Layout, args: &TestArgs) -> Result<bool> {
                 let (example, platform) = (index / width, platforms[index % width]);
                 let expected = &expectations[example];
                 let outcome = session::boot(&Boot {
+                    payload: session::example_payload(layout, &examples[example]),
                     layout,
                     name: &examples[example],
                     machine: platform,

@@ -12,12 +12,12 @@ use crate::exits::{self, Backend};
 use crate::frames::{self, Tables, PAGE};
 use crate::guest::{GuestStart, Profile};
 use crate::hv::CpuidPolicy;
-use crate::vmsr::GuestMsrs;
 use crate::hv::GuestRam;
 use crate::intercept;
 use crate::nested::{self, Format};
 use crate::physmem::PhysAlloc;
 use crate::vcpu::GuestVcpu;
+use crate::vmsr::GuestMsrs;
 use vmmcall::GuestRegs;
 
 core::arch::global_asm!(
@@ -330,7 +330,11 @@ impl Backend for SvmBackend<'_> {
         // An event whose delivery this exit interrupted goes back in first
         // (APM §15.7.2); anything injected later on top becomes #DF.
         let pending = self.vmcb.control.exitintinfo;
-        self.vmcb.control.eventinj = if pending & EVENT_VALID != 0 { pending } else { 0 };
+        self.vmcb.control.eventinj = if pending & EVENT_VALID != 0 {
+            pending
+        } else {
+            0
+        };
         regs.rax = self.vmcb.save.rax;
         regs.rsp = self.vmcb.save.rsp;
         let c = &self.vmcb.control;
@@ -369,6 +373,8 @@ impl Backend for SvmBackend<'_> {
         } else {
             (vector, error_code)
         };
+        // Real mode pushes no error code (APM Vol. 2 §8.2).
+        let error_code = error_code.filter(|_| self.vmcb.save.cr0 & 1 != 0);
         let mut ev = u64::from(vector) | (3 << 8) | EVENT_VALID;
         if let Some(code) = error_code {
             ev |= (1 << 11) | (u64::from(code) << 32);

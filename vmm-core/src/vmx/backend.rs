@@ -22,11 +22,11 @@ use crate::exits::{self, Backend, RawExit, Stop};
 use crate::frames::{self, Tables, PAGE};
 use crate::guest::{self, GuestStart, Profile};
 use crate::hv::{CpuidPolicy, GuestRam, CPUID1_ECX_VMX};
-use crate::vmsr::{GuestMsrs, EFER_LMA, EFER_LME};
 use crate::intercept;
 use crate::nested::{self, Format};
 use crate::physmem::PhysAlloc;
 use crate::vcpu::GuestVcpu;
+use crate::vmsr::{GuestMsrs, EFER_LMA, EFER_LME};
 use core::arch::asm;
 use vmexit::vmx::ExitReasonField;
 use vmmcall::GuestRegs;
@@ -927,6 +927,9 @@ impl Backend for VmxBackend {
         } else {
             (vector, error_code)
         };
+        // Real mode pushes no error code (SDM Vol. 3A §21.1.4); VM entry
+        // refuses one with CR0.PE = 0 (SDM Vol. 3C §27.2.1.3).
+        let error_code = error_code.filter(|_| vmread(gst::CR0) & CR0_PE != 0);
         self.reinjecting = true;
         let (info, code) = entry_interruption_info(vector, error_code);
         if let Some(code) = code {
@@ -981,7 +984,11 @@ impl VmxBackend {
             if long && vmread(gst::CR4) & CR4_PAE == 0 {
                 return false;
             }
-            let efer = if long { efer | EFER_LMA } else { efer & !EFER_LMA };
+            let efer = if long {
+                efer | EFER_LMA
+            } else {
+                efer & !EFER_LMA
+            };
             self.set_efer(efer);
             let entry = vmread(ctl::VMENTRY_CONTROLS);
             let ia32e = EntryControls::IA32E_MODE_GUEST.bits() as u64;

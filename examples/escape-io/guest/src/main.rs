@@ -7,7 +7,10 @@
 //! - the emulator's exit port (`0xF4`, QEMU `isa-debug-exit`) with the
 //!   "success" value: dropped, the run goes on;
 //! - `INSB` from a port: `#GP(0)`;
-//! - `RDMSR VM_HSAVE_PA`, `WRMSR IA32_APIC_BASE`, `RDMSR EFER`: `#GP(0)`;
+//! - `RDMSR VM_HSAVE_PA`, `WRMSR IA32_APIC_BASE`: `#GP(0)`;
+//! - EFER: the guest's own copy (`LME|LMA|NXE`, never the host's SVME);
+//!   setting SVME or a reserved bit raises `#GP(0)`;
+//! - `IA32_FEATURE_CONTROL` and AMD `VM_CR` say "virtualization off";
 //! - `RDMSR TSC` and `WRMSR`/`RDMSR LSTAR`: allowed, they are the guest's.
 #![no_std]
 #![no_main]
@@ -120,7 +123,24 @@ fn main() -> Result<(), Error> {
         "WRMSR IA32_APIC_BASE raises #GP",
         gp(wrmsr(0x1B, 0).map(|()| 0)),
     );
-    ok &= check("RDMSR EFER raises #GP", gp(rdmsr(0xC000_0080)));
+    let efer = rdmsr(0xC000_0080);
+    ok &= check("EFER is the guest's own (LME|LMA|NXE)", efer == Ok(0xD00));
+    ok &= check(
+        "WRMSR EFER.SVME raises #GP",
+        gp(wrmsr(0xC000_0080, 0xD00 | (1 << 12)).map(|()| 0)),
+    );
+    ok &= check(
+        "WRMSR EFER reserved bit raises #GP",
+        gp(wrmsr(0xC000_0080, 0xD00 | (1 << 20)).map(|()| 0)),
+    );
+    ok &= check(
+        "EFER write of its own bits works",
+        wrmsr(0xC000_0080, 0xD01).is_ok() && rdmsr(0xC000_0080) == Ok(0xD01),
+    );
+    ok &= check(
+        "FEATURE_CONTROL and VM_CR say virtualization is off",
+        rdmsr(0x3A) == Ok(1) && rdmsr(0xC001_0114) == Ok(0x18),
+    );
 
     let t0 = rdmsr(0x10);
     let t1 = rdmsr(0x10);

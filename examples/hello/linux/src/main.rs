@@ -1,0 +1,322 @@
+//! The seed example, Linux side: the program the seed article runs in the
+//! guest OS (`./hello`), as a static Rust program in an unmodified Linux
+//! guest, calling the VMM from ring 3.
+//!
+//! `cargo xtask linux hello` puts it in the initramfs and boots it. It
+//! checks, from ring 3 of a real OS:
+//! - the seed's call: `call!("hello", rbx = 5)` returns 10 (the VMM prints
+//!   `Hello BitVisor!, arg1 = 5`);
+//! - misses and errors: an unknown name is `NotFound`, a handler for CPL 0
+//!   only is `Permission`, a bad pointer is `Fault`;
+//! - memory Linux has not faulted in: a fresh `mmap` buffer that the VMM
+//!   writes, and a name in a file mapping no one has read yet (the SDK
+//!   touches those pages before the call);
+//! - the x87/SSE state survives VM exits: XMM0-15, MXCSR, the x87 control
+//!   word and ST(0) are loaded with patterns, a hypercall and a CPUID exit
+//!   run, and every register is compared ([`vector_state`]).
+//!
+//! Without the VMM it says so and exits 1, never by SIGILL.
+
+use guest_sdk::{call, Error, Instruction};
+use std::io::Write;
+use std::process::ExitCode;
+
+/// Exits (one hypercall and one CPUID each round) in the vector check.
+const ROUNDS: usize = 1000;
+
+/// Wait until everything written to the console has left the UART: the
+/// VMM prints on the same UART, so its lines would otherwise land in the
+/// middle of ours.
+fn drain_console() {
+    let _ = std::io::stdout().flush();
+    // SAFETY: TCSBRK with a non-zero argument is tcdrain(): it only waits.
+    unsafe { libc::ioctl(1, libc::TCSBRK, 1) };
+}
+
+/// Run `call` with the console drained first, so that whatever the VMM
+/// prints during the call starts on a line of its own.
+fn drained(call: impl FnOnce() -> Result<u64, Error>) -> Result<u64, Error> {
+    drain_console();
+    call()
+}
+
+fn expect(what: &str, got: Result<u64, Error>, want: Error) -> bool {
+    match got {
+        Err(e) if e == want => {
+            println!("{what}: {want:?} (as expected)");
+            true
+        }
+        other => {
+            println!("{what}: got {other:?}, expected Err({want:?})");
+            false
+        }
+    }
+}
+
+/// An anonymous mapping of `len` bytes that nothing has touched yet.
+fn fresh_mapping(len: usize) -> &'static mut [u8] {
+    // SAFETY: a new private anonymous mapping; on success the kernel hands
+    // out `len` readable and writable bytes that nothing else refers to.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    assert_ne!(p, libc::MAP_FAILED, "mmap failed");
+    // SAFETY: see above; the mapping is never unmapped.
+    unsafe { std::slice::from_raw_parts_mut(p.cast::<u8>(), len) }
+}
+
+/// The VMM writes a buffer in pages Linux has not faulted in.
+fn fresh_buffer() -> bool {
+    let map = fresh_mapping(3 * 4096);
+    // Straddle two untouched pages.
+    let buf = &mut map[4096 - 100..4096 + 200];
+    let len = buf.len();
+    let r = drained(|| call!("hello_fill", rbx = &mut *buf, rcx = len, rdx = 0x5Au8));
+    let ok = r == Ok(300) && buf.iter().all(|&b| b == 0x5A) && map[4096 - 101] == 0;
+    println!(
+        "fresh mmap buffer: {} ({r:?})",
+        if ok {
+            "written by the VMM (as expected)"
+        } else {
+            "NOT written as expected"
+        }
+    );
+    ok
+}
+
+/// A name in a file mapping whose page Linux has not faulted in.
+fn lazy_name() -> bool {
+    let path = "/tmp-hello-name";
+    if std::fs::write(path, b"hello\0").is_err() {
+        println!("name in a page not faulted in: cannot write {path}");
+        return false;
+    }
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) => {
+            println!("name in a page not faulted in: cannot open {path}: {e}");
+            return false;
+        }
+    };
+    use std::os::fd::AsRawFd;
+    // SAFETY: maps 6 bytes of a file we own read-only; nothing writes the
+    // file while mapped, and the mapping is never unmapped.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE,
+            file.as_raw_fd(),
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        println!("name in a page not faulted in: mmap failed");
+        return false;
+    }
+    // SAFETY: the mapping holds the 6 bytes just written.
+    let name = unsafe { std::slice::from_raw_parts(p.cast::<u8>(), 6) };
+    let number = guest_sdk::lookup(name);
+    let ok = number.is_ok() && number == guest_sdk::lookup(b"hello\0");
+    println!(
+        "name in a page not faulted in: {} ({number:?})",
+        if ok {
+            "found (as expected)"
+        } else {
+            "NOT found"
+        }
+    );
+    ok
+}
+
+/// One round: load the patterns into XMM0-15, MXCSR, FCW and ST(0), run
+/// the hypercall instruction (function 0 with a name, a lookup) and a
+/// CPUID exit, and store everything back. Returns the registers as the
+/// program saw them afterwards.
+fn vector_round(
+    insn: Instruction,
+    xmm_in: &[[u8; 16]; 16],
+    mxcsr: u32,
+    fcw: u16,
+    st0: f64,
+) -> ([[u8; 16]; 16], u32, u16, f64) {
+    let mut xmm_out = [[0u8; 16]; 16];
+    let (mut mxcsr_out, mut fcw_out, mut st0_out) = (0u32, 0u16, 0f64);
+    let name = b"hello\0";
+    let vmcall = u64::from(insn == Instruction::Vmcall);
+    // SAFETY: loads and stores only the buffers named here; the hypercall
+    // is function 0 (reads the NUL-terminated name, changes only RAX), the
+    // VMM is present (checked by the caller); CPUID changes RAX..RDX. RBX
+    // is swapped through a scratch register. MXCSR and the x87 state are
+    // restored to the defaults before the block ends.
+    unsafe {
+        std::arch::asm!(
+            "fninit",
+            "fldcw [{fcw_in}]",
+            "fld qword ptr [{st0_in}]",
+            "ldmxcsr [{mx_in}]",
+            "movdqu xmm0, [{x} + 0]",
+            "movdqu xmm1, [{x} + 16]",
+            "movdqu xmm2, [{x} + 32]",
+            "movdqu xmm3, [{x} + 48]",
+            "movdqu xmm4, [{x} + 64]",
+            "movdqu xmm5, [{x} + 80]",
+            "movdqu xmm6, [{x} + 96]",
+            "movdqu xmm7, [{x} + 112]",
+            "movdqu xmm8, [{x} + 128]",
+            "movdqu xmm9, [{x} + 144]",
+            "movdqu xmm10, [{x} + 160]",
+            "movdqu xmm11, [{x} + 176]",
+            "movdqu xmm12, [{x} + 192]",
+            "movdqu xmm13, [{x} + 208]",
+            "movdqu xmm14, [{x} + 224]",
+            "movdqu xmm15, [{x} + 240]",
+            "xchg {name}, rbx",
+            "xor eax, eax",
+            "test {vmcall}, {vmcall}",
+            "jz 2f",
+            "vmcall",
+            "jmp 3f",
+            "2:",
+            "vmmcall",
+            "3:",
+            "xchg {name}, rbx",
+            "mov {name}, rbx",
+            "mov eax, 0x40000000",
+            "xor ecx, ecx",
+            "cpuid",
+            "mov rbx, {name}",
+            "movdqu [{y} + 0], xmm0",
+            "movdqu [{y} + 16], xmm1",
+            "movdqu [{y} + 32], xmm2",
+            "movdqu [{y} + 48], xmm3",
+            "movdqu [{y} + 64], xmm4",
+            "movdqu [{y} + 80], xmm5",
+            "movdqu [{y} + 96], xmm6",
+            "movdqu [{y} + 112], xmm7",
+            "movdqu [{y} + 128], xmm8",
+            "movdqu [{y} + 144], xmm9",
+            "movdqu [{y} + 160], xmm10",
+            "movdqu [{y} + 176], xmm11",
+            "movdqu [{y} + 192], xmm12",
+            "movdqu [{y} + 208], xmm13",
+            "movdqu [{y} + 224], xmm14",
+            "movdqu [{y} + 240], xmm15",
+            "stmxcsr [{mx_out}]",
+            "fnstcw [{fcw_out}]",
+            "fstp qword ptr [{st0_out}]",
+            "fninit",
+            "push 0x1F80",
+            "ldmxcsr [rsp]",
+            "add rsp, 8",
+            x = in(reg) xmm_in.as_ptr(),
+            y = in(reg) xmm_out.as_mut_ptr(),
+            mx_in = in(reg) &mxcsr,
+            mx_out = in(reg) &mut mxcsr_out,
+            fcw_in = in(reg) &fcw,
+            fcw_out = in(reg) &mut fcw_out,
+            st0_in = in(reg) &st0,
+            st0_out = in(reg) &mut st0_out,
+            name = inout(reg) name.as_ptr() => _,
+            vmcall = in(reg) vmcall,
+            out("rax") _, out("rcx") _, out("rdx") _,
+            out("xmm0") _, out("xmm1") _, out("xmm2") _, out("xmm3") _,
+            out("xmm4") _, out("xmm5") _, out("xmm6") _, out("xmm7") _,
+            out("xmm8") _, out("xmm9") _, out("xmm10") _, out("xmm11") _,
+            out("xmm12") _, out("xmm13") _, out("xmm14") _, out("xmm15") _,
+        );
+    }
+    (xmm_out, mxcsr_out, fcw_out, st0_out)
+}
+
+/// Fill the x87/SSE registers with patterns, make hypercall and CPUID
+/// exits in a loop, and check every register after each round.
+fn vector_state(insn: Instruction) -> bool {
+    let mut changed = 0usize;
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    for round in 0..ROUNDS {
+        let mut xmm = [[0u8; 16]; 16];
+        for reg in xmm.iter_mut() {
+            for b in reg.iter_mut() {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                *b = seed as u8;
+            }
+        }
+        // Round toward zero, DAZ, FZ, exceptions masked: not the default.
+        let mxcsr = 0x1F80 | (3 << 13) | (1 << 6) | (1 << 15);
+        // Single precision, round up, all exceptions masked (bit 6 is
+        // reserved and reads as 1).
+        let fcw = 0x007F | (2 << 10);
+        let st0 = round as f64 + 0.25;
+        let (x, m, c, s) = vector_round(insn, &xmm, mxcsr, fcw, st0);
+        let bad = usize::from(x != xmm)
+            + usize::from(m != mxcsr)
+            + usize::from(c != fcw)
+            + usize::from(s.to_bits() != st0.to_bits());
+        if bad != 0 && changed == 0 {
+            println!("vector state: round {round}: MXCSR {m:#x} (want {mxcsr:#x}), FCW {c:#x} (want {fcw:#x}), ST0 {s} (want {st0}), XMM equal: {}", x == xmm);
+        }
+        changed += bad;
+    }
+    println!(
+        "vector state: {} exits, {changed} changed (XMM0-15, MXCSR, x87 FCW and ST0; no AVX: CPUID hides it)",
+        2 * ROUNDS
+    );
+    changed == 0
+}
+
+fn main() -> ExitCode {
+    let Some(vmm) = guest_sdk::detect() else {
+        println!("hello: the vmmcall VMM is not present (CPUID has no vmmcall-rs signature)");
+        return ExitCode::FAILURE;
+    };
+    println!(
+        "hello: vmmcall VMM present, ABI v{}, {:?}",
+        vmm.abi_version, vmm.instruction
+    );
+    let mut ok = true;
+    match drained(|| call!("hello", rbx = 5)) {
+        Ok(r) => {
+            println!("hello returned {r}");
+            ok &= r == 10;
+        }
+        Err(e) => {
+            println!("hello failed: {e}");
+            ok = false;
+        }
+    }
+    ok &= expect(
+        "unknown name",
+        drained(|| call!("no_such_hypercall")),
+        Error::NotFound,
+    );
+    ok &= expect(
+        "kernel-only call from ring 3",
+        drained(|| call!("hello_kernel")),
+        Error::Permission,
+    );
+    ok &= expect(
+        "bad pointer",
+        drained(|| call!("hello_fill", rbx = 0x10u64, rcx = 16u64, rdx = 1u8)),
+        Error::Fault,
+    );
+    ok &= fresh_buffer();
+    ok &= lazy_name();
+    ok &= vector_state(vmm.instruction);
+    drain_console();
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
