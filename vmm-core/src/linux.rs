@@ -218,7 +218,7 @@ impl<'a> Bundle<'a> {
         }
         let part = |at: usize| -> Result<&'a [u8], LinuxError> {
             let off = le_u64(module, at).ok_or(LinuxError::BadBundle)?;
-            let len = le_u64(module, at + 8).ok_or(LinuxError::BadBundle)?;
+            let len = le_u64(module, at.wrapping_add(8)).ok_or(LinuxError::BadBundle)?;
             let start = usize::try_from(off).map_err(|_| LinuxError::BadBundle)?;
             let len = usize::try_from(len).map_err(|_| LinuxError::BadBundle)?;
             let end = start.checked_add(len).ok_or(LinuxError::BadBundle)?;
@@ -281,7 +281,10 @@ impl SetupHeader {
         let pref = le_u64(kernel, PREF_ADDRESS).unwrap_or(0);
         // A relocatable kernel goes at its preferred address when that is
         // aligned as it asks; otherwise at the classic 1 MiB.
-        let load_addr = if relocatable && pref != 0 && align.is_power_of_two() && pref % align == 0
+        let load_addr = if relocatable
+            && pref != 0
+            && align.is_power_of_two()
+            && pref & (align.wrapping_sub(1)) == 0
         {
             pref
         } else {
@@ -313,7 +316,7 @@ pub fn e820(ram: u64) -> [(u64, u64, u32); 3] {
 /// zeroed first), fill `boot_params`, and say where to start.
 pub fn prepare(ram: &mut [u8], bundle: &Bundle<'_>) -> Result<GuestStart, LinuxError> {
     let size = ram.len() as u64;
-    if size < MIN_RAM || size > guest::MAX_RAM || size % (2 << 20) != 0 {
+    if !(MIN_RAM..=guest::MAX_RAM).contains(&size) || size % (2 << 20) != 0 {
         return Err(LinuxError::BadRamSize(size));
     }
     let hdr = SetupHeader::parse(bundle.kernel)?;
@@ -374,16 +377,16 @@ pub fn prepare(ram: &mut [u8], bundle: &Bundle<'_>) -> Result<GuestStart, LinuxE
         *n = map.len() as u8;
     }
     for (i, (addr, len, kind)) in map.iter().enumerate() {
-        let at = (E820_TABLE + i * 20) as u64;
+        let at = E820_TABLE.wrapping_add(i.wrapping_mul(20)) as u64;
         put(&mut bp, at, &addr.to_le_bytes());
-        put(&mut bp, at + 8, &len.to_le_bytes());
-        put(&mut bp, at + 16, &kind.to_le_bytes());
+        put(&mut bp, at.wrapping_add(8), &len.to_le_bytes());
+        put(&mut bp, at.wrapping_add(16), &kind.to_le_bytes());
     }
     put(ram, BOOT_PARAMS, &bp);
 
     let tables = guest::write_tables(ram, &GDT);
     Ok(GuestStart {
-        rip: hdr.load_addr + ENTRY_64,
+        rip: hdr.load_addr.wrapping_add(ENTRY_64),
         // The kernel sets up its own stack at once; this one is below
         // boot_params, in low RAM the kernel reserves.
         rsp: BOOT_PARAMS,

@@ -11,6 +11,7 @@ use anyhow::{bail, Context, Result};
 use crate::cli::TestArgs;
 use crate::expect::Expectations;
 use crate::images;
+use crate::linux_run::{self, Prepared};
 use crate::paths::Layout;
 use crate::platform::{Emulator, Machine};
 use crate::session::{self, Boot, Outcome, DEFAULT_TIMEOUT};
@@ -114,6 +115,24 @@ fn lints(layout: &Layout, examples: &[String]) -> Result<bool> {
         cmd.args(["--", "-D", "warnings"]);
         ok &= cmd.status().context("starting cargo clippy")?.success();
     }
+    let linux: Vec<String> = examples
+        .iter()
+        .filter(|e| linux_run::example_program_dir(layout, e).is_some())
+        .map(|e| format!("{e}-linux"))
+        .collect();
+    if !linux.is_empty() {
+        println!("running clippy on the Linux programs: {}", linux.join(", "));
+        let mut cmd = Command::new(&cargo);
+        cmd.current_dir(layout.examples_dir()).arg("clippy").env(
+            "CARGO_TARGET_DIR",
+            layout.root.join("target").join("linux-guest"),
+        );
+        for p in &linux {
+            cmd.args(["--package", p]);
+        }
+        cmd.args(["--", "-D", "warnings"]);
+        ok &= cmd.status().context("starting cargo clippy")?.success();
+    }
     Ok(ok)
 }
 
@@ -201,7 +220,48 @@ pub fn test(layout: &Layout, args: &TestArgs) -> Result<bool> {
         }
     }
 
-    // The matrix, example-major.
+    // The Linux guests: every selected example with a Linux program runs
+    // it under its VMM, as `cargo xtask linux NAME` does.
+    let linux_examples: Vec<usize> = (0..examples.len())
+        .filter(|&i| {
+            build_errors[i].is_none()
+                && linux_run::example_program_dir(layout, &examples[i]).is_some()
+        })
+        .collect();
+    let mut linux_rows: Vec<(usize, std::result::Result<Prepared, String>)> = Vec::new();
+    if !linux_examples.is_empty() {
+        let kernel = crate::linux::kernel(layout, None).map_err(|e| format!("{e:#}"));
+        for &i in &linux_examples {
+            let prepared = kernel.clone().and_then(|k| {
+                linux_run::prepare(layout, &examples[i], &k, &[]).map_err(|e| format!("{e:#}"))
+            });
+            if let Err(e) = &prepared {
+                println!("error: the Linux guest of {}: {e}", examples[i]);
+            }
+            linux_rows.push((i, prepared));
+        }
+    }
+    // Rows: every example, then every Linux guest.
+    let row_names: Vec<String> = examples
+        .iter()
+        .cloned()
+        .chain(
+            linux_rows
+                .iter()
+                .map(|(i, _)| format!("{} (linux)", examples[*i])),
+        )
+        .collect();
+    let run_names: Vec<String> = examples
+        .iter()
+        .cloned()
+        .chain(
+            linux_rows
+                .iter()
+                .map(|(i, _)| format!("{}-linux", examples[*i])),
+        )
+        .collect();
+
+    // The matrix, row-major. Linux runs take longest: queue them first.
     let mut cells: Vec<Option<Cell>> = Vec::new();
     let mut queue = VecDeque::new();
     for (i, expected) in expectations.iter().enumerate() {
@@ -214,6 +274,20 @@ pub fn test(layout: &Layout, args: &TestArgs) -> Result<bool> {
             } else {
                 queue.push_back(cells.len());
                 None
+            };
+            cells.push(cell);
+        }
+    }
+    for (_, prepared) in &linux_rows {
+        for _ in &platforms {
+            let cell = match prepared {
+                Ok(_) => {
+                    queue.push_front(cells.len());
+                    None
+                }
+                Err(e) => Some(Cell::NotRun(format!(
+                    "preparing the Linux guest failed: {e}"
+                ))),
             };
             cells.push(cell);
         }
@@ -238,17 +312,38 @@ pub fn test(layout: &Layout, args: &TestArgs) -> Result<bool> {
                 let Some(index) = queue.lock().expect("queue lock").pop_front() else {
                     break;
                 };
-                let (example, platform) = (index / width, platforms[index % width]);
-                let expected = &expectations[example];
-                let outcome = session::boot(&Boot {
-                    payload: session::example_payload(layout, &examples[example]),
-                    layout,
-                    name: &examples[example],
-                    machine: platform,
-                    timeout: args.timeout.or(expected.timeout).unwrap_or(DEFAULT_TIMEOUT),
-                    expected,
-                    labelled: jobs > 1,
-                });
+                let (row, platform) = (index / width, platforms[index % width]);
+                let outcome = match row.checked_sub(examples.len()) {
+                    None => {
+                        let expected = &expectations[row];
+                        session::boot(&Boot {
+                            payload: session::example_payload(layout, &examples[row]),
+                            layout,
+                            name: &examples[row],
+                            machine: platform,
+                            timeout: args.timeout.or(expected.timeout).unwrap_or(DEFAULT_TIMEOUT),
+                            expected,
+                            labelled: jobs > 1,
+                        })
+                    }
+                    Some(l) => {
+                        let (example, prepared) = &linux_rows[l];
+                        let prepared = prepared.as_ref().expect("only prepared rows are queued");
+                        let timeout = args
+                            .timeout
+                            .or(prepared.expected.timeout)
+                            .unwrap_or_else(|| linux_run::default_timeout(platform.emulator));
+                        session::boot(&linux_run::vmm_boot(
+                            layout,
+                            &run_names[row],
+                            &examples[*example],
+                            platform,
+                            prepared,
+                            timeout,
+                            jobs > 1,
+                        ))
+                    }
+                };
                 cells.lock().expect("cells lock")[index] = Some(Cell::Ran(outcome));
             });
         }
@@ -278,7 +373,7 @@ pub fn test(layout: &Layout, args: &TestArgs) -> Result<bool> {
     let mut rows = vec![std::iter::once("example".to_owned())
         .chain(platforms.iter().map(Machine::name))
         .collect::<Vec<_>>()];
-    for (i, name) in examples.iter().enumerate() {
+    for (i, name) in row_names.iter().enumerate() {
         let mut row = vec![name.clone()];
         row.extend(cells[i * width..(i + 1) * width].iter().map(Cell::short));
         rows.push(row);
@@ -290,7 +385,7 @@ pub fn test(layout: &Layout, args: &TestArgs) -> Result<bool> {
     for (index, cell) in cells.iter().enumerate() {
         let run = format!(
             "{} on {}",
-            examples[index / width],
+            row_names[index / width],
             platforms[index % width]
         );
         match cell {

@@ -95,14 +95,17 @@ fn stop_without_vmm(code: i32) -> ! {
     // SAFETY: iopl(3) only lets this process (PID 1, root) use I/O ports.
     if unsafe { syscall3(SYS_IOPL, 3, 0, 0) } == 0 {
         let qemu = if code == 0 { 0x10u8 } else { 0x11 };
-        // SAFETY: the emulators' exit ports: QEMU isa-debug-exit (exit
-        // code (v << 1) | 1), Bochs "Shutdown" on 0x8900. On a machine
-        // without them the writes go nowhere.
-        unsafe {
-            core::arch::asm!("out dx, al", in("dx") 0xF4u16, in("al") qemu, options(nomem, nostack));
-            for b in *b"Shutdown" {
-                core::arch::asm!("out dx, al", in("dx") 0x8900u16, in("al") b, options(nomem, nostack));
+        let out = |port: u16, value: u8| {
+            // SAFETY: the emulators' exit ports: QEMU isa-debug-exit (exit
+            // code (v << 1) | 1), Bochs "Shutdown" on 0x8900. On a machine
+            // without them the writes go nowhere; iopl(3) allows them.
+            unsafe {
+                core::arch::asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack))
             }
+        };
+        out(0xF4, qemu);
+        for b in *b"Shutdown" {
+            out(0x8900, b);
         }
     }
     // SAFETY: reboot(LINUX_REBOOT_MAGIC1, MAGIC2, POWER_OFF) ends the
