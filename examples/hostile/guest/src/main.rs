@@ -22,8 +22,9 @@
 //!
 //! The storm: half of the calls at CPL 0, half at CPL 3 (IRETQ with IOPL
 //! 3); one call in eight uses the other vendor's instruction. Each call
-//! loads every GPR and the arithmetic flags with random values, and checks
-//! afterwards that only RAX changed. Calls mix random numbers (0, the
+//! loads every GPR, the arithmetic flags and the x87/SSE state (FXRSTOR of
+//! random x87 registers, control word, MXCSR and XMM0-15) with random
+//! values, and checks afterwards (FXSAVE) that only RAX changed. Calls mix random numbers (0, the
 //! last, just past the last, u64::MAX, random), random and boundary
 //! arguments (values that overflow u8/i8/i16/i32/u32/bool), buffers at
 //! page boundaries, in unmapped, supervisor, read-only, MMIO and
@@ -490,10 +491,50 @@ fn expect(n: u64, a: [u64; 5], cpl3: bool) -> u64 {
 
 // ------------------------------------------------------------- the call
 
-/// RAX, RCX, RDX, RBX, (RSP), RBP, RSI, RDI, R8..R15, RFLAGS.
+/// RAX, RCX, RDX, RBX, (RSP), RBP, RSI, RDI, R8..R15, RFLAGS, then the
+/// addresses of the x87/SSE state to load before the call and of the
+/// area to save it in after ([`Fx`]).
 #[repr(C)]
 #[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
-struct Regs([u64; 17]);
+struct Regs([u64; 19]);
+
+const FX_IN: usize = 17;
+const FX_OUT: usize = 18;
+
+/// An FXSAVE area (Intel SDM Vol. 1 §10.5.1): x87, MXCSR, XMM0-15.
+#[repr(C, align(16))]
+#[derive(Clone, Copy)]
+struct Fx([u8; 512]);
+
+impl Fx {
+    /// Random guest state: FCW with random precision and rounding (all
+    /// exceptions masked; bit 6 reads as 1), FSW 0, every x87 register
+    /// tagged valid with random bits, MXCSR with random flags, DAZ,
+    /// rounding and FZ (exceptions masked), random XMM0-15.
+    fn random(rng: &mut Rng) -> Fx {
+        let mut a = [0u8; 512];
+        let fcw = 0x007F | (rng.next() as u16 & 0x0F00);
+        a[0..2].copy_from_slice(&fcw.to_le_bytes());
+        a[4] = 0xFF;
+        let mxcsr = 0x1F80 | (rng.next() as u32 & 0xE07F);
+        a[24..28].copy_from_slice(&mxcsr.to_le_bytes());
+        for chunk in a[32..416].chunks_mut(8) {
+            chunk.copy_from_slice(&rng.next().to_le_bytes());
+        }
+        Fx(a)
+    }
+
+    /// The bytes FXSAVE must give back unchanged: FCW, FSW, FTW, MXCSR,
+    /// the 80 significant bits of ST0-7, XMM0-15 (FOP/FIP/FDP are left
+    /// out: AMD CPUs save them only with an x87 exception pending).
+    fn same_state(&self, other: &Fx) -> bool {
+        let (a, b) = (&self.0, &other.0);
+        a[0..5] == b[0..5]
+            && a[24..28] == b[24..28]
+            && (0..8).all(|i| a[32 + 16 * i..42 + 16 * i] == b[32 + 16 * i..42 + 16 * i])
+            && a[160..416] == b[160..416]
+    }
+}
 
 const RFLAGS: usize = 16;
 const NAMES: [&str; 17] = [
@@ -504,7 +545,9 @@ const NAMES: [&str; 17] = [
 const ARITH_FLAGS: u64 = 0x8d5;
 
 /// Execute one hypercall with every GPR (but RSP) and the arithmetic
-/// flags loaded from `r`, and store them all back into `r` afterwards.
+/// flags loaded from `r` and the x87/SSE state from `r[FX_IN]`, and store
+/// them all back into `r` and `r[FX_OUT]` afterwards. The block ends with
+/// the default x87/SSE state for the compiled code.
 fn hcall(amd: bool, r: &mut Regs) {
     let p = r as *mut Regs;
     macro_rules! body {
@@ -523,6 +566,8 @@ fn hcall(amd: bool, r: &mut Regs) {
                     "push rbx",
                     "push rbp",
                     "push rax",
+                    "mov rcx, [rax + 136]",
+                    "fxrstor64 [rcx]",
                     "push qword ptr [rax + 128]",
                     "popfq",
                     "mov rcx, [rax + 8]",
@@ -562,6 +607,12 @@ fn hcall(amd: bool, r: &mut Regs) {
                     "mov [rax], rcx",
                     "pop rcx",
                     "mov [rax + 128], rcx",
+                    "mov rcx, [rax + 144]",
+                    "fxsave64 [rcx]",
+                    "fninit",
+                    "push 0x1F80",
+                    "ldmxcsr [rsp]",
+                    "add rsp, 8",
                     "add rsp, 8",
                     "pop rbp",
                     "pop rbx",
@@ -732,6 +783,8 @@ struct State {
     rng: Rng,
     calls: u64,
     unexpected: u64,
+    /// Calls after which the x87/SSE state was not what went in.
+    vector_changed: u64,
     numbers: [u64; 12],
     native_amd: bool,
 }
@@ -772,6 +825,10 @@ impl State {
         // SAFETY: reading RFLAGS.
         unsafe { core::arch::asm!("pushfq", "pop {}", out(reg) flags, options(preserves_flags)) };
         r.0[RFLAGS] = (flags & !ARITH_FLAGS) | (self.rng.next() & ARITH_FLAGS);
+        let fx_in = Fx::random(&mut self.rng);
+        let mut fx_out = Fx([0; 512]);
+        r.0[FX_IN] = &fx_in as *const Fx as u64;
+        r.0[FX_OUT] = &mut fx_out as *mut Fx as u64;
         let before = r;
         let amd = if self.rng.below(8) == 0 {
             !self.native_amd
@@ -780,6 +837,19 @@ impl State {
         };
         hcall(amd, &mut r);
         self.calls += 1;
+        if !fx_out.same_state(&fx_in) {
+            self.vector_changed += 1;
+            self.report(
+                "x87/SSE state changed",
+                format_args!(
+                    "function {n:#x}: MXCSR {:#x?} -> {:#x?}, FCW {:#x?} -> {:#x?}",
+                    &fx_in.0[24..28],
+                    &fx_out.0[24..28],
+                    &fx_in.0[0..2],
+                    &fx_out.0[0..2]
+                ),
+            );
+        }
         for (i, name) in NAMES.iter().enumerate().skip(1) {
             if i != 4 && r.0[i] != before.0[i] {
                 self.report(
@@ -1011,6 +1081,7 @@ fn main() -> Result<(), guest_sdk::Error> {
         rng: Rng(SEED),
         calls: 0,
         unexpected: 0,
+        vector_changed: 0,
         numbers: [0; 12],
         native_amd: vmm.instruction == Instruction::Vmmcall,
     };
@@ -1082,6 +1153,10 @@ extern "C" fn ring3_main() -> ! {
         st.calls - start,
         st.unexpected,
         rdtsc().wrapping_sub(t0)
+    );
+    println!(
+        "hostile: vector state: {} exits, {} changed (x87, MXCSR, XMM0-15)",
+        st.calls, st.vector_changed
     );
     println!("hostile: {} calls, {} unexpected", st.calls, st.unexpected);
     guest_sdk::rt::exit(if st.unexpected == 0 { 0 } else { 1 })
