@@ -19,6 +19,7 @@ pub mod elf;
 pub mod exits;
 pub mod guest;
 pub mod hv;
+pub mod idt;
 pub mod intercept;
 pub mod linux;
 pub mod nested;

@@ -127,7 +127,10 @@ impl fmt::Write for Com1 {
     }
 }
 
-/// `memcpy`. `rep movsb` is fast on every CPU since Ivy Bridge and keeps the
+/// `memcpy`: 64-byte blocks through XMM0-3, then `rep movsb` for the rest.
+/// Emulators run `rep movs`/`rep stos` one element at a time (QEMU TCG
+/// took 1.3 s to zero and fill a Linux guest's 256 MiB with `rep stosb`),
+/// but translate a plain SSE loop into host code. Asm also keeps the
 /// compiler from turning a copy loop back into a call to `memcpy`.
 ///
 /// # Safety
@@ -135,10 +138,33 @@ impl fmt::Write for Com1 {
 #[no_mangle]
 pub unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
     // SAFETY: the caller guarantees both ranges are valid; DF is clear
-    // (the ABI requires it at function boundaries).
+    // (the ABI requires it at function boundaries). The 64-byte blocks and
+    // the tail together cover exactly n bytes; the loop runs only when
+    // there is at least one block (jrcxz).
     unsafe {
-        asm!("rep movsb", inout("rcx") n => _, inout("rdi") dst => _, inout("rsi") src => _,
-             options(nostack, preserves_flags));
+        asm!(
+            "jrcxz 3f",
+            "2:",
+            "movdqu xmm0, [rsi]",
+            "movdqu xmm1, [rsi + 16]",
+            "movdqu xmm2, [rsi + 32]",
+            "movdqu xmm3, [rsi + 48]",
+            "movdqu [rdi], xmm0",
+            "movdqu [rdi + 16], xmm1",
+            "movdqu [rdi + 32], xmm2",
+            "movdqu [rdi + 48], xmm3",
+            "add rsi, 64",
+            "add rdi, 64",
+            "dec rcx",
+            "jnz 2b",
+            "3:",
+            "mov rcx, {tail}",
+            "rep movsb",
+            tail = in(reg) n & 63,
+            inout("rcx") n / 64 => _, inout("rdi") dst => _, inout("rsi") src => _,
+            out("xmm0") _, out("xmm1") _, out("xmm2") _, out("xmm3") _,
+            options(nostack),
+        );
     }
     dst
 }
@@ -176,10 +202,31 @@ pub unsafe extern "C" fn memmove(dst: *mut u8, src: *const u8, n: usize) -> *mut
 /// `dst` is valid for `n` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn memset(dst: *mut u8, c: i32, n: usize) -> *mut u8 {
-    // SAFETY: the caller guarantees the range is valid; DF is clear.
+    // The byte repeated in all bytes of XMM0 (see memcpy for why blocks).
+    let word = u64::from(c as u8).wrapping_mul(0x0101_0101_0101_0101);
+    // SAFETY: the caller guarantees the range is valid; DF is clear. The
+    // 64-byte blocks and the tail together cover exactly n bytes.
     unsafe {
-        asm!("rep stosb", inout("rcx") n => _, inout("rdi") dst => _, in("al") c as u8,
-             options(nostack, preserves_flags));
+        asm!(
+            "movq xmm0, rax",
+            "punpcklqdq xmm0, xmm0",
+            "jrcxz 3f",
+            "2:",
+            "movdqu [rdi], xmm0",
+            "movdqu [rdi + 16], xmm0",
+            "movdqu [rdi + 32], xmm0",
+            "movdqu [rdi + 48], xmm0",
+            "add rdi, 64",
+            "dec rcx",
+            "jnz 2b",
+            "3:",
+            "mov rcx, {tail}",
+            "rep stosb",
+            tail = in(reg) n & 63,
+            inout("rcx") n / 64 => _, inout("rdi") dst => _, in("rax") word,
+            out("xmm0") _,
+            options(nostack),
+        );
     }
     dst
 }

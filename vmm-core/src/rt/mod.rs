@@ -5,6 +5,7 @@
 //! tests) never see it.
 
 mod boot;
+mod idt;
 
 use crate::console;
 use core::alloc::{GlobalAlloc, Layout};
@@ -43,6 +44,7 @@ pub fn halt_forever() -> ! {
 #[no_mangle]
 extern "C" fn vmm_core_rust_entry(protocol: u32, info: u32) -> ! {
     console::init();
+    idt::load();
     let ok = crate::start::main(protocol, u64::from(info));
     exit_machine(ok)
 }

@@ -821,6 +821,19 @@ impl Backend for VmxBackend {
         if self.failed.is_some() {
             return failed;
         }
+        // An NMI that hit the VMM (crate::idt) goes to the guest as soon as
+        // nothing else is being injected and the guest blocks neither NMIs
+        // nor events (STI / MOV SS shadow): interruptibility bits 0, 1, 3
+        // (SDM §25.4.2, §27.3.1.5).
+        if !self.reinjecting
+            && crate::idt::HOST_NMI.pending()
+            && crate::idt::HOST_NMI.take_if(vmread(gst::INTERRUPTIBILITY_STATE) & 0b1011 == 0)
+        {
+            self.write(
+                ctl::VMENTRY_INTERRUPTION_INFO_FIELD,
+                u64::from(2 | (2 << 8) | EVENT_VALID),
+            );
+        }
         self.write(gst::RSP, regs.rsp);
         // SAFETY: the VMCS is current and complete (init_vmcs); host RIP is
         // vmx_exit, whose frame vmx_enter builds and whose host RSP it

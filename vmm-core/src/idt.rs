@@ -1,0 +1,137 @@
+//! The VMM's own interrupt descriptor table: what happens when the CPU
+//! delivers an event to the VMM instead of the guest.
+//!
+//! The VMM runs with interrupts off (RFLAGS.IF = 0 after every VM exit;
+//! on SVM also GIF = 0), so only two kinds of event can reach it:
+//! - **NMI** (vector 2). On VMX an NMI that arrives while the VMM runs is
+//!   delivered through the host IDT (Intel SDM Vol. 3C §28.5: the VM exit
+//!   does not block it). The handler records it and returns; the backend
+//!   injects it into the guest at the next entry where the guest does not
+//!   block NMIs ([`NmiLatch`]), so it is neither lost nor a reset. On SVM
+//!   the host runs with GIF clear, which holds NMIs pending until VMRUN
+//!   sets GIF again (AMD APM Vol. 2 §15.17); the guest then takes it.
+//! - **An exception in the VMM itself** (a bug): the handler prints the
+//!   vector, error code, RIP and CR2 and stops the machine with a failure
+//!   status, instead of the triple fault (a silent reset) that an absent
+//!   IDT would give.
+//!
+//! The gate format is portable and unit-tested here; the table and the
+//! handlers live in the runtime (feature `rt`).
+
+use core::sync::atomic::{AtomicBool, Ordering};
+
+/// A 64-bit interrupt gate (Intel SDM Vol. 3A §7.14.1, Figure 7-8): handler
+/// `offset`, code segment `selector`, present, DPL 0, type 0xE (interrupt
+/// gate: IF is cleared on entry), no IST.
+pub const fn interrupt_gate(offset: u64, selector: u16) -> [u64; 2] {
+    let low = (offset & 0xFFFF)
+        | ((selector as u64) << 16)
+        | (0x8E << 40)
+        | (((offset >> 16) & 0xFFFF) << 48);
+    [low, offset >> 32]
+}
+
+/// Whether `vector` pushes an error code (SDM Vol. 3A §7.3, Table 7-1):
+/// #DF, #TS, #NP, #SS, #GP, #PF, #AC, #CP.
+pub const fn pushes_error_code(vector: u8) -> bool {
+    matches!(vector, 8 | 10..=14 | 17 | 21)
+}
+
+/// The name of an exception vector, for the VMM's fatal-fault report.
+pub const fn exception_name(vector: u8) -> &'static str {
+    match vector {
+        0 => "#DE divide error",
+        1 => "#DB debug",
+        2 => "NMI",
+        3 => "#BP breakpoint",
+        4 => "#OF overflow",
+        5 => "#BR bound range",
+        6 => "#UD invalid opcode",
+        7 => "#NM device not available",
+        8 => "#DF double fault",
+        10 => "#TS invalid TSS",
+        11 => "#NP segment not present",
+        12 => "#SS stack fault",
+        13 => "#GP general protection",
+        14 => "#PF page fault",
+        16 => "#MF x87 error",
+        17 => "#AC alignment check",
+        18 => "#MC machine check",
+        19 => "#XM SIMD exception",
+        20 => "#VE virtualization exception",
+        21 => "#CP control protection",
+        _ => "reserved or external vector",
+    }
+}
+
+/// An NMI that reached the VMM and waits for the guest.
+pub struct NmiLatch(AtomicBool);
+
+impl NmiLatch {
+    /// Nothing pending.
+    pub const fn new() -> Self {
+        NmiLatch(AtomicBool::new(false))
+    }
+
+    /// Record an NMI (from the host NMI handler).
+    pub fn raise(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Take the pending NMI if the guest can receive it now: no event is
+    /// being re-injected and the guest blocks neither NMIs nor (MOV SS /
+    /// STI shadow) events. Otherwise it stays pending for a later entry.
+    pub fn take_if(&self, guest_can_take: bool) -> bool {
+        guest_can_take && self.0.swap(false, Ordering::SeqCst)
+    }
+
+    /// Whether an NMI is pending.
+    pub fn pending(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl Default for NmiLatch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// NMIs the host IDT caught, for the backend to forward.
+pub static HOST_NMI: NmiLatch = NmiLatch::new();
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    extern crate std;
+
+    #[test]
+    fn gate_layout_matches_the_sdm() {
+        let g = interrupt_gate(0xFFFF_8000_1234_5678, 0x08);
+        assert_eq!(g[0] & 0xFFFF, 0x5678, "offset 15:0");
+        assert_eq!((g[0] >> 16) & 0xFFFF, 0x08, "selector");
+        assert_eq!((g[0] >> 32) & 0x7, 0, "IST 0");
+        assert_eq!((g[0] >> 40) & 0xFF, 0x8E, "present, DPL 0, interrupt gate");
+        assert_eq!(g[0] >> 48, 0x1234, "offset 31:16");
+        assert_eq!(g[1], 0xFFFF_8000, "offset 63:32, then zero");
+    }
+
+    #[test]
+    fn error_codes_and_names() {
+        let with: std::vec::Vec<u8> = (0..32).filter(|&v| pushes_error_code(v)).collect();
+        assert_eq!(with, [8, 10, 11, 12, 13, 14, 17, 21]);
+        assert_eq!(exception_name(14), "#PF page fault");
+        assert_eq!(exception_name(200), "reserved or external vector");
+    }
+
+    #[test]
+    fn nmis_wait_until_the_guest_can_take_them() {
+        let l = NmiLatch::new();
+        assert!(!l.take_if(true), "nothing pending");
+        l.raise();
+        assert!(!l.take_if(false), "blocked: stays pending");
+        assert!(l.pending());
+        assert!(l.take_if(true));
+        assert!(!l.pending() && !l.take_if(true), "delivered once");
+    }
+}

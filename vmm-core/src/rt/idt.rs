@@ -1,0 +1,170 @@
+//! The host IDT (see [`crate::idt`]): one stub per exception vector, one for
+//! everything else, an NMI path that records and returns, and a fatal path
+//! that reports a fault in the VMM and stops the machine.
+
+use crate::idt::{exception_name, interrupt_gate, pushes_error_code, HOST_NMI};
+use core::fmt::Write;
+use vmmcall::baremetal::Com1;
+
+core::arch::global_asm!(
+    r#"
+    .section .text.vmm_idt, "ax"
+    .macro VMM_ISR n, err
+vmm_isr_\n:
+    .if \err == 0
+    push 0
+    .endif
+    push \n
+    jmp vmm_isr_common
+    .endm
+
+    VMM_ISR 0, 0
+    VMM_ISR 1, 0
+    VMM_ISR 2, 0
+    VMM_ISR 3, 0
+    VMM_ISR 4, 0
+    VMM_ISR 5, 0
+    VMM_ISR 6, 0
+    VMM_ISR 7, 0
+    VMM_ISR 8, 1
+    VMM_ISR 9, 0
+    VMM_ISR 10, 1
+    VMM_ISR 11, 1
+    VMM_ISR 12, 1
+    VMM_ISR 13, 1
+    VMM_ISR 14, 1
+    VMM_ISR 15, 0
+    VMM_ISR 16, 0
+    VMM_ISR 17, 1
+    VMM_ISR 18, 0
+    VMM_ISR 19, 0
+    VMM_ISR 20, 0
+    VMM_ISR 21, 1
+    VMM_ISR 22, 0
+    VMM_ISR 23, 0
+    VMM_ISR 24, 0
+    VMM_ISR 25, 0
+    VMM_ISR 26, 0
+    VMM_ISR 27, 0
+    VMM_ISR 28, 0
+    VMM_ISR 29, 0
+    VMM_ISR 30, 0
+    VMM_ISR 31, 0
+    VMM_ISR 255, 0
+
+/* Stack: vector, error code, then the CPU's RIP, CS, RFLAGS, RSP, SS. */
+vmm_isr_common:
+    cmp qword ptr [rsp], 2
+    je 2f
+    mov rdi, rsp
+    and rsp, -16
+    call vmm_fatal_exception
+1:
+    cli
+    hlt
+    jmp 1b
+2:
+    /* NMI: record it for the guest, return to the interrupted code. The
+     * handler only stores an atomic flag: no SSE, so the guest's vector
+     * state (live between FXRSTOR and VM entry) is untouched. */
+    push rax
+    push rcx
+    push rdx
+    push rsi
+    push rdi
+    push r8
+    push r9
+    push r10
+    push r11
+    call vmm_host_nmi
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rax
+    add rsp, 16
+    iretq
+
+    .section .rodata.vmm_isr_table, "a"
+    .balign 8
+    .global vmm_isr_table
+vmm_isr_table:
+    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,255
+    .quad vmm_isr_\n
+    .endr
+"#
+);
+
+extern "C" {
+    /// Vectors 0..=31, then the catch-all stub (index 32).
+    static vmm_isr_table: [u64; 33];
+}
+
+/// 256 gates, 16 bytes each.
+#[repr(C, align(16))]
+struct Idt([[u64; 2]; 256]);
+
+static mut IDT: Idt = Idt([[0; 2]; 256]);
+
+/// Fill the IDT and load it (LIDT). Called once at boot, before any guest.
+pub fn load() {
+    let cs = x86::segmentation::cs().bits();
+    // SAFETY: the table is a static of 33 addresses written by the
+    // assembler above; reading it has no side effect.
+    let stubs = unsafe { core::ptr::addr_of!(vmm_isr_table).read() };
+    let idt = core::ptr::addr_of_mut!(IDT);
+    for vector in 0..256usize {
+        let stub = stubs.get(vector).copied().unwrap_or(stubs[32]);
+        // SAFETY: boot is single-threaded and nothing else refers to IDT
+        // before LIDT below; `vector` < 256.
+        unsafe { (*idt).0[vector] = interrupt_gate(stub, cs) };
+    }
+    let ptr = x86::dtables::DescriptorTablePointer::<u64> {
+        limit: (256 * 16 - 1) as u16,
+        base: idt as *const u64,
+    };
+    // SAFETY: the IDT is a static that lives forever, filled with gates to
+    // the stubs above in the current code segment.
+    unsafe { x86::dtables::lidt(&ptr) };
+}
+
+#[no_mangle]
+extern "C" fn vmm_host_nmi() {
+    HOST_NMI.raise();
+}
+
+/// A fault in the VMM itself: report it without the console lock (the
+/// fault may have happened while it was held) and stop.
+#[no_mangle]
+extern "C" fn vmm_fatal_exception(frame: *const u64) -> ! {
+    // SAFETY: the stub passes its stack pointer: vector, error code, RIP,
+    // CS, RFLAGS, RSP, SS, all pushed just before.
+    let [vector, error, rip, _cs, rflags, rsp, _ss] = unsafe { frame.cast::<[u64; 7]>().read() };
+    let cr2: u64;
+    // SAFETY: reading CR2 has no side effect.
+    unsafe { core::arch::asm!("mov {}, cr2", out(reg) cr2, options(nomem, nostack)) };
+    let v = vector as u8;
+    let _ = writeln!(
+        Com1,
+        "\nvmm: FATAL: {} (vector {vector}{}) in the VMM at RIP {rip:#x}, RSP {rsp:#x}, RFLAGS {rflags:#x}, CR2 {cr2:#x}",
+        exception_name(v),
+        Code(pushes_error_code(v).then_some(error)),
+    );
+    crate::rt::exit_machine(false)
+}
+
+/// The error code, if the vector has one.
+struct Code(Option<u64>);
+
+impl core::fmt::Display for Code {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Some(e) => write!(f, ", error code {e:#x}"),
+            None => Ok(()),
+        }
+    }
+}
