@@ -9,8 +9,18 @@
 //! [`LOG_BUDGET`] lines; past it they are counted, not printed, after one
 //! line saying so. Otherwise a hostile guest could bury the console (and
 //! slow the VMM to the speed of the UART): the hostile example's storm made
-//! 22,826 warning lines in 100,000 calls. `Error` records and
-//! [`println!`](crate::println) are always printed.
+//! 22,826 warning lines in 100,000 calls. Handlers' own output
+//! ([`println!`](crate::println), which any `user` handler such as the
+//! seed's `hello` prints on a ring-3 caller's behalf) has a budget of its
+//! own, [`PRINT_BUDGET`] lines. `Error` records and the VMM's own lines
+//! (boot, verdict: [`print_always`]) are always printed.
+//!
+//! The guest may have reprogrammed the UART (a divisor of 0xFFFF makes
+//! every byte wait the whole bounded poll). Each VMM print therefore runs
+//! with the VMM's own line settings (115200 8N1) and restores the guest's
+//! divisor and line control afterwards; the interrupt enable and FIFO
+//! registers are never touched, so a Linux guest's interrupt-driven
+//! console keeps working.
 
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -32,18 +42,55 @@ pub fn init() {
     });
 }
 
-/// Print formatted text to the console.
-pub fn print_fmt(args: fmt::Arguments<'_>) {
+/// Print formatted text on the console whatever the budgets say: for the
+/// VMM's own lines (boot, the verdict, fatal errors).
+pub fn print_always(args: fmt::Arguments<'_>) {
     let _guard = LOCK.lock();
-    // Com1's writer never fails.
-    let _ = Com1.write_fmt(args);
+    Com1::with_own_settings(|| {
+        // Com1's writer never fails.
+        let _ = Com1.write_fmt(args);
+    });
 }
 
-/// Print a line on the VMM console, like `std::println!`.
+/// Lines handlers may print through [`println!`](crate::println); later
+/// ones are counted, not printed.
+pub const PRINT_BUDGET: u64 = 256;
+
+/// Handler lines seen so far, printed or not.
+static PRINTED: AtomicU64 = AtomicU64::new(0);
+
+/// How many handler lines the budget kept off the console.
+pub fn suppressed_prints() -> u64 {
+    PRINTED.load(Ordering::Relaxed).saturating_sub(PRINT_BUDGET)
+}
+
+/// Print formatted text for a handler, within [`PRINT_BUDGET`].
+pub fn print_fmt(args: fmt::Arguments<'_>) {
+    let seen = PRINTED.fetch_add(1, Ordering::Relaxed);
+    if seen == PRINT_BUDGET {
+        print_always(format_args!(
+            "vmm: [WARN] hypercall handlers printed {PRINT_BUDGET} lines: further handler output is counted, not printed\n"
+        ));
+    }
+    if seen < PRINT_BUDGET {
+        print_always(args);
+    }
+}
+
+/// Print a line on the VMM console, like `std::println!`, for hypercall
+/// handlers: at most [`PRINT_BUDGET`] lines are printed (a guest decides
+/// how often a handler runs).
 #[macro_export]
 macro_rules! println {
     () => { $crate::console::print_fmt(format_args!("\n")) };
     ($($arg:tt)*) => { $crate::console::print_fmt(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// Print one of the VMM's own lines (unbudgeted).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! say {
+    ($($arg:tt)*) => { $crate::console::print_always(format_args!("{}\n", format_args!($($arg)*))) };
 }
 
 /// How many log records below `Error` are printed; later ones are only
@@ -71,7 +118,7 @@ impl log::Log for Logger {
         if record.level() > log::Level::Error {
             let seen = LOGGED.fetch_add(1, Ordering::Relaxed);
             if seen == LOG_BUDGET {
-                print_fmt(format_args!(
+                print_always(format_args!(
                     "vmm: [WARN] {LOG_BUDGET} log lines printed: further warnings and notes are counted, not printed\n"
                 ));
             }
@@ -80,7 +127,7 @@ impl log::Log for Logger {
             }
         }
         if self.enabled(record.metadata()) {
-            print_fmt(format_args!(
+            print_always(format_args!(
                 "vmm: [{}] {}\n",
                 record.level(),
                 record.args()

@@ -80,13 +80,22 @@ impl RawExit {
         }
     }
 
-    /// Whether `code` (from [`Exit::Other`]) is this vendor's INVD exit
-    /// (SVM EXITCODE `0x76`, APM Appendix C; VMX basic reason 13, SDM
+    /// Which guest instruction an [`Exit::Other`] `code` is, among those
+    /// the VMM intercepts to keep host state out of reach (SVM EXITCODEs,
+    /// APM Vol. 2 Appendix C; VMX basic exit reasons, SDM Vol. 3D
     /// Appendix C).
-    pub fn is_invd(&self, code: u64) -> bool {
-        match self {
-            RawExit::Svm { .. } => code == 0x76,
-            RawExit::Vmx(_) => code == 13,
+    pub fn guest_insn(&self, code: u64) -> Option<GuestInsn> {
+        use GuestInsn::*;
+        match (self, code) {
+            (RawExit::Svm { .. }, 0x76) | (RawExit::Vmx(_), 13) => Some(Invd),
+            (RawExit::Svm { .. }, 0x89) | (RawExit::Vmx(_), 54) => Some(Wbinvd),
+            (RawExit::Svm { .. }, 0x6F) | (RawExit::Vmx(_), 15) => Some(Rdpmc),
+            (RawExit::Svm { .. }, 0x8A) | (RawExit::Vmx(_), 39) => Some(Monitor),
+            (RawExit::Svm { .. }, 0x8B | 0x8C) | (RawExit::Vmx(_), 36) => Some(Mwait),
+            (RawExit::Svm { .. }, 0x87) | (RawExit::Vmx(_), 51) => Some(Rdtscp),
+            (RawExit::Svm { .. }, 0x8E) => Some(Rdpru),
+            (RawExit::Vmx(_), 52) => Some(PreemptionTimer),
+            _ => None,
         }
     }
 
@@ -105,6 +114,30 @@ impl RawExit {
             RawExit::Vmx(f) => (f.qualification, f.guest_physical),
         }
     }
+}
+
+/// Intercepted guest instructions without a vendor-neutral [`Exit`] of
+/// their own, and what the run loop does with each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuestInsn {
+    /// `INVD`: skipped (it would drop dirty cache lines machine-wide).
+    Invd,
+    /// `WBINVD`/`WBNOINVD`: skipped (guest RAM is write-back and no device
+    /// DMAs into it, so there is nothing to flush for the guest; KVM skips
+    /// it likewise without non-coherent DMA).
+    Wbinvd,
+    /// `RDPMC`: `#GP(0)`, as on a CPU whose counters CPUID does not offer.
+    Rdpmc,
+    /// `MONITOR`/`MONITORX`: `#UD` (CPUID hides them).
+    Monitor,
+    /// `MWAIT`/`MWAITX`: `#UD` (CPUID hides them).
+    Mwait,
+    /// `RDTSCP`: `#UD` (CPUID hides it; TSC_AUX is not switched).
+    Rdtscp,
+    /// AMD `RDPRU`: `#UD` (CPUID hides it).
+    Rdpru,
+    /// VMX preemption timer: the run budget of a bare-metal guest ran out.
+    PreemptionTimer,
 }
 
 /// A backend: one vCPU of one vendor.
@@ -131,6 +164,88 @@ pub trait Backend {
     fn profile(&self) -> Profile;
     /// What CPUID may offer on this backend.
     fn cpuid_policy(&self) -> CpuidPolicy;
+    /// The guest's RFLAGS.
+    fn rflags(&self) -> u64;
+    /// The linear address of the guest's `rip`: CS.base + RIP outside
+    /// 64-bit mode (truncated to 32 bits), RIP itself in 64-bit mode.
+    fn code_address(&self, rip: u64) -> u64;
+    /// Set DR6.BS and the other `dr6` bits of a debug exception about to be
+    /// injected (SDM Vol. 3A §19.2.3; VMX does not switch DR6, SVM keeps it
+    /// in the VMCB).
+    fn set_dr6(&mut self, dr6: u64);
+}
+
+/// RFLAGS.TF.
+const RFLAGS_TF: u64 = 1 << 8;
+/// DR6.BS (single step), with DR6's always-one bits.
+const DR6_BS: u64 = 0xFFFF_0FF0 | (1 << 14);
+
+/// Move the guest past an instruction the VMM emulated or skipped, as
+/// executing it would: RIP to `next` (the backend also ends an STI / MOV SS
+/// shadow), and with RFLAGS.TF set the single-step `#DB` a real CPU raises
+/// after the instruction (SDM Vol. 3A §19.2.4).
+fn step(backend: &mut dyn Backend, next: u64) {
+    backend.set_rip(next);
+    if backend.rflags() & RFLAGS_TF != 0 {
+        backend.set_dr6(DR6_BS);
+        backend.inject_exception(DB, None);
+    }
+}
+
+/// `MOV` to or from a control register, decoded from its bytes (for SVM
+/// without decode assists, which reports no register).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MovCr {
+    /// `MOV CRn, r64` (else `MOV r64, CRn`).
+    pub write: bool,
+    /// The control register.
+    pub cr: u8,
+    /// The general-purpose register (x86 encoding, 0 = RAX).
+    pub gpr: u8,
+    /// Instruction length in bytes.
+    pub len: u64,
+}
+
+/// Decode `[F0] [REX] 0F 20|22 /r` (Intel SDM Vol. 2B, "MOV—Move to/from
+/// Control Registers"; AMD APM Vol. 3: a LOCK prefix selects CR8 outside
+/// 64-bit mode). The ModRM `mod` field is ignored, as the CPU does.
+pub fn decode_mov_cr(bytes: &[u8]) -> Option<MovCr> {
+    let mut at = 0usize;
+    let mut lock = false;
+    let mut rex = 0u8;
+    while let Some(&b) = bytes.get(at) {
+        match b {
+            0xF0 => lock = true,
+            0x40..=0x4F => rex = b,
+            // Operand-size and segment prefixes do not change MOV CR.
+            0x66 | 0x2E | 0x36 | 0x3E | 0x26 | 0x64 | 0x65 => {}
+            _ => break,
+        }
+        at = at.checked_add(1)?;
+        if at > 4 {
+            return None;
+        }
+    }
+    if bytes.get(at) != Some(&0x0F) {
+        return None;
+    }
+    let write = match bytes.get(at.checked_add(1)?)? {
+        0x20 => false,
+        0x22 => true,
+        _ => return None,
+    };
+    let modrm = *bytes.get(at.checked_add(2)?)?;
+    let mut cr = ((modrm >> 3) & 7) | if rex & 4 != 0 { 8 } else { 0 };
+    if lock {
+        cr |= 8;
+    }
+    let gpr = (modrm & 7) | if rex & 1 != 0 { 8 } else { 0 };
+    Some(MovCr {
+        write,
+        cr,
+        gpr,
+        len: at.checked_add(3)? as u64,
+    })
 }
 
 /// Why the guest stopped without asking to.
@@ -151,6 +266,12 @@ pub enum Stop {
     /// Triple fault.
     Shutdown {
         /// RIP.
+        rip: u64,
+    },
+    /// A bare-metal guest ran for its whole run budget without one VM exit
+    /// (e.g. `cli; jmp $`): VMX preemption timer.
+    RunBudget {
+        /// RIP when the timer fired.
         rip: u64,
     },
     /// An INIT signal reached the vCPU (nothing in the guest's reach sends
@@ -195,6 +316,11 @@ impl fmt::Display for Stop {
                 "guest executed HLT at RIP {rip:#x} (the VMM delivers no interrupts: nothing would wake it)"
             ),
             Stop::Shutdown { rip } => write!(f, "guest shutdown (triple fault) at RIP {rip:#x}"),
+            Stop::RunBudget { rip } => write!(
+                f,
+                "guest ran {} TSC ticks without a VM exit at RIP {rip:#x} (run budget)",
+                RUN_BUDGET_TSC
+            ),
             Stop::Init { rip } => write!(f, "INIT signal at RIP {rip:#x} (the VMM does not reset vCPUs)"),
             Stop::NestedPageFault { gpa, rip } => write!(
                 f,
@@ -215,6 +341,12 @@ impl fmt::Display for Stop {
         }
     }
 }
+
+/// How long a bare-metal guest may run without any VM exit before the VMM
+/// stops it (VMX preemption timer; SDM Vol. 3C §26.5.1): 2^30 TSC ticks,
+/// under a second on hardware, about 20 s of wall-clock time under Bochs.
+/// A hypercall, CPUID or any other exit starts the budget again.
+pub const RUN_BUDGET_TSC: u64 = 1 << 30;
 
 static EXITS: AtomicU64 = AtomicU64::new(0);
 
@@ -239,6 +371,8 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
     let policy = backend.cpuid_policy();
     let profile = backend.profile();
     let mut rtc_index = 0u8;
+    // The guest's CR8 (TPR), kept here: see the ControlRegister arm.
+    let mut vtpr = 0u64;
     loop {
         let raw = backend.enter(regs);
         EXITS.fetch_add(1, Ordering::Relaxed);
@@ -259,16 +393,17 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
                 regs.rbx = u64::from(r.ebx);
                 regs.rcx = u64::from(r.ecx);
                 regs.rdx = u64::from(r.edx);
-                backend.set_rip(rip.wrapping_add(len));
+                step(backend, rip.wrapping_add(len));
             }
             Exit::Exception { vector: UD, .. } => {
                 // The other vendor's hypercall instruction raises #UD: run
                 // it as a hypercall (KVM does the same). Anything else is
                 // the guest's own #UD and goes back to it unchanged.
                 let mut bytes = [0u8; 3];
+                let at = backend.code_address(rip);
                 let fetched = {
                     let mut vcpu = backend.vcpu(regs);
-                    vmmcall::Vcpu::read_linear(&mut vcpu, vmmcall::GuestAddr(rip), &mut bytes)
+                    vmmcall::Vcpu::read_linear(&mut vcpu, vmmcall::GuestAddr(at), &mut bytes)
                         .is_ok()
                 };
                 if fetched && vmexit::hypercall_instruction(&bytes).is_some() {
@@ -278,6 +413,57 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
                     }
                 } else {
                     backend.inject_exception(UD, None);
+                }
+            }
+            Exit::Exception {
+                vector: v @ (DB | AC),
+                error_code,
+                ..
+            } => {
+                // Reflected to the guest: the VMM intercepts #DB and #AC
+                // only so that a guest can never make the CPU deliver them
+                // in a loop without a VM exit (CVE-2015-8104, CVE-2015-5307).
+                if v == DB {
+                    if let RawExit::Vmx(f) = raw {
+                        // VMX leaves DR6 alone and reports its bits in the
+                        // exit qualification (SDM Vol. 3C §28.2.1).
+                        backend.set_dr6(0xFFFF_0FF0 | (f.qualification & 0x600F));
+                    }
+                }
+                backend.inject_exception(v, error_code.map(|_| 0));
+            }
+            Exit::ControlRegister { cr: 8, write, gpr } => {
+                // CR8 is the TPR: the guest gets a virtual one (a real
+                // write would change the host's interrupt priority).
+                let decoded = match gpr {
+                    Some(g) => Some((g, raw.insn_len(rip, 3))),
+                    None => {
+                        let mut bytes = [0u8; 8];
+                        let at = backend.code_address(rip);
+                        let mut vcpu = backend.vcpu(regs);
+                        vmmcall::Vcpu::read_linear(&mut vcpu, vmmcall::GuestAddr(at), &mut bytes)
+                            .ok()
+                            .and_then(|()| decode_mov_cr(&bytes))
+                            .filter(|m| m.cr == 8 && m.write == write)
+                            .map(|m| (m.gpr, m.len))
+                    }
+                };
+                match decoded {
+                    Some((g, len)) => {
+                        if write {
+                            let v = regs.get(g);
+                            if v >> 4 != 0 {
+                                // Bits 63:4 are reserved (SDM Vol. 3A §2.5).
+                                backend.inject_exception(GP, Some(0));
+                                continue;
+                            }
+                            vtpr = v;
+                        } else {
+                            regs.set(g, vtpr);
+                        }
+                        step(backend, rip.wrapping_add(len));
+                    }
+                    None => backend.inject_exception(UD, None),
                 }
             }
             Exit::Io(io) => {
@@ -302,7 +488,7 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
                         Some(next) => next,
                         None => rip.wrapping_add(raw.insn_len(rip, 1)),
                     };
-                    backend.set_rip(next);
+                    step(backend, next);
                 }
             }
             Exit::Msr { write, index } => {
@@ -321,7 +507,7 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
                             regs.rax = value & 0xFFFF_FFFF;
                             regs.rdx = value >> 32;
                         }
-                        backend.set_rip(rip.wrapping_add(raw.insn_len(rip, MSR_LEN)));
+                        step(backend, rip.wrapping_add(raw.insn_len(rip, MSR_LEN)));
                     }
                     MsrResult::Gp => {
                         log::debug!(
@@ -339,7 +525,7 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
             } => {
                 let value = regs.get(gpr);
                 if backend.write_cr(cr, value) {
-                    backend.set_rip(rip.wrapping_add(raw.insn_len(rip, 3)));
+                    step(backend, rip.wrapping_add(raw.insn_len(rip, 3)));
                 } else {
                     backend.inject_exception(GP, Some(0));
                 }
@@ -349,10 +535,20 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
                 // CPUID offers no XSAVE: as on a CPU without it.
                 backend.inject_exception(UD, None);
             }
-            Exit::Other { code, .. } if raw.is_invd(code) => {
-                // INVD drops dirty cache lines machine-wide; skipping it is
-                // always safe (memory stays as coherent as after WBINVD).
-                backend.set_rip(rip.wrapping_add(raw.insn_len(rip, INVD_LEN)));
+            Exit::Other { code, .. } if raw.guest_insn(code).is_some() => {
+                match raw.guest_insn(code) {
+                    // INVD drops dirty cache lines machine-wide; skipping it
+                    // is always safe (memory stays as coherent as after
+                    // WBINVD). WBINVD: see GuestInsn::Wbinvd.
+                    Some(GuestInsn::Invd | GuestInsn::Wbinvd) => {
+                        step(backend, rip.wrapping_add(raw.insn_len(rip, INVD_LEN)));
+                    }
+                    Some(GuestInsn::Rdpmc) => backend.inject_exception(GP, Some(0)),
+                    Some(GuestInsn::PreemptionTimer) => {
+                        return Err(Stop::RunBudget { rip });
+                    }
+                    _ => backend.inject_exception(UD, None),
+                }
             }
             Exit::VirtualizationInstruction(insn) => {
                 log::debug!("guest executed {} at {rip:#x}: #UD", insn.name());
@@ -368,8 +564,12 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
     }
 }
 
+/// `#DB`.
+const DB: u8 = 1;
 /// `#UD`.
 const UD: u8 = 6;
+/// `#AC`.
+const AC: u8 = 17;
 /// `#GP`.
 const GP: u8 = 13;
 
@@ -386,7 +586,7 @@ fn hypercall(
         let mut vcpu = backend.vcpu(regs);
         vmexit::handle_hypercall(registry, &mut vcpu, len)
     };
-    backend.set_rip(done.next_rip(rip));
+    step(backend, done.next_rip(rip));
     done.stop()
 }
 
@@ -417,6 +617,8 @@ mod tests {
         efer: u64,
         cr4: u64,
         profile: Profile,
+        rflags: u64,
+        dr6: u64,
     }
 
     impl Backend for Mock {
@@ -455,6 +657,15 @@ mod tests {
         }
         fn cpuid_policy(&self) -> CpuidPolicy {
             CpuidPolicy::SVM
+        }
+        fn rflags(&self) -> u64 {
+            self.rflags
+        }
+        fn code_address(&self, rip: u64) -> u64 {
+            rip
+        }
+        fn set_dr6(&mut self, dr6: u64) {
+            self.dr6 = dr6;
         }
     }
 
@@ -496,6 +707,8 @@ mod tests {
             efer: 0xD00,
             cr4: 0,
             profile: Profile::BareMetal,
+            rflags: 2,
+            dr6: 0,
         };
         let mut regs = GuestRegs {
             rax,
@@ -553,6 +766,153 @@ mod tests {
         let (m, regs) = run_one(ud, &[0x0F, 0x0B], 0xdead);
         assert_eq!((regs.rax, m.rip), (0xdead, 0x100));
         assert_eq!(m.injected, [(UD, None)]);
+    }
+
+    #[test]
+    fn mov_cr_decoding() {
+        // mov cr8, rax (44 0F 22 C0); mov r9, cr8 (4D 0F 20 C1): REX.R picks
+        // CR8, REX.B picks R9.
+        assert_eq!(
+            decode_mov_cr(&[0x44, 0x0F, 0x22, 0xC0]),
+            Some(MovCr {
+                write: true,
+                cr: 8,
+                gpr: 0,
+                len: 4
+            })
+        );
+        assert_eq!(
+            decode_mov_cr(&[0x4D, 0x0F, 0x20, 0xC1]),
+            Some(MovCr {
+                write: false,
+                cr: 8,
+                gpr: 9,
+                len: 4
+            })
+        );
+        // AMD's LOCK alias: F0 0F 22 C3 = mov cr8, ebx.
+        assert_eq!(
+            decode_mov_cr(&[0xF0, 0x0F, 0x22, 0xC3]),
+            Some(MovCr {
+                write: true,
+                cr: 8,
+                gpr: 3,
+                len: 4
+            })
+        );
+        // mov cr4, rdx (0F 22 E2).
+        assert_eq!(
+            decode_mov_cr(&[0x0F, 0x22, 0xE2]),
+            Some(MovCr {
+                write: true,
+                cr: 4,
+                gpr: 2,
+                len: 3
+            })
+        );
+        assert_eq!(decode_mov_cr(&[0x0F, 0x01, 0xD9]), None, "VMMCALL");
+        assert_eq!(decode_mov_cr(&[0x66; 8]), None, "prefixes only");
+        assert_eq!(decode_mov_cr(&[]), None);
+    }
+
+    #[test]
+    fn cr8_is_virtual() {
+        // VMX CR access (reason 28): CR 8 (bits 3:0), MOV to CR (type 0),
+        // GPR RCX (bits 11:8 = 1), then MOV from CR8 into RDX.
+        let write = vmx(28, 8 | (1 << 8), 4, 0);
+        let read = vmx(28, 8 | (1 << 4) | (2 << 8), 4, 0);
+        let mut m = Mock {
+            exits: VecDeque::from([write, read]),
+            rip: 0x100,
+            injected: Vec::new(),
+            ram: std::vec![0u8; 0x1000],
+            efer: 0xD00,
+            cr4: 0,
+            profile: Profile::BareMetal,
+            rflags: 2,
+            dr6: 0,
+        };
+        let mut regs = GuestRegs {
+            rcx: 7,
+            ..GuestRegs::default()
+        };
+        let _ = run_loop(&mut m, &mut regs);
+        assert_eq!(regs.rdx, 7, "the guest reads back its own TPR");
+        assert_eq!(m.rip, 0x108);
+        assert!(m.injected.is_empty());
+        // Reserved bits (run_one puts 0xC001_0117 in RCX): #GP, RIP kept.
+        let (m, _) = run_one(write, &[], 0);
+        assert_eq!(
+            (m.rip, m.injected.as_slice()),
+            (0x100, [(GP, Some(0))].as_slice())
+        );
+    }
+
+    #[test]
+    fn events_that_could_loop_are_reflected() {
+        // #AC (vector 17, hardware exception, error code valid).
+        let ac = vmx(EXCEPTION, 0, 0, 17 | (3 << 8) | (1 << 11) | (1 << 31));
+        let (m, _) = run_one(ac, &[], 0);
+        assert_eq!(
+            (m.rip, m.injected.as_slice()),
+            (0x100, [(AC, Some(0))].as_slice())
+        );
+        // #DB: reflected, DR6 from the exit qualification (BS, B0).
+        let db = vmx(EXCEPTION, (1 << 14) | 1, 0, 1 | (3 << 8) | (1 << 31));
+        let (m, _) = run_one(db, &[], 0);
+        assert_eq!(m.injected, [(DB, None)]);
+        assert_eq!(m.dr6, 0xFFFF_0FF0 | (1 << 14) | 1);
+    }
+
+    #[test]
+    fn host_reaching_instructions() {
+        // MWAIT (36), MONITOR (39), RDTSCP (51): #UD. RDPMC (15): #GP(0).
+        // WBINVD (54): skipped.
+        for reason in [36, 39, 51] {
+            let (m, _) = run_one(vmx(reason, 0, 3, 0), &[], 0);
+            assert_eq!(
+                (m.rip, m.injected.as_slice()),
+                (0x100, [(UD, None)].as_slice())
+            );
+        }
+        let (m, _) = run_one(vmx(15, 0, 2, 0), &[], 0);
+        assert_eq!(m.injected, [(GP, Some(0))]);
+        let (m, _) = run_one(vmx(54, 0, 2, 0), &[], 0);
+        assert_eq!((m.rip, m.injected.len()), (0x102, 0));
+        // The preemption timer (52) ends a bare-metal guest's run.
+        let mut m = Mock {
+            exits: VecDeque::from([vmx(52, 0, 0, 0)]),
+            rip: 0x100,
+            injected: Vec::new(),
+            ram: std::vec![0; 0x1000],
+            efer: 0,
+            cr4: 0,
+            profile: Profile::BareMetal,
+            rflags: 2,
+            dr6: 0,
+        };
+        let r = run_loop(&mut m, &mut GuestRegs::default());
+        assert!(matches!(r, Err(Stop::RunBudget { rip: 0x100 })), "{r:?}");
+    }
+
+    #[test]
+    fn single_step_after_an_emulated_instruction() {
+        // CPUID (10) with RFLAGS.TF: RIP moves on, then #DB with DR6.BS.
+        let mut m = Mock {
+            exits: VecDeque::from([vmx(10, 0, 2, 0)]),
+            rip: 0x100,
+            injected: Vec::new(),
+            ram: std::vec![0; 0x1000],
+            efer: 0,
+            cr4: 0,
+            profile: Profile::BareMetal,
+            rflags: 2 | RFLAGS_TF,
+            dr6: 0,
+        };
+        let _ = run_loop(&mut m, &mut GuestRegs::default());
+        assert_eq!(m.rip, 0x102);
+        assert_eq!(m.injected, [(DB, None)]);
+        assert_eq!(m.dr6 & (1 << 14), 1 << 14);
     }
 
     #[test]

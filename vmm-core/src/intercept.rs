@@ -20,8 +20,9 @@
 //!   reach: only the VMM ends the run, and no device can be made to DMA.
 //! - **MSRs**: the guest-state MSRs that the hardware switches on VM entry
 //!   and exit (or that the VMM never uses): FS/GS base, kernel GS base, the
-//!   SYSCALL and SYSENTER MSRs, `TSC_AUX`, read and write; the TSC, read
-//!   only. Any other `RDMSR`/`WRMSR` raises `#GP(0)` in the guest, as for an
+//!   SYSCALL and SYSENTER MSRs, read and write; the TSC, read only.
+//!   `TSC_AUX` is not the guest's: neither vendor switches it, so a guest
+//!   write would persist into the host; CPUID hides RDTSCP and RDPID. Any other `RDMSR`/`WRMSR` raises `#GP(0)` in the guest, as for an
 //!   MSR the CPU does not have.
 //!
 //! The bitmaps are built here, portable and unit-tested, in the two vendors'
@@ -80,7 +81,7 @@ pub fn rtc_read(index: u8, real: impl FnOnce(u8) -> u8) -> u8 {
 }
 
 /// MSRs the guest may read and write directly.
-pub const GUEST_MSRS: [u32; 11] = [
+pub const GUEST_MSRS: [u32; 10] = [
     0x174,       // IA32_SYSENTER_CS
     0x175,       // IA32_SYSENTER_ESP
     0x176,       // IA32_SYSENTER_EIP
@@ -91,7 +92,6 @@ pub const GUEST_MSRS: [u32; 11] = [
     0xC000_0100, // FS_BASE
     0xC000_0101, // GS_BASE
     0xC000_0102, // KERNEL_GS_BASE
-    0xC000_0103, // TSC_AUX
 ];
 
 /// MSRs the guest may read but not write: the TSC (a write would move the
@@ -251,7 +251,15 @@ mod tests {
             !bit(&m, tsc) && bit(&m, tsc + 1),
             "TSC: read through, write intercepted"
         );
-        for msr in [0xC000_0080u32, 0xC001_0117, 0xC001_0114, 0x1B, 0x277, 0x2FF] {
+        for msr in [
+            0xC000_0080u32,
+            0xC001_0117,
+            0xC001_0114,
+            0x1B,
+            0x277,
+            0x2FF,
+            0xC000_0103,
+        ] {
             let b = svm_msrpm_bit(msr).unwrap();
             assert!(
                 bit(&m, b) && bit(&m, b + 1),

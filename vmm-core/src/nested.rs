@@ -11,7 +11,12 @@
 //!   has U/S = 1: non-leaf `P|RW|US` = `0x7`, 2 MiB leaf adds `PS` (bit 7).
 //! - EPT (Intel SDM Vol. 3C §29.3.2, Tables 29-1..29-4): non-leaf
 //!   `R|W|X` = `0x7`; 2 MiB leaf `R|W|X`, memory type WB (6) in bits 5:3,
-//!   bit 7 = page. EPTP: memory type WB, page-walk length 4 - 1 = 3 in bits
+//!   IPAT (bit 6: ignore the guest's PAT, §29.3.7.2), bit 7 = page. With
+//!   IPAT, guest RAM is write-back whatever the guest's PAT or page tables
+//!   say, so a guest cannot alias VMM-visible memory with another type.
+//!   NPT has no such bit: the guest's PAT combines with the nested entry's
+//!   (AMD APM Vol. 2 §15.25.8), which can only make the guest's own RAM
+//!   less cacheable for the guest. EPTP: memory type WB, page-walk length 4 - 1 = 3 in bits
 //!   5:3 (SDM §25.6.11).
 
 /// 2 MiB.
@@ -35,7 +40,7 @@ impl Format {
     fn leaf_2m(self) -> u64 {
         match self {
             Format::Npt => 0x87,
-            Format::Ept => 0x7 | (6 << 3) | (1 << 7),
+            Format::Ept => 0x7 | (6 << 3) | (1 << 6) | (1 << 7),
         }
     }
 }
@@ -159,7 +164,7 @@ mod tests {
         let root = build(&mut m, Format::Ept, 0x20_0000, LARGE_PAGE).unwrap();
         assert_eq!(m.walk(root, 0x10), Some(0x20_0010));
         let leaf = m.words.values().copied().find(|e| e & 0x80 != 0).unwrap();
-        assert_eq!(leaf & 0xff, 0xB7);
+        assert_eq!(leaf & 0xff, 0xF7, "RWX, WB, IPAT, 2 MiB page");
         assert_eq!(eptp(root) & 0xfff, 0x1e);
     }
 

@@ -45,11 +45,11 @@ fn boot_info(protocol: u32, info: u64) -> Result<BootInfo, bootinfo::BootInfoErr
 
 /// The VMM's main: returns whether the guest finished with status 0.
 pub fn main(protocol: u32, info: u64) -> bool {
-    crate::println!("vmm: vmm-core {} starting", env!("CARGO_PKG_VERSION"));
+    crate::say!("vmm: vmm-core {} starting", env!("CARGO_PKG_VERSION"));
     let boot = match boot_info(protocol, info) {
         Ok(b) => b,
         Err(e) => {
-            crate::println!("vmm: cannot use the boot information: {e}");
+            crate::say!("vmm: cannot use the boot information: {e}");
             return false;
         }
     };
@@ -59,7 +59,7 @@ pub fn main(protocol: u32, info: u64) -> bool {
         boot.ram().len()
     );
     let Some(module) = boot.module else {
-        crate::println!(
+        crate::say!(
             "vmm: no guest image: pass it as the first boot module (QEMU -initrd, GRUB module2)"
         );
         return false;
@@ -90,7 +90,7 @@ pub fn main(protocol: u32, info: u64) -> bool {
             .checked_add(module.len)
             .is_some_and(|end| end <= 1 << 32)
     }) else {
-        crate::println!(
+        crate::say!(
             "vmm: the guest module at {:#x} (+{:#x}) is not below 4 GiB",
             module.start,
             module.len
@@ -109,7 +109,7 @@ pub fn main(protocol: u32, info: u64) -> bool {
         match linux::Bundle::parse(image) {
             Ok(b) => Some(b),
             Err(e) => {
-                crate::println!("vmm: cannot use the Linux bundle: {e}");
+                crate::say!("vmm: cannot use the Linux bundle: {e}");
                 return false;
             }
         }
@@ -122,7 +122,7 @@ pub fn main(protocol: u32, info: u64) -> bool {
         None => GUEST_RAM,
     };
     if ram_size > guest::MAX_RAM || ram_size % (2 << 20) != 0 {
-        crate::println!(
+        crate::say!(
             "vmm: guest RAM of {} MiB is not supported (a multiple of 2 MiB, at most {} MiB)",
             ram_size >> 20,
             guest::MAX_RAM >> 20
@@ -130,7 +130,7 @@ pub fn main(protocol: u32, info: u64) -> bool {
         return false;
     }
     let Some(ram_base) = alloc.alloc(ram_size, 2 << 20, 1 << 32) else {
-        crate::println!(
+        crate::say!(
             "vmm: not enough RAM for {} MiB of guest RAM ({} MiB free below 4 GiB)",
             ram_size >> 20,
             alloc.free_bytes() >> 20
@@ -148,10 +148,10 @@ pub fn main(protocol: u32, info: u64) -> bool {
         unsafe { core::slice::from_raw_parts_mut(ram_base as *mut u8, ram_size as usize) };
     let loaded = match bundle {
         Some(b) => linux::prepare(ram_bytes, &b).map_err(|e| {
-            crate::println!("vmm: cannot load the Linux guest: {e}");
+            crate::say!("vmm: cannot load the Linux guest: {e}");
         }),
         None => guest::prepare(ram_bytes, image).map_err(|e| {
-            crate::println!("vmm: cannot load the guest: {e}");
+            crate::say!("vmm: cannot load the guest: {e}");
         }),
     };
     let Ok(start) = loaded else {
@@ -168,7 +168,7 @@ pub fn main(protocol: u32, info: u64) -> bool {
     match vmmcall::Registry::global() {
         Ok(r) => log::info!("{} hypercalls registered", r.len()),
         Err(e) => {
-            crate::println!("vmm: broken hypercall registry: {e}");
+            crate::say!("vmm: broken hypercall registry: {e}");
             return false;
         }
     }
@@ -176,20 +176,29 @@ pub fn main(protocol: u32, info: u64) -> bool {
         Vendor::Amd => crate::svm::run(ram, start, &mut alloc),
         Vendor::Intel => crate::vmx::run(ram, start, &mut alloc),
         Vendor::Other => {
-            crate::println!("vmm: unknown CPU vendor: neither SVM nor VMX");
+            crate::say!("vmm: unknown CPU vendor: neither SVM nor VMX");
             return false;
         }
     };
     // The guest shares COM1 and may have reprogrammed it (baud rate, DLAB,
     // loopback): set it up again so that the verdict is readable.
     crate::console::init();
+    let (prints, logs) = (
+        crate::console::suppressed_prints(),
+        crate::console::suppressed(),
+    );
+    if prints != 0 || logs != 0 {
+        crate::say!(
+            "vmm: output budgets kept {prints} handler lines and {logs} log lines off the console"
+        );
+    }
     match result {
         Ok(status) => {
-            crate::println!("vmm: guest exited with status {status}");
+            crate::say!("vmm: guest exited with status {status}");
             status == 0
         }
         Err(stop) => {
-            crate::println!("vmm: guest stopped: {stop}");
+            crate::say!("vmm: guest stopped: {stop}");
             false
         }
     }

@@ -77,6 +77,24 @@ impl<'a> GuestVcpu<'a> {
     }
 }
 
+impl GuestVcpu<'_> {
+    /// With paging off (real mode, or protected mode without paging) there
+    /// are no user pages: every address counts as supervisor-only, so a
+    /// caller at CPL 1-3 (v8086 mode included) can name no memory. Else a
+    /// guest could drop paging and let ring 3 reach any guest-physical
+    /// address through a `user` handler (on SVM the guest owns CR0).
+    fn check_paging_off(&self, addr: GuestAddr) -> Result<(), MemError> {
+        if self.cpl != 0 && self.paging.cr0 & CR0_PG == 0 {
+            Err(MemError::Supervisor { addr: addr.0 })
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// CR0.PG.
+const CR0_PG: u64 = 1 << 31;
+
 impl Vcpu for GuestVcpu<'_> {
     fn regs(&self) -> &GuestRegs {
         self.regs
@@ -91,10 +109,46 @@ impl Vcpu for GuestVcpu<'_> {
     }
 
     fn read_linear(&mut self, addr: GuestAddr, buf: &mut [u8]) -> Result<(), MemError> {
+        self.check_paging_off(addr)?;
         paging::read_linear(&self.paging, &self.ram, addr.0, buf, self.cpl == 3)
     }
 
     fn write_linear(&mut self, addr: GuestAddr, data: &[u8]) -> Result<(), MemError> {
+        self.check_paging_off(addr)?;
         paging::write_linear(&self.paging, &mut self.ram, addr.0, data, self.cpl == 3)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    extern crate std;
+
+    #[test]
+    fn paging_off_gives_ring_3_no_memory() {
+        let mut ram = std::vec![0xABu8; 0x2000];
+        let ram_desc = GuestRam {
+            host_base: ram.as_mut_ptr() as u64,
+            size: ram.len() as u64,
+        };
+        let mut regs = GuestRegs::default();
+        let mut buf = [0u8; 4];
+        // CPL 0, paging off: linear = guest-physical.
+        let mut v = GuestVcpu::new(&mut regs, 0, 0x11, 0, 0, 0, ram_desc);
+        assert_eq!(v.read_linear(GuestAddr(0x1000), &mut buf), Ok(()));
+        assert_eq!(buf, [0xAB; 4]);
+        // CPL 1, 2, 3 (v8086 included) with paging off: nothing.
+        for cpl in 1..=3 {
+            let mut v = GuestVcpu::new(&mut regs, cpl, 0x11, 0, 0, 0, ram_desc);
+            assert_eq!(
+                v.read_linear(GuestAddr(0x1000), &mut buf),
+                Err(MemError::Supervisor { addr: 0x1000 })
+            );
+            assert_eq!(
+                v.write_linear(GuestAddr(0x1000), &[1, 2]),
+                Err(MemError::Supervisor { addr: 0x1000 })
+            );
+        }
+        assert_eq!(ram[0x1000], 0xAB, "nothing written");
     }
 }

@@ -88,6 +88,35 @@ impl Com1 {
         }
     }
 
+    /// Run `f` with the VMM's line settings (115200 baud, 8N1), then give
+    /// the UART back its previous divisor and line control register. A
+    /// guest sharing the UART may have set a slow divisor or DLAB; the
+    /// interrupt-enable and FIFO registers are left as the guest set them.
+    pub fn with_own_settings(f: impl FnOnce()) {
+        // SAFETY: the standard 16550 registers of COM1: LCR (+3), and with
+        // DLAB set the divisor latch (+0, +1). Only line settings change,
+        // and they are restored below.
+        let (lcr, dll, dlm) = unsafe {
+            let lcr = inb(COM1 + 3);
+            outb(COM1 + 3, lcr | 0x80);
+            let dll = inb(COM1);
+            let dlm = inb(COM1 + 1);
+            outb(COM1, 0x01);
+            outb(COM1 + 1, 0x00);
+            outb(COM1 + 3, 0x03);
+            (lcr, dll, dlm)
+        };
+        f();
+        Com1::flush();
+        // SAFETY: as above: the guest's divisor and LCR go back.
+        unsafe {
+            outb(COM1 + 3, 0x80);
+            outb(COM1, dll);
+            outb(COM1 + 1, dlm);
+            outb(COM1 + 3, lcr);
+        }
+    }
+
     /// Send one byte, waiting for room in the transmitter. A bounded wait:
     /// a missing UART (all ones or all zeros) cannot hang the caller.
     pub fn write_byte(b: u8) {

@@ -65,6 +65,30 @@ impl GuestRegs {
             _ => self.r15,
         }
     }
+
+    /// Set the register with the x86 encoding `index` (see
+    /// [`GuestRegs::get`]).
+    pub fn set(&mut self, index: u8, value: u64) {
+        let r = match index & 15 {
+            0 => &mut self.rax,
+            1 => &mut self.rcx,
+            2 => &mut self.rdx,
+            3 => &mut self.rbx,
+            4 => &mut self.rsp,
+            5 => &mut self.rbp,
+            6 => &mut self.rsi,
+            7 => &mut self.rdi,
+            8 => &mut self.r8,
+            9 => &mut self.r9,
+            10 => &mut self.r10,
+            11 => &mut self.r11,
+            12 => &mut self.r12,
+            13 => &mut self.r13,
+            14 => &mut self.r14,
+            _ => &mut self.r15,
+        };
+        *r = value;
+    }
 }
 
 /// A guest-linear (virtual) address, as the guest passes it in a register.

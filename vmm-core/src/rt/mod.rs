@@ -51,7 +51,7 @@ extern "C" fn vmm_core_rust_entry(protocol: u32, info: u32) -> ! {
 
 #[panic_handler]
 fn panic(info: &PanicInfo<'_>) -> ! {
-    console::print_fmt(format_args!("vmm: PANIC: {info}\n"));
+    console::print_always(format_args!("vmm: PANIC: {info}\n"));
     exit_machine(false)
 }
 

@@ -5,7 +5,7 @@
 //! point VM_HSAVE_PA at a host save page, fill a VMCB (intercepts, ASID,
 //! nested paging, guest state), then loop on VMRUN and handle each #VMEXIT.
 
-use super::vmcb::{Intercept3, Intercept4, Vmcb, VmcbSegment};
+use super::vmcb::{Vmcb, VmcbSegment};
 use super::SvmError;
 use crate::cpu::{self, msr, FxArea};
 use crate::exits::{self, Backend};
@@ -24,13 +24,17 @@ core::arch::global_asm!(
     r#"
     .section .text.svm_vmrun, "ax"
     .global svm_vmrun
-/* svm_vmrun(regs: *mut GuestRegs [rdi], vmcb_pa: u64 [rsi], fx: *mut FxArea [rdx])
- * Loads the guest's x87/SSE state (FXRSTOR) and GPRs (except RAX and RSP,
- * which live in the VMCB), runs VMLOAD/VMRUN/VMSAVE, stores the guest GPRs
- * back, saves the guest's x87/SSE state (FXSAVE) and resets the VMM's
- * (FNINIT, MXCSR = 0x1F80): from here on the VMM's own SSE code cannot
- * touch the guest's registers, and runs with the default rounding and
- * exception masks whatever the guest set. */
+/* svm_vmrun(regs: *mut GuestRegs [rdi], vmcb_pa: u64 [rsi],
+ *           fx: *mut FxArea [rdx], host_save_pa: u64 [rcx])
+ * Saves the VMM's FS, GS, TR, LDTR, KERNEL_GS_BASE, STAR/LSTAR/CSTAR/SFMASK
+ * and SYSENTER state (VMSAVE to host_save_pa), loads the guest's x87/SSE
+ * state (FXRSTOR) and GPRs (except RAX and RSP, which live in the VMCB),
+ * runs VMLOAD/VMRUN/VMSAVE, stores the guest GPRs back, restores the VMM's
+ * state (VMLOAD from host_save_pa: nothing of the guest's stays loaded in
+ * the host, as in KVM), saves the guest's x87/SSE state (FXSAVE) and
+ * resets the VMM's (FNINIT, MXCSR = 0x1F80): from here on the VMM's own SSE
+ * code cannot touch the guest's registers, and runs with the default
+ * rounding and exception masks whatever the guest set. */
 svm_vmrun:
     push rbp
     push rbx
@@ -40,6 +44,9 @@ svm_vmrun:
     push r15
     push rdx
     push rdi
+    push rcx
+    mov rax, rcx
+    vmsave rax
     fxrstor64 [rdx]
     mov rax, rsi
     mov rcx, [rdi + 8]
@@ -60,7 +67,7 @@ svm_vmrun:
     vmrun rax
     vmsave rax
     push rdi
-    mov rdi, [rsp + 8]
+    mov rdi, [rsp + 16]
     mov [rdi + 8], rcx
     mov [rdi + 16], rdx
     mov [rdi + 24], rbx
@@ -76,6 +83,8 @@ svm_vmrun:
     mov [rdi + 120], r15
     pop rcx
     mov [rdi + 56], rcx
+    pop rax
+    vmload rax
     add rsp, 8
     pop rdx
     fxsave64 [rdx]
@@ -94,7 +103,7 @@ svm_vmrun:
 );
 
 extern "C" {
-    fn svm_vmrun(regs: *mut GuestRegs, vmcb_pa: u64, fx: *mut FxArea);
+    fn svm_vmrun(regs: *mut GuestRegs, vmcb_pa: u64, fx: *mut FxArea, host_save_pa: u64);
 }
 
 fn alloc_page(alloc: &mut PhysAlloc) -> Result<u64, SvmError> {
@@ -160,6 +169,7 @@ pub fn run(ram: GuestRam, start: GuestStart, alloc: &mut PhysAlloc) -> Result<u3
     // SAFETY: VM_HSAVE_PA exists with SVM; `hsave` is a page owned by the VMM.
     unsafe { cpu::wrmsr(msr::VM_HSAVE_PA, hsave) };
     let vmcb_pa = alloc_page(alloc).map_err(exits::Stop::Svm)?;
+    let host_save_pa = alloc_page(alloc).map_err(exits::Stop::Svm)?;
     let (iopm_pa, msrpm_pa) = permission_maps(alloc, start.profile).map_err(exits::Stop::Svm)?;
     let n_cr3 = nested::build(&mut Tables(alloc), Format::Npt, ram.host_base, ram.size)
         .map_err(|_| exits::Stop::Svm(SvmError::OutOfMemory))?;
@@ -178,6 +188,7 @@ pub fn run(ram: GuestRam, start: GuestStart, alloc: &mut PhysAlloc) -> Result<u3
     let mut backend = SvmBackend {
         vmcb,
         vmcb_pa,
+        host_save_pa,
         nrips: features.nrips,
         ram,
         profile: start.profile,
@@ -188,37 +199,11 @@ pub fn run(ram: GuestRam, start: GuestStart, alloc: &mut PhysAlloc) -> Result<u3
 
 fn init_vmcb(vmcb: &mut Vmcb, start: &GuestStart, n_cr3: u64) {
     let c = &mut vmcb.control;
-    // Ports and MSRs go through the permission maps (crate::intercept).
-    // A bare-metal guest gets no interrupts, so its HLT would never end;
-    // a Linux guest's HLT waits for its own timer interrupt.
-    let hlt = match start.profile {
-        Profile::BareMetal => Intercept3::HLT,
-        Profile::Linux => Intercept3::empty(),
-    };
-    c.intercept3 = (Intercept3::IOIO_PROT
-        | Intercept3::MSR_PROT
-        | Intercept3::CPUID
-        | hlt
-        // An unintercepted INIT would reset the physical CPU (APM §15.13).
-        | Intercept3::INIT
-        | Intercept3::SHUTDOWN
-        | Intercept3::INVLPGA
-        // INVD would drop dirty cache lines of the whole machine (the
-        // VMM's included); VMX always exits on it.
-        | Intercept3::INVD)
-        .bits();
-    c.intercept4 = (Intercept4::VMRUN
-        | Intercept4::VMMCALL
-        | Intercept4::VMLOAD
-        | Intercept4::VMSAVE
-        | Intercept4::STGI
-        | Intercept4::CLGI
-        | Intercept4::SKINIT
-        // XCR0 is not switched by VMRUN; VMX always exits on XSETBV.
-        | Intercept4::XSETBV)
-        .bits();
-    // #UD, for the other vendor's hypercall instruction (exits.rs).
-    c.intercept_exceptions = 1 << 6;
+    let i = super::vmcb::intercepts(start.profile);
+    c.intercept_cr = i.cr;
+    c.intercept_exceptions = i.exceptions;
+    c.intercept3 = i.i3.bits();
+    c.intercept4 = i.i4.bits();
     c.guest_asid = 1;
     c.tlb_control = 1;
     c.np_control = 1;
@@ -278,6 +263,9 @@ fn init_vmcb(vmcb: &mut Vmcb, start: &GuestStart, n_cr3: u64) {
 struct SvmBackend<'a> {
     vmcb: &'a mut Vmcb,
     vmcb_pa: u64,
+    /// The VMM's VMSAVE area (its FS/GS/TR/LDTR and syscall MSRs while a
+    /// guest runs).
+    host_save_pa: u64,
     nrips: bool,
     ram: GuestRam,
     profile: Profile,
@@ -318,13 +306,12 @@ impl Backend for SvmBackend<'_> {
         self.vmcb.save.rsp = regs.rsp;
         // SAFETY: the VMCB is valid (init_vmcb), EFER.SVME is set, the host
         // save area is registered; svm_vmrun saves and restores every
-        // callee-saved register and only touches `regs`, which is a valid
-        // exclusive GuestRegs. VMLOAD/VMSAVE leave the guest's FS, GS, TR,
-        // LDTR, KERNEL_GS_BASE, STAR/LSTAR/CSTAR/SFMASK and SYSENTER MSRs
-        // loaded in the host after the exit: sound because the VMM never
-        // uses FS/GS-relative addressing, SYSCALL/SYSENTER, SWAPGS or a TSS
-        // stack switch (it runs at CPL 0 with interrupts off and no IST).
-        unsafe { svm_vmrun(regs, self.vmcb_pa, &mut self.fx) };
+        // callee-saved register, touches only `regs` (a valid exclusive
+        // GuestRegs), `fx` (this backend's 16-aligned FXSAVE area) and the
+        // two VMM-owned pages `vmcb_pa` and `host_save_pa`, and restores the
+        // VMM's own FS/GS/TR/LDTR and syscall MSRs with VMLOAD after the
+        // exit, so no guest value stays loaded in the host.
+        unsafe { svm_vmrun(regs, self.vmcb_pa, &mut self.fx, self.host_save_pa) };
         // The first entry flushed the TLB; no need to keep flushing.
         self.vmcb.control.tlb_control = 0;
         // An event whose delivery this exit interrupted goes back in first
@@ -397,5 +384,23 @@ impl Backend for SvmBackend<'_> {
 
     fn cpuid_policy(&self) -> CpuidPolicy {
         CpuidPolicy::SVM
+    }
+
+    fn rflags(&self) -> u64 {
+        self.vmcb.save.rflags
+    }
+
+    fn code_address(&self, rip: u64) -> u64 {
+        let cs = &self.vmcb.save.cs;
+        // Attribute bit 9 is CS.L (descriptor bit 53, APM §15.5.1).
+        if self.vmcb.save.efer & crate::vmsr::EFER_LMA != 0 && cs.attrib & (1 << 9) != 0 {
+            rip
+        } else {
+            cs.base.wrapping_add(rip) & 0xFFFF_FFFF
+        }
+    }
+
+    fn set_dr6(&mut self, dr6: u64) {
+        self.vmcb.save.dr6 = dr6;
     }
 }

@@ -60,6 +60,8 @@ bitflags! {
         const INIT = 1 << 3;
         /// RDTSC.
         const RDTSC = 1 << 14;
+        /// RDPMC.
+        const RDPMC = 1 << 15;
         /// CPUID.
         const CPUID = 1 << 18;
         /// INVD.
@@ -107,6 +109,73 @@ bitflags! {
         const MWAIT = 1 << 11;
         /// XSETBV.
         const XSETBV = 1 << 13;
+        /// RDPRU.
+        const RDPRU = 1 << 14;
+    }
+}
+
+/// The intercepts the VMM sets in every VMCB (APM Vol. 2 §15.9-15.13,
+/// Table B-1), for a guest of `profile`. Portable so the host tests can
+/// check what no emulator can show (`tests::intercepts_close_every_hole`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Intercepts {
+    /// Offset 0x000: CR reads (bits 15:0) and writes (31:16).
+    pub cr: u32,
+    /// Offset 0x008: one bit per exception vector.
+    pub exceptions: u32,
+    /// Offset 0x00C.
+    pub i3: Intercept3,
+    /// Offset 0x010.
+    pub i4: Intercept4,
+}
+
+/// Exceptions the VMM intercepts on both vendors: `#DB` (1) and `#AC`
+/// (17), which a guest can make the CPU deliver forever without a VM exit
+/// (CVE-2015-8104/XSA-156, CVE-2015-5307); both are reflected to the guest.
+/// `#UD` (6): the other vendor's hypercall instruction.
+pub const INTERCEPTED_EXCEPTIONS: u32 = (1 << 1) | (1 << 6) | (1 << 17);
+
+/// The VMCB intercepts for `profile`:
+/// - ports and MSRs through the permission maps (`crate::intercept`);
+/// - CPUID, INIT (an unintercepted INIT resets the physical CPU, APM
+///   §15.13), shutdown, INVD and WBINVD (they act on the whole machine's
+///   caches), RDPMC and RDPRU (they read host counters; CR4.PCE is the
+///   guest's), RDTSCP (TSC_AUX is not switched), MONITOR/MWAIT (an HLT the
+///   VMM cannot see), XSETBV (XCR0 is not switched), every SVM instruction;
+/// - CR8 reads and writes: without V_INTR_MASKING a guest's CR8 is the
+///   physical TPR (APM §15.21.4); the run loop keeps a virtual one;
+/// - HLT for a bare-metal guest (it gets no interrupts, so HLT would never
+///   end); a Linux guest's HLT waits for its own timer.
+pub fn intercepts(profile: crate::guest::Profile) -> Intercepts {
+    let hlt = match profile {
+        crate::guest::Profile::BareMetal => Intercept3::HLT,
+        crate::guest::Profile::Linux => Intercept3::empty(),
+    };
+    Intercepts {
+        cr: (1 << 8) | (1 << (16 + 8)),
+        exceptions: INTERCEPTED_EXCEPTIONS,
+        i3: Intercept3::IOIO_PROT
+            | Intercept3::MSR_PROT
+            | Intercept3::CPUID
+            | Intercept3::RDPMC
+            | hlt
+            | Intercept3::INIT
+            | Intercept3::SHUTDOWN
+            | Intercept3::INVLPGA
+            | Intercept3::INVD,
+        i4: Intercept4::VMRUN
+            | Intercept4::VMMCALL
+            | Intercept4::VMLOAD
+            | Intercept4::VMSAVE
+            | Intercept4::STGI
+            | Intercept4::CLGI
+            | Intercept4::SKINIT
+            | Intercept4::RDTSCP
+            | Intercept4::WBINVD
+            | Intercept4::MONITOR
+            | Intercept4::MWAIT
+            | Intercept4::XSETBV
+            | Intercept4::RDPRU,
     }
 }
 
@@ -285,6 +354,36 @@ impl Vmcb {
 mod tests {
     use super::*;
     use core::mem::{offset_of, size_of};
+
+    #[test]
+    fn intercepts_close_every_hole() {
+        use crate::guest::Profile;
+        for p in [Profile::BareMetal, Profile::Linux] {
+            let i = intercepts(p);
+            // CR8 read (bit 8) and write (bit 24); no other CR.
+            assert_eq!(i.cr, 0x0100_0100);
+            assert_eq!(i.exceptions, 0x0002_0042, "#DB, #UD, #AC");
+            // APM Table B-1 bit positions, spelled out independently.
+            for bit in [3u32, 15, 18, 22, 26, 27, 28, 31] {
+                assert_ne!(i.i3.bits() & (1 << bit), 0, "vector 3 bit {bit}");
+            }
+            for bit in [0u32, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 13, 14] {
+                assert_ne!(i.i4.bits() & (1 << bit), 0, "vector 4 bit {bit}");
+            }
+            // No INTR/NMI intercepts: the guest owns its interrupts.
+            assert_eq!(i.i3.bits() & 0b11, 0);
+        }
+        assert_ne!(
+            intercepts(Profile::BareMetal).i3.bits() & (1 << 24),
+            0,
+            "HLT"
+        );
+        assert_eq!(
+            intercepts(Profile::Linux).i3.bits() & (1 << 24),
+            0,
+            "no HLT"
+        );
+    }
 
     #[test]
     fn sizes() {

@@ -32,7 +32,9 @@ use vmexit::vmx::ExitReasonField;
 use vmmcall::GuestRegs;
 use x86::dtables::DescriptorTablePointer;
 use x86::segmentation::SegmentSelector;
-use x86::vmx::vmcs::control::{EntryControls, ExitControls, PrimaryControls, SecondaryControls};
+use x86::vmx::vmcs::control::{
+    EntryControls, ExitControls, PinbasedControls, PrimaryControls, SecondaryControls,
+};
 use x86::vmx::vmcs::{control as ctl, guest as gst, host, ro};
 
 core::arch::global_asm!(
@@ -150,8 +152,6 @@ extern "C" {
 
 /// CR4.VMXE (SDM Vol. 3C §24.7).
 const CR4_VMXE: u64 = 1 << 13;
-/// `#UD`, the one exception the VMM intercepts.
-const UD_VECTOR: u8 = 6;
 /// EFER.NXE.
 const EFER_NXE: u64 = 1 << 11;
 /// CR0.PE, CR0.PG.
@@ -282,6 +282,9 @@ unsafe fn region_insn(insn: RegionInsn, pa: u64) -> Result<(), VmxError> {
 /// Controls and capabilities chosen for this CPU.
 struct Setup {
     basic: VmxBasic,
+    /// IA32_VMX_MISC bits 4:0: the preemption timer counts every 2^rate
+    /// TSC ticks.
+    timer_rate: u8,
     pin: u32,
     primary: u32,
     secondary: u32,
@@ -358,12 +361,21 @@ fn detect(profile: Profile) -> Result<Setup, VmxError> {
         return Err(VmxError::UnsupportedBasic(basic.0));
     }
 
+    // A bare-metal guest gets a run budget (exits::RUN_BUDGET_TSC) where
+    // the CPU has the VMX-preemption timer; a Linux guest owns the machine
+    // and may idle in HLT as long as it likes.
+    let timer = match profile {
+        Profile::BareMetal => PinbasedControls::VMX_PREEMPTION_TIMER.bits(),
+        Profile::Linux => 0,
+    };
     let pin = adjust_controls(
         ControlField::PinBased,
         caps(ControlField::PinBased, basic),
         0,
-        0,
+        timer,
     )?;
+    // SAFETY: IA32_VMX_MISC exists with VMX (SDM Appendix A.6).
+    let timer_rate = (unsafe { cpu::rdmsr(x86::msr::IA32_VMX_MISC) } & 0x1F) as u8;
     // HLT and (always, on VMX) CPUID and VMCALL exit; I/O and MSR bitmaps
     // let the guest use COM1 and its own guest-state MSRs and nothing else
     // (crate::intercept).
@@ -376,7 +388,8 @@ fn detect(profile: Profile) -> Result<Setup, VmxError> {
     let primary = adjust_controls(
         ControlField::Primary,
         caps(ControlField::Primary, basic),
-        (hlt | PrimaryControls::USE_IO_BITMAPS
+        (hlt | super::PRIMARY_ALWAYS
+            | PrimaryControls::USE_IO_BITMAPS
             | PrimaryControls::USE_MSR_BITMAPS
             | PrimaryControls::SECONDARY_CONTROLS)
             .bits(),
@@ -399,7 +412,7 @@ fn detect(profile: Profile) -> Result<Setup, VmxError> {
         ControlField::Secondary,
         caps(ControlField::Secondary, basic),
         SecondaryControls::ENABLE_EPT.bits() | linux_secondary,
-        SecondaryControls::UNRESTRICTED_GUEST.bits(),
+        (SecondaryControls::UNRESTRICTED_GUEST | SecondaryControls::WBINVD_EXITING).bits(),
     )?;
     let exit = adjust_controls(
         ControlField::Exit,
@@ -437,6 +450,7 @@ fn detect(profile: Profile) -> Result<Setup, VmxError> {
     }
     Ok(Setup {
         basic,
+        timer_rate,
         pin,
         primary,
         secondary,
@@ -548,9 +562,12 @@ fn init_vmcs(
         ),
         (ctl::VMEXIT_CONTROLS, setup.exit.into()),
         (ctl::VMENTRY_CONTROLS, setup.entry.into()),
-        // #UD only, as on SVM: the other vendor's hypercall instruction
-        // (exits.rs); any other #UD goes back through inject_exception.
-        (ctl::EXCEPTION_BITMAP, 1 << UD_VECTOR),
+        // As on SVM (svm::vmcb::INTERCEPTED_EXCEPTIONS): #DB and #AC,
+        // reflected; #UD for the other vendor's hypercall instruction.
+        (
+            ctl::EXCEPTION_BITMAP,
+            crate::svm::vmcb::INTERCEPTED_EXCEPTIONS.into(),
+        ),
         (ctl::PAGE_FAULT_ERR_CODE_MASK, 0),
         (ctl::PAGE_FAULT_ERR_CODE_MATCH, 0),
         (ctl::CR3_TARGET_COUNT, 0),
@@ -722,6 +739,8 @@ fn enable(
         cr0_fixed: (setup.cr0_fixed0(), setup.cr0_fixed.1),
         cr4_fixed: setup.cr4_fixed,
         reinjecting: false,
+        run_budget: (setup.pin & PinbasedControls::VMX_PREEMPTION_TIMER.bits() != 0)
+            .then(|| super::preemption_timer_value(exits::RUN_BUDGET_TSC, setup.timer_rate)),
         profile: start.profile,
         fx: FxArea::reset(),
         failed: None,
@@ -748,6 +767,9 @@ struct VmxBackend {
     /// The next entry re-injects an event whose delivery the last exit
     /// interrupted (IDT-vectoring information).
     reinjecting: bool,
+    /// The preemption-timer value of the run budget, rewritten before each
+    /// entry (so it measures time without exits); `None` without one.
+    run_budget: Option<u32>,
     profile: Profile,
     /// The guest's x87/SSE state while the VMM runs.
     fx: FxArea,
@@ -833,6 +855,9 @@ impl Backend for VmxBackend {
                 ctl::VMENTRY_INTERRUPTION_INFO_FIELD,
                 u64::from(2 | (2 << 8) | EVENT_VALID),
             );
+        }
+        if let Some(budget) = self.run_budget {
+            self.write(gst::VMX_PREEMPTION_TIMER_VALUE, budget.into());
         }
         self.write(gst::RSP, regs.rsp);
         // SAFETY: the VMCS is current and complete (init_vmcs); host RIP is
@@ -972,6 +997,28 @@ impl Backend for VmxBackend {
             pat: self.switch_pat,
             cr4_fixed1: Some(self.cr4_fixed.1),
         }
+    }
+
+    fn rflags(&self) -> u64 {
+        vmread(gst::RFLAGS)
+    }
+
+    fn code_address(&self, rip: u64) -> u64 {
+        // Access-rights bit 13 is CS.L (SDM Vol. 3C §25.4.1, Table 25-2).
+        let long =
+            vmread(ctl::VMENTRY_CONTROLS) & u64::from(EntryControls::IA32E_MODE_GUEST.bits()) != 0
+                && vmread(gst::CS_ACCESS_RIGHTS) & (1 << 13) != 0;
+        if long {
+            rip
+        } else {
+            vmread(gst::CS_BASE).wrapping_add(rip) & 0xFFFF_FFFF
+        }
+    }
+
+    fn set_dr6(&mut self, dr6: u64) {
+        // SAFETY: VMX does not switch DR6 (SDM Vol. 3C §28.3): the live DR6
+        // is the guest's. The VMM uses no debug registers.
+        unsafe { core::arch::asm!("mov dr6, {}", in(reg) dr6, options(nomem, nostack)) };
     }
 }
 

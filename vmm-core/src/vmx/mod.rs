@@ -203,6 +203,36 @@ impl ControlCaps {
     }
 }
 
+/// Primary processor-based controls every guest gets (SDM Vol. 3C
+/// §25.6.2, Table 25-6), besides HLT exiting for bare-metal guests and the
+/// bitmaps: RDPMC exiting (bit 11: the guest controls CR4.PCE, and the
+/// counters are the host's), MWAIT and MONITOR exiting (bits 10, 29: an HLT
+/// the VMM cannot see; CPUID hides them), CR8-load and CR8-store exiting
+/// (bits 19, 20: without a TPR shadow a guest's CR8 is the physical TPR).
+pub const PRIMARY_ALWAYS: x86::vmx::vmcs::control::PrimaryControls = {
+    use x86::vmx::vmcs::control::PrimaryControls as P;
+    P::RDPMC_EXITING
+        .union(P::MWAIT_EXITING)
+        .union(P::MONITOR_EXITING)
+        .union(P::CR8_LOAD_EXITING)
+        .union(P::CR8_STORE_EXITING)
+};
+
+/// The VMX-preemption timer value that gives `tsc` TSC ticks, for a timer
+/// that counts once every 2^`rate` ticks (IA32_VMX_MISC bits 4:0, SDM Vol.
+/// 3C §26.5.1, Appendix A.6): `tsc >> rate`, at least 1, at most the
+/// field's 32 bits.
+pub const fn preemption_timer_value(tsc: u64, rate: u8) -> u32 {
+    let v = tsc >> (rate & 31);
+    if v == 0 {
+        1
+    } else if v > u32::MAX as u64 {
+        u32::MAX
+    } else {
+        v as u32
+    }
+}
+
 /// Adjust a control field to the processor: `(required | optional |
 /// must_be_1) & may_be_1`, the algorithm of SDM Vol. 3C §A.2 / §32.5.1
 /// ("Algorithms for Determining VMX Capabilities"). Optional controls the
@@ -553,6 +583,16 @@ mod tests {
     /// IA32_VMX_PROCBASED_CTLS as many CPUs report it without TRUE
     /// controls: default-1 bits 1, 4-6, 8, 13-16, 26 (SDM Appendix A.2).
     const DEFAULT1_PROCBASED: u32 = 0x0401_E172;
+
+    #[test]
+    fn intercept_controls_match_the_sdm() {
+        // SDM Vol. 3C Table 25-6 bit positions, spelled out.
+        let want: u32 = (1 << 10) | (1 << 11) | (1 << 19) | (1 << 20) | (1 << 29);
+        assert_eq!(PRIMARY_ALWAYS.bits(), want);
+        assert_eq!(preemption_timer_value(1 << 30, 5), 1 << 25);
+        assert_eq!(preemption_timer_value(1, 5), 1);
+        assert_eq!(preemption_timer_value(u64::MAX, 0), u32::MAX);
+    }
 
     #[test]
     fn adjust_sets_must_be_1_and_keeps_required() {
