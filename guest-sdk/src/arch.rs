@@ -103,6 +103,108 @@ pub unsafe fn enter_ring3(entry: extern "C" fn() -> !, stack_top: u64) -> ! {
     }
 }
 
+/// Make every present 2 MiB page of the VMM's initial tables
+/// user-accessible (U/S = 1), except the one at `except` if given, and
+/// reload CR3.
+///
+/// # Safety
+/// CR3 must point at the VMM's initial tables (PML4 -> PDPT -> PD of
+/// 2 MiB pages, docs/ABI.md), identity-mapped; CPL 0.
+pub unsafe fn user_mappings(except: Option<u64>) {
+    let cr3 = read_cr3();
+    // SAFETY: the tables are identity-mapped guest RAM (the caller's
+    // guarantee); only the U/S bits of present PD entries change, so the
+    // same memory stays mapped when CR3 is reloaded.
+    unsafe {
+        let pml4 = (cr3 & PTE_ADDR) as *mut u64;
+        let pdpt = (*pml4 & PTE_ADDR) as *mut u64;
+        let pd = (*pdpt & PTE_ADDR) as *mut u64;
+        for i in 0..512u64 {
+            let e = pd.add(i as usize);
+            if *e & PTE_P != 0 && Some(i << 21) != except {
+                *e |= PTE_US;
+            }
+        }
+        write_cr3(cr3);
+    }
+}
+
+/// A 64-bit TSS (Intel SDM Vol. 3A §9.7, Figure 9-11): only RSP0 is used,
+/// the stack the CPU switches to for an exception taken at CPL 3.
+#[repr(C, packed)]
+struct Tss {
+    reserved0: u32,
+    rsp0: u64,
+    rest: [u8; 104 - 12],
+}
+
+static mut TSS: Tss = Tss {
+    reserved0: 0,
+    rsp0: 0,
+    rest: [0; 92],
+};
+
+/// The VMM's five initial descriptors (docs/ABI.md) plus a TSS descriptor.
+#[repr(C, align(16))]
+struct Gdt([u64; 7]);
+
+static mut GDT: Gdt = Gdt([0; 7]);
+
+#[repr(C, align(16))]
+struct KernelStack([u8; 16384]);
+
+static mut KERNEL_STACK: KernelStack = KernelStack([0; 16384]);
+
+/// The selector of the TSS [`install_tss`] loads.
+pub const TSS_SELECTOR: u16 = 0x28;
+
+/// Load a GDT with the VMM's initial descriptors (same selectors) and a
+/// TSS whose RSP0 is a kernel stack of this module, so that an exception
+/// at CPL 3 reaches [`catch`]'s handler on a valid stack. Call it once, at
+/// CPL 0, before [`enter_ring3`] when ring 3 may fault.
+pub fn install_tss() {
+    let tss = core::ptr::addr_of_mut!(TSS);
+    let top = core::ptr::addr_of!(KERNEL_STACK) as u64 + 16384;
+    // SAFETY: single-threaded guest; the TSS is not loaded yet.
+    unsafe { core::ptr::addr_of_mut!((*tss).rsp0).write_unaligned(top) };
+    let base = tss as u64;
+    let limit = (core::mem::size_of::<Tss>() - 1) as u64;
+    // SDM Vol. 3A §8.2.3: available 64-bit TSS (type 9), present, DPL 0.
+    let low = (limit & 0xFFFF)
+        | ((base & 0xFF_FFFF) << 16)
+        | (0x89 << 40)
+        | (((limit >> 16) & 0xF) << 48)
+        | (((base >> 24) & 0xFF) << 56);
+    let gdt = core::ptr::addr_of_mut!(GDT);
+    // SAFETY: single-threaded; the new GDT is not loaded yet.
+    unsafe {
+        (*gdt).0 = [
+            0,
+            0x00AF_9A00_0000_FFFF, // 0x08 kernel code
+            0x00CF_9200_0000_FFFF, // 0x10 kernel data
+            0x00CF_F200_0000_FFFF, // 0x18 user data (0x1b)
+            0x00AF_FA00_0000_FFFF, // 0x20 user code (0x23)
+            low,                   // 0x28 TSS
+            base >> 32,
+        ];
+    }
+    #[repr(C, packed)]
+    struct Gdtr {
+        limit: u16,
+        base: u64,
+    }
+    let gdtr = Gdtr {
+        limit: (7 * 8 - 1) as u16,
+        base: gdt as u64,
+    };
+    // SAFETY: the new GDT holds the same code and data descriptors at the
+    // same selectors as the VMM's, so the loaded segments stay valid; it
+    // is a static that lives forever.
+    unsafe { core::arch::asm!("lgdt [{}]", in(reg) &gdtr, options(readonly, nostack)) };
+    // SAFETY: TSS_SELECTOR names the available TSS descriptor just loaded.
+    unsafe { core::arch::asm!("ltr {0:x}", in(reg) TSS_SELECTOR, options(nostack)) };
+}
+
 /// The registers the exception stub saves, then what the CPU pushed.
 #[repr(C)]
 struct Frame {
@@ -352,6 +454,11 @@ extern "C" fn guest_sdk_exception(frame: &mut Frame) {
         CAUGHT_RIP.store(frame.rip, Ordering::SeqCst);
         CAUGHT.store(true, Ordering::SeqCst);
         frame.rip = frame.rip.wrapping_add(skip);
+        if frame.vector == 1 {
+            // A caught #DB ends single-stepping (RFLAGS.TF), or the next
+            // instruction would trap again.
+            frame.rflags &= !(1 << 8);
+        }
         return;
     }
     crate::rt::print_fmt(format_args!(

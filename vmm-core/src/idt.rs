@@ -10,6 +10,11 @@
 //!   block NMIs ([`NmiLatch`]), so it is neither lost nor a reset. On SVM
 //!   the host runs with GIF clear, which holds NMIs pending until VMRUN
 //!   sets GIF again (AMD APM Vol. 2 §15.17); the guest then takes it.
+//! - **A debug exception** (vector 1): the VMM sets no breakpoints and
+//!   never single-steps, so it can only be a guest's trap leaking into the
+//!   host (Bochs 2.7 under SVM delivers the single-step trap of an
+//!   intercepted guest instruction after the #VMEXIT). It is dropped, DR6
+//!   cleared; the run loop injects the guest's own single-step `#DB`.
 //! - **An exception in the VMM itself** (a bug): the handler prints the
 //!   vector, error code, RIP and CR2 and stops the machine with a failure
 //!   status, instead of the triple fault (a silent reset) that an absent

@@ -1,0 +1,206 @@
+//! Escape attempt: a guest reaches for host state and for CPU-level event
+//! loops (docs/ABI.md, "What vmm-core does with a misbehaving guest").
+//!
+//! At CPL 0, each attempt and its documented outcome:
+//! - `MONITOR`, `MWAIT`, `RDTSCP`: `#UD` (CPUID hides them; MWAIT would be
+//!   an HLT the VMM cannot see, RDTSCP reads the unswitched TSC_AUX);
+//! - `RDPMC` with CR4.PCE set: `#GP(0)` (the counters are the host's);
+//! - `WBINVD`: skipped, the guest goes on;
+//! - `MOV CR8`: a virtual TPR (a value written reads back; bits above 3
+//!   raise `#GP(0)`), never the physical one;
+//! - `RDMSR`/`WRMSR TSC_AUX`: `#GP(0)` (neither vendor switches it);
+//! - `CPUID` with RFLAGS.TF set: the single-step `#DB` arrives after it,
+//!   with DR6.BS, although the VMM emulated the instruction.
+//!
+//! At CPL 3: 300 calls of a handler that prints: the VMM prints 256 lines
+//! and then only counts, and keeps answering. (`#AC` from ring 3 is
+//! `examples/escape-ac`.)
+#![no_std]
+#![no_main]
+
+use guest_sdk::arch::{self, Fault};
+use guest_sdk::{call, println, Error};
+
+guest_sdk::entry!(main);
+
+#[repr(C, align(4096))]
+struct Scratch([u8; 4096]);
+static mut SCRATCH: Scratch = Scratch([0; 4096]);
+
+#[repr(C, align(16))]
+struct Stack([u8; 16384]);
+static mut USER_STACK: Stack = Stack([0; 16384]);
+
+/// `#DB`.
+const DB: u8 = 1;
+
+/// Run the instruction `$bytes` (`$len` bytes) with RAX = RCX = `$rax`
+/// (or RCX = `$rcx`); returns RAX afterwards, the instruction's address
+/// and the exception.
+macro_rules! probe {
+    ($len:expr, $rax:expr, $($bytes:literal),+) => {
+        probe!(@ $len, $rax, $rax, $($bytes),+)
+    };
+    (@ $len:expr, $rax:expr, $rcx:expr, $($bytes:literal),+) => {{
+        let rax_in: u64 = $rax;
+        let rcx_in: u64 = $rcx;
+        let (out, fault) = arch::catch($len, || {
+            let at: u64;
+            let rax: u64;
+            // SAFETY: the instruction is intercepted by the VMM or faults,
+            // which the IDT handler catches and skips (catch); the red zone
+            // is skipped because an exception pushes a frame on this stack.
+            // Memory operands name only the scratch page.
+            unsafe {
+                core::arch::asm!(
+                    "sub rsp, 128",
+                    "lea {at}, [rip + 2f]",
+                    "2:",
+                    $(concat!(".byte ", $bytes),)+
+                    "add rsp, 128",
+                    at = out(reg) at,
+                    inout("rax") rax_in => rax,
+                    inout("rcx") rcx_in => _,
+                    out("rdx") _,
+                )
+            }
+            (rax, at)
+        });
+        (out.0, out.1, fault)
+    }};
+}
+
+fn check(what: &str, ok: bool) -> bool {
+    println!(
+        "escape-events: {what}: {}",
+        if ok { "ok" } else { "FAILED" }
+    );
+    ok
+}
+
+fn faulted(fault: Option<Fault>, vector: u8, at: u64) -> bool {
+    matches!(fault, Some(Fault { vector: v, rip, .. }) if v == vector && rip == at)
+}
+
+fn cr4() -> u64 {
+    let v: u64;
+    // SAFETY: reading CR4 at CPL 0 has no side effect.
+    unsafe { core::arch::asm!("mov {}, cr4", out(reg) v, options(nomem, nostack)) };
+    v
+}
+
+fn main() -> Result<(), Error> {
+    arch::install_idt();
+    let page = core::ptr::addr_of!(SCRATCH) as u64;
+    let mut ok = true;
+
+    // MONITOR: RAX = address, ECX = extensions (none: else #GP first).
+    let (_, at, f) = probe!(@ 3, page, 0, "0x0f, 0x01, 0xc8");
+    ok &= check("MONITOR raises #UD", faulted(f, arch::UD, at));
+    let (_, at, f) = probe!(@ 3, 0, 0, "0x0f, 0x01, 0xc9");
+    ok &= check("MWAIT raises #UD", faulted(f, arch::UD, at));
+    let (_, at, f) = probe!(3, 0, "0x0f, 0x01, 0xf9");
+    ok &= check("RDTSCP raises #UD", faulted(f, arch::UD, at));
+
+    // CR4.PCE lets any ring run RDPMC on hardware: the VMM still refuses.
+    // SAFETY: PCE only permits RDPMC; CPL 0.
+    unsafe { core::arch::asm!("mov cr4, {}", in(reg) cr4() | (1 << 8), options(nostack)) };
+    let (_, at, f) = probe!(2, 0, "0x0f, 0x33");
+    ok &= check(
+        "RDPMC with CR4.PCE raises #GP(0)",
+        faulted(f, arch::GP, at) && f.is_some_and(|f| f.error == 0),
+    );
+    let (_, _, f) = probe!(2, 0, "0x0f, 0x09");
+    ok &= check("WBINVD is skipped", f.is_none());
+
+    // mov cr8, rax (44 0F 22 C0); mov rax, cr8 (44 0F 20 C0).
+    let (_, _, f) = probe!(4, 5, "0x44, 0x0f, 0x22, 0xc0");
+    let (tpr, _, g) = probe!(4, 0, "0x44, 0x0f, 0x20, 0xc0");
+    ok &= check(
+        "CR8 is a virtual TPR (5 reads back)",
+        f.is_none() && g.is_none() && tpr == 5,
+    );
+    let (_, at, f) = probe!(4, 16, "0x44, 0x0f, 0x22, 0xc0");
+    ok &= check("CR8 reserved bits raise #GP(0)", faulted(f, arch::GP, at));
+    let (_, _, _) = probe!(4, 0, "0x44, 0x0f, 0x22, 0xc0");
+
+    // wrmsr / rdmsr with ECX = TSC_AUX: ECX comes from RCX = RAX, so
+    // load the MSR number as the value; EDX is clobbered.
+    let (_, at, f) = probe!(2, 0xC000_0103, "0x0f, 0x30");
+    ok &= check("WRMSR TSC_AUX raises #GP", faulted(f, arch::GP, at));
+    let (_, at, f) = probe!(2, 0xC000_0103, "0x0f, 0x32");
+    ok &= check("RDMSR TSC_AUX raises #GP", faulted(f, arch::GP, at));
+
+    ok &= check("single-step #DB after CPUID, DR6.BS set", single_step());
+    ok &= check("the VMM still answers", call!("alive")? == 42);
+
+    // Ring 3: user-accessible mappings.
+    // SAFETY: CPL 0 with the VMM's initial tables.
+    unsafe { arch::user_mappings(None) };
+    if !ok {
+        return Err(Error::Invalid);
+    }
+    println!("escape-events: dropping to ring 3");
+    let top = core::ptr::addr_of_mut!(USER_STACK) as u64 + 16384;
+    // SAFETY: every 2 MiB page is user-accessible now, the stack is ours,
+    // ring3_main never returns.
+    unsafe { arch::enter_ring3(ring3_main, top) }
+}
+
+/// CPUID with RFLAGS.TF: the single-step trap arrives at the instruction
+/// after CPUID (a NOP, which the handler skips), with DR6.BS (bit 14).
+fn single_step() -> bool {
+    let (after, fault) = arch::catch(1, || {
+        let after: u64;
+        // SAFETY: sets TF, runs CPUID (emulated by the VMM), and the #DB
+        // trap that follows is caught (catch clears TF and skips the NOP).
+        // RBX is saved around CPUID.
+        unsafe {
+            core::arch::asm!(
+                "sub rsp, 128",
+                "push rbx",
+                "pushfq",
+                "or qword ptr [rsp], 0x100",
+                "xor eax, eax",
+                "lea {after}, [rip + 2f]",
+                "popfq",
+                "cpuid",
+                "2:",
+                "nop",
+                "pop rbx",
+                "add rsp, 128",
+                after = out(reg) after,
+                out("rax") _, out("rcx") _, out("rdx") _,
+            )
+        }
+        after
+    });
+    let dr6: u64;
+    // SAFETY: reading DR6 at CPL 0 (neither vendor intercepts it here).
+    unsafe { core::arch::asm!("mov {}, dr6", out(reg) dr6, options(nomem, nostack)) };
+    matches!(fault, Some(Fault { vector: DB, rip, .. }) if rip == after) && dr6 & (1 << 14) != 0
+}
+
+extern "C" fn ring3_main() -> ! {
+    let status = match ring3_checks() {
+        Ok(true) => 0,
+        Ok(false) => 1,
+        Err(e) => {
+            println!("escape-events: unexpected error {e:?}");
+            2
+        }
+    };
+    guest_sdk::rt::exit(status)
+}
+
+fn ring3_checks() -> Result<bool, Error> {
+    let mut ok = true;
+    for n in 0..300u32 {
+        call!("shout", rbx = n)?;
+    }
+    ok &= check(
+        "300 lines asked of the VMM, it still answers",
+        call!("alive")? == 42,
+    );
+    Ok(ok)
+}
