@@ -3,11 +3,20 @@
 //! Two protocols reach `vmm-core`:
 //! - **PVH** (QEMU `-kernel`): EBX points at `hvm_start_info` (Xen
 //!   `arch-x86/hvm/start_info.h`): magic `0x336ec578`, module list
-//!   (`hvm_modlist_entry`, 32 bytes each) and, from version 1, an E820-style
+//!   (`hvm_modlist_entry`, 32 bytes each), the command line
+//!   (`cmdline_paddr`, QEMU's `-append`) and, from version 1, an E820-style
 //!   memory map (`hvm_memmap_table_entry`, 24 bytes each).
 //! - **Multiboot2** (GRUB): EBX points at the boot information (Multiboot2
-//!   specification §3.6): 8-byte aligned tags; we read type 3 (module) and
-//!   type 6 (memory map).
+//!   specification §3.6): 8-byte aligned tags; we read type 1 (boot command
+//!   line: what follows the file name on GRUB's `multiboot2` line), type 3
+//!   (module) and type 6 (memory map).
+//!
+//! From the command line only one word is used: `verdict=SECRET`
+//! ([`VerdictSecret`]). `cargo xtask` puts a fresh random secret there for
+//! each run, and the VMM prints it in its verdict line (`vmm: guest exited
+//! with status N [verdict SECRET]`), so that a guest, which shares the
+//! console but can never read VMM memory or the boot information, cannot
+//! print a verdict line xtask would believe.
 //!
 //! Parsing works on a [`PhysReader`], so the same code runs on real
 //! physical memory and on byte arrays in host tests. Malformed input gives
@@ -22,6 +31,78 @@ pub const MULTIBOOT2_BOOT_MAGIC: u32 = 0x36d7_6289;
 
 /// Most memory-map entries kept; the rest are ignored (and logged).
 pub const MAX_REGIONS: usize = 32;
+
+/// Most bytes of the boot command line read (the rest is ignored).
+pub const MAX_CMDLINE: usize = 256;
+
+/// Longest verdict secret accepted, in characters.
+pub const MAX_SECRET: usize = 32;
+
+/// The word of the command line that carries the secret.
+pub const VERDICT_WORD: &[u8] = b"verdict=";
+
+/// The run's verdict secret: 1 to [`MAX_SECRET`] ASCII letters and digits
+/// from `verdict=SECRET` on the boot command line, kept in VMM memory.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct VerdictSecret {
+    bytes: [u8; MAX_SECRET],
+    len: usize,
+}
+
+impl VerdictSecret {
+    /// The secret in `cmdline`: the first word `verdict=SECRET` (words are
+    /// separated by spaces; a NUL ends the line). `None` if there is no
+    /// such word, or its value is empty, longer than [`MAX_SECRET`] or not
+    /// all ASCII letters and digits.
+    pub fn from_cmdline(cmdline: &[u8]) -> Option<VerdictSecret> {
+        let line = cmdline.split(|&b| b == 0).next().unwrap_or(&[]);
+        let value = line
+            .split(|&b| b == b' ' || b == b'\t')
+            .find_map(|word| word.strip_prefix(VERDICT_WORD))?;
+        if value.is_empty() || value.len() > MAX_SECRET || !value.iter().all(u8::is_ascii_alphanumeric)
+        {
+            return None;
+        }
+        let mut bytes = [0u8; MAX_SECRET];
+        bytes.get_mut(..value.len())?.copy_from_slice(value);
+        Some(VerdictSecret {
+            bytes,
+            len: value.len(),
+        })
+    }
+
+    /// The secret's text.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII alphanumerics are ever stored.
+        self.bytes
+            .get(..self.len)
+            .and_then(|b| core::str::from_utf8(b).ok())
+            .unwrap_or("")
+    }
+}
+
+impl fmt::Debug for VerdictSecret {
+    /// Never the secret itself: logs may be shown where the guest can see
+    /// them.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "VerdictSecret({} characters)", self.len)
+    }
+}
+
+/// Read a NUL-terminated command line at `addr`, at most [`MAX_CMDLINE`]
+/// bytes (an unreadable byte ends it too).
+fn read_cmdline(mem: &dyn PhysReader, addr: u64, limit: usize) -> Option<VerdictSecret> {
+    let mut buf = [0u8; MAX_CMDLINE];
+    let limit = limit.min(MAX_CMDLINE);
+    for (i, slot) in buf.iter_mut().enumerate().take(limit) {
+        let mut b = [0u8];
+        if mem.read(addr.checked_add(i as u64)?, &mut b).is_none() || b[0] == 0 {
+            break;
+        }
+        *slot = b[0];
+    }
+    VerdictSecret::from_cmdline(&buf)
+}
 
 /// Reads physical memory at the boot loader's addresses.
 pub trait PhysReader {
@@ -79,6 +160,8 @@ pub struct BootInfo {
     pub ram_count: usize,
     /// The first boot module: the guest image.
     pub module: Option<Region>,
+    /// `verdict=SECRET` from the boot command line, if given.
+    pub verdict: Option<VerdictSecret>,
 }
 
 impl BootInfo {
@@ -93,6 +176,7 @@ impl BootInfo {
             ram: [Region::default(); MAX_REGIONS],
             ram_count: 0,
             module: None,
+            verdict: None,
         }
     }
 
@@ -159,6 +243,10 @@ pub fn parse_pvh(mem: &dyn PhysReader, addr: u64) -> Result<BootInfo, BootInfoEr
             len: size,
         });
     }
+    let cmdline = mem.u64(at(24)?).ok_or(BootInfoError::Unreadable(addr))?;
+    if cmdline != 0 {
+        info.verdict = read_cmdline(mem, cmdline, MAX_CMDLINE);
+    }
     if version < 1 {
         return Err(BootInfoError::NoMemoryMap);
     }
@@ -202,6 +290,11 @@ pub fn parse_multiboot2(mem: &dyn PhysReader, addr: u64) -> Result<BootInfo, Boo
         }
         match kind {
             0 => break,
+            1 if info.verdict.is_none() => {
+                // The string follows the 8-byte header, NUL included.
+                let len = usize::try_from(size.saturating_sub(8)).unwrap_or(0);
+                info.verdict = read_cmdline(mem, tag.saturating_add(8), len);
+            }
             3 if info.module.is_none() => {
                 let start = mem
                     .u32(tag.saturating_add(8))
@@ -254,6 +347,12 @@ mod tests {
     use super::*;
     extern crate std;
     use std::vec::Vec;
+
+    impl VerdictSecret {
+        fn len(&self) -> usize {
+            self.len
+        }
+    }
 
     struct Bytes(Vec<u8>);
     impl PhysReader for Bytes {
@@ -368,6 +467,81 @@ mod tests {
                 }
             ]
         );
+    }
+
+    #[test]
+    fn verdict_secret_from_the_command_line() {
+        let s = |t: &[u8]| VerdictSecret::from_cmdline(t).map(|v| std::string::String::from(v.as_str()));
+        assert_eq!(s(b"verdict=abc123").as_deref(), Some("abc123"));
+        assert_eq!(s(b"/boot/vmm quiet verdict=Z9 x=1").as_deref(), Some("Z9"));
+        assert_eq!(s(b"verdict=first verdict=second").as_deref(), Some("first"));
+        assert_eq!(s(b"verdict=abc\0verdict=zzz").as_deref(), Some("abc"));
+        let longest = [b'a'; MAX_SECRET];
+        let mut line = std::vec::Vec::from(VERDICT_WORD);
+        line.extend_from_slice(&longest);
+        assert_eq!(s(&line).map(|v| v.len()), Some(MAX_SECRET));
+        line.push(b'a');
+        assert_eq!(s(&line), None, "too long");
+        for bad in [&b""[..], b"verdict=", b"verdict=a-b", b"verdict=\xff", b"xverdict=abc", b"verdict", b"\0verdict=abc"] {
+            assert_eq!(s(bad), None, "{bad:?}");
+        }
+        let v = VerdictSecret::from_cmdline(b"verdict=hidden").unwrap();
+        assert_eq!(std::format!("{v:?}"), "VerdictSecret(6 characters)");
+    }
+
+    #[test]
+    fn pvh_command_line() {
+        let mut m = Vec::new();
+        put(&mut m, 0x100, &PVH_MAGIC.to_le_bytes());
+        put(&mut m, 0x104, &1u32.to_le_bytes());
+        put(&mut m, 0x118, &0x400u64.to_le_bytes());
+        put(&mut m, 0x128, &0x300u64.to_le_bytes());
+        put(&mut m, 0x130, &1u32.to_le_bytes());
+        put(&mut m, 0x300, &0x10_0000u64.to_le_bytes());
+        put(&mut m, 0x308, &0x10_0000u64.to_le_bytes());
+        put(&mut m, 0x310, &1u32.to_le_bytes());
+        put(&mut m, 0x400, b"verdict=f00d\0");
+        let info = parse_pvh(&Bytes(m.clone()), 0x100).unwrap();
+        assert_eq!(info.verdict.map(|v| std::string::String::from(v.as_str())).as_deref(), Some("f00d"));
+        // A command line that runs off the end of memory, unterminated:
+        // read up to there.
+        let mut short = m.clone();
+        short.truncate(0x400 + 12);
+        assert_eq!(
+            parse_pvh(&Bytes(short), 0x100).unwrap().verdict.map(|v| v.len()),
+            Some(4)
+        );
+        // No command line (0), or one that is unreadable.
+        put(&mut m, 0x118, &0u64.to_le_bytes());
+        assert_eq!(parse_pvh(&Bytes(m.clone()), 0x100).unwrap().verdict, None);
+        put(&mut m, 0x118, &u64::MAX.to_le_bytes());
+        assert_eq!(parse_pvh(&Bytes(m), 0x100).unwrap().verdict, None);
+    }
+
+    #[test]
+    fn multiboot2_command_line() {
+        let mut m = Vec::new();
+        // Command-line tag at 8: type 1, size 8 + 19 ("x verdict=s3cr3t\0" is
+        // 17 bytes, then 2 more that must not be read), padded to 32.
+        put(&mut m, 8, &1u32.to_le_bytes());
+        put(&mut m, 12, &(8u32 + 17).to_le_bytes());
+        put(&mut m, 16, b"x verdict=s3cr3t\0XX");
+        // mmap tag at 40.
+        put(&mut m, 40, &6u32.to_le_bytes());
+        put(&mut m, 44, &40u32.to_le_bytes());
+        put(&mut m, 48, &24u32.to_le_bytes());
+        put(&mut m, 56, &0x10_0000u64.to_le_bytes());
+        put(&mut m, 64, &0x10_0000u64.to_le_bytes());
+        put(&mut m, 72, &1u32.to_le_bytes());
+        put(&mut m, 80, &0u32.to_le_bytes());
+        put(&mut m, 84, &8u32.to_le_bytes());
+        put(&mut m, 0, &88u32.to_le_bytes());
+        let info = parse_multiboot2(&Bytes(m.clone()), 0).unwrap();
+        assert_eq!(info.verdict.map(|v| std::string::String::from(v.as_str())).as_deref(), Some("s3cr3t"));
+        // The tag's size bounds the string even without a NUL.
+        put(&mut m, 16, b"verdict=abcdEFGHIJKLMNOP");
+        let info = parse_multiboot2(&Bytes(m), 0).unwrap();
+        assert_eq!(info.verdict.map(|v| std::string::String::from(v.as_str())).as_deref(), Some("abcdEFGHI"));
     }
 
     #[test]

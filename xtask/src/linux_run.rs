@@ -4,12 +4,17 @@
 //! The pieces, in order:
 //! 1. the kernel: Debian's cloud kernel, fetched and cached by
 //!    [`crate::linux::kernel`], or the user's `--kernel`;
-//! 2. the static programs: `vmmcall-init` (guest-sdk's `/init`), the
-//!    `vmmcall` tool and, without a PROGRAM, the example's own Linux program
+//! 2. the static programs ([`build_programs`]): `vmmcall-init`
+//!    (guest-sdk's `/init`), the `vmmcall` tool (guest-sdk's
+//!    `src/bin/vmmcall.rs`), the example's own Linux program
 //!    (`examples/NAME/linux`), each built for the Linux target with
-//!    `+crt-static` ([`build_static`]);
-//! 3. the initramfs ([`initramfs`]): `/init`, `/bin/*`, `/dev/console` and
-//!    `/etc/vmmcall-init`, the program's argv;
+//!    `+crt-static` ([`build_static`]), and the example's C programs
+//!    (`examples/NAME/c/*.c`, `gcc -static -O2` against
+//!    `guest-sdk/include/vmmcall.h`, [`build_c`]);
+//! 3. the initramfs ([`initramfs`]): `/init`, `/bin/*` (always
+//!    `/bin/vmmcall` and the example's programs), `/dev/console` and
+//!    `/etc/vmmcall-init`, the commands init runs: the PROGRAM and its
+//!    ARGS, or without one the example's `linux/run.txt` ([`run_list`]);
 //! 4. the bundle the VMM boots ([`crate::linux::bundle`]): kernel,
 //!    initramfs, command line ([`CMDLINE`]) and guest RAM size;
 //! 5. the run ([`crate::session::boot`]); with `--compare`, a second run of
@@ -129,11 +134,94 @@ pub fn example_program_dir(layout: &Layout, example: &str) -> Option<PathBuf> {
 pub struct Programs {
     /// `vmmcall-init`.
     pub init: PathBuf,
+    /// The `vmmcall` tool, `/bin/vmmcall` in every initramfs.
+    pub tool: PathBuf,
     /// The example's Linux program, if it has one.
     pub example: Option<PathBuf>,
+    /// The example's C programs: the name in `/bin` (`STEM-c` for
+    /// `c/STEM.c`) and the binary.
+    pub c: Vec<(String, PathBuf)>,
 }
 
-/// Build `vmmcall-init` and the example's Linux program (if any).
+/// The example's C programs, `examples/NAME/c/*.c`, sorted.
+pub fn example_c_sources(layout: &Layout, example: &str) -> Result<Vec<PathBuf>> {
+    let dir = layout.examples_dir().join(example).join("c");
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+    };
+    let mut sources = Vec::new();
+    for entry in entries {
+        let path = entry
+            .with_context(|| format!("reading {}", dir.display()))?
+            .path();
+        if path.extension().is_some_and(|x| x == "c") {
+            sources.push(path);
+        }
+    }
+    sources.sort();
+    Ok(sources)
+}
+
+/// The `gcc` command for one C program of a Linux guest: static, `-O2`,
+/// warnings as errors, the header-only SDK on the include path. Nothing
+/// else: no build system, no library but libc.
+pub fn gcc_command(layout: &Layout, source: &Path, out: &Path) -> Command {
+    let mut cmd = Command::new("gcc");
+    cmd.args([
+        "-static",
+        "-O2",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-std=gnu11",
+        "-I",
+    ])
+    .arg(layout.root.join("guest-sdk").join("include"))
+    .arg(source)
+    .arg("-o")
+    .arg(out);
+    cmd
+}
+
+/// Build the example's C programs into `target/linux-guest/c/EXAMPLE/`.
+fn build_c(layout: &Layout, example: &str) -> Result<Vec<(String, PathBuf)>> {
+    let sources = example_c_sources(layout, example)?;
+    let dir = static_target_dir(layout).join("c").join(example);
+    if !sources.is_empty() {
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut built = Vec::new();
+    for source in sources {
+        let stem = source
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let name = format!("{stem}-c");
+        let out = dir.join(&name);
+        let mut cmd = gcc_command(layout, &source, &out);
+        println!(
+            "  gcc -static -O2 -Wall -Wextra -Werror -std=gnu11 -I guest-sdk/include {} -o {}",
+            source
+                .strip_prefix(&layout.root)
+                .unwrap_or(&source)
+                .display(),
+            out.strip_prefix(&layout.root).unwrap_or(&out).display()
+        );
+        let status = cmd
+            .status()
+            .context("starting gcc (install gcc and libc6-dev)")?;
+        if !status.success() {
+            bail!("building {} failed ({status})", source.display());
+        }
+        built.push((name, out));
+    }
+    Ok(built)
+}
+
+/// Build `vmmcall-init`, the `vmmcall` tool, and the example's Linux
+/// program and C programs (if any).
 pub fn build_programs(layout: &Layout, example: &str) -> Result<Programs> {
     let t = Instant::now();
     println!("building the static Linux programs");
@@ -147,6 +235,8 @@ pub fn build_programs(layout: &Layout, example: &str) -> Result<Programs> {
             "std",
             "--bin",
             "vmmcall-init",
+            "--bin",
+            "vmmcall",
         ],
     )?;
     let package = format!("{example}-linux");
@@ -157,11 +247,47 @@ pub fn build_programs(layout: &Layout, example: &str) -> Result<Programs> {
         }
         None => None,
     };
+    let c = build_c(layout, example)?;
     println!("static Linux programs built in {}", ui::secs(t.elapsed()));
     Ok(Programs {
         init: static_binary(layout, "vmmcall-init"),
+        tool: static_binary(layout, "vmmcall"),
         example: example_bin,
+        c,
     })
+}
+
+/// The commands init runs for an example without a PROGRAM:
+/// `examples/NAME/linux/run.txt`, one command per line (words separated by
+/// blanks; `#` starts a comment line; a leading `!` means the command must
+/// fail), or, without the file, the example's Linux program alone.
+pub fn run_list(layout: &Layout, example: &str) -> Result<Vec<Vec<String>>> {
+    let path = layout
+        .examples_dir()
+        .join(example)
+        .join("linux")
+        .join("run.txt");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(vec![vec![format!("/bin/{example}-linux")]])
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let commands = parse_run_list(&text);
+    if commands.is_empty() {
+        bail!("{} names no command", path.display());
+    }
+    Ok(commands)
+}
+
+/// The commands of a `run.txt`.
+fn parse_run_list(text: &str) -> Vec<Vec<String>> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| l.split_whitespace().map(str::to_owned).collect())
+        .collect()
 }
 
 /// One program in the initramfs: its name in `/bin` and its bytes.
@@ -174,8 +300,9 @@ pub struct GuestFile {
 
 /// The initramfs: `/init`, `/bin/NAME` for each of `bins`, `/dev/console`
 /// (so init's output reaches the console without devtmpfs), and
-/// `/etc/vmmcall-init` holding `argv` NUL-separated.
-pub fn initramfs(init: Vec<u8>, bins: Vec<GuestFile>, argv: &[String]) -> Result<Vec<u8>> {
+/// `/etc/vmmcall-init` holding the `commands`: one per line, each argv
+/// NUL-separated (what `vmmcall-init` reads).
+pub fn initramfs(init: Vec<u8>, bins: Vec<GuestFile>, commands: &[Vec<String>]) -> Result<Vec<u8>> {
     let mut i = Initramfs::new();
     i.dir("dev", 0o755)
         .char_device("dev/console", 0o600, 5, 1)
@@ -183,9 +310,15 @@ pub fn initramfs(init: Vec<u8>, bins: Vec<GuestFile>, argv: &[String]) -> Result
         .dir("etc", 0o755)
         .file("init", init, 0o755);
     let mut args = Vec::new();
-    for a in argv {
-        args.extend_from_slice(a.as_bytes());
-        args.push(0);
+    for argv in commands {
+        for a in argv {
+            if a.contains(['\0', '\n']) {
+                bail!("a guest command's argument may not hold NUL or a newline: {a:?}");
+            }
+            args.extend_from_slice(a.as_bytes());
+            args.push(0);
+        }
+        args.push(b'\n');
     }
     i.file("etc/vmmcall-init", args, 0o644);
     for b in bins {
@@ -204,8 +337,19 @@ pub struct Prepared {
     pub initrd: PathBuf,
     /// What the console must show.
     pub expected: Expectations,
-    /// The program's argv in the guest.
-    pub argv: Vec<String>,
+    /// The commands init runs in the guest, in order.
+    pub commands: Vec<Vec<String>>,
+}
+
+impl Prepared {
+    /// The commands as a person reads them: `a b; c d`.
+    pub fn describe_commands(&self) -> String {
+        self.commands
+            .iter()
+            .map(|c| c.join(" "))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
@@ -213,7 +357,12 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 }
 
 /// Build the programs, the initramfs and the bundle for `example` running
-/// `program` (empty: the example's own Linux program).
+/// `program` (empty: the example's `linux/run.txt`, or its own Linux
+/// program).
+///
+/// Every initramfs holds `/bin/vmmcall` and the example's programs
+/// (`/bin/NAME-linux`, `/bin/STEM-c`), so a PROGRAM that names no file on
+/// the host can be one of them: `cargo xtask linux hello -- vmmcall list`.
 pub fn prepare(
     layout: &Layout,
     example: &str,
@@ -221,26 +370,36 @@ pub fn prepare(
     program: &[String],
 ) -> Result<Prepared> {
     let programs = build_programs(layout, example)?;
-    let mut bins = Vec::new();
-    let (argv, expected) = match program.split_first() {
+    let mut bins = vec![GuestFile {
+        name: "vmmcall".to_owned(),
+        bytes: read(&programs.tool)?,
+    }];
+    if let Some(bin) = &programs.example {
+        bins.push(GuestFile {
+            name: format!("{example}-linux"),
+            bytes: read(bin)?,
+        });
+    }
+    for (name, path) in &programs.c {
+        bins.push(GuestFile {
+            name: name.clone(),
+            bytes: read(path)?,
+        });
+    }
+    let (commands, expected) = match program.split_first() {
         None => {
-            let Some(bin) = programs.example else {
+            if programs.example.is_none() && programs.c.is_empty() {
                 bail!(
                     "example `{example}` has no Linux program (examples/{example}/linux/Cargo.toml): \
                      name one to run, as in `cargo xtask linux {example} -- PROGRAM [ARGS...]`"
                 );
-            };
-            let name = format!("{example}-linux");
-            bins.push(GuestFile {
-                name: name.clone(),
-                bytes: read(&bin)?,
-            });
+            }
             let expect = layout
                 .examples_dir()
                 .join(example)
                 .join("linux")
                 .join("expect.txt");
-            (vec![format!("/bin/{name}")], Expectations::load(&expect)?)
+            (run_list(layout, example)?, Expectations::load(&expect)?)
         }
         Some((first, rest)) => {
             let host = Path::new(first);
@@ -249,6 +408,7 @@ pub fn prepare(
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_else(|| "program".to_owned());
+                bins.retain(|b| b.name != name);
                 bins.push(GuestFile {
                     name: name.clone(),
                     bytes: read(host)?,
@@ -262,12 +422,12 @@ pub fn prepare(
                 first.clone()
             };
             let argv = std::iter::once(argv0).chain(rest.iter().cloned()).collect();
-            (argv, Expectations::default())
+            (vec![argv], Expectations::default())
         }
     };
     let t = Instant::now();
     let init = read(&programs.init)?;
-    let initrd_bytes = initramfs(init, bins, &argv)?;
+    let initrd_bytes = initramfs(init, bins, &commands)?;
     let kernel_bytes = read(kernel)?;
     let dir = layout.root.join("target").join("linux-run").join(example);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -292,7 +452,7 @@ pub fn prepare(
         kernel: kernel.to_path_buf(),
         initrd,
         expected,
-        argv,
+        commands,
     })
 }
 
@@ -339,10 +499,13 @@ pub fn linux(layout: &Layout, args: &LinuxArgs) -> Result<u8> {
         crate::qemu::host_kvm_cpu,
     )?;
     layout.check_example(&args.example)?;
-    setup::ensure(&[match machine.emulator {
-        Emulator::Qemu => Toolset::Qemu,
-        Emulator::Bochs => Toolset::Bochs,
-    }])?;
+    setup::ensure(&[
+        match machine.emulator {
+            Emulator::Qemu => Toolset::Qemu,
+            Emulator::Bochs => Toolset::Bochs,
+        },
+        Toolset::C,
+    ])?;
     images::build(layout, std::slice::from_ref(&args.example))?;
     let kernel = linux::kernel(layout, args.kernel.as_deref())?;
     let prepared = prepare(layout, &args.example, &kernel, &args.program)?;
@@ -355,7 +518,7 @@ pub fn linux(layout: &Layout, args: &LinuxArgs) -> Result<u8> {
         "booting Linux ({}) under the {} VMM on {machine}, running {}",
         kernel.display(),
         args.example,
-        prepared.argv.join(" ")
+        prepared.describe_commands()
     );
     let with = session::boot(&vmm_boot(
         layout,
@@ -427,6 +590,7 @@ mod tests {
 
     fn outcome(verdict: Verdict, status: Option<i64>) -> Outcome {
         Outcome {
+            crashed_at_start: false,
             first_program_line: None,
             status,
             verdict,
@@ -458,7 +622,10 @@ mod tests {
                 name: "hello-linux".into(),
                 bytes: b"PROG".to_vec(),
             }],
-            &["/bin/hello-linux".to_owned(), "a b".to_owned()],
+            &[
+                vec!["/bin/hello-linux".to_owned(), "a b".to_owned()],
+                vec!["!".to_owned(), "vmmcall".to_owned()],
+            ],
         )
         .unwrap();
         let mut raw = Vec::new();
@@ -471,8 +638,29 @@ mod tests {
             assert!(text.contains(&format!("{name}\0")), "{name}");
         }
         assert!(
-            text.contains("/bin/hello-linux\0a b\0"),
-            "argv NUL-separated"
+            text.contains("/bin/hello-linux\0a b\0\n!\0vmmcall\0\n"),
+            "argv NUL-separated, one command per line"
+        );
+        let bad = initramfs(Vec::new(), Vec::new(), &[vec!["a\nb".to_owned()]]);
+        assert!(bad.is_err(), "a newline would split the command");
+    }
+
+    #[test]
+    fn run_lists_parse() {
+        let text = "# the programs\n/bin/hello-linux\n\n  vmmcall call hello 5 \n! vmmcall call hello_kernel\n";
+        assert_eq!(
+            parse_run_list(text),
+            vec![
+                vec!["/bin/hello-linux".to_owned()],
+                vec!["vmmcall", "call", "hello", "5"]
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>(),
+                vec!["!", "vmmcall", "call", "hello_kernel"]
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>(),
+            ]
         );
     }
 

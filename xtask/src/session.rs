@@ -46,6 +46,9 @@ pub struct Boot<'a> {
 
 /// The result of one run.
 pub struct Outcome {
+    /// The emulator died by a signal within a second, before any console
+    /// output.
+    pub crashed_at_start: bool,
     /// When the first console line of the guest's Linux program appeared
     /// (the line after [`INIT_RUNNING`]), from the emulator's start.
     pub first_program_line: Option<Duration>,
@@ -89,12 +92,25 @@ pub fn boot(b: &Boot<'_>) -> Outcome {
     } else {
         ("  | ".to_owned(), "  ! ".to_owned())
     };
-    match boot_inner(b, &label, prefix, stderr_prefix) {
+    let first = boot_inner(b, &label, prefix.clone(), stderr_prefix.clone());
+    let first = match first {
+        // An emulator that dies by a signal within a second, before its
+        // console shows anything, never ran the images (seen once with
+        // several Bochs processes starting at the same moment): try once
+        // more rather than blame the VMM.
+        Ok(o) if o.crashed_at_start => {
+            println!("{label}: the emulator crashed at start, before any console output: retrying once");
+            boot_inner(b, &label, prefix, stderr_prefix)
+        }
+        other => other,
+    };
+    match first {
         Ok(outcome) => outcome,
         Err(e) => {
             let reason = format!("could not run: {e:#}");
             println!("{label}: FAIL: {reason}");
             Outcome {
+                crashed_at_start: false,
                 first_program_line: None,
                 status: None,
                 verdict: Verdict::Fail(vec![reason]),
@@ -268,6 +284,9 @@ fn boot_inner(b: &Boot<'_>, label: &str, prefix: String, stderr_prefix: String) 
     }
     println!("{report}");
     Ok(Outcome {
+        crashed_at_start: matches!(finished.exit, Exit::Signal(_))
+            && finished.console.is_empty()
+            && finished.elapsed < Duration::from_secs(1),
         first_program_line,
         status,
         verdict,

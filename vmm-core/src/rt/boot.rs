@@ -12,7 +12,8 @@
 //! clearing `.bss`), identity-maps the first 4 GiB with 2 MiB pages, enables
 //! PAE, long mode, NXE, paging and SSE (CR4.OSFXSR|OSXMMEXCPT, CR0.MP, no
 //! CR0.EM: the prebuilt libcore uses SSE), loads a 64-bit GDT and calls
-//! `vmm_core_rust_entry(protocol, info)` on a 64 KiB stack.
+//! `vmm_core_rust_entry(protocol, info)` on a 64 KiB stack, with a 4 KiB
+//! guard page below it (unmapped by `rt::guard` at the start of Rust).
 
 core::arch::global_asm!(
     r#"
@@ -62,8 +63,14 @@ boot_pml4:
     .skip 4096
 boot_pdpt:
     .skip 4096
+    .global boot_pd
 boot_pd:
     .skip 4 * 4096
+    /* Unmapped once Rust runs (rt::guard): an overflow of the stack below
+     * faults instead of rewriting whatever lies under it. */
+    .global boot_stack_guard
+boot_stack_guard:
+    .skip 4096
 boot_stack:
     .skip 65536
 boot_stack_top:

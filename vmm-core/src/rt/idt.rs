@@ -2,7 +2,9 @@
 //! everything else, an NMI path that records and returns, and a fatal path
 //! that reports a fault in the VMM and stops the machine.
 
-use crate::idt::{exception_name, interrupt_gate, pushes_error_code, HOST_NMI};
+use crate::idt::{
+    exception_name, interrupt_gate, pushes_error_code, split_2m, tss_ist_offset, DF_IST, HOST_NMI,
+};
 use core::fmt::Write;
 use vmmcall::baremetal::Com1;
 
@@ -124,8 +126,101 @@ struct Idt([[u64; 2]; 256]);
 
 static mut IDT: Idt = Idt([[0; 2]; 256]);
 
-/// Fill the IDT and load it (LIDT). Called once at boot, before any guest.
+/// The `#DF` stack (IST1 of every TSS the VMM loads).
+#[repr(C, align(16))]
+struct DfStack([u8; 16384]);
+
+static mut DF_STACK: DfStack = DfStack([0; 16384]);
+
+/// The top of the `#DF` stack, for IST1 of a TSS.
+pub fn df_stack_top() -> u64 {
+    core::ptr::addr_of!(DF_STACK) as u64 + 16384
+}
+
+/// The VMM's TSS at boot: only IST1 is used (the VMX backend loads a TSS
+/// of its own with the same IST1, see `vmx::backend::host_gdt`).
+#[repr(C, align(16))]
+struct Tss([u8; 104]);
+
+static mut TSS: Tss = Tss([0; 104]);
+
+/// A GDT for the boot TSS: the boot stub's three descriptors (same
+/// selectors) and the 16-byte TSS descriptor at 0x18.
+#[repr(C, align(16))]
+struct Gdt([u64; 5]);
+
+static mut GDT: Gdt = Gdt([0; 5]);
+
+/// The page table that maps the stack's 2 MiB region with 4 KiB pages,
+/// all but the guard page.
+#[repr(C, align(4096))]
+struct Pt([u64; 512]);
+
+static mut GUARD_PT: Pt = Pt([0; 512]);
+
+extern "C" {
+    static boot_pd: [u64; 2048];
+    static boot_stack_guard: u8;
+}
+
+/// Unmap the 4 KiB guard page below the boot stack (the boot stub maps
+/// everything with 2 MiB pages: the one holding the guard is split) and
+/// load a TSS whose IST1 is the `#DF` stack. A stack overflow then faults
+/// on the guard, the `#PF` cannot be pushed there, and the `#DF` handler
+/// reports it on its own stack.
+fn guard() {
+    let guard = core::ptr::addr_of!(boot_stack_guard) as u64;
+    let base = guard & !0x1F_FFFF;
+    let pd = core::ptr::addr_of!(boot_pd) as *mut u64;
+    let index = (guard >> 21) as usize;
+    let pt = core::ptr::addr_of_mut!(GUARD_PT);
+    // SAFETY: boot is single-threaded; GUARD_PT is not in use yet. The PDE
+    // at `index` (< 2048: the guard lies below 4 GiB, in the image) maps
+    // the 2 MiB page holding the guard; the new table maps the same
+    // physical pages (present, writable) but the guard, so everything the
+    // VMM uses stays mapped. CR3 is reloaded to flush the old 2 MiB entry.
+    unsafe {
+        (*pt).0 = split_2m(base, 0x3, guard);
+        pd.add(index).write_volatile(pt as u64 | 0x3);
+        core::arch::asm!("mov {t}, cr3", "mov cr3, {t}", t = out(reg) _, options(nostack));
+    }
+    let tss = core::ptr::addr_of_mut!(TSS);
+    let ist = tss_ist_offset(DF_IST);
+    // SAFETY: single-threaded boot; TSS is a 104-byte static not yet loaded.
+    unsafe {
+        tss.cast::<u8>()
+            .add(ist)
+            .cast::<u64>()
+            .write_unaligned(df_stack_top())
+    };
+    let desc = crate::vmx::tss_descriptor(tss as u64, 103);
+    let gdt = core::ptr::addr_of_mut!(GDT);
+    // SAFETY: single-threaded; the new GDT is not loaded yet. Its first
+    // three descriptors are the boot stub's (null, 64-bit code 0x08, data
+    // 0x10), so the loaded selectors stay valid.
+    unsafe {
+        (*gdt).0 = [
+            0,
+            0x00AF_9A00_0000_FFFF,
+            0x00CF_9200_0000_FFFF,
+            desc[0],
+            desc[1],
+        ];
+    }
+    let ptr = x86::dtables::DescriptorTablePointer::<u64> {
+        limit: (5 * 8 - 1) as u16,
+        base: gdt as *const u64,
+    };
+    // SAFETY: see above: same code and data selectors; the GDT is static.
+    unsafe { x86::dtables::lgdt(&ptr) };
+    // SAFETY: 0x18 selects the available TSS descriptor just loaded.
+    unsafe { x86::task::load_tr(x86::segmentation::SegmentSelector::from_raw(0x18)) };
+}
+
+/// Fill the IDT and load it (LIDT), unmap the stack's guard page and load
+/// the `#DF` stack's TSS. Called once at boot, before any guest.
 pub fn load() {
+    guard();
     let cs = x86::segmentation::cs().bits();
     // SAFETY: the table is a static of 33 addresses written by the
     // assembler above; reading it has no side effect.
@@ -135,7 +230,8 @@ pub fn load() {
         let stub = stubs.get(vector).copied().unwrap_or(stubs[32]);
         // SAFETY: boot is single-threaded and nothing else refers to IDT
         // before LIDT below; `vector` < 256.
-        unsafe { (*idt).0[vector] = interrupt_gate(stub, cs) };
+        let ist = if vector == 8 { DF_IST } else { 0 };
+        unsafe { (*idt).0[vector] = interrupt_gate(stub, cs, ist) };
     }
     let ptr = x86::dtables::DescriptorTablePointer::<u64> {
         limit: (256 * 16 - 1) as u16,
@@ -162,6 +258,13 @@ extern "C" fn vmm_fatal_exception(frame: *const u64) -> ! {
     // SAFETY: reading CR2 has no side effect.
     unsafe { core::arch::asm!("mov {}, cr2", out(reg) cr2, options(nomem, nostack)) };
     let v = vector as u8;
+    let guard = core::ptr::addr_of!(boot_stack_guard) as u64;
+    if v == 8 && cr2 & !0xFFF == guard {
+        let _ = writeln!(
+            Com1,
+            "\nvmm: FATAL: the VMM's stack overflowed into its guard page"
+        );
+    }
     let _ = writeln!(
         Com1,
         "\nvmm: FATAL: {} (vector {vector}{}) in the VMM at RIP {rip:#x}, RSP {rsp:#x}, RFLAGS {rflags:#x}, CR2 {cr2:#x}",

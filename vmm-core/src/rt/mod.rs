@@ -5,7 +5,7 @@
 //! tests) never see it.
 
 mod boot;
-mod idt;
+pub(crate) mod idt;
 
 use crate::console;
 use core::alloc::{GlobalAlloc, Layout};

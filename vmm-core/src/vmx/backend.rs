@@ -482,6 +482,11 @@ fn host_gdt(page: u64) -> Result<(u64, u16, u64), VmxError> {
     unsafe {
         core::ptr::copy_nonoverlapping(base as *const u64, page as *mut u64, entries as usize)
     };
+    // IST1: the VMM's #DF stack, as in the boot TSS (crate::idt::DF_IST).
+    let ist = crate::idt::tss_ist_offset(crate::idt::DF_IST) as u64;
+    // SAFETY: `tss + ist` lies in the zeroed TSS area of `page` (offset
+    // 0x800 + 0x24, 8 bytes, inside the 104-byte TSS); unaligned write.
+    unsafe { ((tss + ist) as *mut u64).write_unaligned(crate::rt::idt::df_stack_top()) };
     let desc = tss_descriptor(tss, TSS_SIZE as u32 - 1);
     let tr = (entries * 8) as u16;
     let slot = (page + entries * 8) as *mut [u64; 2];
