@@ -425,6 +425,49 @@ pub fn install_idt() {
     };
 }
 
+/// Run one instruction given as bytes, `len` bytes long, with RAX = `rax`
+/// and RCX = `rcx` (RDX is clobbered), under [`catch`]; evaluates to
+/// `(rax_after, address_of_the_instruction, Option<Fault>)`:
+///
+/// ```ignore
+/// let (_, at, fault) = guest_sdk::probe!(3, rax = 0, rcx = 0, "0x0f, 0x01, 0xc9"); // MWAIT
+/// ```
+///
+/// The bytes must make one instruction the VMM intercepts or that faults
+/// (the handler resumes after it), and may only touch memory the caller
+/// names in RAX/RCX. [`install_idt`] must have run; CPL 0, or CPL 3 with
+/// [`install_tss`].
+#[macro_export]
+macro_rules! probe {
+    ($len:expr, rax = $rax:expr, rcx = $rcx:expr, $($bytes:literal),+) => {{
+        let rax_in: u64 = $rax;
+        let rcx_in: u64 = $rcx;
+        let (out, fault) = $crate::arch::catch($len, || {
+            let at: u64;
+            let rax: u64;
+            // SAFETY: the caller of probe! vouches for the instruction
+            // (intercepted by the VMM, or a fault the handler catches and
+            // skips) and for the memory RAX/RCX name; the red zone is
+            // skipped because an exception pushes a frame on this stack.
+            unsafe {
+                core::arch::asm!(
+                    "sub rsp, 128",
+                    "lea {at}, [rip + 2f]",
+                    "2:",
+                    $(concat!(".byte ", $bytes),)+
+                    "add rsp, 128",
+                    at = out(reg) at,
+                    inout("rax") rax_in => rax,
+                    inout("rcx") rcx_in => _,
+                    out("rdx") _,
+                )
+            }
+            (rax, at)
+        });
+        (out.0, out.1, fault)
+    }};
+}
+
 /// Run `f`, expecting at most one exception from an instruction of `len`
 /// bytes: the handler records it and resumes `len` bytes past the faulting
 /// RIP. Returns `f`'s result and the exception, if one happened.

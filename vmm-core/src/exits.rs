@@ -621,6 +621,26 @@ mod tests {
         dr6: u64,
     }
 
+    impl Mock {
+        /// A bare-metal guest at RIP 0x100 with a page of RAM (`code` at
+        /// 0x100), RFLAGS 2, that sees `exits` (then HLT).
+        fn new(exits: &[RawExit], code: &[u8]) -> Mock {
+            let mut ram = std::vec![0u8; 0x1000];
+            ram[0x100..0x100 + code.len()].copy_from_slice(code);
+            Mock {
+                exits: exits.iter().copied().collect(),
+                rip: 0x100,
+                injected: Vec::new(),
+                ram,
+                efer: 0xD00,
+                cr4: 0,
+                profile: Profile::BareMetal,
+                rflags: 2,
+                dr6: 0,
+            }
+        }
+    }
+
     impl Backend for Mock {
         fn name(&self) -> &'static str {
             "mock"
@@ -697,19 +717,7 @@ mod tests {
 
     /// Run one exit at RIP 0x100 (then HLT); RAM holds `code` at 0x100.
     fn run_one(exit: RawExit, code: &[u8], rax: u64) -> (Mock, GuestRegs) {
-        let mut ram = std::vec![0u8; 0x1000];
-        ram[0x100..0x100 + code.len()].copy_from_slice(code);
-        let mut m = Mock {
-            exits: VecDeque::from([exit]),
-            rip: 0x100,
-            injected: Vec::new(),
-            ram,
-            efer: 0xD00,
-            cr4: 0,
-            profile: Profile::BareMetal,
-            rflags: 2,
-            dr6: 0,
-        };
+        let mut m = Mock::new(&[exit], code);
         let mut regs = GuestRegs {
             rax,
             rcx: 0xC001_0117,
@@ -821,17 +829,7 @@ mod tests {
         // GPR RCX (bits 11:8 = 1), then MOV from CR8 into RDX.
         let write = vmx(28, 8 | (1 << 8), 4, 0);
         let read = vmx(28, 8 | (1 << 4) | (2 << 8), 4, 0);
-        let mut m = Mock {
-            exits: VecDeque::from([write, read]),
-            rip: 0x100,
-            injected: Vec::new(),
-            ram: std::vec![0u8; 0x1000],
-            efer: 0xD00,
-            cr4: 0,
-            profile: Profile::BareMetal,
-            rflags: 2,
-            dr6: 0,
-        };
+        let mut m = Mock::new(&[write, read], &[]);
         let mut regs = GuestRegs {
             rcx: 7,
             ..GuestRegs::default()
@@ -880,17 +878,7 @@ mod tests {
         let (m, _) = run_one(vmx(54, 0, 2, 0), &[], 0);
         assert_eq!((m.rip, m.injected.len()), (0x102, 0));
         // The preemption timer (52) ends a bare-metal guest's run.
-        let mut m = Mock {
-            exits: VecDeque::from([vmx(52, 0, 0, 0)]),
-            rip: 0x100,
-            injected: Vec::new(),
-            ram: std::vec![0; 0x1000],
-            efer: 0,
-            cr4: 0,
-            profile: Profile::BareMetal,
-            rflags: 2,
-            dr6: 0,
-        };
+        let mut m = Mock::new(&[vmx(52, 0, 0, 0)], &[]);
         let r = run_loop(&mut m, &mut GuestRegs::default());
         assert!(matches!(r, Err(Stop::RunBudget { rip: 0x100 })), "{r:?}");
     }
@@ -899,15 +887,8 @@ mod tests {
     fn single_step_after_an_emulated_instruction() {
         // CPUID (10) with RFLAGS.TF: RIP moves on, then #DB with DR6.BS.
         let mut m = Mock {
-            exits: VecDeque::from([vmx(10, 0, 2, 0)]),
-            rip: 0x100,
-            injected: Vec::new(),
-            ram: std::vec![0; 0x1000],
-            efer: 0,
-            cr4: 0,
-            profile: Profile::BareMetal,
             rflags: 2 | RFLAGS_TF,
-            dr6: 0,
+            ..Mock::new(&[vmx(10, 0, 2, 0)], &[])
         };
         let _ = run_loop(&mut m, &mut GuestRegs::default());
         assert_eq!(m.rip, 0x102);

@@ -34,42 +34,6 @@ static mut USER_STACK: Stack = Stack([0; 16384]);
 /// `#DB`.
 const DB: u8 = 1;
 
-/// Run the instruction `$bytes` (`$len` bytes) with RAX = RCX = `$rax`
-/// (or RCX = `$rcx`); returns RAX afterwards, the instruction's address
-/// and the exception.
-macro_rules! probe {
-    ($len:expr, $rax:expr, $($bytes:literal),+) => {
-        probe!(@ $len, $rax, $rax, $($bytes),+)
-    };
-    (@ $len:expr, $rax:expr, $rcx:expr, $($bytes:literal),+) => {{
-        let rax_in: u64 = $rax;
-        let rcx_in: u64 = $rcx;
-        let (out, fault) = arch::catch($len, || {
-            let at: u64;
-            let rax: u64;
-            // SAFETY: the instruction is intercepted by the VMM or faults,
-            // which the IDT handler catches and skips (catch); the red zone
-            // is skipped because an exception pushes a frame on this stack.
-            // Memory operands name only the scratch page.
-            unsafe {
-                core::arch::asm!(
-                    "sub rsp, 128",
-                    "lea {at}, [rip + 2f]",
-                    "2:",
-                    $(concat!(".byte ", $bytes),)+
-                    "add rsp, 128",
-                    at = out(reg) at,
-                    inout("rax") rax_in => rax,
-                    inout("rcx") rcx_in => _,
-                    out("rdx") _,
-                )
-            }
-            (rax, at)
-        });
-        (out.0, out.1, fault)
-    }};
-}
-
 fn check(what: &str, ok: bool) -> bool {
     println!(
         "escape-events: {what}: {}",
@@ -95,40 +59,40 @@ fn main() -> Result<(), Error> {
     let mut ok = true;
 
     // MONITOR: RAX = address, ECX = extensions (none: else #GP first).
-    let (_, at, f) = probe!(@ 3, page, 0, "0x0f, 0x01, 0xc8");
+    let (_, at, f) = guest_sdk::probe!(3, rax = page, rcx = 0, "0x0f, 0x01, 0xc8");
     ok &= check("MONITOR raises #UD", faulted(f, arch::UD, at));
-    let (_, at, f) = probe!(@ 3, 0, 0, "0x0f, 0x01, 0xc9");
+    let (_, at, f) = guest_sdk::probe!(3, rax = 0, rcx = 0, "0x0f, 0x01, 0xc9");
     ok &= check("MWAIT raises #UD", faulted(f, arch::UD, at));
-    let (_, at, f) = probe!(3, 0, "0x0f, 0x01, 0xf9");
+    let (_, at, f) = guest_sdk::probe!(3, rax = 0, rcx = 0, "0x0f, 0x01, 0xf9");
     ok &= check("RDTSCP raises #UD", faulted(f, arch::UD, at));
 
     // CR4.PCE lets any ring run RDPMC on hardware: the VMM still refuses.
     // SAFETY: PCE only permits RDPMC; CPL 0.
     unsafe { core::arch::asm!("mov cr4, {}", in(reg) cr4() | (1 << 8), options(nostack)) };
-    let (_, at, f) = probe!(2, 0, "0x0f, 0x33");
+    let (_, at, f) = guest_sdk::probe!(2, rax = 0, rcx = 0, "0x0f, 0x33");
     ok &= check(
         "RDPMC with CR4.PCE raises #GP(0)",
         faulted(f, arch::GP, at) && f.is_some_and(|f| f.error == 0),
     );
-    let (_, _, f) = probe!(2, 0, "0x0f, 0x09");
+    let (_, _, f) = guest_sdk::probe!(2, rax = 0, rcx = 0, "0x0f, 0x09");
     ok &= check("WBINVD is skipped", f.is_none());
 
     // mov cr8, rax (44 0F 22 C0); mov rax, cr8 (44 0F 20 C0).
-    let (_, _, f) = probe!(4, 5, "0x44, 0x0f, 0x22, 0xc0");
-    let (tpr, _, g) = probe!(4, 0, "0x44, 0x0f, 0x20, 0xc0");
+    let (_, _, f) = guest_sdk::probe!(4, rax = 5, rcx = 5, "0x44, 0x0f, 0x22, 0xc0");
+    let (tpr, _, g) = guest_sdk::probe!(4, rax = 0, rcx = 0, "0x44, 0x0f, 0x20, 0xc0");
     ok &= check(
         "CR8 is a virtual TPR (5 reads back)",
         f.is_none() && g.is_none() && tpr == 5,
     );
-    let (_, at, f) = probe!(4, 16, "0x44, 0x0f, 0x22, 0xc0");
+    let (_, at, f) = guest_sdk::probe!(4, rax = 16, rcx = 16, "0x44, 0x0f, 0x22, 0xc0");
     ok &= check("CR8 reserved bits raise #GP(0)", faulted(f, arch::GP, at));
-    let (_, _, _) = probe!(4, 0, "0x44, 0x0f, 0x22, 0xc0");
+    let (_, _, _) = guest_sdk::probe!(4, rax = 0, rcx = 0, "0x44, 0x0f, 0x22, 0xc0");
 
     // wrmsr / rdmsr with ECX = TSC_AUX: ECX comes from RCX = RAX, so
     // load the MSR number as the value; EDX is clobbered.
-    let (_, at, f) = probe!(2, 0xC000_0103, "0x0f, 0x30");
+    let (_, at, f) = guest_sdk::probe!(2, rax = 0xC000_0103, rcx = 0xC000_0103, "0x0f, 0x30");
     ok &= check("WRMSR TSC_AUX raises #GP", faulted(f, arch::GP, at));
-    let (_, at, f) = probe!(2, 0xC000_0103, "0x0f, 0x32");
+    let (_, at, f) = guest_sdk::probe!(2, rax = 0xC000_0103, rcx = 0xC000_0103, "0x0f, 0x32");
     ok &= check("RDMSR TSC_AUX raises #GP", faulted(f, arch::GP, at));
 
     ok &= check("single-step #DB after CPUID, DR6.BS set", single_step());

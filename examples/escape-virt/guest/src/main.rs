@@ -23,38 +23,6 @@ guest_sdk::entry!(main);
 struct Scratch([u8; 4096]);
 static mut SCRATCH: Scratch = Scratch([0; 4096]);
 
-/// Run one instruction (`bytes`, `len` bytes long) with RAX = RCX = `rax`;
-/// returns RAX afterwards, the instruction's address and the exception.
-macro_rules! probe {
-    ($len:expr, $rax:expr, $($bytes:literal),+) => {{
-        let rax_in: u64 = $rax;
-        let (out, fault) = arch::catch($len, || {
-            let at: u64;
-            let rax: u64;
-            // SAFETY: the instruction is intercepted by the VMM or raises
-            // #UD, which the IDT handler catches and skips (catch); the
-            // red zone is skipped because an exception pushes a frame on
-            // this stack. Its operands name only the scratch page. Default
-            // options: the block uses the stack, may touch memory (the
-            // scratch page), and RAX is its output (a hypercall answer).
-            unsafe {
-                core::arch::asm!(
-                    "sub rsp, 128",
-                    "lea {at}, [rip + 2f]",
-                    "2:",
-                    $(concat!(".byte ", $bytes),)+
-                    "add rsp, 128",
-                    at = out(reg) at,
-                    inout("rax") rax_in => rax,
-                    in("rcx") rax_in,
-                )
-            }
-            (rax, at)
-        });
-        (out.0, out.1, fault)
-    }};
-}
-
 fn report(name: &str, at: u64, fault: Option<Fault>) -> bool {
     let ok = matches!(fault, Some(Fault { vector: arch::UD, rip, .. }) if rip == at);
     match fault {
@@ -76,7 +44,7 @@ fn main() -> Result<(), Error> {
     let mut attempts = 0;
     macro_rules! ud {
         ($name:literal, $len:expr, $($bytes:literal),+) => {{
-            let (_, at, fault) = probe!($len, page, $($bytes),+);
+            let (_, at, fault) = guest_sdk::probe!($len, rax = page, rcx = page, $($bytes),+);
             ok &= report($name, at, fault);
             attempts += 1;
             ok &= call!("alive")? == 42;
@@ -107,9 +75,9 @@ fn main() -> Result<(), Error> {
     // 0xdead_beef has no handler, so RAX comes back as -ENOSYS.
     for (name, amd) in [("VMCALL", false), ("VMMCALL", true)] {
         let (rax, _, fault) = if amd {
-            probe!(3, 0xdead_beef, "0x0f, 0x01, 0xd9")
+            guest_sdk::probe!(3, rax = 0xdead_beef, rcx = 0xdead_beef, "0x0f, 0x01, 0xd9")
         } else {
-            probe!(3, 0xdead_beef, "0x0f, 0x01, 0xc1")
+            guest_sdk::probe!(3, rax = 0xdead_beef, rcx = 0xdead_beef, "0x0f, 0x01, 0xc1")
         };
         let good = fault.is_none() && rax == (-38i64) as u64;
         println!(
