@@ -13,22 +13,63 @@
 //!   `Result<u64, Error>`.
 //! - The instruction is `vmcall` on Intel and `vmmcall` on AMD, chosen from
 //!   the CPUID vendor. Before the first hypercall, [`detect`] checks the
-//!   CPUID hypervisor signature, so without this VMM every call returns
+//!   CPUID hypervisor leaves (vmmcall's interface), so without this VMM every call returns
 //!   [`Error::NotPresent`] instead of faulting (SIGILL under Linux).
-//! - Arguments are integers, `bool`, or references, slices and raw pointers
-//!   (passed as their guest-linear address), see [`IntoArg`].
+//! - Arguments are integers, `bool`, and `&mut` to integers or arrays and
+//!   slices of integers, passed as their guest-linear address, see
+//!   [`IntoArg`]. Shared references and raw pointers need
+//!   [`call_unchecked!`] in an `unsafe` block.
+//! - [`handler_count`] and [`describe`] list the VMM's handlers
+//!   (`vmmcall_describe`); `guest-sdk/include/vmmcall.h` is the same SDK
+//!   for C, and the `vmmcall` program (`src/bin/vmmcall.rs`) the same for
+//!   the shell of a Linux guest.
+//!
+//! # Soundness
+//!
+//! A hypercall is a call into code the compiler cannot see, which may
+//! write guest memory through any address in an argument register. The
+//! safe [`call!`] therefore turns nothing into an address but a `&mut`
+//! place whose every byte pattern is valid ([`Plain`]: integers, arrays and
+//! slices of them), and keeps that place borrowed until the VMM returns.
+//! With a VMM present, safe code cannot get memory behind a shared
+//! reference, an immutable binding, a `bool`, a `str` or a pointer
+//! changed through the SDK, and a buffer cannot be freed, unlocked or used
+//! while the VMM may write it: `guest-sdk/tests/ui/*.rs` are the
+//! compile-fail cases. The traits are sealed, so no other crate can add a
+//! type that becomes an address.
+//!
+//! What types cannot see is how a handler reads its integers: a handler
+//! that writes `len` bytes at its first argument needs `len` to fit the
+//! buffer given there. That is the handler's documented contract, as for
+//! `read(2)` it is the kernel's: the SDK passes `&mut` buffers only as
+//! addresses, and each handler's docs say which argument bounds it. A
+//! program that passes a number it computed from a pointer, or a length
+//! larger than its buffer, is asking the VMM, in data, to write where the
+//! program has not lent it memory; do not. Everything the SDK itself
+//! passes ([`lookup`], [`describe`], [`handler_count`]) is bounded by the
+//! slice it comes from.
 //!
 //! Feature `rt` adds a bare-metal runtime for guests (`entry!`,
-//! `println!`, panic handler); feature `std` adds `std::error::Error` for
-//! Linux user programs.
+//! `println!`, panic handler); feature `std` builds with `std`, for Linux
+//! user programs (and the `vmmcall-init` and `vmmcall` programs). The two
+//! exclude each other: `rt` brings its own entry point and panic handler,
+//! and `std` has both.
 #![cfg_attr(not(feature = "std"), no_std)]
 
-#[cfg(feature = "rt")]
+#[cfg(all(feature = "rt", feature = "std"))]
+compile_error!(
+    "guest-sdk: features `rt` (a bare-metal guest: its own entry point and panic handler) and \
+     `std` (a Linux program: std's) exclude each other; enable one"
+);
+
+#[cfg(all(feature = "rt", not(feature = "std")))]
 pub mod arch;
-#[cfg(feature = "rt")]
+#[cfg(all(feature = "rt", not(feature = "std")))]
 pub mod rt;
 
 use core::fmt;
+use core::marker::PhantomData;
+use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 pub use vmmcall::abi;
 
@@ -69,6 +110,20 @@ impl Error {
             None => Error::Other(errno),
         })
     }
+
+    /// The errno the VMM answered with (1..=4095), or `None` when no
+    /// hypercall answered ([`Error::NotPresent`], [`Error::NotFound`]).
+    pub fn errno(self) -> Option<u16> {
+        match self {
+            Error::NotPresent | Error::NotFound => None,
+            Error::NoSys => Some(vmmcall::Error::NoSys.errno()),
+            Error::Permission => Some(vmmcall::Error::Permission.errno()),
+            Error::Invalid => Some(vmmcall::Error::Invalid.errno()),
+            Error::Fault => Some(vmmcall::Error::Fault.errno()),
+            Error::Vmm(e) => Some(e.errno()),
+            Error::Other(n) => Some(n),
+        }
+    }
 }
 
 impl fmt::Display for Error {
@@ -86,13 +141,13 @@ impl fmt::Display for Error {
     }
 }
 
-#[cfg(feature = "std")]
-impl std::error::Error for Error {}
+impl core::error::Error for Error {}
 
 /// The hypervisor, as [`detect`] finds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Vmm {
-    /// The ABI version from CPUID leaf `0x4000_0001`.
+    /// The ABI version from CPUID leaf `base + 1` (`0x4000_0001` unless the
+    /// VMM moved its block).
     pub abi_version: u32,
     /// The instruction this CPU uses.
     pub instruction: Instruction,
@@ -114,21 +169,21 @@ fn cpuid(leaf: u32) -> (u32, u32, u32, u32) {
 }
 
 /// Whether this VMM runs underneath, by CPUID alone (no hypercall is
-/// executed): the hypervisor-present bit (CPUID.1:ECX bit 31), the
-/// `vmmcall-rs` signature in leaf `0x4000_0000`, and leaf `0x4000_0001`.
+/// executed): the hypervisor-present bit (CPUID.1:ECX bit 31), then the
+/// vmmcall interface (`"VMMC"` in EBX of leaf `base + 1`) in the first
+/// block of hypervisor leaves that has it, `base` = `0x4000_0000`,
+/// `0x4000_0100`, ... ([`vmmcall::cpuid::find`]): a VMM may show its own
+/// signature, and keep its own leaves below vmmcall's.
 pub fn detect() -> Option<Vmm> {
     let (_, _, ecx, _) = cpuid(1);
-    if ecx & (1 << 31) == 0 {
+    if ecx & vmmcall::cpuid::CPUID1_ECX_HYPERVISOR == 0 {
         return None;
     }
-    let (max, b, c, d) = cpuid(abi::CPUID_LEAF_SIGNATURE);
-    if (b, c, d) != abi::cpuid_signature_words() || max < abi::CPUID_LEAF_INTERFACE {
-        return None;
-    }
-    let (version, magic, _, _) = cpuid(abi::CPUID_LEAF_INTERFACE);
-    if magic != abi::CPUID_INTERFACE_MAGIC {
-        return None;
-    }
+    let found = vmmcall::cpuid::find(|leaf| {
+        let (eax, ebx, ecx, edx) = cpuid(leaf);
+        vmmcall::cpuid::Leaf { eax, ebx, ecx, edx }
+    })?;
+    let version = found.abi_version;
     let (_, vb, vc, vd) = cpuid(0);
     let instruction = match (&vb.to_le_bytes(), &vd.to_le_bytes(), &vc.to_le_bytes()) {
         (b"Genu", b"ineI", b"ntel") => Instruction::Vmcall,
@@ -216,7 +271,7 @@ pub fn lookup(name_nul: &[u8]) -> Result<u64, Error> {
         return Err(Error::Invalid);
     }
     // SAFETY: a shared slice is valid for reads of its length.
-    unsafe { touch(name_nul.as_ptr() as *mut u8, name_nul.len(), false) };
+    unsafe { prefault(name_nul.as_ptr(), name_nul.len()) };
     // SAFETY: the VMM is present (instruction() checked); function 0 only
     // reads the NUL-terminated name at RBX, which `name_nul` provides.
     let n = unsafe {
@@ -230,6 +285,74 @@ pub fn lookup(name_nul: &[u8]) -> Result<u64, Error> {
         0 => Err(Error::NotFound),
         n => Ok(n),
     }
+}
+
+/// A handler as `vmmcall_describe` reports it ([`describe`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Described<'b> {
+    /// The name, as written into the caller's buffer (empty when the buffer
+    /// was empty).
+    pub name: &'b [u8],
+    /// The name's length, whether or not it was written.
+    pub name_len: usize,
+    /// Whether callers at any CPL may call it (`#[vmmcall(.., user)]`).
+    pub user: bool,
+}
+
+/// How many handlers the VMM has: function numbers `1..=N` are theirs
+/// (`vmmcall_describe` with RBX = 0, any CPL).
+///
+/// [`Error::NoSys`] from a VMM that does not describe its handlers.
+pub fn handler_count() -> Result<u64, Error> {
+    let insn = instruction()?;
+    // SAFETY: the VMM is present; vmmcall_describe with RBX = 0 writes
+    // nothing.
+    Error::check(unsafe { raw_hypercall(insn, abi::DESCRIBE, [0; 5]) })
+}
+
+/// Describe handler `number` (1 or more): its name, written into `name`
+/// with a NUL after it, and whether ring 3 may call it.
+///
+/// With an empty `name`, only the length and the flag come back. Errors:
+/// [`Error::Permission`] for a handler that is not `user` when the caller
+/// is not at CPL 0 (what calling it would answer; its name stays hidden),
+/// [`Error::NoSys`] for a number no handler has (past the last one, or a
+/// VMM that does not describe its handlers), `Vmm(NoSpace)` when `name`
+/// is shorter than the name and its NUL, [`Error::Invalid`] for 0 (see
+/// [`handler_count`]).
+///
+/// Safe: `vmmcall_describe` is part of the ABI, not a handler, and writes
+/// at most `name.len()` bytes at `name` (docs/ABI.md); 256 bytes always
+/// suffice.
+pub fn describe(number: u64, name: &mut [u8]) -> Result<Described<'_>, Error> {
+    if number == 0 {
+        return Err(Error::Invalid);
+    }
+    let insn = instruction()?;
+    let len = name.len();
+    // SAFETY: `name` is an exclusive slice, valid for reads and writes.
+    unsafe { prefault_mut(name.as_mut_ptr(), len) };
+    // SAFETY: the VMM is present; vmmcall_describe writes at most RDX =
+    // `len` bytes at RCX, all inside `name`, which is exclusively ours.
+    let raw = unsafe {
+        raw_hypercall(
+            insn,
+            abi::DESCRIBE,
+            [number, name.as_mut_ptr() as u64, len as u64, 0, 0],
+        )
+    };
+    let flags = Error::check(raw)?;
+    let name_len = (flags & abi::DESCRIBE_NAME_LEN) as usize;
+    let written = if len == 0 {
+        &[][..]
+    } else {
+        name.get(..name_len).ok_or(Error::Invalid)?
+    };
+    Ok(Described {
+        name: written,
+        name_len,
+        user: flags & abi::DESCRIBE_USER != 0,
+    })
 }
 
 /// Call function `number` directly (no lookup). Prefer [`call!`].
@@ -301,8 +424,7 @@ impl CallSite {
     /// Call it.
     ///
     /// # Safety
-    /// As [`call_number`]. [`call!`] upholds it by only turning Rust
-    /// references (valid memory) into addresses.
+    /// As [`call_number`].
     #[inline]
     pub unsafe fn call(&self, args: [u64; 5]) -> Result<u64, Error> {
         let (n, insn) = self.resolve()?;
@@ -310,25 +432,138 @@ impl CallSite {
         // for the arguments.
         Error::check(unsafe { raw_hypercall(insn, n, args) })
     }
+
+    /// Call it with [`Arg`]s, which keep whatever they borrow borrowed
+    /// until the VMM has returned (what [`call!`] uses).
+    ///
+    /// # Safety
+    /// As [`call_number`]. [`call!`] upholds it by passing nothing but
+    /// values and `&mut` places of integers ([`IntoArg`]).
+    #[inline]
+    pub unsafe fn call_args(&self, args: [Arg<'_>; 5]) -> Result<u64, Error> {
+        let [a, b, c, d, e] = args;
+        // SAFETY: the caller vouches for the arguments; `args` is owned
+        // by this call, so its borrows last until the VMM returns.
+        unsafe { self.call([a.raw, b.raw, c.raw, d.raw, e.raw]) }
+    }
 }
 
-/// A value that can travel in an argument register.
+/// One argument register's value, and the borrow it stands for.
 ///
-/// Unsigned integers and `bool` are zero-extended, signed integers
-/// sign-extended (what `vmmcall`'s handlers expect); references, slices and
-/// raw pointers pass their address (a slice's length is a separate
-/// argument).
-pub trait IntoArg {
+/// An `Arg<'a>` made from `&'a mut` keeps that place mutably borrowed for
+/// as long as the `Arg` lives: [`call!`] keeps its arguments until the VMM
+/// has returned, so the borrow checker proves that nothing else touches a
+/// buffer while the VMM may write it (a guard or owner dropped in between
+/// is a compile error, not a race).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arg<'a> {
+    raw: u64,
+    lent: PhantomData<&'a mut ()>,
+}
+
+impl Arg<'static> {
+    /// An unused register: 0.
+    pub const NONE: Arg<'static> = Arg::value(0);
+
+    /// A plain value (what integers become).
+    #[inline]
+    pub const fn value(raw: u64) -> Arg<'static> {
+        Arg {
+            raw,
+            lent: PhantomData,
+        }
+    }
+}
+
+impl<'a> Arg<'a> {
     /// The register value.
-    fn into_arg(self) -> u64;
+    #[inline]
+    pub const fn raw(&self) -> u64 {
+        self.raw
+    }
+
+    #[inline]
+    fn address<T: ?Sized>(ptr: *const T) -> Arg<'a> {
+        Arg {
+            raw: ptr.cast::<u8>() as usize as u64,
+            lent: PhantomData,
+        }
+    }
+}
+
+mod sealed {
+    /// Only this crate implements [`crate::IntoArg`], [`crate::UncheckedArg`]
+    /// and [`crate::Plain`].
+    pub trait Sealed {}
+}
+
+/// Types the VMM may write any bytes into: every bit pattern is a valid
+/// value and there is no padding (integers, and arrays and slices of
+/// them). `bool`, `char`, references, enums, `str` and structs are not:
+/// a VMM write could make them invalid, or (padding) read as
+/// uninitialized.
+///
+/// Sealed: implemented by this crate only.
+#[diagnostic::on_unimplemented(
+    message = "the VMM may not write into a `{Self}`: not every byte pattern is one",
+    label = "not an integer, or an array or slice of integers",
+    note = "safe `call!` lends the VMM `&mut` to integers, arrays and slices of integers only"
+)]
+pub trait Plain: sealed::Sealed {}
+
+/// A value the safe [`call!`] may place in an argument register.
+///
+/// - Integers: unsigned ones and `bool` are zero-extended, signed ones
+///   sign-extended (what `vmmcall`'s handlers expect).
+/// - `&mut T` with `T:` [`Plain`] (an integer, or an array or slice of
+///   them): its address. The place stays borrowed until the VMM returns, and
+///   every page of it is made present and writable first (see [`prefault`]).
+///
+/// Nothing else: a shared reference names memory the VMM must not write,
+/// and a raw pointer may name anything. [`call_unchecked!`] takes those,
+/// in an `unsafe` block.
+///
+/// Sealed: other crates cannot make their own types into addresses.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be an argument of the safe `call!`",
+    label = "not an integer, `bool`, or `&mut` to integers",
+    note = "the VMM may write through an address: safe `call!` takes integers, `bool`, and `&mut` to an integer or an array or slice of integers",
+    note = "for a shared reference or a raw pointer, use `unsafe {{ guest_sdk::call_unchecked!(...) }}` and say why the handler does not write there"
+)]
+pub trait IntoArg<'a>: sealed::Sealed {
+    /// The register value.
+    fn into_arg(self) -> Arg<'a>;
+}
+
+/// A value [`call_unchecked!`] may place in an argument register:
+/// everything [`IntoArg`] takes, and also `&T` and `&mut T` of any type
+/// (their address; the pages are made present first, read-only for `&T`)
+/// and raw pointers (their address, untouched: see [`prefault`]).
+///
+/// Sealed: implemented by this crate only.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a hypercall argument",
+    note = "arguments are integers, `bool`, references or raw pointers"
+)]
+pub trait UncheckedArg<'a>: sealed::Sealed {
+    /// The register value.
+    fn into_unchecked_arg(self) -> Arg<'a>;
 }
 
 macro_rules! into_arg_int {
     ($($t:ty => $via:ty),*) => {$(
-        impl IntoArg for $t {
+        impl sealed::Sealed for $t {}
+        impl Plain for $t {}
+        impl IntoArg<'static> for $t {
             #[inline]
-            fn into_arg(self) -> u64 {
-                self as $via as u64
+            fn into_arg(self) -> Arg<'static> {
+                Arg::value(self as $via as u64)
+            }
+        }
+        impl UncheckedArg<'static> for $t {
+            #[inline]
+            fn into_unchecked_arg(self) -> Arg<'static> {
+                Arg::value(self as $via as u64)
             }
         }
     )*};
@@ -336,10 +571,28 @@ macro_rules! into_arg_int {
 into_arg_int!(u8 => u64, u16 => u64, u32 => u64, u64 => u64, usize => u64,
               i8 => i64, i16 => i64, i32 => i64, i64 => i64, isize => i64);
 
-impl IntoArg for bool {
+// 128-bit integers can be written into (Plain), but not passed by value:
+// they do not fit a register.
+impl sealed::Sealed for u128 {}
+impl Plain for u128 {}
+impl sealed::Sealed for i128 {}
+impl Plain for i128 {}
+impl<T: Plain, const N: usize> sealed::Sealed for [T; N] {}
+impl<T: Plain, const N: usize> Plain for [T; N] {}
+impl<T: Plain> sealed::Sealed for [T] {}
+impl<T: Plain> Plain for [T] {}
+
+impl sealed::Sealed for bool {}
+impl IntoArg<'static> for bool {
     #[inline]
-    fn into_arg(self) -> u64 {
-        u64::from(self)
+    fn into_arg(self) -> Arg<'static> {
+        Arg::value(u64::from(self))
+    }
+}
+impl UncheckedArg<'static> for bool {
+    #[inline]
+    fn into_unchecked_arg(self) -> Arg<'static> {
+        Arg::value(u64::from(self))
     }
 }
 
@@ -350,13 +603,8 @@ const PAGE: usize = 4096;
 /// guest's page tables: read one byte per page, and with `write` store it
 /// back (so a copy-on-write or zero page becomes a private writable one).
 ///
-/// An OS such as Linux maps memory lazily: a page of a fresh `mmap` or a
-/// file mapping has no page-table entry until the program first touches
-/// it. The VMM reads guest memory through those tables and injects no page
-/// fault, so without this a call on such a buffer would fail with
-/// [`Error::Fault`]. Best effort: an OS may still evict a page between
-/// this touch and the hypercall (Linux does not for anonymous memory
-/// without swap); the call then returns [`Error::Fault`].
+/// The bytes are moved as `MaybeUninit<u8>`, so padding or uninitialized
+/// bytes are never read as integers.
 ///
 /// # Safety
 /// `[ptr, ptr + len)` is valid for reads (and writes with `write`) and
@@ -372,7 +620,8 @@ unsafe fn touch(ptr: *mut u8, len: usize, write: bool) {
     loop {
         // The byte touched in each page lies in the range: the first byte
         // of the buffer, or the first byte of a later page.
-        let at = page.max(ptr as usize) as *mut u8;
+        let at = ptr.wrapping_add(page.max(ptr as usize) - ptr as usize);
+        let at = at.cast::<MaybeUninit<u8>>();
         // SAFETY: `at` is inside the range the caller vouches for.
         let b = unsafe { at.read_volatile() };
         if write {
@@ -386,43 +635,92 @@ unsafe fn touch(ptr: *mut u8, len: usize, write: bool) {
     }
 }
 
-impl<T: ?Sized> IntoArg for &T {
-    /// The address; every page of the referent is made present first
-    /// (see [`touch`]).
+/// Make every page of `[ptr, ptr + len)` present, for the VMM to read:
+/// read one byte of each page.
+///
+/// An OS such as Linux maps memory lazily: a page of a fresh `mmap` or a
+/// file mapping has no page-table entry until the program first touches
+/// it. The VMM reads guest memory through those tables and injects no page
+/// fault, so without this a call on such a buffer would fail with
+/// [`Error::Fault`]. [`call!`] and [`call_unchecked!`] do it for every
+/// reference they pass; call it yourself for the memory behind a raw
+/// pointer. Best effort: an OS may still evict a page between this touch
+/// and the hypercall (Linux does not for anonymous memory without swap);
+/// the call then returns [`Error::Fault`].
+///
+/// # Safety
+/// `[ptr, ptr + len)` is valid for reads.
+#[inline]
+pub unsafe fn prefault(ptr: *const u8, len: usize) {
+    // SAFETY: the caller vouches for reads; `write` is false, so nothing
+    // is written through the `*mut`.
+    unsafe { touch(ptr.cast_mut(), len, false) }
+}
+
+/// [`prefault`] for memory the VMM will write: each page is read and the
+/// byte written back, so that a copy-on-write or shared zero page becomes
+/// a private writable page.
+///
+/// # Safety
+/// `[ptr, ptr + len)` is valid for reads and writes, and nothing else
+/// accesses it concurrently.
+#[inline]
+pub unsafe fn prefault_mut(ptr: *mut u8, len: usize) {
+    // SAFETY: the caller vouches for the range.
+    unsafe { touch(ptr, len, true) }
+}
+
+impl<T: ?Sized> sealed::Sealed for &T {}
+impl<T: ?Sized> sealed::Sealed for &mut T {}
+impl<T: ?Sized> sealed::Sealed for *const T {}
+impl<T: ?Sized> sealed::Sealed for *mut T {}
+
+impl<'a, T: Plain + ?Sized> IntoArg<'a> for &'a mut T {
+    /// The address; every page of the referent is made present and
+    /// writable first (see [`prefault_mut`]).
     #[inline]
-    fn into_arg(self) -> u64 {
-        let ptr = self as *const T as *const u8;
-        // SAFETY: a shared reference is valid for reads of its size.
-        unsafe { touch(ptr as *mut u8, core::mem::size_of_val(self), false) };
-        ptr as u64
+    fn into_arg(self) -> Arg<'a> {
+        self.into_unchecked_arg()
     }
 }
 
-impl<T: ?Sized> IntoArg for &mut T {
-    /// The address; every page of the referent is made present and
-    /// writable first (see [`touch`]).
+impl<'a, T: ?Sized> UncheckedArg<'a> for &'a T {
+    /// The address; every page of the referent is made present first
+    /// (see [`prefault`]).
     #[inline]
-    fn into_arg(self) -> u64 {
+    fn into_unchecked_arg(self) -> Arg<'a> {
+        let ptr = self as *const T;
+        // SAFETY: a shared reference is valid for reads of its size.
+        unsafe { prefault(ptr.cast::<u8>(), core::mem::size_of_val(self)) };
+        Arg::address(ptr)
+    }
+}
+
+impl<'a, T: ?Sized> UncheckedArg<'a> for &'a mut T {
+    /// The address; every page of the referent is made present and
+    /// writable first (see [`prefault_mut`]).
+    #[inline]
+    fn into_unchecked_arg(self) -> Arg<'a> {
         let len = core::mem::size_of_val(self);
-        let ptr = self as *mut T as *mut u8;
+        let ptr = self as *mut T;
         // SAFETY: an exclusive reference is valid for reads and writes of
         // its size, and nothing else accesses it.
-        unsafe { touch(ptr, len, true) };
-        ptr as u64
+        unsafe { prefault_mut(ptr.cast::<u8>(), len) };
+        Arg::address(ptr)
     }
 }
 
-impl<T> IntoArg for *const T {
+impl<T: ?Sized> UncheckedArg<'static> for *const T {
     #[inline]
-    fn into_arg(self) -> u64 {
-        self as u64
+    fn into_unchecked_arg(self) -> Arg<'static> {
+        Arg::address(self)
     }
 }
 
-impl<T> IntoArg for *mut T {
+impl<T: ?Sized> UncheckedArg<'static> for *mut T {
     #[inline]
-    fn into_arg(self) -> u64 {
-        self as u64
+    fn into_unchecked_arg(self) -> Arg<'static> {
+        Arg::address(self)
     }
 }
 
@@ -459,10 +757,76 @@ macro_rules! __reg_index {
 /// Returns `Result<u64, guest_sdk::Error>`. Registers may be given in any
 /// order, each at most once (a repeat is a compile error); unnamed ones
 /// are 0. The name is looked up once per call site and cached.
+///
+/// Arguments are what [`IntoArg`] takes: integers, `bool`, and `&mut` to
+/// an integer or an array or slice of integers, which the VMM may write.
+/// Each `&mut` stays borrowed until the VMM has returned, so compute a
+/// length before you lend the buffer:
+///
+/// ```no_run
+/// # use guest_sdk::call;
+/// let mut buf = [0u8; 64];
+/// let len = buf.len();
+/// let written = call!("get_status", rbx = &mut buf, rcx = len)?;
+/// # Ok::<(), guest_sdk::Error>(())
+/// ```
+///
+/// A shared reference or a raw pointer does not compile here: use
+/// [`call_unchecked!`].
 #[macro_export]
 macro_rules! call {
     ($name:literal $(, $reg:ident = $val:expr)* $(,)?) => {{
         static SITE: $crate::CallSite = $crate::CallSite::new(::core::concat!($name, "\0"));
+        $crate::__check_registers!($($reg)*);
+        #[allow(unused_mut)]
+        let mut args = [$crate::Arg::NONE; 5];
+        $( args[$crate::__reg_index!($reg)] = $crate::IntoArg::into_arg($val); )*
+        // SAFETY: every argument is a plain value or the address of a
+        // `&mut` place of integers (IntoArg), made present, that stays
+        // borrowed until the call returns (`args` lives through it).
+        unsafe { SITE.call_args(args) }
+    }};
+}
+
+/// [`call!`] for arguments the compiler cannot vouch for: shared
+/// references, raw pointers, `&mut` of any type. It must be used inside
+/// `unsafe`:
+///
+/// ```no_run
+/// # use guest_sdk::call_unchecked;
+/// let data = [1u8, 2, 3, 4];
+/// // SAFETY: `sum` only reads `len` bytes at RBX (examples/privilege).
+/// let total = unsafe { call_unchecked!("sum", rbx = &data, rcx = data.len()) }?;
+/// # Ok::<(), guest_sdk::Error>(())
+/// ```
+///
+/// References are prefaulted and stay borrowed for the call, as with
+/// [`call!`]; raw pointers are passed as they are (see [`prefault`]).
+///
+/// # Safety
+/// Whatever the called handler does with its arguments must be valid
+/// for them: memory it writes must be writable by it, unaliased by any
+/// live reference and of a type for which its bytes are valid; memory it
+/// reads must be readable; and every length or count must match the
+/// buffer it describes.
+#[macro_export]
+macro_rules! call_unchecked {
+    ($name:literal $(, $reg:ident = $val:expr)* $(,)?) => {{
+        static SITE: $crate::CallSite = $crate::CallSite::new(::core::concat!($name, "\0"));
+        $crate::__check_registers!($($reg)*);
+        #[allow(unused_mut)]
+        let mut args = [$crate::Arg::NONE; 5];
+        $( args[$crate::__reg_index!($reg)] = $crate::UncheckedArg::into_unchecked_arg($val); )*
+        // No `unsafe` block: the caller's makes the promises.
+        $crate::CallSite::call_args(&SITE, args)
+    }};
+}
+
+/// Each register at most once (implementation detail of [`call!`]).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __check_registers {
+    ($($reg:ident)*) => {
         const _: () = {
             let mut seen = 0u8;
             $(
@@ -472,13 +836,7 @@ macro_rules! call {
             )*
             let _ = seen;
         };
-        #[allow(unused_mut)]
-        let mut args = [0u64; 5];
-        $( args[$crate::__reg_index!($reg)] = $crate::IntoArg::into_arg($val); )*
-        // SAFETY: arguments are integers or addresses of live Rust
-        // references (IntoArg), valid for the duration of the call.
-        unsafe { SITE.call(args) }
-    }};
+    };
 }
 
 #[cfg(test)]
@@ -501,13 +859,37 @@ mod tests {
     }
 
     #[test]
+    fn errno_round_trips() {
+        for e in vmmcall::Error::ALL {
+            assert_eq!(
+                Error::check(e.to_rax()).unwrap_err().errno(),
+                Some(e.errno())
+            );
+        }
+        assert_eq!(Error::Other(2).errno(), Some(2));
+        assert_eq!(Error::NotPresent.errno(), None);
+        assert_eq!(Error::NotFound.errno(), None);
+    }
+
+    #[test]
     fn arguments_extend_like_the_vmm_expects() {
-        assert_eq!((-1_i8).into_arg(), u64::MAX);
-        assert_eq!(255_u8.into_arg(), 255);
-        assert_eq!((-2_i32).into_arg(), -2_i64 as u64);
-        assert_eq!(true.into_arg(), 1);
-        let x = [1u8, 2, 3];
-        assert_eq!((&x[..]).into_arg(), x.as_ptr() as u64);
+        assert_eq!((-1_i8).into_arg().raw(), u64::MAX);
+        assert_eq!(255_u8.into_arg().raw(), 255);
+        assert_eq!((-2_i32).into_arg().raw(), -2_i64 as u64);
+        assert_eq!(true.into_arg().raw(), 1);
+        assert_eq!(false.into_unchecked_arg().raw(), 0);
+        assert_eq!((-3_i64).into_unchecked_arg().raw(), -3_i64 as u64);
+        let mut x = [1u8, 2, 3];
+        let addr = x.as_ptr() as u64;
+        assert_eq!((&mut x[..]).into_arg().raw(), addr);
+        assert_eq!((&mut x).into_arg().raw(), addr);
+        assert_eq!((&x[..]).into_unchecked_arg().raw(), addr);
+        assert_eq!(x.as_ptr().into_unchecked_arg().raw(), addr);
+        assert_eq!(x.as_mut_ptr().into_unchecked_arg().raw(), addr);
+        let mut word = 7u64;
+        let addr = &word as *const u64 as u64;
+        assert_eq!((&mut word).into_arg().raw(), addr);
+        assert_eq!(Arg::NONE.raw(), 0);
     }
 
     #[test]
@@ -522,9 +904,18 @@ mod tests {
         let before = big.clone();
         let s = &mut big[PAGE - 3..2 * PAGE + 5];
         let addr = s.as_ptr() as u64;
-        assert_eq!(s.into_arg(), addr);
+        assert_eq!(s.into_arg().raw(), addr);
+        assert_eq!(big, before);
+        let s = &big[1..PAGE + 1];
+        assert_eq!(s.into_unchecked_arg().raw(), big.as_ptr() as u64 + 1);
         assert_eq!(big, before);
         let empty: &mut [u8] = &mut [];
         let _ = empty.into_arg();
+        // Padding is moved as MaybeUninit, never read as an integer.
+        #[repr(C)]
+        struct Padded(u8, u32);
+        let mut p = Padded(1, 2);
+        let _ = (&mut p).into_unchecked_arg();
+        assert_eq!((p.0, p.1), (1, 2));
     }
 }

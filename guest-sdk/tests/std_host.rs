@@ -4,7 +4,7 @@
 //! would raise SIGSEGV or SIGILL, or return garbage under another
 //! hypervisor).
 
-use guest_sdk::{call, detect, Error};
+use guest_sdk::{call, call_unchecked, detect, Error};
 
 #[test]
 fn detect_says_absent_on_a_plain_machine() {
@@ -14,15 +14,29 @@ fn detect_says_absent_on_a_plain_machine() {
 #[test]
 fn calls_fail_cleanly_without_the_vmm() {
     assert_eq!(call!("hello", rbx = 5), Err(Error::NotPresent));
-    let buf = [0u8; 4];
+    let mut buf = [0u8; 4];
+    // The length first: `buf` stays lent to the VMM until the call returns.
     assert_eq!(
-        call!("get_status", rcx = buf.len(), rbx = &buf),
+        call!("get_status", rcx = buf.len(), rbx = &mut buf),
         Err(Error::NotPresent)
     );
+    let len = buf.len();
+    assert_eq!(
+        call!("get_status", rbx = &mut buf[..], rcx = len),
+        Err(Error::NotPresent)
+    );
+    let data = [1u8, 2, 3, 4];
+    // SAFETY: no VMM: nothing is executed (and `sum` only reads).
+    let sum = unsafe { call_unchecked!("sum", rbx = &data, rcx = data.len()) };
+    assert_eq!(sum, Err(Error::NotPresent));
     assert_eq!(guest_sdk::lookup(b"hello\0"), Err(Error::NotPresent));
     // SAFETY: no VMM: nothing is executed.
     let direct = unsafe { guest_sdk::call_number(1, [0; 5]) };
     assert_eq!(direct, Err(Error::NotPresent));
+    assert_eq!(guest_sdk::handler_count(), Err(Error::NotPresent));
+    let mut name = [0u8; 256];
+    assert_eq!(guest_sdk::describe(1, &mut name), Err(Error::NotPresent));
+    assert_eq!(guest_sdk::describe(0, &mut name), Err(Error::Invalid));
 }
 
 #[test]

@@ -26,6 +26,35 @@ pub const GET_VMMCALL_NUMBER: u64 = 0;
 /// is what it is.
 pub const GET_VMMCALL_NUMBER_NAME: &str = "get_vmmcall_number";
 
+/// Function `vmmcall_describe`: the VMM describes its handlers to guests
+/// (`docs/ABI.md`, "Function `1 << 40`: `vmmcall_describe`").
+///
+/// - RBX = 0: RAX = the number of handlers, N (any CPL).
+/// - RBX = n in `1..=N`: RAX = the name's length in bits 15:0, and
+///   [`DESCRIBE_USER`] if ring 3 may call it; with RDX != 0, the name and a
+///   NUL are written to the buffer at RCX (RDX bytes long), or the call
+///   fails with `-ENOSPC` (RDX too small) or `-EFAULT` and writes nothing.
+///   At CPL > 0, a handler that is not `user` answers `-EPERM` and nothing
+///   is written: exactly what calling it from there answers.
+/// - Any other RBX: `-ENOSYS`, as calling that number would.
+///
+/// The number, 2^40, is one no handler can have (handler numbers are
+/// registry indexes, at most `u32::MAX`) and fits a JSON number exactly.
+/// Added in ABI v1 without a version change: a VMM without it answers
+/// `-ENOSYS`, which is how a guest tells.
+pub const DESCRIBE: u64 = 1 << 40;
+
+/// The name under which docs and tools show [`DESCRIBE`]. It is not looked
+/// up: `get_vmmcall_number` answers 0 for it unless a handler has the name.
+pub const DESCRIBE_NAME: &str = "vmmcall_describe";
+
+/// In a [`DESCRIBE`] result: the mask of the name's length in bytes.
+pub const DESCRIBE_NAME_LEN: u64 = 0xFFFF;
+
+/// In a [`DESCRIBE`] result: the handler is declared `user`, so callers
+/// at any CPL may call it.
+pub const DESCRIBE_USER: u64 = 1 << 16;
+
 /// Longest hypercall name in bytes, not counting the terminating NUL.
 pub const MAX_NAME_LEN: usize = 255;
 

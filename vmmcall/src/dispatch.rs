@@ -4,9 +4,10 @@
 //! vendor: the VMM calls it (through `vmexit`) when the guest executed
 //! `vmcall`/`vmmcall`, then advances RIP past the instruction.
 
-use crate::abi::{GET_VMMCALL_NUMBER, NAME_BUF_LEN};
+use crate::abi::{DESCRIBE, DESCRIBE_USER, GET_VMMCALL_NUMBER, NAME_BUF_LEN};
+use crate::budget::guest_log;
 use crate::context::read_cstr;
-use crate::{Caller, Error, GuestAddr, Handler, Registry, Vcpu};
+use crate::{Caller, Error, Gpr, GuestAddr, Handler, Registers, Registry, Vcpu};
 
 /// What a hypercall did. RAX has already been written when you get this.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +30,8 @@ pub struct Outcome {
 ///   unreadable, or not terminated within 256 bytes.
 /// - RAX = a handler's number: the handler runs if the caller's CPL allows
 ///   (CPL 0, or any CPL for `user` handlers), else `-EPERM`.
+/// - RAX = [`DESCRIBE`]: `vmmcall_describe`, see [`crate::abi::DESCRIBE`]:
+///   the number of handlers, or one handler's name and flags.
 /// - Any other RAX: `-ENOSYS`.
 ///
 /// Only RAX is written; every other register is left as the guest had it.
@@ -37,11 +40,16 @@ pub struct Outcome {
 /// static calls on the hot path; `&mut dyn Vcpu` works too.
 #[inline]
 pub fn dispatch<V: Vcpu + ?Sized>(registry: &Registry<'static>, vcpu: &mut V) -> Outcome {
-    let number = vcpu.regs().rax;
+    let number = vcpu.rax();
     if number == GET_VMMCALL_NUMBER {
         return function_zero(registry, vcpu.as_dyn_vcpu());
     }
     let Some(handler) = registry.get(number) else {
+        // DESCRIBE is never a handler's number, so the hot path pays
+        // nothing for it.
+        if number == DESCRIBE {
+            return describe(registry, vcpu.as_dyn_vcpu());
+        }
         return no_such_function(vcpu.as_dyn_vcpu(), number);
     };
     let cpl = vcpu.cpl();
@@ -53,10 +61,10 @@ pub fn dispatch<V: Vcpu + ?Sized>(registry: &Registry<'static>, vcpu: &mut V) ->
     let mut caller = Caller::new(vcpu.as_dyn_vcpu(), number);
     let result = handler.invoke(&mut caller);
     let stop = caller.stop_requested();
-    vcpu.regs_mut().rax = match result {
+    vcpu.set_rax(match result {
         Ok(v) => v,
         Err(e) => e.to_rax(),
-    };
+    });
     Outcome {
         number,
         name: Some(handler.name()),
@@ -70,7 +78,7 @@ pub fn dispatch<V: Vcpu + ?Sized>(registry: &Registry<'static>, vcpu: &mut V) ->
 #[inline(never)]
 fn function_zero(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> Outcome {
     let value = get_vmmcall_number(registry, vcpu);
-    vcpu.regs_mut().rax = value;
+    vcpu.set_rax(value);
     Outcome {
         number: GET_VMMCALL_NUMBER,
         name: None,
@@ -83,8 +91,8 @@ fn function_zero(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> Outcome {
 #[cold]
 #[inline(never)]
 fn no_such_function(vcpu: &mut dyn Vcpu, number: u64) -> Outcome {
-    log::debug!("vmmcall: no function {number:#x}");
-    vcpu.regs_mut().rax = Error::NoSys.to_rax();
+    guest_log!(log::Level::Debug, "vmmcall: no function {number:#x}");
+    vcpu.set_rax(Error::NoSys.to_rax());
     Outcome {
         number,
         name: None,
@@ -104,9 +112,13 @@ fn refused(
     number: u64,
     cpl: u8,
 ) -> Outcome {
-    log::debug!("vmmcall {}: refused at CPL {cpl}", handler.name());
+    guest_log!(
+        log::Level::Debug,
+        "vmmcall {}: refused at CPL {cpl}",
+        handler.name()
+    );
     registry.count_refused(handler);
-    vcpu.regs_mut().rax = Error::Permission.to_rax();
+    vcpu.set_rax(Error::Permission.to_rax());
     Outcome {
         number,
         name: Some(handler.name()),
@@ -117,13 +129,88 @@ fn refused(
 
 /// Function 0: the number for the name at RBX, 0 if there is none.
 fn get_vmmcall_number(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> u64 {
-    let addr = GuestAddr(vcpu.regs().rbx);
+    let addr = GuestAddr(vcpu.gpr(Gpr::Rbx));
     let mut buf = [0u8; NAME_BUF_LEN];
     match read_cstr(vcpu, addr, &mut buf) {
         Ok(name) => registry.lookup(name).map_or(0, |n| n.get()),
         Err(e) => {
-            log::debug!("get_vmmcall_number: name at {addr:?}: {e:?}");
+            guest_log!(
+                log::Level::Debug,
+                "get_vmmcall_number: name at {addr:?}: {e:?}"
+            );
             0
         }
     }
+}
+
+/// `vmmcall_describe`, out of line like function 0.
+#[inline(never)]
+fn describe(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> Outcome {
+    let result = describe_value(registry, vcpu);
+    vcpu.set_rax(match result {
+        Ok(v) => v,
+        Err(e) => e.to_rax(),
+    });
+    Outcome {
+        number: DESCRIBE,
+        name: None,
+        result,
+        stop: None,
+    }
+}
+
+/// What `vmmcall_describe` answers (docs/ABI.md):
+/// - RBX = 0: the number of handlers;
+/// - RBX = n, a handler's number: its name's length and [`DESCRIBE_USER`];
+///   with RDX != 0 the name and a NUL go to RCX, all or nothing. A CPL > 0
+///   caller describing a handler that is not `user` gets `-EPERM`, the
+///   answer a call would get, and nothing is written;
+/// - any other RBX: `-ENOSYS`, the answer a call would get.
+///
+/// The VMM never counts a description as a call of the handler.
+fn describe_value(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> Result<u64, Error> {
+    let [n, buf, len, _, _] = vcpu.args();
+    if n == 0 {
+        // At most u32::MAX handlers (Registry::new), so this always fits.
+        return u64::try_from(registry.len()).map_err(|_| Error::Overflow);
+    }
+    let handler = registry.get(n).ok_or(Error::NoSys)?;
+    if vcpu.cpl() != 0 && !handler.user() {
+        return Err(Error::Permission);
+    }
+    let name = handler.name().as_bytes();
+    // Names are 1..=255 bytes (Registry::new checks), so the length and
+    // the flag never overlap and never reach the error range.
+    let mut value = u64::try_from(name.len()).map_err(|_| Error::Overflow)?;
+    if handler.user() {
+        value |= DESCRIBE_USER;
+    }
+    if len == 0 {
+        return Ok(value);
+    }
+    if len <= value & crate::abi::DESCRIBE_NAME_LEN {
+        return Err(Error::NoSpace);
+    }
+    // The name and its NUL, at most 256 bytes, all or nothing: a write
+    // checks every translation before it stores a byte, but a page that
+    // translates to memory outside guest RAM fails only when it is
+    // reached. Reading the range first finds those (every writable page
+    // is readable, at the same CPL), so the write cannot fail half-way.
+    let mut out = [0u8; NAME_BUF_LEN];
+    let with_nul = out.get_mut(..=name.len()).ok_or(Error::NoSpace)?;
+    let fault = |e: crate::MemError| {
+        guest_log!(
+            log::Level::Debug,
+            "vmmcall_describe: name buffer at {buf:#x}: {e}"
+        );
+        Error::Fault
+    };
+    vcpu.read_linear(GuestAddr(buf), with_nul).map_err(fault)?;
+    with_nul.fill(0);
+    // The last byte stays 0: the NUL.
+    for (to, from) in with_nul.iter_mut().zip(name) {
+        *to = *from;
+    }
+    vcpu.write_linear(GuestAddr(buf), with_nul).map_err(fault)?;
+    Ok(value)
 }

@@ -1,15 +1,21 @@
 //! `vmmcall-init`: the `/init` of the Linux guests `cargo xtask linux`
 //! boots.
 //!
-//! It runs one program, then hands the program's exit status to the VMM
-//! through the `exit` hypercall, so that the emulator run ends with the
-//! program's status (`vmm: guest exited with status N`). The program and
-//! its arguments come from `/etc/vmmcall-init`, NUL-separated (xtask writes
-//! it into the initramfs); a name without `/` is looked up in `/bin`.
+//! It runs the programs listed in `/etc/vmmcall-init` one after the other,
+//! then hands the VMM an exit status through the `exit` hypercall, so that
+//! the emulator run ends with it (`vmm: guest exited with status N`). xtask
+//! writes that file into the initramfs: one command per line, its
+//! arguments separated by NUL; a program name without `/` is looked up in
+//! `/bin`. A command whose first word is `!` must fail (exit non-zero), as
+//! in a shell. The status handed on is 0 if every command did what it
+//! should, else the first failing command's status (1 for a `!` command
+//! that succeeded).
 //!
-//! It prints two lines xtask reads: `vmmcall-init: running ...` just before
-//! the program starts (the boot-time measurement ends at the program's
-//! first line after it) and `vmmcall-init: ... exited with status N`.
+//! It prints the lines xtask reads: `vmmcall-init: running ...` just before
+//! each program starts (the boot-time measurement ends at the first
+//! program line after the first of them), `vmmcall-init: ... exited with
+//! status N` after each, and, after several, `vmmcall-init: N programs
+//! exited with status S` with the status handed on.
 //!
 //! Without the VMM (`cargo xtask linux --compare` boots the same kernel
 //! bare), the `exit` hypercall reports `NotPresent` and init stops the
@@ -20,31 +26,43 @@
 use std::os::unix::process::ExitStatusExt;
 use std::process::Command;
 
-/// Where xtask puts the command line.
+/// Where xtask puts the commands.
 const ARGV_FILE: &str = "/etc/vmmcall-init";
 
-fn argv() -> Result<Vec<String>, String> {
-    let raw = std::fs::read(ARGV_FILE).map_err(|e| format!("cannot read {ARGV_FILE}: {e}"))?;
-    let argv: Vec<String> = raw
-        .split(|&b| b == 0)
-        .filter(|a| !a.is_empty())
-        .map(|a| String::from_utf8_lossy(a).into_owned())
-        .collect();
-    if argv.is_empty() {
-        return Err(format!("{ARGV_FILE} names no program"));
-    }
-    Ok(argv)
+/// One command: its argv, and whether it must fail.
+struct Cmd {
+    argv: Vec<String>,
+    must_fail: bool,
 }
 
-fn run() -> i32 {
-    let argv = match argv() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("vmmcall-init: {e}");
-            return 127;
+fn commands() -> Result<Vec<Cmd>, String> {
+    let raw = std::fs::read(ARGV_FILE).map_err(|e| format!("cannot read {ARGV_FILE}: {e}"))?;
+    let mut cmds = Vec::new();
+    for line in raw.split(|&b| b == b'\n') {
+        let mut argv: Vec<String> = line
+            .split(|&b| b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let must_fail = argv.first().is_some_and(|a| a == "!");
+        if must_fail {
+            argv.remove(0);
         }
-    };
+        if !argv.is_empty() {
+            cmds.push(Cmd { argv, must_fail });
+        }
+    }
+    if cmds.is_empty() {
+        return Err(format!("{ARGV_FILE} names no program"));
+    }
+    Ok(cmds)
+}
+
+/// Run one command; its exit status (128 + N for signal N, 127 if it
+/// cannot be started).
+fn run_one(argv: &[String]) -> i32 {
     println!("vmmcall-init: running {}", argv.join(" "));
+    drain_console();
     let status = Command::new(&argv[0])
         .args(&argv[1..])
         .env("PATH", "/bin")
@@ -56,8 +74,43 @@ fn run() -> i32 {
             127
         }
     };
-    println!("vmmcall-init: {} exited with status {code}", argv[0]);
+    drain_console();
     code
+}
+
+fn run() -> i32 {
+    let cmds = match commands() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("vmmcall-init: {e}");
+            return 127;
+        }
+    };
+    let mut handed_on = 0;
+    for cmd in &cmds {
+        let code = run_one(&cmd.argv);
+        let (ok, note) = match (cmd.must_fail, code) {
+            (false, 0) => (true, ""),
+            (false, _) => (false, ""),
+            (true, 0) => (false, " (expected to fail)"),
+            (true, _) => (true, " (expected to fail)"),
+        };
+        let bang = if cmd.must_fail { "! " } else { "" };
+        println!(
+            "vmmcall-init: {bang}{} exited with status {code}{note}",
+            cmd.argv.join(" ")
+        );
+        if !ok && handed_on == 0 {
+            handed_on = if code == 0 { 1 } else { code };
+        }
+    }
+    if cmds.len() > 1 {
+        println!(
+            "vmmcall-init: {} programs exited with status {handed_on}",
+            cmds.len()
+        );
+    }
+    handed_on
 }
 
 /// Raw `syscall` with up to three arguments (the static binary has no

@@ -30,7 +30,7 @@ extern "C" {
 
 fn main() -> Result<(), Error> {
     // The spin is the instruction after the 1-byte CLI.
-    let at = escape_spin as usize as u64 + 1;
+    let at = escape_spin as *const () as u64 + 1;
     println!("escape-spin: spinning with interrupts off at RIP {at:#x}");
     // SAFETY: the spin touches nothing and never returns: the point of the
     // example.

@@ -13,7 +13,10 @@ fn main() -> Result<(), Error> {
         call!("ping")?;
     }
     let mut small = [0u8; 8];
-    let full = call!("get_status", rbx = &mut small, rcx = small.len())? as usize;
+    // The buffer stays lent to the VMM for the whole call: take its length
+    // first.
+    let len = small.len();
+    let full = call!("get_status", rbx = &mut small, rcx = len)? as usize;
     println!(
         "status: {full} bytes, first {} = {:?}",
         small.len(),
@@ -24,7 +27,8 @@ fn main() -> Result<(), Error> {
         return Err(Error::Invalid);
     }
     let mut buf = [0u8; 1024];
-    let n = call!("get_status", rbx = &mut buf, rcx = buf.len())? as usize;
+    let len = buf.len();
+    let n = call!("get_status", rbx = &mut buf, rcx = len)? as usize;
     let text = core::str::from_utf8(buf.get(..n.min(buf.len())).unwrap_or(&[]))
         .map_err(|_| Error::Invalid)?;
     println!("{text}");

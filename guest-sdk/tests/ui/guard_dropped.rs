@@ -1,0 +1,12 @@
+//! The lock that gives access to a buffer must be held until the VMM has
+//! written it: a temporary guard, or one dropped while the buffer is lent,
+//! would let another thread in during the write.
+use guest_sdk::call;
+use std::sync::Mutex;
+
+fn main() {
+    let m = Mutex::new([0u8; 16]);
+    let _ = call!("get_status", rbx = &mut *m.lock().unwrap(), rcx = 16);
+    let mut guard = m.lock().unwrap();
+    let _ = call!("get_status", rbx = &mut *guard, rcx = { drop(guard); 16 });
+}

@@ -1,0 +1,10 @@
+//! The bug of issue 13: `get_status` writes its buffer, so a shared
+//! reference must not become its address in safe code.
+use guest_sdk::call;
+
+fn main() {
+    let buf = [0u8; 16];
+    let _ = call!("get_status", rbx = &buf, rcx = 16);
+    let slice: &[u8] = &buf;
+    let _ = call!("get_status", rbx = slice, rcx = 16);
+}
