@@ -30,7 +30,8 @@
 //! write guest memory through any address in an argument register. The
 //! safe [`call!`] therefore turns nothing into an address but a `&mut`
 //! place whose every byte pattern is valid ([`Plain`]: integers, arrays and
-//! slices of them), and keeps that place borrowed until the VMM returns.
+//! slices of them), always with its length, and keeps that place borrowed
+//! until the VMM returns.
 //! With a VMM present, safe code cannot get memory behind a shared
 //! reference, an immutable binding, a `bool`, a `str` or a pointer
 //! changed through the SDK, and a buffer cannot be freed, unlocked or used
@@ -38,16 +39,16 @@
 //! compile-fail cases. The traits are sealed, so no other crate can add a
 //! type that becomes an address.
 //!
-//! What types cannot see is how a handler reads its integers: a handler
-//! that writes `len` bytes at its first argument needs `len` to fit the
-//! buffer given there. That is the handler's documented contract, as for
-//! `read(2)` it is the kernel's: the SDK passes `&mut` buffers only as
-//! addresses, and each handler's docs say which argument bounds it. A
-//! program that passes a number it computed from a pointer, or a length
-//! larger than its buffer, is asking the VMM, in data, to write where the
-//! program has not lent it memory; do not. Everything the SDK itself
-//! passes ([`lookup`], [`describe`], [`handler_count`]) is bounded by the
-//! slice it comes from.
+//! A buffer goes to the VMM together with its length: `(rbx, rcx) = &mut
+//! buf` puts the address in the first register and the length in bytes in
+//! the second, and safe `call!` has no other way to pass an address. So
+//! safe code cannot name more memory than it lends. This rests on the ABI
+//! convention that a handler writing through a buffer argument takes the
+//! buffer's length in the next register (docs/ABI.md, "Buffers"), as
+//! `get_status` and `hello_fill` do; a handler that writes more than that
+//! length is a VMM bug, as a `read(2)` that wrote past its count would be
+//! a kernel bug. Everything the SDK passes itself ([`lookup`],
+//! [`describe`], [`handler_count`]) is bounded by the slice it comes from.
 //!
 //! Feature `rt` adds a bare-metal runtime for guests (`entry!`,
 //! `println!`, panic handler); feature `std` builds with `std`, for Linux
@@ -511,23 +512,20 @@ mod sealed {
 )]
 pub trait Plain: sealed::Sealed {}
 
-/// A value the safe [`call!`] may place in an argument register.
+/// A value the safe [`call!`] may place in one argument register:
+/// integers (unsigned ones and `bool` zero-extended, signed ones
+/// sign-extended, what `vmmcall`'s handlers expect).
 ///
-/// - Integers: unsigned ones and `bool` are zero-extended, signed ones
-///   sign-extended (what `vmmcall`'s handlers expect).
-/// - `&mut T` with `T:` [`Plain`] (an integer, or an array or slice of
-///   them): its address. The place stays borrowed until the VMM returns, and
-///   every page of it is made present and writable first (see [`prefault`]).
-///
-/// Nothing else: a shared reference names memory the VMM must not write,
-/// and a raw pointer may name anything. [`call_unchecked!`] takes those,
-/// in an `unsafe` block.
+/// Nothing else: a buffer goes with its length in a register pair
+/// ([`IntoBuffer`]), a shared reference names memory the VMM must not
+/// write, and a raw pointer may name anything. [`call_unchecked!`] takes
+/// those, in an `unsafe` block.
 ///
 /// Sealed: other crates cannot make their own types into addresses.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be an argument of the safe `call!`",
-    label = "not an integer, `bool`, or `&mut` to integers",
-    note = "the VMM may write through an address: safe `call!` takes integers, `bool`, and `&mut` to an integer or an array or slice of integers",
+    label = "not an integer or `bool`",
+    note = "the VMM may write through an address: safe `call!` takes integers and `bool` in one register, and a `&mut` buffer of integers with its length in a pair: `(rbx, rcx) = &mut buf`",
     note = "for a shared reference or a raw pointer, use `unsafe {{ guest_sdk::call_unchecked!(...) }}` and say why the handler does not write there"
 )]
 pub trait IntoArg<'a>: sealed::Sealed {
@@ -675,12 +673,27 @@ impl<T: ?Sized> sealed::Sealed for &mut T {}
 impl<T: ?Sized> sealed::Sealed for *const T {}
 impl<T: ?Sized> sealed::Sealed for *mut T {}
 
-impl<'a, T: Plain + ?Sized> IntoArg<'a> for &'a mut T {
-    /// The address; every page of the referent is made present and
-    /// writable first (see [`prefault_mut`]).
+/// A buffer the safe [`call!`] lends the VMM in a register pair:
+/// `(address, length in bytes)`. `&mut T` with `T:` [`Plain`] only; every
+/// page of it is made present and writable first (see [`prefault_mut`]),
+/// and it stays borrowed until the VMM returns.
+///
+/// Sealed: implemented by this crate only.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be lent to the VMM by the safe `call!`",
+    label = "not `&mut` to an integer, or an array or slice of integers",
+    note = "a buffer goes as `(rbx, rcx) = &mut buf`: its address and its length in bytes"
+)]
+pub trait IntoBuffer<'a>: sealed::Sealed {
+    /// The address and the length in bytes.
+    fn into_buffer(self) -> (Arg<'a>, Arg<'static>);
+}
+
+impl<'a, T: Plain + ?Sized> IntoBuffer<'a> for &'a mut T {
     #[inline]
-    fn into_arg(self) -> Arg<'a> {
-        self.into_unchecked_arg()
+    fn into_buffer(self) -> (Arg<'a>, Arg<'static>) {
+        let len = core::mem::size_of_val(self) as u64;
+        (self.into_unchecked_arg(), Arg::value(len))
     }
 }
 
@@ -758,34 +771,71 @@ macro_rules! __reg_index {
 /// order, each at most once (a repeat is a compile error); unnamed ones
 /// are 0. The name is looked up once per call site and cached.
 ///
-/// Arguments are what [`IntoArg`] takes: integers, `bool`, and `&mut` to
-/// an integer or an array or slice of integers, which the VMM may write.
-/// Each `&mut` stays borrowed until the VMM has returned, so compute a
-/// length before you lend the buffer:
+/// Arguments are `reg = value` with what [`IntoArg`] takes (integers,
+/// `bool`), or `(reg, reg) = &mut buf` with what [`IntoBuffer`] takes
+/// (`&mut` to an integer or an array or slice of integers): the address in
+/// the first register, the length in bytes in the second. The VMM may
+/// write the buffer, and it stays borrowed until the VMM has returned:
 ///
 /// ```no_run
 /// # use guest_sdk::call;
 /// let mut buf = [0u8; 64];
-/// let len = buf.len();
-/// let written = call!("get_status", rbx = &mut buf, rcx = len)?;
+/// let full = call!("get_status", (rbx, rcx) = &mut buf)?;
 /// # Ok::<(), guest_sdk::Error>(())
 /// ```
 ///
-/// A shared reference or a raw pointer does not compile here: use
-/// [`call_unchecked!`].
+/// A reference in a single register, a shared reference or a raw pointer
+/// does not compile here: use [`call_unchecked!`].
 #[macro_export]
 macro_rules! call {
-    ($name:literal $(, $reg:ident = $val:expr)* $(,)?) => {{
+    ($name:literal $(,)?) => {
+        $crate::__call!(@go $name [] [])
+    };
+    ($name:literal, $($rest:tt)+) => {
+        $crate::__call!(@munch $name [] [] $($rest)+)
+    };
+}
+
+/// The argument list of [`call!`] (implementation detail): collects the
+/// registers (for the once-each check) and the arguments, then calls.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __call {
+    (@munch $name:literal [$($regs:ident)*] [$($acc:tt)*] ($r1:ident, $r2:ident) = $val:expr, $($rest:tt)*) => {
+        $crate::__call!(@munch $name [$($regs)* $r1 $r2] [$($acc)* (buf $r1 $r2 $val)] $($rest)*)
+    };
+    (@munch $name:literal [$($regs:ident)*] [$($acc:tt)*] ($r1:ident, $r2:ident) = $val:expr) => {
+        $crate::__call!(@go $name [$($regs)* $r1 $r2] [$($acc)* (buf $r1 $r2 $val)])
+    };
+    (@munch $name:literal [$($regs:ident)*] [$($acc:tt)*] $r:ident = $val:expr, $($rest:tt)*) => {
+        $crate::__call!(@munch $name [$($regs)* $r] [$($acc)* (one $r $val)] $($rest)*)
+    };
+    (@munch $name:literal [$($regs:ident)*] [$($acc:tt)*] $r:ident = $val:expr) => {
+        $crate::__call!(@go $name [$($regs)* $r] [$($acc)* (one $r $val)])
+    };
+    (@munch $name:literal [$($regs:ident)*] [$($acc:tt)*]) => {
+        $crate::__call!(@go $name [$($regs)*] [$($acc)*])
+    };
+    (@go $name:literal [$($regs:ident)*] [$($acc:tt)*]) => {{
         static SITE: $crate::CallSite = $crate::CallSite::new(::core::concat!($name, "\0"));
-        $crate::__check_registers!($($reg)*);
+        $crate::__check_registers!($($regs)*);
         #[allow(unused_mut)]
         let mut args = [$crate::Arg::NONE; 5];
-        $( args[$crate::__reg_index!($reg)] = $crate::IntoArg::into_arg($val); )*
-        // SAFETY: every argument is a plain value or the address of a
-        // `&mut` place of integers (IntoArg), made present, that stays
-        // borrowed until the call returns (`args` lives through it).
+        $( $crate::__call!(@arg args $acc); )*
+        // SAFETY: every argument is a plain value, or the address and the
+        // length of a `&mut` place of integers (IntoBuffer), made present,
+        // that stays borrowed until the call returns (`args` lives through
+        // it).
         unsafe { SITE.call_args(args) }
     }};
+    (@arg $args:ident (one $r:ident $val:expr)) => {
+        $args[$crate::__reg_index!($r)] = $crate::IntoArg::into_arg($val);
+    };
+    (@arg $args:ident (buf $r1:ident $r2:ident $val:expr)) => {
+        let (address, length) = $crate::IntoBuffer::into_buffer($val);
+        $args[$crate::__reg_index!($r1)] = address;
+        $args[$crate::__reg_index!($r2)] = length;
+    };
 }
 
 /// [`call!`] for arguments the compiler cannot vouch for: shared
@@ -881,14 +931,17 @@ mod tests {
         assert_eq!((-3_i64).into_unchecked_arg().raw(), -3_i64 as u64);
         let mut x = [1u8, 2, 3];
         let addr = x.as_ptr() as u64;
-        assert_eq!((&mut x[..]).into_arg().raw(), addr);
-        assert_eq!((&mut x).into_arg().raw(), addr);
+        let (a, l) = (&mut x[..]).into_buffer();
+        assert_eq!((a.raw(), l.raw()), (addr, 3));
+        let (a, l) = (&mut x).into_buffer();
+        assert_eq!((a.raw(), l.raw()), (addr, 3));
         assert_eq!((&x[..]).into_unchecked_arg().raw(), addr);
         assert_eq!(x.as_ptr().into_unchecked_arg().raw(), addr);
         assert_eq!(x.as_mut_ptr().into_unchecked_arg().raw(), addr);
         let mut word = 7u64;
         let addr = &word as *const u64 as u64;
-        assert_eq!((&mut word).into_arg().raw(), addr);
+        let (a, l) = (&mut word).into_buffer();
+        assert_eq!((a.raw(), l.raw()), (addr, 8), "the length is in bytes");
         assert_eq!(Arg::NONE.raw(), 0);
     }
 
@@ -904,13 +957,13 @@ mod tests {
         let before = big.clone();
         let s = &mut big[PAGE - 3..2 * PAGE + 5];
         let addr = s.as_ptr() as u64;
-        assert_eq!(s.into_arg().raw(), addr);
+        assert_eq!(s.into_buffer().0.raw(), addr);
         assert_eq!(big, before);
         let s = &big[1..PAGE + 1];
         assert_eq!(s.into_unchecked_arg().raw(), big.as_ptr() as u64 + 1);
         assert_eq!(big, before);
         let empty: &mut [u8] = &mut [];
-        let _ = empty.into_arg();
+        assert_eq!(empty.into_buffer().1.raw(), 0);
         // Padding is moved as MaybeUninit, never read as an integer.
         #[repr(C)]
         struct Padded(u8, u32);

@@ -15,14 +15,13 @@ fn detect_says_absent_on_a_plain_machine() {
 fn calls_fail_cleanly_without_the_vmm() {
     assert_eq!(call!("hello", rbx = 5), Err(Error::NotPresent));
     let mut buf = [0u8; 4];
-    // The length first: `buf` stays lent to the VMM until the call returns.
+    // A buffer goes with its length, in the register pair named.
     assert_eq!(
-        call!("get_status", rcx = buf.len(), rbx = &mut buf),
+        call!("get_status", (rbx, rcx) = &mut buf),
         Err(Error::NotPresent)
     );
-    let len = buf.len();
     assert_eq!(
-        call!("get_status", rbx = &mut buf[..], rcx = len),
+        call!("get_status", rdx = 1u8, (rbx, rcx) = &mut buf[..2]),
         Err(Error::NotPresent)
     );
     let data = [1u8, 2, 3, 4];

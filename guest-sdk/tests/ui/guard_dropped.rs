@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 fn main() {
     let m = Mutex::new([0u8; 16]);
-    let _ = call!("get_status", rbx = &mut *m.lock().unwrap(), rcx = 16);
+    let _ = call!("get_status", (rbx, rcx) = &mut *m.lock().unwrap());
     let mut guard = m.lock().unwrap();
-    let _ = call!("get_status", rbx = &mut *guard, rcx = { drop(guard); 16 });
+    let _ = call!("get_status", (rbx, rcx) = &mut *guard, rdx = { drop(guard); 16 });
 }

@@ -5,11 +5,11 @@ use guest_sdk::call;
 
 fn main() {
     let mut flag = false;
-    let _ = call!("hello_fill", rbx = &mut flag, rcx = 1, rdx = 2);
+    let _ = call!("hello_fill", (rbx, rcx) = &mut flag, rdx = 2);
     let mut text = String::from("hello");
-    let _ = call!("hello_fill", rbx = text.as_mut_str(), rcx = 5, rdx = 0xff);
+    let _ = call!("hello_fill", (rbx, rcx) = text.as_mut_str(), rdx = 0xff);
     let mut name: &'static str = "hello";
-    let _ = call!("hello_fill", rbx = &mut name, rcx = 8, rdx = 1);
+    let _ = call!("hello_fill", (rbx, rcx) = &mut name, rdx = 1);
     let mut v = vec![0u8; 16];
-    let _ = call!("get_status", rbx = &mut v, rcx = 16);
+    let _ = call!("get_status", (rbx, rcx) = &mut v);
 }

@@ -4,7 +4,7 @@ use guest_sdk::call;
 
 fn main() {
     let buf = [0u8; 16];
-    let _ = call!("get_status", rbx = &buf, rcx = 16);
+    let _ = call!("get_status", (rbx, rcx) = &buf);
     let slice: &[u8] = &buf;
-    let _ = call!("get_status", rbx = slice, rcx = 16);
+    let _ = call!("get_status", (rbx, rcx) = slice);
 }

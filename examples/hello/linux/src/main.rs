@@ -77,8 +77,7 @@ fn fresh_buffer() -> bool {
     let map = fresh_mapping(3 * 4096);
     // Straddle two untouched pages.
     let buf = &mut map[4096 - 100..4096 + 200];
-    let len = buf.len();
-    let r = drained(|| call!("hello_fill", rbx = &mut *buf, rcx = len, rdx = 0x5Au8));
+    let r = drained(|| call!("hello_fill", (rbx, rcx) = &mut *buf, rdx = 0x5Au8));
     let ok = r == Ok(300) && buf.iter().all(|&b| b == 0x5A) && map[4096 - 101] == 0;
     println!(
         "fresh mmap buffer: {} ({r:?})",

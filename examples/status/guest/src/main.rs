@@ -13,10 +13,8 @@ fn main() -> Result<(), Error> {
         call!("ping")?;
     }
     let mut small = [0u8; 8];
-    // The buffer stays lent to the VMM for the whole call: take its length
-    // first.
-    let len = small.len();
-    let full = call!("get_status", rbx = &mut small, rcx = len)? as usize;
+    // The buffer goes with its length: RBX = address, RCX = 8.
+    let full = call!("get_status", (rbx, rcx) = &mut small)? as usize;
     println!(
         "status: {full} bytes, first {} = {:?}",
         small.len(),
@@ -27,8 +25,7 @@ fn main() -> Result<(), Error> {
         return Err(Error::Invalid);
     }
     let mut buf = [0u8; 1024];
-    let len = buf.len();
-    let n = call!("get_status", rbx = &mut buf, rcx = len)? as usize;
+    let n = call!("get_status", (rbx, rcx) = &mut buf)? as usize;
     let text = core::str::from_utf8(buf.get(..n.min(buf.len())).unwrap_or(&[]))
         .map_err(|_| Error::Invalid)?;
     println!("{text}");
