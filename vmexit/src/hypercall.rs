@@ -15,8 +15,12 @@
 //!   QEMU's TCG does not implement NRIPS, so the fallback is needed.
 //!
 //! A guest that executes the other vendor's instruction (`VMCALL` on AMD,
-//! `VMMCALL` on Intel) gets `#UD`; a VMM that intercepts `#UD` can read the
-//! bytes at RIP and recognise either one with [`hypercall_instruction`].
+//! `VMMCALL` on Intel) gets `#UD`. A VMM that intercepts `#UD` hands the
+//! exit to [`handle_ud`] with the instruction's linear address
+//! ([`code_address`]): it fetches the 3 bytes there with the guest's
+//! privilege and, for either hypercall instruction, runs the call as
+//! [`handle_hypercall`] would (KVM does the same); any other `#UD` is the
+//! guest's own, and the VMM injects it back unchanged.
 //!
 //! ```
 //! use vmexit::{handle_hypercall, svm_insn_len, Exit, SvmExitFields};
@@ -36,7 +40,7 @@
 
 use crate::Vendor;
 use vmmcall::abi::{HYPERCALL_INSN_LEN, VMCALL_BYTES, VMMCALL_BYTES};
-use vmmcall::{Outcome, Registry, Vcpu};
+use vmmcall::{GuestAddr, Outcome, Registry, Vcpu};
 
 /// The longest x86 instruction, in bytes. An instruction length outside
 /// `1..=MAX_INSN_LEN` is not a real one.
@@ -152,5 +156,109 @@ pub fn hypercall_instruction(bytes: &[u8]) -> Option<Vendor> {
         Some(Vendor::Amd)
     } else {
         None
+    }
+}
+
+/// The linear address of the instruction at `rip`: `rip` itself in 64-bit
+/// mode (`in_64bit_mode`: EFER.LMA and CS.L), else `CS.base + rip`
+/// truncated to 32 bits, as the processor forms it (Intel SDM Vol. 3A
+/// §3.4.4; AMD APM Vol. 2 §4.12). SVM: CS.L is VMCB `CS.attrib` bit 9;
+/// VMX: `GUEST_CS_AR_BYTES` bit 13 and the "IA-32e mode guest" entry
+/// control.
+pub const fn code_address(rip: u64, cs_base: u64, in_64bit_mode: bool) -> u64 {
+    if in_64bit_mode {
+        rip
+    } else {
+        cs_base.wrapping_add(rip) & 0xFFFF_FFFF
+    }
+}
+
+/// The cross-vendor half of the ABI: decide a `#UD` exit.
+///
+/// Fetches 3 bytes at `code_address` (the faulting instruction's linear
+/// address, see [`code_address`]) through the vCPU, with the caller's
+/// privilege. If they are `VMCALL` or `VMMCALL` ([`hypercall_instruction`]),
+/// the hypercall runs as [`handle_hypercall`] runs it, with a 3-byte
+/// instruction, and the result says how far to advance RIP. Otherwise
+/// (any other instruction, or bytes the guest cannot read) it returns
+/// `None` and touches nothing: the `#UD` is the guest's own, and the VMM
+/// injects it back unchanged.
+///
+/// ```
+/// use vmmcall::{abi::VMCALL_BYTES, mock::MockVcpu, Registry};
+///
+/// let registry = Registry::new(&[]).unwrap();
+/// let mut vcpu = MockVcpu::new();
+/// vcpu.map(0x1000, true, false).poke(0x1000, &VMCALL_BYTES);
+/// vcpu.regs.rax = 77; // on AMD, the Intel instruction: still a hypercall
+/// let done = vmexit::handle_ud(&registry, &mut vcpu, 0x1000).unwrap();
+/// assert_eq!((done.rip_advance, vcpu.regs.rax), (3, vmmcall::Error::NoSys.to_rax()));
+/// vcpu.poke(0x1000, &[0x0F, 0x0B, 0x90]); // UD2: the guest's own #UD
+/// assert_eq!(vmexit::handle_ud(&registry, &mut vcpu, 0x1000), None);
+/// ```
+#[inline]
+pub fn handle_ud<V: Vcpu + ?Sized>(
+    registry: &Registry<'static>,
+    vcpu: &mut V,
+    code_address: u64,
+) -> Option<HypercallDone> {
+    let mut bytes = [0u8; 3];
+    vcpu.as_dyn_vcpu()
+        .read_linear(GuestAddr(code_address), &mut bytes)
+        .ok()?;
+    hypercall_instruction(&bytes)?;
+    Some(handle_hypercall(registry, vcpu, HYPERCALL_INSN_LEN))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vmmcall::mock::MockVcpu;
+
+    #[test]
+    fn code_address_is_cs_base_plus_rip_outside_64_bit_mode() {
+        assert_eq!(
+            code_address(0xffff_8000_0000_1000, 0x1234, true),
+            0xffff_8000_0000_1000
+        );
+        assert_eq!(code_address(0x100, 0xF_0000, false), 0xF_0100);
+        // 32-bit wrap, as the processor forms linear addresses there.
+        assert_eq!(code_address(0x10, 0xFFFF_FFF8, false), 0x8);
+        assert_eq!(code_address(u64::MAX, u64::MAX, false), 0xFFFF_FFFE);
+    }
+
+    #[test]
+    fn ud_runs_either_instruction_and_nothing_else() {
+        let registry = Registry::new(&[]).unwrap();
+        let mut vcpu = MockVcpu::new();
+        vcpu.map(0x1000, true, false);
+        for bytes in [VMCALL_BYTES, VMMCALL_BYTES] {
+            vcpu.poke(0x1000, &bytes);
+            vcpu.regs.rax = 99;
+            let done = handle_ud(&registry, &mut vcpu, 0x1000).unwrap();
+            assert_eq!(done.rip_advance, 3);
+            assert_eq!(vcpu.regs.rax, vmmcall::Error::NoSys.to_rax());
+        }
+        // UD2, a near miss, an unreadable page, bytes across the end of
+        // what the guest can read, and a supervisor page at CPL 3: the
+        // guest's own #UD, RAX untouched.
+        for (addr, bytes) in [
+            (0x1000, &[0x0F, 0x0B, 0x00][..]),
+            (0x1000, &[0x0F, 0x01, 0xC2][..]),
+            (0x5000, &[][..]),
+            (0x1FFE, &[0x0F, 0x01][..]),
+        ] {
+            if !bytes.is_empty() {
+                vcpu.poke(addr, bytes);
+            }
+            vcpu.regs.rax = 7;
+            assert_eq!(handle_ud(&registry, &mut vcpu, addr), None, "{addr:#x}");
+            assert_eq!(vcpu.regs.rax, 7);
+        }
+        vcpu.map(0x3000, false, false).poke(0x3000, &VMMCALL_BYTES);
+        vcpu.cpl = 3;
+        assert_eq!(handle_ud(&registry, &mut vcpu, 0x3000), None);
+        vcpu.cpl = 0;
+        assert!(handle_ud(&registry, &mut vcpu, 0x3000).is_some());
     }
 }

@@ -17,8 +17,9 @@
 //!   ([`Exit::from_vmx`], [`Exit::from_svm`]), with a human-readable name
 //!   for "unhandled exit" diagnostics.
 //! - [`hypercall`]: [`handle_hypercall`] and the RIP-advance rules
-//!   ([`vmx_insn_len`], [`svm_insn_len`]), plus [`hypercall_instruction`]
-//!   for the cross-vendor `#UD` path.
+//!   ([`vmx_insn_len`], [`svm_insn_len`]), plus [`handle_ud`] (with
+//!   [`code_address`] and [`hypercall_instruction`]) for the cross-vendor
+//!   `#UD` path.
 //!
 //! Every decoder is total: any raw value, including guest-influenced ones
 //! and values from future processors, decodes to a documented result
@@ -59,8 +60,8 @@ pub use exit::{
     vendor_code_name, Exit, IoExit, NestedAccess, SvmExitFields, VirtInsn, VmxExitFields,
 };
 pub use hypercall::{
-    handle_hypercall, hypercall_instruction, svm_insn_len, svm_insn_len_or, vmx_insn_len,
-    HypercallDone,
+    code_address, handle_hypercall, handle_ud, hypercall_instruction, svm_insn_len,
+    svm_insn_len_or, vmx_insn_len, HypercallDone,
 };
 
 /// The processor vendor whose virtualization extension produced an exit.

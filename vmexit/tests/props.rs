@@ -1,5 +1,7 @@
 //! Property tests: decoding arbitrary raw values never panics, unknown
-//! values are kept, and known values round-trip.
+//! values are kept, and known values round-trip; and the hypercall route
+//! (`handle_hypercall`) against a model of docs/ABI.md whose answers are
+//! spelled out as numbers.
 
 use proptest::prelude::*;
 use vmexit::svm::{ExitIntInfo, IoioInfo, NpfErrorCode, SvmExitCode};
@@ -184,12 +186,17 @@ proptest! {
         }
     }
 
+    /// The hypercall route against a model of docs/ABI.md for this
+    /// registry (one ring-0 handler, `echo`, number 1: the length of the
+    /// name at RBX, read into 64 bytes) and the RIP-advance rule of
+    /// `handle_hypercall` (a length outside 1..=15 becomes 3).
     #[test]
-    fn handle_hypercall_never_panics(
+    fn handle_hypercall_matches_the_model(
         rax in prop_oneof![0u64..4, any::<u64>()],
-        rbx in prop_oneof![Just(0x3000u64), any::<u64>()],
+        rbx in prop_oneof![Just(0x3000u64), 0x2ff0u64..0x4010, any::<u64>()],
         cpl in 0u8..4,
-        len in any::<u64>(),
+        len in prop_oneof![0u64..20, any::<u64>()],
+        other in any::<[u64; 8]>(),
     ) {
         let reg = Registry::new(&HANDLERS).unwrap();
         let mut vcpu = MockVcpu::new();
@@ -198,12 +205,26 @@ proptest! {
         vcpu.cpl = cpl;
         vcpu.regs.rax = rax;
         vcpu.regs.rbx = rbx;
+        [vcpu.regs.rcx, vcpu.regs.rdx, vcpu.regs.rsi, vcpu.regs.rdi,
+         vcpu.regs.r8, vcpu.regs.r9, vcpu.regs.r14, vcpu.regs.r15] = other;
+        let before = vcpu.regs;
+        // The page at 0x3000 holds "echo" and then zeros; nothing else is
+        // mapped. -EPERM is -1, -EFAULT -14, -ENOSYS -38 (docs/ABI.md).
+        let on_page = (0x3000..0x4000).contains(&rbx);
+        let want = match rax {
+            0 => u64::from(rbx == 0x3000),
+            1 if cpl != 0 => 0xFFFF_FFFF_FFFF_FFFF,
+            1 if on_page => 4u64.saturating_sub(rbx - 0x3000),
+            1 => 0xFFFF_FFFF_FFFF_FFF2,
+            _ => 0xFFFF_FFFF_FFFF_FFDA,
+        };
+        let want_len = if (1..=15).contains(&len) { len } else { 3 };
         let done = handle_hypercall(&reg, &mut vcpu, len);
-        prop_assert!((1..=15).contains(&done.rip_advance));
+        prop_assert_eq!(vcpu.regs.rax, want, "RAX {:#x} RBX {:#x} CPL {}", rax, rbx, cpl);
+        prop_assert_eq!(vcpu.regs, vmmcall::GuestRegs { rax: want, ..before }, "only RAX changes");
+        prop_assert_eq!(done.rip_advance, want_len);
+        prop_assert_eq!(done.next_rip(u64::MAX - 1), want_len.wrapping_sub(2));
         prop_assert_eq!(done.outcome.number, rax);
-        match done.outcome.result {
-            Ok(v) => prop_assert_eq!(vcpu.regs.rax, v),
-            Err(e) => prop_assert_eq!(vcpu.regs.rax, e.to_rax()),
-        }
+        prop_assert_eq!(done.stop(), None);
     }
 }

@@ -59,7 +59,9 @@ impl VerdictSecret {
         let value = line
             .split(|&b| b == b' ' || b == b'\t')
             .find_map(|word| word.strip_prefix(VERDICT_WORD))?;
-        if value.is_empty() || value.len() > MAX_SECRET || !value.iter().all(u8::is_ascii_alphanumeric)
+        if value.is_empty()
+            || value.len() > MAX_SECRET
+            || !value.iter().all(u8::is_ascii_alphanumeric)
         {
             return None;
         }
@@ -471,7 +473,9 @@ mod tests {
 
     #[test]
     fn verdict_secret_from_the_command_line() {
-        let s = |t: &[u8]| VerdictSecret::from_cmdline(t).map(|v| std::string::String::from(v.as_str()));
+        let s = |t: &[u8]| {
+            VerdictSecret::from_cmdline(t).map(|v| std::string::String::from(v.as_str()))
+        };
         assert_eq!(s(b"verdict=abc123").as_deref(), Some("abc123"));
         assert_eq!(s(b"/boot/vmm quiet verdict=Z9 x=1").as_deref(), Some("Z9"));
         assert_eq!(s(b"verdict=first verdict=second").as_deref(), Some("first"));
@@ -482,7 +486,15 @@ mod tests {
         assert_eq!(s(&line).map(|v| v.len()), Some(MAX_SECRET));
         line.push(b'a');
         assert_eq!(s(&line), None, "too long");
-        for bad in [&b""[..], b"verdict=", b"verdict=a-b", b"verdict=\xff", b"xverdict=abc", b"verdict", b"\0verdict=abc"] {
+        for bad in [
+            &b""[..],
+            b"verdict=",
+            b"verdict=a-b",
+            b"verdict=\xff",
+            b"xverdict=abc",
+            b"verdict",
+            b"\0verdict=abc",
+        ] {
             assert_eq!(s(bad), None, "{bad:?}");
         }
         let v = VerdictSecret::from_cmdline(b"verdict=hidden").unwrap();
@@ -502,13 +514,21 @@ mod tests {
         put(&mut m, 0x310, &1u32.to_le_bytes());
         put(&mut m, 0x400, b"verdict=f00d\0");
         let info = parse_pvh(&Bytes(m.clone()), 0x100).unwrap();
-        assert_eq!(info.verdict.map(|v| std::string::String::from(v.as_str())).as_deref(), Some("f00d"));
+        assert_eq!(
+            info.verdict
+                .map(|v| std::string::String::from(v.as_str()))
+                .as_deref(),
+            Some("f00d")
+        );
         // A command line that runs off the end of memory, unterminated:
         // read up to there.
         let mut short = m.clone();
         short.truncate(0x400 + 12);
         assert_eq!(
-            parse_pvh(&Bytes(short), 0x100).unwrap().verdict.map(|v| v.len()),
+            parse_pvh(&Bytes(short), 0x100)
+                .unwrap()
+                .verdict
+                .map(|v| v.len()),
             Some(4)
         );
         // No command line (0), or one that is unreadable.
@@ -537,11 +557,21 @@ mod tests {
         put(&mut m, 84, &8u32.to_le_bytes());
         put(&mut m, 0, &88u32.to_le_bytes());
         let info = parse_multiboot2(&Bytes(m.clone()), 0).unwrap();
-        assert_eq!(info.verdict.map(|v| std::string::String::from(v.as_str())).as_deref(), Some("s3cr3t"));
+        assert_eq!(
+            info.verdict
+                .map(|v| std::string::String::from(v.as_str()))
+                .as_deref(),
+            Some("s3cr3t")
+        );
         // The tag's size bounds the string even without a NUL.
         put(&mut m, 16, b"verdict=abcdEFGHIJKLMNOP");
         let info = parse_multiboot2(&Bytes(m), 0).unwrap();
-        assert_eq!(info.verdict.map(|v| std::string::String::from(v.as_str())).as_deref(), Some("abcdEFGHI"));
+        assert_eq!(
+            info.verdict
+                .map(|v| std::string::String::from(v.as_str()))
+                .as_deref(),
+            Some("abcdEFGHI")
+        );
     }
 
     #[test]

@@ -5,9 +5,11 @@
 //! the seed's `Hello BitVisor!, arg1 = 5`). A spin lock keeps lines whole.
 //!
 //! A guest can make the VMM log at will (every `-EFAULT` names the bad
-//! address at `Warn`), so log records below `Error` share a budget of
-//! [`LOG_BUDGET`] lines; past it they are counted, not printed, after one
-//! line saying so. Otherwise a hostile guest could bury the console (and
+//! address at `Warn`, within vmmcall's own budget,
+//! [`vmmcall::budget::GUEST_LOG`]; the run loop logs refused ports and
+//! MSRs), so log records below `Error` share a budget of [`LOG_BUDGET`]
+//! lines ([`vmmcall::budget::Budget`]); past it they are counted, not
+//! printed, after one line saying so. Otherwise a hostile guest could bury the console (and
 //! slow the VMM to the speed of the UART): the hostile example's storm made
 //! 22,826 warning lines in 100,000 calls. Handlers' own output
 //! ([`println!`](crate::println), which any `user` handler such as the
@@ -23,9 +25,9 @@
 //! console keeps working.
 
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Mutex;
 use vmmcall::baremetal::Com1;
+use vmmcall::budget::{Budget, Spend};
 
 static LOCK: Mutex<()> = Mutex::new(());
 
@@ -57,23 +59,21 @@ pub fn print_always(args: fmt::Arguments<'_>) {
 pub const PRINT_BUDGET: u64 = 256;
 
 /// Handler lines seen so far, printed or not.
-static PRINTED: AtomicU64 = AtomicU64::new(0);
+static PRINTED: Budget = Budget::new(PRINT_BUDGET);
 
 /// How many handler lines the budget kept off the console.
 pub fn suppressed_prints() -> u64 {
-    PRINTED.load(Ordering::Relaxed).saturating_sub(PRINT_BUDGET)
+    PRINTED.suppressed()
 }
 
 /// Print formatted text for a handler, within [`PRINT_BUDGET`].
 pub fn print_fmt(args: fmt::Arguments<'_>) {
-    let seen = PRINTED.fetch_add(1, Ordering::Relaxed);
-    if seen == PRINT_BUDGET {
-        print_always(format_args!(
+    match PRINTED.spend() {
+        Spend::Print => print_always(args),
+        Spend::Exhausted => print_always(format_args!(
             "vmm: [WARN] hypercall handlers printed {PRINT_BUDGET} lines: further handler output is counted, not printed\n"
-        ));
-    }
-    if seen < PRINT_BUDGET {
-        print_always(args);
+        )),
+        Spend::Suppressed => {}
     }
 }
 
@@ -98,11 +98,15 @@ macro_rules! say {
 pub const LOG_BUDGET: u64 = 64;
 
 /// Log records below `Error` seen so far, printed or not.
-static LOGGED: AtomicU64 = AtomicU64::new(0);
+static LOGGED: Budget = Budget::new(LOG_BUDGET);
 
-/// How many log records the budget kept off the console.
+/// How many log records the budgets kept off the console: this logger's,
+/// and vmmcall's own budget of the records guests cause
+/// ([`vmmcall::budget::GUEST_LOG`]), which never reach it.
 pub fn suppressed() -> u64 {
-    LOGGED.load(Ordering::Relaxed).saturating_sub(LOG_BUDGET)
+    LOGGED
+        .suppressed()
+        .saturating_add(vmmcall::budget::GUEST_LOG.suppressed())
 }
 
 struct Logger;
@@ -116,14 +120,15 @@ impl log::Log for Logger {
 
     fn log(&self, record: &log::Record<'_>) {
         if record.level() > log::Level::Error {
-            let seen = LOGGED.fetch_add(1, Ordering::Relaxed);
-            if seen == LOG_BUDGET {
-                print_always(format_args!(
-                    "vmm: [WARN] {LOG_BUDGET} log lines printed: further warnings and notes are counted, not printed\n"
-                ));
-            }
-            if seen >= LOG_BUDGET {
-                return;
+            match LOGGED.spend() {
+                Spend::Print => {}
+                Spend::Exhausted => {
+                    print_always(format_args!(
+                        "vmm: [WARN] {LOG_BUDGET} log lines printed: further warnings and notes are counted, not printed\n"
+                    ));
+                    return;
+                }
+                Spend::Suppressed => return,
             }
         }
         if self.enabled(record.metadata()) {

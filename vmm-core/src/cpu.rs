@@ -3,15 +3,9 @@
 
 use core::arch::asm;
 
-/// CPUID output registers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[allow(missing_docs)]
-pub struct Cpuid {
-    pub eax: u32,
-    pub ebx: u32,
-    pub ecx: u32,
-    pub edx: u32,
-}
+/// CPUID output registers (vmmcall's type, which its hypervisor leaves
+/// answer with).
+pub use vmmcall::cpuid::Leaf as Cpuid;
 
 /// Execute CPUID for `leaf`/`subleaf`.
 pub fn cpuid(leaf: u32, subleaf: u32) -> Cpuid {

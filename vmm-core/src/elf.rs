@@ -1,14 +1,18 @@
-//! Just enough ELF64 to load a guest: header checks and `PT_LOAD` segments.
+//! Loading a guest's ELF64 image: header checks and `PT_LOAD` segments.
 //!
-//! Field offsets follow the System V ABI (gABI "ELF Header" and "Program
-//! Header"), x86-64 supplement. Everything is bounds-checked: a malformed
-//! image is an [`ElfError`], never a panic.
+//! The parsing is the `elf` crate's (no_std, zero-alloc, fuzz-tested, every
+//! offset and size checked against the file); this module adds what a
+//! loader needs on top: an x86-64 `ET_EXEC` only, and each `PT_LOAD`
+//! segment's file bytes inside the file and its memory range without
+//! overflow. A malformed image is an [`ElfError`], never a panic.
 
 use core::fmt;
-
-const PT_LOAD: u32 = 1;
-const EM_X86_64: u16 = 62;
-const ET_EXEC: u16 = 2;
+use elf::abi::{EM_X86_64, ET_EXEC, PT_LOAD};
+use elf::endian::LittleEndian;
+use elf::file::Class;
+use elf::parse::ParseError;
+use elf::segment::SegmentTable;
+use elf::ElfBytes;
 
 /// Why an image cannot be loaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +39,19 @@ impl fmt::Display for ElfError {
     }
 }
 
+impl From<ParseError> for ElfError {
+    fn from(e: ParseError) -> Self {
+        match e {
+            ParseError::BadMagic(_)
+            | ParseError::UnsupportedElfClass(_)
+            | ParseError::UnsupportedElfEndianness(_)
+            | ParseError::UnsupportedVersion(_) => ElfError::NotElf64,
+            // Offsets, sizes and entry sizes that do not fit the file.
+            _ => ElfError::Truncated,
+        }
+    }
+}
+
 /// One `PT_LOAD` segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Segment {
@@ -52,37 +69,7 @@ pub struct Segment {
 pub struct Elf<'a> {
     file: &'a [u8],
     entry: u64,
-    phoff: usize,
-    phentsize: usize,
-    phnum: usize,
-}
-
-fn u16_at(b: &[u8], off: usize) -> Result<u16, ElfError> {
-    let s = b
-        .get(off..off.checked_add(2).ok_or(ElfError::Truncated)?)
-        .ok_or(ElfError::Truncated)?;
-    Ok(u16::from_le_bytes([
-        s.first().copied().unwrap_or(0),
-        s.get(1).copied().unwrap_or(0),
-    ]))
-}
-
-fn u32_at(b: &[u8], off: usize) -> Result<u32, ElfError> {
-    let s = b
-        .get(off..off.checked_add(4).ok_or(ElfError::Truncated)?)
-        .ok_or(ElfError::Truncated)?;
-    let mut a = [0u8; 4];
-    a.copy_from_slice(s);
-    Ok(u32::from_le_bytes(a))
-}
-
-fn u64_at(b: &[u8], off: usize) -> Result<u64, ElfError> {
-    let s = b
-        .get(off..off.checked_add(8).ok_or(ElfError::Truncated)?)
-        .ok_or(ElfError::Truncated)?;
-    let mut a = [0u8; 8];
-    a.copy_from_slice(s);
-    Ok(u64::from_le_bytes(a))
+    phdrs: Option<SegmentTable<'a, LittleEndian>>,
 }
 
 fn to_usize(v: u64) -> Result<usize, ElfError> {
@@ -92,38 +79,25 @@ fn to_usize(v: u64) -> Result<usize, ElfError> {
 impl<'a> Elf<'a> {
     /// Check the header of `file`.
     pub fn parse(file: &'a [u8]) -> Result<Self, ElfError> {
+        // ELFCLASS64, ELFDATA2LSB: anything else is not ours, whatever
+        // else is wrong with it.
         if file.get(..4) != Some(b"\x7fELF".as_slice())
             || file.get(4) != Some(&2)
             || file.get(5) != Some(&1)
         {
             return Err(ElfError::NotElf64);
         }
-        if u16_at(file, 18)? != EM_X86_64 {
+        let elf = ElfBytes::<LittleEndian>::minimal_parse(file)?;
+        if elf.ehdr.class != Class::ELF64 || elf.ehdr.e_machine != EM_X86_64 {
             return Err(ElfError::NotElf64);
         }
-        if u16_at(file, 16)? != ET_EXEC {
+        if elf.ehdr.e_type != ET_EXEC {
             return Err(ElfError::NotExecutable);
-        }
-        let entry = u64_at(file, 24)?;
-        let phoff = to_usize(u64_at(file, 32)?)?;
-        let phentsize = usize::from(u16_at(file, 54)?);
-        let phnum = usize::from(u16_at(file, 56)?);
-        if phentsize < 56 {
-            return Err(ElfError::Truncated);
-        }
-        let table = phentsize
-            .checked_mul(phnum)
-            .and_then(|n| n.checked_add(phoff))
-            .ok_or(ElfError::Truncated)?;
-        if table > file.len() {
-            return Err(ElfError::Truncated);
         }
         Ok(Elf {
             file,
-            entry,
-            phoff,
-            phentsize,
-            phnum,
+            entry: elf.ehdr.e_entry,
+            phdrs: elf.segments(),
         })
     }
 
@@ -139,17 +113,14 @@ impl<'a> Elf<'a> {
 
     /// The `PT_LOAD` segments, each checked against the file.
     pub fn segments(&self) -> impl Iterator<Item = Result<Segment, ElfError>> + '_ {
-        (0..self.phnum).filter_map(move |i| {
-            let ph = self.phoff.checked_add(i.checked_mul(self.phentsize)?)?;
-            let r = (|| {
-                if u32_at(self.file, ph)? != PT_LOAD {
-                    return Ok(None);
-                }
-                let offset = to_usize(u64_at(self.file, ph.wrapping_add(8))?)?;
-                let paddr = u64_at(self.file, ph.wrapping_add(24))?;
-                let filesz = to_usize(u64_at(self.file, ph.wrapping_add(32))?)?;
-                let memsz = u64_at(self.file, ph.wrapping_add(40))?;
-                if (filesz as u64) > memsz || paddr.checked_add(memsz).is_none() {
+        self.phdrs
+            .iter()
+            .flat_map(|table| table.iter())
+            .filter(|ph| ph.p_type == PT_LOAD)
+            .map(|ph| {
+                let offset = to_usize(ph.p_offset)?;
+                let filesz = to_usize(ph.p_filesz)?;
+                if ph.p_filesz > ph.p_memsz || ph.p_paddr.checked_add(ph.p_memsz).is_none() {
                     return Err(ElfError::BadSegment);
                 }
                 if offset
@@ -158,15 +129,13 @@ impl<'a> Elf<'a> {
                 {
                     return Err(ElfError::Truncated);
                 }
-                Ok(Some(Segment {
-                    paddr,
+                Ok(Segment {
+                    paddr: ph.p_paddr,
                     offset,
                     filesz,
-                    memsz,
-                }))
-            })();
-            r.transpose()
-        })
+                    memsz: ph.p_memsz,
+                })
+            })
     }
 
     /// The file bytes of a segment.
@@ -188,8 +157,10 @@ mod tests {
         // Header + program headers + 0x100 bytes of payload at 0x1000.
         let mut f = std::vec![0u8; 0x1100];
         f[..4].copy_from_slice(b"\x7fELF");
-        f[4] = 2;
-        f[5] = 1;
+        f[4] = 2; // ELFCLASS64
+        f[5] = 1; // ELFDATA2LSB
+        f[6] = 1; // EV_CURRENT
+        f[20..24].copy_from_slice(&1u32.to_le_bytes());
         f[16..18].copy_from_slice(&ET_EXEC.to_le_bytes());
         f[18..20].copy_from_slice(&EM_X86_64.to_le_bytes());
         f[24..32].copy_from_slice(&0x20_0000u64.to_le_bytes());
@@ -229,6 +200,25 @@ mod tests {
     #[test]
     fn rejects_bad_images() {
         assert_eq!(Elf::parse(b"\x7fELF").err(), Some(ElfError::NotElf64));
+        assert_eq!(
+            Elf::parse(b"\x7fELF\x02\x01").err(),
+            Some(ElfError::Truncated)
+        );
+        let mut f = image(&[]);
+        f[6] = 0; // EI_VERSION
+        assert_eq!(Elf::parse(&f).err(), Some(ElfError::NotElf64));
+        let mut f = image(&[]);
+        f[5] = 2; // big-endian
+        assert_eq!(Elf::parse(&f).err(), Some(ElfError::NotElf64));
+        let mut f = image(&[]);
+        f[4] = 1; // ELF32
+        assert_eq!(Elf::parse(&f).err(), Some(ElfError::NotElf64));
+        let mut f = image(&[]);
+        f[18] = 3; // EM_386
+        assert_eq!(Elf::parse(&f).err(), Some(ElfError::NotElf64));
+        let mut f = image(&[]);
+        f[54] = 32; // phentsize of ELF32
+        assert_eq!(Elf::parse(&f).err(), Some(ElfError::Truncated));
         assert_eq!(Elf::parse(&[]).err(), Some(ElfError::NotElf64));
         let mut f = image(&[]);
         f[16] = 3; // ET_DYN

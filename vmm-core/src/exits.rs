@@ -176,9 +176,9 @@ pub trait Backend {
 }
 
 /// RFLAGS.TF.
-const RFLAGS_TF: u64 = 1 << 8;
+const RFLAGS_TF: u64 = x86::bits64::rflags::RFlags::FLAGS_TF.bits();
 /// DR6.BS (single step), with DR6's always-one bits.
-const DR6_BS: u64 = 0xFFFF_0FF0 | (1 << 14);
+const DR6_BS: u64 = 0xFFFF_0FF0 | x86::debugregs::Dr6::BS.bits() as u64;
 
 /// Move the guest past an instruction the VMM emulated or skipped, as
 /// executing it would: RIP to `next` (the backend also ends an STI / MOV SS
@@ -397,22 +397,21 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
             }
             Exit::Exception { vector: UD, .. } => {
                 // The other vendor's hypercall instruction raises #UD: run
-                // it as a hypercall (KVM does the same). Anything else is
+                // it as a hypercall (vmexit::handle_ud). Anything else is
                 // the guest's own #UD and goes back to it unchanged.
-                let mut bytes = [0u8; 3];
                 let at = backend.code_address(rip);
-                let fetched = {
+                let done = {
                     let mut vcpu = backend.vcpu(regs);
-                    vmmcall::Vcpu::read_linear(&mut vcpu, vmmcall::GuestAddr(at), &mut bytes)
-                        .is_ok()
+                    vmexit::handle_ud(registry, &mut vcpu, at)
                 };
-                if fetched && vmexit::hypercall_instruction(&bytes).is_some() {
-                    let len = vmmcall::abi::HYPERCALL_INSN_LEN;
-                    if let Some(status) = hypercall(backend, regs, registry, rip, len) {
-                        return Ok(status);
+                match done {
+                    Some(done) => {
+                        step(backend, done.next_rip(rip));
+                        if let Some(status) = done.stop() {
+                            return Ok(status);
+                        }
                     }
-                } else {
-                    backend.inject_exception(UD, None);
+                    None => backend.inject_exception(UD, None),
                 }
             }
             Exit::Exception {
@@ -565,13 +564,13 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
 }
 
 /// `#DB`.
-const DB: u8 = 1;
+const DB: u8 = x86::irq::DEBUG_VECTOR;
 /// `#UD`.
-const UD: u8 = 6;
+const UD: u8 = x86::irq::INVALID_OPCODE_VECTOR;
 /// `#AC`.
-const AC: u8 = 17;
+const AC: u8 = x86::irq::ALIGNMENT_CHECK_VECTOR;
 /// `#GP`.
-const GP: u8 = 13;
+const GP: u8 = x86::irq::GENERAL_PROTECTION_FAULT_VECTOR;
 
 /// Run the hypercall at `rip` (instruction length `len`) and step over it.
 /// Returns the stop status a handler asked for, if any.
@@ -660,7 +659,7 @@ mod tests {
                 host_base: self.ram.as_ptr() as u64,
                 size: self.ram.len() as u64,
             };
-            GuestVcpu::new(regs, 0, 0, 0, 0, 0, ram)
+            GuestVcpu::new(regs, ram, 0, vmmcall::paging::PagingMode::disabled())
         }
         fn inject_exception(&mut self, vector: u8, error_code: Option<u32>) {
             self.injected.push((vector, error_code));

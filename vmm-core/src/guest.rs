@@ -142,7 +142,7 @@ fn put_u64(ram: &mut [u8], at: u64, v: u64) {
 /// initial tables. `ram` is zeroed first.
 pub fn prepare(ram: &mut [u8], image: &[u8]) -> Result<GuestStart, LoadError> {
     let size = ram.len() as u64;
-    if !((2 << 20)..=MAX_RAM).contains(&size) || size % (2 << 20) != 0 {
+    if !((2 << 20)..=MAX_RAM).contains(&size) || !size.is_multiple_of(2 << 20) {
         return Err(LoadError::BadRamSize(size));
     }
     let elf = Elf::parse(image)?;
@@ -220,7 +220,9 @@ mod tests {
         f[..4].copy_from_slice(b"\x7fELF");
         f[4] = 2;
         f[5] = 1;
+        f[6] = 1;
         f[16] = 2;
+        f[20] = 1;
         f[18] = 62;
         f[24..32].copy_from_slice(&paddr.to_le_bytes());
         f[32..40].copy_from_slice(&64u64.to_le_bytes());

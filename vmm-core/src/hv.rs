@@ -13,11 +13,13 @@
 )]
 
 use crate::cpu::Cpuid;
-use vmmcall::abi;
+use vmmcall::cpuid::HypervisorCpuid;
+pub use vmmcall::cpuid::CPUID1_ECX_HYPERVISOR;
+use x86::controlregs::Cr4;
 
-/// Bit 31 of CPUID.1:ECX: "a hypervisor is present" (reserved for this use
-/// by both vendors).
-pub const CPUID1_ECX_HYPERVISOR: u32 = 1 << 31;
+/// The hypervisor leaves (`0x4000_0000` and `0x4000_0001`): vmmcall's, with
+/// its default base and signature.
+pub const HYPERVISOR_LEAVES: HypervisorCpuid = HypervisorCpuid::new();
 /// CPUID.1:ECX.VMX (Intel SDM Vol. 3C §24.6).
 pub const CPUID1_ECX_VMX: u32 = 1 << 5;
 /// CPUID.1:ECX.XSAVE and OSXSAVE (bits 26, 27): not offered, since XCR0
@@ -108,9 +110,9 @@ pub const EXT1_EDX_ALLOWED: u32 = (LEAF1_EDX_ALLOWED & 0x0183_FBFF)
     | (1 << 31);
 
 /// CR4 bits (Intel SDM Vol. 3A §2.5) that CPUID features enable.
-const CR4_FSGSBASE: u64 = 1 << 16;
-const CR4_SMEP: u64 = 1 << 20;
-const CR4_SMAP: u64 = 1 << 21;
+const CR4_FSGSBASE: u64 = Cr4::CR4_ENABLE_FSGSBASE.bits() as u64;
+const CR4_SMEP: u64 = Cr4::CR4_ENABLE_SMEP.bits() as u64;
+const CR4_SMAP: u64 = Cr4::CR4_ENABLE_SMAP.bits() as u64;
 
 /// What shapes the guest's CPUID beyond the fixed policy: what this
 /// backend can virtualize.
@@ -156,9 +158,10 @@ pub const MAX_EXT_LEAF: u32 = 0x8000_0008;
 ///   allowed ECX/EDX features; `0x8000_0002..=0x8000_0006` (brand string,
 ///   caches): the CPU's; `0x8000_0007`: only EDX bit 8 (invariant TSC);
 ///   `0x8000_0008`: address sizes and core count, no EBX features;
-/// - leaf `0x4000_0000`: EAX = `0x4000_0001` (highest hypervisor leaf),
-///   EBX:ECX:EDX = the `vmmcall-rs` signature;
-/// - leaf `0x4000_0001`: EAX = ABI version, EBX = `"VMMC"`;
+/// - leaves `0x4000_0000..=0x4000_00FF`: [`HYPERVISOR_LEAVES`]
+///   (`vmmcall::cpuid`): EAX = `0x4000_0001` (highest hypervisor leaf),
+///   EBX:ECX:EDX = the `vmmcall-rs` signature; then EAX = ABI version,
+///   EBX = `"VMMC"`; then zeros;
 /// - every other leaf (`0x4000_0002..`, `0x8000_0009..`, above
 ///   [`MAX_BASIC_LEAF`]): all zero.
 pub fn virtual_cpuid(leaf: u32, subleaf: u32, real: Cpuid, policy: &CpuidPolicy) -> Cpuid {
@@ -219,22 +222,7 @@ pub fn virtual_cpuid(leaf: u32, subleaf: u32, real: Cpuid, policy: &CpuidPolicy)
             ..zero
         },
         0x8000_0008 => Cpuid { ebx: 0, ..real },
-        abi::CPUID_LEAF_SIGNATURE => {
-            let (ebx, ecx, edx) = abi::cpuid_signature_words();
-            Cpuid {
-                eax: abi::CPUID_LEAF_INTERFACE,
-                ebx,
-                ecx,
-                edx,
-            }
-        }
-        abi::CPUID_LEAF_INTERFACE => Cpuid {
-            eax: abi::ABI_VERSION,
-            ebx: abi::CPUID_INTERFACE_MAGIC,
-            ecx: 0,
-            edx: 0,
-        },
-        _ => zero,
+        _ => HYPERVISOR_LEAVES.answer(leaf).unwrap_or(zero),
     }
 }
 

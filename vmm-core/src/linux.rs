@@ -318,7 +318,7 @@ pub fn e820(ram: u64) -> [(u64, u64, u32); 3] {
 /// the body for the rest.
 pub fn prepare(ram: &mut [u8], bundle: &Bundle<'_>) -> Result<GuestStart, LinuxError> {
     let size = ram.len() as u64;
-    if !(MIN_RAM..=guest::MAX_RAM).contains(&size) || size % (2 << 20) != 0 {
+    if !(MIN_RAM..=guest::MAX_RAM).contains(&size) || !size.is_multiple_of(2 << 20) {
         return Err(LinuxError::BadRamSize(size));
     }
     let hdr = SetupHeader::parse(bundle.kernel)?;

@@ -71,7 +71,11 @@ pub fn build(
     host_base: u64,
     size: u64,
 ) -> Result<u64, NestedError> {
-    if size == 0 || size % LARGE_PAGE != 0 || host_base % LARGE_PAGE != 0 || size > 512 * GIB {
+    if size == 0
+        || !size.is_multiple_of(LARGE_PAGE)
+        || !host_base.is_multiple_of(LARGE_PAGE)
+        || size > 512 * GIB
+    {
         return Err(NestedError::BadLayout);
     }
     host_base.checked_add(size).ok_or(NestedError::BadLayout)?;
@@ -81,7 +85,7 @@ pub fn build(
     let mut gpa = 0u64;
     let mut pd = 0u64;
     while gpa < size {
-        if gpa % GIB == 0 {
+        if gpa.is_multiple_of(GIB) {
             pd = mem.alloc_page().ok_or(NestedError::OutOfMemory)?;
             mem.write_u64(pdpt.wrapping_add((gpa / GIB) * 8), pd | format.table());
         }

@@ -11,6 +11,12 @@
 //!   already defined" within one crate, the linker reports "duplicate
 //!   symbol" across crates.
 //!
+//! The expansion names the vmmcall crate `::vmmcall`, or the path given
+//! with `crate = PATH` (for a VMM that re-exports vmmcall, as with linkme's
+//! `#[linkme(crate = ...)]`), and asserts `vmmcall::valid_name` on the name
+//! at compile time: the name rules below are checked here for the error's
+//! position, and the library's `const fn` is the rule.
+//!
 //! The handler is also marked `#[allow(clippy::missing_const_for_fn)]`
 //! (that nursery lint would suggest `const fn`, which is refused).
 //!
@@ -23,7 +29,8 @@
 //! - attribute: missing name; name not a plain string literal (identifier,
 //!   number, byte or C string, macro call, suffixed literal); name empty,
 //!   longer than 255 bytes, containing NUL, or `get_vmmcall_number`; an
-//!   unknown option, a second name, `user` with a value, `user` twice;
+//!   unknown option, a second name, `user` with a value, `user` twice,
+//!   `crate` without a path, `crate` twice;
 //! - item: not a function (struct, static, ...);
 //! - signature: `const`, `async`, `unsafe`, `extern "..."`, generics
 //!   (type, lifetime, const), `where` clause, variadic, `self`;
@@ -118,6 +125,8 @@ struct Args {
     /// `None` if missing or not a string literal (already reported).
     name: Option<LitStr>,
     user: bool,
+    /// `crate = PATH`: where the `vmmcall` crate is (default `::vmmcall`).
+    krate: Option<syn::Path>,
     errors: Errors,
 }
 
@@ -126,6 +135,7 @@ impl Parse for Args {
         let mut args = Args {
             name: None,
             user: false,
+            krate: None,
             errors: Errors::default(),
         };
         if input.is_empty() {
@@ -149,7 +159,7 @@ impl Parse for Args {
                 };
                 args.name = parse_name(segment, at, &mut args.errors);
             } else {
-                parse_option(segment, &mut user_seen, &mut args.errors);
+                parse_option(segment, &mut user_seen, &mut args.krate, &mut args.errors);
             }
             if !input.is_empty() {
                 input.parse::<Token![,]>()?;
@@ -224,8 +234,13 @@ fn is_macro_call(segment: &TokenStream2) -> bool {
     syn::parse2::<syn::ExprMacro>(segment.clone()).is_ok()
 }
 
-/// An option after the name. `user` is the only one.
-fn parse_option(segment: TokenStream2, user_seen: &mut Option<Ident>, errors: &mut Errors) {
+/// An option after the name: `user`, or `crate = PATH`.
+fn parse_option(
+    segment: TokenStream2,
+    user_seen: &mut Option<Ident>,
+    krate: &mut Option<syn::Path>,
+    errors: &mut Errors,
+) {
     let mut tokens = segment.clone().into_iter();
     let first = tokens.next();
     let rest: TokenStream2 = tokens.collect();
@@ -241,12 +256,15 @@ fn parse_option(segment: TokenStream2, user_seen: &mut Option<Ident>, errors: &m
                 *user_seen = Some(id);
             }
         }
+        Some(proc_macro2::TokenTree::Ident(id)) if id == "crate" => {
+            parse_crate_path(&id, rest, krate, errors);
+        }
         Some(proc_macro2::TokenTree::Literal(_))
             if syn::parse2::<LitStr>(segment.clone()).is_ok() =>
         {
             errors.spanned(
                 segment,
-                "a hypercall has exactly one name; the only option after it is `user`",
+                "a hypercall has exactly one name; the options after it are `user` and `crate = PATH`",
             );
         }
         Some(_) => {
@@ -258,9 +276,34 @@ fn parse_option(segment: TokenStream2, user_seen: &mut Option<Ident>, errors: &m
             };
             errors.spanned(
                 segment,
-                format!("{shown}: the only option is `user` (callable from ring 3)"),
+                format!("{shown}: the options are `user` (callable from ring 3) and `crate = PATH` (where the vmmcall crate is)"),
             );
         }
+    }
+}
+
+/// `crate = PATH` after the `crate` keyword: `rest` is `= PATH`.
+fn parse_crate_path(
+    id: &Ident,
+    rest: TokenStream2,
+    krate: &mut Option<syn::Path>,
+    errors: &mut Errors,
+) {
+    let usage =
+        "write `crate = PATH`, the path of the vmmcall crate (e.g. `crate = my_vmm::vmmcall`)";
+    let parsed = syn::parse::Parser::parse2(
+        |input: ParseStream<'_>| {
+            input.parse::<Token![=]>()?;
+            let path = input.call(syn::Path::parse_mod_style)?;
+            Ok(path)
+        },
+        rest.clone(),
+    );
+    match parsed {
+        Ok(path) if krate.is_some() => errors.spanned(path, "`crate` is given twice"),
+        Ok(path) => *krate = Some(path),
+        Err(_) if rest.is_empty() => errors.at(id.span(), format!("`crate` needs a path: {usage}")),
+        Err(_) => errors.spanned(rest, format!("`crate` needs a path: {usage}")),
     }
 }
 
@@ -332,8 +375,10 @@ fn try_expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream
     let Args {
         name,
         user,
+        krate,
         mut errors,
     } = syn::parse2(attr)?;
+    let krate = krate.unwrap_or_else(|| syn::parse_quote!(::vmmcall));
 
     let func: ItemFn = match syn::parse2::<Item>(item)? {
         Item::Fn(f) => f,
@@ -450,7 +495,9 @@ fn try_expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream
             format!("missing hypercall name: write {USAGE}"),
         ));
     };
-    Ok(generate(&func, &name, user, ctx_ty, &reg_types, ret_ty))
+    Ok(generate(
+        &func, &name, user, &krate, ctx_ty, &reg_types, ret_ty,
+    ))
 }
 
 /// The registration for a checked function.
@@ -458,6 +505,7 @@ fn generate(
     func: &ItemFn,
     name: &LitStr,
     user: bool,
+    krate: &syn::Path,
     ctx_ty: Option<&Type>,
     reg_types: &[&Type],
     ret_ty: Option<&Type>,
@@ -484,7 +532,7 @@ fn generate(
     // The conversion path carries the parameter type's span, so a type
     // without `FromReg` is reported on that type.
     let conv = reg_types.iter().zip(&arg_idents).map(|(ty, a)| {
-        let from_reg = quote_spanned!(ty.span()=> <#ty as ::vmmcall::FromReg>::from_reg);
+        let from_reg = quote_spanned!(ty.span()=> <#ty as #krate::FromReg>::from_reg);
         quote!(#from_reg(#a)?)
     });
     // The context goes through a `let` with the declared type, spanned at
@@ -501,14 +549,14 @@ fn generate(
         // `()` goes through `IntoRet` too, without passing a unit value.
         None => quote! {
             #call;
-            ::vmmcall::IntoRet::into_ret(())
+            #krate::IntoRet::into_ret(())
         },
         Some(Type::ImplTrait(t)) => {
-            let into_ret = quote_spanned!(t.span()=> ::vmmcall::IntoRet::into_ret);
+            let into_ret = quote_spanned!(t.span()=> #krate::IntoRet::into_ret);
             quote!(#into_ret(#call))
         }
         Some(ty) => {
-            let into_ret = quote_spanned!(ty.span()=> <#ty as ::vmmcall::IntoRet>::into_ret);
+            let into_ret = quote_spanned!(ty.span()=> <#ty as #krate::IntoRet>::into_ret);
             quote!(#into_ret(#call))
         }
     };
@@ -534,19 +582,25 @@ fn generate(
         #[doc(hidden)]
         #[allow(non_upper_case_globals)]
         const #registration: () = {
+            // The library's rule, which the macro's own check above mirrors.
+            ::core::assert!(
+                #krate::valid_name(#name.as_bytes()),
+                "the #[vmmcall] macro accepted a name vmmcall::valid_name refuses"
+            );
+
             #[allow(deprecated)]
             fn __vmmcall_thunk(
-                #caller_param: &mut ::vmmcall::Caller<'_>,
-            ) -> ::core::result::Result<u64, ::vmmcall::Error> {
+                #caller_param: &mut #krate::Caller<'_>,
+            ) -> ::core::result::Result<u64, #krate::Error> {
                 #args_binding
                 #ctx_binding
                 #body
             }
 
-            #[::vmmcall::__private::linkme::distributed_slice(::vmmcall::HANDLERS)]
-            #[linkme(crate = ::vmmcall::__private::linkme)]
-            static __VMMCALL_HANDLER: ::vmmcall::Handler =
-                ::vmmcall::Handler::new(#name, #user, __vmmcall_thunk);
+            #[#krate::__private::linkme::distributed_slice(#krate::HANDLERS)]
+            #[linkme(crate = #krate::__private::linkme)]
+            static __VMMCALL_HANDLER: #krate::Handler =
+                #krate::Handler::new(#name, #user, __vmmcall_thunk);
 
             // Two hypercalls with one name define this symbol twice, and the
             // build fails: "symbol already defined" (one crate) or

@@ -1,95 +1,17 @@
 //! What a handler sees of the guest that called it.
 //!
-//! A VMM implements [`Vcpu`] for its vCPU type (registers, privilege level,
-//! guest-memory access by guest-linear address). Handlers never see the
-//! `Vcpu` directly: the dispatcher wraps it in a [`Caller`], which exposes
+//! A VMM implements [`Vcpu`] for its vCPU type (registers through
+//! [`Registers`], privilege level, guest-memory access by guest-linear
+//! address), or wraps its state in [`GuestVcpu`](crate::GuestVcpu), which
+//! does it with the guest page walker. Handlers never see the `Vcpu`
+//! directly: the dispatcher wraps it in a [`Caller`], which exposes
 //! read-only registers, checked memory access and a way to stop the guest.
 
 use crate::abi::{MAX_ARGS, NAME_BUF_LEN};
+use crate::budget::guest_log;
+use crate::regs::{Gpr, GuestRegs, Registers};
 use crate::Error;
 use core::fmt;
-
-/// The guest's general-purpose registers, in the x86 register-encoding order
-/// (RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8..R15).
-///
-/// `#[repr(C)]` so that a VMM can save and restore it from `asm!` by offset.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[allow(missing_docs)]
-pub struct GuestRegs {
-    pub rax: u64,
-    pub rcx: u64,
-    pub rdx: u64,
-    pub rbx: u64,
-    pub rsp: u64,
-    pub rbp: u64,
-    pub rsi: u64,
-    pub rdi: u64,
-    pub r8: u64,
-    pub r9: u64,
-    pub r10: u64,
-    pub r11: u64,
-    pub r12: u64,
-    pub r13: u64,
-    pub r14: u64,
-    pub r15: u64,
-}
-
-impl GuestRegs {
-    /// The five argument registers in ABI order: RBX, RCX, RDX, RSI, RDI.
-    pub const fn args(&self) -> [u64; MAX_ARGS] {
-        [self.rbx, self.rcx, self.rdx, self.rsi, self.rdi]
-    }
-
-    /// The register with the x86 encoding `index` (Intel SDM Vol. 2A
-    /// §2.1.5, Table 2-2: 0 = RAX, 1 = RCX, 2 = RDX, 3 = RBX, 4 = RSP,
-    /// 5 = RBP, 6 = RSI, 7 = RDI, 8..=15 = R8..R15), as VMX exit
-    /// qualifications name them. Only the low 4 bits of `index` count.
-    pub const fn get(&self, index: u8) -> u64 {
-        match index & 15 {
-            0 => self.rax,
-            1 => self.rcx,
-            2 => self.rdx,
-            3 => self.rbx,
-            4 => self.rsp,
-            5 => self.rbp,
-            6 => self.rsi,
-            7 => self.rdi,
-            8 => self.r8,
-            9 => self.r9,
-            10 => self.r10,
-            11 => self.r11,
-            12 => self.r12,
-            13 => self.r13,
-            14 => self.r14,
-            _ => self.r15,
-        }
-    }
-
-    /// Set the register with the x86 encoding `index` (see
-    /// [`GuestRegs::get`]).
-    pub fn set(&mut self, index: u8, value: u64) {
-        let r = match index & 15 {
-            0 => &mut self.rax,
-            1 => &mut self.rcx,
-            2 => &mut self.rdx,
-            3 => &mut self.rbx,
-            4 => &mut self.rsp,
-            5 => &mut self.rbp,
-            6 => &mut self.rsi,
-            7 => &mut self.rdi,
-            8 => &mut self.r8,
-            9 => &mut self.r9,
-            10 => &mut self.r10,
-            11 => &mut self.r11,
-            12 => &mut self.r12,
-            13 => &mut self.r13,
-            14 => &mut self.r14,
-            _ => &mut self.r15,
-        };
-        *r = value;
-    }
-}
 
 /// A guest-linear (virtual) address, as the guest passes it in a register.
 ///
@@ -184,6 +106,14 @@ pub enum MemError {
     },
     /// The guest runs in a paging mode this VMM does not walk.
     UnsupportedMode,
+    /// A write of more than [`WRITE_KEPT_PIECES`](crate::paging::WRITE_KEPT_PIECES)
+    /// pages' worth of pieces whose data would land on a paging structure
+    /// that translates the range itself (refused before anything is
+    /// written, see [`crate::paging`]).
+    OverwritesOwnTables {
+        /// The linear address of the first piece that would.
+        addr: u64,
+    },
 }
 
 impl fmt::Display for MemError {
@@ -203,6 +133,10 @@ impl fmt::Display for MemError {
                 write!(f, "range {addr:#x} + {len:#x} overflows the address space")
             }
             MemError::UnsupportedMode => write!(f, "unsupported guest paging mode"),
+            MemError::OverwritesOwnTables { addr } => write!(
+                f,
+                "a long write would overwrite, at {addr:#x}, the guest page tables that map it"
+            ),
         }
     }
 }
@@ -215,15 +149,17 @@ impl From<MemError> for Error {
 
 /// The calling vCPU, as the VMM exposes it to the dispatcher.
 ///
+/// Registers come from the [`Registers`] supertrait, wherever the VMM keeps
+/// them; the dispatcher reads RAX and the argument registers and writes
+/// RAX, nothing else.
+///
 /// Memory accesses are by guest-linear address and must apply the guest's
 /// own page tables with the caller's privilege ([`Vcpu::cpl`]), then the
 /// nested (NPT/EPT) tables. Implementations must never panic on any address
-/// or length: every failure is a [`MemError`].
-pub trait Vcpu: AsDynVcpu {
-    /// The guest's general-purpose registers as of the exit.
-    fn regs(&self) -> &GuestRegs;
-    /// Mutable access; the dispatcher writes RAX through this and nothing else.
-    fn regs_mut(&mut self) -> &mut GuestRegs;
+/// or length: every failure is a [`MemError`]. [`GuestVcpu`](crate::GuestVcpu)
+/// is such an implementation over any [`Registers`] and
+/// [`GuestPhysMemory`](crate::paging::GuestPhysMemory).
+pub trait Vcpu: Registers + AsDynVcpu {
     /// The current privilege level of the caller (0..=3).
     fn cpl(&self) -> u8;
     /// Copy `buf.len()` bytes of guest memory at `addr` into `buf`.
@@ -332,16 +268,22 @@ impl<'a> Caller<'a> {
         self.vcpu.cpl()
     }
 
-    /// The guest's registers at the call (read-only: the result goes in RAX
-    /// through the handler's return value).
-    pub fn regs(&self) -> &GuestRegs {
-        self.vcpu.regs()
+    /// One of the guest's registers at the call (read-only: the result goes
+    /// in RAX through the handler's return value).
+    #[inline]
+    pub fn gpr(&self, reg: Gpr) -> u64 {
+        self.vcpu.gpr(reg)
+    }
+
+    /// All of the guest's registers at the call, copied.
+    pub fn regs(&self) -> GuestRegs {
+        self.vcpu.snapshot()
     }
 
     /// The five argument registers, RBX, RCX, RDX, RSI, RDI.
     #[inline]
     pub fn args(&self) -> [u64; MAX_ARGS] {
-        self.vcpu.regs().args()
+        self.vcpu.args()
     }
 
     /// Read guest memory at a guest-linear address with the caller's
@@ -392,7 +334,12 @@ impl<'a> Caller<'a> {
     }
 
     fn fault(&self, e: MemError) -> Error {
-        log::warn!("vmmcall {}: guest memory: {}", self.number, e);
+        guest_log!(
+            log::Level::Warn,
+            "vmmcall {}: guest memory: {}",
+            self.number,
+            e
+        );
         Error::Fault
     }
 }

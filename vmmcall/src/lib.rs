@@ -14,6 +14,16 @@
 //!   including function 0, `get_vmmcall_number`.
 //! - [`Caller`]: what a handler sees: privilege level, registers, guest
 //!   memory by guest-linear address.
+//! - [`Registers`] and [`GuestVcpu`]: the VMM's own registers and guest
+//!   memory as a [`Vcpu`], used in place, through the guest page walker
+//!   ([`paging`]);
+//! - [`cpuid`]: the CPUID leaves guests detect the VMM by (the VMM's own
+//!   signature and base leaf); [`exit_hypercall!`]: the opt-in `exit`
+//!   hypercall; [`budget`]: output budgets against guests that flood.
+//!
+//! Scope: VMMs that see the VMCALL/VMMCALL exit themselves (not user-space
+//! VMMs on KVM, which handles VMCALL in the kernel). `docs/INTEGRATING.md`
+//! in the repository adds this crate to a VMM step by step.
 //!
 //! ```
 //! use vmmcall::vmmcall;
@@ -46,8 +56,10 @@ extern crate self as vmmcall;
 pub mod abi;
 #[cfg(feature = "baremetal")]
 pub mod baremetal;
+pub mod budget;
 #[cfg(feature = "registry")]
 mod context;
+pub mod cpuid;
 #[cfg(feature = "registry")]
 mod dispatch;
 mod error;
@@ -64,24 +76,38 @@ pub mod mock;
 pub mod paging;
 #[cfg(feature = "registry")]
 mod registry;
+#[cfg(feature = "registry")]
+pub mod regs;
+#[cfg(feature = "registry")]
+pub mod vcpu;
 
 pub use error::{decode_rax, Error};
 
 #[cfg(feature = "registry")]
-pub use context::{read_cstr, AsDynVcpu, CStrError, Caller, GuestAddr, GuestRegs, MemError, Vcpu};
+pub use context::{read_cstr, AsDynVcpu, CStrError, Caller, GuestAddr, MemError, Vcpu};
 #[cfg(feature = "registry")]
 pub use dispatch::{dispatch, Outcome};
 #[cfg(feature = "registry")]
 pub use marshal::{FromReg, IntoRet};
 #[cfg(feature = "registry")]
 pub use registry::{valid_name, Handler, HandlerFn, Registry, RegistryError, HANDLERS};
+#[cfg(feature = "registry")]
+pub use regs::{Gpr, GuestRegs, Registers};
+#[cfg(feature = "registry")]
+pub use vcpu::GuestVcpu;
 
 /// Register a function as a hypercall.
 ///
 /// ```text
-/// #[vmmcall("name")]          // callable from CPL 0 only
-/// #[vmmcall("name", user)]    // callable from any CPL
+/// #[vmmcall("name")]                      // callable from CPL 0 only
+/// #[vmmcall("name", user)]                // callable from any CPL
+/// #[vmmcall("name", crate = my_vmm::hc)]  // vmmcall re-exported as my_vmm::hc
 /// ```
+///
+/// The generated code names this crate `::vmmcall` unless `crate = PATH`
+/// says where it is: a VMM that re-exports vmmcall (`pub use vmmcall as
+/// hc;`) lets crates with handlers depend on the VMM alone, as with
+/// `linkme`'s `#[linkme(crate = ...)]`.
 ///
 /// The function may take, in order: optionally `&mut Caller` (the calling
 /// vCPU), then up to five parameters filled from RBX, RCX, RDX, RSI, RDI
@@ -90,6 +116,42 @@ pub use registry::{valid_name, Handler, HandlerFn, Registry, RegistryError, HAND
 /// those and [`Error`].
 #[cfg(feature = "registry")]
 pub use vmmcall_macros::vmmcall;
+
+/// Register the `exit` hypercall (`docs/ABI.md`, "Built-in functions"):
+/// `exit(status: u32)`, callable from any CPL, asks the VMM to stop the
+/// guest with `status` as its exit status, through
+/// [`Caller::request_stop`] (the VMM sees it in [`Outcome::stop`]).
+/// `guest_sdk`'s bare-metal runtime finishes through it.
+///
+/// Opt-in: write it once, at module level, in the VMM's crate. A VMM that
+/// registers its own `exit` cannot also write this (the duplicate name
+/// fails the build).
+///
+/// ```
+/// vmmcall::exit_hypercall!();
+///
+/// # fn main() {
+/// use vmmcall::{dispatch, mock::MockVcpu, Registry};
+/// let registry = Registry::global().unwrap();
+/// let mut vcpu = MockVcpu::new();
+/// vcpu.regs.rax = registry.lookup(b"exit").unwrap().get();
+/// vcpu.regs.rbx = 3;
+/// assert_eq!(dispatch(registry, &mut vcpu).stop, Some(3));
+/// # }
+/// ```
+#[cfg(feature = "registry")]
+#[macro_export]
+macro_rules! exit_hypercall {
+    () => {
+        const _: () = {
+            /// `exit(status)`: stop the guest with this exit status.
+            #[$crate::vmmcall("exit", user, crate = $crate)]
+            fn exit(caller: &mut $crate::Caller<'_>, status: u32) {
+                caller.request_stop(status);
+            }
+        };
+    };
+}
 
 /// Implementation details of the `#[vmmcall]` macro. Not public API.
 #[cfg(feature = "registry")]

@@ -19,6 +19,7 @@
 //! accepted at all: return an unsigned type or `Result<_, Error>`.
 
 use crate::abi;
+use crate::budget::guest_log;
 use crate::{Error, GuestAddr};
 
 /// A handler parameter type: built from one argument register.
@@ -116,7 +117,8 @@ impl IntoRet for u64 {
     #[inline]
     fn into_ret(self) -> Result<u64, Error> {
         if abi::is_error(self) {
-            log::warn!(
+            guest_log!(
+                log::Level::Warn,
                 "hypercall result {self:#x} falls in the -errno range: returning -EOVERFLOW"
             );
             Err(Error::Overflow)

@@ -21,7 +21,8 @@
 
 extern crate alloc;
 
-use crate::context::{GuestRegs, MemError, Vcpu};
+use crate::context::{MemError, Vcpu};
+use crate::regs::{Gpr, GuestRegs, Registers};
 use crate::GuestAddr;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -133,15 +134,19 @@ impl MockVcpu {
     }
 }
 
+impl Registers for MockVcpu {
+    #[inline]
+    fn gpr(&self, reg: Gpr) -> u64 {
+        self.regs.gpr(reg)
+    }
+
+    #[inline]
+    fn set_gpr(&mut self, reg: Gpr, value: u64) {
+        self.regs.set_gpr(reg, value);
+    }
+}
+
 impl Vcpu for MockVcpu {
-    fn regs(&self) -> &GuestRegs {
-        &self.regs
-    }
-
-    fn regs_mut(&mut self) -> &mut GuestRegs {
-        &mut self.regs
-    }
-
     fn cpl(&self) -> u8 {
         self.cpl
     }

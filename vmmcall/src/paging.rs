@@ -133,17 +133,24 @@
 //!   4 KiB linear-page boundaries and translate each piece. Zero-length
 //!   accesses succeed without touching memory or checking the mode. A range
 //!   whose last byte would wrap past 2^64 is [`MemError::RangeOverflow`]
-//!   before anything else. Errors name the first byte of the failing piece.
-//!   [`write_linear`] translates every piece before writing any byte and
-//!   writes through those translations, so a paging fault leaves guest
-//!   memory unchanged, and a write that overwrites the guest's own paging
-//!   structures does not change where its later pieces go. Ranges of more
-//!   than [`WRITE_KEPT_PIECES`] pieces (over 252 KiB) are translated again
-//!   piece by piece while being written: there, a write that changes the
-//!   tables its later pieces use can fail part-way. An error from
-//!   [`GuestPhysMemory::write_phys`] itself (or a guest changing its tables
-//!   concurrently) can leave earlier pieces written. On a failed
+//!   before anything else. Errors name the first byte of the failing piece
+//!   (for [`MemError::OutsideRam`], its guest-physical address). On a failed
 //!   [`read_linear`] the buffer's contents are unspecified.
+//! - **Check first, then write.** [`write_linear`] translates and checks
+//!   every piece of the range, whatever its length, before it writes any
+//!   byte: present, writable at the caller's privilege, and inside guest
+//!   RAM ([`GuestPhysMemory::check_phys`]). A write that fails has written
+//!   nothing (docs/ABI.md: a call that fails with `-EFAULT` has written no
+//!   guest memory). The bytes then go where those checks said, even when
+//!   the data overwrites the guest's own paging structures: ranges of up to
+//!   [`WRITE_KEPT_PIECES`] pieces are written through the translations
+//!   kept from the check. A longer range is translated again while it is
+//!   written, which gives the same answers unless the data lands on a
+//!   paging structure that translates the range itself; such a write is
+//!   refused before anything is written ([`MemError::OverwritesOwnTables`]).
+//!   Only a [`GuestPhysMemory`] that breaks its contract (a `write_phys`
+//!   that fails where `check_phys` succeeded) or a guest changing its
+//!   tables concurrently from another vCPU can leave a write half done.
 //! - This code never panics and never writes outside the requested range.
 
 use crate::context::{GuestAddr, MemError};
@@ -206,6 +213,31 @@ pub trait GuestPhysMemory {
     fn read_phys(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError>;
     /// Copy `data` into guest-physical memory at `gpa`.
     fn write_phys(&mut self, gpa: u64, data: &[u8]) -> Result<(), MemError>;
+
+    /// Whether [`write_phys`](GuestPhysMemory::write_phys) of `len` bytes
+    /// at `gpa` would succeed: `Ok` if all of `[gpa, gpa + len)` is guest
+    /// RAM, else [`MemError::OutsideRam`] naming `gpa`. [`write_linear`]
+    /// calls it for every piece before it writes any.
+    ///
+    /// The default reads the range in 64-byte steps through
+    /// [`read_phys`](GuestPhysMemory::read_phys) (guest RAM can be read and
+    /// written alike). An implementation whose check is cheaper than a
+    /// read, or with memory that can be read but not written, overrides it.
+    fn check_phys(&self, gpa: u64, len: usize) -> Result<(), MemError> {
+        let mut probe = [0u8; 64];
+        let mut done = 0usize;
+        while done < len {
+            let n = len.saturating_sub(done).min(probe.len());
+            let at = gpa
+                .checked_add(done as u64)
+                .ok_or(MemError::OutsideRam { gpa })?;
+            let buf = probe.get_mut(..n).ok_or(MemError::OutsideRam { gpa })?;
+            self.read_phys(at, buf)
+                .map_err(|_| MemError::OutsideRam { gpa })?;
+            done = done.saturating_add(n);
+        }
+        Ok(())
+    }
 }
 
 /// Which translation a [`PagingMode`] selects (see the module docs' table).
@@ -366,6 +398,24 @@ pub fn translate<M: GuestPhysMemory + ?Sized>(
     la: u64,
     access: Access,
 ) -> Result<u64, MemError> {
+    walk(mode, mem, la, access, &mut [NO_TABLE; 4])
+}
+
+/// In [`walk`]'s record: a level the walk did not read (above 2^52, so
+/// never the address of a table).
+const NO_TABLE: u64 = u64::MAX;
+
+/// [`translate`], also recording the guest-physical page of each paging
+/// structure the walk read (PML4, PDPT, PD, PT; `tables[i]` is the table
+/// of level `4 - i`). Levels the walk did not reach (a large page, paging
+/// off, an earlier failure) are left as the caller set them.
+fn walk<M: GuestPhysMemory + ?Sized>(
+    mode: &PagingMode,
+    mem: &M,
+    la: u64,
+    access: Access,
+    tables: &mut [u64; 4],
+) -> Result<u64, MemError> {
     match mode.kind()? {
         PagingKind::Disabled => return Ok(la),
         PagingKind::FourLevel => {}
@@ -390,7 +440,8 @@ pub fn translate<M: GuestPhysMemory + ?Sized>(
         (2, 21, Some(OFFSET_2M)),
         (1, 12, None),
     ];
-    for (level, shift, large) in levels {
+    for ((level, shift, large), slot) in levels.into_iter().zip(tables.iter_mut()) {
+        *slot = table;
         let entry = read_entry(mem, table, la.wrapping_shr(shift) & INDEX_MASK)?;
         if entry & PTE_P == 0 {
             return Err(MemError::NotPresent { addr: la, level });
@@ -515,7 +566,10 @@ fn check_range(la: u64, len: usize) -> Result<(), MemError> {
 ///
 /// Fails at once with [`MemError::RangeOverflow`] if the range's last byte
 /// would wrap past 2^64. A zero-length range yields nothing. Translation
-/// happens lazily, piece by piece, as the iterator advances.
+/// happens lazily, piece by piece, as the iterator advances. A VMM that
+/// writes guest memory through these pieces itself must collect and check
+/// all of them (and [`GuestPhysMemory::check_phys`] each) before it writes
+/// any, to keep docs/ABI.md's check-first rule; [`write_linear`] does.
 pub fn pieces<'m, M: GuestPhysMemory + ?Sized>(
     mode: &PagingMode,
     mem: &'m M,
@@ -597,16 +651,17 @@ pub fn read_linear<M: GuestPhysMemory + ?Sized>(
 pub const WRITE_KEPT_PIECES: usize = 64;
 
 /// Write `data` at guest-linear `la`, with the privilege of a user (`user`,
-/// CPL 3) or supervisor caller.
+/// CPL 3) or supervisor caller: check first, then write (module docs).
 ///
-/// Every piece is translated before any byte is written, so a paging fault
-/// (not present, reserved, supervisor, read-only, non-canonical) leaves guest
-/// memory unchanged. The bytes then go where those translations said, even
-/// if the data overwrites the guest's own paging structures (for ranges of
-/// at most [`WRITE_KEPT_PIECES`] pieces; longer ones are translated again
-/// while written, see the module docs). Zero length is `Ok` without
-/// touching memory. A failing [`GuestPhysMemory::write_phys`] may leave
-/// earlier pieces written.
+/// Every piece of the range is translated and checked (present, writable
+/// at the caller's privilege, inside guest RAM through
+/// [`GuestPhysMemory::check_phys`]) before any byte is written, whatever
+/// the length: on any error nothing is written. The bytes then go where
+/// those translations said, even if the data overwrites the guest's own
+/// paging structures; a range of more than [`WRITE_KEPT_PIECES`] pieces
+/// whose data would land on a paging structure that translates the range
+/// itself is refused with [`MemError::OverwritesOwnTables`], also before
+/// anything is written. Zero length is `Ok` without touching memory.
 pub fn write_linear<M: GuestPhysMemory + ?Sized>(
     mode: &PagingMode,
     mem: &mut M,
@@ -626,10 +681,12 @@ pub fn write_linear<M: GuestPhysMemory + ?Sized>(
         offset: 0,
         len: 0,
     };
+    // Check: every piece, whatever the length.
     let mut kept = [none; WRITE_KEPT_PIECES];
     let mut count = 0usize;
     for piece in pieces(mode, &*mem, la, len, access)? {
         let p = piece?;
+        mem.check_phys(p.gpa, p.len)?;
         if let Some(slot) = kept.get_mut(count) {
             *slot = p;
         }
@@ -647,16 +704,112 @@ pub fn write_linear<M: GuestPhysMemory + ?Sized>(
         }
         return Ok(());
     }
+    // A long range: its pieces are translated again while written. That
+    // gives the checked answers as long as no piece's data lands on a
+    // paging structure of the range's walks; refuse the write otherwise.
+    refuse_writes_over_own_tables(mode, &*mem, la, len, access)?;
     let mut done = 0usize;
     while done < len {
         let p = piece_at(mode, &*mem, la, len, done, access)?;
         let end = p.offset.saturating_add(p.len);
-        let src = data.get(p.offset..end).ok_or(MemError::RangeOverflow {
-            addr: la,
-            len: len as u64,
-        })?;
+        let src = data.get(p.offset..end).ok_or(overflow)?;
         mem.write_phys(p.gpa, src)?;
         done = end;
+    }
+    Ok(())
+}
+
+/// Bits in [`TableFilter`]: a 4096-bit filter of guest-physical pages.
+const FILTER_WORDS: usize = 64;
+
+/// A Bloom-style filter of the guest-physical pages that hold paging
+/// structures: no false negatives, rare false positives (checked exactly).
+struct TableFilter([u64; FILTER_WORDS]);
+
+impl TableFilter {
+    /// The word and bit of page `gpa` (a multiplicative hash of the frame
+    /// number, top 12 bits).
+    fn slot(gpa: u64) -> (usize, u64) {
+        let h = (gpa >> 12).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 52;
+        ((h >> 6) as usize, 1u64 << (h & 63))
+    }
+
+    fn insert(&mut self, gpa: u64) {
+        let (w, bit) = TableFilter::slot(gpa);
+        if let Some(word) = self.0.get_mut(w) {
+            *word |= bit;
+        }
+    }
+
+    fn may_contain(&self, gpa: u64) -> bool {
+        let (w, bit) = TableFilter::slot(gpa);
+        self.0.get(w).is_some_and(|word| word & bit != 0)
+    }
+}
+
+/// The paging structures the walk of the piece at `offset` reads.
+fn piece_tables<M: GuestPhysMemory + ?Sized>(
+    mode: &PagingMode,
+    mem: &M,
+    la: u64,
+    offset: usize,
+    access: Access,
+) -> Result<[u64; 4], MemError> {
+    let at = la
+        .checked_add(offset as u64)
+        .ok_or(MemError::RangeOverflow {
+            addr: la,
+            len: offset as u64,
+        })?;
+    let mut tables = [NO_TABLE; 4];
+    walk(mode, mem, at, access, &mut tables)?;
+    Ok(tables)
+}
+
+/// The offsets of the pieces of `[la, la + len)`: 0, then each 4 KiB
+/// linear-page boundary.
+fn piece_offsets(la: u64, len: usize) -> impl Iterator<Item = usize> {
+    // In 1..=4096: the bytes of the first piece (if the range is longer).
+    let first = usize::try_from(PAGE_SIZE.wrapping_sub(la & OFFSET_4K)).unwrap_or(usize::MAX);
+    (0usize..)
+        .map(move |k| match k.checked_sub(1) {
+            None => 0,
+            Some(j) => first.saturating_add(j.saturating_mul(PAGE_SIZE as usize)),
+        })
+        .take_while(move |&o| o < len)
+}
+
+/// [`MemError::OverwritesOwnTables`] if the data of some piece of the
+/// (already checked) range `[la, la + len)` lands on a guest-physical page
+/// that holds a paging structure the walk of any of its pieces reads.
+/// Three passes over the range, plus an exact pass for each page the
+/// filter cannot rule out; nothing is written.
+fn refuse_writes_over_own_tables<M: GuestPhysMemory + ?Sized>(
+    mode: &PagingMode,
+    mem: &M,
+    la: u64,
+    len: usize,
+    access: Access,
+) -> Result<(), MemError> {
+    let mut filter = TableFilter([0; FILTER_WORDS]);
+    for offset in piece_offsets(la, len) {
+        for t in piece_tables(mode, mem, la, offset, access)? {
+            if t != NO_TABLE {
+                filter.insert(t);
+            }
+        }
+    }
+    for offset in piece_offsets(la, len) {
+        let p = piece_at(mode, mem, la, len, offset, access)?;
+        let frame = p.gpa & !OFFSET_4K;
+        if !filter.may_contain(frame) {
+            continue;
+        }
+        for other in piece_offsets(la, len) {
+            if piece_tables(mode, mem, la, other, access)?.contains(&frame) {
+                return Err(MemError::OverwritesOwnTables { addr: p.la });
+            }
+        }
     }
     Ok(())
 }

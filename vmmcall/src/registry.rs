@@ -122,11 +122,38 @@ impl core::error::Error for RegistryError {}
 
 /// Whether `name` is acceptable as a hypercall name (ABI v1): 1..=255 bytes,
 /// no NUL, not the reserved `get_vmmcall_number`.
-pub fn valid_name(name: &[u8]) -> bool {
-    !name.is_empty()
-        && name.len() <= MAX_NAME_LEN
-        && !name.contains(&0)
-        && name != GET_VMMCALL_NUMBER_NAME.as_bytes()
+///
+/// This is the rule. The `#[vmmcall]` macro checks the same rule itself, to
+/// point its error at the name (a proc-macro crate cannot call this one:
+/// vmmcall depends on it), and its expansion asserts this function on the
+/// name at compile time, so the two cannot disagree unnoticed.
+pub const fn valid_name(name: &[u8]) -> bool {
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return false;
+    }
+    let mut rest = name;
+    while let [b, tail @ ..] = rest {
+        if *b == 0 {
+            return false;
+        }
+        rest = tail;
+    }
+    !bytes_eq(name, GET_VMMCALL_NUMBER_NAME.as_bytes())
+}
+
+/// `a == b`, in a `const fn`.
+const fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (mut a, mut b) = (a, b);
+    while let ([x, a_tail @ ..], [y, b_tail @ ..]) = (a, b) {
+        if *x != *y {
+            return false;
+        }
+        (a, b) = (a_tail, b_tail);
+    }
+    true
 }
 
 /// FNV-1a, 64-bit. Names are short and hashed once per lookup; FNV has no

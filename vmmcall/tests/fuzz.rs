@@ -3,12 +3,18 @@
 //! marshalling, dispatch, and the guest page walk.
 //!
 //! Each target compares the real code with a small, obviously-correct
-//! model written here from docs/ABI.md and the paging rules, on random
-//! inputs: "no panic" is necessary but not sufficient. The number of cases
+//! model written from docs/ABI.md and the paging rules (here, and in
+//! `model/`, shared with `paging.rs`), on random inputs: "no panic" is
+//! necessary but not sufficient. The models use none of the crate's logic:
+//! errno values are spelled out, the canonical check and the page walker
+//! are their own. The number of cases
 //! is `PROPTEST_CASES` (proptest's default, 256, per target when unset);
 //! `cargo xtask test` runs the default pass, `cargo xtask fuzz` runs the
 //! same targets in release mode with many more cases and random seeds.
 
+mod model;
+
+use model::{EFAULT, EINVAL, ENOSYS, EOVERFLOW, EPERM, ERANGE, FIRST_ERROR, PAGE};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use vmmcall::mock::MockVcpu;
@@ -20,8 +26,6 @@ use vmmcall::{
     dispatch, read_cstr, vmmcall, CStrError, Caller, Error, FromReg, GuestAddr, IntoRet, MemError,
     Registry,
 };
-
-const PAGE: u64 = 4096;
 
 // ------------------------------------------------------------ memory layout
 
@@ -55,7 +59,7 @@ impl Layout {
 
     /// The byte at `a` if a caller at `cpl` may read (or write) it.
     fn byte(&self, a: u64, cpl: u8, write: bool) -> Option<u8> {
-        if !GuestAddr(a).is_canonical() {
+        if !model::canonical(a) {
             return None;
         }
         let (user, writable, bytes) = self.page(a)?;
@@ -328,10 +332,6 @@ fn registry() -> &'static Registry<'static> {
     Registry::global().expect("the test's handlers form a registry")
 }
 
-fn e(err: Error) -> u64 {
-    err.to_rax()
-}
-
 /// What RAX must be, and the stop a handler must have asked for, by
 /// docs/ABI.md and the handlers' documented behaviour.
 fn dispatch_model(l: &Layout, cpl: u8, n: u64, a: [u64; 5]) -> (u64, Option<u32>) {
@@ -348,13 +348,13 @@ fn dispatch_model(l: &Layout, cpl: u8, n: u64, a: [u64; 5]) -> (u64, Option<u32>
         };
     }
     let Some(name) = usize::try_from(n - 1).ok().and_then(|i| NAMES.get(i)) else {
-        return (e(Error::NoSys), None);
+        return (ENOSYS, None);
     };
     let user = !matches!(*name, "z_kernel" | "z_stop");
     if cpl != 0 && !user {
-        return (e(Error::Permission), None);
+        return (EPERM, None);
     }
-    let inval = (e(Error::Invalid), None);
+    let inval = (EINVAL, None);
     let u = |v: u64, bits| fits(v, bits, false).is_some();
     let s = |v: u64, bits| fits(v, bits, true).is_some();
     match *name {
@@ -374,20 +374,13 @@ fn dispatch_model(l: &Layout, cpl: u8, n: u64, a: [u64; 5]) -> (u64, Option<u32>
                 None,
             )
         }
-        "z_kernel" => (
-            if a[0] >= (-4095i64) as u64 {
-                e(Error::Overflow)
-            } else {
-                a[0]
-            },
-            None,
-        ),
+        "z_kernel" => (if a[0] >= FIRST_ERROR { EOVERFLOW } else { a[0] }, None),
         "z_sum" => {
             if !u(a[1], 16) {
                 return inval;
             }
             if !l.range_ok(a[0], a[1], cpl, false) {
-                return (e(Error::Fault), None);
+                return (EFAULT, None);
             }
             (
                 (0..a[1])
@@ -401,16 +394,16 @@ fn dispatch_model(l: &Layout, cpl: u8, n: u64, a: [u64; 5]) -> (u64, Option<u32>
                 return inval;
             }
             if a[1] > 4096 {
-                return (e(Error::Range), None);
+                return (ERANGE, None);
             }
             if !l.range_ok(a[0], a[1], cpl, true) {
-                return (e(Error::Fault), None);
+                return (EFAULT, None);
             }
             (a[1], None)
         }
         "z_name" => match cstr_model(l, a[0], 256, cpl) {
             Ok(name) => (name.len() as u64, None),
-            Err(true) => (e(Error::Fault), None),
+            Err(true) => (EFAULT, None),
             Err(false) => inval,
         },
         "z_stop" => {
@@ -482,7 +475,7 @@ fn one_dispatch(
     }
     // A name in the layout, sometimes: copy a real one where RBX points.
     let name = NAMES[(regs[0] % 7) as usize];
-    if n == 0 && regs[0] % 3 == 0 && l.range_ok(g.rbx, name.len() as u64 + 1, 0, false) {
+    if n == 0 && regs[0].is_multiple_of(3) && l.range_ok(g.rbx, name.len() as u64 + 1, 0, false) {
         let rbx = g.rbx;
         vcpu.poke(rbx, name.as_bytes())
             .poke(rbx + name.len() as u64, &[0]);
@@ -510,7 +503,11 @@ fn one_dispatch(
     );
     prop_assert_eq!(out.number, n);
     prop_assert_eq!(out.stop, stop);
-    prop_assert_eq!(out.result.unwrap_or_else(Error::to_rax), want);
+    // The outcome the VMM sees says the same as RAX.
+    prop_assert_eq!(out.result.is_err(), want >= FIRST_ERROR);
+    if let Ok(v) = out.result {
+        prop_assert_eq!(v, want);
+    }
     prop_assert_eq!(
         vcpu.regs,
         vmmcall::GuestRegs {
@@ -520,8 +517,7 @@ fn one_dispatch(
         "only RAX changes"
     );
     // Memory: only a successful z_fill writes, exactly its range.
-    let filled =
-        (n == 1 && !vmmcall::abi::is_error(want)).then(|| (args[0], args[1], args[2] as u8));
+    let filled = (n == 1 && want < FIRST_ERROR).then(|| (args[0], args[1], args[2] as u8));
     for (i, p) in now.pages.iter().enumerate().filter(|_| check_memory) {
         let Some((_, _, bytes)) = p else { continue };
         let at = l.base.wrapping_add(i as u64 * PAGE);
@@ -608,7 +604,7 @@ fn ram() -> impl Strategy<Value = Vec<u8>> {
     })
 }
 
-/// The walk of SDM Vol. 3A §4.5 / docs/ABI.md, written plainly.
+/// The reference walk (`model::walk`): the guest-physical address only.
 fn walk_model(
     mode: &PagingMode,
     ram: &[u8],
@@ -616,59 +612,7 @@ fn walk_model(
     write: bool,
     user: bool,
 ) -> Result<u64, MemError> {
-    let pg = mode.cr0 & CR0_PG != 0;
-    if !pg {
-        return Ok(la);
-    }
-    if mode.cr4 & CR4_PAE == 0 || mode.efer & EFER_LMA == 0 || mode.cr4 & CR4_LA57 != 0 {
-        return Err(MemError::UnsupportedMode);
-    }
-    if !GuestAddr(la).is_canonical() {
-        return Err(MemError::NonCanonical { addr: la });
-    }
-    let maxphy = u32::from(mode.maxphyaddr.clamp(12, 52));
-    let phys_mask = (1u64 << maxphy) - 1;
-    let mut reserved = ((1u64 << 52) - 1) & !phys_mask;
-    if mode.efer & EFER_NXE == 0 {
-        reserved |= 1 << 63;
-    }
-    let mut table = mode.cr3 & phys_mask & !0xfff;
-    let (mut us, mut rw) = (true, true);
-    for level in (1..=4u8).rev() {
-        let shift = 12 + 9 * (u32::from(level) - 1);
-        let gpa = table + ((la >> shift) & 0x1ff) * 8;
-        let entry = ram
-            .get(gpa as usize..gpa as usize + 8)
-            .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
-            .ok_or(MemError::OutsideRam { gpa })?;
-        if entry & 1 == 0 {
-            return Err(MemError::NotPresent { addr: la, level });
-        }
-        let large = entry & (1 << 7) != 0 && level != 1;
-        let extra = match (level, large) {
-            (4, _) => 1 << 7,
-            (3, true) => ((1 << 30) - 1) & !((1 << 13) - 1),
-            (2, true) => ((1 << 21) - 1) & !((1 << 13) - 1),
-            _ => 0,
-        };
-        if entry & (reserved | extra) != 0 {
-            return Err(MemError::Reserved { addr: la, level });
-        }
-        us &= entry & 4 != 0;
-        rw &= entry & 2 != 0;
-        if level == 1 || (large && level != 4) {
-            if user && !us {
-                return Err(MemError::Supervisor { addr: la });
-            }
-            if write && !rw && (user || mode.cr0 & CR0_WP != 0) {
-                return Err(MemError::ReadOnly { addr: la });
-            }
-            let off = (1u64 << shift) - 1;
-            return Ok((entry & phys_mask & !0xfff & !off) | (la & off));
-        }
-        table = entry & phys_mask & !0xfff;
-    }
-    unreachable!("level 1 always returns")
+    model::walk(mode, ram, la, write, user).map(|w| w.gpa)
 }
 
 fn la() -> impl Strategy<Value = u64> {
@@ -710,48 +654,25 @@ proptest! {
             let got = translate(&mode, &ram, la, Access { write, user });
             prop_assert_eq!(got, walk_model(&mode, &ram.bytes, la, write, user), "write {}", write);
         }
-        // read_linear: every byte is the byte at its translated address.
+        // read_linear: the bytes at the translated addresses, or the
+        // error of the first byte that cannot be read.
         let mut buf = vec![0u8; len];
-        if read_linear(&mode, &ram, la, &mut buf, user).is_ok() {
-            for (i, &b) in buf.iter().enumerate() {
-                let a = la + i as u64;
-                let gpa = walk_model(&mode, &ram.bytes, a, false, user);
-                prop_assert!(gpa.is_ok(), "read {:#x} but the walk fails: {:?}", a, gpa);
-                let gpa = gpa.unwrap_or(0);
-                prop_assert_eq!(Some(&b), ram.bytes.get(gpa as usize), "byte at {:#x}", a);
+        let r = read_linear(&mode, &ram, la, &mut buf, user);
+        match model::read(&mode, &ram.bytes, la, len, user) {
+            Ok(want) => {
+                prop_assert_eq!(r, Ok(()));
+                prop_assert!(buf == want, "read_linear read other bytes");
             }
-        } else if len > 0 {
-            let wraps = la.checked_add(len as u64 - 1).is_none();
-            let some_fault = wraps
-                || (0..len as u64).step_by(1).any(|i| {
-                    walk_model(&mode, &ram.bytes, la + i, false, user)
-                        .map_or(true, |g| ram.bytes.get(g as usize).is_none())
-                });
-            prop_assert!(some_fault, "read_linear failed but every byte translates");
+            Err(e) => prop_assert_eq!(r, Err(e)),
         }
-        // write_linear: a paging fault writes nothing; a success writes the
-        // data at the addresses the walks gave before the write, even where
-        // the data overwrites the tables themselves.
-        let before = ram.bytes.clone();
-        let translations: Vec<_> = (0..len as u64)
-            .map(|i| la.checked_add(i).map(|a| walk_model(&mode, &before, a, true, user)))
-            .collect();
+        // write_linear: check first, then write. A failure writes nothing;
+        // a success writes the data at the addresses the walks gave before
+        // the write, even where the data overwrites the tables themselves.
         let data: Vec<u8> = (0..len).map(|i| (i as u8) ^ 0x5a).collect();
+        let (want_ram, want) = model::write(&mode, &ram.bytes, la, &data, user);
         let w = write_linear(&mode, &mut ram, la, &data, user);
-        let any_paging_fault = translations.iter().any(|t| !matches!(t, Some(Ok(_))));
-        match w {
-            Err(_) if any_paging_fault => prop_assert!(ram.bytes == before, "a paging fault wrote memory"),
-            Err(e) => prop_assert!(matches!(e, MemError::OutsideRam { .. }), "{:?} although every piece translates", e),
-            Ok(()) => {
-                prop_assert!(!any_paging_fault);
-                let gpas: Vec<u64> = translations.iter().filter_map(|t| t.and_then(Result::ok)).collect();
-                let mut want = before.clone();
-                for (g, d) in gpas.iter().zip(&data) {
-                    want[*g as usize] = *d;
-                }
-                prop_assert!(ram.bytes == want, "write_linear wrote something else");
-            }
-        }
+        prop_assert_eq!(w, want);
+        prop_assert!(ram.bytes == want_ram, "write_linear changed other bytes than the model ({:?})", w);
     }
 }
 

@@ -362,10 +362,13 @@ fn run_callgrind(layout: &Layout) -> Result<Option<Counts>> {
     }
     let binary = target_dir(layout).join("release/examples/dispatch_count");
     println!(
-        "instructions per call: valgrind --tool=callgrind --toggle-collect=FN {} OP N, N = {} and {}",
+        "instructions per call: valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+         '--toggle-collect=FN' {} OP N, N = {} and {}; FN = {} (dispatch), {} (lookup)",
         binary.display(),
         CALLGRIND_N,
-        2 * CALLGRIND_N
+        2 * CALLGRIND_N,
+        COUNT_OPS[0].2,
+        COUNT_OPS[3].2
     );
     let mut counts = Vec::new();
     for (label, op, toggle) in COUNT_OPS {

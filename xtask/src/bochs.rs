@@ -30,7 +30,7 @@ pub const IPS: u32 = 4_000_000;
 
 /// Emulated instructions per second for Linux runs. Linux calibrates its
 /// delay loops and timers against the PIT; at 4 M its timer interrupts
-/// come every few thousand instructions and boot crawls (PLATFORM-FACTS),
+/// come every few thousand instructions and boot crawls (measured here),
 /// while 50 M boots the cloud kernel to /init in about 30 s.
 pub const LINUX_IPS: u32 = 50_000_000;
 
@@ -70,17 +70,15 @@ pub fn cpu_model(cpu: Cpu) -> &'static str {
     }
 }
 
-/// GRUB configuration: boot at once, VMM via multiboot2, guest as module
-/// with the command line `guest`.
-pub const GRUB_CFG: &str = "\
-set timeout=0
-set default=0
-menuentry \"vmmcall\" {
-    multiboot2 /boot/vmm
-    module2 /boot/guest guest
-    boot
+/// GRUB configuration: boot at once, VMM via multiboot2 with
+/// `vmm_cmdline` (`verdict=SECRET`, see `crate::verdict`; the VMM gets it
+/// as a type-1 command-line tag), guest as module with the command line
+/// `guest`.
+pub fn grub_cfg(vmm_cmdline: &str) -> String {
+    format!(
+        "set timeout=0\nset default=0\nmenuentry \"vmmcall\" {{\n    multiboot2 /boot/vmm {vmm_cmdline}\n    module2 /boot/guest guest\n    boot\n}}\n"
+    )
 }
-";
 
 /// GRUB configuration for a Linux kernel alone (`linux` + `initrd`).
 pub fn grub_cfg_kernel(cmdline: &str) -> String {
@@ -133,7 +131,7 @@ debug: action=ignore
 }
 
 /// Creates the run directory afresh, the ISO and the Bochs configuration.
-pub fn prepare(dir: &Path, cpu: Cpu, payload: &Payload) -> Result<Files> {
+pub fn prepare(dir: &Path, cpu: Cpu, payload: &Payload, vmm_cmdline: &str) -> Result<Files> {
     if dir.exists() {
         fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
     }
@@ -148,7 +146,7 @@ pub fn prepare(dir: &Path, cpu: Cpu, payload: &Payload) -> Result<Files> {
         Payload::Vmm { vmm, module, .. } => {
             copy(vmm, "vmm")?;
             copy(module, "guest")?;
-            GRUB_CFG.to_owned()
+            grub_cfg(vmm_cmdline)
         }
         Payload::Kernel {
             kernel,
@@ -249,8 +247,9 @@ mod tests {
 
     #[test]
     fn grub_cfg_loads_vmm_and_guest() {
-        assert!(GRUB_CFG.contains("multiboot2 /boot/vmm\n"));
-        assert!(GRUB_CFG.contains("module2 /boot/guest guest\n"));
-        assert!(GRUB_CFG.starts_with("set timeout=0\nset default=0\n"));
+        let cfg = grub_cfg("verdict=ab12");
+        assert!(cfg.contains("    multiboot2 /boot/vmm verdict=ab12\n"));
+        assert!(cfg.contains("module2 /boot/guest guest\n"));
+        assert!(cfg.starts_with("set timeout=0\nset default=0\n"));
     }
 }

@@ -1,5 +1,6 @@
 //! Command-line parsing. Hand-written (a dozen options) to keep xtask free of
-//! dependencies beyond anyhow and the root `Cargo.lock` untouched.
+//! dependencies beyond anyhow and the root `Cargo.lock` untouched; why not
+//! `lexopt`: docs/DECISIONS.md, "Hand-written code where a crate exists".
 
 use std::time::Duration;
 
@@ -37,7 +38,8 @@ USAGE:
 
     cargo xtask test [--host-only | --skip-host] [--filter TEXT]
                      [--platform NAME]... [--jobs N] [--timeout SECS]
-        1. cargo test --workspace on the host,
+        1. cargo test --workspace on the host, cargo fmt and clippy, and
+           cargo package of the published crates,
         2. build the examples,
         3. boot every example on every platform (qemu-svm, bochs-vmx,
            bochs-svm), honouring `skip:` lines of examples/NAME/expect.txt,
@@ -62,13 +64,17 @@ USAGE:
         target, or rounds with fresh seeds until M minutes are used. Prints
         cases and time per target; exit status 0 only if none failed.
 
-A run succeeds only if the console shows `vmm: guest exited with status 0`,
-the emulator stopped on the VMM's request (QEMU exit code 33; Bochs
-Shutdown port), no `vmm: PANIC`/`vmm: unhandled exit` appeared, and every
+Each run passes a fresh secret to the VMM (`verdict=SECRET` on its command
+line). A run succeeds only if exactly one console line ends with the VMM's
+`[verdict SECRET]` and says `vmm: guest exited with status 0`, no other
+line claims a verdict (the guest shares the console: such a line is
+forged), the emulator stopped on the VMM's request (QEMU exit code 33;
+Bochs Shutdown port after the VMM's `vmm: verdict pass SECRET` log line),
+no `vmm: PANIC`/`vmm: guest stopped: unhandled exit` appeared, and every
 line of examples/NAME/expect.txt appeared. With `outcome: stopped` in
-expect.txt (escape attempts), the VMM must instead stop the guest: the
-console shows `vmm: guest stopped: ...`, no guest exit status, and QEMU
-exits with 35 (Bochs: Shutdown port).
+expect.txt (escape attempts), the VMM's verdict must instead be `vmm: guest
+stopped: REASON` with each `stopped:` text in REASON, QEMU exits with 35
+(Bochs: `fail`); `outcome: exited N` wants status N.
 ";
 
 /// `cargo xtask run` options.

@@ -1,7 +1,12 @@
 //! `cargo xtask fuzz`: the fuzz targets (property tests against reference
-//! models, see `vmmcall/tests/fuzz.rs` and `vmexit/tests/fuzz.rs`) in
-//! release mode, with many more cases than the bounded pass of `cargo
-//! xtask test` and a fresh seed per round.
+//! models, see `vmmcall/tests/fuzz.rs`, `vmmcall/tests/paging.rs`,
+//! `vmexit/tests/fuzz.rs` and `vmexit/tests/props.rs`) in release mode,
+//! with many more cases than the bounded pass of `cargo xtask test` and a
+//! fresh seed per round.
+//!
+//! The bounded pass ([`test_pass`]) runs the same targets inside `cargo
+//! test --workspace` with [`TEST_CASES`] cases each and one seed, printed
+//! first so that a failure in CI can be reproduced.
 //!
 //! Each target is one proptest in the host workspace. A round runs it once
 //! with `PROPTEST_CASES=N` and `PROPTEST_RNG_SEED=S` (proptest reads both);
@@ -32,7 +37,7 @@ pub struct Target {
 }
 
 /// Every target, in the order they run.
-pub const TARGETS: [Target; 9] = [
+pub const TARGETS: [Target; 10] = [
     Target {
         name: "name reader",
         package: "vmmcall",
@@ -67,7 +72,13 @@ pub const TARGETS: [Target; 9] = [
         name: "page walk, random tables",
         package: "vmmcall",
         test: "paging",
-        function: "random_tables_never_panic",
+        function: "random_tables_match_the_model",
+    },
+    Target {
+        name: "page walk, long writes",
+        package: "vmmcall",
+        test: "paging",
+        function: "long_writes_match_the_model",
     },
     Target {
         name: "exit decoding: VMX",
@@ -85,12 +96,31 @@ pub const TARGETS: [Target; 9] = [
         name: "hypercall route",
         package: "vmexit",
         test: "props",
-        function: "handle_hypercall_never_panics",
+        function: "handle_hypercall_matches_the_model",
     },
 ];
 
 /// Cases per round when `--cases` is not given.
 pub const DEFAULT_CASES: u64 = 20_000;
+
+/// Cases per target in the bounded pass of `cargo xtask test` (debug build;
+/// proptest's default is 256).
+pub const TEST_CASES: u64 = 1024;
+
+/// The environment of the bounded fuzz pass in `cargo xtask test`:
+/// `PROPTEST_CASES` and `PROPTEST_RNG_SEED`, each kept from the caller's
+/// environment if set there (to reproduce a run), else [`TEST_CASES`] and
+/// a fresh seed. Printed by the caller before the tests run.
+pub fn test_pass(env: impl Fn(&str) -> Option<String>) -> [(&'static str, String); 2] {
+    let cases = env("PROPTEST_CASES").unwrap_or_else(|| TEST_CASES.to_string());
+    let seed = env("PROPTEST_RNG_SEED").unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_secs())
+            .to_string()
+    });
+    [("PROPTEST_CASES", cases), ("PROPTEST_RNG_SEED", seed)]
+}
 
 /// `cargo xtask fuzz` options.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -330,6 +360,36 @@ mod tests {
         assert!(p("--cases").is_err());
         assert!(p("--minutes x").is_err());
         assert!(p("--frob").is_err());
+    }
+
+    #[test]
+    fn the_test_pass_prints_and_keeps_its_seed() {
+        let fresh = test_pass(|_| None);
+        assert_eq!(fresh[0], ("PROPTEST_CASES", TEST_CASES.to_string()));
+        assert!(fresh[1].1.parse::<u64>().is_ok());
+        let kept = test_pass(|k| Some(format!("{k}-given")));
+        assert_eq!(
+            kept[1],
+            ("PROPTEST_RNG_SEED", "PROPTEST_RNG_SEED-given".to_owned())
+        );
+    }
+
+    #[test]
+    fn every_target_is_a_test_function() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for t in TARGETS {
+            let file = root
+                .join(t.package)
+                .join("tests")
+                .join(format!("{}.rs", t.test));
+            let text = std::fs::read_to_string(&file).unwrap();
+            assert!(
+                text.contains(&format!("fn {}(", t.function)),
+                "{} has no fn {}",
+                file.display(),
+                t.function
+            );
+        }
     }
 
     #[test]

@@ -23,7 +23,8 @@ use crate::paths::{Layout, Role, IMAGE_TARGET};
 use crate::ui;
 
 /// Compiler flags of every bare-metal image, in order, before the
-/// role-specific linker script (see `docs`/PLATFORM-FACTS):
+/// role-specific linker script (docs/DECISIONS.md, "Bare-metal images on
+/// the Linux target"):
 ///
 /// - `relocation-model=static`: the images run at their link address;
 /// - `-nostartfiles -nostdlib -static -no-pie`: no C runtime, no libc, no
@@ -31,9 +32,10 @@ use crate::ui;
 /// - `--build-id=none`: no `.note.gnu.build-id` to disturb the layout
 ///   (QEMU's PVH loader reads the ELF notes);
 /// - `max-page-size=0x1000`: 4 KiB segment alignment instead of the default
-///   2 MiB, which keeps images small and addresses where the script puts them;
-/// - `--cfg vmmcall_baremetal`: selects the bare-metal code paths of the
-///   project's crates.
+///   2 MiB, which keeps images small and addresses where the script puts them.
+///
+/// The crates' bare-metal code is selected by Cargo features (`rt` of
+/// vmm-core and guest-sdk), not by a `--cfg`.
 ///
 /// The linker script comes last: `-C link-arg=-Wl,-T,<absolute path>`
 /// ([`linker_script_flags`]).
@@ -52,8 +54,6 @@ pub const BAREMETAL_RUSTFLAGS: &[&str] = &[
     "link-arg=-Wl,--build-id=none",
     "-C",
     "link-arg=-Wl,-z,max-page-size=0x1000",
-    "--cfg",
-    "vmmcall_baremetal",
 ];
 
 /// The flags selecting a linker script.
@@ -195,7 +195,7 @@ mod tests {
             vmm,
             "-C relocation-model=static -C link-arg=-nostartfiles -C link-arg=-nostdlib \
              -C link-arg=-static -C link-arg=-no-pie -C link-arg=-Wl,--build-id=none \
-             -C link-arg=-Wl,-z,max-page-size=0x1000 --cfg vmmcall_baremetal \
+             -C link-arg=-Wl,-z,max-page-size=0x1000 \
              -C link-arg=-Wl,-T,/p/vmm-core/link.ld"
         );
         assert!(rustflags(&layout, Role::Guest)

@@ -130,6 +130,13 @@ pub fn example_program_dir(layout: &Layout, example: &str) -> Option<PathBuf> {
     dir.join("Cargo.toml").is_file().then_some(dir)
 }
 
+/// Whether `example` has a Linux guest: a Linux program
+/// (`examples/NAME/linux`) or C programs (`examples/NAME/c/*.c`).
+pub fn has_linux_guest(layout: &Layout, example: &str) -> bool {
+    example_program_dir(layout, example).is_some()
+        || example_c_sources(layout, example).is_ok_and(|c| !c.is_empty())
+}
+
 /// The static programs for the initramfs.
 pub struct Programs {
     /// `vmmcall-init`.

@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-/// The Rust target every image is built for (see `docs`/PLATFORM-FACTS: the
-/// toolchain has no bare-metal target, so we link `no_std` binaries for the
-/// Linux target with our own linker scripts).
+/// The Rust target every image is built for (docs/DECISIONS.md, "Bare-metal
+/// images on the Linux target": the toolchain has no bare-metal target, so
+/// we link `no_std` binaries for the Linux target with our own linker
+/// scripts).
 pub const IMAGE_TARGET: &str = "x86_64-unknown-linux-gnu";
 
 /// Environment variable that points xtask at another project root.

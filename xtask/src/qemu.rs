@@ -11,13 +11,15 @@ use crate::platform::{Accel, Cpu, Payload};
 pub const BINARY: &str = "qemu-system-x86_64";
 
 /// The arguments booting `payload`: the VMM ELF through PVH (`-kernel`)
-/// with its module as `-initrd`, or a Linux bzImage alone (`-kernel`,
+/// with its module as `-initrd` and `vmm_cmdline` (`verdict=SECRET`, see
+/// `crate::verdict`) as `-append`, which reaches the VMM as
+/// `hvm_start_info.cmdline_paddr`; or a Linux bzImage alone (`-kernel`,
 /// `-initrd`, `-append`).
 ///
 /// The VMM stops QEMU through `isa-debug-exit` at port 0xf4 (exit code
 /// `(value << 1) | 1`); `-no-reboot` turns a triple fault into an exit
 /// instead of a reboot loop.
-pub fn args(accel: Accel, payload: &Payload) -> Vec<String> {
+pub fn args(accel: Accel, payload: &Payload, vmm_cmdline: &str) -> Vec<String> {
     let (accel, cpu) = match accel {
         Accel::Tcg => ("tcg", "qemu64,+svm,+npt"),
         Accel::Kvm => ("kvm", "host"),
@@ -46,6 +48,10 @@ pub fn args(accel: Accel, payload: &Payload) -> Vec<String> {
             a.push(vmm.display().to_string());
             a.push("-initrd".to_owned());
             a.push(module.display().to_string());
+            if !vmm_cmdline.is_empty() {
+                a.push("-append".to_owned());
+                a.push(vmm_cmdline.to_owned());
+            }
         }
         Payload::Kernel {
             kernel,
@@ -107,26 +113,29 @@ mod tests {
             module: "/g".into(),
             linux: false,
         };
-        let a = args(Accel::Tcg, &bare).join(" ");
+        let a = args(Accel::Tcg, &bare, "").join(" ");
         assert_eq!(
             a,
             "-accel tcg -cpu qemu64,+svm,+npt -m 256M -display none -serial stdio -no-reboot \
              -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel /v -initrd /g"
         );
-        let k = args(Accel::Kvm, &bare).join(" ");
+        assert!(args(Accel::Tcg, &bare, "verdict=ab12")
+            .join(" ")
+            .ends_with("-kernel /v -initrd /g -append verdict=ab12"));
+        let k = args(Accel::Kvm, &bare, "").join(" ");
         assert!(k.starts_with("-accel kvm -cpu host -m 256M"), "{k}");
         let linux = Payload::Vmm {
             vmm: "/v".into(),
             module: "/b".into(),
             linux: true,
         };
-        assert!(args(Accel::Tcg, &linux).join(" ").contains("-m 512M"));
+        assert!(args(Accel::Tcg, &linux, "").join(" ").contains("-m 512M"));
         let kernel = Payload::Kernel {
             kernel: "/k".into(),
             initrd: "/i".into(),
             cmdline: "console=ttyS0 quiet".into(),
         };
-        let k = args(Accel::Tcg, &kernel);
+        let k = args(Accel::Tcg, &kernel, "verdict=ignored");
         assert!(k
             .join(" ")
             .ends_with("-kernel /k -initrd /i -append console=ttyS0 quiet"));

@@ -99,7 +99,9 @@ pub fn boot(b: &Boot<'_>) -> Outcome {
         // several Bochs processes starting at the same moment): try once
         // more rather than blame the VMM.
         Ok(o) if o.crashed_at_start => {
-            println!("{label}: the emulator crashed at start, before any console output: retrying once");
+            println!(
+                "{label}: the emulator crashed at start, before any console output: retrying once"
+            );
             boot_inner(b, &label, prefix, stderr_prefix)
         }
         other => other,
@@ -134,6 +136,10 @@ fn boot_inner(b: &Boot<'_>, label: &str, prefix: String, stderr_prefix: String) 
         }
     }
     let run_dir = b.layout.run_dir(b.name, &b.machine.name());
+    // A fresh secret per run: only the VMM learns it (its command line),
+    // and only a verdict line carrying it counts (crate::verdict).
+    let secret = verdict::new_secret();
+    let vmm_cmdline = verdict::cmdline_word(&secret);
     let (command, console, bochs_files) = match b.machine.emulator {
         Emulator::Qemu => {
             if run_dir.exists() {
@@ -143,11 +149,11 @@ fn boot_inner(b: &Boot<'_>, label: &str, prefix: String, stderr_prefix: String) 
             std::fs::create_dir_all(&run_dir)
                 .with_context(|| format!("creating {}", run_dir.display()))?;
             let mut cmd = Command::new(qemu::BINARY);
-            cmd.args(qemu::args(b.machine.accel, &b.payload));
+            cmd.args(qemu::args(b.machine.accel, &b.payload, &vmm_cmdline));
             (cmd, ConsoleSource::Stdout, None)
         }
         Emulator::Bochs => {
-            let files = bochs::prepare(&run_dir, b.machine.cpu, &b.payload)?;
+            let files = bochs::prepare(&run_dir, b.machine.cpu, &b.payload, &vmm_cmdline)?;
             let cmd = bochs::command(&files);
             let source = ConsoleSource::File {
                 console: files.console.clone(),
@@ -195,8 +201,9 @@ fn boot_inner(b: &Boot<'_>, label: &str, prefix: String, stderr_prefix: String) 
                 timeout_secs: b.timeout.as_secs(),
                 expected: b.expected,
                 bochs_log: bochs_log.as_deref(),
+                secret: &secret,
             }),
-            verdict::guest_status(&finished.console).and_then(Result::ok),
+            verdict::guest_status(&finished.console, &secret),
         ),
         // No VMM: a measurement run. It counts if the init ran the program
         // to its end.

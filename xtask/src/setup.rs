@@ -35,7 +35,21 @@ pub enum Toolset {
     Qemu,
     /// Bochs runs (Bochs itself and the GRUB ISO tools).
     Bochs,
+    /// The C programs: `gcc -static` against `guest-sdk/include/vmmcall.h`
+    /// (the host test and the Linux guests' C programs).
+    C,
 }
+
+const C: &[Requirement] = &[
+    Requirement {
+        probe: Probe::Binary("gcc"),
+        package: "gcc",
+    },
+    Requirement {
+        probe: Probe::Path("/usr/lib/x86_64-linux-gnu/libc.a"),
+        package: "libc6-dev",
+    },
+];
 
 const QEMU: &[Requirement] = &[Requirement {
     probe: Probe::Binary("qemu-system-x86_64"),
@@ -79,6 +93,7 @@ impl Toolset {
         match self {
             Toolset::Qemu => QEMU,
             Toolset::Bochs => BOCHS,
+            Toolset::C => C,
         }
     }
 }
@@ -210,6 +225,47 @@ fn apt(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// The packages a simulated `apt-get install` (`-s`) would remove: the
+/// name on each `Remv NAME [VERSION ...]` line. Installing one package can
+/// remove another that conflicts with it (on this project's machine,
+/// `qemu-system-x86` from Debian replaced the image's newer `qemu-utils`).
+pub fn removals(simulation: &str) -> Vec<String> {
+    simulation
+        .lines()
+        .filter_map(|l| l.strip_prefix("Remv "))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Says, before installing, which packages apt-get will remove to install
+/// `packages` (asked with `apt-get install -s`, which changes nothing).
+fn warn_about_removals(packages: &[String]) {
+    let mut args = vec!["install", "-s", "--no-install-recommends"];
+    args.extend(packages.iter().map(String::as_str));
+    let simulated = Command::new("apt-get")
+        .args(&args)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .stdin(Stdio::null())
+        .output();
+    match simulated {
+        Ok(out) => {
+            let removed = removals(&String::from_utf8_lossy(&out.stdout));
+            if !removed.is_empty() {
+                println!(
+                    "setup: WARNING: installing {} makes apt-get REMOVE {} (apt-get install -s); \
+                     reinstall {} afterwards if you need {}",
+                    packages.join(" "),
+                    removed.join(" "),
+                    if removed.len() == 1 { "it" } else { "them" },
+                    if removed.len() == 1 { "it" } else { "them" },
+                );
+            }
+        }
+        Err(e) => println!("setup: could not simulate the install ({e}); installing anyway"),
+    }
+}
+
 /// Makes sure every tool of `sets` exists, installing what is missing when
 /// running as root on a Debian-like system.
 pub fn ensure(sets: &[Toolset]) -> Result<()> {
@@ -243,6 +299,7 @@ pub fn ensure(sets: &[Toolset]) -> Result<()> {
                 apt(&["update"])?;
                 APT_UPDATED.store(true, Ordering::SeqCst);
             }
+            warn_about_removals(&packages);
             let mut args = vec!["install", "-y", "--no-install-recommends"];
             args.extend(packages.iter().map(String::as_str));
             apt(&args)?;
@@ -313,6 +370,21 @@ mod tests {
     }
 
     #[test]
+    fn removals_come_from_the_simulation() {
+        // The shape of `apt-get install -s` output (apt's simulation
+        // lines: `Remv NAME [OLD VERSION]`, `Inst NAME (VERSION ...)`).
+        let simulation = "Reading package lists...\n\
+            The following packages will be REMOVED:\n  qemu-utils\n\
+            Remv qemu-utils [1:9.0.0]\n\
+            Inst qemu-system-common (1:7.2+dfsg-7+deb12u18 Debian:12.13/stable [amd64])\n\
+            Inst qemu-system-x86 (1:7.2+dfsg-7+deb12u18 Debian:12.13/stable [amd64])\n\
+            Conf qemu-system-x86 (1:7.2+dfsg-7+deb12u18 Debian:12.13/stable [amd64])\n";
+        assert_eq!(removals(simulation), ["qemu-utils"]);
+        assert!(removals("Inst bochs (2.7)\nConf bochs (2.7)\n").is_empty());
+        assert_eq!(removals("Remv a [1]\nRemv b\n"), ["a", "b"]);
+    }
+
+    #[test]
     fn uid_parsing() {
         let status = "Name:\txtask\nUid:\t1000\t0\t0\t0\nGid:\t0\t0\t0\t0\n";
         assert_eq!(effective_uid_from_status(status), Some(0));
@@ -321,7 +393,7 @@ mod tests {
 
     #[test]
     fn requirements_cover_the_documented_packages() {
-        let packages: Vec<&str> = [Toolset::Qemu, Toolset::Bochs]
+        let packages: Vec<&str> = [Toolset::Qemu, Toolset::Bochs, Toolset::C]
             .iter()
             .flat_map(|s| s.requirements())
             .map(|r| r.package)
@@ -335,6 +407,8 @@ mod tests {
             "grub-pc-bin",
             "xorriso",
             "mtools",
+            "gcc",
+            "libc6-dev",
         ] {
             assert!(packages.contains(&p), "{p}");
         }

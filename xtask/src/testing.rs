@@ -57,15 +57,27 @@ impl Cell {
 
 fn host_tests(layout: &Layout) -> Result<bool> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    // The fuzz targets' bounded pass: its cases and seed, printed so that a
+    // failure can be reproduced with the same environment.
+    let fuzz_env = crate::fuzz::test_pass(|k| std::env::var(k).ok());
+    let shown = fuzz_env
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ");
     println!(
-        "running host tests: cargo test --workspace (in {})",
+        "running host tests: {shown} cargo test --workspace (in {})",
         layout.root.display()
     );
     let status = Command::new(cargo)
         .current_dir(&layout.root)
         .args(["test", "--workspace"])
+        .envs(fuzz_env)
         .status()
         .context("starting cargo test")?;
+    if !status.success() {
+        println!("host tests failed; the property tests ran with {shown}");
+    }
     Ok(status.success())
 }
 
@@ -136,6 +148,34 @@ fn lints(layout: &Layout, examples: &[String]) -> Result<bool> {
     Ok(ok)
 }
 
+/// The crates that are published, in dependency order.
+pub const PUBLISHED: [&str; 4] = ["vmmcall-macros", "vmmcall", "vmexit", "guest-sdk"];
+
+/// `cargo package` of the published crates, together: each is built from
+/// its packaged sources as crates.io would get them. Packaging them in one
+/// command lets cargo resolve each one's unpublished siblings from a local
+/// overlay registry (`target/package/tmp-registry`); one at a time, every
+/// crate but vmmcall-macros would look for its siblings on crates.io and
+/// fail. `--allow-dirty`: this checks the packaging, it publishes nothing.
+fn package(layout: &Layout) -> Result<bool> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut args = vec!["package", "--allow-dirty", "--quiet"];
+    for p in PUBLISHED {
+        args.extend(["--package", p]);
+    }
+    println!("packaging the published crates: cargo {}", args.join(" "));
+    let ok = Command::new(cargo)
+        .current_dir(&layout.root)
+        .args(&args)
+        .status()
+        .context("starting cargo package")?
+        .success();
+    if !ok {
+        println!("cargo package failed: a published crate does not build from its package");
+    }
+    Ok(ok)
+}
+
 /// Selects the examples whose names contain any of `filters` (all if empty).
 fn select(examples: Vec<String>, filters: &[String]) -> Vec<String> {
     examples
@@ -179,15 +219,20 @@ pub fn test(layout: &Layout, args: &TestArgs) -> Result<bool> {
         if platforms.iter().any(|p| p.emulator == Emulator::Bochs) {
             tools.push(Toolset::Bochs);
         }
+        // The Linux guests' C programs.
+        tools.push(Toolset::C);
         setup::ensure(&tools)?;
     }
 
     let host = if args.skip_host {
         None
     } else {
+        // guest-sdk's C header test builds a C program with gcc -static.
+        setup::ensure(&[Toolset::C])?;
         let t = Instant::now();
         let mut ok = host_tests(layout)?;
         ok &= lints(layout, &layout.discover_examples()?)?;
+        ok &= package(layout)?;
         println!(
             "host tests {} in {}",
             if ok { "passed" } else { "FAILED" },
@@ -223,10 +268,7 @@ pub fn test(layout: &Layout, args: &TestArgs) -> Result<bool> {
     // The Linux guests: every selected example with a Linux program runs
     // it under its VMM, as `cargo xtask linux NAME` does.
     let linux_examples: Vec<usize> = (0..examples.len())
-        .filter(|&i| {
-            build_errors[i].is_none()
-                && linux_run::example_program_dir(layout, &examples[i]).is_some()
-        })
+        .filter(|&i| build_errors[i].is_none() && linux_run::has_linux_guest(layout, &examples[i]))
         .collect();
     let mut linux_rows: Vec<(usize, std::result::Result<Prepared, String>)> = Vec::new();
     if !linux_examples.is_empty() {

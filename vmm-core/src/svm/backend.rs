@@ -348,7 +348,14 @@ impl Backend for SvmBackend<'_> {
 
     fn vcpu<'b>(&'b self, regs: &'b mut GuestRegs) -> GuestVcpu<'b> {
         let s = &self.vmcb.save;
-        GuestVcpu::new(regs, s.cpl & 3, s.cr0, s.cr3, s.cr4, s.efer, self.ram)
+        let paging = vmmcall::paging::PagingMode {
+            cr0: s.cr0,
+            cr3: s.cr3,
+            cr4: s.cr4,
+            efer: s.efer,
+            maxphyaddr: crate::vcpu::maxphyaddr(),
+        };
+        GuestVcpu::new(regs, self.ram, s.cpl, paging)
     }
 
     fn inject_exception(&mut self, vector: u8, error_code: Option<u32>) {
@@ -393,11 +400,8 @@ impl Backend for SvmBackend<'_> {
     fn code_address(&self, rip: u64) -> u64 {
         let cs = &self.vmcb.save.cs;
         // Attribute bit 9 is CS.L (descriptor bit 53, APM §15.5.1).
-        if self.vmcb.save.efer & crate::vmsr::EFER_LMA != 0 && cs.attrib & (1 << 9) != 0 {
-            rip
-        } else {
-            cs.base.wrapping_add(rip) & 0xFFFF_FFFF
-        }
+        let long = self.vmcb.save.efer & crate::vmsr::EFER_LMA != 0 && cs.attrib & (1 << 9) != 0;
+        vmexit::code_address(rip, cs.base, long)
     }
 
     fn set_dr6(&mut self, dr6: u64) {

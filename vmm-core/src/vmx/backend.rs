@@ -30,6 +30,7 @@ use crate::vmsr::{GuestMsrs, EFER_LMA, EFER_LME};
 use core::arch::asm;
 use vmexit::vmx::ExitReasonField;
 use vmmcall::GuestRegs;
+use x86::controlregs::{Cr0, Cr4};
 use x86::dtables::DescriptorTablePointer;
 use x86::segmentation::SegmentSelector;
 use x86::vmx::vmcs::control::{
@@ -150,15 +151,16 @@ extern "C" {
     fn vmx_exit();
 }
 
+// Control-register bits from the `x86` crate, EFER's from crate::vmsr.
 /// CR4.VMXE (SDM Vol. 3C §24.7).
-const CR4_VMXE: u64 = 1 << 13;
+const CR4_VMXE: u64 = Cr4::CR4_ENABLE_VMX.bits() as u64;
 /// EFER.NXE.
-const EFER_NXE: u64 = 1 << 11;
+const EFER_NXE: u64 = crate::vmsr::EFER_NXE;
 /// CR0.PE, CR0.PG.
-const CR0_PE: u64 = 1;
-const CR0_PG: u64 = 1 << 31;
+const CR0_PE: u64 = Cr0::CR0_PROTECTED_MODE.bits() as u64;
+const CR0_PG: u64 = Cr0::CR0_ENABLE_PAGING.bits() as u64;
 /// CR4.PAE.
-const CR4_PAE: u64 = 1 << 5;
+const CR4_PAE: u64 = Cr4::CR4_ENABLE_PAE.bits() as u64;
 
 fn alloc_page(alloc: &mut PhysAlloc) -> Result<u64, VmxError> {
     frames::zeroed_page(alloc).ok_or(VmxError::OutOfMemory)
@@ -950,15 +952,14 @@ impl Backend for VmxBackend {
     fn vcpu<'b>(&'b self, regs: &'b mut GuestRegs) -> GuestVcpu<'b> {
         let efer = GuestMsrs::efer(self);
         let cpl = ar_dpl(vmread(gst::SS_ACCESS_RIGHTS) as u32);
-        GuestVcpu::new(
-            regs,
-            cpl,
-            vmread(gst::CR0),
-            vmread(gst::CR3),
-            vmread(gst::CR4),
+        let paging = vmmcall::paging::PagingMode {
+            cr0: vmread(gst::CR0),
+            cr3: vmread(gst::CR3),
+            cr4: vmread(gst::CR4),
             efer,
-            self.ram,
-        )
+            maxphyaddr: crate::vcpu::maxphyaddr(),
+        };
+        GuestVcpu::new(regs, self.ram, cpl, paging)
     }
 
     fn inject_exception(&mut self, vector: u8, error_code: Option<u32>) {
@@ -1013,11 +1014,7 @@ impl Backend for VmxBackend {
         let long =
             vmread(ctl::VMENTRY_CONTROLS) & u64::from(EntryControls::IA32E_MODE_GUEST.bits()) != 0
                 && vmread(gst::CS_ACCESS_RIGHTS) & (1 << 13) != 0;
-        if long {
-            rip
-        } else {
-            vmread(gst::CS_BASE).wrapping_add(rip) & 0xFFFF_FFFF
-        }
+        vmexit::code_address(rip, vmread(gst::CS_BASE), long)
     }
 
     fn set_dr6(&mut self, dr6: u64) {

@@ -9,9 +9,11 @@
 //! | `0 .. 2 MiB`                   | RAM, supervisor-only (null page, VMM tables)   |
 //! | `2 .. 16 MiB`                  | RAM, user (this image and its stacks)          |
 //! | `16 .. 18 MiB`                 | RAM, supervisor-only ("kernel page")           |
+//! | `18 .. 20 MiB`                 | not present: the canary, RAM only the alias reaches |
 //! | `24 .. 26 MiB`                 | the window: 4 KiB pages, kind = index % 8      |
 //! | `32 .. 34 MiB`                 | guest-physical 32 MiB: just past guest RAM     |
 //! | `0xC000_0000 .. 4 GiB`         | a 1 GiB page of MMIO space (local APIC at 0xFEE0_0000) |
+//! | `0x80_0000_0000 ..` (32 MiB)   | the alias: all of guest RAM, user, writable    |
 //! | `0xFFFF_FFFF_FFE0_0000 ..`     | the top 2 MiB: a user alias of the window's RAM |
 //! | everything else                | not present, or not canonical                  |
 //!
@@ -20,18 +22,36 @@
 //! guest-physical 1 TiB. The guest itself never touches 32 MiB and up, the
 //! MMIO pages or 1 TiB: only the VMM is asked to (it must answer -EFAULT).
 //!
-//! The storm: half of the calls at CPL 0, half at CPL 3 (IRETQ with IOPL
-//! 3); one call in eight uses the other vendor's instruction. Each call
+//! The storm runs in eight phases: CPL 0, 1, 2 and 3, each with CR0.WP = 1
+//! and then 0 (50,000 calls at CPL 0, 5,000 at CPL 1 and at CPL 2, 40,000
+//! at CPL 3). The guest has its own GDT with ring-1 and ring-2 segments,
+//! drops from ring to ring with IRETQ (IOPL 3, so every ring may print),
+//! and sets CR0.WP through an interrupt gate (`int 0x80`, DPL 3) from any
+//! ring. One call in eight uses the other vendor's instruction. Each call
 //! loads every GPR, the arithmetic flags and the x87/SSE state (FXRSTOR of
 //! random x87 registers, control word, MXCSR and XMM0-15) with random
-//! values, and checks afterwards (FXSAVE) that only RAX changed. Calls mix random numbers (0, the
-//! last, just past the last, u64::MAX, random), random and boundary
-//! arguments (values that overflow u8/i8/i16/i32/u32/bool), buffers at
-//! page boundaries, in unmapped, supervisor, read-only, MMIO and
-//! non-canonical memory, lengths that wrap the address space, and names
-//! that are 255/256 bytes long, unterminated over 4 KiB, or cross into an
-//! unreadable page. The expected answer is computed here, from the ABI and
-//! the page-table model above, never by asking the VMM.
+//! values, and checks afterwards (FXSAVE) that only RAX changed. Calls mix
+//! random numbers (0, the last, just past the last, u64::MAX, random),
+//! random and boundary arguments (values that overflow u8/i8/i16/i32/u32/
+//! bool), buffers at page boundaries, in unmapped, supervisor, read-only,
+//! MMIO and non-canonical memory, lengths that wrap the address space, and
+//! names that are 255/256 bytes long, unterminated over 4 KiB, or cross
+//! into an unreadable page. The expected answer is computed here, from the
+//! ABI and the page-table model above, never by asking the VMM.
+//!
+//! Memory is checked independently of the VMM and of the caller's CPL,
+//! through the alias: before every call that names memory the guest copies
+//! the named buffer (the first 4 KiB of a `fill`, 512 bytes of a read, and
+//! the last bytes of a longer range) and 64 bytes on either side, by
+//! guest-physical address; afterwards every byte must be what it was,
+//! except the bytes a successful `fill` writes. A `fill` that fails writes
+//! nothing: docs/ABI.md's check-first rule. The canary (2 MiB no mapping
+//! but the alias reaches) is checked after every phase.
+//!
+//! The guest counts the calls of every class the generator promises (the
+//! numbers, the answers, each overflowing parameter type, each kind of
+//! buffer and name, both instructions, every CPL and both CR0.WP values)
+//! and prints the counts; a class without calls counts as unexpected.
 //!
 //! Count: 100,000 calls (and the 11 lookups of the set-up) on every
 //! platform: about 10 s under QEMU TCG and 60 s under Bochs.
@@ -39,28 +59,45 @@
 #![no_main]
 
 use core::sync::atomic::{AtomicU64, Ordering};
+use guest_sdk::abi::{DESCRIBE, DESCRIBE_USER};
 use guest_sdk::arch::{self, PTE_P, PTE_PS, PTE_RW, PTE_US};
 use guest_sdk::{println, Instruction};
 
 guest_sdk::entry!(main);
 
 const SEED: u64 = 0x5EED_1DEA_F00D_CAFE;
-const CALLS: u64 = 100_000;
+
+/// The phases: (CPL, CR0.WP, calls).
+const PHASES: [(u8, bool, u64); 8] = [
+    (0, true, 25_000),
+    (0, false, 25_000),
+    (1, true, 2_500),
+    (1, false, 2_500),
+    (2, true, 2_500),
+    (2, false, 2_500),
+    (3, true, 20_000),
+    (3, false, 20_000),
+];
 
 const MIB: u64 = 1 << 20;
 const PAGE: u64 = 4096;
 const WIN: u64 = 24 * MIB;
 const KPAGE: u64 = 16 * MIB;
+const CANARY: u64 = 18 * MIB;
 const SCRATCH: u64 = 30 * MIB;
 const EDGE: u64 = 32 * MIB;
 const MMIO_1G: u64 = 0xC000_0000;
+const ALIAS: u64 = 0x80_0000_0000;
 const TOP: u64 = 0xFFFF_FFFF_FFE0_0000;
 const GPA_APIC: u64 = 0xFEE0_0000;
 const GPA_1T: u64 = 1 << 40;
+/// Guest RAM: guest-physical `0 .. RAM` (docs/ABI.md, bare-metal profile).
+const RAM: u64 = 32 * MIB;
 
 const EPERM: u64 = 1;
 const EFAULT: u64 = 14;
 const EINVAL: u64 = 22;
+const ENOSPC: u64 = 28;
 const ERANGE: u64 = 34;
 const ENOSYS: u64 = 38;
 const EOVERFLOW: u64 = 75;
@@ -102,6 +139,12 @@ const TABLE: [(&[u8], H, bool); 11] = [
 ];
 const K: u64 = TABLE.len() as u64;
 
+/// The handler with number `n`, if any.
+fn handler(n: u64) -> Option<(H, bool)> {
+    let i = usize::try_from(n.checked_sub(1)?).ok()?;
+    TABLE.get(i).map(|&(_, h, user)| (h, user))
+}
+
 // ---------------------------------------------------------------- tables
 
 #[repr(C, align(4096))]
@@ -110,6 +153,8 @@ static mut PML4: Table = Table([0; 512]);
 static mut PDPT0: Table = Table([0; 512]);
 static mut PD0: Table = Table([0; 512]);
 static mut PT_WIN: Table = Table([0; 512]);
+static mut PDPT_AL: Table = Table([0; 512]);
+static mut PD_AL: Table = Table([0; 512]);
 static mut PDPT_HI: Table = Table([0; 512]);
 static mut PD_HI: Table = Table([0; 512]);
 
@@ -132,12 +177,15 @@ unsafe fn build_tables() {
         let pdpt0 = &mut *core::ptr::addr_of_mut!(PDPT0);
         let pd0 = &mut *core::ptr::addr_of_mut!(PD0);
         let win = &mut *core::ptr::addr_of_mut!(PT_WIN);
+        let pdpt_al = &mut *core::ptr::addr_of_mut!(PDPT_AL);
+        let pd_al = &mut *core::ptr::addr_of_mut!(PD_AL);
         let pdpt_hi = &mut *core::ptr::addr_of_mut!(PDPT_HI);
         let pd_hi = &mut *core::ptr::addr_of_mut!(PD_HI);
         for (i, e) in pd0.0.iter_mut().enumerate().take(16) {
             let base = (i as u64) << 21;
             *e = base | PTE_P | PTE_RW | PTE_PS | if i == 0 || i == 8 { 0 } else { PTE_US };
         }
+        pd0.0[9] = 0;
         pd0.0[12] = table_addr(core::ptr::addr_of!(PT_WIN)) | u;
         pd0.0[16] = EDGE | u | PTE_PS;
         for (i, e) in win.0.iter_mut().enumerate() {
@@ -151,23 +199,195 @@ unsafe fn build_tables() {
                 _ => ram | u,
             };
         }
+        for (i, e) in pd_al.0.iter_mut().enumerate().take((RAM >> 21) as usize) {
+            *e = ((i as u64) << 21) | u | PTE_PS;
+        }
+        pdpt_al.0[0] = table_addr(core::ptr::addr_of!(PD_AL)) | u;
         pdpt0.0[0] = table_addr(core::ptr::addr_of!(PD0)) | u;
         pdpt0.0[3] = MMIO_1G | u | PTE_PS;
         pd_hi.0[511] = WIN | u | PTE_PS;
         pdpt_hi.0[511] = table_addr(core::ptr::addr_of!(PD_HI)) | u;
         pml4.0[0] = table_addr(core::ptr::addr_of!(PDPT0)) | u;
+        pml4.0[(ALIAS >> 39) as usize] = table_addr(core::ptr::addr_of!(PDPT_AL)) | u;
         pml4.0[511] = table_addr(core::ptr::addr_of!(PDPT_HI)) | u;
         arch::write_cr3(table_addr(core::ptr::addr_of!(PML4)));
     }
 }
 
+// ------------------------------------------------------ rings and CR0.WP
+
+/// The guest's GDT: the VMM's five descriptors at the same selectors,
+/// ring-1 and ring-2 code and data, and a 64-bit TSS (Intel SDM Vol. 3A
+/// §3.4.5 descriptors: access byte P | DPL | S | type; §8.2.3 the TSS).
+#[repr(C, align(16))]
+struct Gdt([u64; 11]);
+static mut GDT: Gdt = Gdt([0; 11]);
+
+/// A 64-bit TSS (SDM Vol. 3A §8.7, Figure 8-11): RSP0 is the stack of the
+/// CR0.WP gate when it is entered from CPL 1 to 3.
+#[repr(C, packed)]
+struct Tss {
+    reserved0: u32,
+    rsp0: u64,
+    rest: [u8; 104 - 12],
+}
+static mut TSS: Tss = Tss {
+    reserved0: 0,
+    rsp0: 0,
+    rest: [0; 92],
+};
+
+/// The IDT: only vector 0x80, the CR0.WP gate.
+#[repr(C, align(16))]
+struct Idt([u64; 512]);
+static mut IDT: Idt = Idt([0; 512]);
+
+#[repr(C, align(16))]
+struct Stack([u8; 65536]);
+static mut GATE_STACK: Stack = Stack([0; 65536]);
+static mut RING_STACKS: [Stack; 3] = [Stack([0; 65536]), Stack([0; 65536]), Stack([0; 65536])];
+
+const TSS_SELECTOR: u16 = 0x48;
+/// The CR0.WP gate's vector.
+const WP_VECTOR: usize = 0x80;
+
+/// (code, stack) selectors with RPL = CPL for rings 1 to 3.
+const fn ring_selectors(cpl: u8) -> (u64, u64) {
+    match cpl {
+        1 => (0x29, 0x31),
+        2 => (0x3A, 0x42),
+        _ => (0x23, 0x1B),
+    }
+}
+
+// The CR0.WP gate: RAX bit 0 = the new CR0.WP; returns CR0 in RAX. Every
+// other register is kept; IRETQ restores RFLAGS.
+core::arch::global_asm!(
+    ".section .text.hostile_wp_gate, \"ax\"",
+    ".global hostile_wp_gate",
+    "hostile_wp_gate:",
+    "push rcx",
+    "mov rcx, cr0",
+    "btr rcx, 16",
+    "test eax, 1",
+    "jz 2f",
+    "bts rcx, 16",
+    "2:",
+    "mov cr0, rcx",
+    "mov rax, rcx",
+    "pop rcx",
+    "iretq",
+);
+
+extern "C" {
+    fn hostile_wp_gate();
+}
+
+/// Load the GDT, the TSS and the IDT above.
+///
+/// # Safety
+/// CPL 0, once, before any other ring runs.
+unsafe fn install_rings() {
+    let tss = core::ptr::addr_of_mut!(TSS);
+    let top = core::ptr::addr_of!(GATE_STACK) as u64 + 65536;
+    // SAFETY: single-threaded set-up; nothing uses the TSS yet.
+    unsafe { core::ptr::addr_of_mut!((*tss).rsp0).write_unaligned(top) };
+    let base = tss as u64;
+    let limit = (core::mem::size_of::<Tss>() - 1) as u64;
+    let tss_low = (limit & 0xFFFF)
+        | ((base & 0xFF_FFFF) << 16)
+        | (0x89 << 40)
+        | (((limit >> 16) & 0xF) << 48)
+        | (((base >> 24) & 0xFF) << 56);
+    let gdt = core::ptr::addr_of_mut!(GDT);
+    // SAFETY: single-threaded; the new GDT is not loaded yet.
+    unsafe {
+        (*gdt).0 = [
+            0,
+            0x00AF_9A00_0000_FFFF, // 0x08 ring-0 code
+            0x00CF_9200_0000_FFFF, // 0x10 ring-0 data
+            0x00CF_F200_0000_FFFF, // 0x18 ring-3 data (0x1b)
+            0x00AF_FA00_0000_FFFF, // 0x20 ring-3 code (0x23)
+            0x00AF_BA00_0000_FFFF, // 0x28 ring-1 code (0x29)
+            0x00CF_B200_0000_FFFF, // 0x30 ring-1 data (0x31)
+            0x00AF_DA00_0000_FFFF, // 0x38 ring-2 code (0x3a)
+            0x00CF_D200_0000_FFFF, // 0x40 ring-2 data (0x42)
+            tss_low,               // 0x48 TSS
+            base >> 32,
+        ];
+    }
+    // A 64-bit interrupt gate (type 0xE), present, DPL 3, on the ring-0
+    // code selector (SDM Vol. 3A §6.14.1, Figure 6-8).
+    let handler = hostile_wp_gate as *const () as u64;
+    let low = (handler & 0xFFFF) | (0x08 << 16) | (0xEE << 40) | (((handler >> 16) & 0xFFFF) << 48);
+    let idt = core::ptr::addr_of_mut!(IDT);
+    // SAFETY: single-threaded; the IDT is not loaded yet.
+    unsafe {
+        (*idt).0[2 * WP_VECTOR] = low;
+        (*idt).0[2 * WP_VECTOR + 1] = handler >> 32;
+    }
+    #[repr(C, packed)]
+    struct Pointer {
+        limit: u16,
+        base: u64,
+    }
+    let gdtr = Pointer {
+        limit: (11 * 8 - 1) as u16,
+        base: gdt as u64,
+    };
+    let idtr = Pointer {
+        limit: (512 * 8 - 1) as u16,
+        base: idt as u64,
+    };
+    // SAFETY: the new GDT keeps the VMM's code and data descriptors at the
+    // same selectors, so the loaded segments stay valid; TSS_SELECTOR names
+    // the available TSS just written; the IDT's only gate is the CR0.WP
+    // gate (any other vector would triple-fault, as with no IDT).
+    unsafe {
+        core::arch::asm!("lgdt [{}]", in(reg) &gdtr, options(readonly, nostack));
+        core::arch::asm!("ltr {0:x}", in(reg) TSS_SELECTOR, options(nostack));
+        core::arch::asm!("lidt [{}]", in(reg) &idtr, options(readonly, nostack));
+    }
+}
+
+/// Set CR0.WP through the gate (from any ring); returns the new CR0.
+fn set_wp(wp: bool) -> u64 {
+    let mut rax = u64::from(wp);
+    // SAFETY: the gate changes only CR0.WP and returns; the red zone is
+    // skipped because at CPL 0 the interrupt frame goes on this stack.
+    unsafe { core::arch::asm!("sub rsp, 128", "int 0x80", "add rsp, 128", inout("rax") rax) };
+    rax
+}
+
+/// IRETQ to `entry` at `cpl` (1 to 3, outward only) with IOPL 3 and
+/// interrupts off, on `stack_top`.
+///
+/// # Safety
+/// The rings' selectors are loaded ([`install_rings`]); `entry`, the stack
+/// and everything `entry` touches are mapped for `cpl`.
+unsafe fn drop_to(cpl: u8, entry: extern "C" fn() -> !, stack_top: u64) -> ! {
+    let (cs, ss) = ring_selectors(cpl);
+    let sp = (stack_top & !0xf).wrapping_sub(8);
+    // SAFETY: the caller's guarantees; RFLAGS = IOPL 3 | reserved bit 1.
+    unsafe {
+        core::arch::asm!(
+            "push {ss}", "push {sp}", "push {fl}", "push {cs}", "push {ip}", "iretq",
+            ss = in(reg) ss, sp = in(reg) sp, fl = in(reg) 0x3002u64,
+            cs = in(reg) cs, ip = in(reg) entry as usize as u64,
+            options(noreturn)
+        )
+    }
+}
+
 // ----------------------------------------------------------- the model
 
+/// What the tables say about one linear address.
 #[derive(Clone, Copy)]
 struct Pg {
     user: bool,
     write: bool,
-    ram: bool,
+    /// The guest-physical address, if it is guest RAM.
+    gpa: Option<u64>,
 }
 
 const fn canonical(a: u64) -> bool {
@@ -175,129 +395,167 @@ const fn canonical(a: u64) -> bool {
     top == 0 || top == 0x1_ffff
 }
 
-/// What the tables say about the page of `la` (None: not present or not
-/// canonical).
+/// The page-table model of the module docs for `la` (None: not present or
+/// not canonical).
 fn page(la: u64) -> Option<Pg> {
     if !canonical(la) {
         return None;
     }
-    let rw_user = Pg {
+    let ram = |user, write, gpa| {
+        Some(Pg {
+            user,
+            write,
+            gpa: Some(gpa),
+        })
+    };
+    let outside = Some(Pg {
         user: true,
         write: true,
-        ram: true,
-    };
+        gpa: None,
+    });
     match la {
-        0..0x20_0000 => Some(Pg {
-            user: false,
-            ..rw_user
-        }),
-        a if (KPAGE..KPAGE + 2 * MIB).contains(&a) => Some(Pg {
-            user: false,
-            ..rw_user
-        }),
+        0..0x20_0000 => ram(false, true, la),
+        a if (KPAGE..KPAGE + 2 * MIB).contains(&a) => ram(false, true, a),
+        a if (CANARY..CANARY + 2 * MIB).contains(&a) => None,
         a if (WIN..WIN + 2 * MIB).contains(&a) => match ((a - WIN) / PAGE) % 8 {
-            2 => Some(Pg {
-                write: false,
-                ..rw_user
-            }),
-            3 => Some(Pg {
-                user: false,
-                ..rw_user
-            }),
+            2 => ram(true, false, a),
+            3 => ram(false, true, a),
             4 => None,
-            5 | 7 => Some(Pg {
-                ram: false,
-                ..rw_user
-            }),
-            _ => Some(rw_user),
+            5 | 7 => outside,
+            _ => ram(true, true, a),
         },
-        a if a < EDGE => Some(rw_user),
-        a if a < EDGE + 2 * MIB => Some(Pg {
-            ram: false,
-            ..rw_user
-        }),
-        a if (MMIO_1G..MMIO_1G + (1 << 30)).contains(&a) => Some(Pg {
-            ram: false,
-            ..rw_user
-        }),
-        a if a >= TOP => Some(rw_user),
+        a if a < EDGE => ram(true, true, a),
+        a if a < EDGE + 2 * MIB => outside,
+        a if (MMIO_1G..MMIO_1G + (1 << 30)).contains(&a) => outside,
+        a if (ALIAS..ALIAS + RAM).contains(&a) => ram(true, true, a - ALIAS),
+        a if a >= TOP => ram(true, true, WIN + (a - TOP)),
         _ => None,
     }
 }
 
-/// Whether a single page allows the access (all the translation checks).
-fn page_ok(la: u64, write: bool, cpl3: bool) -> Option<Pg> {
-    let p = page(la)?;
-    if (cpl3 && !p.user) || (write && !p.write) {
-        return None;
-    }
-    Some(p)
+/// Who is asking: the caller's CPL and CR0.WP.
+#[derive(Clone, Copy)]
+struct Who {
+    cpl: u8,
+    wp: bool,
 }
 
-/// Whether the VMM may read (or write) all of `[la, la + len)` for a
-/// caller at CPL 0 or 3.
-fn access_ok(la: u64, len: u64, write: bool, cpl3: bool) -> bool {
-    if len == 0 {
-        return true;
-    }
-    let Some(last) = la.checked_add(len - 1) else {
-        return false;
+/// Why an access to one page fails (docs/ABI.md, `EFAULT`), or `Ok`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Deny {
+    Ok,
+    NonCanonical,
+    NotPresent,
+    Supervisor,
+    ReadOnly,
+    OutsideRam,
+}
+
+/// The access rights of docs/ABI.md for one page: ring 3 is a user
+/// access; a write to a read-only page is refused from ring 3, and from
+/// any ring while CR0.WP is 1.
+fn deny(la: u64, write: bool, who: Who) -> Deny {
+    let Some(p) = page(la) else {
+        return if canonical(la) {
+            Deny::NotPresent
+        } else {
+            Deny::NonCanonical
+        };
     };
-    let mut p = la & !(PAGE - 1);
-    loop {
-        match page_ok(p.max(la), write, cpl3) {
-            Some(pg) if pg.ram => {}
-            _ => return false,
-        }
-        if p >= last & !(PAGE - 1) {
-            return true;
-        }
-        p += PAGE;
+    let user = who.cpl == 3;
+    if user && !p.user {
+        Deny::Supervisor
+    } else if write && !p.write && (user || who.wp) {
+        Deny::ReadOnly
+    } else if p.gpa.is_none() {
+        Deny::OutsideRam
+    } else {
+        Deny::Ok
     }
 }
 
-/// How `fill` of `[la, la + len)` ends: `Ok` (all written) or `Err(n)`,
-/// -EFAULT with the first `n` bytes written. Every piece is translated
-/// before anything is written; a piece outside guest RAM fails only when
-/// written (docs/ABI.md, vmmcall::paging).
-fn fill_model(la: u64, len: u64, cpl3: bool) -> Result<(), u64> {
+/// The pieces of `[la, la + len)` (len > 0, no wrap), in order: (first
+/// byte, length), one linear page each.
+fn pieces(la: u64, len: u64) -> impl Iterator<Item = (u64, u64)> {
+    let last = la + (len - 1);
+    let mut next = Some(la);
+    core::iter::from_fn(move || {
+        let p = next?;
+        let page_last = p | (PAGE - 1);
+        let end = page_last.min(last);
+        next = if end == last { None } else { Some(end + 1) };
+        Some((p, end - p + 1))
+    })
+}
+
+/// The first byte of each piece of `[la, la + len)`.
+fn piece_starts(la: u64, len: u64) -> impl Iterator<Item = u64> {
+    pieces(la, len).map(|(p, _)| p)
+}
+
+/// `n` bytes of guest RAM at `gpa`, through the alias.
+fn ram_bytes(gpa: u64, n: u64) -> &'static [u8] {
+    // SAFETY: callers pass a range the model calls guest RAM (within one
+    // page); the alias maps all of it, readable at any CPL. Nothing else
+    // runs while the slice is used (the VMM only runs inside `hcall`).
+    unsafe { core::slice::from_raw_parts((ALIAS + gpa) as *const u8, n as usize) }
+}
+
+/// How an access to `[la, la + len)` ends: `Ok(())`, or the first piece's
+/// reason (`Err(None)`: the range wraps around the address space).
+fn access(la: u64, len: u64, write: bool, who: Who) -> Result<(), Option<Deny>> {
     if len == 0 {
         return Ok(());
     }
-    let Some(last) = la.checked_add(len - 1) else {
-        return Err(0);
-    };
-    let mut first_outside = None;
-    let mut p = la & !(PAGE - 1);
-    loop {
-        let at = p.max(la);
-        match page_ok(at, true, cpl3) {
-            None => return Err(0),
-            Some(pg) if !pg.ram && first_outside.is_none() => first_outside = Some(at - la),
-            Some(_) => {}
-        }
-        if p >= last & !(PAGE - 1) {
-            break;
-        }
-        p += PAGE;
+    if la.checked_add(len - 1).is_none() {
+        return Err(None);
     }
-    match first_outside {
-        None => Ok(()),
-        Some(n) => Err(n),
+    for p in piece_starts(la, len) {
+        match deny(p, write, who) {
+            Deny::Ok => {}
+            d => return Err(Some(d)),
+        }
     }
+    Ok(())
 }
 
-/// Reads the bytes the guest can read at its CPL, checking each page once.
+fn access_ok(la: u64, len: u64, write: bool, who: Who) -> bool {
+    access(la, len, write, who).is_ok()
+}
+
+/// How `fill` of `[la, la + len)` ends: check first, then write
+/// (docs/ABI.md): either every byte is written, or the call fails with
+/// -EFAULT and has written nothing.
+fn fill_model(la: u64, len: u64, who: Who) -> bool {
+    access_ok(la, len, true, who)
+}
+
+/// The byte of guest RAM at `gpa`, read through the alias (a view of
+/// memory that needs neither the VMM nor the caller's rights).
+fn ram_byte(gpa: u64) -> u8 {
+    // SAFETY: `gpa` < RAM (callers only pass guest-physical addresses the
+    // model calls RAM); the alias maps all of guest RAM, readable at any
+    // CPL.
+    unsafe { core::ptr::read_volatile((ALIAS + gpa) as *const u8) }
+}
+
+/// The guest-physical address of `la` if it is guest RAM, whatever the
+/// rights.
+fn ram_gpa(la: u64) -> Option<u64> {
+    page(la)?.gpa
+}
+
+/// Reads the bytes the caller may read, through the alias.
 struct Peeker {
-    cpl3: bool,
+    who: Who,
     page: u64,
     ok: bool,
 }
 
 impl Peeker {
-    fn new(cpl3: bool) -> Self {
+    fn new(who: Who) -> Self {
         Peeker {
-            cpl3,
+            who,
             page: 1,
             ok: false,
         }
@@ -307,68 +565,64 @@ impl Peeker {
         let page = a & !(PAGE - 1);
         if page != self.page {
             self.page = page;
-            self.ok = access_ok(a, 1, false, self.cpl3);
+            self.ok = deny(a, false, self.who) == Deny::Ok;
         }
         if !self.ok {
             return None;
         }
-        // SAFETY: the tables map `a`'s page to guest RAM readable at this
-        // CPL.
-        Some(unsafe { core::ptr::read_volatile(a as *const u8) })
+        Some(ram_byte(ram_gpa(a)?))
     }
 }
 
-/// A linear address through which the guest can write the byte at `a`.
-fn writable_alias(a: u64, cpl3: bool) -> Option<u64> {
-    if (WIN..WIN + 2 * MIB).contains(&a) {
-        return Some(TOP + (a - WIN));
-    }
-    match page_ok(a, true, cpl3) {
-        Some(p) if p.ram && a >= 4 * MIB => Some(a),
-        _ => None,
-    }
-}
-
-/// Write `bytes` at `la` where the guest can (skipping what it cannot).
-fn poke(la: u64, bytes: &[u8], cpl3: bool) {
+/// Write `bytes` at `la` through the alias where it is guest RAM at 4 MiB
+/// or above (never this image, its stacks or tables) and not the canary.
+fn poke(la: u64, bytes: &[u8]) {
     for (i, &b) in bytes.iter().enumerate() {
-        let Some(a) = la.checked_add(i as u64) else {
-            return;
+        let Some(g) = la.checked_add(i as u64).and_then(ram_gpa) else {
+            continue;
         };
-        if let Some(w) = writable_alias(a, cpl3) {
-            // SAFETY: `w` is scratch RAM (never below 4 MiB, where this
-            // image lives) writable at this CPL.
-            unsafe { core::ptr::write_volatile(w as *mut u8, b) };
+        if g >= 4 * MIB && !(CANARY..CANARY + 2 * MIB).contains(&g) {
+            // SAFETY: scratch guest RAM through the writable alias.
+            unsafe { core::ptr::write_volatile((ALIAS + g) as *mut u8, b) };
         }
     }
 }
 
-/// What reading a name at `la` gives: `Ok(len)` with the bytes in `buf`,
-/// `Err(true)` for a fault before the NUL, `Err(false)` for no NUL within
-/// 256 bytes.
-fn name_model(la: u64, cpl3: bool, buf: &mut [u8; 256]) -> Result<usize, bool> {
-    let mut p = Peeker::new(cpl3);
+/// What reading a name at `la` finds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Name {
+    /// A NUL after this many bytes (at most 255).
+    Len(usize),
+    /// An unreadable byte at this offset, before any NUL.
+    Fault(usize),
+    /// No NUL within 256 bytes.
+    Unterminated,
+}
+
+/// Read a name as the VMM must (docs/ABI.md, function 0): `buf` gets its
+/// bytes.
+fn name_model(la: u64, who: Who, buf: &mut [u8; 256]) -> Name {
+    let mut p = Peeker::new(who);
     for (k, slot) in buf.iter_mut().enumerate() {
-        let Some(a) = la.checked_add(k as u64) else {
-            return Err(true);
+        let Some(b) = la.checked_add(k as u64).and_then(|a| p.peek(a)) else {
+            return Name::Fault(k);
         };
-        let Some(b) = p.peek(a) else { return Err(true) };
         if b == 0 {
-            return Ok(k);
+            return Name::Len(k);
         }
         *slot = b;
     }
-    Err(false)
+    Name::Unterminated
 }
 
-fn lookup_model(la: u64, cpl3: bool) -> u64 {
+fn lookup_model(la: u64, who: Who) -> u64 {
     let mut buf = [0u8; 256];
-    match name_model(la, cpl3, &mut buf) {
-        Ok(n) => TABLE
+    match name_model(la, who, &mut buf) {
+        Name::Len(n) => TABLE
             .iter()
             .position(|(name, _, _)| *name == &buf[..n])
             .map_or(0, |i| i as u64 + 1),
-        Err(_) => 0,
+        _ => 0,
     }
 }
 
@@ -382,15 +636,45 @@ fn fits_i(v: u64, bits: u32) -> bool {
     (-half..half).contains(&s)
 }
 
-/// The RAX the ABI promises for function `n` with `a` at CPL 0/3.
-fn expect(n: u64, a: [u64; 5], cpl3: bool) -> u64 {
+/// What `vmmcall_describe(n, buf, len)` answers for `who`, and whether it
+/// writes the name and its NUL at `buf` (on an error nothing is written).
+/// At CPL 1 to 3 a handler that is not `user` answers -EPERM, as calling it
+/// from there does.
+fn describe_expect(n: u64, buf: u64, len: u64, who: Who) -> (u64, bool) {
     if n == 0 {
-        return lookup_model(a[0], cpl3);
+        return (K, false);
     }
-    let Some(&(_, h, user)) = usize::try_from(n - 1).ok().and_then(|i| TABLE.get(i)) else {
+    let Some(&(name, _, user)) = usize::try_from(n - 1).ok().and_then(|i| TABLE.get(i)) else {
+        return (err(ENOSYS), false);
+    };
+    if who.cpl != 0 && !user {
+        return (err(EPERM), false);
+    }
+    let flags = name.len() as u64 | if user { DESCRIBE_USER } else { 0 };
+    let need = name.len() as u64 + 1;
+    if len == 0 {
+        (flags, false)
+    } else if len < need {
+        (err(ENOSPC), false)
+    } else if !access_ok(buf, need, true, who) {
+        (err(EFAULT), false)
+    } else {
+        (flags, true)
+    }
+}
+
+/// The RAX the ABI promises for function `n` with `a` for `who`.
+fn expect(n: u64, a: [u64; 5], who: Who) -> u64 {
+    if n == 0 {
+        return lookup_model(a[0], who);
+    }
+    if n == DESCRIBE {
+        return describe_expect(a[0], a[1], a[2], who).0;
+    }
+    let Some((h, user)) = handler(n) else {
         return err(ENOSYS);
     };
-    if cpl3 && !user {
+    if who.cpl != 0 && !user {
         return err(EPERM);
     }
     let inval = err(EINVAL);
@@ -446,10 +730,10 @@ fn expect(n: u64, a: [u64; 5], cpl3: bool) -> u64 {
         }
         H::NameLen => {
             let mut buf = [0u8; 256];
-            match name_model(a[0], cpl3, &mut buf) {
-                Ok(n) => n as u64,
-                Err(true) => err(EFAULT),
-                Err(false) => inval,
+            match name_model(a[0], who, &mut buf) {
+                Name::Len(n) => n as u64,
+                Name::Fault(_) => err(EFAULT),
+                Name::Unterminated => inval,
             }
         }
         H::Sum => {
@@ -459,13 +743,17 @@ fn expect(n: u64, a: [u64; 5], cpl3: bool) -> u64 {
             if a[1] > 65536 {
                 return err(ERANGE);
             }
-            if !access_ok(a[0], a[1], false, cpl3) {
+            if !access_ok(a[0], a[1], false, who) {
                 return err(EFAULT);
             }
-            // SAFETY: access_ok checked that every byte of the range is
-            // mapped guest RAM readable at this CPL, and it does not wrap.
-            let bytes = unsafe { core::slice::from_raw_parts(a[0] as *const u8, a[1] as usize) };
-            bytes.iter().map(|&b| u64::from(b)).sum()
+            if a[1] == 0 {
+                return 0;
+            }
+            pieces(a[0], a[1])
+                .filter_map(|(p, n)| Some(ram_bytes(ram_gpa(p)?, n)))
+                .flat_map(|b| b.iter())
+                .map(|&b| u64::from(b))
+                .sum()
         }
         H::Fill => {
             if !fits_u(a[2], 8) {
@@ -474,19 +762,350 @@ fn expect(n: u64, a: [u64; 5], cpl3: bool) -> u64 {
             if a[1] > 4096 {
                 return err(ERANGE);
             }
-            match fill_model(a[0], a[1], cpl3) {
-                Ok(()) => a[1],
-                Err(_) => err(EFAULT),
+            if fill_model(a[0], a[1], who) {
+                a[1]
+            } else {
+                err(EFAULT)
             }
         }
-        H::Whoami => {
-            if cpl3 {
-                3
-            } else {
-                0
+        H::Whoami => u64::from(who.cpl),
+    }
+}
+
+// ------------------------------------------------------------ the classes
+
+/// The classes of calls the storm promises to reach (module docs); every
+/// one must get calls.
+const CLASSES: [&str; 43] = [
+    // Function numbers.
+    "number 0",
+    "a handler's number",
+    "the last number",
+    "just past the last",
+    "u64::MAX",
+    "another unknown number",
+    // Answers.
+    "a result",
+    "a name found",
+    "a name not found",
+    "-ENOSYS",
+    "-EPERM",
+    "-EINVAL",
+    "-EFAULT",
+    "-ERANGE",
+    "-EOVERFLOW",
+    // Arguments that do not fit their parameter.
+    "u8 overflow",
+    "i8 overflow",
+    "i16 overflow",
+    "i32 overflow",
+    "u32 overflow",
+    "bool overflow",
+    // Buffers (sum, fill): the first piece that fails, or none.
+    "buffer in RAM",
+    "buffer over a page boundary",
+    "buffer not present",
+    "buffer not canonical",
+    "buffer supervisor-only, from CPL 3",
+    "buffer read-only, refused",
+    "buffer read-only, written with CR0.WP=0",
+    "buffer outside RAM (MMIO, past RAM)",
+    "buffer wraps the address space",
+    "fill over 4 KiB",
+    // Names (function 0, name_len).
+    "name of 255 bytes",
+    "name of 256 bytes",
+    "name unterminated",
+    "name into an unreadable page",
+    // Instructions and privilege.
+    "native instruction",
+    "other vendor's instruction",
+    "CPL 0",
+    "CPL 1",
+    "CPL 2",
+    "CPL 3",
+    "CR0.WP=1",
+    "CR0.WP=0",
+];
+
+/// The index of a class by name (a compile-time lookup, so a typo fails
+/// the build).
+const fn class(name: &str) -> usize {
+    let mut i = 0;
+    while i < CLASSES.len() {
+        if str_eq(CLASSES[i], name) {
+            return i;
+        }
+        i += 1;
+    }
+    panic!("no such class")
+}
+
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// The classes of one call, from its inputs and the model's answer.
+fn classes(n: u64, a: [u64; 5], who: Who, want: u64, mut hit: impl FnMut(usize)) {
+    hit(match n {
+        0 => const { class("number 0") },
+        K => const { class("the last number") },
+        u64::MAX => const { class("u64::MAX") },
+        n if (K + 1..=K + 4).contains(&n) => const { class("just past the last") },
+        n if n > K => const { class("another unknown number") },
+        _ => const { class("a handler's number") },
+    });
+    hit(match want {
+        w if w == err(ENOSYS) => const { class("-ENOSYS") },
+        w if w == err(EPERM) => const { class("-EPERM") },
+        w if w == err(EINVAL) => const { class("-EINVAL") },
+        w if w == err(EFAULT) => const { class("-EFAULT") },
+        w if w == err(ERANGE) => const { class("-ERANGE") },
+        w if w == err(EOVERFLOW) => const { class("-EOVERFLOW") },
+        0 if n == 0 => const { class("a name not found") },
+        _ if n == 0 => const { class("a name found") },
+        _ => const { class("a result") },
+    });
+    hit(const { class("CPL 0") } + usize::from(who.cpl));
+    hit(if who.wp {
+        const { class("CR0.WP=1") }
+    } else {
+        const { class("CR0.WP=0") }
+    });
+    let names = n == 0 || matches!(handler(n), Some((H::NameLen, _)));
+    if names && !(n != 0 && want == err(EPERM)) {
+        let mut buf = [0u8; 256];
+        let read = name_model(a[0], who, &mut buf);
+        let at_256 = a[0].checked_add(256).and_then(|x| Peeker::new(who).peek(x));
+        match read {
+            Name::Len(255) => hit(const { class("name of 255 bytes") }),
+            Name::Unterminated if at_256 == Some(0) => hit(const { class("name of 256 bytes") }),
+            Name::Unterminated => hit(const { class("name unterminated") }),
+            Name::Fault(k) if k > 0 => hit(const { class("name into an unreadable page") }),
+            _ => {}
+        }
+    }
+    let Some((h, user)) = handler(n) else {
+        return;
+    };
+    if who.cpl != 0 && !user {
+        return;
+    }
+    let types: &[(usize, &str)] = match h {
+        H::EchoU8 => &[(0, "u8")],
+        H::Exit => &[(0, "u32")],
+        H::Flag => &[(0, "bool")],
+        H::KAdd => &[(0, "i32"), (1, "i32")],
+        H::Mix => &[(0, "u8"), (1, "i16"), (2, "bool"), (3, "u32"), (4, "i8")],
+        H::Sum => &[(1, "u32")],
+        H::Fill => &[(2, "u8")],
+        _ => &[],
+    };
+    for &(i, t) in types {
+        let (fits, c) = match t {
+            "u8" => (fits_u(a[i], 8), const { class("u8 overflow") }),
+            "u32" => (fits_u(a[i], 32), const { class("u32 overflow") }),
+            "i8" => (fits_i(a[i], 8), const { class("i8 overflow") }),
+            "i16" => (fits_i(a[i], 16), const { class("i16 overflow") }),
+            "i32" => (fits_i(a[i], 32), const { class("i32 overflow") }),
+            _ => (a[i] <= 1, const { class("bool overflow") }),
+        };
+        if !fits {
+            hit(c);
+        }
+    }
+    if want == err(EINVAL) {
+        return;
+    }
+    let (write, len) = match h {
+        H::Sum if a[1] <= 65536 => (false, a[1]),
+        H::Fill if a[1] <= 4096 => (true, a[1]),
+        H::Fill => {
+            hit(const { class("fill over 4 KiB") });
+            return;
+        }
+        _ => return,
+    };
+    if len == 0 {
+        return;
+    }
+    match access(a[0], len, write, who) {
+        Err(None) => hit(const { class("buffer wraps the address space") }),
+        Err(Some(d)) => hit(match d {
+            Deny::NonCanonical => const { class("buffer not canonical") },
+            Deny::NotPresent => const { class("buffer not present") },
+            Deny::Supervisor => const { class("buffer supervisor-only, from CPL 3") },
+            Deny::ReadOnly => const { class("buffer read-only, refused") },
+            _ => const { class("buffer outside RAM (MMIO, past RAM)") },
+        }),
+        Ok(()) => {
+            hit(const { class("buffer in RAM") });
+            if (a[0] % PAGE) + len > PAGE {
+                hit(const { class("buffer over a page boundary") });
+            }
+            let read_only = piece_starts(a[0], len).any(|p| page(p).is_some_and(|p| !p.write));
+            if write && read_only {
+                hit(const { class("buffer read-only, written with CR0.WP=0") });
             }
         }
     }
+}
+
+// -------------------------------------------------------- memory checks
+
+/// Bytes kept around a buffer on either side.
+const MARGIN: u64 = 64;
+/// Most bytes of guest RAM a snapshot keeps.
+const SNAP_BYTES: usize = 8192;
+/// Most runs (one linear page each) a snapshot keeps.
+const SNAP_RUNS: usize = 16;
+
+/// Guest RAM around a call's buffer, by guest-physical address, copied
+/// through the alias before the call.
+struct Snapshot {
+    /// (guest-physical address, length, offset in `bytes`).
+    runs: [(u64, usize, usize); SNAP_RUNS],
+    count: usize,
+    used: usize,
+    bytes: [u8; SNAP_BYTES],
+}
+
+impl Snapshot {
+    fn new() -> Self {
+        Snapshot {
+            runs: [(0, 0, 0); SNAP_RUNS],
+            count: 0,
+            used: 0,
+            bytes: [0; SNAP_BYTES],
+        }
+    }
+
+    /// Keep the guest RAM behind linear `[la, la + len)` (wrapping), page
+    /// by page; linear pages that are not RAM have nothing to keep.
+    fn keep(&mut self, la: u64, len: u64) {
+        let mut a = la;
+        let mut left = len;
+        while left > 0 {
+            let n = (PAGE - a % PAGE).min(left);
+            if let Some(g) = ram_gpa(a) {
+                let at = self.used;
+                if self.count < SNAP_RUNS && at + n as usize <= SNAP_BYTES {
+                    self.bytes[at..at + n as usize].copy_from_slice(ram_bytes(g, n));
+                    self.runs[self.count] = (g, n as usize, at);
+                    self.count += 1;
+                    self.used += n as usize;
+                }
+            }
+            a = a.wrapping_add(n);
+            left -= n;
+        }
+    }
+
+    /// The first byte that is not what it was, unless `written` says the
+    /// call wrote it (then it must hold `byte`): (gpa, now, expected).
+    fn changed(&self, written: &Written) -> Option<(u64, u8, u8)> {
+        for &(g, n, at) in &self.runs[..self.count] {
+            let now = ram_bytes(g, n as u64);
+            let was = &self.bytes[at..at + n];
+            if written.count == 0 && now == was {
+                continue;
+            }
+            for (i, (&now, &was)) in now.iter().zip(was).enumerate() {
+                let gpa = g + i as u64;
+                let want = written.at(gpa).unwrap_or(was);
+                if now != want {
+                    return Some((gpa, now, want));
+                }
+            }
+        }
+        None
+    }
+}
+
+/// What a call writes: `fill`'s byte, or a name and its NUL.
+#[derive(Clone, Copy)]
+enum Content {
+    Byte(u8),
+    Name(&'static [u8]),
+}
+
+/// The guest-physical runs a successful `fill` or `vmmcall_describe`
+/// writes (at most 4 KiB: two pages), with what goes there.
+struct Written {
+    /// (guest-physical address, length, offset in the written range).
+    runs: [(u64, u64, u64); 3],
+    count: usize,
+    content: Content,
+}
+
+impl Written {
+    const NONE: Written = Written {
+        runs: [(0, 0, 0); 3],
+        count: 0,
+        content: Content::Byte(0),
+    };
+
+    fn new(la: u64, len: u64, content: Content) -> Written {
+        let mut w = Written {
+            content,
+            ..Written::NONE
+        };
+        if len == 0 {
+            return w;
+        }
+        for (p, n) in pieces(la, len) {
+            if let (Some(g), true) = (ram_gpa(p), w.count < 3) {
+                w.runs[w.count] = (g, n, p - la);
+                w.count += 1;
+            }
+        }
+        w
+    }
+
+    /// The byte written at `gpa`, if the call writes there (the last
+    /// write wins where two runs alias).
+    fn at(&self, gpa: u64) -> Option<u8> {
+        let (g, _, off) = self.runs[..self.count]
+            .iter()
+            .rev()
+            .find(|&&(g, n, _)| (g..g + n).contains(&gpa))?;
+        let k = off + (gpa - g);
+        Some(match self.content {
+            Content::Byte(b) => b,
+            Content::Name(name) => name.get(k as usize).copied().unwrap_or(0),
+        })
+    }
+}
+
+/// The 2 MiB canary's pattern at byte offset `i` (8-byte words).
+const fn canary_word(i: u64) -> u64 {
+    0xCA7A_7100_0000_0000 ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+fn fill_canary() {
+    for i in (0..2 * MIB).step_by(8) {
+        // SAFETY: the canary is guest RAM, written through the alias.
+        unsafe { core::ptr::write_volatile((ALIAS + CANARY + i) as *mut u64, canary_word(i)) };
+    }
+}
+
+/// The first offset where the canary changed.
+fn canary_changed() -> Option<u64> {
+    (0..2 * MIB).step_by(8).find(|&i| {
+        // SAFETY: as in fill_canary.
+        unsafe { core::ptr::read_volatile((ALIAS + CANARY + i) as *const u64) != canary_word(i) }
+    })
 }
 
 // ------------------------------------------------------------- the call
@@ -715,7 +1334,7 @@ fn offset(rng: &mut Rng) -> u64 {
 
 /// An address from one of the regions of the module docs. With `write`,
 /// only places the storm may scribble on (never the image, its stack or
-/// the tables below 4 MiB).
+/// the tables below 4 MiB, nor the alias).
 fn address(rng: &mut Rng, write: bool) -> u64 {
     loop {
         let a = match rng.below(15) {
@@ -755,9 +1374,11 @@ fn address(rng: &mut Rng, write: bool) -> u64 {
 
 /// Whether a write of up to 4 KiB at `a` stays out of the guest's own
 /// memory (image, stacks, tables: everything below 4 MiB, and the guard
-/// byte before 4 MiB) whatever the mapping.
+/// byte before 4 MiB) and off the alias of all guest RAM, whatever the
+/// mapping.
 fn safe_to_write(a: u64) -> bool {
-    (a > 4 * MIB && a.wrapping_add(PAGE + 1) > a) || a > 0xffff_0000_0000_0000
+    let off_alias = !(a.wrapping_add(PAGE + 1) > ALIAS && a < ALIAS + RAM);
+    off_alias && ((a > 4 * MIB && a.wrapping_add(PAGE + 1) > a) || a > 0xffff_0000_0000_0000)
 }
 
 fn length(rng: &mut Rng, addr: u64, max: u64) -> u64 {
@@ -790,10 +1411,22 @@ struct State {
     fx_rng: Rng,
     numbers: [u64; 12],
     native_amd: bool,
+    /// The caller the storm is now.
+    who: Who,
+    /// Calls per class ([`CLASSES`]).
+    counts: [u64; CLASSES.len()],
+    /// Memory around the current call's buffer.
+    snap: Snapshot,
+    /// Calls made from each CPL.
+    per_cpl: [u64; 4],
+    /// `vmmcall_describe`'s own generator and count: those calls leave the
+    /// storm's sequence and counts as they are.
+    describe_rng: Rng,
+    describe_calls: u64,
 }
 
-static PHASE_CALLS: AtomicU64 = AtomicU64::new(0);
 static mut STATE: Option<State> = None;
+static NEXT_PHASE: AtomicU64 = AtomicU64::new(0);
 
 impl State {
     fn number(&self, h: H) -> u64 {
@@ -838,8 +1471,14 @@ impl State {
         } else {
             self.native_amd
         };
+        self.counts[if amd == self.native_amd {
+            const { class("native instruction") }
+        } else {
+            const { class("other vendor's instruction") }
+        }] += 1;
         hcall(amd, &mut r);
         self.calls += 1;
+        self.per_cpl[usize::from(self.who.cpl & 3)] += 1;
         if !fx_out.same_state(&fx_in) {
             self.vector_changed += 1;
             self.report(
@@ -869,16 +1508,67 @@ impl State {
         r.0[0]
     }
 
-    fn check(&mut self, n: u64, args: [u64; 5], cpl3: bool) -> u64 {
-        let want = expect(n, args, cpl3);
+    /// One checked call: RAX must be the model's answer, the classes are
+    /// counted, and the memory the call names (with margins) must hold
+    /// what it held, except what a successful `fill` writes.
+    fn check(&mut self, n: u64, args: [u64; 5]) -> u64 {
+        let who = self.who;
+        let want = expect(n, args, who);
+        // The storm's classes (vmmcall_describe has its own lines).
+        if n != DESCRIBE {
+            let counts = &mut self.counts;
+            classes(n, args, who, want, |c| counts[c] += 1);
+        }
+        // The buffer the call names: (address, length, bytes kept of it).
+        let watch = match (n, handler(n)) {
+            (DESCRIBE, _) => Some((args[1], args[2], 512)),
+            (0, _) | (_, Some((H::NameLen, _))) => Some((args[0], 257, 257)),
+            (_, Some((H::Sum, _))) => Some((args[0], args[1], 512)),
+            (_, Some((H::Fill, _))) => Some((args[0], args[1], 4096)),
+            _ => None,
+        };
+        self.snap.count = 0;
+        self.snap.used = 0;
+        if let Some((la, len, keep)) = watch {
+            self.snap
+                .keep(la.wrapping_sub(MARGIN), len.min(keep) + 2 * MARGIN);
+            if len > keep {
+                if let Some(end) = la.checked_add(len) {
+                    self.snap.keep(end.wrapping_sub(MARGIN), 2 * MARGIN);
+                }
+            }
+        }
         let got = self.call(n, args);
         if got != want {
             self.report(
                 "wrong RAX",
                 format_args!(
-                    "function {n:#x} args {:x?} at CPL {}: got {got:#x}, expected {want:#x}",
+                    "function {n:#x} args {:x?} at CPL {}, CR0.WP={}: got {got:#x}, expected {want:#x}",
                     args,
-                    if cpl3 { 3 } else { 0 }
+                    who.cpl,
+                    u8::from(who.wp)
+                ),
+            );
+        }
+        let written = match handler(n) {
+            Some((H::Fill, _)) if want == args[1] && want <= 4096 => {
+                Written::new(args[0], args[1], Content::Byte(args[2] as u8))
+            }
+            _ if n == DESCRIBE => match describe_expect(args[0], args[1], args[2], who) {
+                (_, true) => {
+                    let name = TABLE[args[0] as usize - 1].0;
+                    Written::new(args[1], name.len() as u64 + 1, Content::Name(name))
+                }
+                _ => Written::NONE,
+            },
+            _ => Written::NONE,
+        };
+        if let Some((gpa, now, was)) = self.snap.changed(&written) {
+            self.report(
+                "memory",
+                format_args!(
+                    "after function {n:#x} args {:x?} at CPL {}: guest-physical {gpa:#x} is {now:#x}, expected {was:#x}",
+                    args, who.cpl
                 ),
             );
         }
@@ -886,7 +1576,7 @@ impl State {
     }
 
     /// Random function number, random arguments.
-    fn random_call(&mut self, cpl3: bool) {
+    fn random_call(&mut self) {
         let n = match self.rng.below(8) {
             0 => 0,
             1 => K + 1 + self.rng.below(4),
@@ -904,7 +1594,7 @@ impl State {
             a[0] = address(&mut self.rng, false);
         }
         self.sanitize(n, &mut a);
-        self.check(n, a, cpl3);
+        self.check(n, a);
     }
 
     /// Keep `exit` from succeeding and `fill` away from the guest's own
@@ -919,7 +1609,7 @@ impl State {
     }
 
     /// A handler with edge-case arguments.
-    fn edge_call(&mut self, cpl3: bool) {
+    fn edge_call(&mut self) {
         let n = 1 + self.rng.below(K);
         let mut a = [0u64; 5];
         for v in a.iter_mut() {
@@ -930,20 +1620,19 @@ impl State {
             };
         }
         self.sanitize(n, &mut a);
-        self.check(n, a, cpl3);
+        self.check(n, a);
     }
 
-    fn sum_call(&mut self, cpl3: bool) {
+    fn sum_call(&mut self) {
         let addr = address(&mut self.rng, false);
         let len = length(&mut self.rng, addr, 65536);
         let n = self.number(H::Sum);
         let junk = self.rng.next();
-        self.check(n, [addr, len, junk, 0, 0], cpl3);
+        self.check(n, [addr, len, junk, 0, 0]);
     }
 
-    /// `fill` at a scratch address; afterwards the buffer and the bytes on
-    /// either side hold exactly what the ABI allows.
-    fn fill_call(&mut self, cpl3: bool) {
+    /// `fill` at a scratch address (check() compares memory).
+    fn fill_call(&mut self) {
         let addr = address(&mut self.rng, true);
         let len = length(&mut self.rng, addr, 4096);
         let byte = if self.rng.below(10) == 0 {
@@ -951,50 +1640,12 @@ impl State {
         } else {
             self.rng.below(256)
         };
-        // Snapshot [addr - 1, addr + len + 1) where the guest can read it.
-        let span = if len <= 4096 { len + 2 } else { 0 };
-        let mut snap = [0u16; 4098];
-        let base = addr.wrapping_sub(1);
-        let mut p = Peeker::new(cpl3);
-        for (i, s) in snap.iter_mut().enumerate().take(span as usize) {
-            *s = p.peek(base.wrapping_add(i as u64)).map_or(0x100, u16::from);
-        }
         let n = self.number(H::Fill);
-        self.check(n, [addr, len, byte, 0, 0], cpl3);
-        let written = if byte > 255 || len > 4096 {
-            0
-        } else {
-            match fill_model(addr, len, cpl3) {
-                Ok(()) => len,
-                Err(k) => k,
-            }
-        };
-        let mut p = Peeker::new(cpl3);
-        for (i, s) in snap.iter().enumerate().take(span as usize) {
-            let a = base.wrapping_add(i as u64);
-            let Some(now) = p.peek(a) else { continue };
-            let i = i as u64;
-            let want = if i >= 1 && i <= written {
-                byte as u8
-            } else if *s > 0xff {
-                continue;
-            } else {
-                *s as u8
-            };
-            if now != want {
-                self.report(
-                    "memory",
-                    format_args!(
-                        "after fill({addr:#x}, {len:#x}, {byte:#x}): byte at {a:#x} is {now:#x}, expected {want:#x}"
-                    ),
-                );
-                break;
-            }
-        }
+        self.check(n, [addr, len, byte, 0, 0]);
     }
 
     /// A name placed at a boundary: get_vmmcall_number and name_len.
-    fn name_call(&mut self, cpl3: bool) {
+    fn name_call(&mut self) {
         let mut text = [b'A'; 4200];
         let len = match self.rng.below(8) {
             0 | 1 => {
@@ -1048,38 +1699,191 @@ impl State {
                 .wrapping_sub(1)
         };
         if safe_to_write(at) {
-            poke(at, &text[..len], cpl3);
+            poke(at, &text[..len]);
         }
         let f0 = 0;
         let nl = self.number(H::NameLen);
         let junk = self.rng.next();
-        self.check(f0, [at, junk, 0, 0, 0], cpl3);
-        self.check(nl, [at, 0, 0, 0, 0], cpl3);
+        self.check(f0, [at, junk, 0, 0, 0]);
+        self.check(nl, [at, 0, 0, 0, 0]);
     }
 
-    fn storm(&mut self, calls: u64, cpl3: bool) {
+    /// `vmmcall_describe` (function `DESCRIBE`): every handler number and
+    /// some that are none, buffers of every size around the name's, at
+    /// scratch and hostile addresses. check() compares RAX and memory.
+    fn describe_calls(&mut self, calls: u64) -> u64 {
+        let unexpected = self.unexpected;
+        let (storm_calls, per_cpl) = (self.calls, self.per_cpl);
+        core::mem::swap(&mut self.rng, &mut self.describe_rng);
+        for _ in 0..calls {
+            let n = match self.rng.below(8) {
+                0 => 0,
+                1 => K + 1 + self.rng.below(3),
+                2 => self.rng.next(),
+                _ => 1 + self.rng.below(K),
+            };
+            let need = usize::try_from(n.wrapping_sub(1))
+                .ok()
+                .and_then(|i| TABLE.get(i))
+                .map_or(8, |t| t.0.len() as u64 + 1);
+            let len = match self.rng.below(6) {
+                0 => 0,
+                1 => need - 1,
+                2 => need,
+                3 => need + self.rng.below(300),
+                4 => self.rng.pick(&[1, 256, 4096, u64::MAX]),
+                _ => self.rng.next(),
+            };
+            let buf = if self.rng.below(2) == 0 {
+                SCRATCH + self.rng.below(2 * MIB - 4096) + PAGE - 1 - self.rng.below(300)
+            } else {
+                address(&mut self.rng, true)
+            };
+            self.check(DESCRIBE, [n, buf, len, 0, 0]);
+        }
+        core::mem::swap(&mut self.rng, &mut self.describe_rng);
+        (self.calls, self.per_cpl) = (storm_calls, per_cpl);
+        self.describe_calls += calls;
+        self.unexpected - unexpected
+    }
+
+    fn storm(&mut self, calls: u64) {
         let end = self.calls + calls;
         while self.calls < end {
             match self.rng.below(16) {
-                0..=3 => self.random_call(cpl3),
-                4..=6 => self.sum_call(cpl3),
-                7..=8 => self.fill_call(cpl3),
-                9..=11 => self.name_call(cpl3),
-                _ => self.edge_call(cpl3),
+                0..=3 => self.random_call(),
+                4..=6 => self.sum_call(),
+                7..=8 => self.fill_call(),
+                9..=11 => self.name_call(),
+                _ => self.edge_call(),
             }
         }
     }
+
+    /// Run every phase of this ring (CR0.WP set through the gate), and
+    /// report the ring's totals.
+    fn ring(&mut self, cpl: u8) {
+        let start = self.calls;
+        while let Some(&(c, wp, calls)) = PHASES.get(NEXT_PHASE.load(Ordering::SeqCst) as usize) {
+            if c != cpl {
+                break;
+            }
+            NEXT_PHASE.fetch_add(1, Ordering::SeqCst);
+            let cr0 = set_wp(wp);
+            if (cr0 >> 16) & 1 != u64::from(wp) {
+                self.report("CR0.WP", format_args!("the gate left CR0 at {cr0:#x}"));
+            }
+            self.who = Who { cpl, wp };
+            if cpl != 0 && self.calls == start {
+                let w = self.call(self.number(H::Whoami), [0; 5]);
+                if w != u64::from(cpl) {
+                    self.report("ring", format_args!("whoami is {w} at CPL {cpl}"));
+                }
+            }
+            let (phase_start, t0) = (self.calls, rdtsc());
+            self.storm(calls);
+            if let Some(at) = canary_changed() {
+                self.report(
+                    "canary",
+                    format_args!("guest-physical {:#x} changed", CANARY + at),
+                );
+            }
+            println!(
+                "hostile: CPL {cpl}, CR0.WP={}: {} calls, {} unexpected ({} TSC ticks)",
+                u8::from(wp),
+                self.calls - phase_start,
+                self.unexpected,
+                rdtsc().wrapping_sub(t0)
+            );
+        }
+        // CPL 0 counts the set-up's lookups too, as it always has.
+        let calls = if cpl == 0 {
+            self.calls
+        } else {
+            self.calls - start
+        };
+        println!(
+            "hostile: CPL {cpl}: {calls} calls, {} unexpected",
+            self.unexpected
+        );
+        if cpl == 0 || cpl == 3 {
+            let wrong = self.describe_calls(1000);
+            println!("hostile: vmmcall_describe at CPL {cpl}: 1000 calls, {wrong} unexpected");
+        }
+    }
+
+    /// Print the class counts; a class without calls is unexpected.
+    fn report_classes(&mut self) {
+        let mut line = [0u8; 160];
+        let mut len = 0usize;
+        let mut missing = 0;
+        for (i, name) in CLASSES.iter().enumerate() {
+            let mut item = [0u8; 80];
+            let n = fmt_into(&mut item, format_args!("{name} {}", self.counts[i]));
+            if len + n + 2 > 100 {
+                println!(
+                    "hostile: classes: {}",
+                    core::str::from_utf8(&line[..len]).unwrap_or("?")
+                );
+                len = 0;
+            }
+            if len > 0 {
+                line[len..len + 2].copy_from_slice(b", ");
+                len += 2;
+            }
+            line[len..len + n].copy_from_slice(&item[..n]);
+            len += n;
+            if self.counts[i] == 0 {
+                missing += 1;
+            }
+        }
+        if len > 0 {
+            println!(
+                "hostile: classes: {}",
+                core::str::from_utf8(&line[..len]).unwrap_or("?")
+            );
+        }
+        for (i, name) in CLASSES.iter().enumerate() {
+            if self.counts[i] == 0 {
+                self.report("class", format_args!("no call reached `{name}`"));
+            }
+        }
+        println!(
+            "hostile: {} of {} classes reached",
+            CLASSES.len() - missing,
+            CLASSES.len()
+        );
+    }
 }
 
-#[repr(C, align(16))]
-struct Stack([u8; 65536]);
-static mut USER_STACK: Stack = Stack([0; 65536]);
+/// Format into `buf`, truncating; returns the length.
+fn fmt_into(buf: &mut [u8], args: core::fmt::Arguments<'_>) -> usize {
+    struct W<'a>(&'a mut [u8], usize);
+    impl core::fmt::Write for W<'_> {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            for &b in s.as_bytes() {
+                if self.1 < self.0.len() {
+                    self.0[self.1] = b;
+                    self.1 += 1;
+                }
+            }
+            Ok(())
+        }
+    }
+    let mut w = W(buf, 0);
+    let _ = core::fmt::write(&mut w, args);
+    w.1
+}
 
 fn main() -> Result<(), guest_sdk::Error> {
     let vmm = guest_sdk::detect().ok_or(guest_sdk::Error::NotPresent)?;
-    let total = CALLS;
-    // SAFETY: CPL 0, once, with the VMM's initial tables.
-    unsafe { build_tables() };
+    let total: u64 = PHASES.iter().map(|p| p.2).sum();
+    // SAFETY: CPL 0, once, with the VMM's initial tables; then the rings.
+    unsafe {
+        build_tables();
+        install_rings();
+    }
+    fill_canary();
     let mut st = State {
         rng: Rng(SEED),
         calls: 0,
@@ -1088,12 +1892,18 @@ fn main() -> Result<(), guest_sdk::Error> {
         fx_rng: Rng(!SEED),
         numbers: [0; 12],
         native_amd: vmm.instruction == Instruction::Vmmcall,
+        who: Who { cpl: 0, wp: true },
+        counts: [0; CLASSES.len()],
+        snap: Snapshot::new(),
+        per_cpl: [0; 4],
+        describe_rng: Rng(SEED ^ 0xDE5C_81BE),
+        describe_calls: 0,
     };
     // The numbers follow the name order: look each name up from scratch RAM.
     for (i, (name, _, _)) in TABLE.iter().enumerate() {
         let at = SCRATCH + 8192;
-        poke(at, name, false);
-        poke(at + name.len() as u64, &[0], false);
+        poke(at, name);
+        poke(at + name.len() as u64, &[0]);
         let n = st.call(0, [at, 0, 0, 0, 0]);
         if n != i as u64 + 1 {
             st.report(
@@ -1117,21 +1927,23 @@ fn main() -> Result<(), guest_sdk::Error> {
         "hostile: seed {SEED:#x}, {total} calls, {} handlers, native instruction {:?}",
         K, vmm.instruction
     );
-    let t0 = rdtsc();
-    st.storm(total / 2, false);
-    println!(
-        "hostile: CPL 0: {} calls, {} unexpected ({} TSC ticks)",
-        st.calls,
-        st.unexpected,
-        rdtsc().wrapping_sub(t0)
-    );
-    PHASE_CALLS.store(total - total / 2, Ordering::SeqCst);
-    // SAFETY: single-threaded; ring3_main takes the state over.
+    st.ring(0);
+    next_ring(st, 1)
+}
+
+/// Hand the state to ring `cpl` and drop there.
+fn next_ring(st: State, cpl: u8) -> ! {
+    // SAFETY: single-threaded; the next ring takes the state over.
     unsafe { *core::ptr::addr_of_mut!(STATE) = Some(st) };
-    let top = core::ptr::addr_of!(USER_STACK) as u64 + 65536;
-    // SAFETY: the image (code, data, stack) lies in 2..16 MiB, which the
-    // tables map user-accessible.
-    unsafe { arch::enter_ring3(ring3_main, top) }
+    let entry: extern "C" fn() -> ! = match cpl {
+        1 => ring1_main,
+        2 => ring2_main,
+        _ => ring3_main,
+    };
+    let stack = core::ptr::addr_of!(RING_STACKS) as u64 + u64::from(cpl) * 65536;
+    // SAFETY: install_rings loaded the rings' selectors; the image (code,
+    // data, stacks) lies in 2..16 MiB, which the tables map for every ring.
+    unsafe { drop_to(cpl, entry, stack) }
 }
 
 fn rdtsc() -> u64 {
@@ -1139,28 +1951,42 @@ fn rdtsc() -> u64 {
     unsafe { core::arch::x86_64::_rdtsc() }
 }
 
-extern "C" fn ring3_main() -> ! {
-    // SAFETY: main stored the state before dropping here; nothing else
-    // touches it.
-    let Some(mut st) = (unsafe { (*core::ptr::addr_of_mut!(STATE)).take() }) else {
-        println!("hostile: lost the state");
-        guest_sdk::rt::exit(3)
-    };
-    let start = st.calls;
-    let t0 = rdtsc();
-    if st.call(st.number(H::Whoami), [0; 5]) != 3 {
-        st.report("ring 3", format_args!("whoami is not 3"));
+/// The state the previous ring left.
+fn take_state() -> State {
+    // SAFETY: the previous ring stored the state before dropping here;
+    // nothing else touches it.
+    match unsafe { (*core::ptr::addr_of_mut!(STATE)).take() } {
+        Some(st) => st,
+        None => {
+            println!("hostile: lost the state");
+            guest_sdk::rt::exit(3)
+        }
     }
-    st.storm(PHASE_CALLS.load(Ordering::SeqCst), true);
-    println!(
-        "hostile: CPL 3: {} calls, {} unexpected ({} TSC ticks)",
-        st.calls - start,
-        st.unexpected,
-        rdtsc().wrapping_sub(t0)
-    );
+}
+
+extern "C" fn ring1_main() -> ! {
+    let mut st = take_state();
+    st.ring(1);
+    next_ring(st, 2)
+}
+
+extern "C" fn ring2_main() -> ! {
+    let mut st = take_state();
+    st.ring(2);
+    next_ring(st, 3)
+}
+
+extern "C" fn ring3_main() -> ! {
+    let mut st = take_state();
+    st.ring(3);
+    st.report_classes();
     println!(
         "hostile: vector state: {} exits, {} changed (x87, MXCSR, XMM0-15)",
         st.calls, st.vector_changed
+    );
+    println!(
+        "hostile: calls per CPL: {} {} {} {} (and {} of vmmcall_describe)",
+        st.per_cpl[0], st.per_cpl[1], st.per_cpl[2], st.per_cpl[3], st.describe_calls
     );
     println!("hostile: {} calls, {} unexpected", st.calls, st.unexpected);
     guest_sdk::rt::exit(if st.unexpected == 0 { 0 } else { 1 })
