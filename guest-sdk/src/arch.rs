@@ -129,20 +129,45 @@ pub unsafe fn user_mappings(except: Option<u64>) {
     }
 }
 
-/// A 64-bit TSS (Intel SDM Vol. 3A §9.7, Figure 9-11): only RSP0 is used,
-/// the stack the CPU switches to for an exception taken at CPL 3.
+/// A 64-bit TSS (Intel SDM Vol. 3A §9.7, Figure 9-11) of which only RSP0
+/// is used: the stack the CPU switches to for an event taken at CPL 1-3.
 #[repr(C, packed)]
-struct Tss {
+pub struct Tss {
     reserved0: u32,
     rsp0: u64,
     rest: [u8; 104 - 12],
 }
 
-static mut TSS: Tss = Tss {
-    reserved0: 0,
-    rsp0: 0,
-    rest: [0; 92],
-};
+impl Tss {
+    /// A TSS whose RSP0 is `rsp0`.
+    pub const fn new(rsp0: u64) -> Tss {
+        Tss {
+            reserved0: 0,
+            rsp0,
+            rest: [0; 92],
+        }
+    }
+
+    /// Set RSP0.
+    pub fn set_rsp0(&mut self, rsp0: u64) {
+        self.rsp0 = rsp0;
+    }
+}
+
+/// The 16-byte GDT descriptor of an available 64-bit TSS at `base`
+/// (Intel SDM Vol. 3A §8.2.3: type 9, present, DPL 0, byte-granular
+/// limit 103).
+pub const fn tss_descriptor(base: u64) -> [u64; 2] {
+    let limit = (core::mem::size_of::<Tss>() - 1) as u64;
+    let low = (limit & 0xFFFF)
+        | ((base & 0xFF_FFFF) << 16)
+        | (0x89 << 40)
+        | (((limit >> 16) & 0xF) << 48)
+        | (((base >> 24) & 0xFF) << 56);
+    [low, base >> 32]
+}
+
+static mut TSS: Tss = Tss::new(0);
 
 /// The VMM's five initial descriptors (docs/ABI.md) plus a TSS descriptor.
 #[repr(C, align(16))]
@@ -166,15 +191,8 @@ pub fn install_tss() {
     let tss = core::ptr::addr_of_mut!(TSS);
     let top = core::ptr::addr_of!(KERNEL_STACK) as u64 + 16384;
     // SAFETY: single-threaded guest; the TSS is not loaded yet.
-    unsafe { core::ptr::addr_of_mut!((*tss).rsp0).write_unaligned(top) };
-    let base = tss as u64;
-    let limit = (core::mem::size_of::<Tss>() - 1) as u64;
-    // SDM Vol. 3A §8.2.3: available 64-bit TSS (type 9), present, DPL 0.
-    let low = (limit & 0xFFFF)
-        | ((base & 0xFF_FFFF) << 16)
-        | (0x89 << 40)
-        | (((limit >> 16) & 0xF) << 48)
-        | (((base >> 24) & 0xFF) << 56);
+    unsafe { (*tss).set_rsp0(top) };
+    let [low, high] = tss_descriptor(tss as u64);
     let gdt = core::ptr::addr_of_mut!(GDT);
     // SAFETY: single-threaded; the new GDT is not loaded yet.
     unsafe {
@@ -185,7 +203,7 @@ pub fn install_tss() {
             0x00CF_F200_0000_FFFF, // 0x18 user data (0x1b)
             0x00AF_FA00_0000_FFFF, // 0x20 user code (0x23)
             low,                   // 0x28 TSS
-            base >> 32,
+            high,
         ];
     }
     #[repr(C, packed)]

@@ -223,19 +223,9 @@ unsafe fn build_tables() {
 struct Gdt([u64; 11]);
 static mut GDT: Gdt = Gdt([0; 11]);
 
-/// A 64-bit TSS (SDM Vol. 3A §8.7, Figure 8-11): RSP0 is the stack of the
-/// CR0.WP gate when it is entered from CPL 1 to 3.
-#[repr(C, packed)]
-struct Tss {
-    reserved0: u32,
-    rsp0: u64,
-    rest: [u8; 104 - 12],
-}
-static mut TSS: Tss = Tss {
-    reserved0: 0,
-    rsp0: 0,
-    rest: [0; 92],
-};
+/// The TSS: RSP0 is the stack of the CR0.WP gate when it is entered from
+/// CPL 1 to 3.
+static mut TSS: arch::Tss = arch::Tss::new(0);
 
 /// The IDT: only vector 0x80, the CR0.WP gate.
 #[repr(C, align(16))]
@@ -291,14 +281,8 @@ unsafe fn install_rings() {
     let tss = core::ptr::addr_of_mut!(TSS);
     let top = core::ptr::addr_of!(GATE_STACK) as u64 + 65536;
     // SAFETY: single-threaded set-up; nothing uses the TSS yet.
-    unsafe { core::ptr::addr_of_mut!((*tss).rsp0).write_unaligned(top) };
-    let base = tss as u64;
-    let limit = (core::mem::size_of::<Tss>() - 1) as u64;
-    let tss_low = (limit & 0xFFFF)
-        | ((base & 0xFF_FFFF) << 16)
-        | (0x89 << 40)
-        | (((limit >> 16) & 0xF) << 48)
-        | (((base >> 24) & 0xFF) << 56);
+    unsafe { (*tss).set_rsp0(top) };
+    let [tss_low, tss_high] = arch::tss_descriptor(tss as u64);
     let gdt = core::ptr::addr_of_mut!(GDT);
     // SAFETY: single-threaded; the new GDT is not loaded yet.
     unsafe {
@@ -313,7 +297,7 @@ unsafe fn install_rings() {
             0x00AF_DA00_0000_FFFF, // 0x38 ring-2 code (0x3a)
             0x00CF_D200_0000_FFFF, // 0x40 ring-2 data (0x42)
             tss_low,               // 0x48 TSS
-            base >> 32,
+            tss_high,
         ];
     }
     // A 64-bit interrupt gate (type 0xE), present, DPL 3, on the ring-0
