@@ -529,7 +529,10 @@ mod tests {
         // Everything else was zeroed; the tables map RAM.
         assert_eq!(ram[0x9F000], 0);
         assert_eq!(ram[0x100_0000 + 8192], 0, "decompression room");
-        assert!(ram[0x200_0000..].iter().all(|&b| b == 0 || b == 0xA5), "no stale bytes");
+        assert!(
+            ram[0x200_0000..].iter().all(|&b| b == 0 || b == 0xA5),
+            "no stale bytes"
+        );
         assert_eq!(le_u64(&ram, 0x3000).unwrap(), 0x83);
         assert_eq!(le_u64(&ram, 0x4010).unwrap(), GDT[2]);
     }
