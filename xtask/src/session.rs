@@ -136,6 +136,10 @@ fn boot_inner(b: &Boot<'_>, label: &str, prefix: String, stderr_prefix: String) 
         }
     }
     let run_dir = b.layout.run_dir(b.name, &b.machine.name());
+    // Another xtask process booting the same example on the same platform
+    // would delete this run directory under us: take the run's lock file
+    // (held until this function returns) and wait for it if need be.
+    let _lock = lock_run_dir(&run_dir)?;
     // A fresh secret per run: only the VMM learns it (its command line),
     // and only a verdict line carrying it counts (crate::verdict).
     let secret = verdict::new_secret();
@@ -301,6 +305,37 @@ fn boot_inner(b: &Boot<'_>, label: &str, prefix: String, stderr_prefix: String) 
     })
 }
 
+/// Lock `run_dir`'s lock file (`run_dir` + `.lock`) exclusively, waiting
+/// (and saying so) while another process holds it.
+fn lock_run_dir(run_dir: &Path) -> Result<std::fs::File> {
+    let path = run_dir.with_extension("lock");
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            println!(
+                "waiting for another xtask process that uses {}",
+                run_dir.display()
+            );
+            file.lock()
+                .with_context(|| format!("locking {}", path.display()))?;
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("locking {}", path.display()))
+        }
+    }
+    Ok(file)
+}
+
 /// The images of example `name`: its VMM with its bare-metal guest.
 pub fn example_payload(layout: &Layout, name: &str) -> Payload {
     Payload::Vmm {
@@ -363,6 +398,25 @@ mod tests {
         assert_eq!(first_program_line(&lines[..3], &times), None);
         assert_eq!(init_status(&lines), Some(3));
         assert_eq!(init_status(&lines[..6]), None);
+    }
+
+    #[test]
+    fn run_dirs_are_locked_per_process() {
+        let dir = std::env::temp_dir().join(format!("xtask-lock-{}", std::process::id()));
+        let run = dir.join("hello-qemu-svm");
+        let held = lock_run_dir(&run).unwrap();
+        // A second open file description of the same lock cannot take it.
+        let other = std::fs::OpenOptions::new()
+            .write(true)
+            .open(run.with_extension("lock"))
+            .unwrap();
+        assert!(matches!(
+            other.try_lock(),
+            Err(std::fs::TryLockError::WouldBlock)
+        ));
+        drop(held);
+        assert!(other.try_lock().is_ok(), "released with the guard");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
