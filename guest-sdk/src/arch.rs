@@ -183,6 +183,51 @@ static mut KERNEL_STACK: KernelStack = KernelStack([0; 16384]);
 /// The selector of the TSS [`install_tss`] loads.
 pub const TSS_SELECTOR: u16 = 0x28;
 
+/// The operand of LGDT and LIDT (Intel SDM Vol. 3A §3.5.1, Figure 3-11):
+/// limit and base of a descriptor table.
+#[repr(C, packed)]
+struct TablePointer {
+    limit: u16,
+    base: u64,
+}
+
+/// Load the GDT `bytes` long at `base` (LGDT) and, if `tss` is given, the
+/// TSS its descriptor at that selector names (LTR).
+///
+/// # Safety
+/// CPL 0. The table lives as long as it is loaded and holds descriptors
+/// for the segment registers already loaded at the same selectors; `tss`
+/// names an available 64-bit TSS descriptor in it.
+pub unsafe fn load_gdt(base: u64, bytes: usize, tss: Option<u16>) {
+    let ptr = TablePointer {
+        limit: bytes.saturating_sub(1) as u16,
+        base,
+    };
+    // SAFETY: the caller guarantees the table and CPL 0.
+    unsafe { core::arch::asm!("lgdt [{}]", in(reg) &ptr, options(readonly, nostack)) };
+    if let Some(sel) = tss {
+        // SAFETY: the caller guarantees `sel` names an available TSS.
+        unsafe { core::arch::asm!("ltr {0:x}", in(reg) sel, options(nostack)) };
+    }
+}
+
+/// Load the IDT `bytes` long at `base` (LIDT).
+///
+/// # Safety
+/// CPL 0. The table lives as long as it is loaded, and any vector that
+/// can be raised has a present gate to a valid handler (else the event
+/// escalates to a triple fault).
+pub unsafe fn load_idt(base: u64, bytes: usize) {
+    let ptr = TablePointer {
+        limit: bytes.saturating_sub(1) as u16,
+        base,
+    };
+    // SAFETY: the caller guarantees the table and CPL 0.
+    unsafe {
+        core::arch::asm!("lidt [{}]", in(reg) &ptr, options(readonly, nostack, preserves_flags))
+    };
+}
+
 /// Load a GDT with the VMM's initial descriptors (same selectors) and a
 /// TSS whose RSP0 is a kernel stack of this module, so that an exception
 /// at CPL 3 reaches [`catch`]'s handler on a valid stack. Call it once, at
@@ -206,21 +251,11 @@ pub fn install_tss() {
             high,
         ];
     }
-    #[repr(C, packed)]
-    struct Gdtr {
-        limit: u16,
-        base: u64,
-    }
-    let gdtr = Gdtr {
-        limit: (7 * 8 - 1) as u16,
-        base: gdt as u64,
-    };
     // SAFETY: the new GDT holds the same code and data descriptors at the
     // same selectors as the VMM's, so the loaded segments stay valid; it
-    // is a static that lives forever.
-    unsafe { core::arch::asm!("lgdt [{}]", in(reg) &gdtr, options(readonly, nostack)) };
-    // SAFETY: TSS_SELECTOR names the available TSS descriptor just loaded.
-    unsafe { core::arch::asm!("ltr {0:x}", in(reg) TSS_SELECTOR, options(nostack)) };
+    // is a static that lives forever; TSS_SELECTOR names the available TSS
+    // descriptor just written.
+    unsafe { load_gdt(gdt as u64, 7 * 8, Some(TSS_SELECTOR)) };
 }
 
 /// The registers the exception stub saves, then what the CPU pushed.
@@ -427,20 +462,9 @@ pub fn install_idt() {
             reserved: 0,
         };
     }
-    #[repr(C, packed)]
-    struct Idtr {
-        limit: u16,
-        base: u64,
-    }
-    let idtr = Idtr {
-        limit: (core::mem::size_of::<Idt>() - 1) as u16,
-        base: core::ptr::addr_of!(IDT) as u64,
-    };
-    // SAFETY: the IDTR names a valid, static IDT of 32 present gates whose
-    // handlers exist; CPL 0 (documented requirement).
-    unsafe {
-        core::arch::asm!("lidt [{}]", in(reg) &idtr, options(readonly, nostack, preserves_flags))
-    };
+    // SAFETY: a valid, static IDT of 32 present gates whose handlers exist;
+    // CPL 0 (documented requirement).
+    unsafe { load_idt(core::ptr::addr_of!(IDT) as u64, core::mem::size_of::<Idt>()) };
 }
 
 /// Run one instruction given as bytes, `len` bytes long, with RAX = `rax`

@@ -534,21 +534,22 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
                 // CPUID offers no XSAVE: as on a CPU without it.
                 backend.inject_exception(UD, None);
             }
-            Exit::Other { code, .. } if raw.guest_insn(code).is_some() => {
-                match raw.guest_insn(code) {
-                    // INVD drops dirty cache lines machine-wide; skipping it
-                    // is always safe (memory stays as coherent as after
-                    // WBINVD). WBINVD: see GuestInsn::Wbinvd.
-                    Some(GuestInsn::Invd | GuestInsn::Wbinvd) => {
-                        step(backend, rip.wrapping_add(raw.insn_len(rip, INVD_LEN)));
-                    }
-                    Some(GuestInsn::Rdpmc) => backend.inject_exception(GP, Some(0)),
-                    Some(GuestInsn::PreemptionTimer) => {
-                        return Err(Stop::RunBudget { rip });
-                    }
-                    _ => backend.inject_exception(UD, None),
+            Exit::Other { code, .. } => match raw.guest_insn(code) {
+                // INVD drops dirty cache lines machine-wide; skipping it is
+                // always safe (memory stays as coherent as after WBINVD).
+                // WBINVD: see GuestInsn::Wbinvd.
+                Some(GuestInsn::Invd | GuestInsn::Wbinvd) => {
+                    step(backend, rip.wrapping_add(raw.insn_len(rip, INVD_LEN)));
                 }
-            }
+                Some(GuestInsn::Rdpmc) => backend.inject_exception(GP, Some(0)),
+                Some(
+                    GuestInsn::Monitor | GuestInsn::Mwait | GuestInsn::Rdtscp | GuestInsn::Rdpru,
+                ) => {
+                    backend.inject_exception(UD, None);
+                }
+                Some(GuestInsn::PreemptionTimer) => return Err(Stop::RunBudget { rip }),
+                None => return Err(Stop::Unhandled { exit, raw, rip }),
+            },
             Exit::VirtualizationInstruction(insn) => {
                 log::debug!("guest executed {} at {rip:#x}: #UD", insn.name());
                 backend.inject_exception(UD, None);

@@ -310,27 +310,14 @@ unsafe fn install_rings() {
         (*idt).0[2 * WP_VECTOR] = low;
         (*idt).0[2 * WP_VECTOR + 1] = handler >> 32;
     }
-    #[repr(C, packed)]
-    struct Pointer {
-        limit: u16,
-        base: u64,
-    }
-    let gdtr = Pointer {
-        limit: (11 * 8 - 1) as u16,
-        base: gdt as u64,
-    };
-    let idtr = Pointer {
-        limit: (512 * 8 - 1) as u16,
-        base: idt as u64,
-    };
     // SAFETY: the new GDT keeps the VMM's code and data descriptors at the
     // same selectors, so the loaded segments stay valid; TSS_SELECTOR names
     // the available TSS just written; the IDT's only gate is the CR0.WP
-    // gate (any other vector would triple-fault, as with no IDT).
+    // gate (any other vector would triple-fault, as with no IDT). Both
+    // tables are statics.
     unsafe {
-        core::arch::asm!("lgdt [{}]", in(reg) &gdtr, options(readonly, nostack));
-        core::arch::asm!("ltr {0:x}", in(reg) TSS_SELECTOR, options(nostack));
-        core::arch::asm!("lidt [{}]", in(reg) &idtr, options(readonly, nostack));
+        arch::load_gdt(gdt as u64, 11 * 8, Some(TSS_SELECTOR));
+        arch::load_idt(idt as u64, 512 * 8);
     }
 }
 
