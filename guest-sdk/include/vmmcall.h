@@ -48,6 +48,12 @@
  * 6. vmmcall_describe (function 1 << 40, vmmcall_handler_count,
  *    vmmcall_describe): the VMM lists its handlers. At CPL > 0 a handler
  *    that is not `user` answers EPERM, as calling it would.
+ * 7. vmmcall_lookup_typed (function 1 << 40 | 1): the lookup of a call
+ *    declared in an interface (vmmcall::interface!), with the signature
+ *    digest the caller was built against in RCX; EPROTO when the VMM's
+ *    handler has another signature (docs/ABI.md, "Version skew"). The
+ *    headers generated from an interface declaration (one typed inline
+ *    function per hypercall) use it; see examples/interface/c.
  *
  * Pages the OS has not faulted in. The VMM reads and writes guest memory
  * through the guest's own page tables and injects no page fault: memory
@@ -93,6 +99,7 @@ extern "C" {
 
 #define VMMCALL_GET_VMMCALL_NUMBER 0ull
 #define VMMCALL_DESCRIBE (1ull << 40)
+#define VMMCALL_LOOKUP_TYPED ((1ull << 40) | 1ull)
 #define VMMCALL_DESCRIBE_NAME_LEN 0xffffull
 #define VMMCALL_DESCRIBE_USER (1ull << 16)
 #define VMMCALL_MAX_NAME_LEN 255
@@ -108,6 +115,7 @@ extern "C" {
 #define VMMCALL_ENOSPC 28    /* the guest's buffer is too small */
 #define VMMCALL_ERANGE 34    /* an argument is out of the handler's range */
 #define VMMCALL_ENOSYS 38    /* no function has this number */
+#define VMMCALL_EPROTO 71    /* the handler's declared signature is not the caller's */
 #define VMMCALL_EOVERFLOW 75 /* a u64 result fell in the error range */
 /* Not from the VMM: what vmmcall_call answers without a hypercall. */
 #define VMMCALL_ENOENT 2     /* no hypercall has this name (lookup gave 0) */
@@ -223,6 +231,7 @@ static inline const char *vmmcall_errno_name(int err)
     case VMMCALL_ENOSPC: return "ENOSPC";
     case VMMCALL_ERANGE: return "ERANGE";
     case VMMCALL_ENOSYS: return "ENOSYS";
+    case VMMCALL_EPROTO: return "EPROTO";
     case VMMCALL_EOVERFLOW: return "EOVERFLOW";
     default: return "E?";
     }
@@ -243,6 +252,7 @@ static inline const char *vmmcall_strerror(int err)
     case VMMCALL_ENOSPC: return "guest buffer too small";
     case VMMCALL_ERANGE: return "argument out of range";
     case VMMCALL_ENOSYS: return "no such hypercall number";
+    case VMMCALL_EPROTO: return "the hypercall's declared signature differs from the caller's";
     case VMMCALL_EOVERFLOW: return "result collides with the error range";
     default: return "unknown error";
     }
@@ -285,6 +295,34 @@ static inline vmmcall_u64 vmmcall_lookup(const struct vmmcall_vmm *vmm, const ch
     vmmcall_prefault_read(name, n + 1);
     return vmmcall_raw(vmm, VMMCALL_GET_VMMCALL_NUMBER, (vmmcall_u64)(unsigned long)name,
                        0, 0, 0, 0);
+}
+
+/* Function 1 << 40 | 1, vmmcall_lookup_typed: the number of the handler
+ * called `name` if it was declared with the signature digest `signature`.
+ * Returns 0 and stores the number in *number; or VMMCALL_ENOENT (no such
+ * name, or longer than 255 bytes), VMMCALL_EPROTO (the handler has another
+ * signature: calling it would pass the wrong types), VMMCALL_ENOSYS (a VMM
+ * without typed lookups), VMMCALL_ENODEV (no VMM). */
+static inline int vmmcall_lookup_typed(const struct vmmcall_vmm *vmm, const char *name,
+                                       vmmcall_u64 signature, vmmcall_u64 *number)
+{
+    unsigned long n = 0;
+    vmmcall_u64 rax;
+    if (!vmm || !vmm->present)
+        return VMMCALL_ENODEV;
+    while (name[n] != '\0') {
+        if (++n > VMMCALL_MAX_NAME_LEN)
+            return VMMCALL_ENOENT;
+    }
+    vmmcall_prefault_read(name, n + 1);
+    rax = vmmcall_raw(vmm, VMMCALL_LOOKUP_TYPED, (vmmcall_u64)(unsigned long)name, signature,
+                      0, 0, 0);
+    if (vmmcall_is_error(rax))
+        return vmmcall_errno(rax);
+    if (rax == 0)
+        return VMMCALL_ENOENT;
+    *number = rax;
+    return 0;
 }
 
 /* Look `name` up and call it with a1..a5. Returns 0 and stores RAX in

@@ -65,6 +65,7 @@ compile_error!(
 
 #[cfg(all(feature = "rt", not(feature = "std")))]
 pub mod arch;
+pub mod interface;
 #[cfg(all(feature = "rt", not(feature = "std")))]
 pub mod rt;
 
@@ -92,6 +93,10 @@ pub enum Error {
     /// `-EFAULT`: a pointer argument names memory the VMM could not access
     /// with the caller's privilege.
     Fault,
+    /// `-EPROTO`: a typed call's lookup found the name, but the VMM's
+    /// handler was declared with another signature than this program was
+    /// built against (version skew, docs/ABI.md): nothing was called.
+    Mismatch,
     /// Another error from the VMM ([`vmmcall::Error`]).
     Vmm(vmmcall::Error),
     /// An errno this SDK does not know (1..=4095).
@@ -107,6 +112,7 @@ impl Error {
             Some(vmmcall::Error::Permission) => Error::Permission,
             Some(vmmcall::Error::Invalid) => Error::Invalid,
             Some(vmmcall::Error::Fault) => Error::Fault,
+            Some(vmmcall::Error::Mismatch) => Error::Mismatch,
             Some(e) => Error::Vmm(e),
             None => Error::Other(errno),
         })
@@ -121,6 +127,7 @@ impl Error {
             Error::Permission => Some(vmmcall::Error::Permission.errno()),
             Error::Invalid => Some(vmmcall::Error::Invalid.errno()),
             Error::Fault => Some(vmmcall::Error::Fault.errno()),
+            Error::Mismatch => Some(vmmcall::Error::Mismatch.errno()),
             Error::Vmm(e) => Some(e.errno()),
             Error::Other(n) => Some(n),
         }
@@ -136,6 +143,7 @@ impl fmt::Display for Error {
             Error::Permission => vmmcall::Error::Permission.fmt(f),
             Error::Invalid => vmmcall::Error::Invalid.fmt(f),
             Error::Fault => vmmcall::Error::Fault.fmt(f),
+            Error::Mismatch => vmmcall::Error::Mismatch.fmt(f),
             Error::Vmm(e) => e.fmt(f),
             Error::Other(n) => write!(f, "hypercall failed with errno {n}"),
         }
@@ -288,6 +296,36 @@ pub fn lookup(name_nul: &[u8]) -> Result<u64, Error> {
     }
 }
 
+/// Look a name up with `vmmcall_lookup_typed`: its number if the VMM's
+/// handler was declared with the signature digest `signature` (what an
+/// interface declaration gives it, `vmmcall::abi::signature_digest`).
+/// `name` must end with NUL.
+///
+/// Errors: [`Error::NotFound`] (no such name), [`Error::Mismatch`] (the
+/// handler has another signature, or none: calling it would pass the
+/// wrong types), [`Error::NoSys`] (a VMM without typed lookups).
+pub fn lookup_typed(name_nul: &[u8], signature: u64) -> Result<u64, Error> {
+    let insn = instruction()?;
+    if name_nul.last() != Some(&0) {
+        return Err(Error::Invalid);
+    }
+    // SAFETY: a shared slice is valid for reads of its length.
+    unsafe { prefault(name_nul.as_ptr(), name_nul.len()) };
+    // SAFETY: the VMM is present (instruction() checked); the typed lookup
+    // only reads the NUL-terminated name at RBX, which `name_nul` provides.
+    let n = unsafe {
+        raw_hypercall(
+            insn,
+            abi::LOOKUP_TYPED,
+            [name_nul.as_ptr() as u64, signature, 0, 0, 0],
+        )
+    };
+    match Error::check(n)? {
+        0 => Err(Error::NotFound),
+        n => Ok(n),
+    }
+}
+
 /// A handler as `vmmcall_describe` reports it ([`describe`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Described<'b> {
@@ -378,6 +416,8 @@ pub unsafe fn call_number(number: u64, args: [u64; 5]) -> Result<u64, Error> {
 /// (docs/BENCHMARKS.md).
 pub struct CallSite {
     name_nul: &'static str,
+    /// The signature digest for a typed lookup; 0: a plain lookup.
+    signature: u64,
     /// 0: not resolved; else `number << 1 | (instruction == Vmcall)`.
     cache: AtomicU64,
 }
@@ -387,6 +427,20 @@ impl CallSite {
     pub const fn new(name_nul: &'static str) -> Self {
         CallSite {
             name_nul,
+            signature: 0,
+            cache: AtomicU64::new(0),
+        }
+    }
+
+    /// A call site of a hypercall declared in an interface: it is looked
+    /// up with `vmmcall_lookup_typed` and `signature` ([`lookup_typed`]),
+    /// so a VMM whose handler has another signature answers
+    /// [`Error::Mismatch`] instead of being called. `signature` 0 means a
+    /// plain lookup, as [`CallSite::new`].
+    pub const fn typed(name_nul: &'static str, signature: u64) -> Self {
+        CallSite {
+            name_nul,
+            signature,
             cache: AtomicU64::new(0),
         }
     }
@@ -410,7 +464,10 @@ impl CallSite {
     #[inline(never)]
     fn resolve_slow(&self) -> Result<(u64, Instruction), Error> {
         let insn = instruction()?;
-        let n = lookup(self.name_nul.as_bytes())?;
+        let n = match self.signature {
+            0 => lookup(self.name_nul.as_bytes())?,
+            s => lookup_typed(self.name_nul.as_bytes(), s)?,
+        };
         // Numbers are registry indexes (at most u32::MAX); anything that
         // would not survive the shift is simply not cached.
         if n >> 63 == 0 {
@@ -481,6 +538,13 @@ impl<'a> Arg<'a> {
     #[inline]
     pub const fn raw(&self) -> u64 {
         self.raw
+    }
+
+    /// The address of memory borrowed for `'a` (the interface stubs'
+    /// buffers, [`interface::lend`]).
+    #[inline]
+    pub(crate) fn borrowed<T>(ptr: *const T) -> Arg<'a> {
+        Arg::address(ptr)
     }
 
     #[inline]

@@ -68,10 +68,19 @@ const SYMBOL_PREFIX: &str = "__vmmcall_duplicate_hypercall_name__";
 /// How the attribute is written, for error messages.
 const USAGE: &str = "#[vmmcall(\"name\")] or #[vmmcall(\"name\", user)]";
 
-/// Register a function as a hypercall. See the `vmmcall` crate docs.
+mod interface;
+
+/// Register a function as a hypercall, or every handler of an interface
+/// `impl`. See the `vmmcall` crate docs.
 #[proc_macro_attribute]
 pub fn vmmcall(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand(attr.into(), item.into()).into()
+}
+
+/// Declare a hypercall interface. See `vmmcall::interface!`.
+#[proc_macro]
+pub fn interface(input: TokenStream) -> TokenStream {
+    interface::expand(input.into()).into()
 }
 
 /// The whole expansion on `proc_macro2` tokens (unit-testable). On error,
@@ -372,6 +381,13 @@ fn not_a_function(item: &Item) -> (TokenStream2, &'static str) {
 }
 
 fn try_expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
+    // `#[vmmcall] impl interface::Handlers for T`: the names come from the
+    // interface, so the attribute takes at most `crate = PATH`.
+    if let Ok(Item::Impl(imp)) = syn::parse2::<Item>(item.clone()) {
+        if imp.trait_.is_some() {
+            return expand_impl(attr, imp);
+        }
+    }
     let Args {
         name,
         user,
@@ -610,6 +626,100 @@ fn generate(
             static __VMMCALL_UNIQUE_NAME: u8 = 0;
         };
     }
+}
+
+/// `#[vmmcall]` (or `#[vmmcall(crate = PATH)]`) on `impl Trait for Type`,
+/// where `Trait` is an interface's `Handlers` (`interface!`): the impl as
+/// written, and for each of its functions the registration that
+/// `#[vmmcall("name")]` makes, with the `Handler` the interface built
+/// (`<Type as Trait>::__VMMCALL_HANDLER_name`: its name, `user`, thunk and
+/// signature digest). The trait's own checks make a missing handler or a
+/// signature that differs from the declaration a compile error.
+fn expand_impl(attr: TokenStream2, imp: syn::ItemImpl) -> syn::Result<TokenStream2> {
+    let mut errors = Errors::default();
+    let mut krate: Option<syn::Path> = None;
+    if !attr.is_empty() {
+        let segments = syn::parse::Parser::parse2(
+            |input: ParseStream<'_>| {
+                syn::punctuated::Punctuated::<TokenStream2, Token![,]>::parse_terminated_with(
+                    input,
+                    parse_segment,
+                )
+            },
+            attr,
+        )?;
+        let mut user_seen = None;
+        for seg in segments {
+            let first = seg.clone().into_iter().next();
+            match first {
+                Some(proc_macro2::TokenTree::Ident(id)) if id == "crate" => {
+                    let rest: TokenStream2 = seg.into_iter().skip(1).collect();
+                    parse_crate_path(&id, rest, &mut krate, &mut errors);
+                }
+                None => {}
+                _ if syn::parse2::<LitStr>(seg.clone()).is_ok() => errors.spanned(
+                    seg,
+                    "on an interface impl, the hypercalls' names come from the interface declaration: write #[vmmcall] alone",
+                ),
+                _ if syn::parse2::<Ident>(seg.clone()).is_ok_and(|i| i == "user") => errors.spanned(
+                    seg,
+                    "on an interface impl, `user` comes from the interface declaration (`#[user] fn ...;`)",
+                ),
+                _ => parse_option(seg, &mut user_seen, &mut krate, &mut errors),
+            }
+        }
+    }
+    if let Some(t) = &imp.unsafety {
+        errors.spanned(t, "an interface impl cannot be `unsafe`");
+    }
+    if !imp.generics.params.is_empty() {
+        errors.spanned(
+            &imp.generics,
+            "an interface impl cannot be generic: its handlers are registered for one type",
+        );
+    }
+    if let Some((Some(bang), _, _)) = &imp.trait_ {
+        errors.spanned(bang, "a negative impl registers nothing");
+    }
+    errors.finish()?;
+    let krate = krate.unwrap_or_else(|| syn::parse_quote!(::vmmcall));
+    let Some((_, trait_path, _)) = &imp.trait_ else {
+        return Err(syn::Error::new_spanned(
+            &imp.self_ty,
+            "#[vmmcall] on an impl needs an interface trait: `impl demo::Handlers for MyVmm`",
+        ));
+    };
+    let self_ty = &imp.self_ty;
+    let mut registrations = Vec::new();
+    for item in &imp.items {
+        let syn::ImplItem::Fn(f) = item else { continue };
+        let method = &f.sig.ident;
+        let name = method.unraw().to_string();
+        let sym = unique_symbol(&name);
+        let registration = Ident::new(&sym, method.span());
+        let hconst = interface::handler_const(method);
+        let cfgs = f.attrs.iter().filter(|a| a.path().is_ident("cfg"));
+        registrations.push(quote! {
+            #(#cfgs)*
+            #[doc(hidden)]
+            #[allow(non_upper_case_globals)]
+            const #registration: () = {
+                #[#krate::__private::linkme::distributed_slice(#krate::HANDLERS)]
+                #[linkme(crate = #krate::__private::linkme)]
+                static __VMMCALL_HANDLER: #krate::Handler =
+                    <#self_ty as #trait_path>::#hconst;
+
+                // As for #[vmmcall("name")]: one name, one definition.
+                #[used]
+                #[unsafe(export_name = #sym)]
+                static __VMMCALL_UNIQUE_NAME: u8 = 0;
+            };
+        });
+    }
+    Ok(quote! {
+        #imp
+        #(#registrations)*
+    })
 }
 
 /// Whether a type is `()`.

@@ -48,6 +48,71 @@ pub const DESCRIBE: u64 = 1 << 40;
 /// up: `get_vmmcall_number` answers 0 for it unless a handler has the name.
 pub const DESCRIBE_NAME: &str = "vmmcall_describe";
 
+/// Function `vmmcall_lookup_typed`: look a name up together with the
+/// signature the caller was built against (`docs/ABI.md`, "Function
+/// `1 << 40 | 1`: `vmmcall_lookup_typed`", and "Version skew").
+///
+/// - RBX: the guest-linear address of a NUL-terminated name, as for
+///   [`GET_VMMCALL_NUMBER`]; RCX: the signature digest the caller's
+///   interface declaration gives that name ([`signature_digest`]).
+/// - RAX: the handler's number when a handler has the name and was declared
+///   with exactly that digest; 0 when no handler has the name (or it is
+///   unreadable or not terminated within 256 bytes), as function 0 answers;
+///   `-EPROTO` ([`crate::Error::Mismatch`]) when a handler has the name but
+///   another signature, or none (a plain `#[vmmcall]` handler).
+///
+/// Any CPL may look up, as with function 0. A VMM without the function
+/// answers `-ENOSYS`, which is how a guest tells.
+pub const LOOKUP_TYPED: u64 = DESCRIBE | 1;
+
+/// The name under which docs and tools show [`LOOKUP_TYPED`].
+pub const LOOKUP_TYPED_NAME: &str = "vmmcall_lookup_typed";
+
+/// The signature digest of a declared hypercall: FNV-1a (64-bit) over the
+/// canonical text of its signature (`docs/ABI.md`, "Version skew"),
+///
+/// ```text
+/// vmmcall-signature-v1 NAME(KIND,KIND,...)->RET user|kernel
+/// ```
+///
+/// where each KIND is `u8`, `u16`, `u32`, `u64`, `i8`, `i16`, `i32`,
+/// `i64`, `bool`, `in` (a buffer the VMM reads: address and length) or
+/// `out` (a buffer the VMM writes), and RET is `()`, `bool`, `u8`, `u16`,
+/// `u32` or `u64`. Parameter names are not part of it: renaming one does
+/// not change the ABI. A digest is never 0 (0 would be mapped to 1), so 0
+/// can mean "no signature".
+///
+/// The `interface!` macro computes the same value at compile time; this
+/// `const fn` is the reference both are tested against.
+pub const fn signature_digest(canonical: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut rest = canonical;
+    while let [b, tail @ ..] = rest {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        rest = tail;
+    }
+    if h == 0 {
+        1
+    } else {
+        h
+    }
+}
+
+/// One hypercall as an interface declares it (`vmmcall::interface!`
+/// gives each interface a `DECLARATIONS` list of these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Declaration {
+    /// The hypercall's name.
+    pub name: &'static str,
+    /// Whether any CPL may call it.
+    pub user: bool,
+    /// The canonical text of its signature ([`signature_digest`]).
+    pub canonical: &'static str,
+    /// [`signature_digest`] of `canonical`.
+    pub signature: u64,
+}
+
 /// In a [`DESCRIBE`] result: the mask of the name's length in bytes.
 pub const DESCRIBE_NAME_LEN: u64 = 0xFFFF;
 

@@ -4,10 +4,10 @@
 //! vendor: the VMM calls it (through `vmexit`) when the guest executed
 //! `vmcall`/`vmmcall`, then advances RIP past the instruction.
 
-use crate::abi::{DESCRIBE, DESCRIBE_USER, GET_VMMCALL_NUMBER, NAME_BUF_LEN};
+use crate::abi::{DESCRIBE, DESCRIBE_USER, GET_VMMCALL_NUMBER, LOOKUP_TYPED, NAME_BUF_LEN};
 use crate::budget::guest_log;
 use crate::context::read_cstr;
-use crate::{Caller, Error, Gpr, GuestAddr, Handler, Registers, Registry, Vcpu};
+use crate::{Caller, Error, Gpr, GuestAddr, Handler, Registers, Registry, TypedLookup, Vcpu};
 
 /// What a hypercall did. RAX has already been written when you get this.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +32,10 @@ pub struct Outcome {
 ///   (CPL 0, or any CPL for `user` handlers), else `-EPERM`.
 /// - RAX = [`DESCRIBE`]: `vmmcall_describe`, see [`crate::abi::DESCRIBE`]:
 ///   the number of handlers, or one handler's name and flags.
+/// - RAX = [`LOOKUP_TYPED`]: `vmmcall_lookup_typed`, see
+///   [`crate::abi::LOOKUP_TYPED`]: the number for the name at RBX if its
+///   handler was declared with the signature digest in RCX, 0 for an
+///   unknown name, `-EPROTO` for another signature.
 /// - Any other RAX: `-ENOSYS`.
 ///
 /// Only RAX is written; every other register is left as the guest had it.
@@ -49,6 +53,9 @@ pub fn dispatch<V: Vcpu + ?Sized>(registry: &Registry<'static>, vcpu: &mut V) ->
         // nothing for it.
         if number == DESCRIBE {
             return describe(registry, vcpu.as_dyn_vcpu());
+        }
+        if number == LOOKUP_TYPED {
+            return lookup_typed(registry, vcpu.as_dyn_vcpu());
         }
         return no_such_function(vcpu.as_dyn_vcpu(), number);
     };
@@ -139,6 +146,53 @@ fn get_vmmcall_number(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> u64 
                 "get_vmmcall_number: name at {addr:?}: {e:?}"
             );
             0
+        }
+    }
+}
+
+/// `vmmcall_lookup_typed`, out of line like function 0.
+#[inline(never)]
+fn lookup_typed(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> Outcome {
+    let result = lookup_typed_value(registry, vcpu);
+    vcpu.set_rax(match result {
+        Ok(v) => v,
+        Err(e) => e.to_rax(),
+    });
+    Outcome {
+        number: LOOKUP_TYPED,
+        name: None,
+        result,
+        stop: None,
+    }
+}
+
+/// What `vmmcall_lookup_typed` answers (docs/ABI.md): the number, 0 for
+/// a name no handler has (or one that cannot be read, as function 0),
+/// `-EPROTO` when the handler's declared signature is not RCX.
+fn lookup_typed_value(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> Result<u64, Error> {
+    let addr = GuestAddr(vcpu.gpr(Gpr::Rbx));
+    let signature = vcpu.gpr(Gpr::Rcx);
+    let mut buf = [0u8; NAME_BUF_LEN];
+    let name = match read_cstr(vcpu, addr, &mut buf) {
+        Ok(name) => name,
+        Err(e) => {
+            guest_log!(
+                log::Level::Debug,
+                "vmmcall_lookup_typed: name at {addr:?}: {e:?}"
+            );
+            return Ok(0);
+        }
+    };
+    match registry.lookup_typed(name, signature) {
+        TypedLookup::Found(n) => Ok(n.get()),
+        TypedLookup::NotFound => Ok(0),
+        TypedLookup::Mismatch { declared } => {
+            guest_log!(
+                log::Level::Warn,
+                "vmmcall_lookup_typed: {:?} was declared with signature {declared:x?}, the guest was built against {signature:#x}",
+                core::str::from_utf8(name).unwrap_or("<not UTF-8>")
+            );
+            Err(Error::Mismatch)
         }
     }
 }

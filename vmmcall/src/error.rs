@@ -34,6 +34,11 @@ pub enum Error {
     Range,
     /// `ENOSYS` (38): no function has this number.
     NoSys,
+    /// `EPROTO` (71): a typed lookup (`vmmcall_lookup_typed`) found the
+    /// name, but the handler was declared with another signature than the
+    /// caller was built against (or with none): calling it would pass the
+    /// wrong types. See docs/ABI.md, "Version skew".
+    Mismatch,
     /// `EOVERFLOW` (75): the handler's successful result would read as an
     /// error (it falls in `[-4095, -1]` as `i64`) and was replaced by this.
     Overflow,
@@ -41,7 +46,7 @@ pub enum Error {
 
 impl Error {
     /// Every variant, in errno order.
-    pub const ALL: [Error; 9] = [
+    pub const ALL: [Error; 10] = [
         Error::Permission,
         Error::Io,
         Error::Fault,
@@ -50,6 +55,7 @@ impl Error {
         Error::NoSpace,
         Error::Range,
         Error::NoSys,
+        Error::Mismatch,
         Error::Overflow,
     ];
 
@@ -64,6 +70,7 @@ impl Error {
             Error::NoSpace => 28,
             Error::Range => 34,
             Error::NoSys => 38,
+            Error::Mismatch => 71,
             Error::Overflow => 75,
         }
     }
@@ -79,6 +86,7 @@ impl Error {
             28 => Error::NoSpace,
             34 => Error::Range,
             38 => Error::NoSys,
+            71 => Error::Mismatch,
             75 => Error::Overflow,
             _ => return None,
         })
@@ -100,6 +108,7 @@ impl Error {
             Error::NoSpace => "ENOSPC",
             Error::Range => "ERANGE",
             Error::NoSys => "ENOSYS",
+            Error::Mismatch => "EPROTO",
             Error::Overflow => "EOVERFLOW",
         }
     }
@@ -114,6 +123,7 @@ impl Error {
             Error::NoSpace => "guest buffer too small",
             Error::Range => "argument out of range",
             Error::NoSys => "no such hypercall number",
+            Error::Mismatch => "the hypercall's declared signature differs from the caller's",
             Error::Overflow => "result collides with the error range",
         }
     }
@@ -159,6 +169,7 @@ mod tests {
         assert_eq!(Error::Permission.to_rax(), -1_i64 as u64);
         assert_eq!(Error::Invalid.to_rax(), -22_i64 as u64);
         assert_eq!(Error::Fault.to_rax(), -14_i64 as u64);
+        assert_eq!(Error::Mismatch.to_rax(), -71_i64 as u64);
         assert_eq!(Error::from_errno(2), None);
     }
 

@@ -58,6 +58,8 @@ pub mod abi;
 pub mod baremetal;
 pub mod budget;
 #[cfg(feature = "registry")]
+mod buffer;
+#[cfg(feature = "registry")]
 mod context;
 pub mod cpuid;
 #[cfg(feature = "registry")]
@@ -84,13 +86,17 @@ pub mod vcpu;
 pub use error::{decode_rax, Error};
 
 #[cfg(feature = "registry")]
+pub use buffer::{GuestBuf, GuestBufMut};
+#[cfg(feature = "registry")]
 pub use context::{read_cstr, AsDynVcpu, CStrError, Caller, GuestAddr, MemError, Vcpu};
 #[cfg(feature = "registry")]
 pub use dispatch::{dispatch, Outcome};
 #[cfg(feature = "registry")]
 pub use marshal::{FromReg, IntoRet};
 #[cfg(feature = "registry")]
-pub use registry::{valid_name, Handler, HandlerFn, Registry, RegistryError, HANDLERS};
+pub use registry::{
+    valid_name, Handler, HandlerFn, Registry, RegistryError, TypedLookup, HANDLERS,
+};
 #[cfg(feature = "registry")]
 pub use regs::{Gpr, GuestRegs, Registers};
 #[cfg(feature = "registry")]
@@ -151,6 +157,72 @@ macro_rules! exit_hypercall {
             }
         };
     };
+}
+
+/// Declare a hypercall interface once, for the VMM and its guests.
+///
+/// ```text
+/// vmmcall::interface! {
+///     /// The demo interface.
+///     pub mod demo {
+///         /// The seed's call: prints a line on the VMM console.
+///         #[user]
+///         fn hello(arg1: u64) -> u64;
+///         /// The VMM writes `byte` into every byte of `out`.
+///         #[user]
+///         fn fill(out: &mut [u8], byte: u8) -> u64;
+///         /// Kernel-only: CPL > 0 callers get -EPERM.
+///         fn checksum(data: &[u8]) -> u32;
+///     }
+/// }
+/// ```
+///
+/// In the crate that holds the declaration (a `no_std` crate shared by the
+/// VMM and its guests, depending on `vmmcall` with
+/// `default-features = false` and on `guest-sdk`), the module gets:
+///
+/// - **VMM side**, when `vmmcall`'s `registry` feature is on (a VMM build):
+///   `trait Handlers`, one associated function per hypercall, `fn
+///   hello(cx: &mut Caller<'_>, arg1: u64) -> Result<u64, Error>`.
+///   Buffers arrive as [`GuestBuf`] (`&[u8]`: the VMM reads) and
+///   [`GuestBufMut`] (`&mut [u8]`: the VMM writes). The VMM implements it
+///   and registers every handler with `#[vmmcall] impl demo::Handlers for
+///   MyVmm { ... }`: a missing handler, a different signature or a
+///   duplicate name is a compile error.
+/// - **Guest side**: `fn hello(arg1: u64) -> Result<u64, guest_sdk::Error>`,
+///   a safe stub per hypercall (buffers as `&[u8]` / `&mut [u8]`, made
+///   present before the call), looked up once with the signature digest
+///   (`vmmcall_lookup_typed`): a VMM whose handler has another signature
+///   answers `guest_sdk::Error::Mismatch`.
+/// - `mod signatures` (one `u64` digest per hypercall, [`abi::signature_digest`]),
+///   `SIGNATURES` (name, canonical text, digest) and `C_HEADER`, the C
+///   header with one typed inline function per hypercall on top of
+///   `vmmcall.h`.
+///
+/// Parameters are `u8`, `u16`, `u32`, `u64`, `i8`, `i16`, `i32`, `i64`,
+/// `bool` (one register each) and `&[u8]` / `&mut [u8]` (two registers:
+/// address, length in bytes), at most five registers. Results are `()`,
+/// `bool`, `u8`, `u16`, `u32`, `u64`. The hypercall's name is the
+/// function's name; `#[user]` makes it callable from any CPL. See
+/// `docs/ABI.md`, "Interfaces".
+pub use vmmcall_macros::interface;
+
+/// Expands to its input when the `registry` feature is on, to nothing
+/// otherwise: the VMM side of an `interface!` declaration exists only in a
+/// VMM build. Implementation detail of `interface!`.
+#[cfg(feature = "registry")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __if_registry {
+    ($($t:tt)*) => { $($t)* };
+}
+
+/// See the `registry` variant: without the registry, nothing.
+#[cfg(not(feature = "registry"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __if_registry {
+    ($($t:tt)*) => {};
 }
 
 /// Implementation details of the `#[vmmcall]` macro. Not public API.

@@ -34,6 +34,9 @@ pub struct Handler {
     user: bool,
     func: HandlerFn,
     calls: AtomicU64,
+    /// The declared signature's digest ([`crate::abi::signature_digest`]),
+    /// 0 for a handler without a declaration (plain `#[vmmcall]`).
+    signature: u64,
 }
 
 impl Handler {
@@ -47,6 +50,30 @@ impl Handler {
             user,
             func,
             calls: AtomicU64::new(0),
+            signature: 0,
+        }
+    }
+
+    /// A handler declared in an interface (`vmmcall::interface!`), whose
+    /// signature has the digest `signature` (never 0). Made by the
+    /// `#[vmmcall]` attribute on an interface's `impl`; a typed lookup
+    /// (`vmmcall_lookup_typed`) finds it only with that digest.
+    pub const fn typed(name: &'static str, user: bool, func: HandlerFn, signature: u64) -> Self {
+        Handler {
+            name,
+            user,
+            func,
+            calls: AtomicU64::new(0),
+            signature,
+        }
+    }
+
+    /// The digest of the declared signature, or `None` for a handler
+    /// registered without an interface declaration.
+    pub fn signature(&self) -> Option<u64> {
+        match self.signature {
+            0 => None,
+            s => Some(s),
         }
     }
 
@@ -85,9 +112,25 @@ impl fmt::Debug for Handler {
         f.debug_struct("Handler")
             .field("name", &self.name)
             .field("user", &self.user)
+            .field("signature", &self.signature())
             .field("calls", &self.calls())
             .finish()
     }
+}
+
+/// The answer of [`Registry::lookup_typed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TypedLookup {
+    /// The handler's number: its name and signature match.
+    Found(NonZeroU64),
+    /// No handler has the name.
+    NotFound,
+    /// A handler has the name, but was declared with another signature
+    /// (`declared`), or without one (`None`).
+    Mismatch {
+        /// The handler's own digest, if it has one.
+        declared: Option<u64>,
+    },
 }
 
 /// Every handler in the final image, collected by the linker.
@@ -303,6 +346,25 @@ impl<'h> Registry<'h> {
             slot = slot.wrapping_add(1) & mask;
         }
         None
+    }
+
+    /// What a typed lookup (`vmmcall_lookup_typed`, docs/ABI.md) answers
+    /// for `name` and the caller's signature digest: the number when the
+    /// handler was declared with exactly `signature`,
+    /// [`TypedLookup::NotFound`] when no handler has the name,
+    /// [`TypedLookup::Mismatch`] when one has it with another signature or
+    /// none.
+    pub fn lookup_typed(&self, name: &[u8], signature: u64) -> TypedLookup {
+        let Some(number) = self.lookup(name) else {
+            return TypedLookup::NotFound;
+        };
+        match self.get(number.get()) {
+            Some(h) if h.signature != 0 && h.signature == signature => TypedLookup::Found(number),
+            Some(h) => TypedLookup::Mismatch {
+                declared: h.signature(),
+            },
+            None => TypedLookup::NotFound,
+        }
     }
 
     /// Handlers with their numbers, in number order.

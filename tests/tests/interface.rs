@@ -1,0 +1,219 @@
+//! `vmmcall::interface!` end to end on the host: one declaration, its VMM
+//! side implemented with `#[vmmcall] impl`, dispatched on the mock vCPU
+//! through the typed lookup; its digests against the library's reference;
+//! and its generated C header compiled with gcc.
+
+use vmmcall::abi::{self, LOOKUP_TYPED};
+use vmmcall::mock::MockVcpu;
+use vmmcall::{dispatch, Caller, Error, GuestBuf, GuestBufMut, Registry};
+
+vmmcall::interface! {
+    /// The test interface.
+    pub mod demo {
+        /// The seed's call.
+        #[user]
+        fn hello(arg1: u64) -> u64;
+        /// Fill `out` with `byte`; returns the length.
+        #[user]
+        fn fill(out: &mut [u8], byte: u8) -> u64;
+        /// Sum of the bytes (kernel only).
+        fn checksum(data: &[u8]) -> u32;
+        /// Narrow and signed parameters.
+        fn flags(a: i8, b: bool, c: u16) -> bool;
+        /// No parameters, no result.
+        #[user]
+        fn nothing();
+    }
+}
+
+struct Demo;
+
+#[vmmcall::vmmcall]
+impl demo::Handlers for Demo {
+    fn hello(_cx: &mut Caller<'_>, arg1: u64) -> Result<u64, Error> {
+        arg1.checked_mul(2).ok_or(Error::Range)
+    }
+
+    fn fill(cx: &mut Caller<'_>, out: GuestBufMut, byte: u8) -> Result<u64, Error> {
+        let chunk = [byte; 64];
+        let mut done = 0;
+        while done < out.len() {
+            let n = (out.len() - done).min(64) as usize;
+            out.write_at(cx, done, &chunk[..n])?;
+            done += n as u64;
+        }
+        Ok(out.len())
+    }
+
+    fn checksum(cx: &mut Caller<'_>, data: GuestBuf) -> Result<u32, Error> {
+        let mut buf = [0u8; 256];
+        let bytes = data.read(cx, &mut buf)?;
+        Ok(bytes.iter().map(|&b| u32::from(b)).sum())
+    }
+
+    fn flags(_cx: &mut Caller<'_>, a: i8, b: bool, c: u16) -> Result<bool, Error> {
+        Ok(a < 0 && b && c == 7)
+    }
+
+    fn nothing(_cx: &mut Caller<'_>) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+/// A mock vCPU with the name `name` NUL-terminated at 0x1000.
+fn vcpu_with_name(name: &str) -> MockVcpu {
+    let mut vcpu = MockVcpu::new();
+    vcpu.map(0x1000, true, true).map(0x2000, true, true);
+    vcpu.poke(0x1000, name.as_bytes()).poke(0x1000 + name.len() as u64, &[0]);
+    vcpu
+}
+
+fn typed_lookup(vcpu: &mut MockVcpu, signature: u64) -> u64 {
+    let registry = Registry::global().unwrap();
+    vcpu.regs.rax = LOOKUP_TYPED;
+    vcpu.regs.rbx = 0x1000;
+    vcpu.regs.rcx = signature;
+    dispatch(registry, vcpu);
+    vcpu.regs.rax
+}
+
+fn call(vcpu: &mut MockVcpu, number: u64, args: [u64; 5]) -> u64 {
+    let registry = Registry::global().unwrap();
+    vcpu.regs.rax = number;
+    [vcpu.regs.rbx, vcpu.regs.rcx, vcpu.regs.rdx, vcpu.regs.rsi, vcpu.regs.rdi] = args;
+    dispatch(registry, vcpu);
+    vcpu.regs.rax
+}
+
+#[test]
+fn every_handler_is_registered_with_its_declared_signature() {
+    let registry = Registry::global().unwrap();
+    assert_eq!(registry.len(), demo::DECLARATIONS.len());
+    for d in demo::DECLARATIONS {
+        assert_eq!(abi::signature_digest(d.canonical.as_bytes()), d.signature);
+        let n = registry.lookup(d.name.as_bytes()).expect(d.name).get();
+        let h = registry.get(n).unwrap();
+        assert_eq!(h.signature(), Some(d.signature), "{}", d.name);
+        assert_eq!(h.user(), d.user, "{}", d.name);
+    }
+    assert_eq!(
+        demo::DECLARATIONS[1].canonical,
+        "vmmcall-signature-v1 fill(out,u8)->u64 user"
+    );
+    assert_eq!(demo::signatures::hello, demo::DECLARATIONS[0].signature);
+}
+
+#[test]
+fn typed_lookup_finds_only_the_declared_signature() {
+    let mut vcpu = vcpu_with_name("hello");
+    let n = typed_lookup(&mut vcpu, demo::signatures::hello);
+    assert!(n >= 1 && n <= 5, "{n:#x}");
+    // What a guest built against another declaration passes: -EPROTO.
+    assert_eq!(
+        typed_lookup(&mut vcpu, demo::signatures::hello ^ 1),
+        Error::Mismatch.to_rax()
+    );
+    assert_eq!(typed_lookup(&mut vcpu, 0), Error::Mismatch.to_rax());
+    // The plain lookup keeps working, BitVisor-style.
+    let registry = Registry::global().unwrap();
+    vcpu.regs.rax = 0;
+    dispatch(registry, &mut vcpu);
+    assert_eq!(vcpu.regs.rax, n);
+    // An unknown name answers 0, as function 0 does; so does an unreadable one.
+    let mut other = vcpu_with_name("nope");
+    assert_eq!(typed_lookup(&mut other, demo::signatures::hello), 0);
+    other.unmap(0x1000);
+    assert_eq!(typed_lookup(&mut other, demo::signatures::hello), 0);
+}
+
+#[test]
+fn typed_handlers_run_with_typed_parameters() {
+    let mut vcpu = vcpu_with_name("hello");
+    let hello = typed_lookup(&mut vcpu, demo::signatures::hello);
+    assert_eq!(call(&mut vcpu, hello, [5, 0, 0, 0, 0]), 10);
+    assert_eq!(call(&mut vcpu, hello, [u64::MAX, 0, 0, 0, 0]), Error::Range.to_rax());
+
+    let mut vcpu = vcpu_with_name("fill");
+    let fill = typed_lookup(&mut vcpu, demo::signatures::fill);
+    assert_eq!(call(&mut vcpu, fill, [0x2010, 100, 0x5a, 0, 0]), 100);
+    let mut want = vec![0x5a; 102];
+    (want[0], want[101]) = (0, 0);
+    assert_eq!(vcpu.peek(0x200f, 102), want);
+    // A u8 parameter refuses 256; a buffer past guest memory faults.
+    assert_eq!(call(&mut vcpu, fill, [0x2010, 1, 256, 0, 0]), Error::Invalid.to_rax());
+    assert_eq!(call(&mut vcpu, fill, [0x2ff0, 100, 1, 0, 0]), Error::Fault.to_rax());
+
+    let mut vcpu = vcpu_with_name("checksum");
+    let checksum = typed_lookup(&mut vcpu, demo::signatures::checksum);
+    vcpu.poke(0x2000, &[1, 2, 3, 250]);
+    assert_eq!(call(&mut vcpu, checksum, [0x2000, 4, 0, 0, 0]), 256);
+    // Longer than the handler's buffer: its own -ENOSPC.
+    assert_eq!(call(&mut vcpu, checksum, [0x2000, 257, 0, 0, 0]), Error::NoSpace.to_rax());
+    // Kernel only.
+    vcpu.cpl = 3;
+    assert_eq!(call(&mut vcpu, checksum, [0x2000, 4, 0, 0, 0]), Error::Permission.to_rax());
+
+    let mut vcpu = vcpu_with_name("flags");
+    let flags = typed_lookup(&mut vcpu, demo::signatures::flags);
+    let minus_one = -1_i64 as u64;
+    assert_eq!(call(&mut vcpu, flags, [minus_one, 1, 7, 0, 0]), 1);
+    assert_eq!(call(&mut vcpu, flags, [1, 1, 7, 0, 0]), 0);
+    // -1 as a zero-extended byte is not an i8; 2 is not a bool.
+    assert_eq!(call(&mut vcpu, flags, [0xff, 1, 7, 0, 0]), Error::Invalid.to_rax());
+    assert_eq!(call(&mut vcpu, flags, [minus_one, 2, 7, 0, 0]), Error::Invalid.to_rax());
+
+    let mut vcpu = vcpu_with_name("nothing");
+    let nothing = typed_lookup(&mut vcpu, demo::signatures::nothing);
+    vcpu.cpl = 3;
+    assert_eq!(call(&mut vcpu, nothing, [9, 9, 9, 9, 9]), 0);
+}
+
+#[test]
+fn guest_stubs_without_a_vmm_say_not_present() {
+    // This machine runs no vmmcall VMM: the stubs detect that by CPUID and
+    // execute no hypercall instruction.
+    if guest_sdk::detect().is_some() {
+        return;
+    }
+    assert_eq!(demo::hello(5), Err(guest_sdk::Error::NotPresent));
+    let mut out = [0u8; 8];
+    assert_eq!(demo::fill(&mut out, 1), Err(guest_sdk::Error::NotPresent));
+    assert_eq!(demo::checksum(&[1, 2]), Err(guest_sdk::Error::NotPresent));
+    assert_eq!(demo::flags(-1, true, 7), Err(guest_sdk::Error::NotPresent));
+    assert_eq!(demo::nothing(), Err(guest_sdk::Error::NotPresent));
+}
+
+#[test]
+fn generated_c_header_compiles_warning_free() {
+    let dir = std::env::temp_dir().join(format!("vmmcall-interface-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("demo.h"), demo::C_HEADER).unwrap();
+    std::fs::write(
+        dir.join("use.c"),
+        "#include \"demo.h\"\n\
+         int f(const struct vmmcall_vmm *vmm);\n\
+         int f(const struct vmmcall_vmm *vmm) {\n\
+             vmmcall_u64 r; unsigned char out[4]; vmmcall_u32 sum; _Bool b;\n\
+             return demo_hello(vmm, 5, &r) + demo_fill(vmm, out, sizeof out, 1, &r)\n\
+                 + demo_checksum(vmm, out, sizeof out, &sum) + demo_flags(vmm, -1, 1, 7, &b)\n\
+                 + demo_nothing(vmm);\n\
+         }\n",
+    )
+    .unwrap();
+    let include = concat!(env!("CARGO_MANIFEST_DIR"), "/../guest-sdk/include");
+    let out = std::process::Command::new("gcc")
+        .args(["-fsyntax-only", "-Wall", "-Wextra", "-Werror", "-std=gnu11", "-I", include])
+        .arg(dir.join("use.c"))
+        .output();
+    let _ = std::fs::remove_dir_all(&dir);
+    match out {
+        Ok(o) => assert!(
+            o.status.success(),
+            "gcc: {}",
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        // No C compiler on this machine: the Linux-guest C programs need
+        // one anyway, and `cargo xtask test` installs it.
+        Err(e) => panic!("gcc: {e}"),
+    }
+}
