@@ -138,7 +138,7 @@ mod tests {
     #[test]
     fn accesses_stay_inside_the_buffer() {
         let mut vcpu = MockVcpu::new();
-        vcpu.map(0x1000, true, false).poke(0x1000, b"abcdef");
+        vcpu.map(0x1000, true, true).poke(0x1000, b"abcdef");
         let mut cx = Caller::new(&mut vcpu, 1);
         let buf = GuestBufMut::new(0x1000, 4);
         let mut two = [0u8; 2];
