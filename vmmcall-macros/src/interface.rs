@@ -762,12 +762,12 @@ fn c_header(module: &Ident, calls: &[Call]) -> String {
             regs.push("0".into());
         }
         let (result_ty, check) = match call.ret {
-            Ret::Unit => (None, "rax != 0"),
-            Ret::Bool => (Some("_Bool"), "rax > 1"),
-            Ret::Int(Int::U8) => (Some("unsigned char"), "rax > 0xffull"),
-            Ret::Int(Int::U16) => (Some("unsigned short"), "rax > 0xffffull"),
-            Ret::Int(Int::U32) => (Some("vmmcall_u32"), "rax > 0xffffffffull"),
-            Ret::Int(_) => (Some("vmmcall_u64"), "0"),
+            Ret::Unit => (None, Some("rax != 0")),
+            Ret::Bool => (Some("_Bool"), Some("rax > 1")),
+            Ret::Int(Int::U8) => (Some("unsigned char"), Some("rax > 0xffull")),
+            Ret::Int(Int::U16) => (Some("unsigned short"), Some("rax > 0xffffull")),
+            Ret::Int(Int::U32) => (Some("vmmcall_u32"), Some("rax > 0xffffffffull")),
+            Ret::Int(_) => (Some("vmmcall_u64"), None),
         };
         if let Some(t) = result_ty {
             params.push(format!("{t} *result"));
@@ -801,10 +801,12 @@ fn c_header(module: &Ident, calls: &[Call]) -> String {
             s,
             "    if (vmmcall_is_error(rax))\n        return vmmcall_errno(rax);"
         );
-        let _ = writeln!(
-            s,
-            "    if ({check}) /* not the declared result type */\n        return VMMCALL_EINVAL;"
-        );
+        if let Some(check) = check {
+            let _ = writeln!(
+                s,
+                "    if ({check}) /* not the declared result type */\n        return VMMCALL_EINVAL;"
+            );
+        }
         if let Some(t) = result_ty {
             let _ = writeln!(s, "    if (result)\n        *result = ({t})rax;");
         }

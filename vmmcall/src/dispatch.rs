@@ -187,11 +187,17 @@ fn lookup_typed_value(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> Resu
         TypedLookup::Found(n) => Ok(n.get()),
         TypedLookup::NotFound => Ok(0),
         TypedLookup::Mismatch { declared } => {
-            guest_log!(
-                log::Level::Warn,
-                "vmmcall_lookup_typed: {:?} was declared with signature {declared:x?}, the guest was built against {signature:#x}",
-                core::str::from_utf8(name).unwrap_or("<not UTF-8>")
-            );
+            let name = core::str::from_utf8(name).unwrap_or("<not UTF-8>");
+            match declared {
+                Some(d) => guest_log!(
+                    log::Level::Warn,
+                    "vmmcall_lookup_typed: {name:?} has signature {d:#018x}; the guest was built against {signature:#018x} (-EPROTO)"
+                ),
+                None => guest_log!(
+                    log::Level::Warn,
+                    "vmmcall_lookup_typed: {name:?} has no declared signature; the guest asked for {signature:#018x} (-EPROTO)"
+                ),
+            }
             Err(Error::Mismatch)
         }
     }

@@ -57,6 +57,11 @@ USAGE:
         under callgrind if valgrind is installed. Prints a table and
         `bench <platform>: framework/raw = <ratio>` per platform.
 
+    cargo xtask header [--check]
+        Write the C headers generated from the interface declarations
+        (vmmcall::interface!: examples/interface/c/demo.h, demo_v1.h) from
+        their C_HEADER; --check only compares (the host tests do too).
+
     cargo xtask fuzz [--cases N] [--minutes M] [--filter TEXT]... [--seed S]
         The fuzz targets (property tests against reference models: name
         reader, marshalling, dispatch, page walk, VMX/SVM exit decoding) in
@@ -124,6 +129,11 @@ pub enum Cli {
     Bench(crate::bench::BenchArgs),
     /// `fuzz ...`.
     Fuzz(crate::fuzz::FuzzArgs),
+    /// `header [--check]`.
+    Header {
+        /// Only compare.
+        check: bool,
+    },
     /// `help`, `--help`, `-h` or nothing.
     Help,
 }
@@ -311,9 +321,20 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Cli> {
             }
             Ok(Cli::Fuzz(crate::fuzz::FuzzArgs::parse(rest)?))
         }
+        "header" => {
+            let mut check = false;
+            while let Some(arg) = args.items.pop_front() {
+                match arg.as_str() {
+                    "--check" => check = true,
+                    "--help" | "-h" => return Ok(Cli::Help),
+                    a => bail!("unknown argument `{a}` for header"),
+                }
+            }
+            Ok(Cli::Header { check })
+        }
         other => {
             bail!(
-                "unknown command `{other}` (expected build, run, linux, test, bench, fuzz or help)"
+                "unknown command `{other}` (expected build, run, linux, test, bench, fuzz, header or help)"
             )
         }
     }

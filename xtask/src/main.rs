@@ -13,13 +13,15 @@
 //! - [`linux`]: the Debian kernel, the initramfs and the bundle;
 //!   [`linux_run`]: the `linux` command;
 //! - [`session`]: one boot; [`testing`]: the `test` command;
-//!   [`bench`]: the `bench` command; [`fuzz`]: the `fuzz` command.
+//!   [`bench`]: the `bench` command; [`fuzz`]: the `fuzz` command;
+//!   [`header`]: the `header` command.
 
 mod bench;
 mod bochs;
 mod cli;
 mod expect;
 mod fuzz;
+mod header;
 mod images;
 mod linux;
 mod linux_run;
@@ -103,6 +105,7 @@ fn main() -> ExitCode {
         Cli::Test(args) => testing::test(&layout, &args),
         Cli::Bench(args) => bench::bench(&layout, &args),
         Cli::Fuzz(args) => fuzz::fuzz(&layout, &args),
+        Cli::Header { check } => header::header(&layout, check),
         Cli::Linux(args) => {
             return match linux_run::linux(&layout, &args) {
                 Ok(code) => ExitCode::from(code),
