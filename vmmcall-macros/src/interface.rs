@@ -730,7 +730,7 @@ fn c_header(module: &Ident, calls: &[Call]) -> String {
         let mut regs: Vec<String> = Vec::new();
         let mut prefault = Vec::new();
         for p in &call.params {
-            let id = p.ident.unraw().to_string();
+            let id = c_ident(&p.ident.unraw().to_string());
             match p.kind {
                 Kind::Int(i) => {
                     params.push(format!("{} {id}", i.c()));
@@ -814,6 +814,24 @@ fn c_header(module: &Ident, calls: &[Call]) -> String {
     }
     let _ = writeln!(s, "#endif /* {guard} */");
     s
+}
+
+/// A parameter name as a C identifier: C's keywords (and the names the
+/// generated function uses itself) get a `_` appended.
+fn c_ident(name: &str) -> String {
+    const RESERVED: [&str; 48] = [
+        "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else",
+        "enum", "extern", "float", "for", "goto", "if", "inline", "int", "long", "register",
+        "restrict", "return", "short", "signed", "sizeof", "static", "struct", "switch",
+        "typedef", "union", "unsigned", "void", "volatile", "while", "_Bool", "_Complex",
+        "_Imaginary", "bool", "true", "false", "asm", "typeof", "vmm", "result", "rax", "n",
+        "number", "err",
+    ];
+    if RESERVED.contains(&name) {
+        format!("{name}_")
+    } else {
+        name.to_string()
+    }
 }
 
 /// The text of `///` doc attributes, one entry per line.
@@ -906,7 +924,8 @@ mod tests {
                 fn get_vmmcall_number();
                 #[inline]
                 fn g();
-                fn a();
+                fn h();
+                fn h();
                 const X: u8;
             }
         });
@@ -919,9 +938,10 @@ mod tests {
             "need 5 registers",
             "without a body",
             "cannot be generic",
+            "a declared parameter is",
             "reserved",
             "doc comments and `#[user]`",
-            "declares `a` twice",
+            "declares `h` twice",
             "only hypercall declarations",
         ];
         // "need 5" is fine (exactly five); only more fails: check the list.
@@ -959,5 +979,9 @@ mod tests {
         let sig = format!("#define DEMO_HELLO_SIGNATURE {:#018x}ull", decl.calls[0].digest());
         assert!(h.contains(&sig), "{h}");
         assert!(h.starts_with("/* SPDX") && h.ends_with("#endif /* VMMCALL_INTERFACE_DEMO_H */\n"));
+        // C keywords and the function's own locals are renamed.
+        let decl: Decl = syn::parse2(quote!(mod m { fn f(double: bool, n: u8, r#int: u8); })).unwrap();
+        let h = c_header(&decl.ident, &decl.calls);
+        assert!(h.contains("_Bool double_, unsigned char n_, unsigned char int_)"), "{h}");
     }
 }

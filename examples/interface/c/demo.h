@@ -115,7 +115,7 @@ static inline int demo_fill(const struct vmmcall_vmm *vmm, void *out, unsigned l
  * `-EPERM`.
  */
 #define DEMO_MAGNITUDE_SIGNATURE 0x640073ea1c7fb710ull
-static inline int demo_magnitude(const struct vmmcall_vmm *vmm, int x, _Bool double, vmmcall_u64 *result)
+static inline int demo_magnitude(const struct vmmcall_vmm *vmm, int x, _Bool double_, vmmcall_u64 *result)
 {
     static vmmcall_u64 number;
     vmmcall_u64 rax, n = __atomic_load_n(&number, __ATOMIC_RELAXED);
@@ -125,7 +125,7 @@ static inline int demo_magnitude(const struct vmmcall_vmm *vmm, int x, _Bool dou
             return err;
         __atomic_store_n(&number, n, __ATOMIC_RELAXED);
     }
-    rax = vmmcall_raw(vmm, n, (vmmcall_u64)(long long)x, (vmmcall_u64)(double ? 1 : 0), 0, 0, 0);
+    rax = vmmcall_raw(vmm, n, (vmmcall_u64)(long long)x, (vmmcall_u64)(double_ ? 1 : 0), 0, 0, 0);
     if (vmmcall_is_error(rax))
         return vmmcall_errno(rax);
     if (result)
