@@ -942,6 +942,7 @@ mod tests {
             "reserved",
             "doc comments and `#[user]`",
             "declares `h` twice",
+            "first declared here",
             "only hypercall declarations",
         ];
         // "need 5" is fine (exactly five); only more fails: check the list.
