@@ -74,9 +74,6 @@ use core::marker::PhantomData;
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 pub use vmmcall::abi;
-/// The VMM's errors, as [`Error::Vmm`] carries those this SDK has no
-/// variant of (`Error::Vmm(VmmError::NoSpace)`).
-pub use vmmcall::Error as VmmError;
 
 /// What a hypercall can fail with, from the guest's side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

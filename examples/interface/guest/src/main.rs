@@ -9,7 +9,7 @@
 #![no_std]
 #![no_main]
 
-use guest_sdk::{call, println, Error, VmmError};
+use guest_sdk::{call, println, Error};
 use interface_api::{demo, demo_v1, BUFFER_MAX};
 
 guest_sdk::entry!(main);
@@ -62,7 +62,7 @@ fn main() -> Result<(), Error> {
     check(
         "demo::fill(&mut [_; 4097], 1), nothing written",
         too_long.map(|n| (n, untouched)).map_err(|e| (e, untouched)),
-        Err((Error::Vmm(VmmError::NoSpace), true)),
+        Err((Error::Vmm(vmmcall::Error::NoSpace), true)),
     )?;
 
     // Kernel-only calls work at CPL 0.

@@ -8,7 +8,7 @@
 //! the older declaration (`demo_v1`) answers `Mismatch`. Without the VMM
 //! it says so and exits 1.
 
-use guest_sdk::{Error, VmmError};
+use guest_sdk::Error;
 use interface_api::{demo, demo_v1};
 use std::fmt::Debug;
 use std::io::Write;
@@ -90,7 +90,7 @@ fn main() -> ExitCode {
     ok &= check(
         "demo::fill(&mut [_; 4097], 1)",
         demo::fill(&mut big, 1),
-        Err(Error::Vmm(VmmError::NoSpace)),
+        Err(Error::Vmm(vmmcall::Error::NoSpace)),
     );
     ok &= check(
         "demo::magnitude(-21, true) from ring 3",

@@ -1,0 +1,33 @@
+//! A VMM handler whose parameter type differs from the declaration
+//! (`u32` for `arg1: u64`): a compile error at the handler.
+use vmmcall::{Caller, Error, GuestBuf, GuestBufMut};
+
+vmmcall::interface! {
+    /// A test interface.
+    pub mod demo {
+        /// Doubles.
+        #[user]
+        fn hello(arg1: u64) -> u64;
+        /// Fills.
+        fn fill(out: &mut [u8], byte: u8) -> u64;
+        /// Sums.
+        fn checksum(data: &[u8]) -> u32;
+    }
+}
+
+struct Vmm;
+
+#[vmmcall::vmmcall]
+impl demo::Handlers for Vmm {
+    fn hello(_cx: &mut Caller<'_>, arg1: u32) -> Result<u64, Error> {
+        Ok(u64::from(arg1))
+    }
+    fn fill(_cx: &mut Caller<'_>, out: GuestBufMut, _byte: u8) -> Result<u64, Error> {
+        Ok(out.len())
+    }
+    fn checksum(_cx: &mut Caller<'_>, _data: GuestBuf) -> Result<u32, Error> {
+        Ok(0)
+    }
+}
+
+fn main() {}
