@@ -195,6 +195,12 @@ fn list(json: bool) -> ExitCode {
         user: true,
         builtin: true,
     });
+    rows.push(Row {
+        number: abi::LOOKUP_TYPED,
+        name: Some(abi::LOOKUP_TYPED_NAME.as_bytes().to_vec()),
+        user: true,
+        builtin: true,
+    });
     if json {
         let items: Vec<String> = rows
             .iter()
@@ -242,7 +248,8 @@ fn list(json: bool) -> ExitCode {
     for (r, name) in rows.iter().zip(&names) {
         let note = match (r.builtin, &r.name) {
             (true, _) if r.number == abi::GET_VMMCALL_NUMBER => "built-in: name -> number",
-            (true, _) => "built-in: describes the handlers",
+            (true, _) if r.number == abi::DESCRIBE => "built-in: describes the handlers",
+            (true, _) => "built-in: name + signature -> number",
             (false, None) => "kernel only: name hidden from this ring",
             (false, Some(_)) if !r.user => "kernel only",
             _ => "",
