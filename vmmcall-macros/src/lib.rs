@@ -1,4 +1,14 @@
-//! The `#[vmmcall]` attribute macro. Use it through the `vmmcall` crate.
+//! The `#[vmmcall]` attribute macro and the `interface!` macro. Use them
+//! through the `vmmcall` crate.
+//!
+//! `interface!` (`src/interface.rs`) declares a set of
+//! hypercalls once: it expands to the VMM's trait, the guest's typed stubs,
+//! the signature digests and the C header. `#[vmmcall]` on `impl
+//! my_api::Handlers for MyVmm` registers each handler of that impl as
+//! `#[vmmcall("name")]` registers one function, with the `Handler` the
+//! declaration built (its name, `user`, thunk and signature digest), and
+//! with the same duplicate-name symbol, so an interface handler and a plain
+//! one with the same name fail to build as two plain ones do.
 //!
 //! `#[vmmcall("name")]` / `#[vmmcall("name", user)]` on a plain function
 //! keeps the function as written (it stays callable as a normal Rust

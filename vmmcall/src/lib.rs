@@ -8,6 +8,11 @@
 //! - [`vmmcall`](macro@vmmcall): `#[vmmcall("hello")] fn hello(arg1: u64) -> u64`
 //!   registers a handler. No init code, no table, no cap; a duplicate name is
 //!   a link error.
+//! - [`interface!`]: declare hypercalls once for the VMM (a trait it
+//!   implements with `#[vmmcall] impl`), Rust guests (typed stubs) and C
+//!   guests (a generated header), kept in agreement by the compiler and, at
+//!   run time, by signature digests ([`abi::LOOKUP_TYPED`]). Buffers reach
+//!   the VMM as [`GuestBuf`] and [`GuestBufMut`].
 //! - [`Registry`]: numbers handlers by name (stable across builds of the same
 //!   set), dispatches by number in O(1) and looks names up in O(1) expected.
 //! - [`dispatch`]: runs one hypercall on a [`Vcpu`] the VMM provides,
