@@ -64,7 +64,8 @@ impl demo::Handlers for Demo {
 fn vcpu_with_name(name: &str) -> MockVcpu {
     let mut vcpu = MockVcpu::new();
     vcpu.map(0x1000, true, true).map(0x2000, true, true);
-    vcpu.poke(0x1000, name.as_bytes()).poke(0x1000 + name.len() as u64, &[0]);
+    vcpu.poke(0x1000, name.as_bytes())
+        .poke(0x1000 + name.len() as u64, &[0]);
     vcpu
 }
 
@@ -80,7 +81,13 @@ fn typed_lookup(vcpu: &mut MockVcpu, signature: u64) -> u64 {
 fn call(vcpu: &mut MockVcpu, number: u64, args: [u64; 5]) -> u64 {
     let registry = Registry::global().unwrap();
     vcpu.regs.rax = number;
-    [vcpu.regs.rbx, vcpu.regs.rcx, vcpu.regs.rdx, vcpu.regs.rsi, vcpu.regs.rdi] = args;
+    [
+        vcpu.regs.rbx,
+        vcpu.regs.rcx,
+        vcpu.regs.rdx,
+        vcpu.regs.rsi,
+        vcpu.regs.rdi,
+    ] = args;
     dispatch(registry, vcpu);
     vcpu.regs.rax
 }
@@ -107,7 +114,7 @@ fn every_handler_is_registered_with_its_declared_signature() {
 fn typed_lookup_finds_only_the_declared_signature() {
     let mut vcpu = vcpu_with_name("hello");
     let n = typed_lookup(&mut vcpu, demo::signatures::hello);
-    assert!(n >= 1 && n <= 5, "{n:#x}");
+    assert!((1..=5).contains(&n), "{n:#x}");
     // What a guest built against another declaration passes: -EPROTO.
     assert_eq!(
         typed_lookup(&mut vcpu, demo::signatures::hello ^ 1),
@@ -131,7 +138,10 @@ fn typed_handlers_run_with_typed_parameters() {
     let mut vcpu = vcpu_with_name("hello");
     let hello = typed_lookup(&mut vcpu, demo::signatures::hello);
     assert_eq!(call(&mut vcpu, hello, [5, 0, 0, 0, 0]), 10);
-    assert_eq!(call(&mut vcpu, hello, [u64::MAX, 0, 0, 0, 0]), Error::Range.to_rax());
+    assert_eq!(
+        call(&mut vcpu, hello, [u64::MAX, 0, 0, 0, 0]),
+        Error::Range.to_rax()
+    );
 
     let mut vcpu = vcpu_with_name("fill");
     let fill = typed_lookup(&mut vcpu, demo::signatures::fill);
@@ -140,18 +150,30 @@ fn typed_handlers_run_with_typed_parameters() {
     (want[0], want[101]) = (0, 0);
     assert_eq!(vcpu.peek(0x200f, 102), want);
     // A u8 parameter refuses 256; a buffer past guest memory faults.
-    assert_eq!(call(&mut vcpu, fill, [0x2010, 1, 256, 0, 0]), Error::Invalid.to_rax());
-    assert_eq!(call(&mut vcpu, fill, [0x2ff0, 100, 1, 0, 0]), Error::Fault.to_rax());
+    assert_eq!(
+        call(&mut vcpu, fill, [0x2010, 1, 256, 0, 0]),
+        Error::Invalid.to_rax()
+    );
+    assert_eq!(
+        call(&mut vcpu, fill, [0x2ff0, 100, 1, 0, 0]),
+        Error::Fault.to_rax()
+    );
 
     let mut vcpu = vcpu_with_name("checksum");
     let checksum = typed_lookup(&mut vcpu, demo::signatures::checksum);
     vcpu.poke(0x2000, &[1, 2, 3, 250]);
     assert_eq!(call(&mut vcpu, checksum, [0x2000, 4, 0, 0, 0]), 256);
     // Longer than the handler's buffer: its own -ENOSPC.
-    assert_eq!(call(&mut vcpu, checksum, [0x2000, 257, 0, 0, 0]), Error::NoSpace.to_rax());
+    assert_eq!(
+        call(&mut vcpu, checksum, [0x2000, 257, 0, 0, 0]),
+        Error::NoSpace.to_rax()
+    );
     // Kernel only.
     vcpu.cpl = 3;
-    assert_eq!(call(&mut vcpu, checksum, [0x2000, 4, 0, 0, 0]), Error::Permission.to_rax());
+    assert_eq!(
+        call(&mut vcpu, checksum, [0x2000, 4, 0, 0, 0]),
+        Error::Permission.to_rax()
+    );
 
     let mut vcpu = vcpu_with_name("flags");
     let flags = typed_lookup(&mut vcpu, demo::signatures::flags);
@@ -159,8 +181,14 @@ fn typed_handlers_run_with_typed_parameters() {
     assert_eq!(call(&mut vcpu, flags, [minus_one, 1, 7, 0, 0]), 1);
     assert_eq!(call(&mut vcpu, flags, [1, 1, 7, 0, 0]), 0);
     // -1 as a zero-extended byte is not an i8; 2 is not a bool.
-    assert_eq!(call(&mut vcpu, flags, [0xff, 1, 7, 0, 0]), Error::Invalid.to_rax());
-    assert_eq!(call(&mut vcpu, flags, [minus_one, 2, 7, 0, 0]), Error::Invalid.to_rax());
+    assert_eq!(
+        call(&mut vcpu, flags, [0xff, 1, 7, 0, 0]),
+        Error::Invalid.to_rax()
+    );
+    assert_eq!(
+        call(&mut vcpu, flags, [minus_one, 2, 7, 0, 0]),
+        Error::Invalid.to_rax()
+    );
 
     let mut vcpu = vcpu_with_name("nothing");
     let nothing = typed_lookup(&mut vcpu, demo::signatures::nothing);
@@ -202,7 +230,15 @@ fn generated_c_header_compiles_warning_free() {
     .unwrap();
     let include = concat!(env!("CARGO_MANIFEST_DIR"), "/../guest-sdk/include");
     let out = std::process::Command::new("gcc")
-        .args(["-fsyntax-only", "-Wall", "-Wextra", "-Werror", "-std=gnu11", "-I", include])
+        .args([
+            "-fsyntax-only",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-std=gnu11",
+            "-I",
+            include,
+        ])
         .arg(dir.join("use.c"))
         .output();
     let _ = std::fs::remove_dir_all(&dir);

@@ -146,13 +146,19 @@ mod tests {
         assert_eq!(&two, b"cd");
         // Past the end, by one byte and by overflow: refused, untouched.
         assert_eq!(buf.read_at(&mut cx, 3, &mut two), Err(Error::NoSpace));
-        assert_eq!(buf.read_at(&mut cx, u64::MAX, &mut two), Err(Error::NoSpace));
+        assert_eq!(
+            buf.read_at(&mut cx, u64::MAX, &mut two),
+            Err(Error::NoSpace)
+        );
         assert_eq!(buf.write_at(&mut cx, 3, b"xy"), Err(Error::NoSpace));
         buf.write_at(&mut cx, 2, b"XY").unwrap();
         let mut all = [0u8; 8];
         assert_eq!(buf.as_readable().read(&mut cx, &mut all).unwrap(), b"abXY");
         // `dst` shorter than the buffer.
-        assert_eq!(buf.as_readable().read(&mut cx, &mut two), Err(Error::NoSpace));
+        assert_eq!(
+            buf.as_readable().read(&mut cx, &mut two),
+            Err(Error::NoSpace)
+        );
         // The byte after the buffer was never written.
         let mut five = [0u8; 5];
         cx.read(GuestAddr(0x1000), &mut five).unwrap();

@@ -35,7 +35,11 @@ pub fn stale(layout: &Layout) -> Vec<PathBuf> {
 pub fn header(layout: &Layout, check: bool) -> Result<bool> {
     let stale = stale(layout);
     for (path, text) in headers(layout) {
-        let name = path.strip_prefix(&layout.root).unwrap_or(&path).display().to_string();
+        let name = path
+            .strip_prefix(&layout.root)
+            .unwrap_or(&path)
+            .display()
+            .to_string();
         if !stale.contains(&path) {
             println!("{name}: up to date");
         } else if check {

@@ -2,6 +2,7 @@
 //! result table.
 
 use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -158,14 +159,19 @@ pub const PUBLISHED: [&str; 4] = ["vmmcall-macros", "vmmcall", "vmexit", "guest-
 /// crate but vmmcall-macros would look for its siblings on crates.io and
 /// fail. `--allow-dirty`: this checks the packaging, it publishes nothing.
 fn package(layout: &Layout) -> Result<bool> {
+    forget_stale_packages(layout);
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut args = vec!["package", "--allow-dirty", "--quiet"];
     for p in PUBLISHED {
         args.extend(["--package", p]);
     }
-    println!("packaging the published crates: cargo {}", args.join(" "));
+    println!(
+        "packaging the published crates: CARGO_TARGET_DIR={PACKAGE_TARGET} cargo {}",
+        args.join(" ")
+    );
     let ok = Command::new(cargo)
         .current_dir(&layout.root)
+        .env("CARGO_TARGET_DIR", layout.root.join(PACKAGE_TARGET))
         .args(&args)
         .status()
         .context("starting cargo package")?
@@ -174,6 +180,57 @@ fn package(layout: &Layout) -> Result<bool> {
         println!("cargo package failed: a published crate does not build from its package");
     }
     Ok(ok)
+}
+
+/// Where `cargo package` verifies (`CARGO_TARGET_DIR`), apart from the
+/// workspace's own `target/`.
+const PACKAGE_TARGET: &str = "target/package-check";
+
+/// Make the verification build our crates from the packaged sources of
+/// this run. Cargo takes the overlay registry's crates for immutable (a
+/// registry package never changes under its version) and reuses whatever
+/// it built from them before, and whatever it unpacked into
+/// `$CARGO_HOME/registry/src/-HASH/` (HASH of the overlay's path: no host
+/// name, so it starts with `-`). After a change to vmmcall-macros, vmmcall
+/// would be verified against the old macros. Remove our crates'
+/// fingerprints in the verification's own target directory and their
+/// unpacked copies; everything else (syn, linkme, ...) stays built.
+fn forget_stale_packages(layout: &Layout) {
+    let fingerprints = layout
+        .root
+        .join(PACKAGE_TARGET)
+        .join("debug")
+        .join(".fingerprint");
+    if let Ok(entries) = std::fs::read_dir(&fingerprints) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if PUBLISHED.iter().any(|p| {
+                name.strip_prefix(p)
+                    .and_then(|rest| rest.strip_prefix('-'))
+                    .is_some_and(|hash| !hash.contains('-'))
+            }) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    let Some(src) = home.map(|h| h.join("registry").join("src")) else {
+        return;
+    };
+    let Ok(registries) = std::fs::read_dir(&src) else {
+        return;
+    };
+    let version = env!("CARGO_PKG_VERSION");
+    for registry in registries.flatten() {
+        if !registry.file_name().to_string_lossy().starts_with('-') {
+            continue;
+        }
+        for name in PUBLISHED {
+            let _ = std::fs::remove_dir_all(registry.path().join(format!("{name}-{version}")));
+        }
+    }
 }
 
 /// Selects the examples whose names contain any of `filters` (all if empty).

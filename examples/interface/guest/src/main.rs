@@ -47,7 +47,11 @@ fn main() -> Result<(), Error> {
 
     // A buffer the VMM reads: a shared reference, never written.
     let data: [u8; 5] = [1, 2, 3, 4, 250];
-    check("demo::checksum(&[1, 2, 3, 4, 250])", demo::checksum(&data), Ok(260))?;
+    check(
+        "demo::checksum(&[1, 2, 3, 4, 250])",
+        demo::checksum(&data),
+        Ok(260),
+    )?;
 
     // A buffer the VMM writes, and one too long for the handler: nothing
     // written then.
@@ -56,7 +60,11 @@ fn main() -> Result<(), Error> {
     let (head, tail) = out.split_at_mut(100);
     let wrote = demo::fill(head, 0x5a);
     let ok = head.iter().all(|&b| b == 0x5a) && tail[0] == 0;
-    check("demo::fill(&mut [0; 100], 0x5a)", wrote.map(|n| (n, ok)), Ok((100, true)))?;
+    check(
+        "demo::fill(&mut [0; 100], 0x5a)",
+        wrote.map(|n| (n, ok)),
+        Ok((100, true)),
+    )?;
     let too_long = demo::fill(out, 1);
     let untouched = out[100..].iter().all(|&b| b == 0);
     check(
@@ -66,11 +74,23 @@ fn main() -> Result<(), Error> {
     )?;
 
     // Kernel-only calls work at CPL 0.
-    check("demo::magnitude(-21, true)", demo::magnitude(-21, true), Ok(42))?;
-    check("demo::magnitude(i32::MIN, false)", demo::magnitude(i32::MIN, false), Ok(1 << 31))?;
+    check(
+        "demo::magnitude(-21, true)",
+        demo::magnitude(-21, true),
+        Ok(42),
+    )?;
+    check(
+        "demo::magnitude(i32::MIN, false)",
+        demo::magnitude(i32::MIN, false),
+        Ok(1 << 31),
+    )?;
     check("demo::tick()", demo::tick(), Ok(()))?;
 
     // Version skew: built against demo v1, whose `add` took one u32.
-    check("demo_v1::add(1) (old declaration)", demo_v1::add(1), Err(Error::Mismatch))?;
+    check(
+        "demo_v1::add(1) (old declaration)",
+        demo_v1::add(1),
+        Err(Error::Mismatch),
+    )?;
     Ok(())
 }

@@ -67,7 +67,11 @@ fn main() -> ExitCode {
     ok &= check("demo::add(40, 2)", demo::add(40, 2), Ok(42));
     let data = b"interface";
     let sum: u32 = data.iter().map(|&b| u32::from(b)).sum();
-    ok &= check("demo::checksum(b\"interface\")", demo::checksum(data), Ok(sum));
+    ok &= check(
+        "demo::checksum(b\"interface\")",
+        demo::checksum(data),
+        Ok(sum),
+    );
     match fresh_mapping(3 * 4096) {
         Some(map) => {
             // 300 bytes across a page boundary of pages Linux has not
@@ -97,7 +101,11 @@ fn main() -> ExitCode {
         demo::magnitude(-21, true),
         Err(Error::Permission),
     );
-    ok &= check("demo::tick() from ring 3", demo::tick(), Err(Error::Permission));
+    ok &= check(
+        "demo::tick() from ring 3",
+        demo::tick(),
+        Err(Error::Permission),
+    );
     ok &= check(
         "demo_v1::add(1) (old declaration)",
         demo_v1::add(1),
