@@ -660,7 +660,7 @@ mod tests {
                 host_base: self.ram.as_ptr() as u64,
                 size: self.ram.len() as u64,
             };
-            GuestVcpu::new(regs, ram, 0, vmmcall::paging::PagingMode::disabled())
+            GuestVcpu::lazy(regs, ram, self)
         }
         fn inject_exception(&mut self, vector: u8, error_code: Option<u32>) {
             self.injected.push((vector, error_code));
@@ -686,6 +686,15 @@ mod tests {
         }
         fn set_dr6(&mut self, dr6: u64) {
             self.dr6 = dr6;
+        }
+    }
+
+    impl vmmcall::VcpuState for Mock {
+        fn cpl(&self) -> u8 {
+            0
+        }
+        fn paging(&self) -> vmmcall::paging::PagingMode {
+            vmmcall::paging::PagingMode::disabled()
         }
     }
 

@@ -52,9 +52,13 @@ pub fn dispatch<V: Vcpu + ?Sized>(registry: &Registry<'static>, vcpu: &mut V) ->
         }
         return no_such_function(vcpu.as_dyn_vcpu(), number);
     };
-    let cpl = vcpu.cpl();
-    if cpl != 0 && !handler.user() {
-        return refused(registry, vcpu.as_dyn_vcpu(), handler, number, cpl);
+    // A `user` handler may be called from any CPL, so only a kernel-only
+    // one needs the CPL (which a lazy `GuestVcpu` reads only now).
+    if !handler.user() {
+        let cpl = vcpu.cpl();
+        if cpl != 0 {
+            return refused(registry, vcpu.as_dyn_vcpu(), handler, number, cpl);
+        }
     }
     // The hot path (a handler runs) stays small: everything else is out of
     // line, so this needs few registers and a small stack frame.

@@ -94,7 +94,7 @@ pub use registry::{valid_name, Handler, HandlerFn, Registry, RegistryError, HAND
 #[cfg(feature = "registry")]
 pub use regs::{Gpr, GuestRegs, Registers};
 #[cfg(feature = "registry")]
-pub use vcpu::GuestVcpu;
+pub use vcpu::{GuestVcpu, VcpuState};
 
 /// Register a function as a hypercall.
 ///
