@@ -38,7 +38,9 @@ pub struct Outcome {
 ///
 /// Generic over the vCPU type so that a VMM's concrete vCPU is read with
 /// static calls on the hot path; `&mut dyn Vcpu` works too.
-#[inline]
+/// `#[inline(always)]`: it belongs in the VMM's run loop, where the
+/// fields of [`Outcome`] the VMM does not read are never computed.
+#[inline(always)]
 pub fn dispatch<V: Vcpu + ?Sized>(registry: &Registry<'static>, vcpu: &mut V) -> Outcome {
     let number = vcpu.rax();
     if number == GET_VMMCALL_NUMBER {

@@ -16,7 +16,6 @@ use crate::hv::GuestRam;
 use crate::intercept;
 use crate::nested::{self, Format};
 use crate::physmem::PhysAlloc;
-use crate::vcpu::GuestVcpu;
 use crate::vmsr::GuestMsrs;
 use vmmcall::{GuestRegs, VcpuState};
 
@@ -365,8 +364,8 @@ impl Backend for SvmBackend<'_> {
         self.vmcb.control.interrupt_shadow &= !1;
     }
 
-    fn vcpu<'b>(&'b self, regs: &'b mut GuestRegs) -> GuestVcpu<'b> {
-        GuestVcpu::lazy(regs, self.ram, self)
+    fn ram(&self) -> GuestRam {
+        self.ram
     }
 
     fn inject_exception(&mut self, vector: u8, error_code: Option<u32>) {

@@ -25,7 +25,6 @@ use crate::hv::{CpuidPolicy, GuestRam, CPUID1_ECX_VMX};
 use crate::intercept;
 use crate::nested::{self, Format};
 use crate::physmem::PhysAlloc;
-use crate::vcpu::GuestVcpu;
 use crate::vmsr::{GuestMsrs, EFER_LMA, EFER_LME};
 use core::arch::asm;
 use vmexit::vmx::ExitReasonField;
@@ -968,8 +967,8 @@ impl Backend for VmxBackend {
         }
     }
 
-    fn vcpu<'b>(&'b self, regs: &'b mut GuestRegs) -> GuestVcpu<'b> {
-        GuestVcpu::lazy(regs, self.ram, self)
+    fn ram(&self) -> GuestRam {
+        self.ram
     }
 
     fn inject_exception(&mut self, vector: u8, error_code: Option<u32>) {
