@@ -43,10 +43,13 @@ pub struct Outcome {
 #[inline(always)]
 pub fn dispatch<V: Vcpu + ?Sized>(registry: &Registry<'static>, vcpu: &mut V) -> Outcome {
     let number = vcpu.rax();
-    if number == GET_VMMCALL_NUMBER {
-        return function_zero(registry, vcpu.as_dyn_vcpu());
-    }
+    // One bounds check finds a handler: number 0 (get_vmmcall_number) is
+    // outside 1..=len like any unknown number, so the functions that are
+    // not handlers are told apart only after the miss.
     let Some(handler) = registry.get(number) else {
+        if number == GET_VMMCALL_NUMBER {
+            return function_zero(registry, vcpu.as_dyn_vcpu());
+        }
         // DESCRIBE is never a handler's number, so the hot path pays
         // nothing for it.
         if number == DESCRIBE {
