@@ -476,7 +476,6 @@ mod tests {
         assert_eq!(v.write_linear(GuestAddr(0x40_0000), b"USER"), Ok(()));
         assert_eq!(*v.paging(), mode);
         assert_eq!(state.reads(), (1, 1), "the paging mode is read once");
-        drop(v);
         assert_eq!(regs.rax, 6);
         assert_eq!(&ram.0[0x5000..0x5004], b"USER");
     }
