@@ -105,9 +105,25 @@ pub enum Error {
 
 impl Error {
     /// Decode a raw RAX value from a hypercall.
-    #[inline]
+    ///
+    /// The hot path is the range test alone (one compare and branch);
+    /// decoding an errno is out of line.
+    #[inline(always)]
     pub fn check(rax: u64) -> Result<u64, Error> {
-        vmmcall::decode_rax(rax).map_err(|errno| match vmmcall::Error::from_errno(errno) {
+        if abi::is_error(rax) {
+            Err(Error::from_error_rax(rax))
+        } else {
+            Ok(rax)
+        }
+    }
+
+    /// The error for a RAX in the error range (see [`Error::check`]).
+    #[cold]
+    #[inline(never)]
+    fn from_error_rax(rax: u64) -> Error {
+        // In the error range, -rax is in 1..=4095 and fits u16.
+        let errno = rax.wrapping_neg() as u16;
+        match vmmcall::Error::from_errno(errno) {
             Some(vmmcall::Error::NoSys) => Error::NoSys,
             Some(vmmcall::Error::Permission) => Error::Permission,
             Some(vmmcall::Error::Invalid) => Error::Invalid,
@@ -115,7 +131,7 @@ impl Error {
             Some(vmmcall::Error::Mismatch) => Error::Mismatch,
             Some(e) => Error::Vmm(e),
             None => Error::Other(errno),
-        })
+        }
     }
 
     /// The errno the VMM answered with (1..=4095), or `None` when no
@@ -479,16 +495,43 @@ impl CallSite {
         Ok((n, insn))
     }
 
-    /// Call it.
+    /// The first call of this site (or one whose lookup failed before):
+    /// look the name up, then call. The arguments come one by one, in
+    /// registers: an array would be passed by address, and its stack slot
+    /// would then be written on the hot path too.
     ///
     /// # Safety
     /// As [`call_number`].
-    #[inline]
+    #[cold]
+    #[inline(never)]
+    unsafe fn call_slow(&self, a1: u64, a2: u64, a3: u64, a4: u64, a5: u64) -> Result<u64, Error> {
+        let (n, insn) = self.resolve_slow()?;
+        // SAFETY: the VMM is present (resolve_slow found it); the caller
+        // vouches for the arguments.
+        Error::check(unsafe { raw_hypercall(insn, n, [a1, a2, a3, a4, a5]) })
+    }
+
+    /// Call it.
+    ///
+    /// Once the number is cached, this is the whole call site, inlined:
+    /// one load of the cache, the test for "not resolved yet", the
+    /// argument registers, the instruction (picked by the cache's low
+    /// bit in the same `asm!` block), and the error-range test on RAX.
+    ///
+    /// # Safety
+    /// As [`call_number`].
+    #[inline(always)]
     pub unsafe fn call(&self, args: [u64; 5]) -> Result<u64, Error> {
-        let (n, insn) = self.resolve()?;
-        // SAFETY: the VMM is present (resolve found it); the caller vouches
+        let cache = self.cache.load(Ordering::Relaxed);
+        if cache == 0 {
+            let [a1, a2, a3, a4, a5] = args;
+            // SAFETY: the caller vouches for the arguments.
+            return unsafe { self.call_slow(a1, a2, a3, a4, a5) };
+        }
+        // SAFETY: a non-zero cache was stored by resolve_slow after it found
+        // the VMM, with the CPU's instruction in bit 0; the caller vouches
         // for the arguments.
-        Error::check(unsafe { raw_hypercall(insn, n, args) })
+        Error::check(unsafe { cached_hypercall(cache, args) })
     }
 
     /// Call it with [`Arg`]s, which keep whatever they borrow borrowed
@@ -497,13 +540,53 @@ impl CallSite {
     /// # Safety
     /// As [`call_number`]. [`call!`] upholds it by passing nothing but
     /// values and `&mut` places of integers ([`IntoArg`]).
-    #[inline]
+    #[inline(always)]
     pub unsafe fn call_args(&self, args: [Arg<'_>; 5]) -> Result<u64, Error> {
         let [a, b, c, d, e] = args;
         // SAFETY: the caller vouches for the arguments; `args` is owned
         // by this call, so its borrows last until the VMM returns.
         unsafe { self.call([a.raw, b.raw, c.raw, d.raw, e.raw]) }
     }
+}
+
+/// One hypercall from a call site's cache word (`number << 1 | vmcall`,
+/// see [`CallSite`]): the shift that recovers the number also moves the
+/// instruction choice into CF, so picking `vmcall` or `vmmcall` costs one
+/// `jc` inside the `asm!` block. Returns RAX as the VMM left it.
+///
+/// # Safety
+/// As [`raw_hypercall`]: `cache` is non-zero and came from
+/// [`CallSite::resolve_slow`], which found the VMM and stored the CPU's
+/// instruction in bit 0.
+#[inline(always)]
+unsafe fn cached_hypercall(cache: u64, args: [u64; 5]) -> u64 {
+    let rax: u64;
+    let [a1, a2, a3, a4, a5] = args;
+    // SAFETY: the caller guarantees the VMM is present and that bit 0
+    // names this CPU's instruction, so the one executed exits to the VMM
+    // instead of raising #UD. RBX cannot be an asm operand: it is swapped
+    // through a scratch register and restored (SHR, JC and JMP leave
+    // it alone). The VMM changes only RAX (ABI v1) but may access memory
+    // named by arguments: no `nomem`. SHR changes the flags: no
+    // `preserves_flags`.
+    unsafe {
+        core::arch::asm!(
+            "xchg {b}, rbx",
+            "shr rax, 1",
+            "jc 2f",
+            "vmmcall",
+            "jmp 3f",
+            "2:",
+            "vmcall",
+            "3:",
+            "xchg {b}, rbx",
+            b = inout(reg) a1 => _,
+            inout("rax") cache => rax,
+            in("rcx") a2, in("rdx") a3, in("rsi") a4, in("rdi") a5,
+            options(nostack),
+        );
+    }
+    rax
 }
 
 /// One argument register's value, and the borrow it stands for.

@@ -92,7 +92,10 @@ const fn sane_len(len: u64) -> u64 {
 ///
 /// Never panics: [`vmmcall::dispatch`] turns every guest input into a value
 /// or an error in RAX. Only RAX is written.
-#[inline]
+///
+/// `#[inline(always)]`, like [`vmmcall::dispatch`]: in a VMM's run loop,
+/// whatever of the result it does not use is never computed.
+#[inline(always)]
 pub fn handle_hypercall<V: Vcpu + ?Sized>(
     registry: &Registry<'static>,
     vcpu: &mut V,

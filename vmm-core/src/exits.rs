@@ -37,14 +37,14 @@
 
 use crate::cpu;
 use crate::guest::Profile;
-use crate::hv::{virtual_cpuid, CpuidPolicy};
+use crate::hv::{virtual_cpuid, CpuidPolicy, GuestRam};
 use crate::intercept;
 use crate::vcpu::GuestVcpu;
 use crate::vmsr::{self, GuestMsrs, MsrResult};
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 use vmexit::Exit;
-use vmmcall::{GuestRegs, Registry};
+use vmmcall::{GuestRegs, Registry, VcpuState};
 
 /// What a backend read after an exit: the vendor's raw fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,8 +140,9 @@ pub enum GuestInsn {
     PreemptionTimer,
 }
 
-/// A backend: one vCPU of one vendor.
-pub trait Backend {
+/// A backend: one vCPU of one vendor. As a [`VcpuState`] it gives the
+/// guest's CPL and paging mode, which handlers read lazily.
+pub trait Backend: VcpuState {
     /// "svm" or "vmx".
     fn name(&self) -> &'static str;
     /// Run the guest until the next exit.
@@ -150,8 +151,8 @@ pub trait Backend {
     fn rip(&self) -> u64;
     /// Set the guest's RIP.
     fn set_rip(&mut self, rip: u64);
-    /// The vCPU as handlers see it.
-    fn vcpu<'b>(&'b self, regs: &'b mut GuestRegs) -> GuestVcpu<'b>;
+    /// Guest RAM (the same for the whole run).
+    fn ram(&self) -> GuestRam;
     /// Inject a hardware exception at the next entry.
     fn inject_exception(&mut self, vector: u8, error_code: Option<u32>);
     /// The guest's switched MSRs (EFER, PAT) for [`crate::vmsr`].
@@ -373,6 +374,7 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
     let mut rtc_index = 0u8;
     // The guest's CR8 (TPR), kept here: see the ControlRegister arm.
     let mut vtpr = 0u64;
+    let ram = backend.ram();
     loop {
         let raw = backend.enter(regs);
         EXITS.fetch_add(1, Ordering::Relaxed);
@@ -381,7 +383,7 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
         match exit {
             Exit::Hypercall => {
                 let len = raw.insn_len(rip, vmmcall::abi::HYPERCALL_INSN_LEN);
-                if let Some(status) = hypercall(backend, regs, registry, rip, len) {
+                if let Some(status) = hypercall(backend, regs, ram, registry, rip, len) {
                     return Ok(status);
                 }
             }
@@ -401,7 +403,7 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
                 // the guest's own #UD and goes back to it unchanged.
                 let at = backend.code_address(rip);
                 let done = {
-                    let mut vcpu = backend.vcpu(regs);
+                    let mut vcpu = vcpu(backend, ram, regs);
                     vmexit::handle_ud(registry, &mut vcpu, at)
                 };
                 match done {
@@ -439,7 +441,7 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
                     None => {
                         let mut bytes = [0u8; 8];
                         let at = backend.code_address(rip);
-                        let mut vcpu = backend.vcpu(regs);
+                        let mut vcpu = vcpu(backend, ram, regs);
                         vmmcall::Vcpu::read_linear(&mut vcpu, vmmcall::GuestAddr(at), &mut bytes)
                             .ok()
                             .and_then(|()| decode_mov_cr(&bytes))
@@ -573,17 +575,31 @@ const AC: u8 = x86::irq::ALIGNMENT_CHECK_VECTOR;
 /// `#GP`.
 const GP: u8 = x86::irq::GENERAL_PROTECTION_FAULT_VECTOR;
 
+/// The vCPU as handlers see it: the guest's registers, guest RAM, and the
+/// backend as the [`VcpuState`] that gives the CPL and paging mode if a
+/// handler needs them (a null hypercall reads neither).
+#[inline(always)]
+fn vcpu<'b>(backend: &'b dyn Backend, ram: GuestRam, regs: &'b mut GuestRegs) -> GuestVcpu<'b> {
+    GuestVcpu::lazy(regs, ram, backend)
+}
+
 /// Run the hypercall at `rip` (instruction length `len`) and step over it.
 /// Returns the stop status a handler asked for, if any.
+///
+/// Inlined into the run loop with `vmexit::handle_hypercall` and
+/// `vmmcall::dispatch`, so that only what the run loop uses of their
+/// results (the RIP advance and the stop request) is computed.
+#[inline(always)]
 fn hypercall(
     backend: &mut dyn Backend,
     regs: &mut GuestRegs,
+    ram: GuestRam,
     registry: &Registry<'static>,
     rip: u64,
     len: u64,
 ) -> Option<u32> {
     let done = {
-        let mut vcpu = backend.vcpu(regs);
+        let mut vcpu = vcpu(backend, ram, regs);
         vmexit::handle_hypercall(registry, &mut vcpu, len)
     };
     step(backend, done.next_rip(rip));
@@ -595,7 +611,6 @@ mod tests {
     //! The run loop's policy on a mock backend: each exit's effect on RIP,
     //! RAX and the injected exception, as docs/ABI.md states it.
     use super::*;
-    use crate::hv::GuestRam;
     extern crate std;
     use std::collections::VecDeque;
     use std::vec::Vec;
@@ -654,13 +669,12 @@ mod tests {
         fn set_rip(&mut self, rip: u64) {
             self.rip = rip;
         }
-        fn vcpu<'b>(&'b self, regs: &'b mut GuestRegs) -> GuestVcpu<'b> {
+        fn ram(&self) -> GuestRam {
             // Paging off: linear = guest-physical = an index into `ram`.
-            let ram = GuestRam {
+            GuestRam {
                 host_base: self.ram.as_ptr() as u64,
                 size: self.ram.len() as u64,
-            };
-            GuestVcpu::new(regs, ram, 0, vmmcall::paging::PagingMode::disabled())
+            }
         }
         fn inject_exception(&mut self, vector: u8, error_code: Option<u32>) {
             self.injected.push((vector, error_code));
@@ -686,6 +700,15 @@ mod tests {
         }
         fn set_dr6(&mut self, dr6: u64) {
             self.dr6 = dr6;
+        }
+    }
+
+    impl vmmcall::VcpuState for Mock {
+        fn cpl(&self) -> u8 {
+            0
+        }
+        fn paging(&self) -> vmmcall::paging::PagingMode {
+            vmmcall::paging::PagingMode::disabled()
         }
     }
 

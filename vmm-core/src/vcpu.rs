@@ -22,11 +22,13 @@
 use crate::hv::GuestRam;
 use core::sync::atomic::{AtomicU8, Ordering};
 use vmmcall::paging::GuestPhysMemory;
-use vmmcall::{GuestRegs, MemError};
+use vmmcall::{GuestRegs, MemError, VcpuState};
 
 /// A vCPU stopped at an exit, with the state a handler may use: built by
-/// the backends with [`vmmcall::GuestVcpu::new`].
-pub type GuestVcpu<'a> = vmmcall::GuestVcpu<&'a mut GuestRegs, GuestRam>;
+/// the backends with [`vmmcall::GuestVcpu::lazy`] over the backend itself,
+/// so the CPL (VMX: a VMREAD of the SS access rights) and the paging mode
+/// (CR0, CR3, CR4, EFER) are read only if a handler needs them.
+pub type GuestVcpu<'a> = vmmcall::GuestVcpu<&'a mut GuestRegs, GuestRam, &'a dyn VcpuState>;
 
 /// Guest RAM as guest-physical memory for the page walker. Every access
 /// is bounds-checked against guest RAM; anything else is `OutsideRam`.

@@ -42,13 +42,18 @@ pub struct Outcome {
 ///
 /// Generic over the vCPU type so that a VMM's concrete vCPU is read with
 /// static calls on the hot path; `&mut dyn Vcpu` works too.
-#[inline]
+/// `#[inline(always)]`: it belongs in the VMM's run loop, where the
+/// fields of [`Outcome`] the VMM does not read are never computed.
+#[inline(always)]
 pub fn dispatch<V: Vcpu + ?Sized>(registry: &Registry<'static>, vcpu: &mut V) -> Outcome {
     let number = vcpu.rax();
-    if number == GET_VMMCALL_NUMBER {
-        return function_zero(registry, vcpu.as_dyn_vcpu());
-    }
+    // One bounds check finds a handler: number 0 (get_vmmcall_number) is
+    // outside 1..=len like any unknown number, so the functions that are
+    // not handlers are told apart only after the miss.
     let Some(handler) = registry.get(number) else {
+        if number == GET_VMMCALL_NUMBER {
+            return function_zero(registry, vcpu.as_dyn_vcpu());
+        }
         // DESCRIBE is never a handler's number, so the hot path pays
         // nothing for it.
         if number == DESCRIBE {
@@ -59,9 +64,13 @@ pub fn dispatch<V: Vcpu + ?Sized>(registry: &Registry<'static>, vcpu: &mut V) ->
         }
         return no_such_function(vcpu.as_dyn_vcpu(), number);
     };
-    let cpl = vcpu.cpl();
-    if cpl != 0 && !handler.user() {
-        return refused(registry, vcpu.as_dyn_vcpu(), handler, number, cpl);
+    // A `user` handler may be called from any CPL, so only a kernel-only
+    // one needs the CPL (which a lazy `GuestVcpu` reads only now).
+    if !handler.user() {
+        let cpl = vcpu.cpl();
+        if cpl != 0 {
+            return refused(registry, vcpu.as_dyn_vcpu(), handler, number, cpl);
+        }
     }
     // The hot path (a handler runs) stays small: everything else is out of
     // line, so this needs few registers and a small stack frame.

@@ -105,7 +105,7 @@ pub use registry::{
 #[cfg(feature = "registry")]
 pub use regs::{Gpr, GuestRegs, Registers};
 #[cfg(feature = "registry")]
-pub use vcpu::GuestVcpu;
+pub use vcpu::{GuestVcpu, VcpuState};
 
 /// Register a function as a hypercall.
 ///

@@ -321,9 +321,11 @@ impl<'h> Registry<'h> {
     }
 
     /// The handler with function number `number` (1-based), if any.
+    ///
+    /// One bounds check: 0 wraps to `u64::MAX`, which no index reaches.
     #[inline]
     pub fn get(&self, number: u64) -> Option<&'h Handler> {
-        let idx = usize::try_from(number.checked_sub(1)?).ok()?;
+        let idx = usize::try_from(number.wrapping_sub(1)).ok()?;
         self.sorted.get(idx).copied()
     }
 

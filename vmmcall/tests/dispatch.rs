@@ -377,3 +377,74 @@ fn call_counts_are_kept_per_handler() {
     call(&mut v, "unit", [0; 5]);
     assert!(h.calls() >= before + 2);
 }
+
+#[test]
+fn numbers_outside_the_handlers_find_none() {
+    let registry = Registry::global().unwrap();
+    let len = registry.len() as u64;
+    assert!(registry.get(1).is_some() && registry.get(len).is_some());
+    for number in [0, len + 1, 1 << 32, 1 << 40, u64::MAX, u64::MAX - 1] {
+        assert!(registry.get(number).is_none(), "{number:#x}");
+    }
+}
+
+#[test]
+fn lazy_vcpu_reads_the_cpl_only_for_kernel_only_handlers() {
+    use std::cell::Cell;
+    use vmmcall::paging::{GuestPhysMemory, PagingMode};
+    use vmmcall::{GuestVcpu, MemError, VcpuState};
+
+    struct NoRam;
+    impl GuestPhysMemory for NoRam {
+        fn read_phys(&self, gpa: u64, _: &mut [u8]) -> Result<(), MemError> {
+            Err(MemError::OutsideRam { gpa })
+        }
+        fn write_phys(&mut self, gpa: u64, _: &[u8]) -> Result<(), MemError> {
+            Err(MemError::OutsideRam { gpa })
+        }
+    }
+    struct State {
+        cpl: u8,
+        reads: Cell<u32>,
+    }
+    impl VcpuState for State {
+        fn cpl(&self) -> u8 {
+            self.reads.set(self.reads.get() + 1);
+            self.cpl
+        }
+        fn paging(&self) -> PagingMode {
+            self.reads.set(self.reads.get() + 1);
+            PagingMode::disabled()
+        }
+    }
+    let registry = Registry::global().unwrap();
+    let number = |name: &str| registry.lookup(name.as_bytes()).unwrap().get();
+    for cpl in [0u8, 3] {
+        let state = State {
+            cpl,
+            reads: Cell::new(0),
+        };
+        // A user handler with register arguments: nothing read.
+        let mut regs = GuestRegs {
+            rax: number("hello"),
+            rbx: 21,
+            ..GuestRegs::default()
+        };
+        dispatch(registry, &mut GuestVcpu::lazy(&mut regs, NoRam, &state));
+        assert_eq!((regs.rax, state.reads.get()), (42, 0), "CPL {cpl}");
+        // A kernel-only handler: the CPL is read, and still decides.
+        regs.rax = number("kernel_only");
+        dispatch(registry, &mut GuestVcpu::lazy(&mut regs, NoRam, &state));
+        let expect = if cpl == 0 {
+            7
+        } else {
+            Error::Permission.to_rax()
+        };
+        assert_eq!((regs.rax, state.reads.get()), (expect, 1), "CPL {cpl}");
+        // get_vmmcall_number reads guest memory: CPL and paging mode.
+        regs.rax = 0;
+        regs.rbx = 0x1000;
+        dispatch(registry, &mut GuestVcpu::lazy(&mut regs, NoRam, &state));
+        assert_eq!((regs.rax, state.reads.get()), (0, 3), "CPL {cpl}");
+    }
+}

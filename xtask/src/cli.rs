@@ -50,12 +50,16 @@ USAGE:
         --jobs N       emulator runs at once (default: 2, or 1 on one core)
         --timeout S    per-run timeout (default: expect.txt `timeout:`, else 60)
 
-    cargo xtask bench [--platform NAME]... [--skip-vm | --skip-host]
+    cargo xtask bench [--platform NAME]... [--skip-vm | --skip-host] [--skip-linux]
         Measure (docs/BENCHMARKS.md): examples/bench on each platform, one
-        at a time (framework hypercall vs raw exit, RDTSC); the criterion
-        benches of vmmcall (quick configuration); instructions per call
-        under callgrind if valgrind is installed. Prints a table and
-        `bench <platform>: framework/raw = <ratio>` per platform.
+        at a time (framework hypercall vs raw exit, RDTSC); Linux booted
+        under the bench VMM on each platform, its ring-3 program timing a
+        hypercall against a CPUID exit and getpid() (--skip-linux: not;
+        about 30 s per Bochs boot); the criterion benches of vmmcall
+        (quick configuration); instructions per call under callgrind if
+        valgrind is installed. Prints tables,
+        `bench <platform>: framework/raw = <ratio>` per platform and
+        `bench linux-<platform>: hypercall/cpuid = R, hypercall/syscall = S`.
 
     cargo xtask header [--check]
         Write the C headers generated from the interface declarations

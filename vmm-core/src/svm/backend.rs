@@ -16,9 +16,8 @@ use crate::hv::GuestRam;
 use crate::intercept;
 use crate::nested::{self, Format};
 use crate::physmem::PhysAlloc;
-use crate::vcpu::GuestVcpu;
 use crate::vmsr::GuestMsrs;
-use vmmcall::GuestRegs;
+use vmmcall::{GuestRegs, VcpuState};
 
 core::arch::global_asm!(
     r#"
@@ -296,6 +295,25 @@ impl GuestMsrs for SvmBackend<'_> {
     }
 }
 
+/// The CPL and paging mode, read from the VMCB state-save area when a
+/// handler needs them (APM Vol. 2 §15.5.1, Table B-2).
+impl VcpuState for SvmBackend<'_> {
+    fn cpl(&self) -> u8 {
+        self.vmcb.save.cpl
+    }
+
+    fn paging(&self) -> vmmcall::paging::PagingMode {
+        let s = &self.vmcb.save;
+        vmmcall::paging::PagingMode {
+            cr0: s.cr0,
+            cr3: s.cr3,
+            cr4: s.cr4,
+            efer: s.efer,
+            maxphyaddr: crate::vcpu::maxphyaddr(),
+        }
+    }
+}
+
 impl Backend for SvmBackend<'_> {
     fn name(&self) -> &'static str {
         "svm"
@@ -346,16 +364,8 @@ impl Backend for SvmBackend<'_> {
         self.vmcb.control.interrupt_shadow &= !1;
     }
 
-    fn vcpu<'b>(&'b self, regs: &'b mut GuestRegs) -> GuestVcpu<'b> {
-        let s = &self.vmcb.save;
-        let paging = vmmcall::paging::PagingMode {
-            cr0: s.cr0,
-            cr3: s.cr3,
-            cr4: s.cr4,
-            efer: s.efer,
-            maxphyaddr: crate::vcpu::maxphyaddr(),
-        };
-        GuestVcpu::new(regs, self.ram, s.cpl, paging)
+    fn ram(&self) -> GuestRam {
+        self.ram
     }
 
     fn inject_exception(&mut self, vector: u8, error_code: Option<u32>) {

@@ -25,11 +25,10 @@ use crate::hv::{CpuidPolicy, GuestRam, CPUID1_ECX_VMX};
 use crate::intercept;
 use crate::nested::{self, Format};
 use crate::physmem::PhysAlloc;
-use crate::vcpu::GuestVcpu;
 use crate::vmsr::{GuestMsrs, EFER_LMA, EFER_LME};
 use core::arch::asm;
 use vmexit::vmx::ExitReasonField;
-use vmmcall::GuestRegs;
+use vmmcall::{GuestRegs, VcpuState};
 use x86::controlregs::{Cr0, Cr4};
 use x86::dtables::DescriptorTablePointer;
 use x86::segmentation::SegmentSelector;
@@ -835,6 +834,25 @@ impl VmxBackend {
     }
 }
 
+/// The CPL and paging mode, read from the VMCS guest-state area (SDM Vol.
+/// 3C §25.4) only when a handler needs them: each is a VMREAD.
+impl VcpuState for VmxBackend {
+    fn cpl(&self) -> u8 {
+        // The CPL is SS.DPL (SDM Vol. 3C §25.4.1).
+        ar_dpl(vmread(gst::SS_ACCESS_RIGHTS) as u32)
+    }
+
+    fn paging(&self) -> vmmcall::paging::PagingMode {
+        vmmcall::paging::PagingMode {
+            cr0: vmread(gst::CR0),
+            cr3: vmread(gst::CR3),
+            cr4: vmread(gst::CR4),
+            efer: GuestMsrs::efer(self),
+            maxphyaddr: crate::vcpu::maxphyaddr(),
+        }
+    }
+}
+
 impl Backend for VmxBackend {
     fn name(&self) -> &'static str {
         "vmx"
@@ -949,17 +967,8 @@ impl Backend for VmxBackend {
         }
     }
 
-    fn vcpu<'b>(&'b self, regs: &'b mut GuestRegs) -> GuestVcpu<'b> {
-        let efer = GuestMsrs::efer(self);
-        let cpl = ar_dpl(vmread(gst::SS_ACCESS_RIGHTS) as u32);
-        let paging = vmmcall::paging::PagingMode {
-            cr0: vmread(gst::CR0),
-            cr3: vmread(gst::CR3),
-            cr4: vmread(gst::CR4),
-            efer,
-            maxphyaddr: crate::vcpu::maxphyaddr(),
-        };
-        GuestVcpu::new(regs, self.ram, cpl, paging)
+    fn ram(&self) -> GuestRam {
+        self.ram
     }
 
     fn inject_exception(&mut self, vector: u8, error_code: Option<u32>) {
