@@ -21,7 +21,7 @@ use crate::{prefault, prefault_mut, Arg, Error};
 
 /// A buffer the VMM reads: its address and its length in bytes, with every
 /// page made present first ([`prefault`]). The `Arg` keeps `buf` borrowed.
-#[inline]
+#[inline(always)]
 pub fn lend(buf: &[u8]) -> (Arg<'_>, Arg<'static>) {
     // SAFETY: a shared slice is valid for reads of its length.
     unsafe { prefault(buf.as_ptr(), buf.len()) };
@@ -32,7 +32,7 @@ pub fn lend(buf: &[u8]) -> (Arg<'_>, Arg<'static>) {
 /// every page made present and writable first ([`prefault_mut`]). The
 /// `Arg` keeps `buf` mutably borrowed, so nothing else touches it while
 /// the VMM may write it.
-#[inline]
+#[inline(always)]
 pub fn lend_mut(buf: &mut [u8]) -> (Arg<'_>, Arg<'static>) {
     let len = buf.len();
     // SAFETY: an exclusive slice is valid for reads and writes of its
@@ -54,7 +54,7 @@ pub trait FromRet: Sized {
 }
 
 impl FromRet for () {
-    #[inline]
+    #[inline(always)]
     fn from_ret(raw: u64) -> Result<Self, Error> {
         match raw {
             0 => Ok(()),
@@ -64,7 +64,7 @@ impl FromRet for () {
 }
 
 impl FromRet for bool {
-    #[inline]
+    #[inline(always)]
     fn from_ret(raw: u64) -> Result<Self, Error> {
         match raw {
             0 => Ok(false),
@@ -77,7 +77,7 @@ impl FromRet for bool {
 macro_rules! from_ret_unsigned {
     ($($t:ty),*) => {$(
         impl FromRet for $t {
-            #[inline]
+            #[inline(always)]
             fn from_ret(raw: u64) -> Result<Self, Error> {
                 <$t>::try_from(raw).map_err(|_| Error::Invalid)
             }

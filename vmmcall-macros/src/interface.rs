@@ -638,7 +638,9 @@ fn generate(attrs: &[Attribute], vis: &Visibility, module: &Ident, calls: &[Call
             #(#docs)*
             #[doc = ""]
             #[doc = #sig_doc]
-            #[inline]
+            // Always inlined, like the `call!` expansion it stands for: a
+            // cached call is then a few instructions around the exit.
+            #[inline(always)]
             pub fn #ident(#(#guest_params),*) -> ::core::result::Result<#ret, #gs::Error> {
                 static SITE: #gs::CallSite = #gs::CallSite::typed(#name_nul, signatures::#sig_ident);
                 #(#lends)*

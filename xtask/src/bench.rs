@@ -45,7 +45,16 @@ use crate::verdict::Verdict;
 /// The example that measures in the VM.
 const EXAMPLE: &str = "bench";
 /// The in-VM measurements, in the guest's order.
-const VM_KINDS: [&str; 6] = ["framework", "raw", "direct", "lookup", "pages", "timer"];
+const VM_KINDS: [&str; 8] = [
+    "framework",
+    "raw",
+    "direct",
+    "lookup",
+    "pages",
+    "timer",
+    "typed",
+    "plain",
+];
 /// The Linux program's measurements, in its order.
 const LINUX_KINDS: [&str; 3] = ["hypercall", "cpuid", "syscall"];
 /// Criterion options for a quick run (the whole command stays well under
@@ -620,6 +629,13 @@ pub fn bench(layout: &Layout, args: &BenchArgs) -> Result<bool> {
                     fw - direct
                 );
             }
+            if let (Some(typed), Some(plain)) = (m("typed"), m("plain")) {
+                println!(
+                    "bench {machine}: typed call (interface!) {typed} ticks, the same five \
+                     parameters through #[vmmcall] {plain} ticks: typed - plain = {}",
+                    typed - plain
+                );
+            }
         }
     }
 
@@ -804,6 +820,20 @@ pub fn bench(layout: &Layout, args: &BenchArgs) -> Result<bool> {
                 ),
                 call_site.map_or("-".to_owned(), |v| v.to_string()),
                 call_site.map(|v| v <= 12)
+            )
+        );
+    }
+    for (machine, f) in &bochs {
+        let m = |k: &str| f.get(k).map(|x| x.median as i64);
+        let extra = m("typed").zip(m("plain")).map(|(t, p)| t - p);
+        println!(
+            "{}",
+            target_line(
+                &format!(
+                    "a typed call costs no more than #[vmmcall] with the same parameters (typed - plain <= 0 ticks) on {machine}"
+                ),
+                extra.map_or("-".to_owned(), |v| v.to_string()),
+                extra.map(|v| v <= 0)
             )
         );
     }

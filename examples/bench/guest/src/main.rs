@@ -42,13 +42,22 @@ use guest_sdk::{call, println, Error, Instruction};
 
 guest_sdk::entry!(main);
 
-/// Measured iterations; each times all six measurements once.
+/// Measured iterations; each times all eight measurements once.
 const ITERS: usize = 12_000;
 /// Iterations run first and thrown away (fills the call-site cache, warms
 /// the TLBs, caches and the emulator's translation cache).
 const WARMUP: usize = 200;
 /// The measurements, in the order of the sample arrays.
-const KINDS: [&str; 6] = ["framework", "raw", "direct", "lookup", "pages", "timer"];
+const KINDS: [&str; 8] = [
+    "framework",
+    "raw",
+    "direct",
+    "lookup",
+    "pages",
+    "timer",
+    "typed",
+    "plain",
+];
 /// Number of measurements.
 const N: usize = KINDS.len();
 /// What each one is, printed once.
@@ -59,6 +68,8 @@ const DESCRIPTIONS: [&str; N] = [
     "get_vmmcall_number(\"null\"): name read through the guest page tables, hash lookup",
     "CPUID 0x4000_0001, then one load from each of 4 other guest pages (TLB refills after an exit)",
     "two back-to-back lfence;rdtsc, included in every figure above",
+    "bench::typed5(1, 2, 3, 4, true): an interface's typed stub, typed lookup, its handler",
+    "call!(\"plain5\", rbx = 1, .., rdi = true): the same handler body through #[vmmcall]",
 ];
 
 /// The samples, in cycles, one array per measurement. In `.bss` because
@@ -195,11 +206,48 @@ fn sample(kind: usize, insn: Instruction, number: u64) -> Result<u32, Error> {
                 Err(Error::NotPresent)
             }
         }
+        6 => typed(),
+        7 => plain(),
         _ => {
             let t0 = tsc();
             let t1 = tsc();
             Ok(elapsed(t0, t1))
         }
+    }
+}
+
+/// One `typed` sample. Out of line, as [`plain`] is, so that the two
+/// timed windows are compiled alike (inside `sample`'s match, register
+/// allocation put a different number of spills into each window).
+#[inline(never)]
+fn typed() -> Result<u32, Error> {
+    let t0 = tsc();
+    let r = bench_api::bench::typed5(1, 2, 3, 4, true);
+    let t1 = tsc();
+    match r {
+        Ok(11) => Ok(elapsed(t0, t1)),
+        Ok(_) => Err(Error::Invalid),
+        Err(e) => Err(e),
+    }
+}
+
+/// One `plain` sample: the same call through `call!` and `#[vmmcall]`.
+#[inline(never)]
+fn plain() -> Result<u32, Error> {
+    let t0 = tsc();
+    let r = call!(
+        "plain5",
+        rbx = 1u64,
+        rcx = 2u32,
+        rdx = 3u16,
+        rsi = 4u8,
+        rdi = true
+    );
+    let t1 = tsc();
+    match r {
+        Ok(11) => Ok(elapsed(t0, t1)),
+        Ok(_) => Err(Error::Invalid),
+        Err(e) => Err(e),
     }
 }
 
@@ -271,10 +319,11 @@ fn main() -> Result<(), Error> {
             *m = median;
         }
     }
-    let [framework, raw, direct, lookup, pages, _] = medians.map(u64::from);
+    let [framework, raw, direct, lookup, pages, _, typed, plain] = medians.map(u64::from);
     println!("bench: framework/raw = {}", Ratio(framework, raw));
     println!("bench: direct/raw = {}", Ratio(direct, raw));
     println!("bench: lookup/raw = {}", Ratio(lookup, raw));
+    println!("bench: typed/plain = {}", Ratio(typed, plain));
     println!(
         "bench: per page touched after an exit = {} ticks",
         pages.saturating_sub(raw) / TOUCHED_PAGES as u64
