@@ -14,7 +14,7 @@
 
 mod model;
 
-use model::{EFAULT, EINVAL, ENOSYS, EOVERFLOW, EPERM, ERANGE, FIRST_ERROR, PAGE};
+use model::{EFAULT, EINVAL, ENOSYS, EOVERFLOW, EPERM, EPROTO, ERANGE, FIRST_ERROR, PAGE};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use vmmcall::mock::MockVcpu;
@@ -332,9 +332,21 @@ fn registry() -> &'static Registry<'static> {
     Registry::global().expect("the test's handlers form a registry")
 }
 
+/// `vmmcall_lookup_typed` (docs/ABI.md), `1 << 40 | 1`, written out here.
+const LOOKUP_TYPED: u64 = (1 << 40) | 1;
+
 /// What RAX must be, and the stop a handler must have asked for, by
 /// docs/ABI.md and the handlers' documented behaviour.
 fn dispatch_model(l: &Layout, cpl: u8, n: u64, a: [u64; 5]) -> (u64, Option<u32>) {
+    if n == LOOKUP_TYPED {
+        // Every handler here is a plain #[vmmcall] one, declared without a
+        // signature: a name that exists is -EPROTO whatever RCX holds; an
+        // unknown or unreadable name is 0, as for function 0.
+        return match cstr_model(l, a[0], 256, cpl) {
+            Ok(name) if NAMES.iter().any(|x| x.as_bytes() == name) => (EPROTO, None),
+            _ => (0, None),
+        };
+    }
     if n == 0 {
         return match cstr_model(l, a[0], 256, cpl) {
             Ok(name) => (
@@ -423,6 +435,7 @@ fn number() -> impl Strategy<Value = u64> {
         1u64..=NAMES.len() as u64,
         1u64..=NAMES.len() as u64,
         NAMES.len() as u64 + 1..NAMES.len() as u64 + 4,
+        Just(LOOKUP_TYPED),
         Just(u64::MAX),
         any::<u64>(),
     ]
@@ -445,7 +458,10 @@ proptest! {
         // The random number, then every number from 0 to just past the
         // last, with the same registers and memory.
         let vcpu = l.vcpu(cpl);
-        for (i, n) in std::iter::once(n).chain(0..=NAMES.len() as u64 + 1).enumerate() {
+        let numbers = std::iter::once(n)
+            .chain(0..=NAMES.len() as u64 + 1)
+            .chain([LOOKUP_TYPED]);
+        for (i, n) in numbers.enumerate() {
             // Memory is compared byte by byte for the random number and for
             // z_fill (number 1), the only handler that writes.
             one_dispatch(&l, vcpu.clone(), &addrs, n, &regs, use_addr, i == 0 || n == 1)?;
@@ -475,14 +491,15 @@ fn one_dispatch(
     }
     // A name in the layout, sometimes: copy a real one where RBX points.
     let name = NAMES[(regs[0] % 7) as usize];
-    if n == 0 && regs[0].is_multiple_of(3) && l.range_ok(g.rbx, name.len() as u64 + 1, 0, false) {
+    let looks_up = n == 0 || n == LOOKUP_TYPED;
+    if looks_up && regs[0].is_multiple_of(3) && l.range_ok(g.rbx, name.len() as u64 + 1, 0, false) {
         let rbx = g.rbx;
         vcpu.poke(rbx, name.as_bytes())
             .poke(rbx + name.len() as u64, &[0]);
     }
     // The model reads the layout as the vCPU holds it now.
     let mut now = l.clone();
-    if n == 0 {
+    if looks_up {
         for (i, p) in now.pages.iter_mut().enumerate() {
             if let Some((_, _, bytes)) = p {
                 *bytes = vcpu.peek(l.base.wrapping_add(i as u64 * PAGE), PAGE as usize);

@@ -38,6 +38,8 @@ pub const EINVAL: u64 = 0xFFFF_FFFF_FFFF_FFEA;
 pub const ERANGE: u64 = 0xFFFF_FFFF_FFFF_FFDE;
 /// -38, `ENOSYS`.
 pub const ENOSYS: u64 = 0xFFFF_FFFF_FFFF_FFDA;
+/// -71, `EPROTO`.
+pub const EPROTO: u64 = 0xFFFF_FFFF_FFFF_FFB9;
 /// -75, `EOVERFLOW`.
 pub const EOVERFLOW: u64 = 0xFFFF_FFFF_FFFF_FFB5;
 /// The lowest value that is an error: -4095.
@@ -339,6 +341,7 @@ fn the_models_own_constants() {
         (EINVAL, 22),
         (ERANGE, 34),
         (ENOSYS, 38),
+        (EPROTO, 71),
         (EOVERFLOW, 75),
         (FIRST_ERROR, 4095),
     ] {
