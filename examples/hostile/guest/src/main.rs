@@ -59,7 +59,7 @@
 #![no_main]
 
 use core::sync::atomic::{AtomicU64, Ordering};
-use guest_sdk::abi::{DESCRIBE, DESCRIBE_USER};
+use guest_sdk::abi::{DESCRIBE, DESCRIBE_USER, LOOKUP_TYPED};
 use guest_sdk::arch::{self, PTE_P, PTE_PS, PTE_RW, PTE_US};
 use guest_sdk::{println, Instruction};
 
@@ -101,6 +101,7 @@ const ENOSPC: u64 = 28;
 const ERANGE: u64 = 34;
 const ENOSYS: u64 = 38;
 const EOVERFLOW: u64 = 75;
+const EPROTO: u64 = 71;
 
 const fn err(e: u64) -> u64 {
     e.wrapping_neg()
@@ -641,6 +642,15 @@ fn expect(n: u64, a: [u64; 5], who: Who) -> u64 {
     }
     if n == DESCRIBE {
         return describe_expect(a[0], a[1], a[2], who).0;
+    }
+    if n == LOOKUP_TYPED {
+        // Every handler of this VMM is a plain #[vmmcall] one, declared
+        // without a signature: a name that exists answers -EPROTO whatever
+        // the digest in RCX; anything function 0 answers 0 for, 0.
+        return match lookup_model(a[0], who) {
+            0 => 0,
+            _ => err(EPROTO),
+        };
     }
     let Some((h, user)) = handler(n) else {
         return err(ENOSYS);
@@ -1393,6 +1403,7 @@ struct State {
     /// `vmmcall_describe`'s own generator and count: those calls leave the
     /// storm's sequence and counts as they are.
     describe_rng: Rng,
+    typed_rng: Rng,
     describe_calls: u64,
 }
 
@@ -1485,15 +1496,16 @@ impl State {
     fn check(&mut self, n: u64, args: [u64; 5]) -> u64 {
         let who = self.who;
         let want = expect(n, args, who);
-        // The storm's classes (vmmcall_describe has its own lines).
-        if n != DESCRIBE {
+        // The storm's classes (vmmcall_describe and vmmcall_lookup_typed
+        // have their own lines).
+        if n != DESCRIBE && n != LOOKUP_TYPED {
             let counts = &mut self.counts;
             classes(n, args, who, want, |c| counts[c] += 1);
         }
         // The buffer the call names: (address, length, bytes kept of it).
         let watch = match (n, handler(n)) {
             (DESCRIBE, _) => Some((args[1], args[2], 512)),
-            (0, _) | (_, Some((H::NameLen, _))) => Some((args[0], 257, 257)),
+            (0 | LOOKUP_TYPED, _) | (_, Some((H::NameLen, _))) => Some((args[0], 257, 257)),
             (_, Some((H::Sum, _))) => Some((args[0], args[1], 512)),
             (_, Some((H::Fill, _))) => Some((args[0], args[1], 4096)),
             _ => None,
@@ -1617,6 +1629,18 @@ impl State {
 
     /// A name placed at a boundary: get_vmmcall_number and name_len.
     fn name_call(&mut self) {
+        let at = self.place_name();
+        let f0 = 0;
+        let nl = self.number(H::NameLen);
+        let junk = self.rng.next();
+        self.check(f0, [at, junk, 0, 0, 0]);
+        self.check(nl, [at, 0, 0, 0, 0]);
+    }
+
+    /// A hostile name (a real one, 255 or 256 bytes, unterminated over
+    /// 4 KiB, the reserved one, empty, random bytes) written where it ends
+    /// near a page boundary or anywhere; returns its address.
+    fn place_name(&mut self) -> u64 {
         let mut text = [b'A'; 4200];
         let len = match self.rng.below(8) {
             0 | 1 => {
@@ -1672,11 +1696,28 @@ impl State {
         if safe_to_write(at) {
             poke(at, &text[..len]);
         }
-        let f0 = 0;
-        let nl = self.number(H::NameLen);
-        let junk = self.rng.next();
-        self.check(f0, [at, junk, 0, 0, 0]);
-        self.check(nl, [at, 0, 0, 0, 0]);
+        at
+    }
+
+    /// `vmmcall_lookup_typed` (function `LOOKUP_TYPED`): hostile names as
+    /// `name_call` makes them, with a random digest, 0 or all ones. No
+    /// handler of this VMM is declared, so a name found is -EPROTO.
+    fn typed_lookup_calls(&mut self, calls: u64) -> u64 {
+        let unexpected = self.unexpected;
+        let (storm_calls, per_cpl) = (self.calls, self.per_cpl);
+        core::mem::swap(&mut self.rng, &mut self.typed_rng);
+        for _ in 0..calls {
+            let at = self.place_name();
+            let digest = match self.rng.below(4) {
+                0 => 0,
+                1 => u64::MAX,
+                _ => self.rng.next(),
+            };
+            self.check(LOOKUP_TYPED, [at, digest, 0, 0, 0]);
+        }
+        core::mem::swap(&mut self.rng, &mut self.typed_rng);
+        (self.calls, self.per_cpl) = (storm_calls, per_cpl);
+        self.unexpected - unexpected
     }
 
     /// `vmmcall_describe` (function `DESCRIBE`): every handler number and
@@ -1780,6 +1821,8 @@ impl State {
         if cpl == 0 || cpl == 3 {
             let wrong = self.describe_calls(1000);
             println!("hostile: vmmcall_describe at CPL {cpl}: 1000 calls, {wrong} unexpected");
+            let wrong = self.typed_lookup_calls(1000);
+            println!("hostile: vmmcall_lookup_typed at CPL {cpl}: 1000 calls, {wrong} unexpected");
         }
     }
 
@@ -1868,6 +1911,7 @@ fn main() -> Result<(), guest_sdk::Error> {
         snap: Snapshot::new(),
         per_cpl: [0; 4],
         describe_rng: Rng(SEED ^ 0xDE5C_81BE),
+        typed_rng: Rng(SEED ^ 0x7E9E_D100),
         describe_calls: 0,
     };
     // The numbers follow the name order: look each name up from scratch RAM.
