@@ -577,19 +577,7 @@ fn generate(attrs: &[Attribute], vis: &Visibility, module: &Ident, calls: &[Call
             reg += p.kind.registers();
             names.push(local);
         }
-        let pattern = (0..ARG_REGS.len()).map(|i| {
-            if i < reg {
-                let a = format_ident!("__vmmcall_a{i}");
-                quote!(#a)
-            } else {
-                quote!(_)
-            }
-        });
-        let binding = if reg == 0 {
-            quote!()
-        } else {
-            quote!(let [#(#pattern),*] = __vmmcall_cx.args();)
-        };
+        let (binding, _) = crate::bind_registers(&format_ident!("__vmmcall_cx"), reg);
         thunks.push(quote! {
             #[doc(hidden)]
             pub fn #thunk<T: Handlers + ?Sized>(

@@ -537,24 +537,11 @@ fn generate(
     ret_ty: Option<&Type>,
 ) -> TokenStream2 {
     let fn_name = &func.sig.ident;
-    let sym = unique_symbol(&name.value());
     // Spanned at the name, where E0428 points for a duplicate.
-    let registration = Ident::new(&sym, name.span());
+    let registration_ident = Ident::new(&unique_symbol(&name.value()), name.span());
     let caller = format_ident!("__vmmcall_caller");
 
-    // `let [__vmmcall_a0, _, ...] = caller.args();` binding only what is used.
-    let arg_idents: Vec<Ident> = (0..reg_types.len())
-        .map(|i| format_ident!("__vmmcall_a{i}"))
-        .collect();
-    let pattern = (0..ARG_REGS.len()).map(|i| match arg_idents.get(i) {
-        Some(id) => quote!(#id),
-        None => quote!(_),
-    });
-    let args_binding = if reg_types.is_empty() {
-        quote!()
-    } else {
-        quote!(let [#(#pattern),*] = #caller.args();)
-    };
+    let (args_binding, arg_idents) = bind_registers(&caller, reg_types.len());
     // The conversion path carries the parameter type's span, so a type
     // without `FromReg` is reported on that type.
     let conv = reg_types.iter().zip(&arg_idents).map(|(ty, a)| {
@@ -594,26 +581,13 @@ fn generate(
     // Keep the registration exactly as conditional as the function.
     let cfgs = func.attrs.iter().filter(|a| a.path().is_ident("cfg"));
 
-    // The function stays as written, except that clippy's nursery lint
-    // `missing_const_for_fn` must not suggest `const fn`, which is refused.
-    quote! {
-        #[allow(clippy::missing_const_for_fn)]
-        #func
-
-        // Named after the hypercall, not `_`: two registrations of one name
-        // in one module already clash here (E0428), and on an associated
-        // function in an `impl` block the only error is that the function
-        // is not found (it must be a free function).
-        #(#cfgs)*
-        #[doc(hidden)]
-        #[allow(non_upper_case_globals)]
-        const #registration: () = {
-            // The library's rule, which the macro's own check above mirrors.
-            ::core::assert!(
-                #krate::valid_name(#name.as_bytes()),
-                "the #[vmmcall] macro accepted a name vmmcall::valid_name refuses"
-            );
-
+    let cfgs: Vec<&syn::Attribute> = cfgs.collect();
+    let registration = registration(
+        krate,
+        &registration_ident,
+        &name.value(),
+        &cfgs,
+        quote! {
             #[allow(deprecated)]
             fn __vmmcall_thunk(
                 #caller_param: &mut #krate::Caller<'_>,
@@ -622,11 +596,72 @@ fn generate(
                 #ctx_binding
                 #body
             }
+        },
+        quote!(#krate::Handler::new(#name, #user, __vmmcall_thunk)),
+    );
+    // The function stays as written, except that clippy's nursery lint
+    // `missing_const_for_fn` must not suggest `const fn`, which is refused.
+    quote! {
+        #[allow(clippy::missing_const_for_fn)]
+        #func
+
+        // Named after the hypercall, not `_` (`registration`): two
+        // registrations of one name in one module already clash (E0428), and
+        // on an associated function in an `impl` block the only error is
+        // that the function is not found (it must be a free function).
+        #registration
+    }
+}
+
+/// `let [__vmmcall_a0, .., _] = caller.args();` binding the first `used`
+/// argument registers (nothing when none is used), and their names.
+fn bind_registers(caller: &Ident, used: usize) -> (TokenStream2, Vec<Ident>) {
+    let idents: Vec<Ident> = (0..used.min(ARG_REGS.len()))
+        .map(|i| format_ident!("__vmmcall_a{i}"))
+        .collect();
+    let pattern = (0..ARG_REGS.len()).map(|i| match idents.get(i) {
+        Some(id) => quote!(#id),
+        None => quote!(_),
+    });
+    let binding = if idents.is_empty() {
+        quote!()
+    } else {
+        quote!(let [#(#pattern),*] = #caller.args();)
+    };
+    (binding, idents)
+}
+
+/// The registration of one hypercall, for `#[vmmcall("name")]` and for each
+/// handler of an interface impl: a `const` named after the hypercall
+/// (`const_ident`, spanned where E0428 should point for a duplicate in one
+/// module) holding the name check, `items` (a thunk), the `Handler`
+/// (`handler`) in the linker-section slice, and the exported symbol that
+/// makes two hypercalls with one name fail to build.
+fn registration(
+    krate: &syn::Path,
+    const_ident: &Ident,
+    name: &str,
+    cfgs: &[&syn::Attribute],
+    items: TokenStream2,
+    handler: TokenStream2,
+) -> TokenStream2 {
+    let sym = unique_symbol(name);
+    quote! {
+        #(#cfgs)*
+        #[doc(hidden)]
+        #[allow(non_upper_case_globals)]
+        const #const_ident: () = {
+            // The library's rule, which the macros' own checks mirror.
+            ::core::assert!(
+                #krate::valid_name(#name.as_bytes()),
+                "the vmmcall macros accepted a name vmmcall::valid_name refuses"
+            );
+
+            #items
 
             #[#krate::__private::linkme::distributed_slice(#krate::HANDLERS)]
             #[linkme(crate = #krate::__private::linkme)]
-            static __VMMCALL_HANDLER: #krate::Handler =
-                #krate::Handler::new(#name, #user, __vmmcall_thunk);
+            static __VMMCALL_HANDLER: #krate::Handler = #handler;
 
             // Two hypercalls with one name define this symbol twice, and the
             // build fails: "symbol already defined" (one crate) or
@@ -691,7 +726,6 @@ fn expand_impl(attr: TokenStream2, imp: syn::ItemImpl) -> syn::Result<TokenStrea
     if let Some((Some(bang), _, _)) = &imp.trait_ {
         errors.spanned(bang, "a negative impl registers nothing");
     }
-    errors.finish()?;
     let krate = krate.unwrap_or_else(|| syn::parse_quote!(::vmmcall));
     let Some((_, trait_path, _)) = &imp.trait_ else {
         return Err(syn::Error::new_spanned(
@@ -702,30 +736,35 @@ fn expand_impl(attr: TokenStream2, imp: syn::ItemImpl) -> syn::Result<TokenStrea
     let self_ty = &imp.self_ty;
     let mut registrations = Vec::new();
     for item in &imp.items {
-        let syn::ImplItem::Fn(f) = item else { continue };
+        let f = match item {
+            syn::ImplItem::Fn(f) => f,
+            // Anything else could stand in for a handler without being
+            // registered (a macro), or replace the `Handler` the
+            // declaration built (its hidden const): refused.
+            other => {
+                errors.spanned(
+                    other,
+                    "an interface impl holds only the handlers, one `fn` per declared hypercall: no consts, types or macros",
+                );
+                continue;
+            }
+        };
         let method = &f.sig.ident;
         let name = method.unraw().to_string();
-        let sym = unique_symbol(&name);
-        let registration = Ident::new(&sym, method.span());
+        let registration_ident = Ident::new(&unique_symbol(&name), method.span());
         let hconst = interface::handler_const(method);
-        let cfgs = f.attrs.iter().filter(|a| a.path().is_ident("cfg"));
-        registrations.push(quote! {
-            #(#cfgs)*
-            #[doc(hidden)]
-            #[allow(non_upper_case_globals)]
-            const #registration: () = {
-                #[#krate::__private::linkme::distributed_slice(#krate::HANDLERS)]
-                #[linkme(crate = #krate::__private::linkme)]
-                static __VMMCALL_HANDLER: #krate::Handler =
-                    <#self_ty as #trait_path>::#hconst;
-
-                // As for #[vmmcall("name")]: one name, one definition.
-                #[used]
-                #[unsafe(export_name = #sym)]
-                static __VMMCALL_UNIQUE_NAME: u8 = 0;
-            };
-        });
+        let cfgs: Vec<&syn::Attribute> =
+            f.attrs.iter().filter(|a| a.path().is_ident("cfg")).collect();
+        registrations.push(registration(
+            &krate,
+            &registration_ident,
+            &name,
+            &cfgs,
+            quote!(),
+            quote!(<#self_ty as #trait_path>::#hconst),
+        ));
     }
+    errors.finish()?;
     Ok(quote! {
         #imp
         #(#registrations)*

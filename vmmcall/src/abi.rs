@@ -59,7 +59,10 @@ pub const DESCRIBE_NAME: &str = "vmmcall_describe";
 ///   with exactly that digest; 0 when no handler has the name (or it is
 ///   unreadable or not terminated within 256 bytes), as function 0 answers;
 ///   `-EPROTO` ([`crate::Error::Mismatch`]) when a handler has the name but
-///   another signature, or none (a plain `#[vmmcall]` handler).
+///   another signature, or none (a plain `#[vmmcall]` handler). Except: a
+///   handler that is not `user`, looked up from CPL > 0, answers its number
+///   as function 0 would, whatever RCX holds (calling it answers `-EPERM`,
+///   and ring 3 learns nothing about its signature).
 ///
 /// Any CPL may look up, as with function 0. A VMM without the function
 /// answers `-ENOSYS`, which is how a guest tells.

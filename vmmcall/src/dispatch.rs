@@ -177,7 +177,9 @@ fn lookup_typed(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> Outcome {
 
 /// What `vmmcall_lookup_typed` answers (docs/ABI.md): the number, 0 for
 /// a name no handler has (or one that cannot be read, as function 0),
-/// `-EPROTO` when the handler's declared signature is not RCX.
+/// `-EPROTO` when the handler's declared signature is not RCX, except for
+/// a kernel-only handler asked for from CPL > 0, which gets its number as
+/// from function 0 (its call answers `-EPERM`).
 fn lookup_typed_value(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> Result<u64, Error> {
     let addr = GuestAddr(vcpu.gpr(Gpr::Rbx));
     let signature = vcpu.gpr(Gpr::Rcx);
@@ -195,7 +197,17 @@ fn lookup_typed_value(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> Resu
     match registry.lookup_typed(name, signature) {
         TypedLookup::Found(n) => Ok(n.get()),
         TypedLookup::NotFound => Ok(0),
-        TypedLookup::Mismatch { declared } => {
+        // A kernel-only handler, asked for from CPL > 0: answer as function
+        // 0 does, without comparing. Calling it answers -EPERM whatever the
+        // signature, so nothing runs with the wrong registers, and ring 3
+        // cannot learn the signature of a handler it may not call by
+        // guessing digests.
+        TypedLookup::Mismatch {
+            number,
+            user: false,
+            ..
+        } if vcpu.cpl() != 0 => Ok(number.get()),
+        TypedLookup::Mismatch { declared, .. } => {
             let name = core::str::from_utf8(name).unwrap_or("<not UTF-8>");
             match declared {
                 Some(d) => guest_log!(

@@ -128,6 +128,10 @@ pub enum TypedLookup {
     /// A handler has the name, but was declared with another signature
     /// (`declared`), or without one (`None`).
     Mismatch {
+        /// The handler's number.
+        number: NonZeroU64,
+        /// Whether any CPL may call it.
+        user: bool,
         /// The handler's own digest, if it has one.
         declared: Option<u64>,
     },
@@ -363,6 +367,8 @@ impl<'h> Registry<'h> {
         match self.get(number.get()) {
             Some(h) if h.signature != 0 && h.signature == signature => TypedLookup::Found(number),
             Some(h) => TypedLookup::Mismatch {
+                number,
+                user: h.user(),
                 declared: h.signature(),
             },
             None => TypedLookup::NotFound,

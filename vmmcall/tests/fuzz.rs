@@ -332,6 +332,11 @@ fn registry() -> &'static Registry<'static> {
     Registry::global().expect("the test's handlers form a registry")
 }
 
+/// The handlers above without `user`.
+fn kernel_only(name: &str) -> bool {
+    matches!(name, "z_kernel" | "z_stop")
+}
+
 /// `vmmcall_lookup_typed` (docs/ABI.md), `1 << 40 | 1`, written out here.
 const LOOKUP_TYPED: u64 = (1 << 40) | 1;
 
@@ -340,11 +345,18 @@ const LOOKUP_TYPED: u64 = (1 << 40) | 1;
 fn dispatch_model(l: &Layout, cpl: u8, n: u64, a: [u64; 5]) -> (u64, Option<u32>) {
     if n == LOOKUP_TYPED {
         // Every handler here is a plain #[vmmcall] one, declared without a
-        // signature: a name that exists is -EPROTO whatever RCX holds; an
-        // unknown or unreadable name is 0, as for function 0.
+        // signature: a name that exists is -EPROTO whatever RCX holds,
+        // except a kernel-only one asked for from CPL > 0, which answers its
+        // number as function 0 does; an unknown or unreadable name is 0.
         return match cstr_model(l, a[0], 256, cpl) {
-            Ok(name) if NAMES.iter().any(|x| x.as_bytes() == name) => (EPROTO, None),
-            _ => (0, None),
+            Ok(name) => match NAMES.iter().position(|x| x.as_bytes() == name) {
+                Some(i) if cpl != 0 && kernel_only(NAMES[i]) => {
+                    (i as u64 + 1, None)
+                }
+                Some(_) => (EPROTO, None),
+                None => (0, None),
+            },
+            Err(_) => (0, None),
         };
     }
     if n == 0 {
@@ -362,7 +374,7 @@ fn dispatch_model(l: &Layout, cpl: u8, n: u64, a: [u64; 5]) -> (u64, Option<u32>
     let Some(name) = usize::try_from(n - 1).ok().and_then(|i| NAMES.get(i)) else {
         return (ENOSYS, None);
     };
-    let user = !matches!(*name, "z_kernel" | "z_stop");
+    let user = !kernel_only(name);
     if cpl != 0 && !user {
         return (EPERM, None);
     }

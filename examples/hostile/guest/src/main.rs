@@ -646,9 +646,12 @@ fn expect(n: u64, a: [u64; 5], who: Who) -> u64 {
     if n == LOOKUP_TYPED {
         // Every handler of this VMM is a plain #[vmmcall] one, declared
         // without a signature: a name that exists answers -EPROTO whatever
-        // the digest in RCX; anything function 0 answers 0 for, 0.
+        // the digest in RCX, except a kernel-only one asked for from
+        // CPL > 0, which answers its number as function 0 does; anything
+        // function 0 answers 0 for, 0.
         return match lookup_model(a[0], who) {
             0 => 0,
+            n if who.cpl != 0 && handler(n).is_some_and(|(_, user)| !user) => n,
             _ => err(EPROTO),
         };
     }
