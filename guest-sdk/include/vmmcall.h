@@ -123,6 +123,12 @@ extern "C" {
 
 typedef unsigned long long vmmcall_u64;
 typedef unsigned int vmmcall_u32;
+/* A bool in C and C++ alike (the generated interface headers use it). */
+#ifdef __cplusplus
+typedef bool vmmcall_bool;
+#else
+typedef _Bool vmmcall_bool;
+#endif
 
 /* The VMM as vmmcall_detect found it. */
 struct vmmcall_vmm {

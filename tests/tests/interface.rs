@@ -177,7 +177,10 @@ fn typed_handlers_run_with_typed_parameters() {
     // From ring 3 its typed lookup answers the number whatever the digest,
     // as function 0 would: the call is -EPERM anyway, and ring 3 learns
     // nothing of its signature. From CPL 0 a wrong digest is -EPROTO.
-    assert_eq!(typed_lookup(&mut vcpu, demo::signatures::checksum), checksum);
+    assert_eq!(
+        typed_lookup(&mut vcpu, demo::signatures::checksum),
+        checksum
+    );
     assert_eq!(typed_lookup(&mut vcpu, 12345), checksum);
     vcpu.cpl = 0;
     assert_eq!(typed_lookup(&mut vcpu, 12345), Error::Mismatch.to_rax());

@@ -210,9 +210,15 @@ impl Parse for Decl {
         }
         input.parse::<Token![mod]>()?;
         let ident: Ident = input.parse()?;
+        let mut errors = Errors::default();
+        if ident.unraw() == "vmmcall" {
+            errors.spanned(
+                &ident,
+                "an interface cannot be named `vmmcall`: its C functions (`vmmcall_NAME`) would clash with vmmcall.h",
+            );
+        }
         let content;
         syn::braced!(content in input);
-        let mut errors = Errors::default();
         for a in &attrs {
             if !a.path().is_ident("doc") {
                 errors.spanned(a, "only doc comments may be put on an interface module");
@@ -235,7 +241,21 @@ impl Parse for Decl {
                 );
             }
             if let Some(call) = parse_call(f.attrs, &f.sig, &mut errors) {
-                if let Some(first) = calls.iter().find(|c| c.name == call.name) {
+                let upper = call.name.to_ascii_uppercase();
+                if let Some(first) = calls
+                    .iter()
+                    .find(|c| c.name != call.name && c.name.to_ascii_uppercase() == upper)
+                {
+                    let mut e = syn::Error::new(
+                        call.ident.span(),
+                        format!(
+                            "`{}` and `{}` differ only in case: the C header would define the same {upper}_SIGNATURE twice",
+                            first.name, call.name
+                        ),
+                    );
+                    e.combine(syn::Error::new(first.ident.span(), "the other one"));
+                    errors.push(e);
+                } else if let Some(first) = calls.iter().find(|c| c.name == call.name) {
                     let mut e = syn::Error::new(
                         call.ident.span(),
                         format!("the interface declares `{}` twice", call.name),
@@ -330,6 +350,14 @@ fn parse_call(attrs: Vec<Attribute>, sig: &syn::Signature, errors: &mut Errors) 
             }
             FnArg::Typed(pt) => pt,
         };
+        if let Some(a) = pt.attrs.first() {
+            bad(
+                errors,
+                a,
+                "a declared parameter takes no attributes: each one is a register on both sides",
+            );
+            continue;
+        }
         let ident = match &*pt.pat {
             syn::Pat::Ident(p)
                 if p.by_ref.is_none() && p.mutability.is_none() && p.subpat.is_none() =>
@@ -345,6 +373,14 @@ fn parse_call(attrs: Vec<Attribute>, sig: &syn::Signature, errors: &mut Errors) 
                 continue;
             }
         };
+        if ident.unraw().to_string().starts_with("__vmmcall") {
+            bad(
+                errors,
+                &ident,
+                "names starting with `__vmmcall` are reserved for the generated code",
+            );
+            continue;
+        }
         match param_kind(&pt.ty) {
             Ok(kind) => {
                 registers = registers.saturating_add(kind.registers());
@@ -630,7 +666,8 @@ fn generate(attrs: &[Attribute], vis: &Visibility, module: &Ident, calls: &[Call
             // cached call is then a few instructions around the exit.
             #[inline(always)]
             pub fn #ident(#(#guest_params),*) -> ::core::result::Result<#ret, #gs::Error> {
-                static SITE: #gs::CallSite = #gs::CallSite::typed(#name_nul, signatures::#sig_ident);
+                static __VMMCALL_SITE: #gs::CallSite =
+                    #gs::CallSite::typed(#name_nul, signatures::#sig_ident);
                 #(#lends)*
                 // SAFETY: the registers hold integers, and buffers as
                 // (address, length) of references of the declared
@@ -639,8 +676,8 @@ fn generate(attrs: &[Attribute], vis: &Visibility, module: &Ident, calls: &[Call
                 // reads `&[u8]` buffers and writes `&mut [u8]` buffers
                 // within their length only, and the typed lookup makes
                 // sure its handler has this very signature.
-                let raw = unsafe { SITE.call_args([#(#slots),*]) }?;
-                <#ret as #gs::interface::FromRet>::from_ret(raw)
+                let __vmmcall_raw = unsafe { __VMMCALL_SITE.call_args([#(#slots),*]) }?;
+                <#ret as #gs::interface::FromRet>::from_ret(__vmmcall_raw)
             }
         });
     }
@@ -687,6 +724,13 @@ fn generate(attrs: &[Attribute], vis: &Visibility, module: &Ident, calls: &[Call
 }
 
 /// The C header text for `calls`.
+///
+/// Every identifier the header defines inside a function is in its own
+/// namespace (`vmmcall_`): parameters are `vmmcall_p_NAME` (a buffer's
+/// length `vmmcall_len_NAME`), the locals and the result pointer
+/// `vmmcall_*`. A Rust name therefore never meets a C keyword, a macro of
+/// the including program (`errno`, `stdin`) or another parameter's length;
+/// the Rust signature is in the comment above each function.
 fn c_header(module: &Ident, calls: &[Call]) -> String {
     use std::fmt::Write as _;
     let m = module.unraw().to_string();
@@ -706,12 +750,16 @@ fn c_header(module: &Ident, calls: &[Call]) -> String {
          * vmmcall_lookup_typed and the signature digest below, then calls it;\n \
          * it returns 0 or a positive errno (VMMCALL_EPROTO: the VMM's handler\n \
          * was declared with another signature, see docs/ABI.md, \"Version\n \
-         * skew\"). Buffers are prefaulted before the call.\n \
+         * skew\"). Buffers are prefaulted before the call. C and C++.\n \
          */\n\
          #ifndef {guard}\n\
          #define {guard}\n\
          \n\
          #include \"vmmcall.h\"\n\
+         \n\
+         #ifdef __cplusplus\n\
+         extern \"C\" {{\n\
+         #endif\n\
          \n"
     );
     for call in calls {
@@ -719,7 +767,7 @@ fn c_header(module: &Ident, calls: &[Call]) -> String {
         let cu = call.name.to_ascii_uppercase();
         let _ = writeln!(s, "/* {}", call.canonical());
         for d in doc_lines(&call.docs) {
-            let _ = writeln!(s, " *{}", d.replace("*/", "* /"));
+            let _ = writeln!(s, " *{}", d.replace("*/", "* /").replace("/*", "/ *"));
         }
         let _ = writeln!(s, " */");
         let _ = writeln!(
@@ -727,11 +775,13 @@ fn c_header(module: &Ident, calls: &[Call]) -> String {
             "#define {upper}_{cu}_SIGNATURE {:#018x}ull",
             call.digest()
         );
-        let mut params = vec!["const struct vmmcall_vmm *vmm".to_string()];
+        let mut params = vec!["const struct vmmcall_vmm *vmmcall_vmm".to_string()];
         let mut regs: Vec<String> = Vec::new();
         let mut prefault = Vec::new();
         for p in &call.params {
-            let id = c_ident(&p.ident.unraw().to_string());
+            let rust = p.ident.unraw().to_string();
+            let id = format!("vmmcall_p_{rust}");
+            let len = format!("vmmcall_len_{rust}");
             match p.kind {
                 Kind::Int(i) => {
                     params.push(format!("{} {id}", i.c()));
@@ -742,20 +792,20 @@ fn c_header(module: &Ident, calls: &[Call]) -> String {
                     });
                 }
                 Kind::Bool => {
-                    params.push(format!("_Bool {id}"));
+                    params.push(format!("vmmcall_bool {id}"));
                     regs.push(format!("(vmmcall_u64)({id} ? 1 : 0)"));
                 }
                 Kind::In => {
-                    params.push(format!("const void *{id}, unsigned long {id}_len"));
-                    prefault.push(format!("vmmcall_prefault_read({id}, {id}_len);"));
+                    params.push(format!("const void *{id}, unsigned long {len}"));
+                    prefault.push(format!("vmmcall_prefault_read({id}, {len});"));
                     regs.push(format!("(vmmcall_u64)(unsigned long){id}"));
-                    regs.push(format!("(vmmcall_u64){id}_len"));
+                    regs.push(format!("(vmmcall_u64){len}"));
                 }
                 Kind::Out => {
-                    params.push(format!("void *{id}, unsigned long {id}_len"));
-                    prefault.push(format!("vmmcall_prefault_write({id}, {id}_len);"));
+                    params.push(format!("void *{id}, unsigned long {len}"));
+                    prefault.push(format!("vmmcall_prefault_write({id}, {len});"));
                     regs.push(format!("(vmmcall_u64)(unsigned long){id}"));
-                    regs.push(format!("(vmmcall_u64){id}_len"));
+                    regs.push(format!("(vmmcall_u64){len}"));
                 }
             }
         }
@@ -763,40 +813,47 @@ fn c_header(module: &Ident, calls: &[Call]) -> String {
             regs.push("0".into());
         }
         let (result_ty, check) = match call.ret {
-            Ret::Unit => (None, Some("rax != 0")),
-            Ret::Bool => (Some("_Bool"), Some("rax > 1")),
-            Ret::Int(Int::U8) => (Some("unsigned char"), Some("rax > 0xffull")),
-            Ret::Int(Int::U16) => (Some("unsigned short"), Some("rax > 0xffffull")),
-            Ret::Int(Int::U32) => (Some("vmmcall_u32"), Some("rax > 0xffffffffull")),
+            Ret::Unit => (None, Some("vmmcall_rax != 0")),
+            Ret::Bool => (Some("vmmcall_bool"), Some("vmmcall_rax > 1")),
+            Ret::Int(Int::U8) => (Some("unsigned char"), Some("vmmcall_rax > 0xffull")),
+            Ret::Int(Int::U16) => (Some("unsigned short"), Some("vmmcall_rax > 0xffffull")),
+            Ret::Int(Int::U32) => (Some("vmmcall_u32"), Some("vmmcall_rax > 0xffffffffull")),
             Ret::Int(_) => (Some("vmmcall_u64"), None),
         };
         if let Some(t) = result_ty {
-            params.push(format!("{t} *result"));
+            params.push(format!("{t} *vmmcall_result"));
         }
         let _ = writeln!(s, "static inline int {fname}({})\n{{", params.join(", "));
-        let _ = writeln!(s, "    static vmmcall_u64 number;");
+        let _ = writeln!(s, "    static vmmcall_u64 vmmcall_number;");
         let _ = writeln!(
             s,
-            "    vmmcall_u64 rax, n = __atomic_load_n(&number, __ATOMIC_RELAXED);"
+            "    vmmcall_u64 vmmcall_rax, vmmcall_n = __atomic_load_n(&vmmcall_number, __ATOMIC_RELAXED);"
         );
-        let _ = writeln!(s, "    if (n == 0) {{");
+        let _ = writeln!(s, "    if (vmmcall_n == 0) {{");
         let _ = writeln!(
             s,
-            "        int err = vmmcall_lookup_typed(vmm, \"{}\", {upper}_{cu}_SIGNATURE, &n);",
+            "        int vmmcall_err = vmmcall_lookup_typed(vmmcall_vmm, \"{}\", {upper}_{cu}_SIGNATURE, &vmmcall_n);",
             call.name
         );
-        let _ = writeln!(s, "        if (err)\n            return err;");
         let _ = writeln!(
             s,
-            "        __atomic_store_n(&number, n, __ATOMIC_RELAXED);\n    }}"
+            "        if (vmmcall_err)\n            return vmmcall_err;"
+        );
+        let _ = writeln!(
+            s,
+            "        __atomic_store_n(&vmmcall_number, vmmcall_n, __ATOMIC_RELAXED);\n    }}"
         );
         for p in &prefault {
             let _ = writeln!(s, "    {p}");
         }
-        let _ = writeln!(s, "    rax = vmmcall_raw(vmm, n, {});", regs.join(", "));
         let _ = writeln!(
             s,
-            "    if (vmmcall_is_error(rax))\n        return vmmcall_errno(rax);"
+            "    vmmcall_rax = vmmcall_raw(vmmcall_vmm, vmmcall_n, {});",
+            regs.join(", ")
+        );
+        let _ = writeln!(
+            s,
+            "    if (vmmcall_is_error(vmmcall_rax))\n        return vmmcall_errno(vmmcall_rax);"
         );
         if let Some(check) = check {
             let _ = writeln!(
@@ -805,72 +862,16 @@ fn c_header(module: &Ident, calls: &[Call]) -> String {
             );
         }
         if let Some(t) = result_ty {
-            let _ = writeln!(s, "    if (result)\n        *result = ({t})rax;");
+            let _ = writeln!(
+                s,
+                "    if (vmmcall_result)\n        *vmmcall_result = ({t})vmmcall_rax;"
+            );
         }
         let _ = writeln!(s, "    return 0;\n}}\n");
     }
+    let _ = writeln!(s, "#ifdef __cplusplus\n}}\n#endif\n");
     let _ = writeln!(s, "#endif /* {guard} */");
     s
-}
-
-/// A parameter name as a C identifier: C's keywords (and the names the
-/// generated function uses itself) get a `_` appended.
-fn c_ident(name: &str) -> String {
-    const RESERVED: [&str; 48] = [
-        "auto",
-        "break",
-        "case",
-        "char",
-        "const",
-        "continue",
-        "default",
-        "do",
-        "double",
-        "else",
-        "enum",
-        "extern",
-        "float",
-        "for",
-        "goto",
-        "if",
-        "inline",
-        "int",
-        "long",
-        "register",
-        "restrict",
-        "return",
-        "short",
-        "signed",
-        "sizeof",
-        "static",
-        "struct",
-        "switch",
-        "typedef",
-        "union",
-        "unsigned",
-        "void",
-        "volatile",
-        "while",
-        "_Bool",
-        "_Complex",
-        "_Imaginary",
-        "bool",
-        "true",
-        "false",
-        "asm",
-        "typeof",
-        "vmm",
-        "result",
-        "rax",
-        "n",
-        "number",
-        "err",
-    ];
-    if RESERVED.contains(&name) {
-        format!("{name}_")
-    } else {
-        name.to_string()
-    }
 }
 
 /// The text of `///` doc attributes, one entry per line.
@@ -1021,6 +1022,34 @@ mod tests {
             "{errs:?}"
         );
         let errs = errors(quote!(
+            mod m {
+                fn foo();
+                fn FOO();
+            }
+        ));
+        assert!(
+            errs.len() == 2 && errs[0].contains("differ only in case"),
+            "{errs:?}"
+        );
+        let errs = errors(quote!(
+            mod vmmcall {
+                fn x();
+            }
+        ));
+        assert!(
+            errs.len() == 1 && errs[0].contains("clash with vmmcall.h"),
+            "{errs:?}"
+        );
+        let errs = errors(quote!(
+            mod m {
+                fn x(#[cfg(test)] a: u8, __vmmcall_r0: u8);
+            }
+        ));
+        assert!(
+            errs.len() == 2 && errs[0].contains("no attributes") && errs[1].contains("reserved"),
+            "{errs:?}"
+        );
+        let errs = errors(quote!(
             struct S;
         ));
         assert!(
@@ -1042,38 +1071,35 @@ mod tests {
         })
         .unwrap();
         let h = c_header(&decl.ident, &decl.calls);
-        assert!(h.contains("static inline int demo_hello(const struct vmmcall_vmm *vmm, vmmcall_u64 arg1, vmmcall_u64 *result)"), "{h}");
-        assert!(h.contains(" * Doubles."), "{h}");
-        assert!(h.contains("static inline int demo_fill(const struct vmmcall_vmm *vmm, void *out, unsigned long out_len, unsigned char byte, unsigned char *result)"), "{h}");
-        assert!(h.contains("vmmcall_prefault_write(out, out_len);"), "{h}");
-        assert!(h.contains("rax = vmmcall_raw(vmm, n, (vmmcall_u64)(unsigned long)out, (vmmcall_u64)out_len, (vmmcall_u64)byte, 0, 0);"), "{h}");
-        assert!(
-            h.contains(
-                "static inline int demo_neg(const struct vmmcall_vmm *vmm, int x, _Bool on)\n"
-            ),
-            "{h}"
-        );
-        assert!(
-            h.contains("(vmmcall_u64)(long long)x, (vmmcall_u64)(on ? 1 : 0)"),
-            "{h}"
-        );
-        let sig = format!(
+        let has = |want: &str| assert!(h.contains(want), "{want:?} not in:\n{h}");
+        has("static inline int demo_hello(const struct vmmcall_vmm *vmmcall_vmm, vmmcall_u64 vmmcall_p_arg1, vmmcall_u64 *vmmcall_result)");
+        has(" * Doubles.");
+        has("static inline int demo_fill(const struct vmmcall_vmm *vmmcall_vmm, void *vmmcall_p_out, unsigned long vmmcall_len_out, unsigned char vmmcall_p_byte, unsigned char *vmmcall_result)");
+        has("vmmcall_prefault_write(vmmcall_p_out, vmmcall_len_out);");
+        has("vmmcall_rax = vmmcall_raw(vmmcall_vmm, vmmcall_n, (vmmcall_u64)(unsigned long)vmmcall_p_out, (vmmcall_u64)vmmcall_len_out, (vmmcall_u64)vmmcall_p_byte, 0, 0);");
+        has("if (vmmcall_rax > 0xffull) /* not the declared result type */");
+        has("static inline int demo_neg(const struct vmmcall_vmm *vmmcall_vmm, int vmmcall_p_x, vmmcall_bool vmmcall_p_on)\n");
+        has("(vmmcall_u64)(long long)vmmcall_p_x, (vmmcall_u64)(vmmcall_p_on ? 1 : 0)");
+        has("if (vmmcall_rax != 0) /* not the declared result type */");
+        has(&format!(
             "#define DEMO_HELLO_SIGNATURE {:#018x}ull",
             decl.calls[0].digest()
-        );
-        assert!(h.contains(&sig), "{h}");
+        ));
+        has("#ifdef __cplusplus\nextern \"C\" {");
         assert!(h.starts_with("/* SPDX") && h.ends_with("#endif /* VMMCALL_INTERFACE_DEMO_H */\n"));
-        // C keywords and the function's own locals are renamed.
+        // Names that are C keywords, macros of the including program or
+        // another parameter's length stay apart; comment markers in docs
+        // cannot end the comment.
         let decl: Decl = syn::parse2(quote!(
             mod m {
-                fn f(double: bool, n: u8, r#int: u8);
+                /// A */ in a doc, and a /* too.
+                fn f(double: bool, errno: u8, out: &mut [u8], out_len: u8);
             }
         ))
         .unwrap();
         let h = c_header(&decl.ident, &decl.calls);
-        assert!(
-            h.contains("_Bool double_, unsigned char n_, unsigned char int_)"),
-            "{h}"
-        );
+        let has = |want: &str| assert!(h.contains(want), "{want:?} not in:\n{h}");
+        has("vmmcall_bool vmmcall_p_double, unsigned char vmmcall_p_errno, void *vmmcall_p_out, unsigned long vmmcall_len_out, unsigned char vmmcall_p_out_len)");
+        has(" * A * / in a doc, and a / * too.");
     }
 }

@@ -753,8 +753,11 @@ fn expand_impl(attr: TokenStream2, imp: syn::ItemImpl) -> syn::Result<TokenStrea
         let name = method.unraw().to_string();
         let registration_ident = Ident::new(&unique_symbol(&name), method.span());
         let hconst = interface::handler_const(method);
-        let cfgs: Vec<&syn::Attribute> =
-            f.attrs.iter().filter(|a| a.path().is_ident("cfg")).collect();
+        let cfgs: Vec<&syn::Attribute> = f
+            .attrs
+            .iter()
+            .filter(|a| a.path().is_ident("cfg"))
+            .collect();
         registrations.push(registration(
             &krate,
             &registration_ident,

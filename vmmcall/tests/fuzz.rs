@@ -350,9 +350,7 @@ fn dispatch_model(l: &Layout, cpl: u8, n: u64, a: [u64; 5]) -> (u64, Option<u32>
         // number as function 0 does; an unknown or unreadable name is 0.
         return match cstr_model(l, a[0], 256, cpl) {
             Ok(name) => match NAMES.iter().position(|x| x.as_bytes() == name) {
-                Some(i) if cpl != 0 && kernel_only(NAMES[i]) => {
-                    (i as u64 + 1, None)
-                }
+                Some(i) if cpl != 0 && kernel_only(NAMES[i]) => (i as u64 + 1, None),
                 Some(_) => (EPROTO, None),
                 None => (0, None),
             },

@@ -8,33 +8,37 @@
  * vmmcall_lookup_typed and the signature digest below, then calls it;
  * it returns 0 or a positive errno (VMMCALL_EPROTO: the VMM's handler
  * was declared with another signature, see docs/ABI.md, "Version
- * skew"). Buffers are prefaulted before the call.
+ * skew"). Buffers are prefaulted before the call. C and C++.
  */
 #ifndef VMMCALL_INTERFACE_DEMO_H
 #define VMMCALL_INTERFACE_DEMO_H
 
 #include "vmmcall.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* vmmcall-signature-v1 hello(u64)->u64 user
  * The seed's call, through the interface: the VMM prints
  * `Hello BitVisor!, arg1 = ARG1` and returns 10.
  */
 #define DEMO_HELLO_SIGNATURE 0xaf5604df0bb6ec61ull
-static inline int demo_hello(const struct vmmcall_vmm *vmm, vmmcall_u64 arg1, vmmcall_u64 *result)
+static inline int demo_hello(const struct vmmcall_vmm *vmmcall_vmm, vmmcall_u64 vmmcall_p_arg1, vmmcall_u64 *vmmcall_result)
 {
-    static vmmcall_u64 number;
-    vmmcall_u64 rax, n = __atomic_load_n(&number, __ATOMIC_RELAXED);
-    if (n == 0) {
-        int err = vmmcall_lookup_typed(vmm, "hello", DEMO_HELLO_SIGNATURE, &n);
-        if (err)
-            return err;
-        __atomic_store_n(&number, n, __ATOMIC_RELAXED);
+    static vmmcall_u64 vmmcall_number;
+    vmmcall_u64 vmmcall_rax, vmmcall_n = __atomic_load_n(&vmmcall_number, __ATOMIC_RELAXED);
+    if (vmmcall_n == 0) {
+        int vmmcall_err = vmmcall_lookup_typed(vmmcall_vmm, "hello", DEMO_HELLO_SIGNATURE, &vmmcall_n);
+        if (vmmcall_err)
+            return vmmcall_err;
+        __atomic_store_n(&vmmcall_number, vmmcall_n, __ATOMIC_RELAXED);
     }
-    rax = vmmcall_raw(vmm, n, (vmmcall_u64)arg1, 0, 0, 0, 0);
-    if (vmmcall_is_error(rax))
-        return vmmcall_errno(rax);
-    if (result)
-        *result = (vmmcall_u64)rax;
+    vmmcall_rax = vmmcall_raw(vmmcall_vmm, vmmcall_n, (vmmcall_u64)vmmcall_p_arg1, 0, 0, 0, 0);
+    if (vmmcall_is_error(vmmcall_rax))
+        return vmmcall_errno(vmmcall_rax);
+    if (vmmcall_result)
+        *vmmcall_result = (vmmcall_u64)vmmcall_rax;
     return 0;
 }
 
@@ -42,21 +46,21 @@ static inline int demo_hello(const struct vmmcall_vmm *vmm, vmmcall_u64 arg1, vm
  * `a + b`, which cannot overflow a `u64`.
  */
 #define DEMO_ADD_SIGNATURE 0xb81d17901d39a573ull
-static inline int demo_add(const struct vmmcall_vmm *vmm, vmmcall_u32 a, vmmcall_u32 b, vmmcall_u64 *result)
+static inline int demo_add(const struct vmmcall_vmm *vmmcall_vmm, vmmcall_u32 vmmcall_p_a, vmmcall_u32 vmmcall_p_b, vmmcall_u64 *vmmcall_result)
 {
-    static vmmcall_u64 number;
-    vmmcall_u64 rax, n = __atomic_load_n(&number, __ATOMIC_RELAXED);
-    if (n == 0) {
-        int err = vmmcall_lookup_typed(vmm, "add", DEMO_ADD_SIGNATURE, &n);
-        if (err)
-            return err;
-        __atomic_store_n(&number, n, __ATOMIC_RELAXED);
+    static vmmcall_u64 vmmcall_number;
+    vmmcall_u64 vmmcall_rax, vmmcall_n = __atomic_load_n(&vmmcall_number, __ATOMIC_RELAXED);
+    if (vmmcall_n == 0) {
+        int vmmcall_err = vmmcall_lookup_typed(vmmcall_vmm, "add", DEMO_ADD_SIGNATURE, &vmmcall_n);
+        if (vmmcall_err)
+            return vmmcall_err;
+        __atomic_store_n(&vmmcall_number, vmmcall_n, __ATOMIC_RELAXED);
     }
-    rax = vmmcall_raw(vmm, n, (vmmcall_u64)a, (vmmcall_u64)b, 0, 0, 0);
-    if (vmmcall_is_error(rax))
-        return vmmcall_errno(rax);
-    if (result)
-        *result = (vmmcall_u64)rax;
+    vmmcall_rax = vmmcall_raw(vmmcall_vmm, vmmcall_n, (vmmcall_u64)vmmcall_p_a, (vmmcall_u64)vmmcall_p_b, 0, 0, 0);
+    if (vmmcall_is_error(vmmcall_rax))
+        return vmmcall_errno(vmmcall_rax);
+    if (vmmcall_result)
+        *vmmcall_result = (vmmcall_u64)vmmcall_rax;
     return 0;
 }
 
@@ -65,24 +69,24 @@ static inline int demo_add(const struct vmmcall_vmm *vmm, vmmcall_u32 a, vmmcall
  * `-ENOSPC`): the VMM reads the buffer.
  */
 #define DEMO_CHECKSUM_SIGNATURE 0x7812e2afe11db559ull
-static inline int demo_checksum(const struct vmmcall_vmm *vmm, const void *data, unsigned long data_len, vmmcall_u32 *result)
+static inline int demo_checksum(const struct vmmcall_vmm *vmmcall_vmm, const void *vmmcall_p_data, unsigned long vmmcall_len_data, vmmcall_u32 *vmmcall_result)
 {
-    static vmmcall_u64 number;
-    vmmcall_u64 rax, n = __atomic_load_n(&number, __ATOMIC_RELAXED);
-    if (n == 0) {
-        int err = vmmcall_lookup_typed(vmm, "checksum", DEMO_CHECKSUM_SIGNATURE, &n);
-        if (err)
-            return err;
-        __atomic_store_n(&number, n, __ATOMIC_RELAXED);
+    static vmmcall_u64 vmmcall_number;
+    vmmcall_u64 vmmcall_rax, vmmcall_n = __atomic_load_n(&vmmcall_number, __ATOMIC_RELAXED);
+    if (vmmcall_n == 0) {
+        int vmmcall_err = vmmcall_lookup_typed(vmmcall_vmm, "checksum", DEMO_CHECKSUM_SIGNATURE, &vmmcall_n);
+        if (vmmcall_err)
+            return vmmcall_err;
+        __atomic_store_n(&vmmcall_number, vmmcall_n, __ATOMIC_RELAXED);
     }
-    vmmcall_prefault_read(data, data_len);
-    rax = vmmcall_raw(vmm, n, (vmmcall_u64)(unsigned long)data, (vmmcall_u64)data_len, 0, 0, 0);
-    if (vmmcall_is_error(rax))
-        return vmmcall_errno(rax);
-    if (rax > 0xffffffffull) /* not the declared result type */
+    vmmcall_prefault_read(vmmcall_p_data, vmmcall_len_data);
+    vmmcall_rax = vmmcall_raw(vmmcall_vmm, vmmcall_n, (vmmcall_u64)(unsigned long)vmmcall_p_data, (vmmcall_u64)vmmcall_len_data, 0, 0, 0);
+    if (vmmcall_is_error(vmmcall_rax))
+        return vmmcall_errno(vmmcall_rax);
+    if (vmmcall_rax > 0xffffffffull) /* not the declared result type */
         return VMMCALL_EINVAL;
-    if (result)
-        *result = (vmmcall_u32)rax;
+    if (vmmcall_result)
+        *vmmcall_result = (vmmcall_u32)vmmcall_rax;
     return 0;
 }
 
@@ -91,22 +95,22 @@ static inline int demo_checksum(const struct vmmcall_vmm *vmm, const void *data,
  * else `-ENOSPC`, nothing written) and returns how many it wrote.
  */
 #define DEMO_FILL_SIGNATURE 0xde405d497f4e2da4ull
-static inline int demo_fill(const struct vmmcall_vmm *vmm, void *out, unsigned long out_len, unsigned char byte, vmmcall_u64 *result)
+static inline int demo_fill(const struct vmmcall_vmm *vmmcall_vmm, void *vmmcall_p_out, unsigned long vmmcall_len_out, unsigned char vmmcall_p_byte, vmmcall_u64 *vmmcall_result)
 {
-    static vmmcall_u64 number;
-    vmmcall_u64 rax, n = __atomic_load_n(&number, __ATOMIC_RELAXED);
-    if (n == 0) {
-        int err = vmmcall_lookup_typed(vmm, "fill", DEMO_FILL_SIGNATURE, &n);
-        if (err)
-            return err;
-        __atomic_store_n(&number, n, __ATOMIC_RELAXED);
+    static vmmcall_u64 vmmcall_number;
+    vmmcall_u64 vmmcall_rax, vmmcall_n = __atomic_load_n(&vmmcall_number, __ATOMIC_RELAXED);
+    if (vmmcall_n == 0) {
+        int vmmcall_err = vmmcall_lookup_typed(vmmcall_vmm, "fill", DEMO_FILL_SIGNATURE, &vmmcall_n);
+        if (vmmcall_err)
+            return vmmcall_err;
+        __atomic_store_n(&vmmcall_number, vmmcall_n, __ATOMIC_RELAXED);
     }
-    vmmcall_prefault_write(out, out_len);
-    rax = vmmcall_raw(vmm, n, (vmmcall_u64)(unsigned long)out, (vmmcall_u64)out_len, (vmmcall_u64)byte, 0, 0);
-    if (vmmcall_is_error(rax))
-        return vmmcall_errno(rax);
-    if (result)
-        *result = (vmmcall_u64)rax;
+    vmmcall_prefault_write(vmmcall_p_out, vmmcall_len_out);
+    vmmcall_rax = vmmcall_raw(vmmcall_vmm, vmmcall_n, (vmmcall_u64)(unsigned long)vmmcall_p_out, (vmmcall_u64)vmmcall_len_out, (vmmcall_u64)vmmcall_p_byte, 0, 0);
+    if (vmmcall_is_error(vmmcall_rax))
+        return vmmcall_errno(vmmcall_rax);
+    if (vmmcall_result)
+        *vmmcall_result = (vmmcall_u64)vmmcall_rax;
     return 0;
 }
 
@@ -115,21 +119,21 @@ static inline int demo_fill(const struct vmmcall_vmm *vmm, void *out, unsigned l
  * `-EPERM`.
  */
 #define DEMO_MAGNITUDE_SIGNATURE 0x640073ea1c7fb710ull
-static inline int demo_magnitude(const struct vmmcall_vmm *vmm, int x, _Bool double_, vmmcall_u64 *result)
+static inline int demo_magnitude(const struct vmmcall_vmm *vmmcall_vmm, int vmmcall_p_x, vmmcall_bool vmmcall_p_double, vmmcall_u64 *vmmcall_result)
 {
-    static vmmcall_u64 number;
-    vmmcall_u64 rax, n = __atomic_load_n(&number, __ATOMIC_RELAXED);
-    if (n == 0) {
-        int err = vmmcall_lookup_typed(vmm, "magnitude", DEMO_MAGNITUDE_SIGNATURE, &n);
-        if (err)
-            return err;
-        __atomic_store_n(&number, n, __ATOMIC_RELAXED);
+    static vmmcall_u64 vmmcall_number;
+    vmmcall_u64 vmmcall_rax, vmmcall_n = __atomic_load_n(&vmmcall_number, __ATOMIC_RELAXED);
+    if (vmmcall_n == 0) {
+        int vmmcall_err = vmmcall_lookup_typed(vmmcall_vmm, "magnitude", DEMO_MAGNITUDE_SIGNATURE, &vmmcall_n);
+        if (vmmcall_err)
+            return vmmcall_err;
+        __atomic_store_n(&vmmcall_number, vmmcall_n, __ATOMIC_RELAXED);
     }
-    rax = vmmcall_raw(vmm, n, (vmmcall_u64)(long long)x, (vmmcall_u64)(double_ ? 1 : 0), 0, 0, 0);
-    if (vmmcall_is_error(rax))
-        return vmmcall_errno(rax);
-    if (result)
-        *result = (vmmcall_u64)rax;
+    vmmcall_rax = vmmcall_raw(vmmcall_vmm, vmmcall_n, (vmmcall_u64)(long long)vmmcall_p_x, (vmmcall_u64)(vmmcall_p_double ? 1 : 0), 0, 0, 0);
+    if (vmmcall_is_error(vmmcall_rax))
+        return vmmcall_errno(vmmcall_rax);
+    if (vmmcall_result)
+        *vmmcall_result = (vmmcall_u64)vmmcall_rax;
     return 0;
 }
 
@@ -137,22 +141,26 @@ static inline int demo_magnitude(const struct vmmcall_vmm *vmm, int x, _Bool dou
  * CPL 0 only, nothing in, nothing out: counts the calls.
  */
 #define DEMO_TICK_SIGNATURE 0x9989c332bac04ec9ull
-static inline int demo_tick(const struct vmmcall_vmm *vmm)
+static inline int demo_tick(const struct vmmcall_vmm *vmmcall_vmm)
 {
-    static vmmcall_u64 number;
-    vmmcall_u64 rax, n = __atomic_load_n(&number, __ATOMIC_RELAXED);
-    if (n == 0) {
-        int err = vmmcall_lookup_typed(vmm, "tick", DEMO_TICK_SIGNATURE, &n);
-        if (err)
-            return err;
-        __atomic_store_n(&number, n, __ATOMIC_RELAXED);
+    static vmmcall_u64 vmmcall_number;
+    vmmcall_u64 vmmcall_rax, vmmcall_n = __atomic_load_n(&vmmcall_number, __ATOMIC_RELAXED);
+    if (vmmcall_n == 0) {
+        int vmmcall_err = vmmcall_lookup_typed(vmmcall_vmm, "tick", DEMO_TICK_SIGNATURE, &vmmcall_n);
+        if (vmmcall_err)
+            return vmmcall_err;
+        __atomic_store_n(&vmmcall_number, vmmcall_n, __ATOMIC_RELAXED);
     }
-    rax = vmmcall_raw(vmm, n, 0, 0, 0, 0, 0);
-    if (vmmcall_is_error(rax))
-        return vmmcall_errno(rax);
-    if (rax != 0) /* not the declared result type */
+    vmmcall_rax = vmmcall_raw(vmmcall_vmm, vmmcall_n, 0, 0, 0, 0, 0);
+    if (vmmcall_is_error(vmmcall_rax))
+        return vmmcall_errno(vmmcall_rax);
+    if (vmmcall_rax != 0) /* not the declared result type */
         return VMMCALL_EINVAL;
     return 0;
 }
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* VMMCALL_INTERFACE_DEMO_H */

@@ -8,33 +8,41 @@
  * vmmcall_lookup_typed and the signature digest below, then calls it;
  * it returns 0 or a positive errno (VMMCALL_EPROTO: the VMM's handler
  * was declared with another signature, see docs/ABI.md, "Version
- * skew"). Buffers are prefaulted before the call.
+ * skew"). Buffers are prefaulted before the call. C and C++.
  */
 #ifndef VMMCALL_INTERFACE_DEMO_V1_H
 #define VMMCALL_INTERFACE_DEMO_V1_H
 
 #include "vmmcall.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* vmmcall-signature-v1 add(u32)->u64 user
  * `a + 1`.
  */
 #define DEMO_V1_ADD_SIGNATURE 0xb37c5d14e4afb949ull
-static inline int demo_v1_add(const struct vmmcall_vmm *vmm, vmmcall_u32 a, vmmcall_u64 *result)
+static inline int demo_v1_add(const struct vmmcall_vmm *vmmcall_vmm, vmmcall_u32 vmmcall_p_a, vmmcall_u64 *vmmcall_result)
 {
-    static vmmcall_u64 number;
-    vmmcall_u64 rax, n = __atomic_load_n(&number, __ATOMIC_RELAXED);
-    if (n == 0) {
-        int err = vmmcall_lookup_typed(vmm, "add", DEMO_V1_ADD_SIGNATURE, &n);
-        if (err)
-            return err;
-        __atomic_store_n(&number, n, __ATOMIC_RELAXED);
+    static vmmcall_u64 vmmcall_number;
+    vmmcall_u64 vmmcall_rax, vmmcall_n = __atomic_load_n(&vmmcall_number, __ATOMIC_RELAXED);
+    if (vmmcall_n == 0) {
+        int vmmcall_err = vmmcall_lookup_typed(vmmcall_vmm, "add", DEMO_V1_ADD_SIGNATURE, &vmmcall_n);
+        if (vmmcall_err)
+            return vmmcall_err;
+        __atomic_store_n(&vmmcall_number, vmmcall_n, __ATOMIC_RELAXED);
     }
-    rax = vmmcall_raw(vmm, n, (vmmcall_u64)a, 0, 0, 0, 0);
-    if (vmmcall_is_error(rax))
-        return vmmcall_errno(rax);
-    if (result)
-        *result = (vmmcall_u64)rax;
+    vmmcall_rax = vmmcall_raw(vmmcall_vmm, vmmcall_n, (vmmcall_u64)vmmcall_p_a, 0, 0, 0, 0);
+    if (vmmcall_is_error(vmmcall_rax))
+        return vmmcall_errno(vmmcall_rax);
+    if (vmmcall_result)
+        *vmmcall_result = (vmmcall_u64)vmmcall_rax;
     return 0;
 }
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* VMMCALL_INTERFACE_DEMO_V1_H */
