@@ -289,9 +289,10 @@ static inline void vmmcall_prefault_write(void *buf, unsigned long len)
     }
 }
 
-/* Function 0, get_vmmcall_number: the number of the handler called
- * `name`, 0 if there is none (or the name is longer than 255 bytes). */
-static inline vmmcall_u64 vmmcall_lookup(const struct vmmcall_vmm *vmm, const char *name)
+/* Whether `name` ends within VMMCALL_MAX_NAME_LEN bytes (both lookups
+ * refuse longer names without asking the VMM); if so, its bytes and NUL are
+ * prefaulted for the VMM to read. */
+static inline int vmmcall_name_ok(const char *name)
 {
     unsigned long n = 0;
     while (name[n] != '\0') {
@@ -299,6 +300,15 @@ static inline vmmcall_u64 vmmcall_lookup(const struct vmmcall_vmm *vmm, const ch
             return 0;
     }
     vmmcall_prefault_read(name, n + 1);
+    return 1;
+}
+
+/* Function 0, get_vmmcall_number: the number of the handler called
+ * `name`, 0 if there is none (or the name is longer than 255 bytes). */
+static inline vmmcall_u64 vmmcall_lookup(const struct vmmcall_vmm *vmm, const char *name)
+{
+    if (!vmmcall_name_ok(name))
+        return 0;
     return vmmcall_raw(vmm, VMMCALL_GET_VMMCALL_NUMBER, (vmmcall_u64)(unsigned long)name,
                        0, 0, 0, 0);
 }
@@ -312,15 +322,11 @@ static inline vmmcall_u64 vmmcall_lookup(const struct vmmcall_vmm *vmm, const ch
 static inline int vmmcall_lookup_typed(const struct vmmcall_vmm *vmm, const char *name,
                                        vmmcall_u64 signature, vmmcall_u64 *number)
 {
-    unsigned long n = 0;
     vmmcall_u64 rax;
     if (!vmm || !vmm->present)
         return VMMCALL_ENODEV;
-    while (name[n] != '\0') {
-        if (++n > VMMCALL_MAX_NAME_LEN)
-            return VMMCALL_ENOENT;
-    }
-    vmmcall_prefault_read(name, n + 1);
+    if (!vmmcall_name_ok(name))
+        return VMMCALL_ENOENT;
     rax = vmmcall_raw(vmm, VMMCALL_LOOKUP_TYPED, (vmmcall_u64)(unsigned long)name, signature,
                       0, 0, 0);
     if (vmmcall_is_error(rax))

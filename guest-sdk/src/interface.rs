@@ -11,11 +11,14 @@
 //! Why the stubs are safe: they pass nothing but integers, `bool`, and
 //! buffers as `(address, length)` pairs taken from a reference of the
 //! declared direction: `&[u8]` for a buffer the VMM only reads, `&mut
-//! [u8]` for one it writes, borrowed until the VMM returns. The VMM side
-//! of the same declaration receives `vmmcall::GuestBuf` (no way to
-//! write) and `vmmcall::GuestBufMut` (writes bounded by the length), and
-//! the signature digest makes sure both sides were built from the same
-//! declaration (docs/ABI.md, "Interfaces" and "Version skew").
+//! [u8]` for one it writes, borrowed until the VMM returns. They rest on
+//! the ABI's contract for declared buffers (docs/ABI.md, "Interfaces"): an
+//! `in` buffer is never written, an `out` buffer only within its length,
+//! as `call!` rests on "Buffers". The VMM side of the same declaration
+//! receives `vmmcall::GuestBuf` (no way to write) and
+//! `vmmcall::GuestBufMut` (writes bounded by the length), and the
+//! signature digest makes sure both sides were built from the same
+//! declaration ("Version skew").
 
 use crate::{prefault, prefault_mut, Arg, Error};
 

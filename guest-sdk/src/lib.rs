@@ -291,25 +291,7 @@ pub unsafe fn raw_hypercall(insn: Instruction, number: u64, args: [u64; 5]) -> u
 
 /// Look a name up with `get_vmmcall_number`. `name` must end with NUL.
 pub fn lookup(name_nul: &[u8]) -> Result<u64, Error> {
-    let insn = instruction()?;
-    if name_nul.last() != Some(&0) {
-        return Err(Error::Invalid);
-    }
-    // SAFETY: a shared slice is valid for reads of its length.
-    unsafe { prefault(name_nul.as_ptr(), name_nul.len()) };
-    // SAFETY: the VMM is present (instruction() checked); function 0 only
-    // reads the NUL-terminated name at RBX, which `name_nul` provides.
-    let n = unsafe {
-        raw_hypercall(
-            insn,
-            abi::GET_VMMCALL_NUMBER,
-            [name_nul.as_ptr() as u64, 0, 0, 0, 0],
-        )
-    };
-    match n {
-        0 => Err(Error::NotFound),
-        n => Ok(n),
-    }
+    lookup_with(abi::GET_VMMCALL_NUMBER, name_nul, 0)
 }
 
 /// Look a name up with `vmmcall_lookup_typed`: its number if the VMM's
@@ -319,23 +301,27 @@ pub fn lookup(name_nul: &[u8]) -> Result<u64, Error> {
 ///
 /// Errors: [`Error::NotFound`] (no such name), [`Error::Mismatch`] (the
 /// handler has another signature, or none: calling it would pass the
-/// wrong types), [`Error::NoSys`] (a VMM without typed lookups).
+/// wrong types), [`Error::NoSys`] (a VMM without typed lookups),
+/// [`Error::Invalid`] (`name_nul` does not end with NUL). A handler that
+/// is not `user`, looked up from CPL > 0, answers its number whatever the
+/// digest (calling it answers [`Error::Permission`]).
 pub fn lookup_typed(name_nul: &[u8], signature: u64) -> Result<u64, Error> {
+    lookup_with(abi::LOOKUP_TYPED, name_nul, signature)
+}
+
+/// A lookup by name through `function` (0 or `vmmcall_lookup_typed`),
+/// RBX = the name, RCX = `rcx`; 0 is [`Error::NotFound`].
+fn lookup_with(function: u64, name_nul: &[u8], rcx: u64) -> Result<u64, Error> {
     let insn = instruction()?;
     if name_nul.last() != Some(&0) {
         return Err(Error::Invalid);
     }
     // SAFETY: a shared slice is valid for reads of its length.
     unsafe { prefault(name_nul.as_ptr(), name_nul.len()) };
-    // SAFETY: the VMM is present (instruction() checked); the typed lookup
-    // only reads the NUL-terminated name at RBX, which `name_nul` provides.
-    let n = unsafe {
-        raw_hypercall(
-            insn,
-            abi::LOOKUP_TYPED,
-            [name_nul.as_ptr() as u64, signature, 0, 0, 0],
-        )
-    };
+    // SAFETY: the VMM is present (instruction() checked); both lookups
+    // only read the NUL-terminated name at RBX, which `name_nul` provides,
+    // and take RCX as a number.
+    let n = unsafe { raw_hypercall(insn, function, [name_nul.as_ptr() as u64, rcx, 0, 0, 0]) };
     match Error::check(n)? {
         0 => Err(Error::NotFound),
         n => Ok(n),

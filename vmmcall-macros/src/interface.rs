@@ -672,10 +672,11 @@ fn generate(attrs: &[Attribute], vis: &Visibility, module: &Ident, calls: &[Call
                 // SAFETY: the registers hold integers, and buffers as
                 // (address, length) of references of the declared
                 // direction, borrowed until the VMM returns (the `Arg`s
-                // live through the call). The VMM side of this declaration
-                // reads `&[u8]` buffers and writes `&mut [u8]` buffers
-                // within their length only, and the typed lookup makes
-                // sure its handler has this very signature.
+                // live through the call). By the ABI's contract for
+                // declared buffers (docs/ABI.md, "Interfaces") the VMM
+                // never writes an `&[u8]` one and writes an `&mut [u8]`
+                // one within its length only; the typed lookup makes sure
+                // its handler was declared with this very signature.
                 let __vmmcall_raw = unsafe { __VMMCALL_SITE.call_args([#(#slots),*]) }?;
                 <#ret as #gs::interface::FromRet>::from_ret(__vmmcall_raw)
             }

@@ -88,18 +88,24 @@ pub const LOOKUP_TYPED_NAME: &str = "vmmcall_lookup_typed";
 /// The `interface!` macro computes the same value at compile time; this
 /// `const fn` is the reference both are tested against.
 pub const fn signature_digest(canonical: &[u8]) -> u64 {
+    match fnv1a64(canonical) {
+        0 => 1,
+        h => h,
+    }
+}
+
+/// FNV-1a, 64-bit: the hash of signature digests ([`signature_digest`])
+/// and of the registry's name table. No key: both hash what the VMM and
+/// its guests agree on, not secrets.
+pub const fn fnv1a64(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut rest = canonical;
+    let mut rest = bytes;
     while let [b, tail @ ..] = rest {
         h ^= *b as u64;
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
         rest = tail;
     }
-    if h == 0 {
-        1
-    } else {
-        h
-    }
+    h
 }
 
 /// One hypercall as an interface declares it (`vmmcall::interface!`
@@ -190,6 +196,21 @@ mod tests {
         out[4..8].copy_from_slice(&c.to_le_bytes());
         out[8..].copy_from_slice(&d.to_le_bytes());
         assert_eq!(out, CPUID_SIGNATURE);
+    }
+
+    #[test]
+    fn signature_digests_are_frozen() {
+        // docs/ABI.md, "Version skew": the example's digest, computed
+        // outside this crate (FNV-1a 64 by hand). A change to the canonical
+        // form or the hash changes every guest's digests: this must fail.
+        assert_eq!(
+            signature_digest(b"vmmcall-signature-v1 hello(u64)->u64 user"),
+            0xaf56_04df_0bb6_ec61
+        );
+        // The published FNV-1a 64 test vectors.
+        assert_eq!(signature_digest(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(signature_digest(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(signature_digest(b"foobar"), 0x8594_4171_f739_67e8);
     }
 
     #[test]

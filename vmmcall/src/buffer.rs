@@ -13,8 +13,11 @@
 //! memory.
 //!
 //! A [`GuestBuf`] has no way to write: the guest lent that memory for
-//! reading only (its safe stubs pass a shared reference), and the VMM
-//! keeps to that.
+//! reading only (its safe stubs pass a shared reference). That is a
+//! contract, not a wall: its [`addr`](GuestBuf::addr) could still be
+//! handed to [`Caller::write`], and a handler that did would break the
+//! guest's soundness, as a kernel writing a `write(2)` buffer would break
+//! a program's. docs/ABI.md, "Interfaces": an `in` buffer is never written.
 
 use crate::{Caller, Error, GuestAddr};
 

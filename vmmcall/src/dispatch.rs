@@ -145,16 +145,22 @@ fn refused(
 
 /// Function 0: the number for the name at RBX, 0 if there is none.
 fn get_vmmcall_number(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> u64 {
-    let addr = GuestAddr(vcpu.gpr(Gpr::Rbx));
     let mut buf = [0u8; NAME_BUF_LEN];
-    match read_cstr(vcpu, addr, &mut buf) {
-        Ok(name) => registry.lookup(name).map_or(0, |n| n.get()),
+    name_at_rbx(vcpu, &mut buf, "get_vmmcall_number")
+        .and_then(|name| registry.lookup(name))
+        .map_or(0, |n| n.get())
+}
+
+/// The NUL-terminated name at RBX (both lookups), read with the caller's
+/// privilege into `buf`; `None` (logged, for `function`) when it cannot be
+/// read or has no NUL within `buf`: the lookups then answer 0.
+fn name_at_rbx<'b>(vcpu: &mut dyn Vcpu, buf: &'b mut [u8], function: &str) -> Option<&'b [u8]> {
+    let addr = GuestAddr(vcpu.gpr(Gpr::Rbx));
+    match read_cstr(vcpu, addr, buf) {
+        Ok(name) => Some(name),
         Err(e) => {
-            guest_log!(
-                log::Level::Debug,
-                "get_vmmcall_number: name at {addr:?}: {e:?}"
-            );
-            0
+            guest_log!(log::Level::Debug, "{function}: name at {addr:?}: {e:?}");
+            None
         }
     }
 }
@@ -181,18 +187,10 @@ fn lookup_typed(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> Outcome {
 /// a kernel-only handler asked for from CPL > 0, which gets its number as
 /// from function 0 (its call answers `-EPERM`).
 fn lookup_typed_value(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> Result<u64, Error> {
-    let addr = GuestAddr(vcpu.gpr(Gpr::Rbx));
     let signature = vcpu.gpr(Gpr::Rcx);
     let mut buf = [0u8; NAME_BUF_LEN];
-    let name = match read_cstr(vcpu, addr, &mut buf) {
-        Ok(name) => name,
-        Err(e) => {
-            guest_log!(
-                log::Level::Debug,
-                "vmmcall_lookup_typed: name at {addr:?}: {e:?}"
-            );
-            return Ok(0);
-        }
+    let Some(name) = name_at_rbx(vcpu, &mut buf, "vmmcall_lookup_typed") else {
+        return Ok(0);
     };
     match registry.lookup_typed(name, signature) {
         TypedLookup::Found(n) => Ok(n.get()),

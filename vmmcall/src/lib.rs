@@ -42,7 +42,9 @@
 //! ```
 //!
 //! Guests depend on this crate with `default-features = false`, which leaves
-//! only [`abi`] and [`Error`].
+//! [`abi`], [`Error`], [`cpuid`], [`budget`] and the `interface!` macro
+//! (whose VMM side needs the registry); `vmmcall-macros`, and with it
+//! `syn`, is therefore a dependency of guests too, at build time only.
 #![no_std]
 #![cfg_attr(
     not(test),
@@ -200,7 +202,8 @@ macro_rules! exit_hypercall {
 ///   (`vmmcall_lookup_typed`): a VMM whose handler has another signature
 ///   answers `guest_sdk::Error::Mismatch`.
 /// - `mod signatures` (one `u64` digest per hypercall, [`abi::signature_digest`]),
-///   `SIGNATURES` (name, canonical text, digest) and `C_HEADER`, the C
+///   `DECLARATIONS` ([`abi::Declaration`]: name, `user`, canonical text,
+///   digest) and `C_HEADER`, the C
 ///   header with one typed inline function per hypercall on top of
 ///   `vmmcall.h`.
 ///

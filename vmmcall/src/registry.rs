@@ -15,7 +15,10 @@
 
 extern crate alloc;
 
-use crate::abi::{GET_VMMCALL_NUMBER_NAME, MAX_NAME_LEN};
+// FNV-1a (64-bit) for the name table: names are short and hashed once per
+// lookup; FNV has no per-process key, which is fine: the table is built
+// from the VMM's own names, a guest can only choose what to look up.
+use crate::abi::{fnv1a64, GET_VMMCALL_NUMBER_NAME, MAX_NAME_LEN};
 use crate::{Caller, Error};
 use alloc::vec::Vec;
 use core::fmt;
@@ -203,18 +206,6 @@ const fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
     true
 }
 
-/// FNV-1a, 64-bit. Names are short and hashed once per lookup; FNV has no
-/// per-process key, which is fine: the table is built from the VMM's own
-/// names, a guest can only choose what to look up.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
-
 /// One hash-table slot. It holds the handler's name itself, so a probe
 /// reads the slot and the name bytes (two memory accesses), not the slot,
 /// `sorted`, the handler and the name (four): with many handlers each of
@@ -281,7 +272,7 @@ impl<'h> Registry<'h> {
         let mask = slots.wrapping_sub(1);
         for (i, h) in sorted.iter().enumerate() {
             let number = u32::try_from(i.wrapping_add(1)).map_err(|_| RegistryError::TooMany)?;
-            let hash = fnv1a(h.name.as_bytes());
+            let hash = fnv1a64(h.name.as_bytes());
             let mut slot = (hash as usize) & mask;
             // Load factor <= 1/2, so an empty slot exists and this ends.
             loop {
@@ -336,7 +327,7 @@ impl<'h> Registry<'h> {
     /// The function number of the handler called `name`, if any.
     pub fn lookup(&self, name: &[u8]) -> Option<NonZeroU64> {
         let mask = self.table.len().wrapping_sub(1);
-        let hash = fnv1a(name);
+        let hash = fnv1a64(name);
         let tag = tag_of(hash);
         let mut slot = (hash as usize) & mask;
         // At most `table.len()` probes: the table always has empty slots,

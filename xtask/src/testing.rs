@@ -228,7 +228,14 @@ fn forget_stale_packages(layout: &Layout) {
             continue;
         }
         for name in PUBLISHED {
-            let _ = std::fs::remove_dir_all(registry.path().join(format!("{name}-{version}")));
+            let dir = registry.path().join(format!("{name}-{version}"));
+            if dir.is_dir() {
+                println!(
+                    "  removing cargo's unpacked copy of an earlier package: {}",
+                    dir.display()
+                );
+                let _ = std::fs::remove_dir_all(&dir);
+            }
         }
     }
 }
