@@ -151,14 +151,15 @@ impl<R: Registers, M: GuestPhysMemory> GuestVcpu<R, M> {
     /// [`GuestVcpu::lazy`] reads both only when they are needed.
     #[inline]
     pub fn new(regs: R, mem: M, cpl: u8, paging: PagingMode) -> Self {
-        let cpl = cpl & 3;
-        GuestVcpu {
+        // Known values, read through the same lazy path (a field load).
+        GuestVcpu::lazy(
             regs,
             mem,
-            state: Known { cpl, paging },
-            cpl: Cell::new(cpl),
-            paging: OnceCell::from(paging),
-        }
+            Known {
+                cpl: cpl & 3,
+                paging,
+            },
+        )
     }
 }
 
