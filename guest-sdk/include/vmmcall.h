@@ -102,6 +102,7 @@ extern "C" {
 #define VMMCALL_LOOKUP_TYPED ((1ull << 40) | 1ull)
 #define VMMCALL_DESCRIBE_NAME_LEN 0xffffull
 #define VMMCALL_DESCRIBE_USER (1ull << 16)
+#define VMMCALL_DESCRIBE_TYPED (1ull << 17)
 #define VMMCALL_MAX_NAME_LEN 255
 #define VMMCALL_NAME_BUF_LEN 256
 #define VMMCALL_PAGE_SIZE 4096ul
@@ -369,7 +370,8 @@ static inline vmmcall_u64 vmmcall_handler_count(const struct vmmcall_vmm *vmm)
 
 /* vmmcall_describe of handler `n` (1..N): RAX = the name's length
  * (& VMMCALL_DESCRIBE_NAME_LEN) | VMMCALL_DESCRIBE_USER if ring 3 may
- * call it; with len != 0 the name and a NUL are written to buf (256 bytes
+ * call it | VMMCALL_DESCRIBE_TYPED if it was declared in an interface (it
+ * has a signature digest); with len != 0 the name and a NUL are written to buf (256 bytes
  * always suffice). Errors: EPERM (not `user`, caller not at CPL 0: its
  * name stays hidden), ENOSYS (no such handler), ENOSPC (buf too small),
  * EFAULT; on an error nothing is written. */

@@ -338,6 +338,9 @@ pub struct Described<'b> {
     pub name_len: usize,
     /// Whether callers at any CPL may call it (`#[vmmcall(.., user)]`).
     pub user: bool,
+    /// Whether it was declared in an interface (`vmmcall::interface!`):
+    /// [`lookup_typed`] finds it with its signature digest.
+    pub typed: bool,
 }
 
 /// How many handlers the VMM has: function numbers `1..=N` are theirs
@@ -393,6 +396,7 @@ pub fn describe(number: u64, name: &mut [u8]) -> Result<Described<'_>, Error> {
         name: written,
         name_len,
         user: flags & abi::DESCRIBE_USER != 0,
+        typed: flags & abi::DESCRIBE_TYPED != 0,
     })
 }
 

@@ -3,7 +3,7 @@
 //! through the typed lookup; its digests against the library's reference;
 //! and its generated C header compiled with gcc.
 
-use vmmcall::abi::LOOKUP_TYPED;
+use vmmcall::abi::{self, LOOKUP_TYPED};
 use vmmcall::mock::MockVcpu;
 use vmmcall::{dispatch, Caller, Error, GuestBuf, GuestBufMut, Registry};
 
@@ -100,6 +100,14 @@ fn every_handler_is_registered_with_its_declared_signature() {
         let h = registry.get(n).unwrap();
         assert_eq!(h.signature(), Some(d.signature), "{}", d.name);
         assert_eq!(h.user(), d.user, "{}", d.name);
+        // vmmcall_describe flags it as declared (bit 17), at CPL 0.
+        let mut vcpu = MockVcpu::new();
+        vcpu.regs.rax = abi::DESCRIBE;
+        vcpu.regs.rbx = n;
+        dispatch(registry, &mut vcpu);
+        let want =
+            d.name.len() as u64 | if d.user { abi::DESCRIBE_USER } else { 0 } | abi::DESCRIBE_TYPED;
+        assert_eq!(vcpu.regs.rax, want, "{}", d.name);
     }
     assert_eq!(
         demo::DECLARATIONS[1].canonical,

@@ -31,7 +31,8 @@ pub const GET_VMMCALL_NUMBER_NAME: &str = "get_vmmcall_number";
 ///
 /// - RBX = 0: RAX = the number of handlers, N (any CPL).
 /// - RBX = n in `1..=N`: RAX = the name's length in bits 15:0, and
-///   [`DESCRIBE_USER`] if ring 3 may call it; with RDX != 0, the name and a
+///   [`DESCRIBE_USER`] if ring 3 may call it, [`DESCRIBE_TYPED`] if it was
+///   declared in an interface; with RDX != 0, the name and a
 ///   NUL are written to the buffer at RCX (RDX bytes long), or the call
 ///   fails with `-ENOSPC` (RDX too small) or `-EFAULT` and writes nothing.
 ///   At CPL > 0, a handler that is not `user` answers `-EPERM` and nothing
@@ -128,6 +129,11 @@ pub const DESCRIBE_NAME_LEN: u64 = 0xFFFF;
 /// In a [`DESCRIBE`] result: the handler is declared `user`, so callers
 /// at any CPL may call it.
 pub const DESCRIBE_USER: u64 = 1 << 16;
+
+/// In a [`DESCRIBE`] result: the handler was declared in an interface
+/// (`vmmcall::interface!`), so it has a signature digest and
+/// [`LOOKUP_TYPED`] finds it with that digest.
+pub const DESCRIBE_TYPED: u64 = 1 << 17;
 
 /// Longest hypercall name in bytes, not counting the terminating NUL.
 pub const MAX_NAME_LEN: usize = 255;

@@ -4,7 +4,9 @@
 //! vendor: the VMM calls it (through `vmexit`) when the guest executed
 //! `vmcall`/`vmmcall`, then advances RIP past the instruction.
 
-use crate::abi::{DESCRIBE, DESCRIBE_USER, GET_VMMCALL_NUMBER, LOOKUP_TYPED, NAME_BUF_LEN};
+use crate::abi::{
+    DESCRIBE, DESCRIBE_TYPED, DESCRIBE_USER, GET_VMMCALL_NUMBER, LOOKUP_TYPED, NAME_BUF_LEN,
+};
 use crate::budget::guest_log;
 use crate::context::read_cstr;
 use crate::{Caller, Error, Gpr, GuestAddr, Handler, Registers, Registry, TypedLookup, Vcpu};
@@ -240,7 +242,8 @@ fn describe(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> Outcome {
 
 /// What `vmmcall_describe` answers (docs/ABI.md):
 /// - RBX = 0: the number of handlers;
-/// - RBX = n, a handler's number: its name's length and [`DESCRIBE_USER`];
+/// - RBX = n, a handler's number: its name's length, [`DESCRIBE_USER`] and
+///   [`DESCRIBE_TYPED`];
 ///   with RDX != 0 the name and a NUL go to RCX, all or nothing. A CPL > 0
 ///   caller describing a handler that is not `user` gets `-EPERM`, the
 ///   answer a call would get, and nothing is written;
@@ -259,10 +262,13 @@ fn describe_value(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> Result<u
     }
     let name = handler.name().as_bytes();
     // Names are 1..=255 bytes (Registry::new checks), so the length and
-    // the flag never overlap and never reach the error range.
+    // the flags never overlap and never reach the error range.
     let mut value = u64::try_from(name.len()).map_err(|_| Error::Overflow)?;
     if handler.user() {
         value |= DESCRIBE_USER;
+    }
+    if handler.signature().is_some() {
+        value |= DESCRIBE_TYPED;
     }
     if len == 0 {
         return Ok(value);

@@ -12,7 +12,8 @@
 //!
 //! - `detect`: `{"present":true,"abi_version":1,"instruction":"vmmcall","handlers":4}`,
 //!   or `{"present":false}`;
-//! - `list`: `{"abi_version":1,"functions":[{"number":0,"name":"get_vmmcall_number","user":true,"builtin":true},...]}`;
+//! - `list`: `{"abi_version":1,"functions":[{"number":0,"name":"get_vmmcall_number","user":true,"builtin":true,"typed":false},...]}`
+//!   (`typed`: declared in an interface);
 //!   a handler whose name ring 3 may not see has `"name":null`;
 //! - `call`: `{"name":"hello","number":2,"args":[5],"rax":"0xa","result":10}`,
 //!   or with `"error":"EPERM","errno":1` instead of `"result"`.
@@ -143,6 +144,8 @@ struct Row {
     name: Option<Vec<u8>>,
     user: bool,
     builtin: bool,
+    /// Declared in an interface (`vmmcall_describe`'s typed flag).
+    typed: bool,
 }
 
 /// `vmmcall list`.
@@ -167,6 +170,7 @@ fn list(json: bool) -> ExitCode {
         name: Some(abi::GET_VMMCALL_NUMBER_NAME.as_bytes().to_vec()),
         user: true,
         builtin: true,
+        typed: false,
     }];
     let mut buf = [0u8; abi::NAME_BUF_LEN];
     for number in 1..=count {
@@ -176,12 +180,14 @@ fn list(json: bool) -> ExitCode {
                 name: Some(d.name.to_vec()),
                 user: d.user,
                 builtin: false,
+                typed: d.typed,
             }),
             Err(Error::Permission) => rows.push(Row {
                 number,
                 name: None,
                 user: false,
                 builtin: false,
+                typed: false,
             }),
             Err(e) => {
                 eprintln!("vmmcall: describing function {number}: {e}");
@@ -194,23 +200,26 @@ fn list(json: bool) -> ExitCode {
         name: Some(abi::DESCRIBE_NAME.as_bytes().to_vec()),
         user: true,
         builtin: true,
+        typed: false,
     });
     rows.push(Row {
         number: abi::LOOKUP_TYPED,
         name: Some(abi::LOOKUP_TYPED_NAME.as_bytes().to_vec()),
         user: true,
         builtin: true,
+        typed: false,
     });
     if json {
         let items: Vec<String> = rows
             .iter()
             .map(|r| {
                 format!(
-                    "{{\"number\":{},\"name\":{},\"user\":{},\"builtin\":{}}}",
+                    "{{\"number\":{},\"name\":{},\"user\":{},\"builtin\":{},\"typed\":{}}}",
                     r.number,
                     r.name.as_deref().map_or("null".to_owned(), json_str),
                     r.user,
-                    r.builtin
+                    r.builtin,
+                    r.typed
                 )
             })
             .collect();
@@ -251,7 +260,9 @@ fn list(json: bool) -> ExitCode {
             (true, _) if r.number == abi::DESCRIBE => "built-in: describes the handlers",
             (true, _) => "built-in: name + signature -> number",
             (false, None) => "kernel only: name hidden from this ring",
+            (false, Some(_)) if !r.user && r.typed => "kernel only; declared in an interface",
             (false, Some(_)) if !r.user => "kernel only",
+            (false, Some(_)) if r.typed => "declared in an interface",
             _ => "",
         };
         let line = format!(
