@@ -96,11 +96,26 @@ pub fn dispatch<V: Vcpu + ?Sized>(registry: &Registry<'static>, vcpu: &mut V) ->
 #[inline(never)]
 fn function_zero(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> Outcome {
     let value = get_vmmcall_number(registry, vcpu);
-    vcpu.set_rax(value);
+    answer(vcpu, GET_VMMCALL_NUMBER, None, Ok(value))
+}
+
+/// Write `result` to RAX (`-errno` for an error) and say so: the answer of
+/// function 0, the built-in functions and `-EPERM`, where no handler ran
+/// (`no_such_function` writes its constants itself).
+fn answer(
+    vcpu: &mut dyn Vcpu,
+    number: u64,
+    name: Option<&'static str>,
+    result: Result<u64, Error>,
+) -> Outcome {
+    vcpu.set_rax(match result {
+        Ok(v) => v,
+        Err(e) => e.to_rax(),
+    });
     Outcome {
-        number: GET_VMMCALL_NUMBER,
-        name: None,
-        result: Ok(value),
+        number,
+        name,
+        result,
         stop: None,
     }
 }
@@ -110,6 +125,9 @@ fn function_zero(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> Outcome {
 #[inline(never)]
 fn no_such_function(vcpu: &mut dyn Vcpu, number: u64) -> Outcome {
     guest_log!(log::Level::Debug, "vmmcall: no function {number:#x}");
+    // Written out rather than through `answer`: constants here keep the
+    // -ENOSYS path at 55 instructions (57 through `answer`,
+    // docs/BENCHMARKS.md).
     vcpu.set_rax(Error::NoSys.to_rax());
     Outcome {
         number,
@@ -136,13 +154,7 @@ fn refused(
         handler.name()
     );
     registry.count_refused(handler);
-    vcpu.set_rax(Error::Permission.to_rax());
-    Outcome {
-        number,
-        name: Some(handler.name()),
-        result: Err(Error::Permission),
-        stop: None,
-    }
+    answer(vcpu, number, Some(handler.name()), Err(Error::Permission))
 }
 
 /// Function 0: the number for the name at RBX, 0 if there is none.
@@ -171,16 +183,7 @@ fn name_at_rbx<'b>(vcpu: &mut dyn Vcpu, buf: &'b mut [u8], function: &str) -> Op
 #[inline(never)]
 fn lookup_typed(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> Outcome {
     let result = lookup_typed_value(registry, vcpu);
-    vcpu.set_rax(match result {
-        Ok(v) => v,
-        Err(e) => e.to_rax(),
-    });
-    Outcome {
-        number: LOOKUP_TYPED,
-        name: None,
-        result,
-        stop: None,
-    }
+    answer(vcpu, LOOKUP_TYPED, None, result)
 }
 
 /// What `vmmcall_lookup_typed` answers (docs/ABI.md): the number, 0 for
@@ -228,16 +231,7 @@ fn lookup_typed_value(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> Resu
 #[inline(never)]
 fn describe(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> Outcome {
     let result = describe_value(registry, vcpu);
-    vcpu.set_rax(match result {
-        Ok(v) => v,
-        Err(e) => e.to_rax(),
-    });
-    Outcome {
-        number: DESCRIBE,
-        name: None,
-        result,
-        stop: None,
-    }
+    answer(vcpu, DESCRIBE, None, result)
 }
 
 /// What `vmmcall_describe` answers (docs/ABI.md):
