@@ -296,26 +296,34 @@ fn run_vm(layout: &Layout, platforms: &[Machine]) -> Vec<(Machine, VmRow)> {
             expected: &expected,
             labelled: false,
         });
-        let row = match outcome.verdict {
-            Verdict::Fail(reasons) => VmRow::Failed(reasons.join("; ")),
-            Verdict::Pass => {
-                let console = layout.run_dir(EXAMPLE, &machine.name()).join("console.txt");
-                match std::fs::read_to_string(&console) {
-                    Ok(text) => {
-                        let figures = parse_console(&text);
-                        if figures.ratio.is_none() || figures.figures.is_empty() {
-                            VmRow::Failed(format!("no figures in {}", console.display()))
-                        } else {
-                            VmRow::Measured(figures)
-                        }
-                    }
-                    Err(e) => VmRow::Failed(format!("reading {}: {e}", console.display())),
-                }
-            }
+        let console = layout.run_dir(EXAMPLE, &machine.name()).join("console.txt");
+        let row = match console_figures(outcome.verdict, &console, |text| {
+            let f = parse_console(text);
+            (f.ratio.is_some() && !f.figures.is_empty()).then_some(f)
+        }) {
+            Ok(f) => VmRow::Measured(f),
+            Err(reason) => VmRow::Failed(reason),
         };
         rows.push((machine, row));
     }
     rows
+}
+
+/// The figures a run printed on its console, read back from `console`:
+/// `parse` gives them, or `None` when some are missing. `Err` with the
+/// reason when the run failed, the console cannot be read or the figures
+/// are not there.
+fn console_figures<F>(
+    verdict: Verdict,
+    console: &Path,
+    parse: impl FnOnce(&str) -> Option<F>,
+) -> std::result::Result<F, String> {
+    if let Verdict::Fail(reasons) = verdict {
+        return Err(reasons.join("; "));
+    }
+    let text = std::fs::read_to_string(console)
+        .map_err(|e| format!("reading {}: {e}", console.display()))?;
+    parse(&text).ok_or_else(|| format!("no figures in {}", console.display()))
 }
 
 /// The outcome of one platform's Linux boot.
@@ -360,24 +368,15 @@ fn run_linux(layout: &Layout, platforms: &[Machine]) -> Vec<(Machine, LinuxRow)>
         let outcome = session::boot(&linux_run::vmm_boot(
             layout, &run_name, EXAMPLE, machine, &prepared, timeout, false,
         ));
-        let row = match outcome.verdict {
-            Verdict::Fail(reasons) => LinuxRow::Failed(reasons.join("; ")),
-            Verdict::Pass => {
-                let console = layout
-                    .run_dir(&run_name, &machine.name())
-                    .join("console.txt");
-                match std::fs::read_to_string(&console) {
-                    Ok(text) => {
-                        let f = parse_linux_console(&text);
-                        if f.hypercall_cpuid.is_none() || f.hypercall_syscall.is_none() {
-                            LinuxRow::Failed(format!("no figures in {}", console.display()))
-                        } else {
-                            LinuxRow::Measured(f)
-                        }
-                    }
-                    Err(e) => LinuxRow::Failed(format!("reading {}: {e}", console.display())),
-                }
-            }
+        let console = layout
+            .run_dir(&run_name, &machine.name())
+            .join("console.txt");
+        let row = match console_figures(outcome.verdict, &console, |text| {
+            let f = parse_linux_console(text);
+            (f.hypercall_cpuid.is_some() && f.hypercall_syscall.is_some()).then_some(f)
+        }) {
+            Ok(f) => LinuxRow::Measured(f),
+            Err(reason) => LinuxRow::Failed(reason),
         };
         rows.push((machine, row));
     }
