@@ -253,7 +253,7 @@ fn only_rax_changes_and_nothing_counts_as_a_call() {
         r14: 14,
         r15: 15,
     };
-    let calls: Vec<u64> = reg().iter().map(|(_, h)| h.calls()).collect();
+    let calls: Vec<u64> = reg().iter().map(|(n, _)| reg().calls(n)).collect();
     for (rbx, rcx, rdx) in [
         (3, BUF, 64),
         (0, 0, 0),
@@ -278,7 +278,7 @@ fn only_rax_changes_and_nothing_counts_as_a_call() {
         assert_eq!(v.regs, expect);
         assert_eq!(out.stop, None, "describing `cherry` does not run it");
     }
-    let after: Vec<u64> = reg().iter().map(|(_, h)| h.calls()).collect();
+    let after: Vec<u64> = reg().iter().map(|(n, _)| reg().calls(n)).collect();
     assert_eq!(calls, after);
 }
 
