@@ -239,7 +239,10 @@ macro_rules! exit_hypercall {
 ///   [`GuestBufMut`] (`&mut [u8]`: the VMM writes). The VMM implements it
 ///   and registers every handler with `#[vmmcall] impl demo::Handlers for
 ///   MyVmm { ... }`: a missing handler, a different signature or a
-///   duplicate name is a compile error.
+///   duplicate name is a compile error. The functions take no `self`: a
+///   handler reaches the calling vCPU's id and the VMM's state for the
+///   calling VM and vCPU through `cx` ([`Caller::vcpu_id`],
+///   [`Caller::vm`], [`Caller::vcpu_state`]), as plain handlers do.
 /// - **Guest side**: `fn hello(arg1: u64) -> Result<u64, guest_sdk::Error>`,
 ///   a safe stub per hypercall (buffers as `&[u8]` / `&mut [u8]`, made
 ///   present before the call), looked up once with the signature digest
