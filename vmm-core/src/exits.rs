@@ -43,110 +43,17 @@ use crate::vcpu::GuestVcpu;
 use crate::vmsr::{self, GuestMsrs, MsrResult};
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
-use vmexit::Exit;
+use vmexit::{Exit, Insn, VmExit};
 use vmmcall::{GuestRegs, Registry, VcpuState};
-
-/// What a backend read after an exit: the vendor's raw fields.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RawExit {
-    /// AMD SVM (VMCB control area).
-    Svm {
-        /// EXITCODE, EXITINFO1, EXITINFO2.
-        fields: vmexit::SvmExitFields,
-        /// nRIP, or 0 without NRIPS.
-        nrip: u64,
-    },
-    /// Intel VMX (VMCS exit-information fields).
-    Vmx(vmexit::VmxExitFields),
-}
-
-impl RawExit {
-    /// The vendor-neutral exit.
-    pub fn decode(&self) -> Exit {
-        match self {
-            RawExit::Svm { fields, .. } => Exit::from_svm(fields),
-            RawExit::Vmx(fields) => Exit::from_vmx(fields),
-        }
-    }
-
-    /// Length of the instruction that exited at `rip`: VMX reports it; SVM
-    /// reports nRIP with NRIPS, else the caller's `fallback` (the known
-    /// length of the intercepted instruction).
-    pub fn insn_len(&self, rip: u64, fallback: u64) -> u64 {
-        match self {
-            RawExit::Vmx(f) => vmexit::vmx_insn_len(f.instruction_len),
-            RawExit::Svm { nrip: 0, .. } => fallback,
-            RawExit::Svm { nrip, .. } => vmexit::svm_insn_len_or(rip, *nrip, true, fallback),
-        }
-    }
-
-    /// Which guest instruction an [`Exit::Other`] `code` is, among those
-    /// the VMM intercepts to keep host state out of reach (SVM EXITCODEs,
-    /// APM Vol. 2 Appendix C; VMX basic exit reasons, SDM Vol. 3D
-    /// Appendix C).
-    pub fn guest_insn(&self, code: u64) -> Option<GuestInsn> {
-        use GuestInsn::*;
-        match (self, code) {
-            (RawExit::Svm { .. }, 0x76) | (RawExit::Vmx(_), 13) => Some(Invd),
-            (RawExit::Svm { .. }, 0x89) | (RawExit::Vmx(_), 54) => Some(Wbinvd),
-            (RawExit::Svm { .. }, 0x6F) | (RawExit::Vmx(_), 15) => Some(Rdpmc),
-            (RawExit::Svm { .. }, 0x8A) | (RawExit::Vmx(_), 39) => Some(Monitor),
-            (RawExit::Svm { .. }, 0x8B | 0x8C) | (RawExit::Vmx(_), 36) => Some(Mwait),
-            (RawExit::Svm { .. }, 0x87) | (RawExit::Vmx(_), 51) => Some(Rdtscp),
-            (RawExit::Svm { .. }, 0x8E) => Some(Rdpru),
-            (RawExit::Vmx(_), 52) => Some(PreemptionTimer),
-            _ => None,
-        }
-    }
-
-    /// The vendor's raw exit code (SVM EXITCODE, VMX full exit reason).
-    pub fn code(&self) -> u64 {
-        match self {
-            RawExit::Svm { fields, .. } => fields.exitcode,
-            RawExit::Vmx(f) => u64::from(f.exit_reason),
-        }
-    }
-
-    /// The vendor's qualification (SVM EXITINFO1/2, VMX exit qualification).
-    pub fn info(&self) -> (u64, u64) {
-        match self {
-            RawExit::Svm { fields, .. } => (fields.exitinfo1, fields.exitinfo2),
-            RawExit::Vmx(f) => (f.qualification, f.guest_physical),
-        }
-    }
-}
-
-/// Intercepted guest instructions without a vendor-neutral [`Exit`] of
-/// their own, and what the run loop does with each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GuestInsn {
-    /// `INVD`: skipped (it would drop dirty cache lines machine-wide).
-    Invd,
-    /// `WBINVD`/`WBNOINVD`: skipped (guest RAM is write-back and no device
-    /// DMAs into it, so there is nothing to flush for the guest; KVM skips
-    /// it likewise without non-coherent DMA).
-    Wbinvd,
-    /// `RDPMC`: `#GP(0)`, as on a CPU whose counters CPUID does not offer.
-    Rdpmc,
-    /// `MONITOR`/`MONITORX`: `#UD` (CPUID hides them).
-    Monitor,
-    /// `MWAIT`/`MWAITX`: `#UD` (CPUID hides them).
-    Mwait,
-    /// `RDTSCP`: `#UD` (CPUID hides it; TSC_AUX is not switched).
-    Rdtscp,
-    /// AMD `RDPRU`: `#UD` (CPUID hides it).
-    Rdpru,
-    /// VMX preemption timer: the run budget of a bare-metal guest ran out.
-    PreemptionTimer,
-}
 
 /// A backend: one vCPU of one vendor. As a [`VcpuState`] it gives the
 /// guest's CPL and paging mode, which handlers read lazily.
 pub trait Backend: VcpuState {
     /// "svm" or "vmx".
     fn name(&self) -> &'static str;
-    /// Run the guest until the next exit.
-    fn enter(&mut self, regs: &mut GuestRegs) -> RawExit;
+    /// Run the guest until the next exit, and decode it
+    /// ([`VmExit::from_svm`], [`VmExit::from_vmx`]).
+    fn enter(&mut self, regs: &mut GuestRegs) -> VmExit;
     /// The guest's RIP.
     fn rip(&self) -> u64;
     /// Set the guest's RIP.
@@ -297,10 +204,8 @@ pub enum Stop {
     },
     /// An exit the VMM does not handle.
     Unhandled {
-        /// The decoded exit.
-        exit: Exit,
-        /// The raw fields.
-        raw: RawExit,
+        /// The exit, decoded and raw.
+        exit: VmExit,
         /// RIP.
         rip: u64,
     },
@@ -330,13 +235,12 @@ impl fmt::Display for Stop {
             Stop::EntryFailure { exit, rip } => {
                 write!(f, "VM entry failed at RIP {rip:#x}: {exit}")
             }
-            Stop::Unhandled { exit, raw, rip } => {
-                let (i1, i2) = raw.info();
+            Stop::Unhandled { exit, rip } => {
+                let (raw, i1, i2) = (exit.raw.code, exit.raw.info1, exit.raw.info2);
                 write!(
                     f,
-                    "unhandled exit {} (raw code {:#x}, info {i1:#x}/{i2:#x}) at RIP {rip:#x}",
-                    exit.name(),
-                    raw.code()
+                    "unhandled exit {} (raw code {raw:#x}, info {i1:#x}/{i2:#x}) at RIP {rip:#x}",
+                    exit.exit.name()
                 )
             }
         }
@@ -357,15 +261,6 @@ pub fn exit_count() -> u64 {
     EXITS.load(Ordering::Relaxed)
 }
 
-/// Bytes of `INVD` (0F 08), for SVM without NRIPS.
-const INVD_LEN: u64 = 2;
-
-/// Bytes of `CPUID` (0F A2), for SVM without NRIPS.
-const CPUID_LEN: u64 = 2;
-
-/// Bytes of `RDMSR`/`WRMSR` (0F 32 / 0F 30), for SVM without NRIPS.
-const MSR_LEN: u64 = 2;
-
 /// Run the guest until it asks to stop (`Ok(status)`) or must be stopped.
 pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, Stop> {
     let registry = Registry::global().map_err(Stop::Registry)?;
@@ -376,26 +271,26 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
     let mut vtpr = 0u64;
     let ram = backend.ram();
     loop {
-        let raw = backend.enter(regs);
+        let vm_exit = backend.enter(regs);
         EXITS.fetch_add(1, Ordering::Relaxed);
         let rip = backend.rip();
-        let exit = raw.decode();
-        match exit {
+        // The next RIP after an instruction the VMM emulates or skips.
+        let next = rip.wrapping_add(vm_exit.insn_len);
+        match vm_exit.exit {
             Exit::Hypercall => {
-                let len = raw.insn_len(rip, vmmcall::abi::HYPERCALL_INSN_LEN);
+                let len = vm_exit.insn_len;
                 if let Some(status) = hypercall(backend, regs, ram, registry, rip, len) {
                     return Ok(status);
                 }
             }
             Exit::Cpuid => {
-                let len = raw.insn_len(rip, CPUID_LEN);
                 let (leaf, sub) = (regs.rax as u32, regs.rcx as u32);
                 let r = virtual_cpuid(leaf, sub, cpu::cpuid(leaf, sub), &policy);
                 regs.rax = u64::from(r.eax);
                 regs.rbx = u64::from(r.ebx);
                 regs.rcx = u64::from(r.ecx);
                 regs.rdx = u64::from(r.edx);
-                step(backend, rip.wrapping_add(len));
+                step(backend, next);
             }
             Exit::Exception { vector: UD, .. } => {
                 // The other vendor's hypercall instruction raises #UD: run
@@ -419,17 +314,16 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
             Exit::Exception {
                 vector: v @ (DB | AC),
                 error_code,
+                dr6,
                 ..
             } => {
                 // Reflected to the guest: the VMM intercepts #DB and #AC
                 // only so that a guest can never make the CPU deliver them
                 // in a loop without a VM exit (CVE-2015-8104, CVE-2015-5307).
-                if v == DB {
-                    if let RawExit::Vmx(f) = raw {
-                        // VMX leaves DR6 alone and reports its bits in the
-                        // exit qualification (SDM Vol. 3C §28.2.1).
-                        backend.set_dr6(0xFFFF_0FF0 | (f.qualification & 0x600F));
-                    }
+                // A #DB that exited left DR6 alone on VMX; the exit says
+                // what it holds now.
+                if let Some(dr6) = dr6 {
+                    backend.set_dr6(dr6);
                 }
                 backend.inject_exception(v, error_code.map(|_| 0));
             }
@@ -437,7 +331,7 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
                 // CR8 is the TPR: the guest gets a virtual one (a real
                 // write would change the host's interrupt priority).
                 let decoded = match gpr {
-                    Some(g) => Some((g, raw.insn_len(rip, 3))),
+                    Some(g) => Some((g, vm_exit.insn_len)),
                     None => {
                         let mut bytes = [0u8; 8];
                         let at = backend.code_address(rip);
@@ -485,10 +379,6 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
                         (_, false) => regs.rax = intercept::denied_in(regs.rax, io.size),
                         (_, true) => {}
                     }
-                    let next = match io.next_rip {
-                        Some(next) => next,
-                        None => rip.wrapping_add(raw.insn_len(rip, 1)),
-                    };
                     step(backend, next);
                 }
             }
@@ -508,7 +398,7 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
                             regs.rax = value & 0xFFFF_FFFF;
                             regs.rdx = value >> 32;
                         }
-                        step(backend, rip.wrapping_add(raw.insn_len(rip, MSR_LEN)));
+                        step(backend, next);
                     }
                     MsrResult::Gp => {
                         log::debug!(
@@ -526,7 +416,7 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
             } => {
                 let value = regs.get(gpr);
                 if backend.write_cr(cr, value) {
-                    step(backend, rip.wrapping_add(raw.insn_len(rip, 3)));
+                    step(backend, next);
                 } else {
                     backend.inject_exception(GP, Some(0));
                 }
@@ -536,22 +426,21 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
                 // CPUID offers no XSAVE: as on a CPU without it.
                 backend.inject_exception(UD, None);
             }
-            Exit::Other { code, .. } => match raw.guest_insn(code) {
-                // INVD drops dirty cache lines machine-wide; skipping it is
-                // always safe (memory stays as coherent as after WBINVD).
-                // WBINVD: see GuestInsn::Wbinvd.
-                Some(GuestInsn::Invd | GuestInsn::Wbinvd) => {
-                    step(backend, rip.wrapping_add(raw.insn_len(rip, INVD_LEN)));
-                }
-                Some(GuestInsn::Rdpmc) => backend.inject_exception(GP, Some(0)),
-                Some(
-                    GuestInsn::Monitor | GuestInsn::Mwait | GuestInsn::Rdtscp | GuestInsn::Rdpru,
-                ) => {
-                    backend.inject_exception(UD, None);
-                }
-                Some(GuestInsn::PreemptionTimer) => return Err(Stop::RunBudget { rip }),
-                None => return Err(Stop::Unhandled { exit, raw, rip }),
-            },
+            // INVD drops dirty cache lines machine-wide; skipping it is
+            // always safe (memory stays as coherent as after WBINVD). WBINVD
+            // and WBNOINVD: guest RAM is write-back and no device DMAs into
+            // it, so there is nothing to flush for the guest (KVM skips it
+            // likewise without non-coherent DMA).
+            Exit::Instruction(Insn::Invd | Insn::Wbinvd) => step(backend, next),
+            // RDPMC: #GP(0), as on a CPU whose counters CPUID does not offer.
+            Exit::Instruction(Insn::Rdpmc) => backend.inject_exception(GP, Some(0)),
+            // CPUID hides MONITOR/MWAIT, RDTSCP (TSC_AUX is not switched)
+            // and RDPRU: #UD, as on a CPU without them.
+            Exit::Instruction(Insn::Monitor | Insn::Mwait | Insn::Rdtscp | Insn::Rdpru) => {
+                backend.inject_exception(UD, None);
+            }
+            // The run budget of a bare-metal guest ran out.
+            Exit::PreemptionTimer => return Err(Stop::RunBudget { rip }),
             Exit::VirtualizationInstruction(insn) => {
                 log::debug!("guest executed {} at {rip:#x}: #UD", insn.name());
                 backend.inject_exception(UD, None);
@@ -560,8 +449,8 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
             Exit::Shutdown => return Err(Stop::Shutdown { rip }),
             Exit::Init => return Err(Stop::Init { rip }),
             Exit::NestedPageFault { gpa, .. } => return Err(Stop::NestedPageFault { gpa, rip }),
-            Exit::EntryFailure { .. } => return Err(Stop::EntryFailure { exit, rip }),
-            _ => return Err(Stop::Unhandled { exit, raw, rip }),
+            exit @ Exit::EntryFailure { .. } => return Err(Stop::EntryFailure { exit, rip }),
+            _ => return Err(Stop::Unhandled { exit: vm_exit, rip }),
         }
     }
 }
@@ -625,7 +514,7 @@ mod tests {
     const XSETBV: u32 = 55;
 
     struct Mock {
-        exits: VecDeque<RawExit>,
+        exits: VecDeque<VmExit>,
         rip: u64,
         injected: Vec<(u8, Option<u32>)>,
         ram: Vec<u8>,
@@ -639,7 +528,7 @@ mod tests {
     impl Mock {
         /// A bare-metal guest at RIP 0x100 with a page of RAM (`code` at
         /// 0x100), RFLAGS 2, that sees `exits` (then HLT).
-        fn new(exits: &[RawExit], code: &[u8]) -> Mock {
+        fn new(exits: &[VmExit], code: &[u8]) -> Mock {
             let mut ram = std::vec![0u8; 0x1000];
             ram[0x100..0x100 + code.len()].copy_from_slice(code);
             Mock {
@@ -660,7 +549,7 @@ mod tests {
         fn name(&self) -> &'static str {
             "mock"
         }
-        fn enter(&mut self, _regs: &mut GuestRegs) -> RawExit {
+        fn enter(&mut self, _regs: &mut GuestRegs) -> VmExit {
             self.exits.pop_front().unwrap_or(vmx(HLT, 0, 1, 0))
         }
         fn rip(&self) -> u64 {
@@ -728,8 +617,8 @@ mod tests {
         fn set_pat(&mut self, _pat: u64) {}
     }
 
-    fn vmx(reason: u32, qualification: u64, len: u32, intr: u32) -> RawExit {
-        RawExit::Vmx(VmxExitFields {
+    fn vmx(reason: u32, qualification: u64, len: u32, intr: u32) -> VmExit {
+        VmExit::from_vmx(&VmxExitFields {
             exit_reason: reason,
             qualification,
             instruction_len: len,
@@ -739,7 +628,7 @@ mod tests {
     }
 
     /// Run one exit at RIP 0x100 (then HLT); RAM holds `code` at 0x100.
-    fn run_one(exit: RawExit, code: &[u8], rax: u64) -> (Mock, GuestRegs) {
+    fn run_one(exit: VmExit, code: &[u8], rax: u64) -> (Mock, GuestRegs) {
         let mut m = Mock::new(&[exit], code);
         let mut regs = GuestRegs {
             rax,

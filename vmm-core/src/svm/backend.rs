@@ -17,6 +17,7 @@ use crate::intercept;
 use crate::nested::{self, Format};
 use crate::physmem::PhysAlloc;
 use crate::vmsr::GuestMsrs;
+use vmexit::VmExit;
 use vmmcall::{GuestRegs, VcpuState};
 
 core::arch::global_asm!(
@@ -319,7 +320,7 @@ impl Backend for SvmBackend<'_> {
         "svm"
     }
 
-    fn enter(&mut self, regs: &mut GuestRegs) -> exits::RawExit {
+    fn enter(&mut self, regs: &mut GuestRegs) -> VmExit {
         self.vmcb.save.rax = regs.rax;
         self.vmcb.save.rsp = regs.rsp;
         // SAFETY: the VMCB is valid (init_vmcb), EFER.SVME is set, the host
@@ -343,14 +344,15 @@ impl Backend for SvmBackend<'_> {
         regs.rax = self.vmcb.save.rax;
         regs.rsp = self.vmcb.save.rsp;
         let c = &self.vmcb.control;
-        exits::RawExit::Svm {
-            fields: vmexit::SvmExitFields {
+        VmExit::from_svm(
+            &vmexit::SvmExitFields {
                 exitcode: c.exitcode,
                 exitinfo1: c.exitinfo1,
                 exitinfo2: c.exitinfo2,
             },
-            nrip: if self.nrips { c.nrip } else { 0 },
-        }
+            self.vmcb.save.rip,
+            self.nrips.then_some(c.nrip),
+        )
     }
 
     fn rip(&self) -> u64 {

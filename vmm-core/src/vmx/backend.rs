@@ -18,7 +18,7 @@ use super::{
     VmxError, TSS_SIZE,
 };
 use crate::cpu::{self, msr, FxArea};
-use crate::exits::{self, Backend, RawExit, Stop};
+use crate::exits::{self, Backend, Stop};
 use crate::frames::{self, Tables, PAGE};
 use crate::guest::{self, GuestStart, Profile};
 use crate::hv::{CpuidPolicy, GuestRam, CPUID1_ECX_VMX};
@@ -28,6 +28,7 @@ use crate::physmem::PhysAlloc;
 use crate::vmsr::{GuestMsrs, EFER_LMA, EFER_LME};
 use core::arch::asm;
 use vmexit::vmx::ExitReasonField;
+use vmexit::{VmExit, VmxExitFields};
 use vmmcall::{GuestRegs, VcpuState};
 use x86::controlregs::{Cr0, Cr4};
 use x86::dtables::DescriptorTablePointer;
@@ -858,10 +859,10 @@ impl Backend for VmxBackend {
         "vmx"
     }
 
-    fn enter(&mut self, regs: &mut GuestRegs) -> RawExit {
+    fn enter(&mut self, regs: &mut GuestRegs) -> VmExit {
         // A placeholder the run loop treats as a failed entry (bit 31): it
         // stops, and `run` reports `self.failed` instead.
-        let failed = RawExit::Vmx(vmexit::VmxExitFields {
+        let failed = VmExit::from_vmx(&VmxExitFields {
             exit_reason: ExitReasonField::ENTRY_FAILURE,
             ..Default::default()
         });
@@ -942,7 +943,7 @@ impl Backend for VmxBackend {
                 u64::from(vectoring & (EVENT_VALID | 0xFFF)),
             );
         }
-        RawExit::Vmx(vmexit::VmxExitFields {
+        VmExit::from_vmx(&VmxExitFields {
             exit_reason,
             qualification: vmread(ro::EXIT_QUALIFICATION),
             instruction_len: vmread(ro::VMEXIT_INSTRUCTION_LEN) as u32,
