@@ -47,10 +47,9 @@ use vmexit::{Exit, Insn, VmExit};
 use vmmcall::{GuestRegs, Registry, VcpuState};
 
 /// A backend: one vCPU of one vendor. As a [`VcpuState`] it gives the
-/// guest's CPL and paging mode, which handlers read lazily.
-pub trait Backend: VcpuState {
-    /// "svm" or "vmx".
-    fn name(&self) -> &'static str;
+/// guest's CPL and paging mode, which handlers read lazily; as
+/// [`GuestMsrs`] the MSRs it switches (EFER, PAT) for [`crate::vmsr`].
+pub trait Backend: VcpuState + GuestMsrs {
     /// Run the guest until the next exit, and decode it
     /// ([`VmExit::from_svm`], [`VmExit::from_vmx`]).
     fn enter(&mut self, regs: &mut GuestRegs) -> VmExit;
@@ -62,8 +61,6 @@ pub trait Backend: VcpuState {
     fn ram(&self) -> GuestRam;
     /// Inject a hardware exception at the next entry.
     fn inject_exception(&mut self, vector: u8, error_code: Option<u32>);
-    /// The guest's switched MSRs (EFER, PAT) for [`crate::vmsr`].
-    fn msrs(&mut self) -> &mut dyn GuestMsrs;
     /// Emulate `MOV CRn, value` for a write that exited because it touches
     /// a bit the VMM owns (VMX guest/host masks). `false`: the value is not
     /// allowed and the guest gets `#GP(0)`.
@@ -388,9 +385,9 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
                 let msr = index.unwrap_or(regs.rcx as u32);
                 let result = if write {
                     let value = (regs.rdx << 32) | (regs.rax & 0xFFFF_FFFF);
-                    vmsr::write(msr, value, backend.msrs())
+                    vmsr::write(msr, value, backend)
                 } else {
-                    vmsr::read(msr, backend.msrs())
+                    vmsr::read(msr, backend)
                 };
                 match result {
                     MsrResult::Ok(value) => {
@@ -546,9 +543,6 @@ mod tests {
     }
 
     impl Backend for Mock {
-        fn name(&self) -> &'static str {
-            "mock"
-        }
         fn enter(&mut self, _regs: &mut GuestRegs) -> VmExit {
             self.exits.pop_front().unwrap_or(vmx(HLT, 0, 1, 0))
         }
@@ -567,9 +561,6 @@ mod tests {
         }
         fn inject_exception(&mut self, vector: u8, error_code: Option<u32>) {
             self.injected.push((vector, error_code));
-        }
-        fn msrs(&mut self) -> &mut dyn GuestMsrs {
-            self
         }
         fn write_cr(&mut self, _cr: u8, value: u64) -> bool {
             self.cr4 = value;

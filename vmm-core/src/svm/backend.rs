@@ -316,10 +316,6 @@ impl VcpuState for SvmBackend<'_> {
 }
 
 impl Backend for SvmBackend<'_> {
-    fn name(&self) -> &'static str {
-        "svm"
-    }
-
     fn enter(&mut self, regs: &mut GuestRegs) -> VmExit {
         self.vmcb.save.rax = regs.rax;
         self.vmcb.save.rsp = regs.rsp;
@@ -386,10 +382,6 @@ impl Backend for SvmBackend<'_> {
             ev |= (1 << 11) | (u64::from(code) << 32);
         }
         self.vmcb.control.eventinj = ev;
-    }
-
-    fn msrs(&mut self) -> &mut dyn GuestMsrs {
-        self
     }
 
     fn write_cr(&mut self, _cr: u8, _value: u64) -> bool {

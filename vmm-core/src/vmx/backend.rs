@@ -855,10 +855,6 @@ impl VcpuState for VmxBackend {
 }
 
 impl Backend for VmxBackend {
-    fn name(&self) -> &'static str {
-        "vmx"
-    }
-
     fn enter(&mut self, regs: &mut GuestRegs) -> VmExit {
         // A placeholder the run loop treats as a failed entry (bit 31): it
         // stops, and `run` reports `self.failed` instead.
@@ -990,10 +986,6 @@ impl Backend for VmxBackend {
             self.write(ctl::VMENTRY_EXCEPTION_ERR_CODE, code.into());
         }
         self.write(ctl::VMENTRY_INTERRUPTION_INFO_FIELD, info.into());
-    }
-
-    fn msrs(&mut self) -> &mut dyn GuestMsrs {
-        self
     }
 
     fn write_cr(&mut self, cr: u8, value: u64) -> bool {
