@@ -5,7 +5,7 @@
 //! - hypercall (`vmcall`/`vmmcall`): dispatch through `vmmcall`, advance RIP;
 //! - `#UD` on the other vendor's hypercall instruction (the VMM intercepts
 //!   `#UD`): the same, with RIP += 3; any other `#UD` is re-injected;
-//! - CPUID: answer with [`crate::hv::virtual_cpuid`], advance RIP;
+//! - CPUID: answer with [`crate::cpuid::virtual_cpuid`], advance RIP;
 //! - a port outside the guest's pass-through set (`crate::intercept`): the
 //!   RTC is emulated read-only; any other `IN` reads all ones, `OUT` is
 //!   dropped, `INS`/`OUTS` raise `#GP(0)`;
@@ -36,8 +36,8 @@
 )]
 
 use crate::cpu;
+use crate::cpuid::{virtual_cpuid, CpuidPolicy, GuestRam};
 use crate::guest::Profile;
-use crate::hv::{virtual_cpuid, CpuidPolicy, GuestRam};
 use crate::intercept;
 use crate::vcpu::GuestVcpu;
 use crate::vmsr::{self, GuestMsrs, MsrResult};

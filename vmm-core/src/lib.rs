@@ -15,10 +15,10 @@
 
 pub mod bootinfo;
 pub mod cpu;
+pub mod cpuid;
 pub mod elf;
 pub mod exits;
 pub mod guest;
-pub mod hv;
 pub mod idt;
 pub mod intercept;
 pub mod linux;
@@ -30,13 +30,7 @@ pub mod vmsr;
 pub mod vmx;
 
 #[cfg(feature = "rt")]
-pub mod console;
-#[cfg(feature = "rt")]
-mod frames;
-#[cfg(feature = "rt")]
 mod rt;
-#[cfg(feature = "rt")]
-mod start;
 
 #[cfg(feature = "rt")]
-pub use rt::{exit_machine, halt_forever};
+pub use rt::{console, exit_machine, halt_forever};

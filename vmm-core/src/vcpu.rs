@@ -19,7 +19,7 @@
     )
 )]
 
-use crate::hv::GuestRam;
+use crate::cpuid::GuestRam;
 use core::sync::atomic::{AtomicU8, Ordering};
 use vmmcall::paging::GuestPhysMemory;
 use vmmcall::{GuestRegs, MemError, VcpuState};

@@ -559,13 +559,13 @@ mod tests {
     }
 
     /// The markers are the VMM's own text: vmm-core's verdict lines
-    /// (`start.rs`) and its unhandled-exit reason (`exits.rs`), read from
+    /// (`rt/start.rs`) and its unhandled-exit reason (`exits.rs`), read from
     /// the source, so that a change there fails here.
     #[test]
     fn markers_match_the_vmms_source() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let read = |f: &str| std::fs::read_to_string(root.join("vmm-core/src").join(f)).unwrap();
-        let start = read("start.rs");
+        let start = read("rt/start.rs");
         assert!(start.contains(&format!("\"{EXIT_MARKER}{{status}}{{tag}}\"")));
         assert!(start.contains(&format!("\"{STOP_MARKER}{{stop}}{{tag}}\"")));
         assert!(start.contains(&format!("\" {TAG_MARKER}{{}}]\"")));

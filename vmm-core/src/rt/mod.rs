@@ -5,9 +5,11 @@
 //! tests) never see it.
 
 mod boot;
+pub mod console;
+pub(crate) mod frames;
 pub(crate) mod idt;
+mod start;
 
-use crate::console;
 use core::alloc::{GlobalAlloc, Layout};
 use core::panic::PanicInfo;
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -45,7 +47,7 @@ pub fn halt_forever() -> ! {
 extern "C" fn vmm_core_rust_entry(protocol: u32, info: u32) -> ! {
     console::init();
     idt::load();
-    let ok = crate::start::main(protocol, u64::from(info));
+    let ok = start::main(protocol, u64::from(info));
     exit_machine(ok)
 }
 

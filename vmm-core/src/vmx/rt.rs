@@ -18,13 +18,13 @@ use super::{
     VmxError, TSS_SIZE,
 };
 use crate::cpu::{self, msr, FxArea};
+use crate::cpuid::{CpuidPolicy, GuestRam, CPUID1_ECX_VMX};
 use crate::exits::{self, Backend, Stop};
-use crate::frames::{self, Tables, PAGE};
 use crate::guest::{self, GuestStart, Profile};
-use crate::hv::{CpuidPolicy, GuestRam, CPUID1_ECX_VMX};
 use crate::intercept;
 use crate::nested::{self, Format};
 use crate::physmem::PhysAlloc;
+use crate::rt::frames::{self, Tables, PAGE};
 use crate::vmsr::{GuestMsrs, EFER_LMA, EFER_LME};
 use core::arch::asm;
 use vmexit::vmx::ExitReasonField;

@@ -8,14 +8,14 @@
 use super::vmcb::{Vmcb, VmcbSegment};
 use super::SvmError;
 use crate::cpu::{self, msr, FxArea};
+use crate::cpuid::CpuidPolicy;
+use crate::cpuid::GuestRam;
 use crate::exits::{self, Backend};
-use crate::frames::{self, Tables, PAGE};
 use crate::guest::{GuestStart, Profile};
-use crate::hv::CpuidPolicy;
-use crate::hv::GuestRam;
 use crate::intercept;
 use crate::nested::{self, Format};
 use crate::physmem::PhysAlloc;
+use crate::rt::frames::{self, Tables, PAGE};
 use crate::vmsr::GuestMsrs;
 use vmexit::VmExit;
 use vmmcall::{GuestRegs, VcpuState};

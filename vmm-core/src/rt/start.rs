@@ -2,8 +2,8 @@
 
 use crate::bootinfo::{self, BootInfo, PhysReader, Region};
 use crate::cpu::{self, Vendor};
+use crate::cpuid::GuestRam;
 use crate::guest;
-use crate::hv::GuestRam;
 use crate::linux;
 use crate::physmem::PhysAlloc;
 
