@@ -36,9 +36,10 @@
 )]
 
 use crate::cpu;
-use crate::cpuid::{virtual_cpuid, CpuidPolicy, GuestRam};
+use crate::cpuid::{virtual_cpuid, CpuidPolicy};
 use crate::guest::Profile;
 use crate::intercept;
+use crate::vcpu::GuestRam;
 use crate::vcpu::GuestVcpu;
 use crate::vmsr::{self, GuestMsrs, MsrResult};
 use core::fmt;

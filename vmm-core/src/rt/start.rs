@@ -2,10 +2,10 @@
 
 use crate::bootinfo::{self, BootInfo, PhysReader, Region};
 use crate::cpu::{self, Vendor};
-use crate::cpuid::GuestRam;
 use crate::guest;
 use crate::linux;
 use crate::physmem::PhysAlloc;
+use crate::vcpu::GuestRam;
 
 /// Guest RAM of a bare-metal guest. Small on purpose: the example guests
 /// need little, and Bochs must zero it at boot.

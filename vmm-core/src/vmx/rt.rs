@@ -18,13 +18,14 @@ use super::{
     VmxError, TSS_SIZE,
 };
 use crate::cpu::{self, msr, FxArea};
-use crate::cpuid::{CpuidPolicy, GuestRam, CPUID1_ECX_VMX};
+use crate::cpuid::{CpuidPolicy, CPUID1_ECX_VMX};
 use crate::exits::{self, Backend, Stop};
 use crate::guest::{self, GuestStart, Profile};
 use crate::intercept;
 use crate::nested::{self, Format};
 use crate::physmem::PhysAlloc;
 use crate::rt::frames::{self, Tables, PAGE};
+use crate::vcpu::GuestRam;
 use crate::vmsr::{GuestMsrs, EFER_LMA, EFER_LME};
 use core::arch::asm;
 use vmexit::vmx::ExitReasonField;
