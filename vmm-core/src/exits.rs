@@ -6,9 +6,9 @@
 //! - `#UD` on the other vendor's hypercall instruction (the VMM intercepts
 //!   `#UD`): the same, with RIP += 3; any other `#UD` is re-injected;
 //! - CPUID: answer with [`crate::cpuid::virtual_cpuid`], advance RIP;
-//! - a port outside the guest's pass-through set (`crate::intercept`): the
-//!   RTC is emulated read-only; any other `IN` reads all ones, `OUT` is
-//!   dropped, `INS`/`OUTS` raise `#GP(0)`;
+//! - a port outside the guest's pass-through set (`crate::intercept`):
+//!   [`crate::ports`] (the RTC read-only, an absent device elsewhere),
+//!   `INS`/`OUTS` raise `#GP(0)`;
 //! - `RDMSR`/`WRMSR` of an MSR the hardware does not switch: emulated by
 //!   [`crate::vmsr`] (the guest's own EFER and PAT, fixed values, or
 //!   `#GP(0)`);
@@ -38,7 +38,7 @@
 use crate::cpu;
 use crate::cpuid::{virtual_cpuid, CpuidPolicy};
 use crate::guest::Profile;
-use crate::intercept;
+use crate::ports::EmulatedPorts;
 use crate::vcpu::GuestRam;
 use crate::vcpu::GuestVcpu;
 use crate::vmsr::{self, GuestMsrs, MsrResult};
@@ -263,8 +263,7 @@ pub fn exit_count() -> u64 {
 pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, Stop> {
     let registry = Registry::global().map_err(Stop::Registry)?;
     let policy = backend.cpuid_policy();
-    let profile = backend.profile();
-    let mut rtc_index = 0u8;
+    let mut ports = EmulatedPorts::new(backend.profile());
     // The guest's CR8 (TPR), kept here: see the ControlRegister arm.
     let mut vtpr = 0u64;
     let ram = backend.ram();
@@ -359,27 +358,18 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
                     None => backend.inject_exception(UD, None),
                 }
             }
-            Exit::Io(io) => {
-                // A port outside crate::intercept::guest_ports: the RTC is
-                // emulated read-only, other reads see an absent device,
-                // writes vanish, string I/O faults.
-                if io.string {
-                    log::debug!("guest string I/O at port {:#x} denied at {rip:#x}", io.port);
-                    backend.inject_exception(GP, Some(0));
-                } else {
-                    let rtc = profile == Profile::Linux && io.size == 1;
-                    match (io.port, io.write) {
-                        (intercept::RTC_INDEX, true) if rtc => rtc_index = regs.rax as u8,
-                        (intercept::RTC_DATA, false) if rtc => {
-                            let v = intercept::rtc_read(rtc_index, crate::cpu::read_rtc);
-                            regs.rax = (regs.rax & !0xFF) | u64::from(v);
-                        }
-                        (_, false) => regs.rax = intercept::denied_in(regs.rax, io.size),
-                        (_, true) => {}
-                    }
+            Exit::Io(io) => match ports.access(&io, regs.rax, cpu::read_rtc) {
+                // A port outside crate::intercept::guest_ports: see
+                // crate::ports.
+                Some(rax) => {
+                    regs.rax = rax;
                     step(backend, next);
                 }
-            }
+                None => {
+                    log::debug!("guest string I/O at port {:#x} denied at {rip:#x}", io.port);
+                    backend.inject_exception(GP, Some(0));
+                }
+            },
             Exit::Msr { write, index } => {
                 // An MSR the hardware does not switch (crate::intercept::
                 // GUEST_MSRS pass through): crate::vmsr decides.
