@@ -1,5 +1,6 @@
-//! The run loop shared by both backends: enter the guest, decode the exit,
-//! act on it.
+//! The run loop shared by both backends: enter the guest through a
+//! [`Backend`], act on the vendor-neutral exit it hands back
+//! ([`vmexit::VmExit`]), and end with a status or a [`Stop`].
 //!
 //! Policy (the same on SVM and VMX):
 //! - hypercall (`vmcall`/`vmmcall`): dispatch through `vmmcall`, advance RIP;
@@ -35,51 +36,17 @@
     )
 )]
 
+use crate::backend::Backend;
 use crate::cpu;
-use crate::cpuid::{virtual_cpuid, CpuidPolicy};
-use crate::guest::Profile;
+use crate::cpuid::virtual_cpuid;
+use crate::mov_cr::decode_mov_cr;
 use crate::ports::EmulatedPorts;
-use crate::vcpu::GuestRam;
-use crate::vcpu::GuestVcpu;
-use crate::vmsr::{self, GuestMsrs, MsrResult};
-use core::fmt;
+use crate::stop::Stop;
+use crate::vcpu::{GuestRam, GuestVcpu};
+use crate::vmsr::{self, MsrResult};
 use core::sync::atomic::{AtomicU64, Ordering};
-use vmexit::{Exit, Insn, VmExit};
-use vmmcall::{GuestRegs, Registry, VcpuState};
-
-/// A backend: one vCPU of one vendor. As a [`VcpuState`] it gives the
-/// guest's CPL and paging mode, which handlers read lazily; as
-/// [`GuestMsrs`] the MSRs it switches (EFER, PAT) for [`crate::vmsr`].
-pub trait Backend: VcpuState + GuestMsrs {
-    /// Run the guest until the next exit, and decode it
-    /// ([`VmExit::from_svm`], [`VmExit::from_vmx`]).
-    fn enter(&mut self, regs: &mut GuestRegs) -> VmExit;
-    /// The guest's RIP.
-    fn rip(&self) -> u64;
-    /// Set the guest's RIP.
-    fn set_rip(&mut self, rip: u64);
-    /// Guest RAM (the same for the whole run).
-    fn ram(&self) -> GuestRam;
-    /// Inject a hardware exception at the next entry.
-    fn inject_exception(&mut self, vector: u8, error_code: Option<u32>);
-    /// Emulate `MOV CRn, value` for a write that exited because it touches
-    /// a bit the VMM owns (VMX guest/host masks). `false`: the value is not
-    /// allowed and the guest gets `#GP(0)`.
-    fn write_cr(&mut self, cr: u8, value: u64) -> bool;
-    /// Which guest runs.
-    fn profile(&self) -> Profile;
-    /// What CPUID may offer on this backend.
-    fn cpuid_policy(&self) -> CpuidPolicy;
-    /// The guest's RFLAGS.
-    fn rflags(&self) -> u64;
-    /// The linear address of the guest's `rip`: CS.base + RIP outside
-    /// 64-bit mode (truncated to 32 bits), RIP itself in 64-bit mode.
-    fn code_address(&self, rip: u64) -> u64;
-    /// Set DR6.BS and the other `dr6` bits of a debug exception about to be
-    /// injected (SDM Vol. 3A §19.2.3; VMX does not switch DR6, SVM keeps it
-    /// in the VMCB).
-    fn set_dr6(&mut self, dr6: u64);
-}
+use vmexit::{Exit, Insn};
+use vmmcall::{GuestRegs, Registry};
 
 /// RFLAGS.TF.
 const RFLAGS_TF: u64 = x86::bits64::rflags::RFlags::FLAGS_TF.bits();
@@ -95,153 +62,6 @@ fn step(backend: &mut dyn Backend, next: u64) {
     if backend.rflags() & RFLAGS_TF != 0 {
         backend.set_dr6(DR6_BS);
         backend.inject_exception(DB, None);
-    }
-}
-
-/// `MOV` to or from a control register, decoded from its bytes (for SVM
-/// without decode assists, which reports no register).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MovCr {
-    /// `MOV CRn, r64` (else `MOV r64, CRn`).
-    pub write: bool,
-    /// The control register.
-    pub cr: u8,
-    /// The general-purpose register (x86 encoding, 0 = RAX).
-    pub gpr: u8,
-    /// Instruction length in bytes.
-    pub len: u64,
-}
-
-/// Decode `[F0] [REX] 0F 20|22 /r` (Intel SDM Vol. 2B, "MOV—Move to/from
-/// Control Registers"; AMD APM Vol. 3: a LOCK prefix selects CR8 outside
-/// 64-bit mode). The ModRM `mod` field is ignored, as the CPU does.
-pub fn decode_mov_cr(bytes: &[u8]) -> Option<MovCr> {
-    let mut at = 0usize;
-    let mut lock = false;
-    let mut rex = 0u8;
-    while let Some(&b) = bytes.get(at) {
-        match b {
-            0xF0 => lock = true,
-            0x40..=0x4F => rex = b,
-            // Operand-size and segment prefixes do not change MOV CR.
-            0x66 | 0x2E | 0x36 | 0x3E | 0x26 | 0x64 | 0x65 => {}
-            _ => break,
-        }
-        at = at.checked_add(1)?;
-        if at > 4 {
-            return None;
-        }
-    }
-    if bytes.get(at) != Some(&0x0F) {
-        return None;
-    }
-    let write = match bytes.get(at.checked_add(1)?)? {
-        0x20 => false,
-        0x22 => true,
-        _ => return None,
-    };
-    let modrm = *bytes.get(at.checked_add(2)?)?;
-    let mut cr = ((modrm >> 3) & 7) | if rex & 4 != 0 { 8 } else { 0 };
-    if lock {
-        cr |= 8;
-    }
-    let gpr = (modrm & 7) | if rex & 1 != 0 { 8 } else { 0 };
-    Some(MovCr {
-        write,
-        cr,
-        gpr,
-        len: at.checked_add(3)? as u64,
-    })
-}
-
-/// Why the guest stopped without asking to.
-#[derive(Debug, Clone, Copy)]
-pub enum Stop {
-    /// SVM could not be used.
-    Svm(crate::svm::SvmError),
-    /// VMX could not be used, or a VMX instruction failed.
-    Vmx(crate::vmx::VmxError),
-    /// The handler registry of this image is broken.
-    Registry(vmmcall::RegistryError),
-    /// The guest halted; the VMM delivers no interrupts, so nothing would
-    /// wake it.
-    Halted {
-        /// RIP of the HLT.
-        rip: u64,
-    },
-    /// Triple fault.
-    Shutdown {
-        /// RIP.
-        rip: u64,
-    },
-    /// A bare-metal guest ran for its whole run budget without one VM exit
-    /// (e.g. `cli; jmp $`): VMX preemption timer.
-    RunBudget {
-        /// RIP when the timer fired.
-        rip: u64,
-    },
-    /// An INIT signal reached the vCPU (nothing in the guest's reach sends
-    /// one: it has no local APIC and no reset port).
-    Init {
-        /// RIP.
-        rip: u64,
-    },
-    /// The guest touched guest-physical memory outside its RAM.
-    NestedPageFault {
-        /// The guest-physical address.
-        gpa: u64,
-        /// RIP.
-        rip: u64,
-    },
-    /// VM entry failed: the guest state or controls are invalid.
-    EntryFailure {
-        /// The decoded exit.
-        exit: Exit,
-        /// RIP.
-        rip: u64,
-    },
-    /// An exit the VMM does not handle.
-    Unhandled {
-        /// The exit, decoded and raw.
-        exit: VmExit,
-        /// RIP.
-        rip: u64,
-    },
-}
-
-impl fmt::Display for Stop {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Stop::Svm(e) => write!(f, "SVM unavailable: {e:?}"),
-            Stop::Vmx(e) => write!(f, "VMX: {e}"),
-            Stop::Registry(e) => write!(f, "hypercall registry: {e}"),
-            Stop::Halted { rip } => write!(
-                f,
-                "guest executed HLT at RIP {rip:#x} (the VMM delivers no interrupts: nothing would wake it)"
-            ),
-            Stop::Shutdown { rip } => write!(f, "guest shutdown (triple fault) at RIP {rip:#x}"),
-            Stop::RunBudget { rip } => write!(
-                f,
-                "guest ran {} TSC ticks without a VM exit at RIP {rip:#x} (run budget)",
-                RUN_BUDGET_TSC
-            ),
-            Stop::Init { rip } => write!(f, "INIT signal at RIP {rip:#x} (the VMM does not reset vCPUs)"),
-            Stop::NestedPageFault { gpa, rip } => write!(
-                f,
-                "guest touched guest-physical {gpa:#x}, outside its RAM, at RIP {rip:#x}"
-            ),
-            Stop::EntryFailure { exit, rip } => {
-                write!(f, "VM entry failed at RIP {rip:#x}: {exit}")
-            }
-            Stop::Unhandled { exit, rip } => {
-                let (raw, i1, i2) = (exit.raw.code, exit.raw.info1, exit.raw.info2);
-                write!(
-                    f,
-                    "unhandled exit {} (raw code {raw:#x}, info {i1:#x}/{i2:#x}) at RIP {rip:#x}",
-                    exit.exit.name()
-                )
-            }
-        }
     }
 }
 
@@ -489,9 +309,12 @@ mod tests {
     //! RAX and the injected exception, as docs/ABI.md states it.
     use super::*;
     extern crate std;
+    use crate::cpuid::CpuidPolicy;
+    use crate::guest::Profile;
+    use crate::vmsr::GuestMsrs;
     use std::collections::VecDeque;
     use std::vec::Vec;
-    use vmexit::VmxExitFields;
+    use vmexit::{VmExit, VmxExitFields};
 
     /// VMX basic exit reasons (Intel SDM Vol. 3C, Appendix C).
     const EXCEPTION: u32 = 0;
@@ -668,53 +491,6 @@ mod tests {
         let (m, regs) = run_one(ud, &[0x0F, 0x0B], 0xdead);
         assert_eq!((regs.rax, m.rip), (0xdead, 0x100));
         assert_eq!(m.injected, [(UD, None)]);
-    }
-
-    #[test]
-    fn mov_cr_decoding() {
-        // mov cr8, rax (44 0F 22 C0); mov r9, cr8 (4D 0F 20 C1): REX.R picks
-        // CR8, REX.B picks R9.
-        assert_eq!(
-            decode_mov_cr(&[0x44, 0x0F, 0x22, 0xC0]),
-            Some(MovCr {
-                write: true,
-                cr: 8,
-                gpr: 0,
-                len: 4
-            })
-        );
-        assert_eq!(
-            decode_mov_cr(&[0x4D, 0x0F, 0x20, 0xC1]),
-            Some(MovCr {
-                write: false,
-                cr: 8,
-                gpr: 9,
-                len: 4
-            })
-        );
-        // AMD's LOCK alias: F0 0F 22 C3 = mov cr8, ebx.
-        assert_eq!(
-            decode_mov_cr(&[0xF0, 0x0F, 0x22, 0xC3]),
-            Some(MovCr {
-                write: true,
-                cr: 8,
-                gpr: 3,
-                len: 4
-            })
-        );
-        // mov cr4, rdx (0F 22 E2).
-        assert_eq!(
-            decode_mov_cr(&[0x0F, 0x22, 0xE2]),
-            Some(MovCr {
-                write: true,
-                cr: 4,
-                gpr: 2,
-                len: 3
-            })
-        );
-        assert_eq!(decode_mov_cr(&[0x0F, 0x01, 0xD9]), None, "VMMCALL");
-        assert_eq!(decode_mov_cr(&[0x66; 8]), None, "prefixes only");
-        assert_eq!(decode_mov_cr(&[]), None);
     }
 
     #[test]

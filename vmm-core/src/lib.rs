@@ -13,6 +13,7 @@
 //! set-up, VMCB layout and CPUID policy.
 #![no_std]
 
+pub mod backend;
 pub mod bootinfo;
 pub mod cpu;
 pub mod cpuid;
@@ -22,9 +23,11 @@ pub mod guest;
 pub mod idt;
 pub mod intercept;
 pub mod linux;
+pub mod mov_cr;
 pub mod nested;
 pub mod physmem;
 pub mod ports;
+pub mod stop;
 pub mod svm;
 pub mod vcpu;
 pub mod vmsr;

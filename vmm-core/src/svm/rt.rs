@@ -7,14 +7,16 @@
 
 use super::vmcb::{Vmcb, VmcbSegment};
 use super::SvmError;
+use crate::backend::Backend;
 use crate::cpu::{self, msr, FxArea};
 use crate::cpuid::CpuidPolicy;
-use crate::exits::{self, Backend};
+use crate::exits;
 use crate::guest::{GuestStart, Profile};
 use crate::intercept;
 use crate::nested::{self, Format};
 use crate::physmem::PhysAlloc;
 use crate::rt::frames::{self, Tables, PAGE};
+use crate::stop::Stop;
 use crate::vcpu::GuestRam;
 use crate::vmsr::GuestMsrs;
 use vmexit::VmExit;
@@ -153,8 +155,8 @@ fn detect() -> Result<Features, SvmError> {
 
 /// Run the guest to completion under SVM. Returns the exit status the
 /// guest asked for (0 = success) or the failure that stopped it.
-pub fn run(ram: GuestRam, start: GuestStart, alloc: &mut PhysAlloc) -> Result<u32, exits::Stop> {
-    let features = detect().map_err(exits::Stop::Svm)?;
+pub fn run(ram: GuestRam, start: GuestStart, alloc: &mut PhysAlloc) -> Result<u32, Stop> {
+    let features = detect().map_err(Stop::Svm)?;
     log::info!(
         "SVM backend: nested paging on, NRIPS {}",
         if features.nrips {
@@ -165,14 +167,14 @@ pub fn run(ram: GuestRam, start: GuestStart, alloc: &mut PhysAlloc) -> Result<u3
     );
     // SAFETY: EFER exists; setting SVME only enables the SVM instructions.
     unsafe { cpu::wrmsr(msr::EFER, cpu::rdmsr(msr::EFER) | msr::EFER_SVME) };
-    let hsave = alloc_page(alloc).map_err(exits::Stop::Svm)?;
+    let hsave = alloc_page(alloc).map_err(Stop::Svm)?;
     // SAFETY: VM_HSAVE_PA exists with SVM; `hsave` is a page owned by the VMM.
     unsafe { cpu::wrmsr(msr::VM_HSAVE_PA, hsave) };
-    let vmcb_pa = alloc_page(alloc).map_err(exits::Stop::Svm)?;
-    let host_save_pa = alloc_page(alloc).map_err(exits::Stop::Svm)?;
-    let (iopm_pa, msrpm_pa) = permission_maps(alloc, start.profile).map_err(exits::Stop::Svm)?;
+    let vmcb_pa = alloc_page(alloc).map_err(Stop::Svm)?;
+    let host_save_pa = alloc_page(alloc).map_err(Stop::Svm)?;
+    let (iopm_pa, msrpm_pa) = permission_maps(alloc, start.profile).map_err(Stop::Svm)?;
     let n_cr3 = nested::build(&mut Tables(alloc), Format::Npt, ram.host_base, ram.size)
-        .map_err(|_| exits::Stop::Svm(SvmError::OutOfMemory))?;
+        .map_err(|_| Stop::Svm(SvmError::OutOfMemory))?;
     // SAFETY: `vmcb_pa` is a zeroed, page-aligned page owned by the VMM and
     // nothing else refers to it; Vmcb is exactly one page of integers.
     let vmcb = unsafe { &mut *(vmcb_pa as *mut Vmcb) };

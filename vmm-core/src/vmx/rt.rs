@@ -17,14 +17,16 @@ use super::{
     msr as vmsr, shadow_cr, tss_descriptor, ControlCaps, ControlField, VmFailure, VmxBasic,
     VmxError, TSS_SIZE,
 };
+use crate::backend::Backend;
 use crate::cpu::{self, msr, FxArea};
 use crate::cpuid::{CpuidPolicy, CPUID1_ECX_VMX};
-use crate::exits::{self, Backend, Stop};
+use crate::exits;
 use crate::guest::{self, GuestStart, Profile};
 use crate::intercept;
 use crate::nested::{self, Format};
 use crate::physmem::PhysAlloc;
 use crate::rt::frames::{self, Tables, PAGE};
+use crate::stop::Stop;
 use crate::vcpu::GuestRam;
 use crate::vmsr::{GuestMsrs, EFER_LMA, EFER_LME};
 use core::arch::asm;
