@@ -1,8 +1,10 @@
 //! The bare-metal runtime (feature `rt`): boot stub, Rust entry, console,
-//! heap, panic handler, and stopping the machine.
+//! heap, panic handler, the host IDT's stubs, the VMM's page frames,
+//! `start` (from boot to a running guest), and stopping the machine.
 //!
 //! Only the example images enable this; host builds of `vmm-core` (unit
-//! tests) never see it.
+//! tests) never see it. The vendor backends are bare-metal too, as the
+//! `rt` children of `svm` and `vmx` (see the crate docs).
 
 mod boot;
 pub mod console;
