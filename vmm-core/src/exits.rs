@@ -18,7 +18,9 @@
 //! - a virtualization instruction (VMRUN, VMLOAD, VMSAVE, STGI, CLGI,
 //!   SKINIT, INVLPGA; VMXON, VMLAUNCH, ...): inject #UD, as a CPU without
 //!   the feature would (CPUID hides SVM and VMX from the guest);
-//! - `XSETBV`: `#UD` (CPUID offers no XSAVE); `INVD`: skipped;
+//! - `XSETBV`, `MONITOR`/`MWAIT`, `RDTSCP`, `RDPRU`: `#UD` (CPUID hides
+//!   them); `RDPMC`: `#GP(0)`; `INVD`, `WBINVD`: skipped;
+//! - the VMX-preemption timer (a bare-metal guest's run budget): stop;
 //! - HLT of a bare-metal guest (the VMM delivers it no interrupts; a Linux
 //!   guest's HLT is not intercepted), shutdown (triple fault), INIT, a
 //!   nested page fault (guest-physical address outside guest RAM), a failed
