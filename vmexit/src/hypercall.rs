@@ -51,7 +51,9 @@ pub const MAX_INSN_LEN: u64 = 15;
 pub struct HypercallDone {
     /// What the hypercall did (RAX already holds its result).
     pub outcome: Outcome,
-    /// Bytes to add to the guest's RIP to step over the instruction.
+    /// Bytes to add to the guest's RIP to step over the instruction: 0
+    /// when a long call yielded ([`Outcome::pending`]), so that the guest
+    /// executes it again.
     pub rip_advance: u64,
 }
 
@@ -88,7 +90,8 @@ const fn sane_len(len: u64) -> u64 {
 /// knows it ([`vmx_insn_len`] or [`svm_insn_len`]). A length that cannot be
 /// an instruction (0 or more than 15 bytes) is replaced by 3, the length of
 /// both `VMCALL` and `VMMCALL`, and logged; `rip_advance` is therefore
-/// always in `1..=15`.
+/// always in `1..=15`, or 0 for a long call that yielded between steps
+/// ([`Outcome::pending`]).
 ///
 /// Never panics: [`vmmcall::dispatch`] turns every guest input into a value
 /// or an error in RAX. Only RAX is written.
@@ -110,7 +113,9 @@ pub fn handle_hypercall<V: Vcpu + ?Sized>(
     let outcome = vmmcall::dispatch(registry, vcpu);
     HypercallDone {
         outcome,
-        rip_advance,
+        // A long call that yielded between steps: the guest executes the
+        // instruction again to continue it (docs/ABI.md, "Long calls").
+        rip_advance: if outcome.pending { 0 } else { rip_advance },
     }
 }
 

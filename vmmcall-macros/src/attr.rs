@@ -14,12 +14,23 @@ use crate::names::name_problem;
 /// How the attribute is written, for error messages.
 pub(crate) const USAGE: &str = "#[vmmcall(\"name\")] or #[vmmcall(\"name\", user)]";
 
+/// The flags after the name, each given at most once.
+#[derive(Default)]
+pub(crate) struct FlagsSeen {
+    /// `user`: callable from ring 3.
+    pub(crate) user: Option<Ident>,
+    /// `long`: works in steps (docs/ABI.md, "Long calls").
+    pub(crate) long: Option<Ident>,
+}
+
 /// The parsed attribute arguments. Parsing never fails as a whole: every
 /// problem lands in `errors` and parsing goes on after the next comma.
 pub(crate) struct Args {
     /// `None` if missing or not a string literal (already reported).
     pub(crate) name: Option<LitStr>,
     pub(crate) user: bool,
+    /// `long`: the handler works in steps.
+    pub(crate) long: bool,
     /// `crate = PATH`: where the `vmmcall` crate is (default `::vmmcall`).
     pub(crate) krate: Option<syn::Path>,
     pub(crate) errors: Errors,
@@ -30,6 +41,7 @@ impl Parse for Args {
         let mut args = Args {
             name: None,
             user: false,
+            long: false,
             krate: None,
             errors: Errors::default(),
         };
@@ -40,7 +52,7 @@ impl Parse for Args {
             );
             return Ok(args);
         }
-        let mut user_seen: Option<Ident> = None;
+        let mut seen = FlagsSeen::default();
         let mut first = true;
         while !input.is_empty() {
             let segment = parse_segment(input)?;
@@ -54,13 +66,14 @@ impl Parse for Args {
                 };
                 args.name = parse_name(segment, at, &mut args.errors);
             } else {
-                parse_option(segment, &mut user_seen, &mut args.krate, &mut args.errors);
+                parse_option(segment, &mut seen, &mut args.krate, &mut args.errors);
             }
             if !input.is_empty() {
                 input.parse::<Token![,]>()?;
             }
         }
-        args.user = user_seen.is_some();
+        args.user = seen.user.is_some();
+        args.long = seen.long.is_some();
         Ok(args)
     }
 }
@@ -129,10 +142,10 @@ fn is_macro_call(segment: &TokenStream2) -> bool {
     syn::parse2::<syn::ExprMacro>(segment.clone()).is_ok()
 }
 
-/// An option after the name: `user`, or `crate = PATH`.
+/// An option after the name: `user`, `long`, or `crate = PATH`.
 pub(crate) fn parse_option(
     segment: TokenStream2,
-    user_seen: &mut Option<Ident>,
+    seen: &mut FlagsSeen,
     krate: &mut Option<syn::Path>,
     errors: &mut Errors,
 ) {
@@ -142,13 +155,18 @@ pub(crate) fn parse_option(
     match first {
         // A trailing comma: `#[vmmcall("x",)]` / `#[vmmcall("x", user,)]`.
         None => {}
-        Some(proc_macro2::TokenTree::Ident(id)) if id == "user" => {
-            if !rest.is_empty() {
-                errors.spanned(rest, "`user` takes no value: write `user` alone");
-            } else if user_seen.is_some() {
-                errors.at(id.span(), "`user` is given twice");
+        Some(proc_macro2::TokenTree::Ident(id)) if id == "user" || id == "long" => {
+            let slot = if id == "user" {
+                &mut seen.user
             } else {
-                *user_seen = Some(id);
+                &mut seen.long
+            };
+            if !rest.is_empty() {
+                errors.spanned(rest, format!("`{id}` takes no value: write `{id}` alone"));
+            } else if slot.is_some() {
+                errors.at(id.span(), format!("`{id}` is given twice"));
+            } else {
+                *slot = Some(id);
             }
         }
         Some(proc_macro2::TokenTree::Ident(id)) if id == "crate" => {
@@ -159,7 +177,7 @@ pub(crate) fn parse_option(
         {
             errors.spanned(
                 segment,
-                "a hypercall has exactly one name; the options after it are `user` and `crate = PATH`",
+                "a hypercall has exactly one name; the options after it are `user`, `long` and `crate = PATH`",
             );
         }
         Some(_) => {
@@ -171,7 +189,7 @@ pub(crate) fn parse_option(
             };
             errors.spanned(
                 segment,
-                format!("{shown}: the options are `user` (callable from ring 3) and `crate = PATH` (where the vmmcall crate is)"),
+                format!("{shown}: the options are `user` (callable from ring 3), `long` (works in steps) and `crate = PATH` (where the vmmcall crate is)"),
             );
         }
     }
@@ -220,7 +238,7 @@ pub(crate) fn parse_impl_args(
             },
             attr,
         )?;
-        let mut user_seen = None;
+        let mut seen = FlagsSeen::default();
         for seg in segments {
             let first = seg.clone().into_iter().next();
             match first {
@@ -237,7 +255,11 @@ pub(crate) fn parse_impl_args(
                     seg,
                     "on an interface impl, `user` comes from the interface declaration (`#[user] fn ...;`)",
                 ),
-                _ => parse_option(seg, &mut user_seen, &mut krate, errors),
+                _ if syn::parse2::<Ident>(seg.clone()).is_ok_and(|i| i == "long") => errors.spanned(
+                    seg,
+                    "on an interface impl, `long` comes from the interface declaration (`#[long] fn ...;`)",
+                ),
+                _ => parse_option(seg, &mut seen, &mut krate, errors),
             }
         }
     }

@@ -40,6 +40,7 @@ pub(crate) fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<Toke
     let Args {
         name,
         user,
+        long,
         krate,
         mut errors,
     } = syn::parse2(attr)?;
@@ -161,15 +162,27 @@ pub(crate) fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<Toke
         ));
     };
     Ok(generate(
-        &func, &name, user, &krate, ctx_ty, &reg_types, ret_ty,
+        &func,
+        &name,
+        Flags { user, long },
+        &krate,
+        ctx_ty,
+        &reg_types,
+        ret_ty,
     ))
+}
+
+/// The options `user` and `long` of a handler.
+struct Flags {
+    user: bool,
+    long: bool,
 }
 
 /// The registration for a checked function.
 fn generate(
     func: &ItemFn,
     name: &LitStr,
-    user: bool,
+    Flags { user, long }: Flags,
     krate: &syn::Path,
     ctx_ty: Option<&Type>,
     reg_types: &[&Type],
@@ -236,7 +249,11 @@ fn generate(
                 #body
             }
         },
-        quote!(#krate::Handler::new(#name, #user, __vmmcall_thunk)),
+        if long {
+            quote!(#krate::Handler::new(#name, #user, __vmmcall_thunk).long())
+        } else {
+            quote!(#krate::Handler::new(#name, #user, __vmmcall_thunk))
+        },
     );
     // The function stays as written, except that clippy's nursery lint
     // `missing_const_for_fn` must not suggest `const fn`, which is refused.

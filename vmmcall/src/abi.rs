@@ -72,6 +72,80 @@ pub const LOOKUP_TYPED: u64 = DESCRIBE | 1;
 /// The name under which docs and tools show [`LOOKUP_TYPED`].
 pub const LOOKUP_TYPED_NAME: &str = "vmmcall_lookup_typed";
 
+/// Function `vmmcall_batch`: many calls in one exit (`docs/ABI.md`,
+/// "Function `1 << 40 | 2`: `vmmcall_batch`").
+///
+/// - RBX: the guest-linear address of `count` [`BatchEntry`] descriptors
+///   ([`BATCH_ENTRY_SIZE`] bytes each);
+/// - RCX: `count`, at most [`BATCH_MAX_ENTRIES`];
+/// - RDX: the guest-linear address of `count` `u64` results (the value
+///   or `-errno` of each entry), not overlapping the list;
+/// - RSI: flags, [`BATCH_STOP_ON_ERROR`] or 0.
+///
+/// RAX returns the number of entries answered (`count`, or fewer with
+/// [`BATCH_STOP_ON_ERROR`]), or `-EINVAL`/`-EFAULT` for the batch itself.
+/// Each entry is answered exactly as if it were called alone; an entry
+/// numbered `BATCH` answers `-EINVAL` (no nesting). Any CPL may call it.
+/// A VMM without it answers `-ENOSYS`: `count = 0` tells (0 with it).
+pub const BATCH: u64 = DESCRIBE | 2;
+
+/// The name under which docs and tools show [`BATCH`].
+pub const BATCH_NAME: &str = "vmmcall_batch";
+
+/// [`BATCH`] flag in RSI: stop after the first entry whose result is an
+/// error (that entry is the last one answered).
+pub const BATCH_STOP_ON_ERROR: u64 = 1;
+
+/// The most entries one [`BATCH`] call takes.
+pub const BATCH_MAX_ENTRIES: u64 = 4096;
+
+/// Bytes per [`BatchEntry`] in guest memory.
+pub const BATCH_ENTRY_SIZE: u64 = 48;
+
+/// One entry of a [`BATCH`] list, as it lies in guest memory
+/// (little-endian, no alignment required): the function number and its
+/// five arguments, what RAX and RBX, RCX, RDX, RSI, RDI would hold.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BatchEntry {
+    /// The function number.
+    pub number: u64,
+    /// Arguments 1 to 5.
+    pub args: [u64; MAX_ARGS],
+}
+
+impl BatchEntry {
+    /// An entry calling `number` with `args`.
+    pub const fn new(number: u64, args: [u64; MAX_ARGS]) -> Self {
+        BatchEntry { number, args }
+    }
+
+    /// The entry as the guest stores it.
+    pub fn to_bytes(&self) -> [u8; BATCH_ENTRY_SIZE as usize] {
+        let mut out = [0u8; BATCH_ENTRY_SIZE as usize];
+        let words = core::iter::once(self.number).chain(self.args);
+        for (chunk, word) in out.chunks_exact_mut(8).zip(words) {
+            chunk.copy_from_slice(&word.to_le_bytes());
+        }
+        out
+    }
+
+    /// The entry from its bytes in guest memory.
+    pub fn from_bytes(bytes: &[u8; BATCH_ENTRY_SIZE as usize]) -> Self {
+        let mut words = [0u64; 1 + MAX_ARGS];
+        for (word, chunk) in words.iter_mut().zip(bytes.chunks_exact(8)) {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(chunk);
+            *word = u64::from_le_bytes(b);
+        }
+        let [number, a1, a2, a3, a4, a5] = words;
+        BatchEntry {
+            number,
+            args: [a1, a2, a3, a4, a5],
+        }
+    }
+}
+
 /// The signature digest of a declared hypercall: FNV-1a (64-bit) over the
 /// canonical text of its signature (`docs/ABI.md`, "Version skew"),
 ///
@@ -134,6 +208,12 @@ pub const DESCRIBE_USER: u64 = 1 << 16;
 /// (`vmmcall::interface!`), so it has a signature digest and
 /// [`LOOKUP_TYPED`] finds it with that digest.
 pub const DESCRIBE_TYPED: u64 = 1 << 17;
+
+/// In a [`DESCRIBE`] result: the handler is declared `long`: it works in
+/// steps and may return to the guest between them without finishing, RIP
+/// left on the instruction so that the guest continues the call by
+/// executing it again (`docs/ABI.md`, "Long calls").
+pub const DESCRIBE_LONG: u64 = 1 << 18;
 
 /// Longest hypercall name in bytes, not counting the terminating NUL.
 pub const MAX_NAME_LEN: usize = 255;

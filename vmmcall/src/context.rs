@@ -10,6 +10,7 @@
 use crate::abi::{MAX_ARGS, NAME_BUF_LEN};
 use crate::budget::guest_log;
 use crate::regs::{Gpr, GuestRegs, Registers};
+use crate::step::{must_yield, Stepper, PROGRESS_WORDS};
 use crate::Error;
 use core::any::Any;
 use core::fmt;
@@ -188,6 +189,38 @@ pub trait Vcpu: Registers + AsDynVcpu {
     #[inline]
     fn vcpu_state(&mut self) -> Option<&mut dyn Any> {
         None
+    }
+
+    /// What the VMM provides for long calls ([`crate::step`]): `None`
+    /// (the default) runs every long call to its end in one exit.
+    #[inline]
+    fn stepper(&mut self) -> Option<&mut dyn Stepper> {
+        None
+    }
+
+    /// Check, without writing, that `len` bytes at `addr` could be written
+    /// now with the caller's privilege: every page translates writable and
+    /// is guest RAM. `vmmcall_batch` checks its results area with it
+    /// before any entry runs (docs/ABI.md, "Check first").
+    ///
+    /// The default reads the range in pieces of 256 bytes, which finds
+    /// unmapped, supervisor and non-RAM pages but not read-only ones; a
+    /// [`GuestVcpu`](crate::GuestVcpu) and the mock check writability.
+    fn check_write(&mut self, addr: GuestAddr, len: u64) -> Result<(), MemError> {
+        let mut buf = [0u8; 256];
+        let mut done = 0u64;
+        while done < len {
+            let n = (len.wrapping_sub(done)).min(256);
+            let at = addr
+                .checked_add(done)
+                .ok_or(MemError::RangeOverflow { addr: addr.0, len })?;
+            let window = buf
+                .get_mut(..n as usize)
+                .ok_or(MemError::RangeOverflow { addr: addr.0, len })?;
+            self.read_linear(at, window)?;
+            done = done.wrapping_add(n);
+        }
+        Ok(())
     }
 }
 
@@ -416,5 +449,40 @@ impl Caller<'_> {
     #[inline]
     pub fn vcpu_state<T: Any>(&mut self) -> Option<&mut T> {
         self.vcpu.vcpu_state()?.downcast_mut()
+    }
+}
+
+/// Long calls ([`crate::step`]): a handler declared `long` works in steps.
+impl Caller<'_> {
+    /// The progress this call stored at its last [`step`](Self::step):
+    /// zeros for a new call, and always for a handler that is not `long`
+    /// or a VMM without steps. The VMM keeps it; the guest cannot change
+    /// it (a guest that changes the call's registers, CPL, RIP or paging
+    /// makes a new call, whose progress is zeros).
+    pub fn progress(&mut self) -> [u64; PROGRESS_WORDS] {
+        match self.vcpu.stepper() {
+            Some(st) => st.continuations().progress(),
+            None => [0; PROGRESS_WORDS],
+        }
+    }
+
+    /// Between two steps (a step touches at most one 4 KiB page of guest
+    /// memory): store `progress`, from which the call continues when the
+    /// guest executes it again, and answer `Err(Error::Busy)` when the
+    /// call must yield now: the guest has an interrupt pending, or the
+    /// exit's budget is spent. Return that error at once (`?`): dispatch
+    /// then leaves RIP and RAX for the guest to call again, whatever the
+    /// handler returns. `Ok` otherwise, and always for a handler that is
+    /// not `long` or a VMM without steps.
+    pub fn step(&mut self, progress: [u64; PROGRESS_WORDS]) -> Result<(), Error> {
+        let Some(st) = self.vcpu.stepper() else {
+            return Ok(());
+        };
+        let after = st.continuations().step(progress);
+        if must_yield(st, after) {
+            Err(Error::Busy)
+        } else {
+            Ok(())
+        }
     }
 }

@@ -5,10 +5,12 @@
 //! `vmcall`/`vmmcall`, then advances RIP past the instruction.
 
 use crate::abi::{
-    DESCRIBE, DESCRIBE_TYPED, DESCRIBE_USER, GET_VMMCALL_NUMBER, LOOKUP_TYPED, NAME_BUF_LEN,
+    BATCH, DESCRIBE, DESCRIBE_LONG, DESCRIBE_TYPED, DESCRIBE_USER, GET_VMMCALL_NUMBER,
+    LOOKUP_TYPED, NAME_BUF_LEN,
 };
 use crate::budget::guest_log;
 use crate::context::read_cstr;
+use crate::step::{Begin, Key};
 use crate::{Caller, Error, Gpr, GuestAddr, Handler, Registers, Registry, TypedLookup, Vcpu};
 
 /// What a hypercall did. RAX has already been written when you get this.
@@ -22,6 +24,13 @@ pub struct Outcome {
     pub result: Result<u64, Error>,
     /// A handler asked the VMM to stop the guest with this status.
     pub stop: Option<u32>,
+    /// A long call yielded between two steps (docs/ABI.md, "Long calls"):
+    /// the VMM must leave RIP on the hypercall instruction (`vmexit`'s
+    /// `rip_advance` is then 0). RAX was not written: it still holds the
+    /// function number, so the guest continues the call by executing the
+    /// instruction again; `result` is then `Err(Error::Busy)`, which the
+    /// guest never sees.
+    pub pending: bool,
 }
 
 /// Run the hypercall the guest asked for and write its result to RAX.
@@ -38,6 +47,11 @@ pub struct Outcome {
 ///   [`crate::abi::LOOKUP_TYPED`]: the number for the name at RBX if its
 ///   handler was declared with the signature digest in RCX, 0 for an
 ///   unknown name, `-EPROTO` for another signature.
+/// - RAX = [`BATCH`]: `vmmcall_batch`, see [`crate::abi::BATCH`]: the
+///   entries of a list, each answered as alone.
+/// - A `long` handler, or a batch, may yield between steps
+///   ([`crate::step`]): [`Outcome::pending`], RAX not written, RIP to be
+///   left on the instruction.
 /// - Any other RAX: `-ENOSYS`.
 ///
 /// Only RAX is written; every other register is left as the guest had it.
@@ -64,14 +78,25 @@ pub fn dispatch<V: Vcpu + ?Sized>(registry: &Registry<'static>, vcpu: &mut V) ->
         if number == LOOKUP_TYPED {
             return lookup_typed(registry, vcpu.as_dyn_vcpu());
         }
+        if number == BATCH {
+            return crate::batch::batch(registry, vcpu.as_dyn_vcpu());
+        }
         return no_such_function(vcpu.as_dyn_vcpu(), number);
     };
-    // A `user` handler may be called from any CPL, so only a kernel-only
-    // one needs the CPL (which a lazy `GuestVcpu` reads only now).
-    if !handler.user() {
-        let cpl = vcpu.cpl();
-        if cpl != 0 {
-            return refused(registry, vcpu.as_dyn_vcpu(), handler, number, cpl);
+    // One compare tells the common handler (`user`, not `long`) from the
+    // others, as one test of `user` did before handlers could be long.
+    if !handler.plain_user() {
+        // A `user` handler may be called from any CPL, so only a
+        // kernel-only one needs the CPL (which a lazy `GuestVcpu` reads
+        // only now).
+        if !handler.user() {
+            let cpl = vcpu.cpl();
+            if cpl != 0 {
+                return refused(registry, vcpu.as_dyn_vcpu(), handler, number, cpl);
+            }
+        }
+        if handler.is_long() {
+            return long_call(registry, vcpu.as_dyn_vcpu(), handler, number);
         }
     }
     // The hot path (a handler runs) stays small: everything else is out of
@@ -92,7 +117,64 @@ pub fn dispatch<V: Vcpu + ?Sized>(registry: &Registry<'static>, vcpu: &mut V) ->
         name: Some(handler.name()),
         result,
         stop,
+        pending: false,
     }
+}
+
+/// A `long` handler, privilege already checked: in steps when the VMM
+/// provides a [`Stepper`](crate::step::Stepper), else in one exit. Out of
+/// line: the plain call never pays for it.
+#[inline(never)]
+fn long_call(
+    registry: &Registry<'static>,
+    vcpu: &mut dyn Vcpu,
+    handler: &'static Handler,
+    number: u64,
+) -> Outcome {
+    let (args, cpl, id) = (vcpu.args(), vcpu.cpl(), vcpu.vcpu_id());
+    let in_batch = match vcpu.stepper() {
+        None => None,
+        Some(st) => {
+            let conts_in_batch = st.continuations().in_batch();
+            if conts_in_batch {
+                // An entry of a batch: the batch's slot holds its progress.
+                Some((true, !st.continuations().entry_resumed()))
+            } else {
+                let key = Key {
+                    number,
+                    args,
+                    cpl,
+                    handler: core::ptr::from_ref(handler) as usize,
+                    site: st.site(),
+                };
+                Some((false, st.continuations().begin(key, false) == Begin::New))
+            }
+        }
+    };
+    // Counted once per call, in the exit it starts in.
+    if in_batch.is_none_or(|(_, new)| new) {
+        registry.count(number, id);
+    }
+    let mut caller = Caller::new(vcpu, number);
+    let result = handler.invoke(&mut caller);
+    let stop = caller.stop_requested();
+    let yielded = match (in_batch, vcpu.stepper()) {
+        (Some((true, _)), Some(st)) => st.continuations().yielded(),
+        (Some((false, _)), Some(st)) => st.continuations().end(),
+        _ => false,
+    };
+    if yielded {
+        return Outcome {
+            number,
+            name: Some(handler.name()),
+            result: Err(Error::Busy),
+            stop,
+            pending: true,
+        };
+    }
+    let mut done = answer(vcpu, number, Some(handler.name()), result);
+    done.stop = stop;
+    done
 }
 
 /// Function 0, out of line: its 256-byte name buffer and logging would
@@ -106,7 +188,7 @@ fn function_zero(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> Outcome {
 /// Write `result` to RAX (`-errno` for an error) and say so: the answer of
 /// function 0, the built-in functions and `-EPERM`, where no handler ran
 /// (`no_such_function` writes its constants itself).
-fn answer(
+pub(crate) fn answer(
     vcpu: &mut dyn Vcpu,
     number: u64,
     name: Option<&'static str>,
@@ -121,6 +203,7 @@ fn answer(
         name,
         result,
         stop: None,
+        pending: false,
     }
 }
 
@@ -138,6 +221,7 @@ fn no_such_function(vcpu: &mut dyn Vcpu, number: u64) -> Outcome {
         name: None,
         result: Err(Error::NoSys),
         stop: None,
+        pending: false,
     }
 }
 
@@ -267,6 +351,9 @@ fn describe_value(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> Result<u
     }
     if handler.signature().is_some() {
         value |= DESCRIBE_TYPED;
+    }
+    if handler.is_long() {
+        value |= DESCRIBE_LONG;
     }
     if len == 0 {
         return Ok(value);

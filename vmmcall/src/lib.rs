@@ -108,6 +108,8 @@ extern crate self as vmmcall;
 pub mod abi;
 #[cfg(feature = "baremetal")]
 pub mod baremetal;
+#[cfg(feature = "registry")]
+mod batch;
 pub mod budget;
 #[cfg(feature = "registry")]
 mod buffer;
@@ -134,6 +136,8 @@ mod registry;
 pub mod regs;
 #[cfg(feature = "registry")]
 mod state;
+#[cfg(feature = "registry")]
+pub mod step;
 #[cfg(feature = "registry")]
 pub mod vcpu;
 

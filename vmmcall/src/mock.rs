@@ -46,6 +46,36 @@ pub struct MockVcpu {
     pages: BTreeMap<u64, Page>,
     /// Number of `read_linear` calls, to check that nothing reads too far.
     pub reads: usize,
+    /// Long calls: the continuations and the interrupts the test makes
+    /// pending ([`MockStepper`]); `None` runs long calls in one exit.
+    pub stepper: Option<MockStepper>,
+}
+
+/// The mock VMM's side of long calls ([`crate::step`]): continuations, a
+/// RIP, and a script of answers to "is an interrupt pending?".
+#[derive(Clone, Debug, Default)]
+pub struct MockStepper {
+    /// This vCPU's continuation state.
+    pub continuations: crate::step::Continuations,
+    /// What the call's site is (change it to make a new call).
+    pub site: crate::step::Site,
+    /// Answers to the next interrupt checks, in order (then `false`).
+    pub interrupts: alloc::collections::VecDeque<bool>,
+    /// Interrupt checks made so far.
+    pub checks: u64,
+}
+
+impl crate::step::Stepper for MockStepper {
+    fn continuations(&mut self) -> &mut crate::step::Continuations {
+        &mut self.continuations
+    }
+    fn site(&mut self) -> crate::step::Site {
+        self.site
+    }
+    fn interrupt_pending(&mut self) -> bool {
+        self.checks += 1;
+        self.interrupts.pop_front().unwrap_or(false)
+    }
 }
 
 impl MockVcpu {
@@ -163,5 +193,18 @@ impl Vcpu for MockVcpu {
         self.check(addr.0, data.len(), true)?;
         self.poke(addr.0, data);
         Ok(())
+    }
+
+    fn stepper(&mut self) -> Option<&mut dyn crate::step::Stepper> {
+        match &mut self.stepper {
+            Some(s) => Some(s),
+            None => None,
+        }
+    }
+
+    fn check_write(&mut self, addr: GuestAddr, len: u64) -> Result<(), MemError> {
+        let len =
+            usize::try_from(len).map_err(|_| MemError::RangeOverflow { addr: addr.0, len })?;
+        self.check(addr.0, len, true)
     }
 }

@@ -52,7 +52,10 @@ pub type HandlerFn = fn(&mut Caller<'_>) -> Result<u64, Error>;
 /// [`macro@crate::vmmcall`].
 pub struct Handler {
     name: &'static str,
-    user: bool,
+    /// [`FLAG_USER`] and [`FLAG_LONG`]: one byte, so that dispatch's hot
+    /// path tells a plain `user` handler from everything else with one
+    /// compare.
+    flags: u8,
     func: HandlerFn,
     /// The declared signature's digest ([`crate::abi::signature_digest`]),
     /// 0 for a handler without a declaration (plain `#[vmmcall]`).
@@ -67,10 +70,19 @@ impl Handler {
     pub const fn new(name: &'static str, user: bool, func: HandlerFn) -> Self {
         Handler {
             name,
-            user,
+            flags: user_flag(user),
             func,
             signature: 0,
         }
+    }
+
+    /// This handler, declared `long`: it works in steps
+    /// ([`Caller::step`](crate::Caller::step)) and may yield to the guest
+    /// between them (docs/ABI.md, "Long calls"). `#[vmmcall("name", long)]`
+    /// and `#[long]` in an interface make it.
+    pub const fn long(mut self) -> Self {
+        self.flags |= FLAG_LONG;
+        self
     }
 
     /// A handler declared in an interface (`vmmcall::interface!`), whose
@@ -80,7 +92,7 @@ impl Handler {
     pub const fn typed(name: &'static str, user: bool, func: HandlerFn, signature: u64) -> Self {
         Handler {
             name,
-            user,
+            flags: user_flag(user),
             func,
             signature,
         }
@@ -104,7 +116,20 @@ impl Handler {
     /// Whether ring-3 callers may call it.
     #[inline]
     pub fn user(&self) -> bool {
-        self.user
+        self.flags & FLAG_USER != 0
+    }
+
+    /// Whether it is declared `long` (works in steps, [`Handler::long`]).
+    #[inline]
+    pub fn is_long(&self) -> bool {
+        self.flags & FLAG_LONG != 0
+    }
+
+    /// Whether it is a `user` handler that is not `long`: the only kind
+    /// dispatch runs without looking further.
+    #[inline]
+    pub(crate) fn plain_user(&self) -> bool {
+        self.flags == FLAG_USER
     }
 
     /// Run the handler on `caller`. [`dispatch`](crate::dispatch) counts
@@ -119,9 +144,23 @@ impl fmt::Debug for Handler {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Handler")
             .field("name", &self.name)
-            .field("user", &self.user)
+            .field("user", &self.user())
+            .field("long", &self.is_long())
             .field("signature", &self.signature())
             .finish()
+    }
+}
+
+/// [`Handler::flags`]: any CPL may call it.
+const FLAG_USER: u8 = 1;
+/// [`Handler::flags`]: it works in steps.
+const FLAG_LONG: u8 = 2;
+
+const fn user_flag(user: bool) -> u8 {
+    if user {
+        FLAG_USER
+    } else {
+        0
     }
 }
 

@@ -7,6 +7,7 @@
 //! `vmexit::handle_hypercall` at each exit; see [`InVm`].
 
 use crate::abi::MAX_ARGS;
+use crate::step::Stepper;
 use crate::{GuestAddr, GuestRegs, MemError, Registers, Vcpu};
 use core::any::Any;
 
@@ -61,6 +62,7 @@ pub struct InVm<'s, V> {
     id: u32,
     vm: Option<&'s (dyn Any + Sync)>,
     state: Option<&'s mut dyn Any>,
+    stepper: Option<&'s mut dyn Stepper>,
 }
 
 impl<'s, V: Vcpu> InVm<'s, V> {
@@ -72,6 +74,7 @@ impl<'s, V: Vcpu> InVm<'s, V> {
             id: vcpu_id,
             vm: None,
             state: None,
+            stepper: None,
         }
     }
 
@@ -89,6 +92,16 @@ impl<'s, V: Vcpu> InVm<'s, V> {
     #[inline]
     pub fn with_vcpu_state<S: Any>(mut self, state: &'s mut S) -> Self {
         self.state = Some(state);
+        self
+    }
+
+    /// What the VMM provides for long calls on this vCPU
+    /// ([`crate::step`]): its [`Continuations`](crate::step::Continuations),
+    /// the call's [`Site`](crate::step::Site) and whether an interrupt is
+    /// pending. Without it, long calls run to their end in one exit.
+    #[inline]
+    pub fn with_stepper(mut self, stepper: &'s mut dyn Stepper) -> Self {
+        self.stepper = Some(stepper);
         self
     }
 
@@ -153,6 +166,16 @@ impl<V: Vcpu> Vcpu for InVm<'_, V> {
             None => None,
         }
     }
+    #[inline]
+    fn stepper(&mut self) -> Option<&mut dyn Stepper> {
+        match &mut self.stepper {
+            Some(s) => Some(&mut **s),
+            None => self.vcpu.stepper(),
+        }
+    }
+    fn check_write(&mut self, addr: GuestAddr, len: u64) -> Result<(), MemError> {
+        self.vcpu.check_write(addr, len)
+    }
 }
 
 /// A `&mut` vCPU is a vCPU, so that [`InVm`] can wrap one the VMM keeps.
@@ -180,5 +203,12 @@ impl<V: Vcpu + ?Sized> Vcpu for &mut V {
     #[inline]
     fn vcpu_state(&mut self) -> Option<&mut dyn Any> {
         (**self).vcpu_state()
+    }
+    #[inline]
+    fn stepper(&mut self) -> Option<&mut dyn Stepper> {
+        (**self).stepper()
+    }
+    fn check_write(&mut self, addr: GuestAddr, len: u64) -> Result<(), MemError> {
+        (**self).check_write(addr, len)
     }
 }

@@ -301,6 +301,19 @@ impl<R: Registers, M: GuestPhysMemory, S: VcpuState> Vcpu for GuestVcpu<R, M, S>
         let paging = *self.paging();
         paging::write_linear(&paging, &mut self.mem, addr.0, data, user)
     }
+
+    fn check_write(&mut self, addr: GuestAddr, len: u64) -> Result<(), MemError> {
+        self.check_paging_off(addr)?;
+        let user = self.current_cpl() == 3;
+        let paging = *self.paging();
+        let len =
+            usize::try_from(len).map_err(|_| MemError::RangeOverflow { addr: addr.0, len })?;
+        for piece in paging::pieces(&paging, &self.mem, addr.0, len, paging::Access::write(user))? {
+            let p = piece?;
+            self.mem.check_phys(p.gpa, p.len)?;
+        }
+        Ok(())
+    }
 }
 
 /// Guest-physical memory through a mutable reference, so that a VMM can

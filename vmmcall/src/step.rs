@@ -1,0 +1,421 @@
+//! Long calls in steps: the VMM-side state of calls that yielded to the
+//! guest before they finished (docs/ABI.md, "Long calls";
+//! docs/DECISIONS.md, "Continuations and batches").
+//!
+//! A handler declared `long` does its work in steps of at most one page
+//! and calls [`Caller::step`](crate::Caller::step) between them. When the
+//! guest has an interrupt pending, or the exit's budget of steps is spent,
+//! `step` says so; the handler returns, and [`dispatch`](crate::dispatch)
+//! answers [`Outcome::pending`](crate::Outcome::pending): the VMM leaves
+//! RIP on the hypercall instruction and RAX as it was, and the guest calls
+//! again by executing it again after its interrupt handler.
+//!
+//! The progress is kept here, in the VMM, never in guest memory: a
+//! [`Continuations`] per vCPU with [`CONTINUATION_SLOTS`] slots, each keyed
+//! by the call's registers, CPL, handler and [`Site`] (RIP and paging).
+//! A re-executed call continues only when all of them are the same;
+//! anything else is a new call. The VMM provides it through a
+//! [`Stepper`] ([`Vcpu::stepper`](crate::Vcpu::stepper), usually
+//! [`InVm::with_stepper`](crate::InVm::with_stepper)); without one, long
+//! calls run to the end in one exit.
+//!
+//! ```
+//! use vmmcall::step::{Continuations, Site, Stepper};
+//! use vmmcall::{dispatch, mock::MockVcpu, Caller, Error, GuestAddr, InVm, Registry};
+//!
+//! /// Fills `len` bytes at `addr` with `byte`, one page per step.
+//! #[vmmcall::vmmcall("fill_pages", user, long)]
+//! fn fill_pages(cx: &mut Caller, addr: GuestAddr, len: u64, byte: u8) -> Result<u64, Error> {
+//!     let [mut done, ..] = cx.progress();
+//!     while done < len {
+//!         let at = addr.get().wrapping_add(done);
+//!         let n = (4096 - at % 4096).min(len - done);
+//!         cx.write(GuestAddr(at), &[byte; 4096][..n as usize])?;
+//!         done += n;
+//!         if done < len {
+//!             cx.step([done, 0, 0, 0])?;
+//!         }
+//!     }
+//!     Ok(len)
+//! }
+//!
+//! /// The VMM's side: its per-vCPU state, the call's site, and whether
+//! /// the guest has an interrupt waiting (here: always).
+//! struct Vmm { conts: Continuations }
+//! impl Stepper for Vmm {
+//!     fn continuations(&mut self) -> &mut Continuations { &mut self.conts }
+//!     fn site(&mut self) -> Site { Site { rip: 0x1000, paging_root: 0, paging_mode: 0 } }
+//!     fn interrupt_pending(&mut self) -> bool { true }
+//! }
+//!
+//! # fn main() {
+//! let registry = Registry::global().unwrap();
+//! let mut vmm = Vmm { conts: Continuations::new() };
+//! let mut vcpu = MockVcpu::new();
+//! vcpu.map(0x4000, true, true).map(0x5000, true, true);
+//! vcpu.regs.rax = registry.lookup(b"fill_pages").unwrap().get();
+//! (vcpu.regs.rbx, vcpu.regs.rcx, vcpu.regs.rdx) = (0x4000, 0x2000, 0xAB);
+//! let mut exits = 0;
+//! loop {
+//!     exits += 1;
+//!     let out = dispatch(registry, &mut InVm::new(&mut vcpu, 0).with_stepper(&mut vmm));
+//!     if !out.pending {
+//!         break;
+//!     }
+//!     // RIP stays; the guest takes its interrupt and executes the call again.
+//! }
+//! assert_eq!((exits, vcpu.regs.rax), (2, 0x2000));
+//! assert_eq!(vcpu.peek(0x4000, 0x2000), vec![0xAB; 0x2000]);
+//! # }
+//! ```
+
+use crate::abi::MAX_ARGS;
+
+/// Words of progress a step-wise handler keeps between steps.
+pub const PROGRESS_WORDS: usize = 4;
+
+/// Long calls that can be in progress on one vCPU at once (a long call
+/// from an interrupt handler that interrupted another, and so on). One
+/// more evicts the least recently continued, which then starts again from
+/// its beginning when re-executed.
+pub const CONTINUATION_SLOTS: usize = 4;
+
+/// Steps per exit unless the VMM sets another budget: 256 steps of at
+/// most one 4 KiB page each, 1 MiB of memory work.
+pub const DEFAULT_STEP_BUDGET: u32 = 256;
+
+/// Where a call was made: what the VMM reads at the exit, besides the
+/// registers, to tell the same call from another. Read only for long calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Site {
+    /// The guest's RIP at the hypercall instruction.
+    pub rip: u64,
+    /// The paging root: CR3.
+    pub paging_root: u64,
+    /// The paging mode, as the VMM encodes it (vmm-core: CR0.PG, CR4.PAE,
+    /// CR4.LA57 and EFER.LMA): any value that changes when the mode does.
+    pub paging_mode: u64,
+}
+
+/// What the VMM provides for long calls on one vCPU, at one exit.
+pub trait Stepper {
+    /// This vCPU's continuation state (the same object at every exit).
+    fn continuations(&mut self) -> &mut Continuations;
+    /// Where the current call was made.
+    fn site(&mut self) -> Site;
+    /// Whether the guest has an interrupt waiting that it could take now
+    /// (asked after every step; a VMM answers from its vendor's state:
+    /// SVM V_IRQ or a pending physical interrupt, VMX an interrupt window
+    /// or an external interrupt). `false` makes long calls yield only
+    /// when the budget is spent.
+    fn interrupt_pending(&mut self) -> bool;
+}
+
+/// What makes a re-executed call the same call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Key {
+    pub(crate) number: u64,
+    pub(crate) args: [u64; MAX_ARGS],
+    pub(crate) cpl: u8,
+    /// The handler's address (0 for `vmmcall_batch`): a VMM that swaps a
+    /// VM's registry between steps gets a new call, not another handler's
+    /// progress.
+    pub(crate) handler: usize,
+    pub(crate) site: Site,
+}
+
+/// One call in progress.
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    live: bool,
+    key: Key,
+    /// The handler's own progress (of the batch entry in progress, in a
+    /// batch).
+    progress: [u64; PROGRESS_WORDS],
+    /// A batch: the entries answered so far.
+    next: u64,
+    /// A batch: the descriptor of the entry in progress, as read once.
+    entry: Option<[u64; 1 + MAX_ARGS]>,
+    /// When it last ran (for eviction).
+    used: u64,
+}
+
+/// The long calls in progress on one vCPU, kept by the VMM (one per
+/// vCPU, for the vCPU's life). See the [module docs](self).
+#[derive(Debug, Clone)]
+pub struct Continuations {
+    slots: [Slot; CONTINUATION_SLOTS],
+    budget: u32,
+    clock: u64,
+    /// The slot of the call running in this exit, if it is a long call.
+    active: Option<usize>,
+    /// Steps taken in this exit.
+    spent: u32,
+    /// The running call asked to yield.
+    yielded: bool,
+    /// The running handler is `long` (only then does `step` yield).
+    stepping: bool,
+    /// The running call is a batch (long entries use its slot).
+    in_batch: bool,
+    /// The batch entry running now continues one that yielded.
+    entry_resumed: bool,
+}
+
+impl Default for Continuations {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// How a call found its slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Begin {
+    /// A new call.
+    New,
+    /// It continues one that yielded.
+    Resumed,
+}
+
+impl Continuations {
+    /// No call in progress, budget [`DEFAULT_STEP_BUDGET`].
+    pub const fn new() -> Self {
+        const EMPTY: Slot = Slot {
+            live: false,
+            key: Key {
+                number: 0,
+                args: [0; MAX_ARGS],
+                cpl: 0,
+                handler: 0,
+                site: Site {
+                    rip: 0,
+                    paging_root: 0,
+                    paging_mode: 0,
+                },
+            },
+            progress: [0; PROGRESS_WORDS],
+            next: 0,
+            entry: None,
+            used: 0,
+        };
+        Continuations {
+            slots: [EMPTY; CONTINUATION_SLOTS],
+            budget: DEFAULT_STEP_BUDGET,
+            clock: 0,
+            active: None,
+            spent: 0,
+            yielded: false,
+            stepping: false,
+            in_batch: false,
+            entry_resumed: false,
+        }
+    }
+
+    /// Steps per exit (at least 1).
+    pub fn budget(&self) -> u32 {
+        self.budget
+    }
+
+    /// Set the steps per exit; 0 counts as 1 (every exit runs a step, so a
+    /// guest with interrupts masked still finishes).
+    pub fn set_budget(&mut self, steps: u32) {
+        self.budget = steps.max(1);
+    }
+
+    /// The budget, set: `Continuations::new().with_budget(64)`.
+    pub fn with_budget(mut self, steps: u32) -> Self {
+        self.set_budget(steps);
+        self
+    }
+
+    /// How many calls are in progress (yielded, not yet finished).
+    pub fn in_progress(&self) -> usize {
+        self.slots.iter().filter(|s| s.live).count()
+    }
+
+    /// Forget every call in progress (a vCPU reset: INIT, a new guest).
+    pub fn clear(&mut self) {
+        *self = Continuations::new().with_budget(self.budget);
+    }
+
+    /// Start running the call `key` in this exit: its slot, continued if a
+    /// live one has the key, else a fresh one (a free slot or the least
+    /// recently used, evicted).
+    pub(crate) fn begin(&mut self, key: Key, batch: bool) -> Begin {
+        self.clock = self.clock.wrapping_add(1);
+        self.spent = 0;
+        self.yielded = false;
+        self.in_batch = batch;
+        self.stepping = !batch;
+        self.entry_resumed = false;
+        let found = self.slots.iter().position(|s| s.live && s.key == key);
+        let (index, begin) = match found {
+            Some(i) => (i, Begin::Resumed),
+            None => {
+                let victim = self
+                    .slots
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, s)| (s.live, s.used))
+                    .map_or(0, |(i, _)| i);
+                if let Some(s) = self.slots.get_mut(victim) {
+                    *s = Slot {
+                        live: true,
+                        key,
+                        ..Slot::default()
+                    };
+                }
+                (victim, Begin::New)
+            }
+        };
+        if let Some(s) = self.slots.get_mut(index) {
+            s.used = self.clock;
+        }
+        self.active = Some(index);
+        begin
+    }
+
+    /// The running call ended this exit: `true` if it yielded (its slot
+    /// stays), else it finished and its slot is freed.
+    pub(crate) fn end(&mut self) -> bool {
+        let yielded = self.yielded;
+        if let Some(s) = self.active.and_then(|i| self.slots.get_mut(i)) {
+            if !yielded {
+                s.live = false;
+            }
+        }
+        self.active = None;
+        self.stepping = false;
+        self.in_batch = false;
+        self.yielded = false;
+        yielded
+    }
+
+    /// The running call ended without anything to continue (it failed
+    /// after a step had asked to yield): its slot is freed.
+    pub(crate) fn abandon(&mut self) {
+        self.yielded = false;
+        self.end();
+    }
+
+    fn slot(&mut self) -> Option<&mut Slot> {
+        let i = self.active?;
+        self.slots.get_mut(i)
+    }
+
+    /// The progress the running call stored at its last step, zeros for a
+    /// new call (or outside a long call).
+    pub(crate) fn progress(&self) -> [u64; PROGRESS_WORDS] {
+        match self.active.and_then(|i| self.slots.get(i)) {
+            Some(s) if self.stepping => s.progress,
+            _ => [0; PROGRESS_WORDS],
+        }
+    }
+
+    /// One step done: store `progress` and say what comes next.
+    pub(crate) fn step(&mut self, progress: [u64; PROGRESS_WORDS]) -> AfterStep {
+        if !self.stepping || self.active.is_none() {
+            return AfterStep::Go;
+        }
+        if let Some(s) = self.slot() {
+            s.progress = progress;
+        }
+        self.after_step()
+    }
+
+    fn after_step(&mut self) -> AfterStep {
+        self.spent = self.spent.saturating_add(1);
+        if self.spent >= self.budget {
+            self.yielded = true;
+            AfterStep::Yield
+        } else {
+            AfterStep::AskInterrupt
+        }
+    }
+
+    /// The guest has an interrupt pending: the running call yields.
+    pub(crate) fn yield_now(&mut self) {
+        if self.active.is_some() {
+            self.yielded = true;
+        }
+    }
+
+    /// Whether the running call asked to yield.
+    pub(crate) fn yielded(&self) -> bool {
+        self.yielded
+    }
+
+    /// Whether a batch is running (long entries use its slot).
+    pub(crate) fn in_batch(&self) -> bool {
+        self.in_batch && self.active.is_some()
+    }
+
+    /// A batch: the entries answered so far and the entry in progress.
+    pub(crate) fn batch_position(&self) -> (u64, Option<[u64; 1 + MAX_ARGS]>) {
+        match self.active.and_then(|i| self.slots.get(i)) {
+            Some(s) => (s.next, s.entry),
+            None => (0, None),
+        }
+    }
+
+    /// A batch starts the entry `entry` (its descriptor as read once):
+    /// fresh progress unless it is the one that yielded.
+    pub(crate) fn batch_entry(&mut self, entry: [u64; 1 + MAX_ARGS], long: bool) {
+        let resumed = match self.slot() {
+            Some(s) if s.entry == Some(entry) => true,
+            Some(s) => {
+                s.entry = Some(entry);
+                s.progress = [0; PROGRESS_WORDS];
+                false
+            }
+            None => false,
+        };
+        self.entry_resumed = resumed;
+        self.stepping = long;
+    }
+
+    /// Whether the batch entry running now continues one that yielded (it
+    /// was counted then).
+    pub(crate) fn entry_resumed(&self) -> bool {
+        self.entry_resumed
+    }
+
+    /// A batch finished an entry: `next` entries are answered.
+    pub(crate) fn batch_step(&mut self, next: u64) -> AfterStep {
+        self.stepping = false;
+        self.entry_resumed = false;
+        if let Some(s) = self.slot() {
+            s.next = next;
+            s.entry = None;
+            s.progress = [0; PROGRESS_WORDS];
+        }
+        self.after_step()
+    }
+}
+
+/// What a call does after a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AfterStep {
+    /// Not a step-wise call: go on, nothing was counted.
+    Go,
+    /// The budget is spent: yield (already recorded).
+    Yield,
+    /// Within the budget: yield if the guest has an interrupt pending
+    /// ([`Continuations::yield_now`]).
+    AskInterrupt,
+}
+
+/// After a step of the call running on `stepper`: whether it must yield.
+pub(crate) fn must_yield(stepper: &mut dyn Stepper, after: AfterStep) -> bool {
+    match after {
+        AfterStep::Go => false,
+        AfterStep::Yield => true,
+        AfterStep::AskInterrupt => {
+            if stepper.interrupt_pending() {
+                stepper.continuations().yield_now();
+                true
+            } else {
+                false
+            }
+        }
+    }
+}
