@@ -14,9 +14,7 @@
 
 mod model;
 
-use model::{
-    EFAULT, EINVAL, ENOSPC, ENOSYS, EOVERFLOW, EPERM, EPROTO, ERANGE, FIRST_ERROR, PAGE,
-};
+use model::{EFAULT, EINVAL, ENOSPC, ENOSYS, EOVERFLOW, EPERM, EPROTO, ERANGE, FIRST_ERROR, PAGE};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use vmmcall::mock::MockVcpu;
@@ -399,13 +397,15 @@ impl blk::Handlers for Blk {
 
 /// The handlers above in name order: number = index + 1.
 const NAMES: [&str; 10] = [
-    "y_desc", "y_pair", "y_sum", "z_fill", "z_kernel", "z_mix", "z_name", "z_stop", "z_sum",
-    "z_u8",
+    "y_desc", "y_pair", "y_sum", "z_fill", "z_kernel", "z_mix", "z_name", "z_stop", "z_sum", "z_u8",
 ];
 
 /// The number of `name`.
 fn number_of(name: &str) -> u64 {
-    NAMES.iter().position(|&n| n == name).map_or(0, |i| i as u64 + 1)
+    NAMES
+        .iter()
+        .position(|&n| n == name)
+        .map_or(0, |i| i as u64 + 1)
 }
 
 /// The handlers declared in an interface (with a signature digest).
