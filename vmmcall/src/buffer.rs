@@ -24,7 +24,7 @@
 //! handler's copy. Each consumes the `GuestBuf` (it is neither `Copy` nor
 //! `Clone`), so the safe path has no way to fetch a byte twice: the handler
 //! works on its copy. The host tests check this with the mock vCPU's
-//! read record ([`crate::mock::MockVcpu::byte_read_twice`]).
+//! read record (`mock::MockVcpu::byte_read_twice`, feature `mock`).
 //!
 //! A buffer whose range `[addr, addr + len)` wraps past 2^64 is
 //! [`Error::Fault`] on every access, as docs/ABI.md says of `-EFAULT`.

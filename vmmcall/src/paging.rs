@@ -124,8 +124,14 @@
 //!   supported: with such bits set in entries, give the reduced MAXPHYADDR
 //!   and they read as reserved.
 //! - **Memory access.** The guest's paging structures are read as 8-byte
-//!   little-endian entries through [`GuestPhysMemory::read_phys`]; every
-//!   call to [`GuestPhysMemory`] covers a range inside one 4 KiB-aligned
+//!   entries through [`GuestPhysMemory::read_entry`], one load per entry
+//!   per walk (a VMM with several vCPUs makes it one atomic load: see
+//!   there); the walk decides on that one value. Each piece of a range is
+//!   walked for itself, so the entries above the page table are read again
+//!   for the next piece; no translation is kept beyond the call that made
+//!   it (and none across exits: a [`PagingMode`] describes one exit). Data
+//!   bytes are read once each, through [`GuestPhysMemory::read_phys`].
+//!   Every call to [`GuestPhysMemory`] covers a range inside one 4 KiB-aligned
 //!   guest-physical page, so the VMM needs one nested-table lookup per call.
 //!   A walk that reaches a guest-physical address outside guest RAM (a table
 //!   or the data) fails with the [`MemError::OutsideRam`] the VMM returns.
@@ -147,7 +153,10 @@
 //!   kept from the check. A longer range is translated again while it is
 //!   written, which gives the same answers unless the data lands on a
 //!   paging structure that translates the range itself; such a write is
-//!   refused before anything is written ([`MemError::OverwritesOwnTables`]).
+//!   refused before anything is written ([`MemError::OverwritesOwnTables`]),
+//!   at a cost of four walks per piece up to 512 MiB (linear; see
+//!   [`write_linear_all`]). [`write_linear_all`] does the same for several
+//!   ranges at once: all of them are checked before the first byte.
 //!   Only a [`GuestPhysMemory`] that breaks its contract (a `write_phys`
 //!   that fails where `check_phys` succeeded) or a guest changing its
 //!   tables concurrently from another vCPU can leave a write half done.
