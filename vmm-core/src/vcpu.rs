@@ -63,7 +63,9 @@ impl GuestPhysMemory for GuestRam {
     /// compiles to one `mov`: the walk needs the one value, no ordering
     /// with other locations (the processor's own walker gives none).
     fn read_entry(&self, gpa: u64) -> Result<u64, MemError> {
-        let host = self.host_range(gpa, 8).ok_or(MemError::OutsideRam { gpa })?;
+        let host = self
+            .host_range(gpa, 8)
+            .ok_or(MemError::OutsideRam { gpa })?;
         if host % 8 != 0 {
             // The walker's entries are 8-byte aligned, and so is guest
             // RAM's host base; a misaligned one is not an entry.
