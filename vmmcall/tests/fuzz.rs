@@ -183,6 +183,8 @@ proptest! {
         let bytes = match &want { Ok(n) => n.len() as u64 + 1, Err(_) => cap as u64 };
         let pages = (addr % PAGE + bytes).div_ceil(PAGE).max(1);
         prop_assert!(vcpu.reads as u64 <= pages, "{} reads for {} pages", vcpu.reads, pages);
+        // And each byte once.
+        prop_assert_eq!(vcpu.byte_read_twice(), None, "{:x?}", vcpu.read_log());
     }
 }
 
