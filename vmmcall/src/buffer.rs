@@ -22,9 +22,11 @@
 //! one typed value ([`FromGuestBytes`]), and [`reader`](GuestBuf::reader)
 //! a cursor that reads forward only, for a buffer larger than the
 //! handler's copy. Each consumes the `GuestBuf` (it is neither `Copy` nor
-//! `Clone`), so the safe path has no way to fetch a byte twice: the handler
-//! works on its copy. The host tests check this with the mock vCPU's
-//! read record (`mock::MockVcpu::byte_read_twice`, feature `mock`).
+//! `Clone`), so a handler that keeps to it cannot fetch a byte twice: it
+//! works on its copy. Going around it (a second `GuestBuf::new` of the
+//! same address, [`Caller::read`] of its address) can; the host tests
+//! find that with the mock vCPU's read record
+//! (`mock::MockVcpu::byte_read_twice`, feature `mock`).
 //!
 //! A buffer whose range `[addr, addr + len)` wraps past 2^64 is
 //! [`Error::Fault`] on every access, as docs/ABI.md says of `-EFAULT`.
