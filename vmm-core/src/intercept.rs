@@ -12,9 +12,10 @@
 //!   `0xA1`), the 8254 PIT (`0x40..=0x43`) and system control port B
 //!   (`0x61`, the PIT channel 2 gate). None of them can reach memory: the
 //!   PIC and PIT have no bus-master capability, and the VMM itself uses no
-//!   interrupts. The RTC (`0x70`, `0x71`) is emulated read-only by the run
-//!   loop ([`rtc_read`]). Any other port: `IN` reads all ones (an absent
-//!   device), `OUT` is dropped, string I/O (`INS`/`OUTS`) raises `#GP(0)`.
+//!   interrupts. Every other port exits, and [`crate::ports`] answers: the
+//!   RTC (`0x70`, `0x71`) is emulated read-only, any other `IN` reads all
+//!   ones (an absent device), `OUT` is dropped, string I/O (`INS`/`OUTS`)
+//!   raises `#GP(0)`.
 //!   This also keeps the emulators' exit ports (`0xF4`, `0x8900`, `0x604`)
 //!   and PCI configuration space (`0xCF8`, `0xCFC`) out of the guest's
 //!   reach: only the VMM ends the run, and no device can be made to DMA.
@@ -46,11 +47,6 @@ pub const LINUX_PORTS: [RangeInclusive<u16>; 5] = [
     0xA0..=0xA1,
 ];
 
-/// The RTC's index and data ports, emulated by the run loop.
-pub const RTC_INDEX: u16 = 0x70;
-/// See [`RTC_INDEX`].
-pub const RTC_DATA: u16 = 0x71;
-
 /// The ports `profile` may use directly.
 pub fn guest_ports(profile: Profile) -> &'static [RangeInclusive<u16>] {
     match profile {
@@ -66,18 +62,6 @@ pub fn passes_through(profile: Profile, port: u16, size: u8) -> bool {
     guest_ports(profile)
         .iter()
         .any(|r| port >= *r.start() && last <= u32::from(*r.end()))
-}
-
-/// What the emulated RTC returns for register `index` (MC146818 layout):
-/// the clock and status registers `0x00..=0x0D` come from `real` (the VMM
-/// reads the hardware RTC on the guest's behalf), CMOS RAM above reads 0.
-/// The guest never writes the RTC: writes to the data port are dropped,
-/// and the index port only selects what [`RTC_DATA`] reads.
-pub fn rtc_read(index: u8, real: impl FnOnce(u8) -> u8) -> u8 {
-    match index & 0x7F {
-        i @ 0x00..=0x0D => real(i),
-        _ => 0,
-    }
 }
 
 /// MSRs the guest may read and write directly.
@@ -197,17 +181,6 @@ pub fn vmx_msr_bitmap(map: &mut [u8; 4096]) {
     }
 }
 
-/// What an `IN` from a port the guest may not use reads: all ones, as from
-/// an absent device, in the low `size` bytes of RAX (the rest unchanged for
-/// 1- and 2-byte reads; a 4-byte `IN` zero-extends into RAX, as on hardware).
-pub fn denied_in(rax: u64, size: u8) -> u64 {
-    match size {
-        1 => rax | 0xFF,
-        2 => rax | 0xFFFF,
-        _ => 0xFFFF_FFFF,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,24 +297,5 @@ mod tests {
         );
         assert!(!passes_through(Profile::BareMetal, 0x40, 1));
         assert!(passes_through(Profile::BareMetal, 0x3FC, 4));
-    }
-
-    #[test]
-    fn rtc_is_read_only_clock_registers() {
-        assert_eq!(rtc_read(0x00, |i| 0x40 + i), 0x40);
-        assert_eq!(
-            rtc_read(0x8D, |i| 0x40 + i),
-            0x4D,
-            "the NMI-mask bit is ignored"
-        );
-        assert_eq!(rtc_read(0x0E, |_| unreachable!()), 0);
-        assert_eq!(rtc_read(0x7F, |_| unreachable!()), 0);
-    }
-
-    #[test]
-    fn denied_reads_are_all_ones() {
-        assert_eq!(denied_in(0x1234_5678_9abc_de00, 1), 0x1234_5678_9abc_deff);
-        assert_eq!(denied_in(0x1234_5678_9abc_0000, 2), 0x1234_5678_9abc_ffff);
-        assert_eq!(denied_in(0x1234_5678_0000_0000, 4), 0xffff_ffff);
     }
 }

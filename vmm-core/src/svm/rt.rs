@@ -7,16 +7,19 @@
 
 use super::vmcb::{Vmcb, VmcbSegment};
 use super::SvmError;
+use crate::backend::Backend;
 use crate::cpu::{self, msr, FxArea};
-use crate::exits::{self, Backend};
-use crate::frames::{self, Tables, PAGE};
+use crate::cpuid::CpuidPolicy;
+use crate::exits;
 use crate::guest::{GuestStart, Profile};
-use crate::hv::CpuidPolicy;
-use crate::hv::GuestRam;
 use crate::intercept;
 use crate::nested::{self, Format};
 use crate::physmem::PhysAlloc;
+use crate::rt::frames::{self, Tables, PAGE};
+use crate::stop::Stop;
+use crate::vcpu::GuestRam;
 use crate::vmsr::GuestMsrs;
+use vmexit::VmExit;
 use vmmcall::{GuestRegs, VcpuState};
 
 core::arch::global_asm!(
@@ -152,8 +155,8 @@ fn detect() -> Result<Features, SvmError> {
 
 /// Run the guest to completion under SVM. Returns the exit status the
 /// guest asked for (0 = success) or the failure that stopped it.
-pub fn run(ram: GuestRam, start: GuestStart, alloc: &mut PhysAlloc) -> Result<u32, exits::Stop> {
-    let features = detect().map_err(exits::Stop::Svm)?;
+pub fn run(ram: GuestRam, start: GuestStart, alloc: &mut PhysAlloc) -> Result<u32, Stop> {
+    let features = detect().map_err(Stop::Svm)?;
     log::info!(
         "SVM backend: nested paging on, NRIPS {}",
         if features.nrips {
@@ -164,14 +167,14 @@ pub fn run(ram: GuestRam, start: GuestStart, alloc: &mut PhysAlloc) -> Result<u3
     );
     // SAFETY: EFER exists; setting SVME only enables the SVM instructions.
     unsafe { cpu::wrmsr(msr::EFER, cpu::rdmsr(msr::EFER) | msr::EFER_SVME) };
-    let hsave = alloc_page(alloc).map_err(exits::Stop::Svm)?;
+    let hsave = alloc_page(alloc).map_err(Stop::Svm)?;
     // SAFETY: VM_HSAVE_PA exists with SVM; `hsave` is a page owned by the VMM.
     unsafe { cpu::wrmsr(msr::VM_HSAVE_PA, hsave) };
-    let vmcb_pa = alloc_page(alloc).map_err(exits::Stop::Svm)?;
-    let host_save_pa = alloc_page(alloc).map_err(exits::Stop::Svm)?;
-    let (iopm_pa, msrpm_pa) = permission_maps(alloc, start.profile).map_err(exits::Stop::Svm)?;
+    let vmcb_pa = alloc_page(alloc).map_err(Stop::Svm)?;
+    let host_save_pa = alloc_page(alloc).map_err(Stop::Svm)?;
+    let (iopm_pa, msrpm_pa) = permission_maps(alloc, start.profile).map_err(Stop::Svm)?;
     let n_cr3 = nested::build(&mut Tables(alloc), Format::Npt, ram.host_base, ram.size)
-        .map_err(|_| exits::Stop::Svm(SvmError::OutOfMemory))?;
+        .map_err(|_| Stop::Svm(SvmError::OutOfMemory))?;
     // SAFETY: `vmcb_pa` is a zeroed, page-aligned page owned by the VMM and
     // nothing else refers to it; Vmcb is exactly one page of integers.
     let vmcb = unsafe { &mut *(vmcb_pa as *mut Vmcb) };
@@ -315,11 +318,7 @@ impl VcpuState for SvmBackend<'_> {
 }
 
 impl Backend for SvmBackend<'_> {
-    fn name(&self) -> &'static str {
-        "svm"
-    }
-
-    fn enter(&mut self, regs: &mut GuestRegs) -> exits::RawExit {
+    fn enter(&mut self, regs: &mut GuestRegs) -> VmExit {
         self.vmcb.save.rax = regs.rax;
         self.vmcb.save.rsp = regs.rsp;
         // SAFETY: the VMCB is valid (init_vmcb), EFER.SVME is set, the host
@@ -343,14 +342,15 @@ impl Backend for SvmBackend<'_> {
         regs.rax = self.vmcb.save.rax;
         regs.rsp = self.vmcb.save.rsp;
         let c = &self.vmcb.control;
-        exits::RawExit::Svm {
-            fields: vmexit::SvmExitFields {
+        VmExit::from_svm(
+            &vmexit::SvmExitFields {
                 exitcode: c.exitcode,
                 exitinfo1: c.exitinfo1,
                 exitinfo2: c.exitinfo2,
             },
-            nrip: if self.nrips { c.nrip } else { 0 },
-        }
+            self.vmcb.save.rip,
+            self.nrips.then_some(c.nrip),
+        )
     }
 
     fn rip(&self) -> u64 {
@@ -384,10 +384,6 @@ impl Backend for SvmBackend<'_> {
             ev |= (1 << 11) | (u64::from(code) << 32);
         }
         self.vmcb.control.eventinj = ev;
-    }
-
-    fn msrs(&mut self) -> &mut dyn GuestMsrs {
-        self
     }
 
     fn write_cr(&mut self, _cr: u8, _value: u64) -> bool {

@@ -17,17 +17,21 @@ use super::{
     msr as vmsr, shadow_cr, tss_descriptor, ControlCaps, ControlField, VmFailure, VmxBasic,
     VmxError, TSS_SIZE,
 };
+use crate::backend::Backend;
 use crate::cpu::{self, msr, FxArea};
-use crate::exits::{self, Backend, RawExit, Stop};
-use crate::frames::{self, Tables, PAGE};
+use crate::cpuid::{CpuidPolicy, CPUID1_ECX_VMX};
+use crate::exits;
 use crate::guest::{self, GuestStart, Profile};
-use crate::hv::{CpuidPolicy, GuestRam, CPUID1_ECX_VMX};
 use crate::intercept;
 use crate::nested::{self, Format};
 use crate::physmem::PhysAlloc;
+use crate::rt::frames::{self, Tables, PAGE};
+use crate::stop::Stop;
+use crate::vcpu::GuestRam;
 use crate::vmsr::{GuestMsrs, EFER_LMA, EFER_LME};
 use core::arch::asm;
 use vmexit::vmx::ExitReasonField;
+use vmexit::{VmExit, VmxExitFields};
 use vmmcall::{GuestRegs, VcpuState};
 use x86::controlregs::{Cr0, Cr4};
 use x86::dtables::DescriptorTablePointer;
@@ -854,14 +858,10 @@ impl VcpuState for VmxBackend {
 }
 
 impl Backend for VmxBackend {
-    fn name(&self) -> &'static str {
-        "vmx"
-    }
-
-    fn enter(&mut self, regs: &mut GuestRegs) -> RawExit {
+    fn enter(&mut self, regs: &mut GuestRegs) -> VmExit {
         // A placeholder the run loop treats as a failed entry (bit 31): it
         // stops, and `run` reports `self.failed` instead.
-        let failed = RawExit::Vmx(vmexit::VmxExitFields {
+        let failed = VmExit::from_vmx(&VmxExitFields {
             exit_reason: ExitReasonField::ENTRY_FAILURE,
             ..Default::default()
         });
@@ -942,7 +942,7 @@ impl Backend for VmxBackend {
                 u64::from(vectoring & (EVENT_VALID | 0xFFF)),
             );
         }
-        RawExit::Vmx(vmexit::VmxExitFields {
+        VmExit::from_vmx(&VmxExitFields {
             exit_reason,
             qualification: vmread(ro::EXIT_QUALIFICATION),
             instruction_len: vmread(ro::VMEXIT_INSTRUCTION_LEN) as u32,
@@ -989,10 +989,6 @@ impl Backend for VmxBackend {
             self.write(ctl::VMENTRY_EXCEPTION_ERR_CODE, code.into());
         }
         self.write(ctl::VMENTRY_INTERRUPTION_INFO_FIELD, info.into());
-    }
-
-    fn msrs(&mut self) -> &mut dyn GuestMsrs {
-        self
     }
 
     fn write_cr(&mut self, cr: u8, value: u64) -> bool {
