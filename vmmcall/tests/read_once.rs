@@ -101,6 +101,20 @@ fn several_writes_as_one_write_nothing_on_a_fault() {
     );
 }
 
+#[test]
+fn write_all_keeps_its_rule_through_the_vcpu_wrappers() {
+    // InVm (and the `&mut` vCPU inside it) must forward write_linear_all,
+    // not fall back to the per-range default.
+    let mut vcpu = MockVcpu::new();
+    vcpu.map(0x1000, true, true).map(0x2000, true, false);
+    let registry = Registry::global().unwrap();
+    vcpu.regs.rax = registry.lookup(b"write_all").unwrap().get();
+    [vcpu.regs.rbx, vcpu.regs.rcx] = [0x1000, 0x2000];
+    let mut in_vm = vmmcall::InVm::new(&mut vcpu, 1);
+    assert_eq!(dispatch(registry, &mut in_vm).result, Err(Error::Fault));
+    assert_eq!(vcpu.peek(0x1000, 5), [0; 5], "nothing written");
+}
+
 /// Guest RAM that records every read: data reads and paging-entry reads
 /// apart.
 struct Ram {
