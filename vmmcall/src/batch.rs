@@ -341,6 +341,9 @@ impl Vcpu for EntryVcpu<'_> {
     fn write_linear(&mut self, addr: GuestAddr, data: &[u8]) -> Result<(), MemError> {
         self.inner.write_linear(addr, data)
     }
+    fn write_linear_all(&mut self, writes: &[(GuestAddr, &[u8])]) -> Result<(), MemError> {
+        self.inner.write_linear_all(writes)
+    }
     fn vcpu_id(&self) -> u32 {
         self.inner.vcpu_id()
     }

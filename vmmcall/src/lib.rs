@@ -144,7 +144,7 @@ pub mod vcpu;
 pub use error::{decode_rax, Error};
 
 #[cfg(feature = "registry")]
-pub use buffer::{GuestBuf, GuestBufMut};
+pub use buffer::{FromGuestBytes, GuestBuf, GuestBufMut, GuestBytes, GuestReader};
 #[cfg(feature = "registry")]
 pub use context::{read_cstr, AsDynVcpu, CStrError, Caller, GuestAddr, MemError, Vcpu};
 #[cfg(feature = "registry")]
