@@ -54,6 +54,15 @@
  *    handler has another signature (docs/ABI.md, "Version skew"). The
  *    headers generated from an interface declaration (one typed inline
  *    function per hypercall) use it; see examples/interface/c.
+ * 8. Long calls (docs/ABI.md, "Long calls"): a handler declared `long`
+ *    (VMMCALL_DESCRIBE_LONG) may return to the guest between steps with
+ *    RIP left on the instruction and every register unchanged; the guest
+ *    takes its interrupt and executes the instruction again, which
+ *    continues the call. Nothing to write for it: vmmcall_raw's asm
+ *    re-executes by itself.
+ * 9. vmmcall_batch (function 1 << 40 | 2, vmmcall_batch): many calls in
+ *    one exit; each entry is answered exactly as alone. An older VMM
+ *    answers ENOSYS (vmmcall_batch_supported).
  *
  * Pages the OS has not faulted in. The VMM reads and writes guest memory
  * through the guest's own page tables and injects no page fault: memory
@@ -103,6 +112,10 @@ extern "C" {
 #define VMMCALL_DESCRIBE_NAME_LEN 0xffffull
 #define VMMCALL_DESCRIBE_USER (1ull << 16)
 #define VMMCALL_DESCRIBE_TYPED (1ull << 17)
+#define VMMCALL_DESCRIBE_LONG (1ull << 18)
+#define VMMCALL_BATCH ((1ull << 40) | 2ull)
+#define VMMCALL_BATCH_STOP_ON_ERROR 1ull
+#define VMMCALL_BATCH_MAX_ENTRIES 4096ul
 #define VMMCALL_MAX_NAME_LEN 255
 #define VMMCALL_NAME_BUF_LEN 256
 #define VMMCALL_PAGE_SIZE 4096ul
@@ -380,6 +393,38 @@ static inline vmmcall_u64 vmmcall_describe(const struct vmmcall_vmm *vmm, vmmcal
 {
     vmmcall_prefault_write(buf, len);
     return vmmcall_raw(vmm, VMMCALL_DESCRIBE, n, (vmmcall_u64)(unsigned long)buf, len, 0, 0);
+}
+
+/* One entry of a batch: 48 bytes, as docs/ABI.md lays it out. */
+struct vmmcall_batch_entry {
+    vmmcall_u64 nr;
+    vmmcall_u64 args[5];
+};
+
+/* vmmcall_batch: run `count` entries (at most VMMCALL_BATCH_MAX_ENTRIES)
+ * in one exit; entry i's value or -errno goes to results[i] (decode it
+ * with vmmcall_is_error/vmmcall_errno). flags: 0, or
+ * VMMCALL_BATCH_STOP_ON_ERROR to stop after the first failing entry.
+ * RAX: the number of entries answered (count, or fewer when it stopped),
+ * or an error RAX for the batch itself (EINVAL: bad flags, count too
+ * big, results overlapping the list; EFAULT: the list or the results not
+ * accessible, nothing ran; ENOSYS: a VMM without batches). The
+ * addresses in the entries must be valid for what their calls do. */
+static inline vmmcall_u64 vmmcall_batch(const struct vmmcall_vmm *vmm,
+                                        const struct vmmcall_batch_entry *entries,
+                                        unsigned long count, vmmcall_u64 *results,
+                                        vmmcall_u64 flags)
+{
+    vmmcall_prefault_read(entries, count * sizeof(*entries));
+    vmmcall_prefault_write(results, count * sizeof(*results));
+    return vmmcall_raw(vmm, VMMCALL_BATCH, (vmmcall_u64)(unsigned long)entries, count,
+                       (vmmcall_u64)(unsigned long)results, flags, 0);
+}
+
+/* Whether the VMM runs batches: a batch of no entries answers 0. */
+static inline int vmmcall_batch_supported(const struct vmmcall_vmm *vmm)
+{
+    return vmmcall_raw(vmm, VMMCALL_BATCH, 0, 0, 0, 0, 0) == 0;
 }
 
 #ifdef __cplusplus

@@ -341,6 +341,11 @@ pub struct Described<'b> {
     /// Whether it was declared in an interface (`vmmcall::interface!`):
     /// [`lookup_typed`] finds it with its signature digest.
     pub typed: bool,
+    /// Whether it is declared `long`: the VMM may return to the guest
+    /// between its steps, and the guest continues it by executing the
+    /// instruction again, which happens by itself (docs/ABI.md, "Long
+    /// calls").
+    pub long: bool,
 }
 
 /// How many handlers the VMM has: function numbers `1..=N` are theirs
@@ -397,7 +402,81 @@ pub fn describe(number: u64, name: &mut [u8]) -> Result<Described<'_>, Error> {
         name_len,
         user: flags & abi::DESCRIBE_USER != 0,
         typed: flags & abi::DESCRIBE_TYPED != 0,
+        long: flags & abi::DESCRIBE_LONG != 0,
     })
+}
+
+/// One entry of a [`batch`]: a function number and its five arguments.
+pub use abi::BatchEntry;
+
+/// Whether the VMM runs batches (`vmmcall_batch` with no entries answers
+/// 0; an older VMM answers `-ENOSYS`).
+pub fn batch_supported() -> bool {
+    let Ok(insn) = instruction() else {
+        return false;
+    };
+    // SAFETY: the VMM is present; a batch of 0 entries reads and writes
+    // nothing.
+    let raw = unsafe { raw_hypercall(insn, abi::BATCH, [0; 5]) };
+    raw == 0
+}
+
+/// Run `entries` in one exit (`vmmcall_batch`, docs/ABI.md): entry `i`'s
+/// value or `-errno` goes to `results[i]` (decode it with
+/// [`Error::check`]), each answered exactly as if it were called alone.
+/// With `stop_on_error`, the batch stops after the first entry that fails.
+///
+/// Returns how many entries were answered: `entries.len()`, or fewer when
+/// it stopped (the last answered is the failing one, or one that stopped
+/// the guest). Errors: [`Error::Invalid`] for more than 4096 entries or
+/// `results` shorter than `entries`; [`Error::NoSys`] from a VMM without
+/// batches ([`batch_supported`]).
+///
+/// A long batch may be continued across several exits, like a long call;
+/// nothing to do for that.
+///
+/// # Safety
+/// As [`call_number`] for every entry: addresses in the entries' arguments
+/// must be valid for what their functions do with them.
+pub unsafe fn batch(
+    entries: &[BatchEntry],
+    results: &mut [u64],
+    stop_on_error: bool,
+) -> Result<usize, Error> {
+    if results.len() < entries.len() || entries.len() as u64 > abi::BATCH_MAX_ENTRIES {
+        return Err(Error::Invalid);
+    }
+    let insn = instruction()?;
+    let list_bytes = core::mem::size_of_val(entries);
+    // SAFETY: both are slices we hold: valid for reads (and `results`
+    // exclusively for writes) of their lengths.
+    unsafe {
+        prefault(entries.as_ptr().cast(), list_bytes);
+        prefault_mut(results.as_mut_ptr().cast(), entries.len() * 8);
+    }
+    let flags = if stop_on_error {
+        abi::BATCH_STOP_ON_ERROR
+    } else {
+        0
+    };
+    // SAFETY: the VMM is present; vmmcall_batch reads the list
+    // (`BatchEntry` is `repr(C)`, the 48-byte layout of docs/ABI.md) and
+    // writes one u64 per entry into `results`, which is ours and long
+    // enough; the caller vouches for what the entries do.
+    let raw = unsafe {
+        raw_hypercall(
+            insn,
+            abi::BATCH,
+            [
+                entries.as_ptr() as u64,
+                entries.len() as u64,
+                results.as_mut_ptr() as u64,
+                flags,
+                0,
+            ],
+        )
+    };
+    Error::check(raw).map(|n| n as usize)
 }
 
 /// Call function `number` directly (no lookup). Prefer [`call!`].

@@ -114,6 +114,9 @@ pub struct BatchEntry {
     pub args: [u64; MAX_ARGS],
 }
 
+// The guest passes a slice of `BatchEntry` as the list itself.
+const _: () = assert!(core::mem::size_of::<BatchEntry>() == BATCH_ENTRY_SIZE as usize);
+
 impl BatchEntry {
     /// An entry calling `number` with `args`.
     pub const fn new(number: u64, args: [u64; MAX_ARGS]) -> Self {

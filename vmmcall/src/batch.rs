@@ -6,26 +6,24 @@
 //! entry's descriptor, so an entry is answered exactly as it would be
 //! alone (privilege, `-ENOSYS`, the built-in functions, call counts,
 //! `stop`). The descriptors are copied into the VMM in groups of
-//! [`GROUP`] before they run and used from the copy; the entry in
-//! progress when a batch yields is kept in the VMM's continuation slot
-//! ([`crate::step`]), never read again.
+//! [`GROUP`] before they run and used from the copy; when a batch yields,
+//! the descriptors it read and has not finished (the entry in progress
+//! and the rest of its group) are kept in the VMM's continuation slot
+//! ([`crate::step`]): no descriptor is ever read twice.
 
 use crate::abi::{
     is_error, BatchEntry, BATCH, BATCH_ENTRY_SIZE, BATCH_MAX_ENTRIES, BATCH_STOP_ON_ERROR, MAX_ARGS,
 };
 use crate::budget::guest_log;
 use crate::dispatch::answer;
-use crate::step::{must_yield, Key, Stepper};
+use crate::step::{must_yield, Desc, Key, Stepper, BATCH_GROUP};
 use crate::{
     dispatch, Error, Gpr, GuestAddr, GuestRegs, MemError, Outcome, Registers, Registry, Vcpu,
 };
 use core::any::Any;
 
 /// Descriptors copied from guest memory at once (384 bytes of VMM stack).
-pub(crate) const GROUP: usize = 8;
-
-/// One descriptor as the VMM keeps it: number, then the five arguments.
-type Desc = [u64; 1 + MAX_ARGS];
+const GROUP: usize = BATCH_GROUP;
 
 /// How a batch ended in this exit.
 enum Ended {
@@ -109,9 +107,11 @@ fn run(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> Result<Ended, Error
     }
     let cpl = vcpu.cpl();
     // Where this exit starts: entry 0 of a new batch, or where a batch
-    // that yielded stopped (and the entry it was in, as read then).
-    let (start, mut resumed_entry, stepping) = match vcpu.stepper() {
-        None => (0, None, false),
+    // that yielded stopped, with the descriptors it had read after that
+    // (the first one in progress if `started`).
+    let mut descs = [[0u64; 1 + MAX_ARGS]; GROUP];
+    let (start, mut kept, mut started, stepping) = match vcpu.stepper() {
+        None => (0, 0, false, false),
         Some(st) => {
             let key = Key {
                 number: BATCH,
@@ -122,8 +122,8 @@ fn run(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> Result<Ended, Error
             };
             let conts = st.continuations();
             conts.begin(key, true);
-            let (next, entry) = conts.batch_position();
-            (next, entry, true)
+            let (next, kept, started) = conts.batch_position(&mut descs);
+            (next, kept, started, true)
         }
     };
     // Check first: every remaining result can be written now.
@@ -134,16 +134,8 @@ fn run(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> Result<Ended, Error
     let mut i = start;
     while i < count {
         let group = usize::try_from(count.wrapping_sub(i)).map_or(GROUP, |left| left.min(GROUP));
-        let mut descs = [[0u64; 1 + MAX_ARGS]; GROUP];
-        let fresh_from = match resumed_entry.take() {
-            Some(entry) => {
-                if let Some(first) = descs.first_mut() {
-                    *first = entry;
-                }
-                1
-            }
-            None => 0,
-        };
+        // Descriptors kept from the last exit first, then fresh ones.
+        let fresh_from = kept.min(group);
         read_group(
             vcpu,
             list,
@@ -151,19 +143,21 @@ fn run(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> Result<Ended, Error
             fresh_from,
             descs.get_mut(..group).unwrap_or_default(),
         )?;
+        kept = 0;
         let mut out = [0u64; GROUP];
         let mut answered_here = 0usize;
         let mut ended: Option<Ended> = None;
         for (j, desc) in descs.iter().take(group).enumerate() {
             let index = i.wrapping_add(j as u64);
             let [number, ..] = *desc;
+            let resumed = core::mem::take(&mut started);
             let (result, stop) = if number == BATCH {
                 // No nested batch: no recursion, a bounded VMM stack.
                 (Err(Error::Invalid), None)
             } else {
                 if let Some(st) = vcpu.stepper().filter(|_| stepping) {
                     let long = registry.get(number).is_some_and(|h| h.is_long());
-                    st.continuations().batch_entry(*desc, long);
+                    st.continuations().batch_entry(long, resumed);
                 }
                 let done = dispatch(
                     registry,
@@ -173,6 +167,8 @@ fn run(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> Result<Ended, Error
                     },
                 );
                 if done.pending {
+                    // This entry and the rest of the group wait, read.
+                    save(vcpu, index, descs.get(j..group), true);
                     ended = Some(Ended::Pending { stop: done.stop });
                     break;
                 }
@@ -195,6 +191,8 @@ fn run(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> Result<Ended, Error
                 if let Some(st) = vcpu.stepper().filter(|_| stepping) {
                     let after = st.continuations().batch_step(answered);
                     if must_yield(st, after) {
+                        let rest = descs.get(answered_here..group);
+                        save(vcpu, answered, rest, false);
                         ended = Some(Ended::Pending { stop: None });
                         break;
                     }
@@ -216,6 +214,15 @@ fn run(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> Result<Ended, Error
         answered: count,
         stop: None,
     })
+}
+
+/// A batch yields at entry `next`: keep the descriptors already read from
+/// there on (`started`: the first is in progress).
+fn save(vcpu: &mut dyn Vcpu, next: u64, ahead: Option<&[Desc]>, started: bool) {
+    if let Some(st) = vcpu.stepper() {
+        st.continuations()
+            .batch_save(next, ahead.unwrap_or_default(), started);
+    }
 }
 
 fn fault(what: &str, e: MemError) -> Error {

@@ -71,6 +71,12 @@
 
 use crate::abi::MAX_ARGS;
 
+/// A batch descriptor as the VMM keeps it: number, five arguments.
+pub(crate) type Desc = [u64; 1 + MAX_ARGS];
+
+/// Batch descriptors read from guest memory at once.
+pub(crate) const BATCH_GROUP: usize = 8;
+
 /// Words of progress a step-wise handler keeps between steps.
 pub const PROGRESS_WORDS: usize = 4;
 
@@ -134,8 +140,14 @@ struct Slot {
     progress: [u64; PROGRESS_WORDS],
     /// A batch: the entries answered so far.
     next: u64,
-    /// A batch: the descriptor of the entry in progress, as read once.
-    entry: Option<[u64; 1 + MAX_ARGS]>,
+    /// A batch: the descriptors of entries `next ..` already read from
+    /// guest memory (at most a group), kept so that none is read twice.
+    ahead: [Desc; BATCH_GROUP],
+    /// How many of `ahead` are valid.
+    ahead_len: usize,
+    /// A batch: `ahead[0]` is an entry in progress (its progress is
+    /// `progress`).
+    started: bool,
     /// When it last ran (for eviction).
     used: u64,
 }
@@ -194,7 +206,9 @@ impl Continuations {
             },
             progress: [0; PROGRESS_WORDS],
             next: 0,
-            entry: None,
+            ahead: [[0; 1 + MAX_ARGS]; BATCH_GROUP],
+            ahead_len: 0,
+            started: false,
             used: 0,
         };
         Continuations {
@@ -349,26 +363,43 @@ impl Continuations {
         self.in_batch && self.active.is_some()
     }
 
-    /// A batch: the entries answered so far and the entry in progress.
-    pub(crate) fn batch_position(&self) -> (u64, Option<[u64; 1 + MAX_ARGS]>) {
+    /// A batch: the entries answered so far, the descriptors already read
+    /// after them, and whether the first of those is in progress.
+    pub(crate) fn batch_position(&self, ahead: &mut [Desc]) -> (u64, usize, bool) {
         match self.active.and_then(|i| self.slots.get(i)) {
-            Some(s) => (s.next, s.entry),
-            None => (0, None),
+            Some(s) => {
+                let kept = s.ahead.get(..s.ahead_len).unwrap_or_default();
+                for (to, from) in ahead.iter_mut().zip(kept) {
+                    *to = *from;
+                }
+                (s.next, s.ahead_len.min(ahead.len()), s.started)
+            }
+            None => (0, 0, false),
         }
     }
 
-    /// A batch starts the entry `entry` (its descriptor as read once):
-    /// fresh progress unless it is the one that yielded.
-    pub(crate) fn batch_entry(&mut self, entry: [u64; 1 + MAX_ARGS], long: bool) {
-        let resumed = match self.slot() {
-            Some(s) if s.entry == Some(entry) => true,
-            Some(s) => {
-                s.entry = Some(entry);
-                s.progress = [0; PROGRESS_WORDS];
-                false
+    /// A batch yields: `next` entries are answered, `ahead` are the
+    /// descriptors read after them, the first in progress if `started`.
+    pub(crate) fn batch_save(&mut self, next: u64, ahead: &[Desc], started: bool) {
+        if let Some(s) = self.slot() {
+            s.next = next;
+            s.ahead_len = 0;
+            for (to, from) in s.ahead.iter_mut().zip(ahead) {
+                *to = *from;
+                s.ahead_len = s.ahead_len.saturating_add(1);
             }
-            None => false,
-        };
+            s.started = started && s.ahead_len > 0;
+        }
+    }
+
+    /// A batch starts an entry: fresh progress unless it `resumed` the
+    /// entry in progress; `long`: its handler works in steps.
+    pub(crate) fn batch_entry(&mut self, long: bool, resumed: bool) {
+        if !resumed {
+            if let Some(s) = self.slot() {
+                s.progress = [0; PROGRESS_WORDS];
+            }
+        }
         self.entry_resumed = resumed;
         self.stepping = long;
     }
@@ -385,7 +416,6 @@ impl Continuations {
         self.entry_resumed = false;
         if let Some(s) = self.slot() {
             s.next = next;
-            s.entry = None;
             s.progress = [0; PROGRESS_WORDS];
         }
         self.after_step()

@@ -663,3 +663,20 @@ fn a_long_batch_yields_and_reads_each_descriptor_once() {
         vec![0x33; 4 * PAGE as usize]
     );
 }
+
+#[test]
+fn a_batch_reads_each_descriptor_once_across_steps() {
+    // 20 entries in groups of 8, a yield after every 3 and at random
+    // interrupts: the descriptors read ahead wait in the VMM.
+    let entries: Vec<BatchEntry> = (0..20u64)
+        .map(|i| BatchEntry::new(num("t_add"), [i, 7, 0, 0, 0]))
+        .collect();
+    let mut v = batch_vcpu(&entries);
+    v.stepper = vcpu_with(0, 3).stepper;
+    v.stepper.as_mut().unwrap().interrupts = [false, true, true, false, true].into();
+    let (out, exits) = run_to_end(&mut v);
+    assert_eq!(out.result, Ok(20));
+    assert!(exits > 5);
+    assert_eq!(v.byte_read_twice(), None, "{:x?}", v.read_log());
+    assert_eq!(results(&v, 20), (7..27).collect::<Vec<u64>>());
+}

@@ -52,10 +52,16 @@ pub(super) fn handler_items(call: &Call) -> (Vec<TokenStream2>, TokenStream2) {
     });
     let thunk = format_ident!("__vmmcall_thunk_{}", ident.unraw());
     let hconst = handler_const(ident);
+    let typed = quote!(#vm::Handler::typed(#name, #user, #thunk::<Self>, #digest));
+    let long_handler = if call.long {
+        quote!(#typed.long())
+    } else {
+        typed
+    };
     trait_items.push(quote! {
         #[doc(hidden)]
         #[allow(non_upper_case_globals, clippy::declare_interior_mutable_const)]
-        const #hconst: #vm::Handler = #vm::Handler::typed(#name, #user, #thunk::<Self>, #digest);
+        const #hconst: #vm::Handler = #long_handler;
     });
     // Registers to parameters, in ABI order.
     let mut reg = 0usize;

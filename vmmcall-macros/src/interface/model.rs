@@ -130,6 +130,10 @@ pub(super) struct Param {
 pub(super) struct Call {
     pub(super) docs: Vec<Attribute>,
     pub(super) user: bool,
+    /// `#[long]`: the handler works in steps (docs/ABI.md, "Long calls").
+    /// Not part of the signature digest: registers and types are the same,
+    /// and the guest re-executes a yielded call without knowing.
+    pub(super) long: bool,
     pub(super) ident: Ident,
     /// The hypercall name: the function's name without `r#`.
     pub(super) name: String,

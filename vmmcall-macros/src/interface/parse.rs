@@ -112,6 +112,7 @@ fn parse_call(attrs: Vec<Attribute>, sig: &syn::Signature, errors: &mut Errors) 
         ok = false;
     };
     let mut user = false;
+    let mut long = false;
     let mut docs = Vec::new();
     for a in attrs {
         if a.path().is_ident("doc") {
@@ -123,11 +124,18 @@ fn parse_call(attrs: Vec<Attribute>, sig: &syn::Signature, errors: &mut Errors) 
                 bad(errors, &a, "`#[user]` is given twice");
             }
             user = true;
+        } else if a.path().is_ident("long") {
+            if !matches!(a.meta, syn::Meta::Path(_)) {
+                bad(errors, &a, "`#[long]` takes no value");
+            } else if long {
+                bad(errors, &a, "`#[long]` is given twice");
+            }
+            long = true;
         } else {
             bad(
                 errors,
                 &a,
-                "the attributes of a declared hypercall are doc comments and `#[user]` (callable from any CPL)",
+                "the attributes of a declared hypercall are doc comments, `#[user]` (callable from any CPL) and `#[long]` (works in steps)",
             );
         }
     }
@@ -241,6 +249,7 @@ fn parse_call(attrs: Vec<Attribute>, sig: &syn::Signature, errors: &mut Errors) 
         (true, Some(ret)) => Some(Call {
             docs,
             user,
+            long,
             ident: sig.ident.clone(),
             name,
             params,
@@ -358,7 +367,7 @@ mod tests {
             "cannot be generic",
             "a declared parameter is",
             "reserved",
-            "doc comments and `#[user]`",
+            "doc comments, `#[user]`",
             "declares `h` twice",
             "first declared here",
             "only hypercall declarations",
