@@ -448,12 +448,10 @@ pub unsafe fn batch(
     }
     let insn = instruction()?;
     let list_bytes = core::mem::size_of_val(entries);
-    // SAFETY: both are slices we hold: valid for reads (and `results`
-    // exclusively for writes) of their lengths.
-    unsafe {
-        prefault(entries.as_ptr().cast(), list_bytes);
-        prefault_mut(results.as_mut_ptr().cast(), entries.len() * 8);
-    }
+    // SAFETY: a shared slice is valid for reads of its length.
+    unsafe { prefault(entries.as_ptr().cast(), list_bytes) };
+    // SAFETY: `results` is exclusively ours, at least `entries.len()` u64s.
+    unsafe { prefault_mut(results.as_mut_ptr().cast(), entries.len() * 8) };
     let flags = if stop_on_error {
         abi::BATCH_STOP_ON_ERROR
     } else {

@@ -4,6 +4,8 @@
 //! vmmcall [--json] detect             is the VMM there, which ABI version
 //! vmmcall [--json] list               every hypercall: number, name, ring 3 or not
 //! vmmcall [--json] call NAME [ARG...] call NAME with up to five integers
+//! vmmcall [--json] batch [--stop-on-error] NAME [ARG...] [, NAME [ARG...]]...
+//!                                     the calls in one exit (vmmcall_batch)
 //! ```
 //!
 //! `cargo xtask linux` puts it in every initramfs as `/bin/vmmcall`, so
@@ -16,7 +18,10 @@
 //!   (`typed`: declared in an interface);
 //!   a handler whose name ring 3 may not see has `"name":null`;
 //! - `call`: `{"name":"hello","number":2,"args":[5],"rax":"0xa","result":10}`,
-//!   or with `"error":"EPERM","errno":1` instead of `"result"`.
+//!   or with `"error":"EPERM","errno":1` instead of `"result"`;
+//! - `batch`: `{"answered":2,"entries":[{"name":"hello","number":2,"args":[5],"rax":"0xa","result":10},...]}`,
+//!   one object per entry as for `call` (entries after a stop have
+//!   `"answered":false`). Exit status 1 if any answered entry failed.
 //!
 //! Arguments are decimal (`5`, `-1`), hexadecimal (`0x10`), octal (`0o17`)
 //! or binary (`0b101`); negative numbers are passed in two's complement,
@@ -37,6 +42,8 @@ usage: vmmcall [--json] COMMAND
   detect               whether the vmmcall VMM is there, and its ABI version
   list                 every hypercall: number, name, whether ring 3 may call it
   call NAME [ARG...]   call NAME with up to five integer arguments (RBX, RCX, RDX, RSI, RDI)
+  batch [--stop-on-error] NAME [ARG...] [, NAME [ARG...]]...
+                       the calls, separated by `,`, in one exit (vmmcall_batch)
   help                 this text
 ";
 
@@ -368,6 +375,120 @@ fn call(json: bool, name: &str, args: &[String]) -> ExitCode {
     }
 }
 
+/// The entries of `batch`: words split at `,`, each a name and up to five
+/// integers.
+fn parse_batch(words: &[String]) -> Result<Vec<(String, Vec<u64>)>, String> {
+    let mut entries = Vec::new();
+    for part in words.split(|w| w == ",") {
+        let Some((name, args)) = part.split_first() else {
+            return Err("an empty entry (two commas, or a comma at an end)".into());
+        };
+        if args.len() > abi::MAX_ARGS {
+            return Err(format!("`{name}`: at most {} arguments", abi::MAX_ARGS));
+        }
+        let args = args
+            .iter()
+            .map(|a| parse_arg(a).ok_or_else(|| format!("`{a}` is not an integer")))
+            .collect::<Result<Vec<u64>, String>>()?;
+        entries.push((name.clone(), args));
+    }
+    if entries.len() as u64 > abi::BATCH_MAX_ENTRIES {
+        return Err(format!("at most {} entries", abi::BATCH_MAX_ENTRIES));
+    }
+    Ok(entries)
+}
+
+fn batch(json: bool, words: &[String]) -> ExitCode {
+    let (stop_on_error, words) = match words.split_first() {
+        Some((first, rest)) if first == "--stop-on-error" => (true, rest),
+        _ => (false, words),
+    };
+    let parsed = match parse_batch(words) {
+        Ok(p) => p,
+        Err(why) => {
+            eprintln!("vmmcall: batch: {why}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut entries = Vec::with_capacity(parsed.len());
+    for (name, args) in &parsed {
+        let mut name_nul = name.as_bytes().to_vec();
+        name_nul.push(0);
+        let number = match guest_sdk::lookup(&name_nul) {
+            Ok(n) => n,
+            Err(e) => {
+                eprintln!("vmmcall: batch: `{name}`: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let mut regs = [0u64; abi::MAX_ARGS];
+        regs[..args.len()].copy_from_slice(args);
+        entries.push(guest_sdk::BatchEntry::new(number, regs));
+    }
+    let mut results = vec![0u64; entries.len()];
+    drain_stdout();
+    // SAFETY: as for `call`: the arguments are the integers typed, never
+    // an address of this program's memory.
+    let answered = match unsafe { guest_sdk::batch(&entries, &mut results, stop_on_error) } {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("vmmcall: batch: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut failed = false;
+    let mut shown = Vec::new();
+    for (i, ((name, args), entry)) in parsed.iter().zip(&entries).enumerate() {
+        let head = format!(
+            "{{\"name\":{},\"number\":{},\"args\":[{}]",
+            json_str(name.as_bytes()),
+            entry.number,
+            args.iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        if i >= answered {
+            shown.push(format!("{head},\"answered\":false}}"));
+            if !json {
+                println!("{name}: not run");
+            }
+            continue;
+        }
+        let rax = results[i];
+        match Error::check(rax) {
+            Ok(v) => {
+                shown.push(format!("{head},\"rax\":\"{v:#x}\",\"result\":{v}}}"));
+                if !json {
+                    println!("{name}: {v}");
+                }
+            }
+            Err(e) => {
+                failed = true;
+                let errno = e.errno().unwrap_or(0);
+                shown.push(format!(
+                    "{head},\"rax\":\"{rax:#x}\",\"error\":\"{}\",\"errno\":{errno}}}",
+                    errno_name(errno)
+                ));
+                if !json {
+                    println!("{name}: {}", errno_name(errno));
+                }
+            }
+        }
+    }
+    if json {
+        println!(
+            "{{\"answered\":{answered},\"entries\":[{}]}}",
+            shown.join(",")
+        );
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
 fn main() -> ExitCode {
     let mut json = false;
     let mut words: Vec<String> = Vec::new();
@@ -396,6 +517,7 @@ fn main() -> ExitCode {
         Some("detect") if words.len() == 1 => detect(json),
         Some("list") if words.len() == 1 => list(json),
         Some("call") if words.len() >= 2 => call(json, &words[1], &words[2..]),
+        Some("batch") if words.len() >= 2 => batch(json, &words[1..]),
         Some("help") => {
             print!("{USAGE}");
             ExitCode::SUCCESS
@@ -427,6 +549,23 @@ mod tests {
         assert_eq!(parse_arg("five"), None);
         assert_eq!(parse_arg(""), None);
         assert_eq!(parse_arg("0x"), None);
+    }
+
+    #[test]
+    fn batch_entries_split_at_commas() {
+        let w = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        assert_eq!(
+            parse_batch(&w("hello 5 , print , add 0x10 -1")),
+            Ok(vec![
+                ("hello".into(), vec![5]),
+                ("print".into(), vec![]),
+                ("add".into(), vec![16, u64::MAX]),
+            ])
+        );
+        assert!(parse_batch(&w("hello , , print")).is_err());
+        assert!(parse_batch(&w("hello ,")).is_err());
+        assert!(parse_batch(&w("hello 1 2 3 4 5 6")).is_err());
+        assert!(parse_batch(&w("hello x")).is_err());
     }
 
     #[test]
