@@ -52,10 +52,13 @@ pub type HandlerFn = fn(&mut Caller<'_>) -> Result<u64, Error>;
 /// [`macro@crate::vmmcall`].
 pub struct Handler {
     name: &'static str,
-    /// [`FLAG_USER`] and [`FLAG_LONG`]: one byte, so that dispatch's hot
-    /// path tells a plain `user` handler from everything else with one
-    /// compare.
+    /// [`FLAG_USER`] and [`FLAG_LONG`].
     flags: u8,
+    /// `user` and not `long`: its own byte, so that dispatch's hot path
+    /// tells the common handler from the others with one compare of
+    /// memory (testing `flags` for it made the compiler load the byte
+    /// into a register first: one instruction more per call).
+    plain_user: bool,
     func: HandlerFn,
     /// The declared signature's digest ([`crate::abi::signature_digest`]),
     /// 0 for a handler without a declaration (plain `#[vmmcall]`).
@@ -71,6 +74,7 @@ impl Handler {
         Handler {
             name,
             flags: user_flag(user),
+            plain_user: user,
             func,
             signature: 0,
         }
@@ -82,6 +86,7 @@ impl Handler {
     /// and `#[long]` in an interface make it.
     pub const fn long(mut self) -> Self {
         self.flags |= FLAG_LONG;
+        self.plain_user = false;
         self
     }
 
@@ -93,6 +98,7 @@ impl Handler {
         Handler {
             name,
             flags: user_flag(user),
+            plain_user: user,
             func,
             signature,
         }
@@ -129,7 +135,7 @@ impl Handler {
     /// dispatch runs without looking further.
     #[inline]
     pub(crate) fn plain_user(&self) -> bool {
-        self.flags == FLAG_USER
+        self.plain_user
     }
 
     /// Run the handler on `caller`. [`dispatch`](crate::dispatch) counts

@@ -3,7 +3,9 @@
 //! from there would not tell it, except the names of the handlers it may
 //! call.
 
-use vmmcall::abi::{DESCRIBE, DESCRIBE_NAME, DESCRIBE_NAME_LEN, DESCRIBE_USER, LOOKUP_TYPED};
+use vmmcall::abi::{
+    BATCH, DESCRIBE, DESCRIBE_NAME, DESCRIBE_NAME_LEN, DESCRIBE_USER, LOOKUP_TYPED,
+};
 use vmmcall::mock::MockVcpu;
 use vmmcall::{dispatch, vmmcall, Caller, Error, GuestAddr, GuestRegs, MemError, Registry, Vcpu};
 
@@ -213,7 +215,8 @@ fn describe_answers_as_a_call_would_for_every_refusal() {
         0xffff_ffff,
         DESCRIBE,
         LOOKUP_TYPED,
-        DESCRIBE + 2,
+        BATCH,
+        DESCRIBE + 3,
         1 << 63,
         u64::MAX,
     ];
@@ -223,7 +226,7 @@ fn describe_answers_as_a_call_would_for_every_refusal() {
             let described = describe(&mut v, n, BUF, 4096);
             let called = call(&mut vcpu(cpl), n);
             let refusal = |rax: u64| (rax == ERR_PERM || rax == ERR_NOSYS).then_some(rax);
-            if n == DESCRIBE || n == LOOKUP_TYPED {
+            if n == DESCRIBE || n == LOOKUP_TYPED || n == BATCH {
                 // Built-in functions, not handlers: nothing to describe.
                 assert_eq!(described, ERR_NOSYS, "no handler has number {n:#x}");
             } else {

@@ -107,6 +107,35 @@ fn t_plain_steps(cx: &mut Caller) -> Result<u64, Error> {
 
 vmmcall::exit_hypercall!();
 
+vmmcall::interface! {
+    /// An interface with a long call.
+    pub mod lz {
+        /// `out` becomes `byte`, one page per step.
+        #[user]
+        #[long]
+        fn lz_fill(out: &mut [u8], byte: u8) -> u64;
+    }
+}
+
+struct Lz;
+
+#[vmmcall::vmmcall]
+impl lz::Handlers for Lz {
+    fn lz_fill(cx: &mut Caller<'_>, out: vmmcall::GuestBufMut, byte: u8) -> Result<u64, Error> {
+        let [mut done, ..] = cx.progress();
+        while done < out.len() {
+            let at = out.addr().get().wrapping_add(done);
+            let n = (PAGE - at % PAGE).min(out.len() - done);
+            out.write_at(cx, done, &[byte; PAGE as usize][..n as usize])?;
+            done += n;
+            if done < out.len() {
+                cx.step([done, 0, 0, 0])?;
+            }
+        }
+        Ok(out.len())
+    }
+}
+
 fn reg() -> &'static Registry<'static> {
     Registry::global().expect("registry")
 }
@@ -170,7 +199,7 @@ fn case(name: &str, seed: u64, v: &mut MockVcpu) {
     let off = seed % 3000;
     let len = 1 + seed % (3 * PAGE + 17);
     match name {
-        "t_fill" => set_call(v, num(name), [base + off, len, seed & 0xFF, 0, 0]),
+        "t_fill" | "lz_fill" => set_call(v, num(name), [base + off, len, seed & 0xFF, 0, 0]),
         "t_sum" => set_call(v, num(name), [base + off, len, 0, 0, 0]),
         "t_copy" => set_call(
             v,
@@ -249,7 +278,7 @@ fn every_long_handler_has_a_case() {
         let mut v = vcpu_with(8, 1);
         case(name, 7, &mut v); // panics for a step-wise handler without one
     }
-    assert!(step_wise().len() >= 4);
+    assert!(step_wise().len() >= 5);
 }
 
 #[test]
@@ -436,6 +465,12 @@ fn more_nested_long_calls_than_slots_restart_the_oldest() {
 #[test]
 fn describe_reports_long() {
     let mut v = MockVcpu::new();
+    set_call(&mut v, DESCRIBE, [num("lz_fill"), 0, 0, 0, 0]);
+    assert_ne!(
+        dispatch(reg(), &mut v).result.unwrap() & DESCRIBE_LONG,
+        0,
+        "declared #[long] in an interface"
+    );
     set_call(&mut v, DESCRIBE, [num("t_fill"), 0, 0, 0, 0]);
     assert_ne!(dispatch(reg(), &mut v).result.unwrap() & DESCRIBE_LONG, 0);
     set_call(&mut v, DESCRIBE, [num("t_add"), 0, 0, 0, 0]);
