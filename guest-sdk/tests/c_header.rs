@@ -91,6 +91,14 @@ int probe(void)
     if (vmmcall_is_error(vmmcall_describe(&vmm, 1, name, sizeof name)))
         return -1;
     vmmcall_prefault_read(name, sizeof name);
+    if (vmmcall_batch_supported(&vmm)) {
+        struct vmmcall_batch_entry e[2] = {{1, {5, 0, 0, 0, 0}}, {2, {0}}};
+        vmmcall_u64 results[2];
+        typedef char entry_is_48_bytes[sizeof(struct vmmcall_batch_entry) == 48 ? 1 : -1];
+        (void)sizeof(entry_is_48_bytes);
+        if (vmmcall_batch(&vmm, e, 2, results, VMMCALL_BATCH_STOP_ON_ERROR) != 2)
+            return -1;
+    }
     return vmmcall_call(&vmm, "hello", 5, 0, 0, 0, 0, &r) ? -1 : (int)r;
 }
 "#,
