@@ -715,3 +715,72 @@ fn a_batch_reads_each_descriptor_once_across_steps() {
     assert_eq!(v.byte_read_twice(), None, "{:x?}", v.read_log());
     assert_eq!(results(&v, 20), (7..27).collect::<Vec<u64>>());
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Hostile batches: random registers and descriptors (numbers among
+    /// the handlers, the built-ins, the batch itself and noise), pages
+    /// mapped or not, user or not, writable or not, any CPL, with and
+    /// without steps. Never a panic or a loop; only RAX changes; RAX is
+    /// an error or at most the count; the list is read once.
+    #[test]
+    fn hostile_batches_end_in_a_documented_result(
+        words in proptest::collection::vec(any::<u64>(), 48),
+        picks in proptest::collection::vec(0usize..8, 8),
+        regs in proptest::array::uniform5(any::<u64>()),
+        pages in proptest::collection::vec((any::<bool>(), any::<bool>(), any::<bool>()), 4),
+        cpl in 0u8..4,
+        near in any::<bool>(),
+        stepped in any::<bool>(),
+    ) {
+        let mut v = MockVcpu::new();
+        v.cpl = cpl;
+        for (i, &(mapped, user, writable)) in pages.iter().enumerate() {
+            if mapped {
+                v.map(LIST + i as u64 * PAGE, user, writable);
+            }
+        }
+        let numbers = [
+            BATCH, num("t_add"), num("t_kernel"), num("t_fails"), num("t_fill"),
+            DESCRIBE, 0, u64::MAX,
+        ];
+        // Descriptors at the start of the first page, when it is mapped.
+        if pages[0].0 {
+            for (i, chunk) in words.chunks(6).enumerate() {
+                let mut e = BatchEntry::new(numbers[picks[i]], [0; 5]);
+                e.args.copy_from_slice(&chunk[1..6]);
+                if e.number == num("t_fill") {
+                    e.args[0] = LIST + PAGE + e.args[0] % (2 * PAGE);
+                    e.args[1] %= 2 * PAGE;
+                }
+                v.poke(LIST + i as u64 * BATCH_ENTRY_SIZE, &e.to_bytes());
+            }
+        }
+        let mut args = regs;
+        if near {
+            args[0] = LIST + regs[0] % 64;
+            args[1] = regs[1] % 12;
+            args[2] = LIST + PAGE + regs[2] % (3 * PAGE);
+            args[3] = regs[3] % 3;
+        }
+        set_call(&mut v, BATCH, args);
+        if stepped {
+            v.stepper = vcpu_with(0, 2).stepper;
+        }
+        let before = v.regs;
+        let (out, _) = run_to_end(&mut v);
+        prop_assert_eq!(v.regs, vmmcall::GuestRegs { rax: v.regs.rax, ..before });
+        prop_assert!(is_error(v.regs.rax) || v.regs.rax <= args[1]);
+        prop_assert_eq!(out.result.is_err(), is_error(v.regs.rax));
+        // Each byte of the list read at most once (entries may read their
+        // own memory again: each is its own call).
+        let list = args[0]..args[0].saturating_add(args[1].saturating_mul(BATCH_ENTRY_SIZE));
+        let mut seen = std::collections::HashSet::new();
+        for &(at, len) in v.read_log() {
+            for b in at..at.saturating_add(len as u64) {
+                prop_assert!(!list.contains(&b) || seen.insert(b), "list byte {:#x} read twice", b);
+            }
+        }
+    }
+}
