@@ -22,6 +22,10 @@
 //! - `null-invm`: `null` on the mock vCPU wrapped in a [`vmmcall::InVm`]
 //!   with vCPU id 5 and VM state, as a VMM with several vCPUs dispatches
 //!   (`counted_in_vm`);
+//! - `batch32`, `batch1`: one `vmmcall_batch` of 32 (1) null entries on
+//!   the mock vCPU (its guest memory is a `BTreeMap` of pages, so the
+//!   list read and the results write cost more than a page walk over
+//!   flat RAM); divide `batch32` by 32 for a cost per entry;
 //! - `lookup-N` (e.g. `lookup-10`, `lookup-100000`): [`Registry::lookup`] in
 //!   a registry of that many names, cycling through 1 024 of them.
 
@@ -111,6 +115,28 @@ fn run_dispatch(number: u64, n: u64, outcome: bool) -> u64 {
     vcpu.regs.rax
 }
 
+/// `n` batches of `entries` null calls through [`counted_dispatch`];
+/// returns the last RAX (the entries answered).
+fn run_batch(null: u64, entries: u64, n: u64) -> u64 {
+    use vmmcall::abi::{BatchEntry, BATCH, BATCH_ENTRY_SIZE};
+    let registry = Registry::global().expect("the example's handlers form a registry");
+    let (list, results) = (0x10_000u64, 0x20_000u64);
+    let mut vcpu = MockVcpu::new();
+    vcpu.map(list, true, true).map(results, true, true);
+    for i in 0..entries {
+        vcpu.poke(
+            list + i * BATCH_ENTRY_SIZE,
+            &BatchEntry::new(null, [0; 5]).to_bytes(),
+        );
+    }
+    for _ in 0..n {
+        vcpu.regs.rax = black_box(BATCH);
+        [vcpu.regs.rbx, vcpu.regs.rcx, vcpu.regs.rdx, vcpu.regs.rsi] = [list, entries, results, 0];
+        black_box(counted_dispatch(registry, black_box(&mut vcpu)));
+    }
+    vcpu.regs.rax
+}
+
 /// Look names up `n` times in a registry of `size` names.
 fn run_lookup(size: usize, n: u64) -> u64 {
     let names: Vec<&'static str> = (0..size)
@@ -141,7 +167,7 @@ fn main() -> ExitCode {
         args.first(),
         args.get(1).and_then(|n| n.parse::<u64>().ok()),
     ) else {
-        eprintln!("usage: dispatch_count null|null-outcome|narrow5|enosys|null-invm|lookup-SIZE N");
+        eprintln!("usage: dispatch_count null|null-outcome|narrow5|enosys|null-invm|batch32|batch1|lookup-SIZE N");
         return ExitCode::from(2);
     };
     let number = |name: &str| {
@@ -157,6 +183,8 @@ fn main() -> ExitCode {
         "narrow5" => run_dispatch(number("narrow5"), n, false),
         "enosys" => run_dispatch(0xdead_beef, n, false),
         "null-invm" => run_in_vm(number("null"), n),
+        "batch32" => run_batch(number("null"), 32, n),
+        "batch1" => run_batch(number("null"), 1, n),
         other => match other
             .strip_prefix("lookup-")
             .and_then(|s| s.parse::<usize>().ok())
