@@ -184,7 +184,7 @@ pub fn main(protocol: u32, info: u64) -> bool {
     // loopback): set it up again so that the verdict is readable. Let the
     // guest's last bytes leave first: the set-up clears the FIFOs (Bochs
     // dropped the newline of a guest's last line there).
-    vmmcall::baremetal::Com1::flush();
+    baremetal::Com1::flush();
     crate::console::init();
     let (prints, logs) = (
         crate::console::suppressed_prints(),
@@ -242,7 +242,7 @@ fn bochs_verdict(ok: bool, secret: Option<bootinfo::VerdictSecret>) {
             // SAFETY: a write to the Bochs BIOS info port, which only logs
             // the byte; elsewhere the port is unused and the write goes
             // nowhere.
-            unsafe { vmmcall::baremetal::outb(BOCHS_INFO_PORT, b) };
+            unsafe { baremetal::outb(BOCHS_INFO_PORT, b) };
         }
     }
 }

@@ -1,4 +1,4 @@
-//! x86-64 helpers for bare-metal guests (feature `rt`): an IDT that catches
+//! x86-64 helpers for the example guests: an IDT that catches
 //! CPU exceptions, control registers, page-table entry bits and the drop
 //! to ring 3.
 //!
@@ -16,9 +16,9 @@
 //!   `0x1b`, user code `0x23`, see `vmm-core/src/guest.rs`).
 //!
 //! ```ignore
-//! guest_sdk::arch::install_idt();
-//! let (_, fault) = guest_sdk::arch::catch(2, || unsafe { core::arch::asm!("ud2") });
-//! assert_eq!(fault.map(|f| f.vector), Some(guest_sdk::arch::UD));
+//! guest_rt::arch::install_idt();
+//! let (_, fault) = guest_rt::arch::catch(2, || unsafe { core::arch::asm!("ud2") });
+//! assert_eq!(fault.map(|f| f.vector), Some(guest_rt::arch::UD));
 //! ```
 
 use core::sync::atomic::{compiler_fence, AtomicBool, AtomicU64, Ordering};
@@ -472,7 +472,7 @@ pub fn install_idt() {
 /// `(rax_after, address_of_the_instruction, Option<Fault>)`:
 ///
 /// ```ignore
-/// let (_, at, fault) = guest_sdk::probe!(3, rax = 0, rcx = 0, "0x0f, 0x01, 0xc9"); // MWAIT
+/// let (_, at, fault) = guest_rt::probe!(3, rax = 0, rcx = 0, "0x0f, 0x01, 0xc9"); // MWAIT
 /// ```
 ///
 /// The bytes must make one instruction the VMM intercepts or that faults
@@ -546,9 +546,9 @@ extern "C" fn guest_sdk_exception(frame: &mut Frame) {
         }
         return;
     }
-    crate::rt::print_fmt(format_args!(
+    crate::print_fmt(format_args!(
         "guest: unexpected exception {} (error {:#x}) at RIP {:#x}, CS {:#x}, RSP {:#x}, RFLAGS {:#x}\n",
         frame.vector, frame.error, frame.rip, frame.cs, frame.rsp, frame.rflags
     ));
-    crate::rt::exit(102)
+    crate::exit(102)
 }

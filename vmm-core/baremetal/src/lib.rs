@@ -1,14 +1,15 @@
-//! Support code for bare-metal images built on `x86_64-unknown-linux-gnu`.
+//! Support code for bare-metal images built on `x86_64-unknown-linux-gnu`
+//! (part of this repository's test bench, not published).
 //!
 //! Both sides of this project, the VMM (`vmm-core`, feature `rt`) and the
-//! guests (`guest-sdk`, feature `rt`), are `#![no_std]` ELF images linked
+//! example guests (`guest-rt`), are `#![no_std]` ELF images linked
 //! with `-nostdlib`. On that target nothing provides the memory functions
 //! the compiler calls (`memcpy`, `memmove`, `memset`, `memcmp`, `bcmp`) nor
 //! `rust_eh_personality`, which the prebuilt libcore's `.eh_frame` refers
-//! to. This module provides them once, plus the COM1 UART both sides print
-//! to. It is compiled only with the `baremetal` feature: on a host build
-//! libc owns these symbols.
-
+//! to. This crate provides them once, plus the COM1 UART both sides print
+//! to. Only the bare-metal images link it: on a host build libc owns these
+//! symbols.
+#![no_std]
 #![allow(clippy::arithmetic_side_effects)] // no guest-controlled input reaches this module
 
 use core::arch::asm;

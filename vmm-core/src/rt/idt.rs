@@ -5,8 +5,8 @@
 use crate::idt::{
     exception_name, interrupt_gate, pushes_error_code, split_2m, tss_ist_offset, DF_IST, HOST_NMI,
 };
+use baremetal::Com1;
 use core::fmt::Write;
-use vmmcall::baremetal::Com1;
 
 core::arch::global_asm!(
     r#"

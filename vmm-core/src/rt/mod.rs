@@ -8,10 +8,10 @@ mod boot;
 pub(crate) mod idt;
 
 use crate::console;
+use baremetal::{outb, outw, Com1};
 use core::alloc::{GlobalAlloc, Layout};
 use core::panic::PanicInfo;
 use core::sync::atomic::{AtomicUsize, Ordering};
-use vmmcall::baremetal::{outb, outw, Com1};
 
 /// How the machine stops: the QEMU `isa-debug-exit` device (port `0xf4`;
 /// QEMU exits with `(value << 1) | 1`) and the Bochs shutdown port
