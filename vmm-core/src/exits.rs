@@ -334,7 +334,8 @@ impl fmt::Display for Stop {
                 let (i1, i2) = raw.info();
                 write!(
                     f,
-                    "unhandled exit {} (raw code {:#x}, info {i1:#x}/{i2:#x}) at RIP {rip:#x}",
+                    "{} {} (raw code {:#x}, info {i1:#x}/{i2:#x}) at RIP {rip:#x}",
+                    vmm_shared::markers::UNHANDLED,
                     exit.name(),
                     raw.code()
                 )
