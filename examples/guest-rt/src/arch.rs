@@ -22,6 +22,11 @@
 //! ```
 
 use core::sync::atomic::{compiler_fence, AtomicBool, AtomicU64, Ordering};
+use vmm_shared::desc::{gdt_with_tss, interrupt_gate, GUEST_GDT};
+/// The selectors of the VMM's initial GDT (`vmm_shared::desc::GUEST_GDT`),
+/// and the 64-bit TSS with its descriptor, for guests that build a GDT of
+/// their own.
+pub use vmm_shared::desc::{tss_descriptor, Tss, KERNEL_CS, TSS_SIZE, USER_CS, USER_DS};
 
 /// `#UD`, invalid opcode.
 pub const UD: u8 = 6;
@@ -40,13 +45,6 @@ pub const PTE_US: u64 = 1 << 2;
 pub const PTE_PS: u64 = 1 << 7;
 /// The physical-address bits of an entry (51:12).
 pub const PTE_ADDR: u64 = 0x000f_ffff_ffff_f000;
-
-/// Kernel code selector of the VMM's initial GDT.
-pub const KERNEL_CS: u16 = 0x08;
-/// User data selector (RPL 3) of the VMM's initial GDT.
-pub const USER_DS: u16 = 0x1b;
-/// User 64-bit code selector (RPL 3) of the VMM's initial GDT.
-pub const USER_CS: u16 = 0x23;
 
 /// An exception caught by [`catch`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,45 +127,9 @@ pub unsafe fn user_mappings(except: Option<u64>) {
     }
 }
 
-/// A 64-bit TSS (Intel SDM Vol. 3A §9.7, Figure 9-11) of which only RSP0
-/// is used: the stack the CPU switches to for an event taken at CPL 1-3.
-#[repr(C, packed)]
-pub struct Tss {
-    reserved0: u32,
-    rsp0: u64,
-    rest: [u8; 104 - 12],
-}
-
-impl Tss {
-    /// A TSS whose RSP0 is `rsp0`.
-    pub const fn new(rsp0: u64) -> Tss {
-        Tss {
-            reserved0: 0,
-            rsp0,
-            rest: [0; 92],
-        }
-    }
-
-    /// Set RSP0.
-    pub fn set_rsp0(&mut self, rsp0: u64) {
-        self.rsp0 = rsp0;
-    }
-}
-
-/// The 16-byte GDT descriptor of an available 64-bit TSS at `base`
-/// (Intel SDM Vol. 3A §8.2.3: type 9, present, DPL 0, byte-granular
-/// limit 103).
-pub const fn tss_descriptor(base: u64) -> [u64; 2] {
-    let limit = (core::mem::size_of::<Tss>() - 1) as u64;
-    let low = (limit & 0xFFFF)
-        | ((base & 0xFF_FFFF) << 16)
-        | (0x89 << 40)
-        | (((limit >> 16) & 0xF) << 48)
-        | (((base >> 24) & 0xFF) << 56);
-    [low, base >> 32]
-}
-
-static mut TSS: Tss = Tss::new(0);
+/// The TSS [`install_tss`] loads: only RSP0 is used, the stack the CPU
+/// switches to for an event taken at CPL 1-3.
+static mut TSS: Tss = Tss::new();
 
 /// The VMM's five initial descriptors (docs/ABI.md) plus a TSS descriptor.
 #[repr(C, align(16))]
@@ -237,20 +199,11 @@ pub fn install_tss() {
     let top = core::ptr::addr_of!(KERNEL_STACK) as u64 + 16384;
     // SAFETY: single-threaded guest; the TSS is not loaded yet.
     unsafe { (*tss).set_rsp0(top) };
-    let [low, high] = tss_descriptor(tss as u64);
     let gdt = core::ptr::addr_of_mut!(GDT);
-    // SAFETY: single-threaded; the new GDT is not loaded yet.
-    unsafe {
-        (*gdt).0 = [
-            0,
-            0x00AF_9A00_0000_FFFF, // 0x08 kernel code
-            0x00CF_9200_0000_FFFF, // 0x10 kernel data
-            0x00CF_F200_0000_FFFF, // 0x18 user data (0x1b)
-            0x00AF_FA00_0000_FFFF, // 0x20 user code (0x23)
-            low,                   // 0x28 TSS
-            high,
-        ];
-    }
+    // SAFETY: single-threaded; the new GDT is not loaded yet. It is the
+    // VMM's five descriptors, then the TSS's at TSS_SELECTOR (0x28).
+    let sel = unsafe { gdt_with_tss(&mut (*gdt).0, &GUEST_GDT, tss as u64) };
+    debug_assert_eq!(sel, Some(TSS_SELECTOR));
     // SAFETY: the new GDT holds the same code and data descriptors at the
     // same selectors as the VMM's, so the loaded segments stay valid; it
     // is a static that lives forever; TSS_SELECTOR names the available TSS
@@ -404,33 +357,11 @@ extern "C" {
     static guest_sdk_exc_table: [u64; 32];
 }
 
-/// One 16-byte IDT gate.
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct Gate {
-    offset_lo: u16,
-    selector: u16,
-    ist: u8,
-    attr: u8,
-    offset_mid: u16,
-    offset_hi: u32,
-    reserved: u32,
-}
-
-const EMPTY_GATE: Gate = Gate {
-    offset_lo: 0,
-    selector: 0,
-    ist: 0,
-    attr: 0,
-    offset_mid: 0,
-    offset_hi: 0,
-    reserved: 0,
-};
-
+/// 32 gates of 16 bytes (`vmm_shared::desc::interrupt_gate`).
 #[repr(C, align(16))]
-struct Idt([Gate; 32]);
+struct Idt([[u64; 2]; 32]);
 
-static mut IDT: Idt = Idt([EMPTY_GATE; 32]);
+static mut IDT: Idt = Idt([[0; 2]; 32]);
 
 /// Length of the instruction [`catch`] expects to fault (0: none).
 static SKIP: AtomicU64 = AtomicU64::new(0);
@@ -452,15 +383,8 @@ pub fn install_idt() {
     // concurrently.
     let idt = unsafe { &mut *idt };
     for (gate, &handler) in idt.0.iter_mut().zip(stubs.iter()) {
-        *gate = Gate {
-            offset_lo: handler as u16,
-            selector: KERNEL_CS,
-            ist: 0,
-            attr: 0x8E, // present, DPL 0, 64-bit interrupt gate
-            offset_mid: (handler >> 16) as u16,
-            offset_hi: (handler >> 32) as u32,
-            reserved: 0,
-        };
+        // Present, DPL 0, 64-bit interrupt gate, no IST.
+        *gate = interrupt_gate(handler, KERNEL_CS, 0);
     }
     // SAFETY: a valid, static IDT of 32 present gates whose handlers exist;
     // CPL 0 (documented requirement).

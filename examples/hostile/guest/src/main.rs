@@ -227,7 +227,7 @@ static mut GDT: Gdt = Gdt([0; 11]);
 
 /// The TSS: RSP0 is the stack of the CR0.WP gate when it is entered from
 /// CPL 1 to 3.
-static mut TSS: arch::Tss = arch::Tss::new(0);
+static mut TSS: arch::Tss = arch::Tss::new();
 
 /// The IDT: only vector 0x80, the CR0.WP gate.
 #[repr(C, align(16))]
@@ -284,7 +284,7 @@ unsafe fn install_rings() {
     let top = core::ptr::addr_of!(GATE_STACK) as u64 + 65536;
     // SAFETY: single-threaded set-up; nothing uses the TSS yet.
     unsafe { (*tss).set_rsp0(top) };
-    let [tss_low, tss_high] = arch::tss_descriptor(tss as u64);
+    let [tss_low, tss_high] = arch::tss_descriptor(tss as u64, arch::TSS_SIZE as u32 - 1);
     let gdt = core::ptr::addr_of_mut!(GDT);
     // SAFETY: single-threaded; the new GDT is not loaded yet.
     unsafe {
