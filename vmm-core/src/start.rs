@@ -174,9 +174,9 @@ pub fn main(protocol: u32, info: u64) -> bool {
         }
     }
     let result = match cpu::vendor() {
-        Vendor::Amd => crate::svm::run(ram, start, &mut alloc),
-        Vendor::Intel => crate::vmx::run(ram, start, &mut alloc),
-        Vendor::Other => {
+        Some(Vendor::Amd) => crate::svm::run(ram, start, &mut alloc),
+        Some(Vendor::Intel) => crate::vmx::run(ram, start, &mut alloc),
+        None => {
             crate::say!("vmm: unknown CPU vendor: neither SVM nor VMX");
             return false;
         }
