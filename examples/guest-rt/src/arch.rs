@@ -22,7 +22,7 @@
 //! ```
 
 use core::sync::atomic::{compiler_fence, AtomicBool, AtomicU64, Ordering};
-use vmm_shared::desc::{gdt_with_tss, interrupt_gate, GUEST_GDT};
+use vmm_shared::desc::{gdt_with_tss, interrupt_gate, Idt, GUEST_GDT};
 /// The selectors of the VMM's initial GDT (`vmm_shared::desc::GUEST_GDT`),
 /// and the 64-bit TSS with its descriptor, for guests that build a GDT of
 /// their own.
@@ -238,7 +238,7 @@ struct Frame {
 // `guest_sdk_exception(&mut Frame)` and returns with IRETQ. Stack: the
 // CPU aligns RSP to 16 before pushing 5 words; + error + vector + 9 GPRs
 // = 16 words, + 256 bytes of XMM: aligned at the call.
-core::arch::global_asm!(
+core::arch::global_asm!(concat!(
     r#"
     .section .text.guest_sdk_exc, "ax"
     .macro GUEST_SDK_EXC_NOERR n
@@ -285,15 +285,9 @@ core::arch::global_asm!(
     GUEST_SDK_EXC_ERR 30
     GUEST_SDK_EXC_NOERR 31
 guest_sdk_exc_common:
-    push rax
-    push rcx
-    push rdx
-    push rsi
-    push rdi
-    push r8
-    push r9
-    push r10
-    push r11
+"#,
+    baremetal::push_scratch!(),
+    r#"
     mov rdi, rsp
     sub rsp, 256
     movdqu [rsp + 0], xmm0
@@ -331,17 +325,9 @@ guest_sdk_exc_common:
     movdqu xmm14, [rsp + 224]
     movdqu xmm15, [rsp + 240]
     add rsp, 256
-    pop r11
-    pop r10
-    pop r9
-    pop r8
-    pop rdi
-    pop rsi
-    pop rdx
-    pop rcx
-    pop rax
-    add rsp, 16
-    iretq
+"#,
+    baremetal::pop_scratch_iretq!(),
+    r#"
 
     .section .rodata.guest_sdk_exc, "a"
     .balign 8
@@ -351,17 +337,14 @@ guest_sdk_exc_table:
     .quad guest_sdk_exc_\n
     .endr
 "#
-);
+));
 
 extern "C" {
     static guest_sdk_exc_table: [u64; 32];
 }
 
-/// 32 gates of 16 bytes (`vmm_shared::desc::interrupt_gate`).
-#[repr(C, align(16))]
-struct Idt([[u64; 2]; 32]);
-
-static mut IDT: Idt = Idt([[0; 2]; 32]);
+/// The 32 exception vectors' gates.
+static mut IDT: Idt<32> = Idt::new();
 
 /// Length of the instruction [`catch`] expects to fault (0: none).
 static SKIP: AtomicU64 = AtomicU64::new(0);
@@ -388,7 +371,12 @@ pub fn install_idt() {
     }
     // SAFETY: a valid, static IDT of 32 present gates whose handlers exist;
     // CPL 0 (documented requirement).
-    unsafe { load_idt(core::ptr::addr_of!(IDT) as u64, core::mem::size_of::<Idt>()) };
+    unsafe {
+        load_idt(
+            core::ptr::addr_of!(IDT) as u64,
+            core::mem::size_of::<Idt<32>>(),
+        )
+    };
 }
 
 /// Run one instruction given as bytes, `len` bytes long, with RAX = `rax`

@@ -126,6 +126,24 @@ pub const fn interrupt_gate(offset: u64, selector: u16, ist: u8) -> [u64; 2] {
     [low, offset >> 32]
 }
 
+/// An IDT of `N` 16-byte gates ([`interrupt_gate`]), all absent at first;
+/// 16-byte aligned (Intel SDM Vol. 3A §7.10 asks for 8).
+#[repr(C, align(16))]
+pub struct Idt<const N: usize>(pub [[u64; 2]; N]);
+
+impl<const N: usize> Idt<N> {
+    /// No gate present.
+    pub const fn new() -> Self {
+        Idt([[0; 2]; N])
+    }
+}
+
+impl<const N: usize> Default for Idt<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

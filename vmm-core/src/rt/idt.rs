@@ -5,9 +5,9 @@
 use crate::idt::{exception_name, interrupt_gate, pushes_error_code, split_2m, DF_IST, HOST_NMI};
 use baremetal::Com1;
 use core::fmt::Write;
-use vmm_shared::desc::{gdt_with_tss, Tss, KERNEL_CODE64, KERNEL_DATA};
+use vmm_shared::desc::{gdt_with_tss, Idt, Tss, KERNEL_CODE64, KERNEL_DATA};
 
-core::arch::global_asm!(
+core::arch::global_asm!(concat!(
     r#"
     .section .text.vmm_idt, "ax"
     .macro VMM_ISR n, err
@@ -70,27 +70,13 @@ vmm_isr_common:
     /* NMI: record it for the guest, return to the interrupted code. The
      * handler only stores an atomic flag: no SSE, so the guest's vector
      * state (live between FXRSTOR and VM entry) is untouched. */
-    push rax
-    push rcx
-    push rdx
-    push rsi
-    push rdi
-    push r8
-    push r9
-    push r10
-    push r11
+"#,
+    baremetal::push_scratch!(),
+    r#"
     call vmm_host_nmi
-    pop r11
-    pop r10
-    pop r9
-    pop r8
-    pop rdi
-    pop rsi
-    pop rdx
-    pop rcx
-    pop rax
-    add rsp, 16
-    iretq
+"#,
+    baremetal::pop_scratch_iretq!(),
+    r#"
 3:
     /* #DB: the VMM sets no breakpoints and never single-steps, so a debug
      * exception here is a guest's (Bochs 2.7 under SVM delivers the
@@ -112,18 +98,15 @@ vmm_isr_table:
     .quad vmm_isr_\n
     .endr
 "#
-);
+));
 
 extern "C" {
     /// Vectors 0..=31, then the catch-all stub (index 32).
     static vmm_isr_table: [u64; 33];
 }
 
-/// 256 gates, 16 bytes each.
-#[repr(C, align(16))]
-struct Idt([[u64; 2]; 256]);
-
-static mut IDT: Idt = Idt([[0; 2]; 256]);
+/// 256 gates.
+static mut IDT: Idt<256> = Idt::new();
 
 /// The `#DF` stack (IST1 of every TSS the VMM loads).
 #[repr(C, align(16))]
