@@ -9,11 +9,11 @@
 //!   RIP on the faulting instruction). An exception outside [`catch`] is a
 //!   bug: the handler prints it and exits with status 102.
 //! - The gates are ring-0 interrupt gates. An exception at CPL 3 needs a
-//!   TSS with RSP0, which this module does not provide: use [`catch`] at
-//!   CPL 0 only.
+//!   TSS with RSP0: [`install_tss`] loads one (without it, use [`catch`]
+//!   at CPL 0 only).
 //! - [`enter_ring3`] drops to CPL 3 with IOPL 3 (so the guest may still
 //!   print to COM1) on the selectors of the VMM's initial GDT (user data
-//!   `0x1b`, user code `0x23`, see `vmm-core/src/guest.rs`).
+//!   `0x1b`, user code `0x23`, `vmm_shared::desc::GUEST_GDT`).
 //!
 //! ```ignore
 //! guest_rt::arch::install_idt();
