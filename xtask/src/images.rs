@@ -8,7 +8,7 @@
 //! - every `NAME-vmm` package into `examples/target/vmm`, linked with
 //!   `vmm-core/link.ld`;
 //! - every `NAME-guest` package into `examples/target/guest`, linked with
-//!   `guest-sdk/link.ld`.
+//!   `examples/guest-rt/link.ld`.
 //!
 //! Because `--target` is explicit, RUSTFLAGS reach only the image crates,
 //! not proc-macros or build scripts (which run on the host).
@@ -34,8 +34,8 @@ use crate::ui;
 /// - `max-page-size=0x1000`: 4 KiB segment alignment instead of the default
 ///   2 MiB, which keeps images small and addresses where the script puts them.
 ///
-/// The crates' bare-metal code is selected by Cargo features (`rt` of
-/// vmm-core and guest-sdk), not by a `--cfg`.
+/// The crates' bare-metal code is selected by Cargo features and crates
+/// (vmm-core's `rt`, the guests' `guest-rt`), not by a `--cfg`.
 ///
 /// The linker script comes last: `-C link-arg=-Wl,-T,<absolute path>`
 /// ([`linker_script_flags`]).
@@ -200,7 +200,7 @@ mod tests {
         );
         assert!(rustflags(&layout, Role::Guest)
             .join(" ")
-            .ends_with("-C link-arg=-Wl,-T,/p/guest-sdk/link.ld"));
+            .ends_with("-C link-arg=-Wl,-T,/p/examples/guest-rt/link.ld"));
     }
 
     #[test]

@@ -4,9 +4,9 @@
 //! The pieces, in order:
 //! 1. the kernel: Debian's cloud kernel, fetched and cached by
 //!    [`crate::linux::kernel`], or the user's `--kernel`;
-//! 2. the static programs ([`build_programs`]): `vmmcall-init`
-//!    (guest-sdk's `/init`), the `vmmcall` tool (guest-sdk's
-//!    `src/bin/vmmcall.rs`), the example's own Linux program
+//! 2. the static programs ([`build_programs`]): `vmmcall-init` (the test
+//!    bench's `/init`, `vmm-core/linux-init`), the `vmmcall` tool
+//!    (guest-sdk's `src/bin/vmmcall.rs`), the example's own Linux program
 //!    (`examples/NAME/linux`), each built for the Linux target with
 //!    `+crt-static` ([`build_static`]), and the example's C programs
 //!    (`examples/NAME/c/*.c`, `gcc -static -O2` against
@@ -237,9 +237,11 @@ pub fn build_programs(layout: &Layout, example: &str) -> Result<Programs> {
         &layout.root,
         &[
             "--package",
+            "vmmcall-init",
+            "--package",
             "guest-sdk",
             "--features",
-            "std",
+            "guest-sdk/std",
             "--bin",
             "vmmcall-init",
             "--bin",

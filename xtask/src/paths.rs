@@ -55,7 +55,7 @@ impl Role {
     pub fn linker_script(self) -> &'static str {
         match self {
             Role::Vmm => "vmm-core/link.ld",
-            Role::Guest => "guest-sdk/link.ld",
+            Role::Guest => "examples/guest-rt/link.ld",
         }
     }
 

@@ -15,14 +15,10 @@ pub enum Emulator {
     Bochs,
 }
 
-/// The CPU vendor, i.e. which virtualization extension the VMM uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Cpu {
-    /// AMD SVM.
-    Amd,
-    /// Intel VMX.
-    Intel,
-}
+/// The CPU vendor, i.e. which virtualization extension the VMM uses:
+/// vmexit's `Vendor` (`Intel`, `Amd`), the one vmm-core picks its backend
+/// by, with what xtask adds in [`CpuChoice`].
+pub use vmexit::Vendor as Cpu;
 
 /// QEMU accelerator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,9 +40,17 @@ impl Emulator {
     }
 }
 
-impl Cpu {
+/// What xtask needs of a [`Cpu`] beyond vmexit's type: its `--cpu` word
+/// and its platform-name part.
+pub trait CpuChoice: Sized {
     /// Parses `amd` or `intel`.
-    pub fn parse(s: &str) -> Result<Cpu> {
+    fn parse(s: &str) -> Result<Self>;
+    /// The virtualization extension's short name.
+    fn extension(self) -> &'static str;
+}
+
+impl CpuChoice for Cpu {
+    fn parse(s: &str) -> Result<Cpu> {
         match s {
             "amd" => Ok(Cpu::Amd),
             "intel" => Ok(Cpu::Intel),
@@ -54,8 +58,7 @@ impl Cpu {
         }
     }
 
-    /// The virtualization extension's short name.
-    pub fn extension(self) -> &'static str {
+    fn extension(self) -> &'static str {
         match self {
             Cpu::Amd => "svm",
             Cpu::Intel => "vmx",

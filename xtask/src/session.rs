@@ -346,10 +346,10 @@ pub fn example_payload(layout: &Layout, name: &str) -> Payload {
 }
 
 /// What `vmmcall-init` prints just before it starts the program.
-pub const INIT_RUNNING: &str = "vmmcall-init: running ";
-/// What `vmmcall-init` prints when the program has exited, before the
-/// status.
-pub const INIT_EXITED: &str = "vmmcall-init: ";
+pub const INIT_RUNNING: &str = vmm_shared::markers::INIT_RUNNING;
+/// What starts `vmmcall-init`'s line when the program has exited, before
+/// the program and [`vmm_shared::markers::INIT_EXITED`] and the status.
+pub const INIT_EXITED: &str = vmm_shared::markers::INIT;
 
 /// When the program's first line appeared: the first console line after
 /// [`INIT_RUNNING`] that is neither the kernel's (`[ ...`) nor the VMM's
@@ -368,7 +368,7 @@ pub fn first_program_line(console: &[String], times: &[Duration]) -> Option<Dura
 pub fn init_status(console: &[String]) -> Option<i64> {
     console.iter().rev().find_map(|l| {
         let rest = l.strip_prefix(INIT_EXITED)?;
-        let (_, n) = rest.rsplit_once(" exited with status ")?;
+        let (_, n) = rest.rsplit_once(vmm_shared::markers::INIT_EXITED)?;
         n.trim().parse().ok()
     })
 }

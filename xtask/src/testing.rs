@@ -84,7 +84,7 @@ fn host_tests(layout: &Layout) -> Result<bool> {
 
 /// `cargo fmt --check` on both workspaces, then clippy with warnings as
 /// errors: the host workspace (all targets), then
-/// the bare-metal images (vmm-core and guest-sdk with their `rt` runtime,
+/// the bare-metal images (vmm-core with its `rt` runtime and guest-rt,
 /// which host builds never compile).
 fn lints(layout: &Layout, examples: &[String]) -> Result<bool> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());

@@ -14,8 +14,7 @@
 
 use super::{
     adjust_controls, ar_dpl, check_ept_caps, entry_interruption_info, feature_control_update,
-    msr as vmsr, shadow_cr, tss_descriptor, ControlCaps, ControlField, VmFailure, VmxBasic,
-    VmxError, TSS_SIZE,
+    msr as vmsr, shadow_cr, ControlCaps, ControlField, VmFailure, VmxBasic, VmxError,
 };
 use crate::backend::Backend;
 use crate::cpu::{self, msr, FxArea};
@@ -32,6 +31,7 @@ use crate::vmsr::{GuestMsrs, EFER_LMA, EFER_LME};
 use core::arch::asm;
 use vmexit::vmx::ExitReasonField;
 use vmexit::{VmExit, VmxExitFields};
+use vmm_shared::desc::{gdt_with_tss, Tss};
 use vmmcall::{GuestRegs, VcpuState};
 use x86::controlregs::{Cr0, Cr4};
 use x86::dtables::DescriptorTablePointer;
@@ -482,22 +482,18 @@ fn host_gdt(page: u64) -> Result<(u64, u16, u64), VmxError> {
     }
     let tss = page + 0x800;
     // SAFETY: the boot GDT is `entries` readable descriptors (identity
-    // mapped); `page` is a fresh VMM page that holds them plus the two TSS
-    // words (entries + 2 <= 202 words < 0x800 bytes).
-    unsafe {
-        core::ptr::copy_nonoverlapping(base as *const u64, page as *mut u64, entries as usize)
-    };
+    // mapped), not written while this borrow lives.
+    let boot_gdt = unsafe { core::slice::from_raw_parts(base as *const u64, entries as usize) };
+    // SAFETY: the first half of `page`, a fresh VMM page, is 0x100 words
+    // that nothing else refers to (`entries` + 2 <= 202 of them are used).
+    let gdt = unsafe { core::slice::from_raw_parts_mut(page as *mut u64, 0x100) };
+    let tr = gdt_with_tss(gdt, boot_gdt, tss).ok_or(VmxError::HostGdt { limit })?;
     // IST1: the VMM's #DF stack, as in the boot TSS (crate::idt::DF_IST).
-    let ist = crate::idt::tss_ist_offset(crate::idt::DF_IST) as u64;
-    // SAFETY: `tss + ist` lies in the zeroed TSS area of `page` (offset
-    // 0x800 + 0x24, 8 bytes, inside the 104-byte TSS); unaligned write.
-    unsafe { ((tss + ist) as *mut u64).write_unaligned(crate::rt::idt::df_stack_top()) };
-    let desc = tss_descriptor(tss, TSS_SIZE as u32 - 1);
-    let tr = (entries * 8) as u16;
-    let slot = (page + entries * 8) as *mut [u64; 2];
-    // SAFETY: as above: words `entries` and `entries + 1` lie in `page`,
-    // 8-byte aligned.
-    unsafe { slot.write_volatile(desc) };
+    let mut t = Tss::new();
+    t.set_ist(crate::idt::DF_IST, crate::rt::idt::df_stack_top());
+    // SAFETY: the second half of `page` holds the TSS (104 bytes at 0x800,
+    // 4-byte aligned as `Tss` needs).
+    unsafe { (tss as *mut Tss).write(t) };
     let ptr = DescriptorTablePointer {
         limit: tr + 15,
         base: page as *const u64,

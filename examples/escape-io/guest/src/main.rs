@@ -15,10 +15,11 @@
 #![no_std]
 #![no_main]
 
-use guest_sdk::arch::{self, Fault};
-use guest_sdk::{call, println, Error};
+use guest_rt::arch::{self, Fault};
+use guest_rt::println;
+use guest_sdk::{call, Error};
 
-guest_sdk::entry!(main);
+guest_rt::entry!(main);
 
 const GP: u8 = 13;
 
