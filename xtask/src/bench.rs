@@ -36,9 +36,9 @@ use crate::expect::Expectations;
 use crate::images;
 use crate::linux_run;
 use crate::paths::Layout;
-use crate::platform::{Emulator, Machine};
+use crate::platform::Machine;
 use crate::session::{self, Boot, DEFAULT_TIMEOUT};
-use crate::setup::{self, Toolset};
+use crate::setup;
 use crate::ui;
 use crate::verdict::Verdict;
 
@@ -279,11 +279,7 @@ fn run_vm(layout: &Layout, platforms: &[Machine]) -> Vec<(Machine, VmRow)> {
             rows.push((machine, VmRow::Failed(format!("build failed: {e}"))));
             continue;
         }
-        let tools = match machine.emulator {
-            Emulator::Qemu => Toolset::Qemu,
-            Emulator::Bochs => Toolset::Bochs,
-        };
-        if let Err(e) = setup::ensure(&[tools]) {
+        if let Err(e) = setup::ensure(&[machine.emulator.driver().toolset()]) {
             rows.push((machine, VmRow::Failed(format!("{e:#}"))));
             continue;
         }
@@ -353,18 +349,14 @@ fn run_linux(layout: &Layout, platforms: &[Machine]) -> Vec<(Machine, LinuxRow)>
     let run_name = format!("{EXAMPLE}-linux");
     let mut rows = Vec::new();
     for &machine in platforms {
-        let tools = match machine.emulator {
-            Emulator::Qemu => Toolset::Qemu,
-            Emulator::Bochs => Toolset::Bochs,
-        };
-        if let Err(e) = setup::ensure(&[tools]) {
+        if let Err(e) = setup::ensure(&[machine.emulator.driver().toolset()]) {
             rows.push((machine, LinuxRow::Failed(format!("{e:#}"))));
             continue;
         }
         let timeout = prepared
             .expected
             .timeout
-            .unwrap_or_else(|| linux_run::default_timeout(machine.emulator));
+            .unwrap_or_else(|| machine.emulator.driver().linux_timeout());
         let outcome = session::boot(&linux_run::vmm_boot(
             layout, &run_name, EXAMPLE, machine, &prepared, timeout, false,
         ));
@@ -613,8 +605,10 @@ pub fn bench(layout: &Layout, args: &BenchArgs) -> Result<bool> {
     // targets on the differences are in ticks.
     let mut bochs: Vec<(Machine, &VmFigures)> = Vec::new();
     for (machine, row) in &vm {
-        if let (VmRow::Measured(f), Emulator::Bochs) = (row, machine.emulator) {
-            bochs.push((*machine, f));
+        if let VmRow::Measured(f) = row {
+            if machine.emulator.driver().exact_ticks() {
+                bochs.push((*machine, f));
+            }
         }
     }
     if !bochs.is_empty() {

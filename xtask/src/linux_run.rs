@@ -54,15 +54,6 @@ pub const CMDLINE: &str = "console=ttyS0 acpi=off pci=off io_delay=none no_timer
 /// Guest RAM for the Linux guest, in MiB.
 pub const RAM_MIB: u32 = 256;
 
-/// Default timeout of a Linux run: QEMU boots in about 2 s, Bochs in
-/// about 40 s of wall-clock time here.
-pub fn default_timeout(emulator: Emulator) -> Duration {
-    match emulator {
-        Emulator::Qemu => Duration::from_secs(60),
-        Emulator::Bochs => Duration::from_secs(300),
-    }
-}
-
 /// `cargo xtask linux` options.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LinuxArgs {
@@ -506,20 +497,14 @@ pub fn linux(layout: &Layout, args: &LinuxArgs) -> Result<u8> {
         crate::qemu::host_kvm_cpu,
     )?;
     layout.check_example(&args.example)?;
-    setup::ensure(&[
-        match machine.emulator {
-            Emulator::Qemu => Toolset::Qemu,
-            Emulator::Bochs => Toolset::Bochs,
-        },
-        Toolset::C,
-    ])?;
+    setup::ensure(&[machine.emulator.driver().toolset(), Toolset::C])?;
     images::build(layout, std::slice::from_ref(&args.example))?;
     let kernel = linux::kernel(layout, args.kernel.as_deref())?;
     let prepared = prepare(layout, &args.example, &kernel, &args.program)?;
     let timeout = args
         .timeout
         .or(prepared.expected.timeout)
-        .unwrap_or_else(|| default_timeout(machine.emulator));
+        .unwrap_or_else(|| machine.emulator.driver().linux_timeout());
     let run_name = format!("{}-linux", args.example);
     println!(
         "booting Linux ({}) under the {} VMM on {machine}, running {}",

@@ -276,13 +276,11 @@ pub fn test(layout: &Layout, args: &TestArgs) -> Result<bool> {
             layout.check_example(name)?;
             expectations.push(Expectations::load(&layout.expect_file(name))?);
         }
-        let mut tools = Vec::new();
-        if platforms.iter().any(|p| p.emulator == Emulator::Qemu) {
-            tools.push(Toolset::Qemu);
-        }
-        if platforms.iter().any(|p| p.emulator == Emulator::Bochs) {
-            tools.push(Toolset::Bochs);
-        }
+        let mut tools: Vec<Toolset> = Emulator::ALL
+            .into_iter()
+            .filter(|e| platforms.iter().any(|p| p.emulator == *e))
+            .map(|e| e.driver().toolset())
+            .collect();
         // The Linux guests' C programs.
         tools.push(Toolset::C);
         setup::ensure(&tools)?;
@@ -438,7 +436,7 @@ pub fn test(layout: &Layout, args: &TestArgs) -> Result<bool> {
                         let timeout = args
                             .timeout
                             .or(prepared.expected.timeout)
-                            .unwrap_or_else(|| linux_run::default_timeout(platform.emulator));
+                            .unwrap_or_else(|| platform.emulator.driver().linux_timeout());
                         session::boot(&linux_run::vmm_boot(
                             layout,
                             &run_names[row],
