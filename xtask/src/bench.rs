@@ -32,6 +32,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
+use crate::cargo::cargo;
 use crate::expect::Expectations;
 use crate::images;
 use crate::linux_run;
@@ -292,7 +293,7 @@ fn run_vm(layout: &Layout, platforms: &[Machine]) -> Vec<(Machine, VmRow)> {
             expected: &expected,
             labelled: false,
         });
-        let console = layout.run_dir(EXAMPLE, &machine.name()).join("console.txt");
+        let console = layout.console_file(EXAMPLE, &machine.name());
         let row = match console_figures(outcome.verdict, &console, |text| {
             let f = parse_console(text);
             (f.ratio.is_some() && !f.figures.is_empty()).then_some(f)
@@ -360,9 +361,7 @@ fn run_linux(layout: &Layout, platforms: &[Machine]) -> Vec<(Machine, LinuxRow)>
         let outcome = session::boot(&linux_run::vmm_boot(
             layout, &run_name, EXAMPLE, machine, &prepared, timeout, false,
         ));
-        let console = layout
-            .run_dir(&run_name, &machine.name())
-            .join("console.txt");
+        let console = layout.console_file(&run_name, &machine.name());
         let row = match console_figures(outcome.verdict, &console, |text| {
             let f = parse_linux_console(text);
             (f.hypercall_cpuid.is_some() && f.hypercall_syscall.is_some()).then_some(f)
@@ -373,18 +372,6 @@ fn run_linux(layout: &Layout, platforms: &[Machine]) -> Vec<(Machine, LinuxRow)>
         rows.push((machine, row));
     }
     rows
-}
-
-/// The cargo target directory the host builds use.
-fn target_dir(layout: &Layout) -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) => layout.root.join(dir),
-        None => layout.root.join("target"),
-    }
-}
-
-fn cargo() -> Command {
-    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
 
 /// Criterion medians by bench id (`dispatch/null`, `lookup/registry/10`).
@@ -400,10 +387,9 @@ impl HostFigures {
 }
 
 fn run_criterion(layout: &Layout) -> Result<HostFigures> {
-    let criterion_home = layout.examples_dir().join("target").join("criterion");
-    let mut cmd = cargo();
-    cmd.current_dir(&layout.root)
-        .env("CRITERION_HOME", &criterion_home)
+    let criterion_home = layout.criterion_home();
+    let mut cmd = cargo(&layout.root);
+    cmd.env("CRITERION_HOME", &criterion_home)
         .args(["bench", "-p", "vmmcall"]);
     for b in HOST_BENCHES {
         cmd.args(["--bench", b]);
@@ -473,8 +459,7 @@ fn run_callgrind(layout: &Layout) -> Result<Option<Counts>> {
     if !have_valgrind {
         return Ok(None);
     }
-    let status = cargo()
-        .current_dir(&layout.root)
+    let status = cargo(&layout.root)
         .args([
             "build",
             "--release",
@@ -488,7 +473,9 @@ fn run_callgrind(layout: &Layout) -> Result<Option<Counts>> {
     if !status.success() {
         bail!("building vmmcall/examples/dispatch_count failed ({status})");
     }
-    let binary = target_dir(layout).join("release/examples/dispatch_count");
+    let binary = layout
+        .host_target_dir()
+        .join("release/examples/dispatch_count");
     println!(
         "instructions per call: valgrind --tool=callgrind --callgrind-out-file=/dev/null \
          '--toggle-collect=FN' {} OP N, N = {} and {}; FN = {} (dispatch), {} (lookup)",

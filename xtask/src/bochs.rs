@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
+use crate::paths::CONSOLE_FILE;
 use crate::platform::{Cpu, Emulate, Launched, Machine, Payload, Stop};
 use crate::runner::ConsoleSource;
 use crate::setup::Toolset;
@@ -228,7 +229,7 @@ pub fn prepare(dir: &Path, cpu: Cpu, payload: &Payload, vmm_cmdline: &str) -> Re
         dir: dir.to_path_buf(),
         config: dir.join("bochsrc"),
         commands: dir.join("commands"),
-        console: dir.join("console.txt"),
+        console: dir.join(CONSOLE_FILE),
         log: dir.join("bochs.log"),
         output: dir.join("bochs-output.txt"),
         iso: dir.join("boot.iso"),

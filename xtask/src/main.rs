@@ -4,7 +4,9 @@
 //!
 //! Layout of the code:
 //! - [`cli`]: the command line;
-//! - [`paths`]: project root, examples and image locations;
+//! - [`paths`]: project root, examples, image and scratch locations;
+//! - [`cargo`]: every cargo command (the cross builds' target directories
+//!   and flags);
 //! - [`images`]: the bare-metal build (the one place with the flags);
 //! - [`setup`]: checking and installing the emulators and ISO tools;
 //! - [`platform`]: machines and [`platform::Emulate`], what a run asks of
@@ -19,6 +21,7 @@
 
 mod bench;
 mod bochs;
+mod cargo;
 mod cli;
 mod expect;
 mod fuzz;

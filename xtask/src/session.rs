@@ -166,7 +166,7 @@ fn boot_inner(b: &Boot<'_>, label: &str, prefix: String, stderr_prefix: String) 
         prefix,
         stderr_prefix,
     })?;
-    let console_file = run_dir.join("console.txt");
+    let console_file = b.layout.console_file(b.name, &b.machine.name());
     if console_from_stdout {
         // Keep a console read from stdout next to the file consoles for
         // later reading.

@@ -3,12 +3,12 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
+use crate::cargo::{self, cargo, Build};
 use crate::cli::TestArgs;
 use crate::expect::Expectations;
 use crate::images;
@@ -57,7 +57,6 @@ impl Cell {
 }
 
 fn host_tests(layout: &Layout) -> Result<bool> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     // The fuzz targets' bounded pass: its cases and seed, printed so that a
     // failure can be reproduced with the same environment.
     let fuzz_env = crate::fuzz::test_pass(|k| std::env::var(k).ok());
@@ -70,8 +69,7 @@ fn host_tests(layout: &Layout) -> Result<bool> {
         "running host tests: {shown} cargo test --workspace (in {})",
         layout.root.display()
     );
-    let status = Command::new(cargo)
-        .current_dir(&layout.root)
+    let status = cargo(&layout.root)
         .args(["test", "--workspace"])
         .envs(fuzz_env)
         .status()
@@ -87,15 +85,13 @@ fn host_tests(layout: &Layout) -> Result<bool> {
 /// the bare-metal images (vmm-core and guest-sdk with their `rt` runtime,
 /// which host builds never compile).
 fn lints(layout: &Layout, examples: &[String]) -> Result<bool> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut fmt_ok = true;
     for dir in [layout.root.clone(), layout.examples_dir()] {
         println!(
             "checking formatting: cargo fmt --all -- --check (in {})",
             dir.display()
         );
-        fmt_ok &= Command::new(&cargo)
-            .current_dir(&dir)
+        fmt_ok &= cargo(&dir)
             .args(["fmt", "--all", "--", "--check"])
             .status()
             .context("starting cargo fmt")?
@@ -106,8 +102,7 @@ fn lints(layout: &Layout, examples: &[String]) -> Result<bool> {
     }
     println!("running clippy: cargo clippy --workspace --all-targets -- -D warnings");
     let mut ok = fmt_ok;
-    ok &= Command::new(&cargo)
-        .current_dir(&layout.root)
+    ok &= cargo(&layout.root)
         .args([
             "clippy",
             "--workspace",
@@ -135,11 +130,7 @@ fn lints(layout: &Layout, examples: &[String]) -> Result<bool> {
         .collect();
     if !linux.is_empty() {
         println!("running clippy on the Linux programs: {}", linux.join(", "));
-        let mut cmd = Command::new(&cargo);
-        cmd.current_dir(layout.examples_dir()).arg("clippy").env(
-            "CARGO_TARGET_DIR",
-            layout.root.join("target").join("linux-guest"),
-        );
+        let mut cmd = cargo::cross(layout, &layout.examples_dir(), Build::StaticLinux, "clippy");
         for p in &linux {
             cmd.args(["--package", p]);
         }
@@ -160,18 +151,21 @@ pub const PUBLISHED: [&str; 4] = ["vmmcall-macros", "vmmcall", "vmexit", "guest-
 /// fail. `--allow-dirty`: this checks the packaging, it publishes nothing.
 fn package(layout: &Layout) -> Result<bool> {
     forget_stale_packages(layout);
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut args = vec!["package", "--allow-dirty", "--quiet"];
     for p in PUBLISHED {
         args.extend(["--package", p]);
     }
+    let target_dir = layout.package_target_dir();
     println!(
-        "packaging the published crates: CARGO_TARGET_DIR={PACKAGE_TARGET} cargo {}",
+        "packaging the published crates: CARGO_TARGET_DIR={} cargo {}",
+        target_dir
+            .strip_prefix(&layout.root)
+            .unwrap_or(&target_dir)
+            .display(),
         args.join(" ")
     );
-    let ok = Command::new(cargo)
-        .current_dir(&layout.root)
-        .env("CARGO_TARGET_DIR", layout.root.join(PACKAGE_TARGET))
+    let ok = cargo(&layout.root)
+        .env("CARGO_TARGET_DIR", &target_dir)
         .args(&args)
         .status()
         .context("starting cargo package")?
@@ -181,10 +175,6 @@ fn package(layout: &Layout) -> Result<bool> {
     }
     Ok(ok)
 }
-
-/// Where `cargo package` verifies (`CARGO_TARGET_DIR`), apart from the
-/// workspace's own `target/`.
-const PACKAGE_TARGET: &str = "target/package-check";
 
 /// Make the verification build our crates from the packaged sources of
 /// this run. Cargo takes the overlay registry's crates for immutable (a
@@ -197,8 +187,7 @@ const PACKAGE_TARGET: &str = "target/package-check";
 /// unpacked copies; everything else (syn, linkme, ...) stays built.
 fn forget_stale_packages(layout: &Layout) {
     let fingerprints = layout
-        .root
-        .join(PACKAGE_TARGET)
+        .package_target_dir()
         .join("debug")
         .join(".fingerprint");
     if let Ok(entries) = std::fs::read_dir(&fingerprints) {
