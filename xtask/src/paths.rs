@@ -186,6 +186,12 @@ impl Layout {
         self.root.join("target").join("package-check")
     }
 
+    /// `CARGO_HOME` of `cargo package`'s verification: its own, so that
+    /// what cargo unpacks there never lands in the user's cargo home.
+    pub fn package_cargo_home(&self) -> PathBuf {
+        self.package_target_dir().join("cargo-home")
+    }
+
     /// `CRITERION_HOME` of the host benches.
     pub fn criterion_home(&self) -> PathBuf {
         self.examples_dir().join("target").join("criterion")

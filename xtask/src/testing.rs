@@ -2,7 +2,7 @@
 //! result table.
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -149,22 +149,31 @@ pub const PUBLISHED: [&str; 4] = ["vmmcall-macros", "vmmcall", "vmexit", "guest-
 /// overlay registry (`target/package/tmp-registry`); one at a time, every
 /// crate but vmmcall-macros would look for its siblings on crates.io and
 /// fail. `--allow-dirty`: this checks the packaging, it publishes nothing.
+///
+/// It runs with a cargo home of its own ([`package_home`]), so the
+/// user's `$CARGO_HOME` is neither read for stale copies nor cleaned.
 fn package(layout: &Layout) -> Result<bool> {
-    forget_stale_packages(layout);
+    let home = package_home(layout)?;
+    forget_stale_packages(layout, &home);
     let mut args = vec!["package", "--allow-dirty", "--quiet"];
     for p in PUBLISHED {
         args.extend(["--package", p]);
     }
     let target_dir = layout.package_target_dir();
+    let shown = |p: &Path| {
+        p.strip_prefix(&layout.root)
+            .unwrap_or(p)
+            .display()
+            .to_string()
+    };
     println!(
-        "packaging the published crates: CARGO_TARGET_DIR={} cargo {}",
-        target_dir
-            .strip_prefix(&layout.root)
-            .unwrap_or(&target_dir)
-            .display(),
+        "packaging the published crates: CARGO_HOME={} CARGO_TARGET_DIR={} cargo {}",
+        shown(&home),
+        shown(&target_dir),
         args.join(" ")
     );
     let ok = cargo(&layout.root)
+        .env("CARGO_HOME", &home)
         .env("CARGO_TARGET_DIR", &target_dir)
         .args(&args)
         .status()
@@ -176,16 +185,46 @@ fn package(layout: &Layout) -> Result<bool> {
     Ok(ok)
 }
 
+/// The verification's cargo home (`target/package-check/cargo-home`),
+/// holding a copy of the user's cargo configuration (`config.toml` or
+/// `config` in `$CARGO_HOME`, or `~/.cargo`: registry mirrors, proxies,
+/// `net.offline` still apply) and no credentials (nothing is published).
+/// Cargo fills its registry index and download cache from crates.io on
+/// the first run and reuses them after; the project's own
+/// `.cargo/config.toml` applies as everywhere.
+fn package_home(layout: &Layout) -> Result<PathBuf> {
+    let home = layout.package_cargo_home();
+    std::fs::create_dir_all(&home).with_context(|| format!("creating {}", home.display()))?;
+    let user = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    for name in ["config.toml", "config"] {
+        let ours = home.join(name);
+        match user.as_ref().map(|u| u.join(name)).filter(|f| f.is_file()) {
+            Some(theirs) => {
+                std::fs::copy(&theirs, &ours).with_context(|| {
+                    format!("copying {} to {}", theirs.display(), ours.display())
+                })?;
+            }
+            None => {
+                let _ = std::fs::remove_file(&ours);
+            }
+        }
+    }
+    Ok(home)
+}
+
 /// Make the verification build our crates from the packaged sources of
 /// this run. Cargo takes the overlay registry's crates for immutable (a
 /// registry package never changes under its version) and reuses whatever
 /// it built from them before, and whatever it unpacked into
-/// `$CARGO_HOME/registry/src/-HASH/` (HASH of the overlay's path: no host
+/// `CARGO_HOME/registry/src/-HASH/` (HASH of the overlay's path: no host
 /// name, so it starts with `-`). After a change to vmmcall-macros, vmmcall
 /// would be verified against the old macros. Remove our crates'
-/// fingerprints in the verification's own target directory and their
-/// unpacked copies; everything else (syn, linkme, ...) stays built.
-fn forget_stale_packages(layout: &Layout) {
+/// fingerprints in the verification's own target directory and the
+/// overlay's unpacked copies in its own cargo home `home`; everything else
+/// (syn, linkme, ...) stays built and downloaded.
+fn forget_stale_packages(layout: &Layout, home: &Path) {
     let fingerprints = layout
         .package_target_dir()
         .join("debug")
@@ -202,29 +241,12 @@ fn forget_stale_packages(layout: &Layout) {
             }
         }
     }
-    let home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
-    let Some(src) = home.map(|h| h.join("registry").join("src")) else {
+    let Ok(registries) = std::fs::read_dir(home.join("registry").join("src")) else {
         return;
     };
-    let Ok(registries) = std::fs::read_dir(&src) else {
-        return;
-    };
-    let version = env!("CARGO_PKG_VERSION");
     for registry in registries.flatten() {
-        if !registry.file_name().to_string_lossy().starts_with('-') {
-            continue;
-        }
-        for name in PUBLISHED {
-            let dir = registry.path().join(format!("{name}-{version}"));
-            if dir.is_dir() {
-                println!(
-                    "  removing cargo's unpacked copy of an earlier package: {}",
-                    dir.display()
-                );
-                let _ = std::fs::remove_dir_all(&dir);
-            }
+        if registry.file_name().to_string_lossy().starts_with('-') {
+            let _ = std::fs::remove_dir_all(registry.path());
         }
     }
 }
