@@ -38,7 +38,7 @@ use crate::setup::{self, Toolset};
 use crate::ui;
 use crate::verdict::Verdict;
 
-/// The kernel command line (the VMM's Linux profile, `docs/ABI.md`):
+/// The kernel command line (the VMM's Linux profile, `docs/VMM-CORE.md`):
 /// - `console=ttyS0`: COM1, the UART the guest shares with the VMM;
 /// - `acpi=off pci=off`: there are no ACPI tables, and PCI configuration
 ///   space is denied (no device can be made to DMA);
