@@ -289,7 +289,7 @@ fn run_vm(layout: &Layout, platforms: &[Machine]) -> Vec<(Machine, VmRow)> {
             rows.push((machine, VmRow::Failed(format!("build failed: {e}"))));
             continue;
         }
-        if let Err(e) = setup::ensure(&[machine.emulator.driver().toolset()]) {
+        if let Err(e) = setup::ensure(&[machine.emulator.facts().toolset]) {
             rows.push((machine, VmRow::Failed(format!("{e:#}"))));
             continue;
         }
@@ -359,14 +359,14 @@ fn run_linux(layout: &Layout, platforms: &[Machine]) -> Vec<(Machine, LinuxRow)>
     let run_name = format!("{EXAMPLE}-linux");
     let mut rows = Vec::new();
     for &machine in platforms {
-        if let Err(e) = setup::ensure(&[machine.emulator.driver().toolset()]) {
+        if let Err(e) = setup::ensure(&[machine.emulator.facts().toolset]) {
             rows.push((machine, LinuxRow::Failed(format!("{e:#}"))));
             continue;
         }
         let timeout = prepared
             .expected
             .timeout
-            .unwrap_or_else(|| machine.emulator.driver().linux_timeout());
+            .unwrap_or_else(|| machine.emulator.facts().linux_timeout);
         let outcome = session::boot(&linux_run::vmm_boot(
             layout, &run_name, EXAMPLE, machine, &prepared, timeout, false,
         ));
@@ -697,7 +697,7 @@ impl Measured<'_> {
                 .vm
                 .iter()
                 .filter(|(m, row)| {
-                    matches!(row, VmRow::Measured(_)) && m.emulator.driver().exact_ticks()
+                    matches!(row, VmRow::Measured(_)) && m.emulator.facts().exact_ticks
                 })
                 .map(|(m, _)| Some(*m))
                 .collect(),
@@ -814,7 +814,7 @@ pub fn bench(layout: &Layout, args: &BenchArgs) -> Result<bool> {
     let mut bochs: Vec<(Machine, &VmFigures)> = Vec::new();
     for (machine, row) in &vm {
         if let VmRow::Measured(f) = row {
-            if machine.emulator.driver().exact_ticks() {
+            if machine.emulator.facts().exact_ticks {
                 bochs.push((*machine, f));
             }
         }

@@ -12,42 +12,18 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
 use crate::paths::CONSOLE_FILE;
 use crate::platform::{Cpu, Emulate, Launched, Machine, Payload, Stop};
 use crate::runner::ConsoleSource;
-use crate::setup::Toolset;
 use crate::verdict;
 
 /// Bochs's part in a run ([`Emulate`]).
 pub struct Bochs;
 
 impl Emulate for Bochs {
-    fn name(&self) -> &'static str {
-        "bochs"
-    }
-
-    fn title(&self) -> &'static str {
-        "Bochs"
-    }
-
-    fn toolset(&self) -> Toolset {
-        Toolset::Bochs
-    }
-
-    /// Bochs boots Linux in about 40 s of wall-clock time here.
-    fn linux_timeout(&self) -> Duration {
-        Duration::from_secs(300)
-    }
-
-    /// Bochs's TSC advances with emulated instructions ([`IPS`]).
-    fn exact_ticks(&self) -> bool {
-        true
-    }
-
     /// The ISO, bochsrc and debugger commands ([`prepare`]); the console
     /// is the file Bochs writes, its log is read for the verdict.
     fn launch(

@@ -468,14 +468,14 @@ pub fn linux(layout: &Layout, args: &LinuxArgs) -> Result<u8> {
         crate::qemu::host_kvm_cpu,
     )?;
     layout.check_example(&args.example)?;
-    setup::ensure(&[machine.emulator.driver().toolset(), Toolset::C])?;
+    setup::ensure(&[machine.emulator.facts().toolset, Toolset::C])?;
     images::build(layout, std::slice::from_ref(&args.example))?;
     let kernel = linux::kernel(layout, args.kernel.as_deref())?;
     let prepared = prepare(layout, &args.example, &kernel, &args.program)?;
     let timeout = args
         .timeout
         .or(prepared.expected.timeout)
-        .unwrap_or_else(|| machine.emulator.driver().linux_timeout());
+        .unwrap_or_else(|| machine.emulator.facts().linux_timeout);
     let run_name = format!("{}-linux", args.example);
     println!(
         "booting Linux ({}) under the {} VMM on {machine}, running {}",

@@ -72,7 +72,7 @@ fn run(layout: &Layout, args: RunArgs) -> Result<bool> {
             args.example
         );
     }
-    setup::ensure(&[machine.emulator.driver().toolset()])?;
+    setup::ensure(&[machine.emulator.facts().toolset])?;
     images::build(layout, std::slice::from_ref(&args.example))?;
     let outcome = session::boot(&Boot {
         payload: session::example_payload(layout, &args.example),

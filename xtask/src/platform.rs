@@ -47,6 +47,14 @@ impl Emulator {
     /// Every emulator.
     pub const ALL: [Emulator; 2] = [Emulator::Qemu, Emulator::Bochs];
 
+    /// This emulator's row of the platform table.
+    pub fn facts(self) -> &'static Facts {
+        match self {
+            Emulator::Qemu => &QEMU,
+            Emulator::Bochs => &BOCHS,
+        }
+    }
+
     /// What a run asks of this emulator.
     pub fn driver(self) -> &'static dyn Emulate {
         match self {
@@ -57,7 +65,7 @@ impl Emulator {
 
     /// Parses `qemu` or `bochs`.
     pub fn parse(s: &str) -> Result<Emulator> {
-        match Emulator::ALL.into_iter().find(|e| e.driver().name() == s) {
+        match Emulator::ALL.into_iter().find(|e| e.facts().name == s) {
             Some(e) => Ok(e),
             None => bail!("unknown emulator `{s}` (expected qemu or bochs)"),
         }
@@ -96,21 +104,49 @@ pub struct Launched {
     pub note: Option<(&'static str, PathBuf)>,
 }
 
-/// What differs between emulators: each run asks its emulator for its
-/// command line, console and log ([`Emulate::launch`]), its exit protocol
-/// ([`Emulate::stop_reasons`]) and its timing.
-pub trait Emulate: Sync {
+/// QEMU's row of the platform table.
+const QEMU: Facts = Facts {
+    name: "qemu",
+    title: "QEMU",
+    toolset: Toolset::Qemu,
+    // QEMU boots Linux in about 2 s here.
+    linux_timeout: Duration::from_secs(60),
+    // Under TCG the guest's RDTSC is the host's TSC: only ratios mean
+    // something.
+    exact_ticks: false,
+};
+
+/// Bochs's row of the platform table.
+const BOCHS: Facts = Facts {
+    name: "bochs",
+    title: "Bochs",
+    toolset: Toolset::Bochs,
+    // Bochs boots Linux in about 40 s of wall-clock time here.
+    linux_timeout: Duration::from_secs(300),
+    // Bochs's TSC advances with emulated instructions (`bochs::IPS`).
+    exact_ticks: true,
+};
+
+/// An emulator's row of the platform table.
+pub struct Facts {
     /// The name in platform names and `--emulator` (`qemu`, `bochs`).
-    fn name(&self) -> &'static str;
+    pub name: &'static str,
     /// The name in messages (`QEMU`, `Bochs`).
-    fn title(&self) -> &'static str;
+    pub title: &'static str,
     /// The host tools its runs need.
-    fn toolset(&self) -> Toolset;
+    pub toolset: Toolset,
     /// The default timeout of a Linux boot.
-    fn linux_timeout(&self) -> Duration;
+    pub linux_timeout: Duration,
     /// Whether the guest's RDTSC counts emulated instructions (exact
     /// ticks), so that differences of a few ticks mean something.
-    fn exact_ticks(&self) -> bool;
+    pub exact_ticks: bool,
+}
+
+/// What differs between emulators' runs: each run asks its emulator for
+/// its command line, console and log ([`Emulate::launch`]) and its exit
+/// protocol ([`Emulate::stop_reasons`]); the rest is data
+/// ([`Emulator::facts`]).
+pub trait Emulate: Sync {
     /// Creates `run_dir` afresh with what booting `payload` on `machine`
     /// needs, with `vmm_cmdline` for the VMM, and returns the run.
     fn launch(
@@ -124,8 +160,10 @@ pub trait Emulate: Sync {
     /// the outcome (empty: it is).
     fn stop_reasons(&self, stop: &Stop<'_>) -> Vec<String>;
     /// The error lines of the emulator's log worth showing when a run
-    /// fails.
-    fn log_errors<'a>(&self, log: &'a str) -> Vec<&'a str>;
+    /// fails (none by default).
+    fn log_errors<'a>(&self, _log: &'a str) -> Vec<&'a str> {
+        Vec::new()
+    }
 }
 
 impl Cpu {
@@ -242,7 +280,7 @@ impl Machine {
         };
         format!(
             "{}-{}{accel}",
-            self.emulator.driver().name(),
+            self.emulator.facts().name,
             self.cpu.extension()
         )
     }

@@ -3,13 +3,11 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
 use crate::platform::{Accel, Cpu, Emulate, Launched, Machine, Payload, Stop};
 use crate::runner::ConsoleSource;
-use crate::setup::Toolset;
 use crate::verdict;
 
 /// The QEMU binary.
@@ -19,29 +17,6 @@ pub const BINARY: &str = "qemu-system-x86_64";
 pub struct Qemu;
 
 impl Emulate for Qemu {
-    fn name(&self) -> &'static str {
-        "qemu"
-    }
-
-    fn title(&self) -> &'static str {
-        "QEMU"
-    }
-
-    fn toolset(&self) -> Toolset {
-        Toolset::Qemu
-    }
-
-    /// QEMU boots Linux in about 2 s here.
-    fn linux_timeout(&self) -> Duration {
-        Duration::from_secs(60)
-    }
-
-    /// Under TCG the guest's RDTSC is the host's TSC: only ratios mean
-    /// something.
-    fn exact_ticks(&self) -> bool {
-        false
-    }
-
     /// An empty run directory (the console is written there after the
     /// run) and the command line of [`args`]; the console is QEMU's stdout.
     fn launch(
@@ -70,10 +45,6 @@ impl Emulate for Qemu {
 
     fn stop_reasons(&self, stop: &Stop<'_>) -> Vec<String> {
         verdict::qemu_stop_reasons(stop)
-    }
-
-    fn log_errors<'a>(&self, _log: &'a str) -> Vec<&'a str> {
-        Vec::new()
     }
 }
 

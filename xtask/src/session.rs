@@ -250,10 +250,10 @@ fn boot_inner(b: &Boot<'_>, label: &str, prefix: String, stderr_prefix: String) 
                 report.push_str(&format!(
                     "  last {shown} of {} error lines in the {} log:\n",
                     errors.len(),
-                    emulator.title()
+                    b.machine.emulator.facts().title
                 ));
                 for line in &errors[errors.len() - shown..] {
-                    report.push_str(&format!("  {}: {line}\n", emulator.name()));
+                    report.push_str(&format!("  {}: {line}\n", b.machine.emulator.facts().name));
                 }
             }
             report.push_str(&format!(

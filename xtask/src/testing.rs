@@ -290,7 +290,7 @@ pub fn test(layout: &Layout, args: &TestArgs) -> Result<bool> {
         let mut tools: Vec<Toolset> = Emulator::ALL
             .into_iter()
             .filter(|e| platforms.iter().any(|p| p.emulator == *e))
-            .map(|e| e.driver().toolset())
+            .map(|e| e.facts().toolset)
             .collect();
         // The Linux guests' C programs.
         tools.push(Toolset::C);
@@ -447,7 +447,7 @@ pub fn test(layout: &Layout, args: &TestArgs) -> Result<bool> {
                         let timeout = args
                             .timeout
                             .or(prepared.expected.timeout)
-                            .unwrap_or_else(|| platform.emulator.driver().linux_timeout());
+                            .unwrap_or_else(|| platform.emulator.facts().linux_timeout);
                         session::boot(&linux_run::vmm_boot(
                             layout,
                             &run_names[row],
