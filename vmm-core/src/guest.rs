@@ -47,7 +47,7 @@ pub const CR4: u64 = (1 << 5) | (1 << 9) | (1 << 10);
 pub const EFER: u64 = (1 << 8) | (1 << 10) | (1 << 11);
 
 /// Which kind of guest runs, and so which policy the VMM applies (see
-/// `docs/ABI.md`, "Guest profiles").
+/// `docs/VMM-CORE.md`, "Guest profiles").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Profile {
     /// A bare-metal image written for this VMM: no interrupts, HLT ends the

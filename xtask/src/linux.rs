@@ -167,11 +167,7 @@ fn parse_depends(output: &str) -> Option<String> {
 
 /// The cache directory of one versioned kernel package.
 fn cache_dir(layout: &Layout, package: &str) -> PathBuf {
-    layout
-        .root
-        .join("target")
-        .join("linux-kernel")
-        .join(package)
+    layout.kernel_cache_dir(package)
 }
 
 /// What a user can run instead, for error messages. `package` is the

@@ -34,7 +34,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::io::Read;
 
 use crate::expect::{contains_word_end, substitute, Expectations, Outcome};
-use crate::platform::Emulator;
+use crate::platform::{Emulate, Stop};
 use crate::runner::Exit;
 use vmm_shared::{markers, ports};
 
@@ -95,7 +95,7 @@ pub fn cmdline_word(secret: &str) -> String {
 /// Everything the verdict is based on.
 pub struct Evidence<'a> {
     /// Which emulator ran.
-    pub emulator: Emulator,
+    pub emulator: &'a dyn Emulate,
     /// The console lines.
     pub console: &'a [String],
     /// How the emulator ended.
@@ -104,8 +104,8 @@ pub struct Evidence<'a> {
     pub timeout_secs: u64,
     /// The example's expectations.
     pub expected: &'a Expectations,
-    /// The Bochs log text (Bochs only; `None` if unreadable).
-    pub bochs_log: Option<&'a str>,
+    /// The emulator's log text (Bochs only; `None` if unreadable).
+    pub log: Option<&'a str>,
     /// The run's secret, as given to the VMM.
     pub secret: &'a str,
 }
@@ -358,19 +358,30 @@ fn outcome_reasons(e: &Evidence<'_>, got: &Reported, want: Outcome) -> Vec<Strin
     reasons
 }
 
-/// Whether the emulator stopped the way the VMM stops it for `want`: QEMU's
-/// exit code; Bochs's shutdown request and the VMM's `pass`/`fail` log line,
-/// which must say `pass` exactly when `vmm_success` (the VMM's verdict line
-/// reported status 0).
+/// Whether the emulator stopped the way the VMM stops it for `want`: the
+/// emulator's own exit protocol ([`Emulate::stop_reasons`]).
 fn exit_reasons(e: &Evidence<'_>, want: Outcome, vmm_success: bool) -> Vec<String> {
-    let success = want.is_success();
-    let mut reasons = Vec::new();
-    match (e.emulator, e.exit) {
-        (_, Exit::TimedOut) => {}
-        (_, Exit::Signal(s)) => reasons.push(format!("the emulator was killed by signal {s}")),
-        (Emulator::Qemu, Exit::Code(QEMU_SUCCESS)) if success => {}
-        (Emulator::Qemu, Exit::Code(QEMU_FAILURE)) if !success => {}
-        (Emulator::Qemu, Exit::Code(code)) => reasons.push(format!(
+    match e.exit {
+        Exit::TimedOut => Vec::new(),
+        Exit::Signal(s) => vec![format!("the emulator was killed by signal {s}")],
+        Exit::Code(code) => e.emulator.stop_reasons(&Stop {
+            code,
+            want_success: want.is_success(),
+            vmm_success,
+            log: e.log,
+            secret: e.secret,
+        }),
+    }
+}
+
+/// QEMU's exit protocol: exit code 33 when `expect.txt` wants success,
+/// else 35.
+pub fn qemu_stop_reasons(stop: &Stop<'_>) -> Vec<String> {
+    let success = stop.want_success;
+    match stop.code {
+        QEMU_SUCCESS if success => Vec::new(),
+        QEMU_FAILURE if !success => Vec::new(),
+        code => vec![format!(
             "QEMU exit code {code}: {}{}",
             qemu_exit_meaning(code),
             if success {
@@ -378,37 +389,43 @@ fn exit_reasons(e: &Evidence<'_>, want: Outcome, vmm_success: bool) -> Vec<Strin
             } else {
                 " (expect.txt wants the VMM's failure report, 35)"
             }
-        )),
-        (Emulator::Bochs, Exit::Code(code)) => {
-            let log = e.bochs_log.unwrap_or("");
-            let shutdown = log.contains(BOCHS_SHUTDOWN);
-            if !(code == 1 && shutdown) {
-                let why = match bochs_panic(log) {
-                    Some(msg) => format!("Bochs stopped with: {msg}"),
-                    None if e.bochs_log.is_none() => "no Bochs log was written".to_owned(),
-                    None if code == 0 => {
-                        "Bochs quit normally (magic breakpoint or debugger stop?)".to_owned()
-                    }
-                    None => "see the Bochs log".to_owned(),
-                };
-                reasons.push(format!(
-                    "Bochs exit code {code} without the VMM's Shutdown-port (0x8900) request: {why}"
-                ));
-            } else {
-                let word = if vmm_success { "pass" } else { "fail" };
-                let line = format!("{BOCHS_VERDICT}{word} {}", e.secret);
-                let found = log.lines().any(|l| l.trim_end().ends_with(line.as_str()));
-                if !found {
-                    let other = log
-                        .lines()
-                        .find(|l| l.contains(BOCHS_VERDICT))
-                        .map_or("none".to_owned(), |l| format!("`{}`", l.trim()));
-                    reasons.push(format!(
-                        "the Bochs log lacks the VMM's `{BOCHS_VERDICT}{word} SECRET` line for \
-                         this run (BIOS info port 0x402; found: {other})"
-                    ));
-                }
+        )],
+    }
+}
+
+/// Bochs's exit protocol: exit code 1 with the Shutdown-port request in the
+/// log, after the VMM's `pass`/`fail` line, which must say `pass` exactly
+/// when the VMM's verdict line reported status 0.
+pub fn bochs_stop_reasons(stop: &Stop<'_>) -> Vec<String> {
+    let code = stop.code;
+    let log = stop.log.unwrap_or("");
+    let shutdown = log.contains(BOCHS_SHUTDOWN);
+    let mut reasons = Vec::new();
+    if !(code == 1 && shutdown) {
+        let why = match bochs_panic(log) {
+            Some(msg) => format!("Bochs stopped with: {msg}"),
+            None if stop.log.is_none() => "no Bochs log was written".to_owned(),
+            None if code == 0 => {
+                "Bochs quit normally (magic breakpoint or debugger stop?)".to_owned()
             }
+            None => "see the Bochs log".to_owned(),
+        };
+        reasons.push(format!(
+            "Bochs exit code {code} without the VMM's Shutdown-port (0x8900) request: {why}"
+        ));
+    } else {
+        let word = if stop.vmm_success { "pass" } else { "fail" };
+        let line = format!("{BOCHS_VERDICT}{word} {}", stop.secret);
+        let found = log.lines().any(|l| l.trim_end().ends_with(line.as_str()));
+        if !found {
+            let other = log
+                .lines()
+                .find(|l| l.contains(BOCHS_VERDICT))
+                .map_or("none".to_owned(), |l| format!("`{}`", l.trim()));
+            reasons.push(format!(
+                "the Bochs log lacks the VMM's `{BOCHS_VERDICT}{word} SECRET` line for \
+                 this run (BIOS info port 0x402; found: {other})"
+            ));
         }
     }
     reasons
@@ -417,6 +434,7 @@ fn exit_reasons(e: &Evidence<'_>, want: Outcome, vmm_success: bool) -> Vec<Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::platform::Emulator;
 
     const S: &str = "00c0ffee00c0ffee";
 
@@ -435,12 +453,12 @@ mod tests {
 
     fn qemu(console: &[String], exit: Exit, expected: &Expectations) -> Verdict {
         judge(&Evidence {
-            emulator: Emulator::Qemu,
+            emulator: Emulator::Qemu.driver(),
             console,
             exit,
             timeout_secs: 30,
             expected,
-            bochs_log: None,
+            log: None,
             secret: S,
         })
     }
@@ -530,12 +548,12 @@ mod tests {
         // Judged without the secret, the forged success would count: the
         // secret is what decides.
         let r = reasons(judge(&Evidence {
-            emulator: Emulator::Qemu,
+            emulator: Emulator::Qemu.driver(),
             console: &console,
             exit: Exit::Code(35),
             timeout_secs: 30,
             expected: &e,
-            bochs_log: None,
+            log: None,
             secret: "1234",
         }));
         assert!(
@@ -677,12 +695,12 @@ mod tests {
             "00001p[CPU0  ] >>PANIC<< exception(): 3rd (13) exception with no resolution\n";
         let bochs = |console: &[String], exit, log: Option<&str>, expected: &Expectations| {
             judge(&Evidence {
-                emulator: Emulator::Bochs,
+                emulator: Emulator::Bochs.driver(),
                 console,
                 exit,
                 timeout_secs: 60,
                 expected,
-                bochs_log: log,
+                log,
                 secret: S,
             })
         };

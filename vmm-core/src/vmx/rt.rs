@@ -8,9 +8,9 @@
 //! §25.5, §25.4), then loop on VMLAUNCH/VMRESUME and hand each VM exit to
 //! [`exits::run_loop`].
 //!
-//! The host needs a TR (§27.2.3: the host TR selector must not be 0) and the
-//! boot stub has no TSS, so [`host_gdt`] copies the boot GDT into a page of
-//! its own, appends a 64-bit TSS descriptor and loads it with LGDT/LTR.
+//! The host needs a TR (§27.2.3: the host TR selector must not be 0) whose
+//! TSS holds the `#DF` stack in IST1, so [`host_gdt`] copies the loaded GDT
+//! into a page of its own, appends a 64-bit TSS descriptor and loads it.
 
 use super::{
     adjust_controls, ar_dpl, check_ept_caps, entry_interruption_info, feature_control_update,
@@ -501,8 +501,8 @@ fn host_gdt(page: u64) -> Result<(u64, u16, u64), VmxError> {
     // SAFETY: the new GDT holds the boot descriptors at the same selectors,
     // so the loaded CS/DS/SS stay valid; it lives in a VMM page that is
     // never freed. LTR loads the available TSS just written (it marks it
-    // busy); the zeroed TSS is never used for a stack switch (no IDT gates
-    // use IST, and the VMM stays at CPL 0).
+    // busy); its one stack switch is IST1 for the `#DF` gate (the VMM stays
+    // at CPL 0, so RSP0-2 are never used).
     unsafe { x86::dtables::lgdt(&ptr) };
     // SAFETY: `tr` selects the available 64-bit TSS descriptor in the GDT
     // just loaded.

@@ -1,5 +1,5 @@
 //! Escape attempt: a guest reaches for host state and for CPU-level event
-//! loops (docs/ABI.md, "What vmm-core does with a misbehaving guest").
+//! loops (docs/VMM-CORE.md, "What `vmm-core` does with a misbehaving guest").
 //!
 //! At CPL 0, each attempt and its documented outcome:
 //! - `MONITOR`, `MWAIT`, `RDTSCP`: `#UD` (CPUID hides them; MWAIT would be

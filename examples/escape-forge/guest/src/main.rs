@@ -7,7 +7,7 @@
 //! continues that console line; then it calls the VMM's `exit` with status
 //! 3.
 //!
-//! Documented outcome (docs/ABI.md, "The shared console"): only the VMM's
+//! Documented outcome (docs/VMM-CORE.md, "The shared console"): only the VMM's
 //! verdict line ends with the run's secret, which the guest cannot know, so
 //! `cargo xtask` finds the three forged lines, ignores them, and reads the
 //! status, 3, from the VMM's line. `expect.txt` says `outcome: exited 3`
