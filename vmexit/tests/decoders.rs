@@ -772,21 +772,26 @@ fn svm_exits_map_to_neutral() {
     );
 }
 
+/// The exit of a VMX exit reason, every other field 0.
+fn vmx_reason(exit_reason: u32) -> Exit {
+    Exit::from_vmx(&VmxExitFields {
+        exit_reason,
+        ..Default::default()
+    })
+}
+
+/// The exit of an SVM exit code, every other field 0.
+fn svm_code(exitcode: u64) -> Exit {
+    Exit::from_svm(&SvmExitFields {
+        exitcode,
+        ..Default::default()
+    })
+}
+
 #[test]
 fn instructions_that_reach_host_state() {
     // SDM Vol. 3C Appendix C and APM Vol. 2 Appendix C.
-    let vmx = |exit_reason| {
-        Exit::from_vmx(&VmxExitFields {
-            exit_reason,
-            ..Default::default()
-        })
-    };
-    let svm = |exitcode| {
-        Exit::from_svm(&SvmExitFields {
-            exitcode,
-            ..Default::default()
-        })
-    };
+    let (vmx, svm) = (vmx_reason, svm_code);
     for (reason, insn) in [
         (13, Insn::Invd),
         (15, Insn::Rdpmc),
@@ -918,18 +923,7 @@ fn vm_exits_carry_the_instruction_length_and_the_raw_code() {
 
 #[test]
 fn names_for_unhandled_exit_diagnostics() {
-    let vmx = |exit_reason| {
-        Exit::from_vmx(&VmxExitFields {
-            exit_reason,
-            ..Default::default()
-        })
-    };
-    let svm = |exitcode| {
-        Exit::from_svm(&SvmExitFields {
-            exitcode,
-            ..Default::default()
-        })
-    };
+    let (vmx, svm) = (vmx_reason, svm_code);
     assert_eq!(vmx(44).name(), "APIC access");
     assert_eq!(
         vmx(44).to_string(),
