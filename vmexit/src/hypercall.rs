@@ -101,17 +101,27 @@ pub fn handle_hypercall<V: Vcpu + ?Sized>(
     vcpu: &mut V,
     insn_len: u64,
 ) -> HypercallDone {
-    let rip_advance = sane_len(insn_len);
-    if rip_advance != insn_len {
-        log::warn!(
-            "vmexit: hypercall instruction length {insn_len} is impossible, using {rip_advance}"
-        );
-    }
+    let rip_advance = if (1..=MAX_INSN_LEN).contains(&insn_len) {
+        insn_len
+    } else {
+        impossible_len(insn_len)
+    };
     let outcome = vmmcall::dispatch(registry, vcpu);
     HypercallDone {
         outcome,
         rip_advance,
     }
+}
+
+/// [`HYPERCALL_INSN_LEN`] for a hypercall whose length `insn_len` is not
+/// an instruction's, logged. Out of line: a run loop never takes it.
+#[cold]
+#[inline(never)]
+fn impossible_len(insn_len: u64) -> u64 {
+    log::warn!(
+        "vmexit: hypercall instruction length {insn_len} is impossible, using {HYPERCALL_INSN_LEN}"
+    );
+    HYPERCALL_INSN_LEN
 }
 
 /// The RIP advance for a VMX instruction exit: the VM-exit

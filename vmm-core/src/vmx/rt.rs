@@ -857,12 +857,14 @@ impl Backend for VmxBackend {
     fn enter(&mut self, regs: &mut GuestRegs) -> VmExit {
         // A placeholder the run loop treats as a failed entry (bit 31): it
         // stops, and `run` reports `self.failed` instead.
-        let failed = VmExit::from_vmx(&VmxExitFields {
-            exit_reason: ExitReasonField::ENTRY_FAILURE,
-            ..Default::default()
-        });
+        let failed = || {
+            VmExit::from_vmx(&VmxExitFields {
+                exit_reason: ExitReasonField::ENTRY_FAILURE,
+                ..Default::default()
+            })
+        };
         if self.failed.is_some() {
-            return failed;
+            return failed();
         }
         // An NMI that hit the VMM (crate::idt) goes to the guest as soon as
         // nothing else is being injected and the guest blocks neither NMIs
@@ -907,7 +909,7 @@ impl Backend for VmxBackend {
                 field: 0,
                 failure,
             });
-            return failed;
+            return failed();
         }
         let exit_reason = vmread(ro::EXIT_REASON) as u32;
         if !ExitReasonField(exit_reason).entry_failure() {
