@@ -50,24 +50,13 @@
 //! a kernel bug. Everything the SDK passes itself ([`lookup`],
 //! [`describe`], [`handler_count`]) is bounded by the slice it comes from.
 //!
-//! Feature `rt` adds a bare-metal runtime for guests (`entry!`,
-//! `println!`, panic handler); feature `std` builds with `std`, for Linux
-//! user programs (and the `vmmcall-init` and `vmmcall` programs). The two
-//! exclude each other: `rt` brings its own entry point and panic handler,
-//! and `std` has both.
+//! Without features the crate is `no_std` and brings no runtime: a guest
+//! kernel keeps its own entry point, console and exception handling.
+//! Feature `std` builds with `std`, for Linux user programs (and the
+//! `vmmcall` program).
 #![cfg_attr(not(feature = "std"), no_std)]
 
-#[cfg(all(feature = "rt", feature = "std"))]
-compile_error!(
-    "guest-sdk: features `rt` (a bare-metal guest: its own entry point and panic handler) and \
-     `std` (a Linux program: std's) exclude each other; enable one"
-);
-
-#[cfg(all(feature = "rt", not(feature = "std")))]
-pub mod arch;
 pub mod interface;
-#[cfg(all(feature = "rt", not(feature = "std")))]
-pub mod rt;
 
 use core::fmt;
 use core::marker::PhantomData;

@@ -12,7 +12,7 @@
 //! [`Exit::Other`], which keeps the vendor's raw code and still has a
 //! readable name ([`Exit::name`], [`vendor_code_name`]).
 
-use crate::hypercall::{vmx_insn_len, MAX_INSN_LEN};
+use crate::hypercall::MAX_INSN_LEN;
 use crate::svm::{self, CrAccessInfo, IoioInfo, NpfErrorCode, SvmExitCode};
 use crate::vmx::{
     self, CrAccessType, CrQualification, EptViolation, EventType, InterruptionInfo,
@@ -734,6 +734,92 @@ const DR6_FIXED_ONES: u64 = 0xFFFF_0FF0;
 /// format (Intel SDM Vol. 3C §28.2.1, Table 28-1).
 const DR6_EXIT_BITS: u64 = 0x600F;
 
+/// The length of an x86 instruction: 1 to 15 bytes, the longest an Intel
+/// 64 or AMD64 instruction can be (Intel SDM Vol. 2A §2.3.11). A type, so
+/// that a length taken from an exit needs no check where it is used: code
+/// that adds it to RIP knows it is an instruction's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum InsnLen {
+    /// 1 byte.
+    L1 = 1,
+    /// 2 bytes.
+    L2 = 2,
+    /// 3 bytes.
+    L3 = 3,
+    /// 4 bytes.
+    L4 = 4,
+    /// 5 bytes.
+    L5 = 5,
+    /// 6 bytes.
+    L6 = 6,
+    /// 7 bytes.
+    L7 = 7,
+    /// 8 bytes.
+    L8 = 8,
+    /// 9 bytes.
+    L9 = 9,
+    /// 10 bytes.
+    L10 = 10,
+    /// 11 bytes.
+    L11 = 11,
+    /// 12 bytes.
+    L12 = 12,
+    /// 13 bytes.
+    L13 = 13,
+    /// 14 bytes.
+    L14 = 14,
+    /// 15 bytes.
+    L15 = 15,
+}
+
+impl InsnLen {
+    /// `len` as an instruction length, if it is one (1..=15).
+    #[inline]
+    pub const fn new(len: u64) -> Option<InsnLen> {
+        use InsnLen::*;
+        Some(match len {
+            1 => L1,
+            2 => L2,
+            3 => L3,
+            4 => L4,
+            5 => L5,
+            6 => L6,
+            7 => L7,
+            8 => L8,
+            9 => L9,
+            10 => L10,
+            11 => L11,
+            12 => L12,
+            13 => L13,
+            14 => L14,
+            15 => L15,
+            _ => return None,
+        })
+    }
+
+    /// `len` as an instruction length if it is one (1..=15), else
+    /// `default`. Compiles to a range check and a select.
+    #[inline]
+    pub const fn new_or(len: u64, default: InsnLen) -> InsnLen {
+        let len = if len >= 1 && len <= 15 {
+            len
+        } else {
+            default as u64
+        };
+        match InsnLen::new(len) {
+            Some(len) => len,
+            None => default,
+        }
+    }
+
+    /// The length in bytes.
+    #[inline]
+    pub const fn get(self) -> u64 {
+        self as u64
+    }
+}
+
 /// The vendor's raw exit, kept for diagnostics: a VMM reports it when it
 /// stops on an exit it does not handle, and acts on [`VmExit::exit`]
 /// instead.
@@ -761,24 +847,25 @@ pub struct RawExit {
 /// // CPUID (EXITCODE 0x72) at RIP 0x1000 on a CPU without NRIPS: the
 /// // length is CPUID's (0F A2).
 /// let e = VmExit::from_svm(&SvmExitFields { exitcode: 0x72, ..Default::default() }, 0x1000, None);
-/// assert_eq!((e.exit, e.insn_len), (Exit::Cpuid, 2));
+/// assert_eq!((e.exit, e.insn_len.get()), (Exit::Cpuid, 2));
 /// // With NRIPS the processor says where the next instruction is.
 /// let e = VmExit::from_svm(&SvmExitFields { exitcode: 0x72, ..Default::default() }, 0x1000, Some(0x1003));
-/// assert_eq!(e.insn_len, 3);
+/// assert_eq!(e.insn_len.get(), 3);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct VmExit {
     /// What happened.
     pub exit: Exit,
     /// For an exit an instruction caused (hypercall, CPUID, port I/O, MSR,
-    /// `MOV` CR, [`Exit::Instruction`], ...): its length in bytes, always
-    /// in `1..=15`, so that the guest's next RIP is `rip + insn_len`. VMX:
-    /// the VM-exit instruction-length field ([`vmx_insn_len`]). SVM: the
+    /// `MOV` CR, [`Exit::Instruction`], ...): its length, so that the
+    /// guest's next RIP is `rip + insn_len.get()`. VMX:
+    /// the VM-exit instruction-length field, 3 when it holds no length
+    /// ([`crate::vmx_insn_len`]). SVM: the
     /// next RIP the processor saved (IOIO: EXITINFO2; others: nRIP, with
     /// NRIPS) minus RIP, or without one the intercepted instruction's
     /// encoded length ([`svm_known_len`]). For other exits (events, nested
     /// page faults, failed entries) it means nothing.
-    pub insn_len: u64,
+    pub insn_len: InsnLen,
     /// The vendor's raw code and qualification.
     pub raw: RawExit,
 }
@@ -789,7 +876,7 @@ impl VmExit {
     pub fn from_vmx(f: &VmxExitFields) -> VmExit {
         VmExit {
             exit: Exit::from_vmx(f),
-            insn_len: vmx_insn_len(f.instruction_len),
+            insn_len: InsnLen::new_or(f.instruction_len as u64, InsnLen::L3),
             raw: RawExit {
                 vendor: Vendor::Intel,
                 code: u64::from(f.exit_reason),
@@ -803,49 +890,68 @@ impl VmExit {
     /// when the processor has NRIPS (CPUID `Fn8000_000A_EDX[3]`), the nRIP
     /// it saved (VMCB offset `0xC8`; AMD APM Vol. 2 §15.7.1). `None` or
     /// `Some(0)`: no nRIP. Never panics.
+    ///
+    /// The exit is decoded last, into the result, so that a backend's exit
+    /// path keeps few values live across the decoder's call.
     #[inline]
     pub fn from_svm(f: &SvmExitFields, rip: u64, nrip: Option<u64>) -> VmExit {
-        let exit = Exit::from_svm(f);
-        // IOIO: EXITINFO2 is the next RIP, with or without NRIPS (APM
-        // Vol. 2 §15.10.2).
-        let next = match exit {
-            Exit::Io(_) => Some(f.exitinfo2),
-            _ => nrip.filter(|&n| n != 0),
+        // The length first, from the raw fields alone, then the decoder's
+        // call last, writing straight into the result. IOIO's EXITINFO2 is
+        // the next RIP with or without NRIPS (APM Vol. 2 §15.10.2); a next
+        // RIP of 0 means none was saved.
+        const IOIO: u64 = SvmExitCode::Ioio.raw();
+        let next = if f.exitcode == IOIO {
+            f.exitinfo2
+        } else {
+            nrip.unwrap_or(0)
         };
-        let insn_len = match next.map(|n| n.wrapping_sub(rip)) {
-            Some(len @ 1..=MAX_INSN_LEN) => len,
-            _ => svm_known_len(&exit),
+        let len = next.wrapping_sub(rip);
+        let insn_len = if next != 0 && (1..=MAX_INSN_LEN).contains(&len) {
+            // In range: the conversion is a truncation.
+            InsnLen::new_or(len, InsnLen::L3)
+        } else {
+            svm_known_len(f.exitcode)
         };
-        VmExit {
-            exit,
-            insn_len,
+        let mut e = VmExit {
             raw: RawExit {
                 vendor: Vendor::Amd,
                 code: f.exitcode,
                 info1: f.exitinfo1,
                 info2: f.exitinfo2,
             },
-        }
+            insn_len,
+            exit: Exit::Hlt,
+        };
+        e.exit = Exit::from_svm(f);
+        e
     }
 }
 
-/// The length of the instruction behind an SVM instruction intercept when
-/// the processor saved no next RIP (no NRIPS, e.g. QEMU's TCG): the
+/// The length of the instruction behind SVM intercept `exitcode` when the
+/// processor saved no next RIP (no NRIPS, e.g. QEMU's TCG): the
 /// instruction's encoding without prefixes (Intel SDM Vol. 2 / AMD APM
 /// Vol. 3 opcode tables): `HLT` (`F4`) and `IN`/`OUT` with DX 1; `CPUID`
 /// (`0F A2`), `RDMSR`/`WRMSR` (`0F 32`/`0F 30`), `INVD` (`0F 08`), `WBINVD`
 /// (`0F 09`), `RDPMC` (`0F 33`) and `PAUSE` (`F3 90`) 2; `VMMCALL`,
 /// `XSETBV`, `MONITOR(X)`, `MWAIT(X)`, `RDTSCP`, `RDPRU` (`0F 01 xx`) and
-/// `MOV` CR (`0F 20`/`0F 22` /r) 3. Anything else: 3. A prefixed form
+/// `MOV` CR (`0F 20`/`0F 22` /r) 3. Any other code: 3. A prefixed form
 /// (`WBNOINVD` is `F3 0F 09`, `MOV CR8` needs REX or LOCK) is longer and
 /// needs NRIPS to be stepped over exactly.
-pub const fn svm_known_len(exit: &Exit) -> u64 {
-    match exit {
-        Exit::Hlt | Exit::Io(_) => 1,
-        Exit::Cpuid
-        | Exit::Msr { .. }
-        | Exit::Pause
-        | Exit::Instruction(Insn::Invd | Insn::Wbinvd | Insn::Rdpmc) => 2,
-        _ => 3,
+#[inline]
+pub const fn svm_known_len(exitcode: u64) -> InsnLen {
+    use SvmExitCode as C;
+    const HLT: u64 = C::Hlt.raw();
+    const IDLE_HLT: u64 = C::IdleHlt.raw();
+    const IOIO: u64 = C::Ioio.raw();
+    const CPUID: u64 = C::Cpuid.raw();
+    const MSR: u64 = C::Msr.raw();
+    const PAUSE: u64 = C::Pause.raw();
+    const INVD: u64 = C::Invd.raw();
+    const WBINVD: u64 = C::Wbinvd.raw();
+    const RDPMC: u64 = C::Rdpmc.raw();
+    match exitcode {
+        HLT | IDLE_HLT | IOIO => InsnLen::L1,
+        CPUID | MSR | PAUSE | INVD | WBINVD | RDPMC => InsnLen::L2,
+        _ => InsnLen::L3,
     }
 }

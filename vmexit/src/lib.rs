@@ -59,8 +59,8 @@ pub mod svm;
 pub mod vmx;
 
 pub use exit::{
-    svm_known_len, vendor_code_name, Exit, Insn, IoExit, NestedAccess, RawExit, SvmExitFields,
-    VirtInsn, VmExit, VmxExitFields,
+    svm_known_len, vendor_code_name, Exit, Insn, InsnLen, IoExit, NestedAccess, RawExit,
+    SvmExitFields, VirtInsn, VmExit, VmxExitFields,
 };
 pub use hypercall::{
     code_address, handle_hypercall, handle_ud, hypercall_instruction, svm_insn_len,

@@ -10,7 +10,7 @@ use vmexit::vmx::{
     ExitReasonField, GuestStateProblem, InterruptionInfo, IoQualification, VmxExitReason,
 };
 use vmexit::{
-    Exit, Insn, IoExit, NestedAccess, RawExit, SvmExitFields, Vendor, VirtInsn, VmExit,
+    Exit, Insn, InsnLen, IoExit, NestedAccess, RawExit, SvmExitFields, Vendor, VirtInsn, VmExit,
     VmxExitFields,
 };
 
@@ -772,21 +772,26 @@ fn svm_exits_map_to_neutral() {
     );
 }
 
+/// The exit of a VMX exit reason, every other field 0.
+fn vmx_reason(exit_reason: u32) -> Exit {
+    Exit::from_vmx(&VmxExitFields {
+        exit_reason,
+        ..Default::default()
+    })
+}
+
+/// The exit of an SVM exit code, every other field 0.
+fn svm_code(exitcode: u64) -> Exit {
+    Exit::from_svm(&SvmExitFields {
+        exitcode,
+        ..Default::default()
+    })
+}
+
 #[test]
 fn instructions_that_reach_host_state() {
     // SDM Vol. 3C Appendix C and APM Vol. 2 Appendix C.
-    let vmx = |exit_reason| {
-        Exit::from_vmx(&VmxExitFields {
-            exit_reason,
-            ..Default::default()
-        })
-    };
-    let svm = |exitcode| {
-        Exit::from_svm(&SvmExitFields {
-            exitcode,
-            ..Default::default()
-        })
-    };
+    let (vmx, svm) = (vmx_reason, svm_code);
     for (reason, insn) in [
         (13, Insn::Invd),
         (15, Insn::Rdpmc),
@@ -815,6 +820,19 @@ fn instructions_that_reach_host_state() {
 }
 
 #[test]
+fn instruction_lengths_are_1_to_15_bytes() {
+    assert_eq!(InsnLen::new(0), None);
+    assert_eq!(InsnLen::new(16), None);
+    assert_eq!(InsnLen::new(u64::MAX), None);
+    for len in 1..=15 {
+        assert_eq!(InsnLen::new(len).map(InsnLen::get), Some(len));
+        assert_eq!(InsnLen::new_or(len, InsnLen::L3).get(), len);
+    }
+    assert_eq!(InsnLen::new_or(0, InsnLen::L3), InsnLen::L3);
+    assert_eq!(InsnLen::new_or(16, InsnLen::L1), InsnLen::L1);
+}
+
+#[test]
 fn vm_exits_carry_the_instruction_length_and_the_raw_code() {
     let vmx = |exit_reason, instruction_len| {
         VmExit::from_vmx(&VmxExitFields {
@@ -826,9 +844,9 @@ fn vm_exits_carry_the_instruction_length_and_the_raw_code() {
         })
     };
     // VMX: the instruction-length field, 3 when it is not a length.
-    assert_eq!(vmx(10, 2).insn_len, 2);
-    assert_eq!(vmx(18, 0).insn_len, 3);
-    assert_eq!(vmx(18, 16).insn_len, 3);
+    assert_eq!(vmx(10, 2).insn_len.get(), 2);
+    assert_eq!(vmx(18, 0).insn_len.get(), 3);
+    assert_eq!(vmx(18, 16).insn_len.get(), 3);
     assert_eq!(
         vmx(0x8000_0021, 0).raw,
         RawExit {
@@ -863,18 +881,25 @@ fn vm_exits_carry_the_instruction_length_and_the_raw_code() {
         (0x77, 0, 2), // PAUSE
         (0x18, 0, 3), // MOV CR8
     ] {
-        assert_eq!(svm(code, info1, 0, None).insn_len, len, "{code:#x}");
-        assert_eq!(svm(code, info1, 0, Some(0)).insn_len, len, "{code:#x}");
+        assert_eq!(svm(code, info1, 0, None).insn_len.get(), len, "{code:#x}");
+        assert_eq!(
+            svm(code, info1, 0, Some(0)).insn_len.get(),
+            len,
+            "{code:#x}"
+        );
     }
     // With NRIPS: nRIP - RIP, when that is a length.
-    assert_eq!(svm(0x18, 0, 0, Some(0x1004)).insn_len, 4);
-    assert_eq!(svm(0x72, 0, 0, Some(0x1000)).insn_len, 2);
-    assert_eq!(svm(0x72, 0, 0, Some(0x1010)).insn_len, 2);
+    assert_eq!(svm(0x18, 0, 0, Some(0x1004)).insn_len.get(), 4);
+    assert_eq!(svm(0x72, 0, 0, Some(0x1000)).insn_len.get(), 2);
+    assert_eq!(svm(0x72, 0, 0, Some(0x1010)).insn_len.get(), 2);
     // IOIO: EXITINFO2 is the next RIP, NRIPS or not.
     let out = svm(0x7B, 0x03f8_0010, 0x1002, None);
     assert!(matches!(out.exit, Exit::Io(IoExit { port: 0x3f8, .. })));
-    assert_eq!(out.insn_len, 2);
-    assert_eq!(svm(0x7B, 0x03f8_0010, 0x1002, Some(0x1001)).insn_len, 2);
+    assert_eq!(out.insn_len.get(), 2);
+    assert_eq!(
+        svm(0x7B, 0x03f8_0010, 0x1002, Some(0x1001)).insn_len.get(),
+        2
+    );
     assert_eq!(
         svm(0x7B, 0x03f8_0010, 0x1002, None).raw,
         RawExit {
@@ -898,18 +923,7 @@ fn vm_exits_carry_the_instruction_length_and_the_raw_code() {
 
 #[test]
 fn names_for_unhandled_exit_diagnostics() {
-    let vmx = |exit_reason| {
-        Exit::from_vmx(&VmxExitFields {
-            exit_reason,
-            ..Default::default()
-        })
-    };
-    let svm = |exitcode| {
-        Exit::from_svm(&SvmExitFields {
-            exitcode,
-            ..Default::default()
-        })
-    };
+    let (vmx, svm) = (vmx_reason, svm_code);
     assert_eq!(vmx(44).name(), "APIC access");
     assert_eq!(
         vmx(44).to_string(),

@@ -15,8 +15,9 @@
 //! own are [`Action::Other`] with the vendor's raw code. A second pair of
 //! references gives the instruction length a [`VmExit`] carries: VMX's
 //! instruction-length field (§28.2.5), SVM's next RIP (EXITINFO2 for IOIO,
-//! §15.10.2; nRIP with NRIPS, §15.7.1) or else the instruction's encoding
-//! (Intel SDM Vol. 2 / AMD APM Vol. 3 opcode tables). `props.rs` checks
+//! §15.10.2; nRIP with NRIPS, §15.7.1) or else the encoding of the
+//! instruction the exit code stands for (Intel SDM Vol. 2 / AMD APM Vol. 3
+//! opcode tables). `props.rs` checks
 //! that decoding never panics and keeps unknown codes. The number of cases
 //! is `PROPTEST_CASES` (default 256 per target); `cargo xtask fuzz` runs
 //! them with many more cases in release mode.
@@ -330,23 +331,23 @@ fn vmx_len_reference(instruction_len: u32) -> u64 {
     }
 }
 
-/// SVM: the next RIP the processor saved (IOIO: EXITINFO2, always; any
-/// other intercept: nRIP, with NRIPS, 0 meaning none), when it is 1..=15
-/// bytes past RIP; else the instruction's encoding without prefixes.
+/// SVM: the next RIP the processor saved (IOIO, code 0x7B: EXITINFO2,
+/// always; any other intercept: nRIP, with NRIPS; 0 means none), when it
+/// is 1..=15 bytes past RIP; else the encoding, without prefixes, of the
+/// instruction the exit code stands for.
 fn svm_len_reference(f: &SvmExitFields, rip: u64, nrip: Option<u64>) -> u64 {
     let past = |next: u64| Some(next.wrapping_sub(rip)).filter(|d| (1..=15).contains(d));
-    let action = svm_reference(f);
-    let saved = match action {
-        Action::Io { .. } => past(f.exitinfo2),
-        _ => nrip.filter(|&n| n != 0).and_then(past),
+    let next = match f.exitcode {
+        0x7B => Some(f.exitinfo2),
+        _ => nrip,
     };
-    saved.unwrap_or(match action {
-        // HLT (F4); IN/OUT with the port in DX (EC..EF).
-        Action::Hlt | Action::Io { .. } => 1,
+    let saved = next.filter(|&n| n != 0).and_then(past);
+    saved.unwrap_or(match f.exitcode {
+        // HLT (F4; IDLE_HLT too); IN/OUT with the port in DX (EC..EF).
+        0x78 | 0xA6 | 0x7B => 1,
         // CPUID (0F A2), RDMSR/WRMSR (0F 32, 0F 30), PAUSE (F3 90), INVD
         // (0F 08), WBINVD (0F 09), RDPMC (0F 33).
-        Action::Cpuid | Action::Msr { .. } | Action::Pause => 2,
-        Action::Insn("INVD" | "WBINVD" | "RDPMC") => 2,
+        0x72 | 0x7C | 0x77 | 0x76 | 0x89 | 0x6F => 2,
         // VMMCALL, XSETBV, MONITOR, MWAIT, RDTSCP, RDPRU (0F 01 xx); MOV CR
         // (0F 20/22 /r); and whatever else.
         _ => 3,
@@ -510,7 +511,7 @@ proptest! {
         };
         let e = VmExit::from_vmx(&f);
         prop_assert_eq!(action(&e.exit), vmx_reference(&f));
-        prop_assert_eq!(e.insn_len, vmx_len_reference(instruction_len));
+        prop_assert_eq!(e.insn_len.get(), vmx_len_reference(instruction_len));
         prop_assert_eq!(
             (e.raw.vendor, e.raw.code, e.raw.info1, e.raw.info2),
             (Vendor::Intel, u64::from(exit_reason), qualification, guest_physical)
@@ -540,7 +541,7 @@ proptest! {
         let f = SvmExitFields { exitcode, exitinfo1, exitinfo2 };
         let e = VmExit::from_svm(&f, rip, nrip);
         prop_assert_eq!(action(&e.exit), svm_reference(&f));
-        prop_assert_eq!(e.insn_len, svm_len_reference(&f, rip, nrip), "{:?} at {:#x}, nRIP {:?}", f, rip, nrip);
+        prop_assert_eq!(e.insn_len.get(), svm_len_reference(&f, rip, nrip), "{:?} at {:#x}, nRIP {:?}", f, rip, nrip);
         prop_assert_eq!(
             (e.raw.vendor, e.raw.code, e.raw.info1, e.raw.info2),
             (Vendor::Amd, exitcode, exitinfo1, exitinfo2)

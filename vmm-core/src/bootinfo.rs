@@ -38,8 +38,8 @@ pub const MAX_CMDLINE: usize = 256;
 /// Longest verdict secret accepted, in characters.
 pub const MAX_SECRET: usize = 32;
 
-/// The word of the command line that carries the secret.
-pub const VERDICT_WORD: &[u8] = b"verdict=";
+/// The word of the command line that carries the secret (xtask writes it).
+pub const VERDICT_WORD: &[u8] = vmm_shared::markers::VERDICT_WORD.as_bytes();
 
 /// The run's verdict secret: 1 to [`MAX_SECRET`] ASCII letters and digits
 /// from `verdict=SECRET` on the boot command line, kept in VMM memory.

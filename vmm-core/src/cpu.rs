@@ -18,32 +18,26 @@ pub fn cpuid(leaf: u32, subleaf: u32) -> Cpuid {
     }
 }
 
-/// The CPU vendor, from CPUID leaf 0.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Vendor {
-    /// "GenuineIntel": VMX.
-    Intel,
-    /// "AuthenticAMD" (or "HygonGenuine"): SVM.
-    Amd,
-    /// Anything else.
-    Other,
-}
+/// The CPU vendor: vmexit's, whose exits the backend decodes.
+pub use vmexit::Vendor;
 
-/// Decode the vendor string from CPUID leaf 0's EBX, EDX, ECX.
-pub fn vendor_from(ebx: u32, ecx: u32, edx: u32) -> Vendor {
+/// Decode the vendor string from CPUID leaf 0's EBX, EDX, ECX:
+/// "GenuineIntel" (VMX), "AuthenticAMD" or "HygonGenuine" (SVM), else
+/// `None`.
+pub fn vendor_from(ebx: u32, ecx: u32, edx: u32) -> Option<Vendor> {
     let mut s = [0u8; 12];
     s[..4].copy_from_slice(&ebx.to_le_bytes());
     s[4..8].copy_from_slice(&edx.to_le_bytes());
     s[8..].copy_from_slice(&ecx.to_le_bytes());
     match &s {
-        b"GenuineIntel" => Vendor::Intel,
-        b"AuthenticAMD" | b"HygonGenuine" => Vendor::Amd,
-        _ => Vendor::Other,
+        b"GenuineIntel" => Some(Vendor::Intel),
+        b"AuthenticAMD" | b"HygonGenuine" => Some(Vendor::Amd),
+        _ => None,
     }
 }
 
 /// This CPU's vendor.
-pub fn vendor() -> Vendor {
+pub fn vendor() -> Option<Vendor> {
     let r = cpuid(0, 0);
     vendor_from(r.ebx, r.ecx, r.edx)
 }
@@ -186,9 +180,12 @@ mod tests {
         let w = |s: &[u8; 4]| u32::from_le_bytes(*s);
         assert_eq!(
             vendor_from(w(b"Genu"), w(b"ntel"), w(b"ineI")),
-            Vendor::Intel
+            Some(Vendor::Intel)
         );
-        assert_eq!(vendor_from(w(b"Auth"), w(b"cAMD"), w(b"enti")), Vendor::Amd);
-        assert_eq!(vendor_from(0, 0, 0), Vendor::Other);
+        assert_eq!(
+            vendor_from(w(b"Auth"), w(b"cAMD"), w(b"enti")),
+            Some(Vendor::Amd)
+        );
+        assert_eq!(vendor_from(0, 0, 0), None);
     }
 }

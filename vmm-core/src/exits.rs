@@ -97,10 +97,10 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
         EXITS.fetch_add(1, Ordering::Relaxed);
         let rip = backend.rip();
         // The next RIP after an instruction the VMM emulates or skips.
-        let next = rip.wrapping_add(vm_exit.insn_len);
+        let next = rip.wrapping_add(vm_exit.insn_len.get());
         match vm_exit.exit {
             Exit::Hypercall => {
-                let len = vm_exit.insn_len;
+                let len = vm_exit.insn_len.get();
                 let site = (rip, len);
                 if let Some(status) =
                     hypercall(backend, regs, ram, registry, site, &mut continuations)
@@ -156,7 +156,7 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
                 // CR8 is the TPR: the guest gets a virtual one (a real
                 // write would change the host's interrupt priority).
                 let decoded = match gpr {
-                    Some(g) => Some((g, vm_exit.insn_len)),
+                    Some(g) => Some((g, vm_exit.insn_len.get())),
                     None => {
                         let mut bytes = [0u8; 8];
                         let at = backend.code_address(rip);

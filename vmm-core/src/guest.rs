@@ -34,17 +34,10 @@ pub const MAX_RAM: u64 = 1 << 30;
 
 /// The initial GDT: null, kernel code (0x08), kernel data (0x10), user data
 /// (0x18, DPL 3), user 64-bit code (0x20, DPL 3) — the order SYSRET wants.
-pub const GDT: [u64; 5] = [
-    0,
-    0x00AF_9A00_0000_FFFF,
-    0x00CF_9200_0000_FFFF,
-    0x00CF_F200_0000_FFFF,
-    0x00AF_FA00_0000_FFFF,
-];
-/// Kernel code selector.
-pub const KERNEL_CS: u16 = 0x08;
-/// Kernel data selector.
-pub const KERNEL_DS: u16 = 0x10;
+/// Defined with its selectors in `vmm_shared::desc`, which the guest
+/// runtime builds on.
+pub const GDT: [u64; 5] = vmm_shared::desc::GUEST_GDT;
+pub use vmm_shared::desc::{KERNEL_CS, KERNEL_DS};
 
 /// CR0 at start: PE | MP | ET | NE | WP | PG.
 pub const CR0: u64 = 1 | (1 << 1) | (1 << 4) | (1 << 5) | (1 << 16) | (1 << 31);
@@ -54,7 +47,7 @@ pub const CR4: u64 = (1 << 5) | (1 << 9) | (1 << 10);
 pub const EFER: u64 = (1 << 8) | (1 << 10) | (1 << 11);
 
 /// Which kind of guest runs, and so which policy the VMM applies (see
-/// `docs/ABI.md`, "Guest profiles").
+/// `docs/VMM-CORE.md`, "Guest profiles").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Profile {
     /// A bare-metal image written for this VMM: no interrupts, HLT ends the

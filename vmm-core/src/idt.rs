@@ -20,33 +20,18 @@
 //!   status, instead of the triple fault (a silent reset) that an absent
 //!   IDT would give.
 //!
-//! The gate format is portable and unit-tested here; the table and the
-//! handlers live in the runtime (feature `rt`).
+//! The gate and TSS formats are `vmm_shared::desc` (shared with the guest
+//! runtime) and unit-tested there; the table and the handlers live in the
+//! runtime (feature `rt`).
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
-/// A 64-bit interrupt gate (Intel SDM Vol. 3A §7.14.1, Figure 7-8): handler
-/// `offset`, code segment `selector`, present, DPL 0, type 0xE (interrupt
-/// gate: IF is cleared on entry), interrupt stack table entry `ist` (0:
-/// none, 1-7: the TSS's IST*n* stack).
-pub const fn interrupt_gate(offset: u64, selector: u16, ist: u8) -> [u64; 2] {
-    let low = (offset & 0xFFFF)
-        | ((selector as u64) << 16)
-        | (((ist & 7) as u64) << 32)
-        | (0x8E << 40)
-        | (((offset >> 16) & 0xFFFF) << 48);
-    [low, offset >> 32]
-}
+pub use vmm_shared::desc::interrupt_gate;
 
 /// The IST slot the VMM's `#DF` gate uses: a double fault (e.g. a stack
 /// overflow into the guard page, whose `#PF` cannot be delivered on the
 /// same stack) runs on a stack of its own.
 pub const DF_IST: u8 = 1;
-
-/// Byte offset of IST*n* in a 64-bit TSS (SDM Vol. 3A §9.7, Figure 9-11).
-pub const fn tss_ist_offset(n: u8) -> usize {
-    0x24 + 8 * ((n as usize).saturating_sub(1))
-}
 
 /// The 4 KiB page-table entries that map the 2 MiB page at `base` with
 /// `flags`, except the page at `hole`, left not present: how the VMM
@@ -136,20 +121,6 @@ pub static HOST_NMI: NmiLatch = NmiLatch::new();
 mod tests {
     use super::*;
     extern crate std;
-
-    #[test]
-    fn gate_layout_matches_the_sdm() {
-        let g = interrupt_gate(0xFFFF_8000_1234_5678, 0x08, 0);
-        assert_eq!(g[0] & 0xFFFF, 0x5678, "offset 15:0");
-        assert_eq!((g[0] >> 16) & 0xFFFF, 0x08, "selector");
-        assert_eq!((g[0] >> 32) & 0x7, 0, "IST 0");
-        assert_eq!((interrupt_gate(0, 8, 1)[0] >> 32) & 0x7, 1, "IST 1");
-        assert_eq!(tss_ist_offset(1), 0x24);
-        assert_eq!(tss_ist_offset(7), 0x54);
-        assert_eq!((g[0] >> 40) & 0xFF, 0x8E, "present, DPL 0, interrupt gate");
-        assert_eq!(g[0] >> 48, 0x1234, "offset 31:16");
-        assert_eq!(g[1], 0xFFFF_8000, "offset 63:32, then zero");
-    }
 
     #[test]
     fn the_guard_page_is_the_only_hole() {

@@ -2,8 +2,9 @@
 //!
 //! `cargo xtask linux` hands the VMM one boot module, a *bundle*: the
 //! kernel's bzImage, a gzip'ed newc initramfs and the kernel command line,
-//! behind a 64-byte header ([`Bundle::parse`]). One module works for both
-//! loaders: QEMU's PVH passes a single `-initrd`, GRUB a `module2`.
+//! behind a 64-byte header ([`vmm_shared::bundle`], read by
+//! [`Bundle::parse`]). One module works for both loaders: QEMU's PVH passes
+//! a single `-initrd`, GRUB a `module2`.
 //!
 //! The VMM boots the kernel through the **64-bit entry of the x86 boot
 //! protocol** (Linux `Documentation/x86/boot.rst`, "64-bit Boot Protocol"):
@@ -50,11 +51,14 @@
 
 use crate::guest::{self, GuestStart, Profile};
 use core::fmt;
-
-/// The bundle's magic bytes.
-pub const BUNDLE_MAGIC: [u8; 8] = *b"VMMCLNX1";
-/// Size of the bundle header.
-pub const BUNDLE_HEADER: usize = 64;
+use vmm_shared::bundle::Header;
+use vmm_shared::bzimage::{
+    CMDLINE_SIZE, CMD_LINE_PTR, CODE32_START, ENTRY_64, HDR_MAGIC, HDR_START, HEADER,
+    INITRD_ADDR_MAX, INIT_SIZE, JUMP_END, KERNEL_ALIGNMENT, LOADED_HIGH, LOADFLAGS, MIN_PROTOCOL,
+    PREF_ADDRESS, RAMDISK_IMAGE, RAMDISK_SIZE, RELOCATABLE, SETUP_SECTS, TYPE_OF_LOADER, VERSION,
+    XLF_KERNEL_64, XLOADFLAGS,
+};
+use vmm_shared::desc::{KERNEL_CODE64, KERNEL_DATA};
 
 /// Guest-physical address of `boot_params`.
 pub const BOOT_PARAMS: u64 = 0x7000;
@@ -75,40 +79,15 @@ pub const BOOT_CS: u16 = 0x10;
 pub const BOOT_DS: u16 = 0x18;
 /// The GDT the kernel is entered with: `__BOOT_CS` (64-bit code) and
 /// `__BOOT_DS` (flat data) at the selectors the boot protocol names.
-pub const GDT: [u64; 4] = [0, 0, 0x00AF_9A00_0000_FFFF, 0x00CF_9200_0000_FFFF];
+pub const GDT: [u64; 4] = [0, 0, KERNEL_CODE64, KERNEL_DATA];
 
-// Offsets in the bzImage and in boot_params (Documentation/x86/boot.rst,
-// "The Real-Mode Kernel Header"; zero-page.rst).
-const SETUP_SECTS: usize = 0x1F1;
-const HDR_START: usize = 0x1F1;
-const JUMP_END: usize = 0x201;
-const HDR_MAGIC: usize = 0x202;
-const VERSION: usize = 0x206;
-const TYPE_OF_LOADER: usize = 0x210;
-const LOADFLAGS: usize = 0x211;
-const CODE32_START: usize = 0x214;
-const RAMDISK_IMAGE: usize = 0x218;
-const RAMDISK_SIZE: usize = 0x21C;
-const CMD_LINE_PTR: usize = 0x228;
-const INITRD_ADDR_MAX: usize = 0x22C;
-const KERNEL_ALIGNMENT: usize = 0x230;
-const RELOCATABLE: usize = 0x234;
-const XLOADFLAGS: usize = 0x236;
-const CMDLINE_SIZE: usize = 0x238;
-const PREF_ADDRESS: usize = 0x258;
-const INIT_SIZE: usize = 0x260;
+// Offsets in boot_params beyond the setup header (the setup header's are
+// vmm_shared::bzimage; Documentation/arch/x86/zero-page.rst).
 const EXT_RAMDISK_IMAGE: usize = 0x0C0;
 const EXT_RAMDISK_SIZE: usize = 0x0C4;
 const EXT_CMD_LINE_PTR: usize = 0x0C8;
 const E820_ENTRIES: usize = 0x1E8;
 const E820_TABLE: usize = 0x2D0;
-/// loadflags bit 0: the protected-mode kernel is loaded at 0x100000 or
-/// above (required for a bzImage).
-const LOADED_HIGH: u8 = 1;
-/// xloadflags bit 0: the kernel has the 64-bit entry at +0x200.
-const XLF_KERNEL_64: u16 = 1;
-/// The 64-bit entry point's offset from the load address.
-const ENTRY_64: u64 = 0x200;
 /// E820 types.
 const E820_RAM: u32 = 1;
 const E820_RESERVED: u32 = 2;
@@ -207,29 +186,19 @@ fn put(b: &mut [u8], at: u64, bytes: &[u8]) {
 impl<'a> Bundle<'a> {
     /// Whether `module` starts with the bundle magic.
     pub fn is_bundle(module: &[u8]) -> bool {
-        module.starts_with(&BUNDLE_MAGIC)
+        module.starts_with(&vmm_shared::bundle::MAGIC)
     }
 
     /// Split a bundle into its parts. Every offset and length is checked
     /// against the module.
     pub fn parse(module: &'a [u8]) -> Result<Self, LinuxError> {
-        if !Self::is_bundle(module) || module.len() < BUNDLE_HEADER {
-            return Err(LinuxError::BadBundle);
-        }
-        let part = |at: usize| -> Result<&'a [u8], LinuxError> {
-            let off = le_u64(module, at).ok_or(LinuxError::BadBundle)?;
-            let len = le_u64(module, at.wrapping_add(8)).ok_or(LinuxError::BadBundle)?;
-            let start = usize::try_from(off).map_err(|_| LinuxError::BadBundle)?;
-            let len = usize::try_from(len).map_err(|_| LinuxError::BadBundle)?;
-            let end = start.checked_add(len).ok_or(LinuxError::BadBundle)?;
-            module.get(start..end).ok_or(LinuxError::BadBundle)
-        };
-        let ram_mib = le_u32(module, 12).ok_or(LinuxError::BadBundle)?;
+        let h = Header::parse(module).ok_or(LinuxError::BadBundle)?;
+        let part = |p: vmm_shared::bundle::Part| p.of(module).ok_or(LinuxError::BadBundle);
         Ok(Bundle {
-            ram: u64::from(ram_mib) << 20,
-            kernel: part(16)?,
-            initrd: part(32)?,
-            cmdline: part(48)?,
+            ram: u64::from(h.ram_mib) << 20,
+            kernel: part(h.kernel)?,
+            initrd: part(h.initrd)?,
+            cmdline: part(h.cmdline)?,
         })
     }
 }
@@ -256,13 +225,14 @@ pub struct SetupHeader {
 impl SetupHeader {
     /// Read and check the setup header of `kernel`.
     pub fn parse(kernel: &[u8]) -> Result<Self, LinuxError> {
-        if kernel.get(HDR_MAGIC..HDR_MAGIC + 4) != Some(b"HdrS") {
+        if kernel.get(HEADER..HEADER + 4) != Some(&HDR_MAGIC[..]) {
             return Err(LinuxError::NotBzImage);
         }
         let version = le_u16(kernel, VERSION).ok_or(LinuxError::NotBzImage)?;
         let loadflags = *kernel.get(LOADFLAGS).ok_or(LinuxError::NotBzImage)?;
         let xloadflags = le_u16(kernel, XLOADFLAGS).unwrap_or(0);
-        if version < 0x020C || loadflags & LOADED_HIGH == 0 || xloadflags & XLF_KERNEL_64 == 0 {
+        if version < MIN_PROTOCOL || loadflags & LOADED_HIGH == 0 || xloadflags & XLF_KERNEL_64 == 0
+        {
             return Err(LinuxError::Unsupported { version });
         }
         let sects = match *kernel.get(SETUP_SECTS).ok_or(LinuxError::NotBzImage)? {
@@ -417,7 +387,7 @@ mod tests {
         let mut k = vec![0u8; 3 * 512 + pm];
         k[SETUP_SECTS] = 2;
         k[JUMP_END] = (0x26C - 0x202) as u8;
-        k[HDR_MAGIC..HDR_MAGIC + 4].copy_from_slice(b"HdrS");
+        k[HEADER..HEADER + 4].copy_from_slice(HDR_MAGIC);
         k[VERSION..VERSION + 2].copy_from_slice(&version.to_le_bytes());
         k[LOADFLAGS] = LOADED_HIGH;
         k[INITRD_ADDR_MAX..INITRD_ADDR_MAX + 4].copy_from_slice(&0x7FFF_FFFFu32.to_le_bytes());
@@ -433,17 +403,28 @@ mod tests {
         k
     }
 
+    /// A bundle with its parts packed one after the other (unaligned: the
+    /// reader must not care).
     fn bundle_bytes(kernel: &[u8], initrd: &[u8], cmdline: &[u8], ram_mib: u32) -> Vec<u8> {
-        let mut b = vec![0u8; BUNDLE_HEADER];
-        b[..8].copy_from_slice(&BUNDLE_MAGIC);
-        b[8..12].copy_from_slice(&64u32.to_le_bytes());
-        b[12..16].copy_from_slice(&ram_mib.to_le_bytes());
-        for (field, part) in [(16usize, kernel), (32, initrd), (48, cmdline)] {
-            let off = b.len() as u64;
-            b[field..field + 8].copy_from_slice(&off.to_le_bytes());
-            b[field + 8..field + 16].copy_from_slice(&(part.len() as u64).to_le_bytes());
-            b.extend_from_slice(part);
+        use vmm_shared::bundle::{Part, HEADER_SIZE};
+        let mut h = Header {
+            ram_mib,
+            ..Header::default()
+        };
+        let mut body = Vec::new();
+        for (field, part) in [
+            (&mut h.kernel, kernel),
+            (&mut h.initrd, initrd),
+            (&mut h.cmdline, cmdline),
+        ] {
+            *field = Part {
+                offset: (HEADER_SIZE + body.len()) as u64,
+                len: part.len() as u64,
+            };
+            body.extend_from_slice(part);
         }
+        let mut b = h.to_bytes().to_vec();
+        b.extend_from_slice(&body);
         b
     }
 
@@ -507,7 +488,7 @@ mod tests {
         // The protected-mode kernel at 16 MiB.
         assert_eq!(&ram[0x100_0000..0x100_0000 + 8192], &k[3 * 512..]);
         let bp = &ram[BOOT_PARAMS as usize..BOOT_PARAMS as usize + 4096];
-        assert_eq!(&bp[HDR_MAGIC..HDR_MAGIC + 4], b"HdrS");
+        assert_eq!(&bp[HEADER..HEADER + 4], HDR_MAGIC);
         assert_eq!(bp[TYPE_OF_LOADER], 0xFF);
         assert_eq!(r32(bp, CMD_LINE_PTR as u64), CMDLINE as u32);
         assert_eq!(

@@ -88,7 +88,8 @@ impl fmt::Display for Stop {
                 let (raw, i1, i2) = (exit.raw.code, exit.raw.info1, exit.raw.info2);
                 write!(
                     f,
-                    "unhandled exit {} (raw code {raw:#x}, info {i1:#x}/{i2:#x}) at RIP {rip:#x}",
+                    "{} {} (raw code {raw:#x}, info {i1:#x}/{i2:#x}) at RIP {rip:#x}",
+                    vmm_shared::markers::UNHANDLED,
                     exit.exit.name()
                 )
             }

@@ -106,8 +106,6 @@
 extern crate self as vmmcall;
 
 pub mod abi;
-#[cfg(feature = "baremetal")]
-pub mod baremetal;
 #[cfg(feature = "registry")]
 mod batch;
 pub mod budget;

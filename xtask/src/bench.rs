@@ -5,10 +5,6 @@
 //!    other), and reads the figures its guest prints on the console
 //!    (`bench: KIND median=M p99=P ...`, `bench: framework/raw = R`). A
 //!    platform that fails shows as a failed row; the others still run.
-//! 2. **On the host**: the criterion benches of `vmmcall` (dispatch, name
-//!    lookup at 10 / 1 000 / 100 000 names against a linear `strcmp` table,
-//!    marshalling) in a quick configuration, read back from criterion's
-//!    `estimates.json` files.
 //! 2. **From a Linux process**: boots Linux under the bench VMM on each
 //!    platform, one at a time, and reads what `examples/bench/linux` prints
 //!    from ring 3 (`bench-linux: KIND median=M p99=P`,
@@ -24,7 +20,8 @@
 //! Then it prints one table and one line per platform of the form
 //! `bench <platform>: framework/raw = <ratio>`, one per platform that
 //! boots Linux of the form `bench linux-<platform>: hypercall/cpuid = R,
-//! hypercall/syscall = S`, and checks the targets of `docs/BENCHMARKS.md`.
+//! hypercall/syscall = S`, and checks the targets of `docs/BENCHMARKS.md`
+//! ([`TARGETS`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -32,13 +29,14 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
+use crate::cargo::cargo;
 use crate::expect::Expectations;
 use crate::images;
 use crate::linux_run;
 use crate::paths::Layout;
-use crate::platform::{Emulator, Machine};
+use crate::platform::Machine;
 use crate::session::{self, Boot, DEFAULT_TIMEOUT};
-use crate::setup::{self, Toolset};
+use crate::setup;
 use crate::ui;
 use crate::verdict::Verdict;
 
@@ -68,6 +66,18 @@ const CRITERION_QUICK: [&str; 7] = [
     "50",
     "--noplot",
 ];
+/// The criterion ids shown in the host table, in order.
+const HOST_IDS: [&str; 6] = [
+    "dispatch/null",
+    "dispatch/enosys",
+    "dispatch/get_vmmcall_number",
+    "marshal/from_reg_x5",
+    "marshal/dispatch_null",
+    "marshal/dispatch_narrow5",
+];
+/// The lookup tables of `vmmcall/benches/lookup.rs`: the registry, then
+/// the linear `strcmp` table it is compared with.
+const LOOKUP_TABLES: [&str; 2] = ["registry", "linear_strcmp"];
 /// The host benches (`vmmcall/benches/*.rs`).
 const HOST_BENCHES: [&str; 3] = ["dispatch", "marshal", "lookup"];
 /// Lookup sizes of `vmmcall/benches/lookup.rs`.
@@ -279,11 +289,7 @@ fn run_vm(layout: &Layout, platforms: &[Machine]) -> Vec<(Machine, VmRow)> {
             rows.push((machine, VmRow::Failed(format!("build failed: {e}"))));
             continue;
         }
-        let tools = match machine.emulator {
-            Emulator::Qemu => Toolset::Qemu,
-            Emulator::Bochs => Toolset::Bochs,
-        };
-        if let Err(e) = setup::ensure(&[tools]) {
+        if let Err(e) = setup::ensure(&[machine.emulator.facts().toolset]) {
             rows.push((machine, VmRow::Failed(format!("{e:#}"))));
             continue;
         }
@@ -296,7 +302,7 @@ fn run_vm(layout: &Layout, platforms: &[Machine]) -> Vec<(Machine, VmRow)> {
             expected: &expected,
             labelled: false,
         });
-        let console = layout.run_dir(EXAMPLE, &machine.name()).join("console.txt");
+        let console = layout.console_file(EXAMPLE, &machine.name());
         let row = match console_figures(outcome.verdict, &console, |text| {
             let f = parse_console(text);
             (f.ratio.is_some() && !f.figures.is_empty()).then_some(f)
@@ -353,24 +359,18 @@ fn run_linux(layout: &Layout, platforms: &[Machine]) -> Vec<(Machine, LinuxRow)>
     let run_name = format!("{EXAMPLE}-linux");
     let mut rows = Vec::new();
     for &machine in platforms {
-        let tools = match machine.emulator {
-            Emulator::Qemu => Toolset::Qemu,
-            Emulator::Bochs => Toolset::Bochs,
-        };
-        if let Err(e) = setup::ensure(&[tools]) {
+        if let Err(e) = setup::ensure(&[machine.emulator.facts().toolset]) {
             rows.push((machine, LinuxRow::Failed(format!("{e:#}"))));
             continue;
         }
         let timeout = prepared
             .expected
             .timeout
-            .unwrap_or_else(|| linux_run::default_timeout(machine.emulator));
+            .unwrap_or_else(|| machine.emulator.facts().linux_timeout);
         let outcome = session::boot(&linux_run::vmm_boot(
             layout, &run_name, EXAMPLE, machine, &prepared, timeout, false,
         ));
-        let console = layout
-            .run_dir(&run_name, &machine.name())
-            .join("console.txt");
+        let console = layout.console_file(&run_name, &machine.name());
         let row = match console_figures(outcome.verdict, &console, |text| {
             let f = parse_linux_console(text);
             (f.hypercall_cpuid.is_some() && f.hypercall_syscall.is_some()).then_some(f)
@@ -381,18 +381,6 @@ fn run_linux(layout: &Layout, platforms: &[Machine]) -> Vec<(Machine, LinuxRow)>
         rows.push((machine, row));
     }
     rows
-}
-
-/// The cargo target directory the host builds use.
-fn target_dir(layout: &Layout) -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) => layout.root.join(dir),
-        None => layout.root.join("target"),
-    }
-}
-
-fn cargo() -> Command {
-    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
 
 /// Criterion medians by bench id (`dispatch/null`, `lookup/registry/10`).
@@ -408,10 +396,9 @@ impl HostFigures {
 }
 
 fn run_criterion(layout: &Layout) -> Result<HostFigures> {
-    let criterion_home = layout.examples_dir().join("target").join("criterion");
-    let mut cmd = cargo();
-    cmd.current_dir(&layout.root)
-        .env("CRITERION_HOME", &criterion_home)
+    let criterion_home = layout.criterion_home();
+    let mut cmd = cargo(&layout.root);
+    cmd.env("CRITERION_HOME", &criterion_home)
         .args(["bench", "-p", "vmmcall"]);
     for b in HOST_BENCHES {
         cmd.args(["--bench", b]);
@@ -481,8 +468,7 @@ fn run_callgrind(layout: &Layout) -> Result<Option<Counts>> {
     if !have_valgrind {
         return Ok(None);
     }
-    let status = cargo()
-        .current_dir(&layout.root)
+    let status = cargo(&layout.root)
         .args([
             "build",
             "--release",
@@ -496,7 +482,9 @@ fn run_callgrind(layout: &Layout) -> Result<Option<Counts>> {
     if !status.success() {
         bail!("building vmmcall/examples/dispatch_count failed ({status})");
     }
-    let binary = target_dir(layout).join("release/examples/dispatch_count");
+    let binary = layout
+        .host_target_dir()
+        .join("release/examples/dispatch_count");
     println!(
         "instructions per call: valgrind --tool=callgrind --callgrind-out-file=/dev/null \
          '--toggle-collect=FN' {} OP N, N = {} and {}; FN = {} (dispatch), {} (lookup)",
@@ -517,13 +505,229 @@ fn run_callgrind(layout: &Layout) -> Result<Option<Counts>> {
     Ok(Some(counts))
 }
 
-fn target_line(what: &str, value: String, met: Option<bool>) -> String {
-    let verdict = match met {
-        Some(true) => "met",
-        Some(false) => "NOT met (see docs/BENCHMARKS.md)",
-        None => "not measured",
-    };
-    format!("  {what}: {value}: {verdict}")
+/// How a target's figure is counted and shown.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Unit {
+    /// A ratio of medians (`1.031`; the limit as `1.05`).
+    Ratio,
+    /// RDTSC ticks of an exact-ticks emulator (`12`).
+    Ticks,
+    /// Instructions per call from callgrind (`34.0`; the limit as `40`).
+    Instructions,
+    /// A growth factor (`1.18x`; the limit as `2`).
+    Growth,
+}
+
+impl Unit {
+    fn value(self, v: f64) -> String {
+        match self {
+            Unit::Ratio => format!("{v:.3}"),
+            Unit::Ticks => format!("{v:.0}"),
+            Unit::Instructions => format!("{v:.1}"),
+            Unit::Growth => format!("{v:.2}x"),
+        }
+    }
+
+    fn limit(self, v: f64) -> String {
+        match self {
+            Unit::Ratio => format!("{v:.2}"),
+            Unit::Ticks | Unit::Instructions | Unit::Growth => format!("{v:.0}"),
+        }
+    }
+}
+
+/// What a target reads from the measurements.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Figure {
+    /// The guest's `framework/raw` ratio on the platform.
+    VmRatio,
+    /// The median of the first kind minus the median of the second, in
+    /// ticks, on the platform.
+    VmDifference(&'static str, &'static str),
+    /// `hypercall/cpuid` of the Linux program on the platform.
+    LinuxRatio,
+    /// callgrind's instructions for a null dispatch; 0 means callgrind
+    /// counted nothing (the function was not found): a measuring error,
+    /// not a fast dispatch.
+    DispatchInstructions,
+    /// Lookup median at 100000 names over 10 names.
+    LookupGrowth,
+}
+
+/// Which platforms a group of targets is checked on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scope {
+    /// One platform, measured or not.
+    Platform(Machine),
+    /// Every measured platform whose emulator has exact ticks
+    /// ([`crate::platform::Emulate::exact_ticks`]).
+    ExactTicks,
+    /// Every platform that booted the Linux program.
+    Linux,
+    /// The host: no platform.
+    Host,
+}
+
+/// One target of `docs/BENCHMARKS.md`: `what` with `{max}` and
+/// `{platform}` filled in, met when the figure is at most `max`.
+struct Target {
+    what: &'static str,
+    figure: Figure,
+    unit: Unit,
+    max: f64,
+}
+
+/// The targets, in the order they are printed: each group on each
+/// platform of its scope.
+const TARGETS: [(Scope, &[Target]); 5] = [
+    (
+        Scope::Platform(Machine::QEMU_SVM),
+        &[Target {
+            what: "framework/raw <= {max} on {platform}",
+            figure: Figure::VmRatio,
+            unit: Unit::Ratio,
+            max: 1.05,
+        }],
+    ),
+    (
+        Scope::ExactTicks,
+        &[
+            Target {
+                what: "framework/raw <= {max} on {platform}",
+                figure: Figure::VmRatio,
+                unit: Unit::Ratio,
+                max: 1.10,
+            },
+            Target {
+                what: "VMM side over raw (direct - raw) <= {max} ticks on {platform}",
+                figure: Figure::VmDifference("direct", "raw"),
+                unit: Unit::Ticks,
+                max: 30.0,
+            },
+            Target {
+                what: "guest call site over inline asm (framework - direct) <= {max} ticks \
+                       on {platform}",
+                figure: Figure::VmDifference("framework", "direct"),
+                unit: Unit::Ticks,
+                max: 12.0,
+            },
+        ],
+    ),
+    (
+        Scope::ExactTicks,
+        &[Target {
+            what: "a typed call costs no more than #[vmmcall] with the same parameters \
+                   (typed - plain <= {max} ticks) on {platform}",
+            figure: Figure::VmDifference("typed", "plain"),
+            unit: Unit::Ticks,
+            max: 0.0,
+        }],
+    ),
+    (
+        Scope::Linux,
+        &[Target {
+            what: "hypercall/cpuid <= {max} from a Linux process on {platform}",
+            figure: Figure::LinuxRatio,
+            unit: Unit::Ratio,
+            max: 1.10,
+        }],
+    ),
+    (
+        Scope::Host,
+        &[
+            Target {
+                what: "host dispatch of a null hypercall <= {max} instructions",
+                figure: Figure::DispatchInstructions,
+                unit: Unit::Instructions,
+                max: 40.0,
+            },
+            Target {
+                what: "lookup with 100000 names within {max}x of 10 names",
+                figure: Figure::LookupGrowth,
+                unit: Unit::Growth,
+                max: 2.0,
+            },
+        ],
+    ),
+];
+
+impl Target {
+    /// The target's line for `platform` (`None`: the host) with the
+    /// figure measured, if any.
+    fn line(&self, platform: Option<Machine>, value: Option<f64>) -> String {
+        let what = self
+            .what
+            .replace("{max}", &self.unit.limit(self.max))
+            .replace(
+                "{platform}",
+                &platform.map(|m| m.name()).unwrap_or_default(),
+            );
+        let counted = value.filter(|v| self.figure != Figure::DispatchInstructions || *v > 0.0);
+        let verdict = match counted.map(|v| v <= self.max) {
+            Some(true) => "met",
+            Some(false) => "NOT met (see docs/BENCHMARKS.md)",
+            None => "not measured",
+        };
+        let value = value.map_or("-".to_owned(), |v| self.unit.value(v));
+        format!("  {what}: {value}: {verdict}")
+    }
+}
+
+/// Everything the targets read.
+struct Measured<'a> {
+    vm: &'a [(Machine, VmRow)],
+    linux: &'a [(Machine, Option<f64>)],
+    dispatch_insns: Option<f64>,
+    lookup_scaling: Option<f64>,
+}
+
+impl Measured<'_> {
+    fn vm_figures(&self, machine: Machine) -> Option<&VmFigures> {
+        self.vm.iter().find_map(|(m, row)| match row {
+            VmRow::Measured(f) if *m == machine => Some(f),
+            _ => None,
+        })
+    }
+
+    /// The platforms a scope covers (`None`: the host).
+    fn platforms(&self, scope: Scope) -> Vec<Option<Machine>> {
+        match scope {
+            Scope::Platform(m) => vec![Some(m)],
+            Scope::ExactTicks => self
+                .vm
+                .iter()
+                .filter(|(m, row)| {
+                    matches!(row, VmRow::Measured(_)) && m.emulator.facts().exact_ticks
+                })
+                .map(|(m, _)| Some(*m))
+                .collect(),
+            Scope::Linux => self.linux.iter().map(|(m, _)| Some(*m)).collect(),
+            Scope::Host => vec![None],
+        }
+    }
+
+    fn value(&self, platform: Option<Machine>, target: &Target) -> Option<f64> {
+        match (target.figure, platform) {
+            (Figure::VmRatio, Some(m)) => self
+                .vm_figures(m)?
+                .ratio
+                .as_deref()
+                .and_then(|r| r.parse().ok()),
+            (Figure::VmDifference(a, b), Some(m)) => {
+                let f = self.vm_figures(m)?;
+                let median = |k: &str| f.get(k).map(|x| x.median as i64);
+                Some((median(a)? - median(b)?) as f64)
+            }
+            (Figure::LinuxRatio, Some(m)) => self
+                .linux
+                .iter()
+                .find(|(l, _)| *l == m)
+                .and_then(|(_, r)| *r),
+            (Figure::DispatchInstructions, None) => self.dispatch_insns,
+            (Figure::LookupGrowth, None) => self.lookup_scaling,
+            _ => None,
+        }
+    }
 }
 
 /// Runs the bench command; `Ok(true)` if every part produced figures.
@@ -557,7 +761,6 @@ pub fn bench(layout: &Layout, args: &BenchArgs) -> Result<bool> {
     let mut ok = true;
     println!();
     println!("==== bench results ====");
-    let mut qemu_ratio = None;
     if !vm.is_empty() {
         let iterations = vm.iter().find_map(|(_, r)| match r {
             VmRow::Measured(f) => f.iterations,
@@ -596,9 +799,6 @@ pub fn bench(layout: &Layout, args: &BenchArgs) -> Result<bool> {
             match row {
                 VmRow::Measured(f) => {
                     let ratio = f.ratio.clone().unwrap_or_default();
-                    if *machine == Machine::QEMU_SVM {
-                        qemu_ratio = ratio.parse::<f64>().ok();
-                    }
                     println!("bench {machine}: framework/raw = {ratio}");
                 }
                 VmRow::Failed(reason) => {
@@ -613,8 +813,10 @@ pub fn bench(layout: &Layout, args: &BenchArgs) -> Result<bool> {
     // targets on the differences are in ticks.
     let mut bochs: Vec<(Machine, &VmFigures)> = Vec::new();
     for (machine, row) in &vm {
-        if let (VmRow::Measured(f), Emulator::Bochs) = (row, machine.emulator) {
-            bochs.push((*machine, f));
+        if let VmRow::Measured(f) = row {
+            if machine.emulator.facts().exact_ticks {
+                bochs.push((*machine, f));
+            }
         }
     }
     if !bochs.is_empty() {
@@ -707,14 +909,7 @@ pub fn bench(layout: &Layout, args: &BenchArgs) -> Result<bool> {
             Ok(h) => {
                 println!("on the host: criterion median per call (quick configuration)");
                 let mut rows = vec![vec!["bench".to_owned(), "median".to_owned()]];
-                for id in [
-                    "dispatch/null",
-                    "dispatch/enosys",
-                    "dispatch/get_vmmcall_number",
-                    "marshal/from_reg_x5",
-                    "marshal/dispatch_null",
-                    "marshal/dispatch_narrow5",
-                ] {
+                for id in HOST_IDS {
                     rows.push(vec![
                         id.to_owned(),
                         h.median(id).map_or("missing".to_owned(), ns),
@@ -726,7 +921,7 @@ pub fn bench(layout: &Layout, args: &BenchArgs) -> Result<bool> {
                     .chain(LOOKUP_SIZES.iter().map(|n| format!("{n} names")))
                     .chain(["growth".to_owned()])
                     .collect::<Vec<_>>()];
-                for table in ["registry", "linear_strcmp"] {
+                for table in LOOKUP_TABLES {
                     let values: Vec<Option<f64>> = LOOKUP_SIZES
                         .iter()
                         .map(|n| h.median(&format!("lookup/{table}/{n}")))
@@ -735,7 +930,7 @@ pub fn bench(layout: &Layout, args: &BenchArgs) -> Result<bool> {
                         (Some(Some(a)), Some(Some(b))) if *a > 0.0 => Some(b / a),
                         _ => None,
                     };
-                    if table == "registry" {
+                    if table == LOOKUP_TABLES[0] {
                         lookup_scaling = growth;
                     }
                     rows.push(
@@ -782,88 +977,22 @@ pub fn bench(layout: &Layout, args: &BenchArgs) -> Result<bool> {
 
     println!();
     println!("targets:");
-    println!(
-        "{}",
-        target_line(
-            "framework/raw <= 1.05 on qemu-svm",
-            qemu_ratio.map_or("-".to_owned(), |r| format!("{r:.3}")),
-            qemu_ratio.map(|r| r <= 1.05)
-        )
-    );
-    for (machine, f) in &bochs {
-        let m = |k: &str| f.get(k).map(|x| x.median as i64);
-        let ratio = f.ratio.as_deref().and_then(|r| r.parse::<f64>().ok());
-        println!(
-            "{}",
-            target_line(
-                &format!("framework/raw <= 1.10 on {machine}"),
-                ratio.map_or("-".to_owned(), |r| format!("{r:.3}")),
-                ratio.map(|r| r <= 1.10)
-            )
-        );
-        let vmm_side = m("direct").zip(m("raw")).map(|(d, r)| d - r);
-        println!(
-            "{}",
-            target_line(
-                &format!("VMM side over raw (direct - raw) <= 30 ticks on {machine}"),
-                vmm_side.map_or("-".to_owned(), |v| v.to_string()),
-                vmm_side.map(|v| v <= 30)
-            )
-        );
-        let call_site = m("framework").zip(m("direct")).map(|(f, d)| f - d);
-        println!(
-            "{}",
-            target_line(
-                &format!(
-                    "guest call site over inline asm (framework - direct) <= 12 ticks on {machine}"
-                ),
-                call_site.map_or("-".to_owned(), |v| v.to_string()),
-                call_site.map(|v| v <= 12)
-            )
-        );
+    let measured = Measured {
+        vm: &vm,
+        linux: &linux_ratios,
+        dispatch_insns,
+        lookup_scaling,
+    };
+    for (scope, targets) in TARGETS {
+        for platform in measured.platforms(scope) {
+            for target in targets {
+                println!(
+                    "{}",
+                    target.line(platform, measured.value(platform, target))
+                );
+            }
+        }
     }
-    for (machine, f) in &bochs {
-        let m = |k: &str| f.get(k).map(|x| x.median as i64);
-        let extra = m("typed").zip(m("plain")).map(|(t, p)| t - p);
-        println!(
-            "{}",
-            target_line(
-                &format!(
-                    "a typed call costs no more than #[vmmcall] with the same parameters (typed - plain <= 0 ticks) on {machine}"
-                ),
-                extra.map_or("-".to_owned(), |v| v.to_string()),
-                extra.map(|v| v <= 0)
-            )
-        );
-    }
-    for (machine, ratio) in &linux_ratios {
-        println!(
-            "{}",
-            target_line(
-                &format!("hypercall/cpuid <= 1.10 from a Linux process on {machine}"),
-                ratio.map_or("-".to_owned(), |r| format!("{r:.3}")),
-                ratio.map(|r| r <= 1.10)
-            )
-        );
-    }
-    println!(
-        "{}",
-        target_line(
-            "host dispatch of a null hypercall <= 40 instructions",
-            dispatch_insns.map_or("-".to_owned(), |v| format!("{v:.1}")),
-            // 0 means callgrind counted nothing (the function was not
-            // found): a measuring error, not a fast dispatch.
-            dispatch_insns.filter(|v| *v > 0.0).map(|v| v <= 40.0)
-        )
-    );
-    println!(
-        "{}",
-        target_line(
-            "lookup with 100000 names within 2x of 10 names",
-            lookup_scaling.map_or("-".to_owned(), |g| format!("{g:.2}x")),
-            lookup_scaling.map(|g| g <= 2.0)
-        )
-    );
     println!(
         "bench {} in {}",
         if ok {
@@ -946,6 +1075,70 @@ bench: framework/raw = 9.999
         let stderr = "==1== Events    : Ir\n==1== Collected : 760000\n==1==\n";
         assert_eq!(callgrind_collected(stderr), Some(760000));
         assert_eq!(callgrind_collected("nothing"), None);
+    }
+
+    #[test]
+    fn target_lines_keep_their_text() {
+        let figures = |pairs: &[(&str, u64)], ratio: &str| VmFigures {
+            iterations: Some(11_000),
+            figures: pairs
+                .iter()
+                .map(|(k, m)| VmFigure {
+                    kind: (*k).to_owned(),
+                    median: *m,
+                    p99: *m,
+                })
+                .collect(),
+            ratio: Some(ratio.to_owned()),
+        };
+        let vm = vec![
+            (Machine::QEMU_SVM, VmRow::Measured(figures(&[], "1.031"))),
+            (
+                Machine::BOCHS_VMX,
+                VmRow::Measured(figures(
+                    &[
+                        ("framework", 120),
+                        ("raw", 100),
+                        ("direct", 111),
+                        ("typed", 130),
+                        ("plain", 130),
+                    ],
+                    "1.200",
+                )),
+            ),
+            (Machine::BOCHS_SVM, VmRow::Failed("timed out".to_owned())),
+        ];
+        let linux = vec![(Machine::QEMU_SVM, Some(1.018)), (Machine::BOCHS_VMX, None)];
+        let measured = Measured {
+            vm: &vm,
+            linux: &linux,
+            dispatch_insns: Some(0.0),
+            lookup_scaling: Some(1.18),
+        };
+        let mut lines = Vec::new();
+        for (scope, targets) in TARGETS {
+            for platform in measured.platforms(scope) {
+                for target in targets {
+                    lines.push(target.line(platform, measured.value(platform, target)));
+                }
+            }
+        }
+        assert_eq!(
+            lines,
+            [
+                "  framework/raw <= 1.05 on qemu-svm: 1.031: met",
+                "  framework/raw <= 1.10 on bochs-vmx: 1.200: NOT met (see docs/BENCHMARKS.md)",
+                "  VMM side over raw (direct - raw) <= 30 ticks on bochs-vmx: 11: met",
+                "  guest call site over inline asm (framework - direct) <= 12 ticks on \
+                 bochs-vmx: 9: met",
+                "  a typed call costs no more than #[vmmcall] with the same parameters \
+                 (typed - plain <= 0 ticks) on bochs-vmx: 0: met",
+                "  hypercall/cpuid <= 1.10 from a Linux process on qemu-svm: 1.018: met",
+                "  hypercall/cpuid <= 1.10 from a Linux process on bochs-vmx: -: not measured",
+                "  host dispatch of a null hypercall <= 40 instructions: 0.0: not measured",
+                "  lookup with 100000 names within 2x of 10 names: 1.18x: met",
+            ]
+        );
     }
 
     #[test]

@@ -15,7 +15,48 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::platform::{Cpu, Payload};
+use crate::paths::CONSOLE_FILE;
+use crate::platform::{Cpu, Emulate, Launched, Machine, Payload, Stop};
+use crate::runner::ConsoleSource;
+use crate::verdict;
+
+/// Bochs's part in a run ([`Emulate`]).
+pub struct Bochs;
+
+impl Emulate for Bochs {
+    /// The ISO, bochsrc and debugger commands ([`prepare`]); the console
+    /// is the file Bochs writes, its log is read for the verdict.
+    fn launch(
+        &self,
+        machine: Machine,
+        run_dir: &Path,
+        payload: &Payload,
+        vmm_cmdline: &str,
+    ) -> Result<Launched> {
+        let files = prepare(run_dir, machine.cpu, payload, vmm_cmdline)?;
+        Ok(Launched {
+            command: command(&files),
+            console: ConsoleSource::File {
+                console: files.console.clone(),
+                output: files.output.clone(),
+            },
+            note: Some(("ISO, bochsrc, console and log", files.dir.clone())),
+            files: vec![
+                ("bochs log", files.log.clone()),
+                ("bochs output", files.output.clone()),
+            ],
+            log: Some(files.log),
+        })
+    }
+
+    fn stop_reasons(&self, stop: &Stop<'_>) -> Vec<String> {
+        verdict::bochs_stop_reasons(stop)
+    }
+
+    fn log_errors<'a>(&self, log: &'a str) -> Vec<&'a str> {
+        verdict::bochs_errors(log)
+    }
+}
 
 /// The Bochs binary.
 pub const BINARY: &str = "bochs";
@@ -121,7 +162,7 @@ debug: action=ignore
 ",
         model = cpu_model(cpu),
         ips = ips(payload),
-        mem = payload.bochs_memory_mib(),
+        mem = payload.memory_mib(),
         bios = BIOS,
         vga = VGA_BIOS,
         iso = files.iso.display(),
@@ -164,7 +205,7 @@ pub fn prepare(dir: &Path, cpu: Cpu, payload: &Payload, vmm_cmdline: &str) -> Re
         dir: dir.to_path_buf(),
         config: dir.join("bochsrc"),
         commands: dir.join("commands"),
-        console: dir.join("console.txt"),
+        console: dir.join(CONSOLE_FILE),
         log: dir.join("bochs.log"),
         output: dir.join("bochs-output.txt"),
         iso: dir.join("boot.iso"),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::platform::{Accel, Cpu, Emulator, Machine};
+use crate::platform::{Accel, Cpu, CpuChoice, Emulator, Machine};
 
 /// The usage text.
 pub const USAGE: &str = "\

@@ -15,7 +15,7 @@
 //! the seed that reproduces it, and the command fails. The table at the
 //! end gives cases and time per target.
 
-use std::process::Command;
+use crate::cargo::cargo;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -184,10 +184,6 @@ struct Tally {
     failed_seed: Option<u64>,
 }
 
-fn cargo() -> std::ffi::OsString {
-    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
-}
-
 /// The targets `filters` select (all if empty).
 pub fn select(filters: &[String]) -> Vec<Target> {
     TARGETS
@@ -230,8 +226,7 @@ pub fn fuzz(layout: &Layout, args: &FuzzArgs) -> Result<bool> {
     let mut packages: Vec<&str> = targets.iter().map(|t| t.package).collect();
     packages.dedup();
     for package in packages {
-        let status = Command::new(cargo())
-            .current_dir(&layout.root)
+        let status = cargo(&layout.root)
             .args(["test", "--release", "--no-run", "-q", "-p", package])
             .status()
             .context("starting cargo test --no-run")?;
@@ -252,8 +247,7 @@ pub fn fuzz(layout: &Layout, args: &FuzzArgs) -> Result<bool> {
         };
         loop {
             let began = Instant::now();
-            let out = Command::new(cargo())
-                .current_dir(&layout.root)
+            let out = cargo(&layout.root)
                 .args([
                     "test",
                     "--release",

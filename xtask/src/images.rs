@@ -8,10 +8,9 @@
 //! - every `NAME-vmm` package into `examples/target/vmm`, linked with
 //!   `vmm-core/link.ld`;
 //! - every `NAME-guest` package into `examples/target/guest`, linked with
-//!   `guest-sdk/link.ld`.
+//!   `examples/guest-rt/link.ld`.
 //!
-//! Because `--target` is explicit, RUSTFLAGS reach only the image crates,
-//! not proc-macros or build scripts (which run on the host).
+//! The cargo command itself comes from [`crate::cargo::cross`].
 
 use std::path::Path;
 use std::process::Command;
@@ -19,6 +18,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
+use crate::cargo::{self, Build};
 use crate::paths::{Layout, Role, IMAGE_TARGET};
 use crate::ui;
 
@@ -34,8 +34,8 @@ use crate::ui;
 /// - `max-page-size=0x1000`: 4 KiB segment alignment instead of the default
 ///   2 MiB, which keeps images small and addresses where the script puts them.
 ///
-/// The crates' bare-metal code is selected by Cargo features (`rt` of
-/// vmm-core and guest-sdk), not by a `--cfg`.
+/// The crates' bare-metal code is selected by Cargo features and crates
+/// (vmm-core's `rt`, the guests' `guest-rt`), not by a `--cfg`.
 ///
 /// The linker script comes last: `-C link-arg=-Wl,-T,<absolute path>`
 /// ([`linker_script_flags`]).
@@ -75,32 +75,24 @@ pub fn rustflags(layout: &Layout, role: Role) -> Vec<String> {
 }
 
 /// The `cargo build` command for `examples` in `role`.
-///
-/// The flags go through `CARGO_ENCODED_RUSTFLAGS` (separated by 0x1f) so a
-/// project path with spaces survives; it takes precedence over `RUSTFLAGS`
-/// and over any `build.rustflags` in cargo configuration.
 pub fn build_command(layout: &Layout, role: Role, examples: &[String]) -> Command {
     cargo_command(layout, role, examples, "build")
 }
 
 /// `cargo SUBCOMMAND` (build, clippy) for `examples` in `role`, with the
-/// bare-metal flags; see [`build_command`].
+/// bare-metal flags ([`cargo::cross`]).
 pub fn cargo_command(
     layout: &Layout,
     role: Role,
     examples: &[String],
     subcommand: &str,
 ) -> Command {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(layout.examples_dir())
-        .args([subcommand, "--release", "--target", IMAGE_TARGET])
-        .env("CARGO_TARGET_DIR", layout.image_target_dir(role))
-        .env(
-            "CARGO_ENCODED_RUSTFLAGS",
-            rustflags(layout, role).join("\x1f"),
-        )
-        .env_remove("RUSTFLAGS");
+    let mut cmd = cargo::cross(
+        layout,
+        &layout.examples_dir(),
+        Build::Image(role),
+        subcommand,
+    );
     for name in examples {
         cmd.arg("--package").arg(role.package(name));
     }
@@ -200,7 +192,7 @@ mod tests {
         );
         assert!(rustflags(&layout, Role::Guest)
             .join(" ")
-            .ends_with("-C link-arg=-Wl,-T,/p/guest-sdk/link.ld"));
+            .ends_with("-C link-arg=-Wl,-T,/p/examples/guest-rt/link.ld"));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //!   once with `apt-get download` and cached below `target/linux-kernel/`;
 //! - [`Initramfs`]: a gzip-compressed newc cpio archive built in memory;
 //! - [`bundle`]: kernel + initrd + command line in one blob with a 64-byte
-//!   header ([`BUNDLE_MAGIC`]), the layout the VMM side parses.
+//!   header ([`vmm_shared::bundle`]), the layout the VMM side parses.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -19,6 +19,8 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use flate2::write::GzEncoder;
 use flate2::Compression;
+
+use vmm_shared::bundle::{Header, Part};
 
 use crate::paths::Layout;
 use crate::setup;
@@ -59,22 +61,13 @@ pub fn kernel(layout: &Layout, explicit: Option<&Path>) -> Result<PathBuf> {
 // ---------------------------------------------------------------------------
 // The bzImage header (Documentation/arch/x86/boot.rst).
 
-/// Offset of the `"HdrS"` magic.
-const HDRS_OFFSET: usize = 0x202;
-/// Offset of the boot protocol version (u16).
-const VERSION_OFFSET: usize = 0x206;
-/// Offset of `loadflags` (u8).
-const LOADFLAGS_OFFSET: usize = 0x211;
-/// Offset of `xloadflags` (u16).
-const XLOADFLAGS_OFFSET: usize = 0x236;
-/// Boot protocol 2.12: the first with `xloadflags`.
-const MIN_PROTOCOL: u16 = 0x020C;
-/// `loadflags` bit 0: the protected-mode code is loaded at 0x100000.
-const LOADED_HIGH: u8 = 1 << 0;
-/// `xloadflags` bit 0: the kernel has the 64-bit entry point at +0x200.
-const XLF_KERNEL_64: u16 = 1 << 0;
+// Offsets and flags: vmm_shared::bzimage, which the VMM's loader reads
+// the same header with.
+use vmm_shared::bzimage::{
+    HDR_MAGIC, HEADER, LOADED_HIGH, LOADFLAGS, MIN_PROTOCOL, VERSION, XLF_KERNEL_64, XLOADFLAGS,
+};
 /// How much of a kernel file [`check_boot_header`] needs to see.
-const HEADER_BYTES: usize = XLOADFLAGS_OFFSET + 2;
+const HEADER_BYTES: usize = XLOADFLAGS + 2;
 
 /// A boot protocol version as `2.15`.
 fn protocol(version: u16) -> String {
@@ -94,7 +87,7 @@ fn check_boot_header(bytes: &[u8]) -> std::result::Result<u16, String> {
             bytes.len()
         ));
     }
-    if &bytes[HDRS_OFFSET..HDRS_OFFSET + 4] != b"HdrS" {
+    if &bytes[HEADER..HEADER + 4] != HDR_MAGIC {
         let hint = if bytes.starts_with(b"\x7fELF") {
             " (it is an ELF file: pass the compressed bzImage, e.g. /boot/vmlinuz-*, \
              not vmlinux)"
@@ -102,26 +95,26 @@ fn check_boot_header(bytes: &[u8]) -> std::result::Result<u16, String> {
             ""
         };
         return Err(format!(
-            "no \"HdrS\" magic at offset {HDRS_OFFSET:#x}: not a bzImage{hint}"
+            "no \"HdrS\" magic at offset {HEADER:#x}: not a bzImage{hint}"
         ));
     }
-    let version = le16(bytes, VERSION_OFFSET);
+    let version = le16(bytes, VERSION);
     if version < MIN_PROTOCOL {
         return Err(format!(
-            "boot protocol {} (at offset {VERSION_OFFSET:#x}) is older than the required {}",
+            "boot protocol {} (at offset {VERSION:#x}) is older than the required {}",
             protocol(version),
             protocol(MIN_PROTOCOL)
         ));
     }
-    if le16(bytes, XLOADFLAGS_OFFSET) & XLF_KERNEL_64 == 0 {
+    if le16(bytes, XLOADFLAGS) & XLF_KERNEL_64 == 0 {
         return Err(format!(
-            "xloadflags (at offset {XLOADFLAGS_OFFSET:#x}) lacks XLF_KERNEL_64 (bit 0): \
+            "xloadflags (at offset {XLOADFLAGS:#x}) lacks XLF_KERNEL_64 (bit 0): \
              the kernel has no 64-bit entry point (a 32-bit kernel?)"
         ));
     }
-    if bytes[LOADFLAGS_OFFSET] & LOADED_HIGH == 0 {
+    if bytes[LOADFLAGS] & LOADED_HIGH == 0 {
         return Err(format!(
-            "loadflags (at offset {LOADFLAGS_OFFSET:#x}) lacks LOADED_HIGH (bit 0): \
+            "loadflags (at offset {LOADFLAGS:#x}) lacks LOADED_HIGH (bit 0): \
              a zImage loaded low, not a bzImage"
         ));
     }
@@ -174,11 +167,7 @@ fn parse_depends(output: &str) -> Option<String> {
 
 /// The cache directory of one versioned kernel package.
 fn cache_dir(layout: &Layout, package: &str) -> PathBuf {
-    layout
-        .root
-        .join("target")
-        .join("linux-kernel")
-        .join(package)
+    layout.kernel_cache_dir(package)
 }
 
 /// What a user can run instead, for error messages. `package` is the
@@ -669,57 +658,23 @@ fn pad4(out: &mut Vec<u8>) {
 // ---------------------------------------------------------------------------
 // The bundle.
 
-/// The first 8 bytes of a bundle.
-pub const BUNDLE_MAGIC: &[u8; 8] = b"VMMCLNX1";
-/// Size of the bundle header.
-const BUNDLE_HEADER_SIZE: usize = 64;
-/// Alignment of the kernel, the initrd and the command line in a bundle.
-const BUNDLE_ALIGN: usize = 4096;
-
-/// Packs a Linux boot for the VMM, all integers little-endian:
-///
-/// | offset | size | field |
-/// | --- | --- | --- |
-/// | 0 | 8 | [`BUNDLE_MAGIC`] |
-/// | 8 | 4 | header size (64) |
-/// | 12 | 4 | guest RAM in MiB (`ram_mib`) |
-/// | 16 | 8 | kernel offset |
-/// | 24 | 8 | kernel length |
-/// | 32 | 8 | initrd offset |
-/// | 40 | 8 | initrd length |
-/// | 48 | 8 | command line offset |
-/// | 56 | 8 | command line length (bytes, without the NUL) |
-///
-/// The kernel (the bzImage file as is), the initrd and the command line
-/// follow, each at a 4096-byte-aligned offset with zero padding between
-/// them; the command line is followed by one NUL byte, which ends the
-/// bundle. An empty part still gets its aligned offset (it may equal the
-/// next part's). `cmdline` should hold no NUL: the kernel stops at the
-/// first.
+/// Packs a Linux boot for the VMM: the header ([`vmm_shared::bundle`],
+/// which documents the layout and which the VMM parses), then the kernel
+/// (the bzImage file as is), the initrd and the command line, each at a
+/// 4096-byte-aligned offset with zero padding between them; the command
+/// line is followed by one NUL byte, which ends the bundle. An empty part
+/// still gets its aligned offset (it may equal the next part's). `cmdline`
+/// should hold no NUL: the kernel stops at the first.
 pub fn bundle(kernel: &[u8], initrd: &[u8], cmdline: &str, ram_mib: u32) -> Vec<u8> {
-    let kernel_offset = BUNDLE_HEADER_SIZE.next_multiple_of(BUNDLE_ALIGN);
-    let initrd_offset = (kernel_offset + kernel.len()).next_multiple_of(BUNDLE_ALIGN);
-    let cmdline_offset = (initrd_offset + initrd.len()).next_multiple_of(BUNDLE_ALIGN);
-    let mut out = Vec::with_capacity(cmdline_offset + cmdline.len() + 1);
-    out.extend_from_slice(BUNDLE_MAGIC);
-    out.extend_from_slice(&(BUNDLE_HEADER_SIZE as u32).to_le_bytes());
-    out.extend_from_slice(&ram_mib.to_le_bytes());
-    for field in [
-        kernel_offset,
-        kernel.len(),
-        initrd_offset,
-        initrd.len(),
-        cmdline_offset,
-        cmdline.len(),
-    ] {
-        out.extend_from_slice(&(field as u64).to_le_bytes());
-    }
-    debug_assert_eq!(out.len(), BUNDLE_HEADER_SIZE);
-    out.resize(kernel_offset, 0);
+    let h = Header::layout(kernel.len(), initrd.len(), cmdline.len(), ram_mib);
+    let at = |p: Part| p.offset as usize;
+    let mut out = Vec::with_capacity(at(h.cmdline) + cmdline.len() + 1);
+    out.extend_from_slice(&h.to_bytes());
+    out.resize(at(h.kernel), 0);
     out.extend_from_slice(kernel);
-    out.resize(initrd_offset, 0);
+    out.resize(at(h.initrd), 0);
     out.extend_from_slice(initrd);
-    out.resize(cmdline_offset, 0);
+    out.resize(at(h.cmdline), 0);
     out.extend_from_slice(cmdline.as_bytes());
     out.push(0);
     out
@@ -1091,7 +1046,7 @@ mod tests {
         let initrd = vec![0x5a; 4096];
         let cmdline = "console=ttyS0 rdinit=/init";
         let b = bundle(&kernel, &initrd, cmdline, 256);
-        assert_eq!(&b[..8], BUNDLE_MAGIC);
+        assert_eq!(&b[..8], b"VMMCLNX1");
         assert_eq!(u32_at(&b, 8), 64);
         assert_eq!(u32_at(&b, 12), 256);
         let (ko, kl) = (u64_at(&b, 16), u64_at(&b, 24));

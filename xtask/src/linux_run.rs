@@ -4,9 +4,9 @@
 //! The pieces, in order:
 //! 1. the kernel: Debian's cloud kernel, fetched and cached by
 //!    [`crate::linux::kernel`], or the user's `--kernel`;
-//! 2. the static programs ([`build_programs`]): `vmmcall-init`
-//!    (guest-sdk's `/init`), the `vmmcall` tool (guest-sdk's
-//!    `src/bin/vmmcall.rs`), the example's own Linux program
+//! 2. the static programs ([`build_programs`]): `vmmcall-init` (the test
+//!    bench's `/init`, `vmm-core/linux-init`), the `vmmcall` tool
+//!    (guest-sdk's `src/bin/vmmcall.rs`), the example's own Linux program
 //!    (`examples/NAME/linux`), each built for the Linux target with
 //!    `+crt-static` ([`build_static`]), and the example's C programs
 //!    (`examples/NAME/c/*.c`, `gcc -static -O2` against
@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use crate::cargo::{self, Build};
 use crate::expect::Expectations;
 use crate::images;
 use crate::linux::{self, Initramfs};
@@ -37,7 +38,7 @@ use crate::setup::{self, Toolset};
 use crate::ui;
 use crate::verdict::Verdict;
 
-/// The kernel command line (the VMM's Linux profile, `docs/ABI.md`):
+/// The kernel command line (the VMM's Linux profile, `docs/VMM-CORE.md`):
 /// - `console=ttyS0`: COM1, the UART the guest shares with the VMM;
 /// - `acpi=off pci=off`: there are no ACPI tables, and PCI configuration
 ///   space is denied (no device can be made to DMA);
@@ -53,15 +54,6 @@ pub const CMDLINE: &str = "console=ttyS0 acpi=off pci=off io_delay=none no_timer
 
 /// Guest RAM for the Linux guest, in MiB.
 pub const RAM_MIB: u32 = 256;
-
-/// Default timeout of a Linux run: QEMU boots in about 2 s, Bochs in
-/// about 40 s of wall-clock time here.
-pub fn default_timeout(emulator: Emulator) -> Duration {
-    match emulator {
-        Emulator::Qemu => Duration::from_secs(60),
-        Emulator::Bochs => Duration::from_secs(300),
-    }
-}
 
 /// `cargo xtask linux` options.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,26 +76,11 @@ pub struct LinuxArgs {
     pub program: Vec<String>,
 }
 
-/// Where the static programs are built: their own target directory, so
-/// the `+crt-static` flag never reaches host builds.
-fn static_target_dir(layout: &Layout) -> PathBuf {
-    layout.root.join("target").join("linux-guest")
-}
-
 /// `cargo build --release` of static Linux programs: `dir` is the
 /// workspace, `args` selects packages and binaries.
 fn build_static(layout: &Layout, dir: &Path, args: &[&str]) -> Result<()> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(dir)
-        .args(["build", "--release", "--target", IMAGE_TARGET])
-        .args(args)
-        .env("CARGO_TARGET_DIR", static_target_dir(layout))
-        .env(
-            "CARGO_ENCODED_RUSTFLAGS",
-            "-C\x1ftarget-feature=+crt-static",
-        )
-        .env_remove("RUSTFLAGS");
+    let mut cmd = cargo::cross(layout, dir, Build::StaticLinux, "build");
+    cmd.args(args);
     println!(
         "  CARGO_TARGET_DIR=target/linux-guest RUSTFLAGS=\"-C target-feature=+crt-static\" \
          cargo build --release --target {IMAGE_TARGET} {} (in {})",
@@ -117,16 +94,9 @@ fn build_static(layout: &Layout, dir: &Path, args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-fn static_binary(layout: &Layout, name: &str) -> PathBuf {
-    static_target_dir(layout)
-        .join(IMAGE_TARGET)
-        .join("release")
-        .join(name)
-}
-
 /// The example's own Linux program directory, if it has one.
 pub fn example_program_dir(layout: &Layout, example: &str) -> Option<PathBuf> {
-    let dir = layout.examples_dir().join(example).join("linux");
+    let dir = layout.example_linux_dir(example);
     dir.join("Cargo.toml").is_file().then_some(dir)
 }
 
@@ -152,7 +122,7 @@ pub struct Programs {
 
 /// The example's C programs, `examples/NAME/c/*.c`, sorted.
 pub fn example_c_sources(layout: &Layout, example: &str) -> Result<Vec<PathBuf>> {
-    let dir = layout.examples_dir().join(example).join("c");
+    let dir = layout.example_c_dir(example);
     let entries = match std::fs::read_dir(&dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -185,7 +155,7 @@ pub fn gcc_command(layout: &Layout, source: &Path, out: &Path) -> Command {
         "-std=gnu11",
         "-I",
     ])
-    .arg(layout.root.join("guest-sdk").join("include"))
+    .arg(layout.c_include_dir())
     .arg(source)
     .arg("-o")
     .arg(out);
@@ -195,7 +165,7 @@ pub fn gcc_command(layout: &Layout, source: &Path, out: &Path) -> Command {
 /// Build the example's C programs into `target/linux-guest/c/EXAMPLE/`.
 fn build_c(layout: &Layout, example: &str) -> Result<Vec<(String, PathBuf)>> {
     let sources = example_c_sources(layout, example)?;
-    let dir = static_target_dir(layout).join("c").join(example);
+    let dir = layout.c_programs_dir(example);
     if !sources.is_empty() {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -237,9 +207,11 @@ pub fn build_programs(layout: &Layout, example: &str) -> Result<Programs> {
         &layout.root,
         &[
             "--package",
+            "vmmcall-init",
+            "--package",
             "guest-sdk",
             "--features",
-            "std",
+            "guest-sdk/std",
             "--bin",
             "vmmcall-init",
             "--bin",
@@ -250,15 +222,15 @@ pub fn build_programs(layout: &Layout, example: &str) -> Result<Programs> {
     let example_bin = match example_program_dir(layout, example) {
         Some(_) => {
             build_static(layout, &layout.examples_dir(), &["--package", &package])?;
-            Some(static_binary(layout, &package))
+            Some(layout.static_binary(&package))
         }
         None => None,
     };
     let c = build_c(layout, example)?;
     println!("static Linux programs built in {}", ui::secs(t.elapsed()));
     Ok(Programs {
-        init: static_binary(layout, "vmmcall-init"),
-        tool: static_binary(layout, "vmmcall"),
+        init: layout.static_binary("vmmcall-init"),
+        tool: layout.static_binary("vmmcall"),
         example: example_bin,
         c,
     })
@@ -269,11 +241,7 @@ pub fn build_programs(layout: &Layout, example: &str) -> Result<Programs> {
 /// blanks; `#` starts a comment line; a leading `!` means the command must
 /// fail), or, without the file, the example's Linux program alone.
 pub fn run_list(layout: &Layout, example: &str) -> Result<Vec<Vec<String>>> {
-    let path = layout
-        .examples_dir()
-        .join(example)
-        .join("linux")
-        .join("run.txt");
+    let path = layout.example_linux_dir(example).join("run.txt");
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -401,11 +369,7 @@ pub fn prepare(
                      name one to run, as in `cargo xtask linux {example} -- PROGRAM [ARGS...]`"
                 );
             }
-            let expect = layout
-                .examples_dir()
-                .join(example)
-                .join("linux")
-                .join("expect.txt");
+            let expect = layout.example_linux_dir(example).join("expect.txt");
             (run_list(layout, example)?, Expectations::load(&expect)?)
         }
         Some((first, rest)) => {
@@ -436,7 +400,7 @@ pub fn prepare(
     let init = read(&programs.init)?;
     let initrd_bytes = initramfs(init, bins, &commands)?;
     let kernel_bytes = read(kernel)?;
-    let dir = layout.root.join("target").join("linux-run").join(example);
+    let dir = layout.linux_run_dir(example);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let initrd = dir.join("initrd.gz");
     std::fs::write(&initrd, &initrd_bytes)
@@ -506,20 +470,14 @@ pub fn linux(layout: &Layout, args: &LinuxArgs) -> Result<u8> {
         crate::qemu::host_kvm_cpu,
     )?;
     layout.check_example(&args.example)?;
-    setup::ensure(&[
-        match machine.emulator {
-            Emulator::Qemu => Toolset::Qemu,
-            Emulator::Bochs => Toolset::Bochs,
-        },
-        Toolset::C,
-    ])?;
+    setup::ensure(&[machine.emulator.facts().toolset, Toolset::C])?;
     images::build(layout, std::slice::from_ref(&args.example))?;
     let kernel = linux::kernel(layout, args.kernel.as_deref())?;
     let prepared = prepare(layout, &args.example, &kernel, &args.program)?;
     let timeout = args
         .timeout
         .or(prepared.expected.timeout)
-        .unwrap_or_else(|| default_timeout(machine.emulator));
+        .unwrap_or_else(|| machine.emulator.facts().linux_timeout);
     let run_name = format!("{}-linux", args.example);
     println!(
         "booting Linux ({}) under the {} VMM on {machine}, running {}",

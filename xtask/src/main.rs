@@ -4,10 +4,13 @@
 //!
 //! Layout of the code:
 //! - [`cli`]: the command line;
-//! - [`paths`]: project root, examples and image locations;
+//! - [`paths`]: project root, examples, image and scratch locations;
+//! - [`cargo`]: every cargo command (the cross builds' target directories
+//!   and flags);
 //! - [`images`]: the bare-metal build (the one place with the flags);
 //! - [`setup`]: checking and installing the emulators and ISO tools;
-//! - [`platform`], [`qemu`], [`bochs`]: machines and emulator command lines;
+//! - [`platform`]: machines and [`platform::Emulate`], what a run asks of
+//!   its emulator, implemented by [`qemu`] and [`bochs`];
 //! - [`runner`]: processes with timeouts and live console streaming;
 //! - [`verdict`], [`expect`]: deciding success;
 //! - [`linux`]: the Debian kernel, the initramfs and the bundle;
@@ -18,6 +21,7 @@
 
 mod bench;
 mod bochs;
+mod cargo;
 mod cli;
 mod expect;
 mod fuzz;
@@ -42,9 +46,8 @@ use anyhow::Result;
 use crate::cli::{Cli, RunArgs};
 use crate::expect::Expectations;
 use crate::paths::Layout;
-use crate::platform::{Emulator, Machine};
+use crate::platform::Machine;
 use crate::session::{Boot, DEFAULT_TIMEOUT};
-use crate::setup::Toolset;
 use crate::verdict::Verdict;
 
 fn build(layout: &Layout, example: Option<String>) -> Result<bool> {
@@ -69,10 +72,7 @@ fn run(layout: &Layout, args: RunArgs) -> Result<bool> {
             args.example
         );
     }
-    setup::ensure(&[match machine.emulator {
-        Emulator::Qemu => Toolset::Qemu,
-        Emulator::Bochs => Toolset::Bochs,
-    }])?;
+    setup::ensure(&[machine.emulator.facts().toolset])?;
     images::build(layout, std::slice::from_ref(&args.example))?;
     let outcome = session::boot(&Boot {
         payload: session::example_payload(layout, &args.example),

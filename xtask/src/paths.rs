@@ -1,5 +1,7 @@
 //! Where things live: the project root, the examples workspace, the images
-//! `cargo build` produces and the scratch directories of emulator runs.
+//! `cargo build` produces, the scratch directories of emulator runs, and
+//! every other directory xtask writes (below `target/` and
+//! `examples/target/`).
 
 use std::path::{Path, PathBuf};
 
@@ -10,6 +12,9 @@ use anyhow::{bail, Context, Result};
 /// we link `no_std` binaries for the Linux target with our own linker
 /// scripts).
 pub const IMAGE_TARGET: &str = "x86_64-unknown-linux-gnu";
+
+/// The file name of a run's console, inside its run directory.
+pub const CONSOLE_FILE: &str = "console.txt";
 
 /// Environment variable that points xtask at another project root.
 ///
@@ -55,7 +60,7 @@ impl Role {
     pub fn linker_script(self) -> &'static str {
         match self {
             Role::Vmm => "vmm-core/link.ld",
-            Role::Guest => "guest-sdk/link.ld",
+            Role::Guest => "examples/guest-rt/link.ld",
         }
     }
 
@@ -106,9 +111,90 @@ impl Layout {
             .join(format!("{name}-{platform}"))
     }
 
+    /// The console of one emulator run, kept after it.
+    pub fn console_file(&self, name: &str, platform: &str) -> PathBuf {
+        self.run_dir(name, platform).join(CONSOLE_FILE)
+    }
+
+    /// `examples/NAME`.
+    pub fn example_dir(&self, name: &str) -> PathBuf {
+        self.examples_dir().join(name)
+    }
+
     /// `examples/NAME/expect.txt`.
     pub fn expect_file(&self, name: &str) -> PathBuf {
-        self.examples_dir().join(name).join("expect.txt")
+        self.example_dir(name).join("expect.txt")
+    }
+
+    /// `examples/NAME/linux`: the example's Linux program (a cargo
+    /// package), its `run.txt` and its `expect.txt`.
+    pub fn example_linux_dir(&self, name: &str) -> PathBuf {
+        self.example_dir(name).join("linux")
+    }
+
+    /// `examples/NAME/c`: the example's C programs for the Linux guest.
+    pub fn example_c_dir(&self, name: &str) -> PathBuf {
+        self.example_dir(name).join("c")
+    }
+
+    /// The header-only C SDK (`guest-sdk/include`, `vmmcall.h`).
+    pub fn c_include_dir(&self) -> PathBuf {
+        self.root.join("guest-sdk").join("include")
+    }
+
+    /// The target directory of the host workspace's own builds: the
+    /// user's `CARGO_TARGET_DIR` (relative to the root) or `target/`.
+    pub fn host_target_dir(&self) -> PathBuf {
+        match std::env::var_os("CARGO_TARGET_DIR") {
+            Some(dir) => self.root.join(dir),
+            None => self.root.join("target"),
+        }
+    }
+
+    /// `CARGO_TARGET_DIR` of the static Linux programs (`+crt-static`
+    /// never reaches host builds).
+    pub fn linux_guest_target_dir(&self) -> PathBuf {
+        self.root.join("target").join("linux-guest")
+    }
+
+    /// A static Linux program built into [`Layout::linux_guest_target_dir`].
+    pub fn static_binary(&self, name: &str) -> PathBuf {
+        self.linux_guest_target_dir()
+            .join(IMAGE_TARGET)
+            .join("release")
+            .join(name)
+    }
+
+    /// Where an example's C programs are built.
+    pub fn c_programs_dir(&self, example: &str) -> PathBuf {
+        self.linux_guest_target_dir().join("c").join(example)
+    }
+
+    /// The initramfs and bundle of an example's Linux run.
+    pub fn linux_run_dir(&self, example: &str) -> PathBuf {
+        self.root.join("target").join("linux-run").join(example)
+    }
+
+    /// The cache of one versioned Debian kernel package.
+    pub fn kernel_cache_dir(&self, package: &str) -> PathBuf {
+        self.root.join("target").join("linux-kernel").join(package)
+    }
+
+    /// `CARGO_TARGET_DIR` of `cargo package`'s verification, apart from
+    /// the workspace's own `target/`.
+    pub fn package_target_dir(&self) -> PathBuf {
+        self.root.join("target").join("package-check")
+    }
+
+    /// `CARGO_HOME` of `cargo package`'s verification: its own, so that
+    /// what cargo unpacks there never lands in the user's cargo home.
+    pub fn package_cargo_home(&self) -> PathBuf {
+        self.package_target_dir().join("cargo-home")
+    }
+
+    /// `CRITERION_HOME` of the host benches.
+    pub fn criterion_home(&self) -> PathBuf {
+        self.examples_dir().join("target").join("criterion")
     }
 
     /// Every example: the directories `examples/NAME` that hold

@@ -1,10 +1,20 @@
 //! The machines an example can boot on: emulator, CPU vendor and (for QEMU)
 //! accelerator, plus the platform matrix `cargo xtask test` runs.
+//!
+//! Everything that differs between the emulators is asked of [`Emulate`],
+//! implemented once per emulator ([`crate::qemu::Qemu`],
+//! [`crate::bochs::Bochs`]); [`Emulator::driver`] is the one place that
+//! maps the name to it.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
 
 use anyhow::{bail, Result};
+
+use crate::runner::ConsoleSource;
+use crate::setup::Toolset;
 
 /// Which emulator runs the images.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,14 +25,10 @@ pub enum Emulator {
     Bochs,
 }
 
-/// The CPU vendor, i.e. which virtualization extension the VMM uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Cpu {
-    /// AMD SVM.
-    Amd,
-    /// Intel VMX.
-    Intel,
-}
+/// The CPU vendor, i.e. which virtualization extension the VMM uses:
+/// vmexit's `Vendor` (`Intel`, `Amd`), the one vmm-core picks its backend
+/// by, with what xtask adds in [`CpuChoice`].
+pub use vmexit::Vendor as Cpu;
 
 /// QEMU accelerator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,19 +40,139 @@ pub enum Accel {
 }
 
 impl Emulator {
+    /// Every emulator.
+    pub const ALL: [Emulator; 2] = [Emulator::Qemu, Emulator::Bochs];
+
+    /// This emulator's row of the platform table.
+    pub fn facts(self) -> &'static Facts {
+        match self {
+            Emulator::Qemu => &QEMU,
+            Emulator::Bochs => &BOCHS,
+        }
+    }
+
+    /// What a run asks of this emulator.
+    pub fn driver(self) -> &'static dyn Emulate {
+        match self {
+            Emulator::Qemu => &crate::qemu::Qemu,
+            Emulator::Bochs => &crate::bochs::Bochs,
+        }
+    }
+
     /// Parses `qemu` or `bochs`.
     pub fn parse(s: &str) -> Result<Emulator> {
-        match s {
-            "qemu" => Ok(Emulator::Qemu),
-            "bochs" => Ok(Emulator::Bochs),
-            _ => bail!("unknown emulator `{s}` (expected qemu or bochs)"),
+        match Emulator::ALL.into_iter().find(|e| e.facts().name == s) {
+            Some(e) => Ok(e),
+            None => bail!("unknown emulator `{s}` (expected qemu or bochs)"),
         }
     }
 }
 
-impl Cpu {
+/// How the VMM's stop request looked to the emulator, for
+/// [`Emulate::stop_reasons`].
+pub struct Stop<'a> {
+    /// The emulator's exit code.
+    pub code: i32,
+    /// `expect.txt` wants success (status 0).
+    pub want_success: bool,
+    /// The VMM's own verdict line reported status 0.
+    pub vmm_success: bool,
+    /// The emulator's log ([`Launched::log`]), if it has one and it was
+    /// readable.
+    pub log: Option<&'a str>,
+    /// The run's secret.
+    pub secret: &'a str,
+}
+
+/// One emulator run, ready to start.
+pub struct Launched {
+    /// The emulator's command line.
+    pub command: Command,
+    /// Where its serial console appears.
+    pub console: ConsoleSource,
+    /// The emulator's own log file, read for the verdict and for failure
+    /// reports.
+    pub log: Option<PathBuf>,
+    /// Files named in a failure report after the console: label and path.
+    pub files: Vec<(&'static str, PathBuf)>,
+    /// Printed after the command line, before the run: what files are
+    /// kept in which directory.
+    pub note: Option<(&'static str, PathBuf)>,
+}
+
+/// QEMU's row of the platform table.
+const QEMU: Facts = Facts {
+    name: "qemu",
+    title: "QEMU",
+    toolset: Toolset::Qemu,
+    // QEMU boots Linux in about 2 s here.
+    linux_timeout: Duration::from_secs(60),
+    // Under TCG the guest's RDTSC is the host's TSC: only ratios mean
+    // something.
+    exact_ticks: false,
+};
+
+/// Bochs's row of the platform table.
+const BOCHS: Facts = Facts {
+    name: "bochs",
+    title: "Bochs",
+    toolset: Toolset::Bochs,
+    // Bochs boots Linux in about 40 s of wall-clock time here.
+    linux_timeout: Duration::from_secs(300),
+    // Bochs's TSC advances with emulated instructions (`bochs::IPS`).
+    exact_ticks: true,
+};
+
+/// An emulator's row of the platform table.
+pub struct Facts {
+    /// The name in platform names and `--emulator` (`qemu`, `bochs`).
+    pub name: &'static str,
+    /// The name in messages (`QEMU`, `Bochs`).
+    pub title: &'static str,
+    /// The host tools its runs need.
+    pub toolset: Toolset,
+    /// The default timeout of a Linux boot.
+    pub linux_timeout: Duration,
+    /// Whether the guest's RDTSC counts emulated instructions (exact
+    /// ticks), so that differences of a few ticks mean something.
+    pub exact_ticks: bool,
+}
+
+/// What differs between emulators' runs: each run asks its emulator for
+/// its command line, console and log ([`Emulate::launch`]) and its exit
+/// protocol ([`Emulate::stop_reasons`]); the rest is data
+/// ([`Emulator::facts`]).
+pub trait Emulate: Sync {
+    /// Creates `run_dir` afresh with what booting `payload` on `machine`
+    /// needs, with `vmm_cmdline` for the VMM, and returns the run.
+    fn launch(
+        &self,
+        machine: Machine,
+        run_dir: &Path,
+        payload: &Payload,
+        vmm_cmdline: &str,
+    ) -> Result<Launched>;
+    /// Why an exit with `stop.code` is not the VMM's own stop request for
+    /// the outcome (empty: it is).
+    fn stop_reasons(&self, stop: &Stop<'_>) -> Vec<String>;
+    /// The error lines of the emulator's log worth showing when a run
+    /// fails (none by default).
+    fn log_errors<'a>(&self, _log: &'a str) -> Vec<&'a str> {
+        Vec::new()
+    }
+}
+
+/// What xtask needs of a [`Cpu`] beyond vmexit's type: its `--cpu` word
+/// and its platform-name part.
+pub trait CpuChoice: Sized {
     /// Parses `amd` or `intel`.
-    pub fn parse(s: &str) -> Result<Cpu> {
+    fn parse(s: &str) -> Result<Self>;
+    /// The virtualization extension's short name.
+    fn extension(self) -> &'static str;
+}
+
+impl CpuChoice for Cpu {
+    fn parse(s: &str) -> Result<Cpu> {
         match s {
             "amd" => Ok(Cpu::Amd),
             "intel" => Ok(Cpu::Intel),
@@ -54,8 +180,7 @@ impl Cpu {
         }
     }
 
-    /// The virtualization extension's short name.
-    pub fn extension(self) -> &'static str {
+    fn extension(self) -> &'static str {
         match self {
             Cpu::Amd => "svm",
             Cpu::Intel => "vmx",
@@ -104,18 +229,10 @@ impl Payload {
         !matches!(self, Payload::Vmm { linux: false, .. })
     }
 
-    /// Machine memory for QEMU's `-m`: the VMM with a Linux guest needs its
-    /// 256 MiB of guest RAM plus the module and itself; a kernel alone gets
-    /// the same 256 MiB as the VMM's guest.
-    pub fn qemu_memory(&self) -> &'static str {
-        match self {
-            Payload::Vmm { linux: true, .. } => "512M",
-            _ => "256M",
-        }
-    }
-
-    /// Machine memory for Bochs, in MiB (see [`Payload::qemu_memory`]).
-    pub fn bochs_memory_mib(&self) -> u32 {
+    /// Machine memory in MiB: the VMM with a Linux guest needs its 256 MiB
+    /// of guest RAM plus the module and itself; a kernel alone gets the
+    /// same 256 MiB as the VMM's guest.
+    pub fn memory_mib(&self) -> u32 {
         match self {
             Payload::Vmm { linux: true, .. } => 512,
             _ => 256,
@@ -160,15 +277,15 @@ impl Machine {
     /// The platform name: `qemu-svm`, `bochs-vmx`, `bochs-svm`, and for KVM
     /// `qemu-svm-kvm` / `qemu-vmx-kvm`.
     pub fn name(&self) -> String {
-        let emulator = match self.emulator {
-            Emulator::Qemu => "qemu",
-            Emulator::Bochs => "bochs",
+        let accel = match self.accel {
+            Accel::Kvm => "-kvm",
+            Accel::Tcg => "",
         };
-        let accel = match (self.emulator, self.accel) {
-            (Emulator::Qemu, Accel::Kvm) => "-kvm",
-            _ => "",
-        };
-        format!("{emulator}-{}{accel}", self.cpu.extension())
+        format!(
+            "{}-{}{accel}",
+            self.emulator.facts().name,
+            self.cpu.extension()
+        )
     }
 
     /// Parses a platform name as printed by [`Machine::name`].

@@ -2,13 +2,51 @@
 //! initrd) and the KVM availability check.
 
 use std::path::Path;
+use std::process::Command;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
-use crate::platform::{Accel, Cpu, Payload};
+use crate::platform::{Accel, Cpu, Emulate, Launched, Machine, Payload, Stop};
+use crate::runner::ConsoleSource;
+use crate::verdict;
 
 /// The QEMU binary.
 pub const BINARY: &str = "qemu-system-x86_64";
+
+/// QEMU's part in a run ([`Emulate`]).
+pub struct Qemu;
+
+impl Emulate for Qemu {
+    /// An empty run directory (the console is written there after the
+    /// run) and the command line of [`args`]; the console is QEMU's stdout.
+    fn launch(
+        &self,
+        machine: Machine,
+        run_dir: &Path,
+        payload: &Payload,
+        vmm_cmdline: &str,
+    ) -> Result<Launched> {
+        if run_dir.exists() {
+            std::fs::remove_dir_all(run_dir)
+                .with_context(|| format!("removing {}", run_dir.display()))?;
+        }
+        std::fs::create_dir_all(run_dir)
+            .with_context(|| format!("creating {}", run_dir.display()))?;
+        let mut command = Command::new(BINARY);
+        command.args(args(machine.accel, payload, vmm_cmdline));
+        Ok(Launched {
+            command,
+            console: ConsoleSource::Stdout,
+            log: None,
+            files: Vec::new(),
+            note: None,
+        })
+    }
+
+    fn stop_reasons(&self, stop: &Stop<'_>) -> Vec<String> {
+        verdict::qemu_stop_reasons(stop)
+    }
+}
 
 /// The arguments booting `payload`: the VMM ELF through PVH (`-kernel`)
 /// with its module as `-initrd` and `vmm_cmdline` (`verdict=SECRET`, see
@@ -24,13 +62,14 @@ pub fn args(accel: Accel, payload: &Payload, vmm_cmdline: &str) -> Vec<String> {
         Accel::Tcg => ("tcg", "qemu64,+svm,+npt"),
         Accel::Kvm => ("kvm", "host"),
     };
+    let memory = format!("{}M", payload.memory_mib());
     let mut a: Vec<String> = [
         "-accel",
         accel,
         "-cpu",
         cpu,
         "-m",
-        payload.qemu_memory(),
+        &memory,
         "-display",
         "none",
         "-serial",

@@ -7,11 +7,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::bochs;
 use crate::expect::Expectations;
 use crate::paths::{Layout, Role};
-use crate::platform::{Emulator, Machine, Payload};
-use crate::qemu;
+use crate::platform::{Launched, Machine, Payload};
 use crate::runner::{self, ConsoleSource, Exit, Launch};
 use crate::ui;
 use crate::verdict::{self, Evidence, Verdict};
@@ -19,8 +17,8 @@ use crate::verdict::{self, Evidence, Verdict};
 /// Console lines shown again when a run fails.
 pub const TAIL_LINES: usize = 20;
 
-/// Bochs log error lines shown when a run fails.
-const BOCHS_ERROR_LINES: usize = 5;
+/// Error lines of the emulator's log (Bochs) shown when a run fails.
+const LOG_ERROR_LINES: usize = 5;
 
 /// How long a run may take unless told otherwise. Real runs take well under
 /// a second on QEMU and about 2 s on Bochs.
@@ -144,39 +142,23 @@ fn boot_inner(b: &Boot<'_>, label: &str, prefix: String, stderr_prefix: String) 
     // and only a verdict line carrying it counts (crate::verdict).
     let secret = verdict::new_secret();
     let vmm_cmdline = verdict::cmdline_word(&secret);
-    let (command, console, bochs_files) = match b.machine.emulator {
-        Emulator::Qemu => {
-            if run_dir.exists() {
-                std::fs::remove_dir_all(&run_dir)
-                    .with_context(|| format!("removing {}", run_dir.display()))?;
-            }
-            std::fs::create_dir_all(&run_dir)
-                .with_context(|| format!("creating {}", run_dir.display()))?;
-            let mut cmd = Command::new(qemu::BINARY);
-            cmd.args(qemu::args(b.machine.accel, &b.payload, &vmm_cmdline));
-            (cmd, ConsoleSource::Stdout, None)
-        }
-        Emulator::Bochs => {
-            let files = bochs::prepare(&run_dir, b.machine.cpu, &b.payload, &vmm_cmdline)?;
-            let cmd = bochs::command(&files);
-            let source = ConsoleSource::File {
-                console: files.console.clone(),
-                output: files.output.clone(),
-            };
-            (cmd, source, Some(files))
-        }
-    };
+    let emulator = b.machine.emulator.driver();
+    let Launched {
+        command,
+        console,
+        log,
+        files,
+        note,
+    } = emulator.launch(b.machine, &run_dir, &b.payload, &vmm_cmdline)?;
     println!(
         "booting {label}: {} (timeout {} s)",
         shell_words(&command),
         b.timeout.as_secs()
     );
-    if let Some(files) = &bochs_files {
-        println!(
-            "  (ISO, bochsrc, console and log in {})",
-            relative(b.layout, &files.dir).display()
-        );
+    if let Some((what, dir)) = &note {
+        println!("  ({what} in {})", relative(b.layout, dir).display());
     }
+    let console_from_stdout = matches!(console, ConsoleSource::Stdout);
     let finished = runner::run(Launch {
         command,
         console,
@@ -184,27 +166,26 @@ fn boot_inner(b: &Boot<'_>, label: &str, prefix: String, stderr_prefix: String) 
         prefix,
         stderr_prefix,
     })?;
-    let console_file = run_dir.join("console.txt");
-    if bochs_files.is_none() {
-        // Keep QEMU's console next to the Bochs ones for later reading.
+    let console_file = b.layout.console_file(b.name, &b.machine.name());
+    if console_from_stdout {
+        // Keep a console read from stdout next to the file consoles for
+        // later reading.
         let mut text = finished.console.join("\n");
         text.push('\n');
         std::fs::write(&console_file, text)
             .with_context(|| format!("writing {}", console_file.display()))?;
     }
-    let bochs_log = bochs_files
-        .as_ref()
-        .and_then(|f| std::fs::read_to_string(&f.log).ok());
+    let log = log.and_then(|f| std::fs::read_to_string(f).ok());
     let first_program_line = first_program_line(&finished.console, &finished.times);
     let (verdict, status) = match &b.payload {
         Payload::Vmm { .. } => (
             verdict::judge(&Evidence {
-                emulator: b.machine.emulator,
+                emulator,
                 console: &finished.console,
                 exit: finished.exit,
                 timeout_secs: b.timeout.as_secs(),
                 expected: b.expected,
-                bochs_log: bochs_log.as_deref(),
+                log: log.as_deref(),
                 secret: &secret,
             }),
             verdict::guest_status(&finished.console, &secret),
@@ -260,29 +241,29 @@ fn boot_inner(b: &Boot<'_>, label: &str, prefix: String, stderr_prefix: String) 
                     report.push_str(&format!("  ! {line}\n"));
                 }
             }
-            let errors = bochs_log
+            let errors = log
                 .as_deref()
-                .map(verdict::bochs_errors)
+                .map(|l| emulator.log_errors(l))
                 .unwrap_or_default();
             if !errors.is_empty() {
-                let shown = errors.len().min(BOCHS_ERROR_LINES);
+                let shown = errors.len().min(LOG_ERROR_LINES);
                 report.push_str(&format!(
-                    "  last {shown} of {} error lines in the Bochs log:\n",
-                    errors.len()
+                    "  last {shown} of {} error lines in the {} log:\n",
+                    errors.len(),
+                    b.machine.emulator.facts().title
                 ));
                 for line in &errors[errors.len() - shown..] {
-                    report.push_str(&format!("  bochs: {line}\n"));
+                    report.push_str(&format!("  {}: {line}\n", b.machine.emulator.facts().name));
                 }
             }
             report.push_str(&format!(
                 "  console: {}",
                 relative(b.layout, &console_file).display()
             ));
-            if let Some(files) = &bochs_files {
+            for (what, path) in &files {
                 report.push_str(&format!(
-                    "\n  bochs log: {}\n  bochs output: {}",
-                    relative(b.layout, &files.log).display(),
-                    relative(b.layout, &files.output).display()
+                    "\n  {what}: {}",
+                    relative(b.layout, path).display()
                 ));
             }
         }
@@ -346,10 +327,10 @@ pub fn example_payload(layout: &Layout, name: &str) -> Payload {
 }
 
 /// What `vmmcall-init` prints just before it starts the program.
-pub const INIT_RUNNING: &str = "vmmcall-init: running ";
-/// What `vmmcall-init` prints when the program has exited, before the
-/// status.
-pub const INIT_EXITED: &str = "vmmcall-init: ";
+pub const INIT_RUNNING: &str = vmm_shared::markers::INIT_RUNNING;
+/// What starts `vmmcall-init`'s line when the program has exited, before
+/// the program and [`vmm_shared::markers::INIT_EXITED`] and the status.
+pub const INIT_EXITED: &str = vmm_shared::markers::INIT;
 
 /// When the program's first line appeared: the first console line after
 /// [`INIT_RUNNING`] that is neither the kernel's (`[ ...`) nor the VMM's
@@ -368,7 +349,7 @@ pub fn first_program_line(console: &[String], times: &[Duration]) -> Option<Dura
 pub fn init_status(console: &[String]) -> Option<i64> {
     console.iter().rev().find_map(|l| {
         let rest = l.strip_prefix(INIT_EXITED)?;
-        let (_, n) = rest.rsplit_once(" exited with status ")?;
+        let (_, n) = rest.rsplit_once(vmm_shared::markers::INIT_EXITED)?;
         n.trim().parse().ok()
     })
 }

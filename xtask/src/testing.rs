@@ -2,13 +2,13 @@
 //! result table.
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
+use crate::cargo::{self, cargo, Build};
 use crate::cli::TestArgs;
 use crate::expect::Expectations;
 use crate::images;
@@ -57,7 +57,6 @@ impl Cell {
 }
 
 fn host_tests(layout: &Layout) -> Result<bool> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     // The fuzz targets' bounded pass: its cases and seed, printed so that a
     // failure can be reproduced with the same environment.
     let fuzz_env = crate::fuzz::test_pass(|k| std::env::var(k).ok());
@@ -70,8 +69,7 @@ fn host_tests(layout: &Layout) -> Result<bool> {
         "running host tests: {shown} cargo test --workspace (in {})",
         layout.root.display()
     );
-    let status = Command::new(cargo)
-        .current_dir(&layout.root)
+    let status = cargo(&layout.root)
         .args(["test", "--workspace"])
         .envs(fuzz_env)
         .status()
@@ -84,18 +82,16 @@ fn host_tests(layout: &Layout) -> Result<bool> {
 
 /// `cargo fmt --check` on both workspaces, then clippy with warnings as
 /// errors: the host workspace (all targets), then
-/// the bare-metal images (vmm-core and guest-sdk with their `rt` runtime,
+/// the bare-metal images (vmm-core with its `rt` runtime and guest-rt,
 /// which host builds never compile).
 fn lints(layout: &Layout, examples: &[String]) -> Result<bool> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut fmt_ok = true;
     for dir in [layout.root.clone(), layout.examples_dir()] {
         println!(
             "checking formatting: cargo fmt --all -- --check (in {})",
             dir.display()
         );
-        fmt_ok &= Command::new(&cargo)
-            .current_dir(&dir)
+        fmt_ok &= cargo(&dir)
             .args(["fmt", "--all", "--", "--check"])
             .status()
             .context("starting cargo fmt")?
@@ -106,8 +102,7 @@ fn lints(layout: &Layout, examples: &[String]) -> Result<bool> {
     }
     println!("running clippy: cargo clippy --workspace --all-targets -- -D warnings");
     let mut ok = fmt_ok;
-    ok &= Command::new(&cargo)
-        .current_dir(&layout.root)
+    ok &= cargo(&layout.root)
         .args([
             "clippy",
             "--workspace",
@@ -135,11 +130,7 @@ fn lints(layout: &Layout, examples: &[String]) -> Result<bool> {
         .collect();
     if !linux.is_empty() {
         println!("running clippy on the Linux programs: {}", linux.join(", "));
-        let mut cmd = Command::new(&cargo);
-        cmd.current_dir(layout.examples_dir()).arg("clippy").env(
-            "CARGO_TARGET_DIR",
-            layout.root.join("target").join("linux-guest"),
-        );
+        let mut cmd = cargo::cross(layout, &layout.examples_dir(), Build::StaticLinux, "clippy");
         for p in &linux {
             cmd.args(["--package", p]);
         }
@@ -158,20 +149,32 @@ pub const PUBLISHED: [&str; 4] = ["vmmcall-macros", "vmmcall", "vmexit", "guest-
 /// overlay registry (`target/package/tmp-registry`); one at a time, every
 /// crate but vmmcall-macros would look for its siblings on crates.io and
 /// fail. `--allow-dirty`: this checks the packaging, it publishes nothing.
+///
+/// It runs with a cargo home of its own ([`package_home`]), so the
+/// user's `$CARGO_HOME` is neither read for stale copies nor cleaned.
 fn package(layout: &Layout) -> Result<bool> {
-    forget_stale_packages(layout);
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let home = package_home(layout)?;
+    forget_stale_packages(layout, &home);
     let mut args = vec!["package", "--allow-dirty", "--quiet"];
     for p in PUBLISHED {
         args.extend(["--package", p]);
     }
+    let target_dir = layout.package_target_dir();
+    let shown = |p: &Path| {
+        p.strip_prefix(&layout.root)
+            .unwrap_or(p)
+            .display()
+            .to_string()
+    };
     println!(
-        "packaging the published crates: CARGO_TARGET_DIR={PACKAGE_TARGET} cargo {}",
+        "packaging the published crates: CARGO_HOME={} CARGO_TARGET_DIR={} cargo {}",
+        shown(&home),
+        shown(&target_dir),
         args.join(" ")
     );
-    let ok = Command::new(cargo)
-        .current_dir(&layout.root)
-        .env("CARGO_TARGET_DIR", layout.root.join(PACKAGE_TARGET))
+    let ok = cargo(&layout.root)
+        .env("CARGO_HOME", &home)
+        .env("CARGO_TARGET_DIR", &target_dir)
         .args(&args)
         .status()
         .context("starting cargo package")?
@@ -182,23 +185,48 @@ fn package(layout: &Layout) -> Result<bool> {
     Ok(ok)
 }
 
-/// Where `cargo package` verifies (`CARGO_TARGET_DIR`), apart from the
-/// workspace's own `target/`.
-const PACKAGE_TARGET: &str = "target/package-check";
+/// The verification's cargo home (`target/package-check/cargo-home`),
+/// holding a copy of the user's cargo configuration (`config.toml` or
+/// `config` in `$CARGO_HOME`, or `~/.cargo`: registry mirrors, proxies,
+/// `net.offline` still apply) and no credentials (nothing is published).
+/// Cargo fills its registry index and download cache from crates.io on
+/// the first run and reuses them after; the project's own
+/// `.cargo/config.toml` applies as everywhere.
+fn package_home(layout: &Layout) -> Result<PathBuf> {
+    let home = layout.package_cargo_home();
+    std::fs::create_dir_all(&home).with_context(|| format!("creating {}", home.display()))?;
+    let user = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    for name in ["config.toml", "config"] {
+        let ours = home.join(name);
+        match user.as_ref().map(|u| u.join(name)).filter(|f| f.is_file()) {
+            Some(theirs) => {
+                std::fs::copy(&theirs, &ours).with_context(|| {
+                    format!("copying {} to {}", theirs.display(), ours.display())
+                })?;
+            }
+            None => {
+                let _ = std::fs::remove_file(&ours);
+            }
+        }
+    }
+    Ok(home)
+}
 
 /// Make the verification build our crates from the packaged sources of
 /// this run. Cargo takes the overlay registry's crates for immutable (a
 /// registry package never changes under its version) and reuses whatever
 /// it built from them before, and whatever it unpacked into
-/// `$CARGO_HOME/registry/src/-HASH/` (HASH of the overlay's path: no host
+/// `CARGO_HOME/registry/src/-HASH/` (HASH of the overlay's path: no host
 /// name, so it starts with `-`). After a change to vmmcall-macros, vmmcall
 /// would be verified against the old macros. Remove our crates'
-/// fingerprints in the verification's own target directory and their
-/// unpacked copies; everything else (syn, linkme, ...) stays built.
-fn forget_stale_packages(layout: &Layout) {
+/// fingerprints in the verification's own target directory and the
+/// overlay's unpacked copies in its own cargo home `home`; everything else
+/// (syn, linkme, ...) stays built and downloaded.
+fn forget_stale_packages(layout: &Layout, home: &Path) {
     let fingerprints = layout
-        .root
-        .join(PACKAGE_TARGET)
+        .package_target_dir()
         .join("debug")
         .join(".fingerprint");
     if let Ok(entries) = std::fs::read_dir(&fingerprints) {
@@ -213,29 +241,12 @@ fn forget_stale_packages(layout: &Layout) {
             }
         }
     }
-    let home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
-    let Some(src) = home.map(|h| h.join("registry").join("src")) else {
+    let Ok(registries) = std::fs::read_dir(home.join("registry").join("src")) else {
         return;
     };
-    let Ok(registries) = std::fs::read_dir(&src) else {
-        return;
-    };
-    let version = env!("CARGO_PKG_VERSION");
     for registry in registries.flatten() {
-        if !registry.file_name().to_string_lossy().starts_with('-') {
-            continue;
-        }
-        for name in PUBLISHED {
-            let dir = registry.path().join(format!("{name}-{version}"));
-            if dir.is_dir() {
-                println!(
-                    "  removing cargo's unpacked copy of an earlier package: {}",
-                    dir.display()
-                );
-                let _ = std::fs::remove_dir_all(&dir);
-            }
+        if registry.file_name().to_string_lossy().starts_with('-') {
+            let _ = std::fs::remove_dir_all(registry.path());
         }
     }
 }
@@ -276,13 +287,11 @@ pub fn test(layout: &Layout, args: &TestArgs) -> Result<bool> {
             layout.check_example(name)?;
             expectations.push(Expectations::load(&layout.expect_file(name))?);
         }
-        let mut tools = Vec::new();
-        if platforms.iter().any(|p| p.emulator == Emulator::Qemu) {
-            tools.push(Toolset::Qemu);
-        }
-        if platforms.iter().any(|p| p.emulator == Emulator::Bochs) {
-            tools.push(Toolset::Bochs);
-        }
+        let mut tools: Vec<Toolset> = Emulator::ALL
+            .into_iter()
+            .filter(|e| platforms.iter().any(|p| p.emulator == *e))
+            .map(|e| e.facts().toolset)
+            .collect();
         // The Linux guests' C programs.
         tools.push(Toolset::C);
         setup::ensure(&tools)?;
@@ -438,7 +447,7 @@ pub fn test(layout: &Layout, args: &TestArgs) -> Result<bool> {
                         let timeout = args
                             .timeout
                             .or(prepared.expected.timeout)
-                            .unwrap_or_else(|| linux_run::default_timeout(platform.emulator));
+                            .unwrap_or_else(|| platform.emulator.facts().linux_timeout);
                         session::boot(&linux_run::vmm_boot(
                             layout,
                             &run_names[row],

@@ -34,29 +34,36 @@ use std::hash::{BuildHasher, Hasher};
 use std::io::Read;
 
 use crate::expect::{contains_word_end, substitute, Expectations, Outcome};
-use crate::platform::Emulator;
+use crate::platform::{Emulate, Stop};
 use crate::runner::Exit;
+use vmm_shared::{markers, ports};
+
+// The VMM's lines and exit ports are vmm_shared's, which vmm-core prints
+// and writes with: one definition for both sides.
 
 /// The line the VMM prints when the guest is done.
-pub const EXIT_MARKER: &str = "vmm: guest exited with status ";
+pub const EXIT_MARKER: &str = markers::EXIT;
 /// The line the VMM prints when it stops the guest (escape attempts).
-pub const STOP_MARKER: &str = "vmm: guest stopped: ";
+pub const STOP_MARKER: &str = markers::STOP;
 /// What starts the VMM's tag at the end of its verdict line.
-pub const TAG_MARKER: &str = "[verdict ";
+pub const TAG_MARKER: &str = markers::TAG;
 /// Printed by the VMM's panic handler.
-pub const PANIC_MARKER: &str = "vmm: PANIC";
-/// The start of the VMM's line for an exit it has no handler for
-/// (`vmm: guest stopped: unhandled exit NAME (raw code ...) at RIP ...`).
-pub const UNHANDLED_MARKER: &str = "vmm: guest stopped: unhandled exit";
+pub const PANIC_MARKER: &str = markers::PANIC;
 /// QEMU's exit code when the VMM writes 0x10 (success) to isa-debug-exit.
-pub const QEMU_SUCCESS: i32 = 33;
+pub const QEMU_SUCCESS: i32 = ports::qemu_exit_code(ports::QEMU_SUCCESS);
 /// QEMU's exit code when the VMM writes 0x11 (failure) to isa-debug-exit.
-pub const QEMU_FAILURE: i32 = 35;
+pub const QEMU_FAILURE: i32 = ports::qemu_exit_code(ports::QEMU_FAILURE);
 /// What Bochs logs when something writes "Shutdown" to port 0x8900.
 pub const BOCHS_SHUTDOWN: &str = "Shutdown port: shutdown requested";
 /// What the VMM writes to the Bochs BIOS info port (0x402) before the
 /// Shutdown port, followed by `pass SECRET` or `fail SECRET`.
-pub const BOCHS_VERDICT: &str = "vmm: verdict ";
+pub const BOCHS_VERDICT: &str = markers::BOCHS_VERDICT;
+
+/// The start of the VMM's line for an exit it has no handler for
+/// (`vmm: guest stopped: unhandled exit NAME (raw code ...) at RIP ...`).
+pub fn unhandled_marker() -> String {
+    format!("{STOP_MARKER}{}", markers::UNHANDLED)
+}
 
 /// A fresh secret for one run: 16 hex digits from `/dev/urandom` (or,
 /// without it, from the standard library's randomly seeded hasher).
@@ -82,13 +89,13 @@ pub fn new_secret() -> String {
 
 /// The word on the VMM's command line that hands it the secret.
 pub fn cmdline_word(secret: &str) -> String {
-    format!("verdict={secret}")
+    format!("{}{secret}", markers::VERDICT_WORD)
 }
 
 /// Everything the verdict is based on.
 pub struct Evidence<'a> {
     /// Which emulator ran.
-    pub emulator: Emulator,
+    pub emulator: &'a dyn Emulate,
     /// The console lines.
     pub console: &'a [String],
     /// How the emulator ended.
@@ -97,8 +104,8 @@ pub struct Evidence<'a> {
     pub timeout_secs: u64,
     /// The example's expectations.
     pub expected: &'a Expectations,
-    /// The Bochs log text (Bochs only; `None` if unreadable).
-    pub bochs_log: Option<&'a str>,
+    /// The emulator's log text (Bochs only; `None` if unreadable).
+    pub log: Option<&'a str>,
     /// The run's secret, as given to the VMM.
     pub secret: &'a str,
 }
@@ -237,7 +244,7 @@ pub fn judge(e: &Evidence<'_>) -> Verdict {
     if let Some(line) = first_line_with(e.console, PANIC_MARKER) {
         reasons.push(format!("the VMM panicked: `{line}`"));
     }
-    if let Some(line) = first_line_with(e.console, UNHANDLED_MARKER) {
+    if let Some(line) = first_line_with(e.console, &unhandled_marker()) {
         reasons.push(format!("the VMM met an unhandled exit: `{line}`"));
     }
     let want = e.expected.outcome;
@@ -351,19 +358,30 @@ fn outcome_reasons(e: &Evidence<'_>, got: &Reported, want: Outcome) -> Vec<Strin
     reasons
 }
 
-/// Whether the emulator stopped the way the VMM stops it for `want`: QEMU's
-/// exit code; Bochs's shutdown request and the VMM's `pass`/`fail` log line,
-/// which must say `pass` exactly when `vmm_success` (the VMM's verdict line
-/// reported status 0).
+/// Whether the emulator stopped the way the VMM stops it for `want`: the
+/// emulator's own exit protocol ([`Emulate::stop_reasons`]).
 fn exit_reasons(e: &Evidence<'_>, want: Outcome, vmm_success: bool) -> Vec<String> {
-    let success = want.is_success();
-    let mut reasons = Vec::new();
-    match (e.emulator, e.exit) {
-        (_, Exit::TimedOut) => {}
-        (_, Exit::Signal(s)) => reasons.push(format!("the emulator was killed by signal {s}")),
-        (Emulator::Qemu, Exit::Code(QEMU_SUCCESS)) if success => {}
-        (Emulator::Qemu, Exit::Code(QEMU_FAILURE)) if !success => {}
-        (Emulator::Qemu, Exit::Code(code)) => reasons.push(format!(
+    match e.exit {
+        Exit::TimedOut => Vec::new(),
+        Exit::Signal(s) => vec![format!("the emulator was killed by signal {s}")],
+        Exit::Code(code) => e.emulator.stop_reasons(&Stop {
+            code,
+            want_success: want.is_success(),
+            vmm_success,
+            log: e.log,
+            secret: e.secret,
+        }),
+    }
+}
+
+/// QEMU's exit protocol: exit code 33 when `expect.txt` wants success,
+/// else 35.
+pub fn qemu_stop_reasons(stop: &Stop<'_>) -> Vec<String> {
+    let success = stop.want_success;
+    match stop.code {
+        QEMU_SUCCESS if success => Vec::new(),
+        QEMU_FAILURE if !success => Vec::new(),
+        code => vec![format!(
             "QEMU exit code {code}: {}{}",
             qemu_exit_meaning(code),
             if success {
@@ -371,37 +389,43 @@ fn exit_reasons(e: &Evidence<'_>, want: Outcome, vmm_success: bool) -> Vec<Strin
             } else {
                 " (expect.txt wants the VMM's failure report, 35)"
             }
-        )),
-        (Emulator::Bochs, Exit::Code(code)) => {
-            let log = e.bochs_log.unwrap_or("");
-            let shutdown = log.contains(BOCHS_SHUTDOWN);
-            if !(code == 1 && shutdown) {
-                let why = match bochs_panic(log) {
-                    Some(msg) => format!("Bochs stopped with: {msg}"),
-                    None if e.bochs_log.is_none() => "no Bochs log was written".to_owned(),
-                    None if code == 0 => {
-                        "Bochs quit normally (magic breakpoint or debugger stop?)".to_owned()
-                    }
-                    None => "see the Bochs log".to_owned(),
-                };
-                reasons.push(format!(
-                    "Bochs exit code {code} without the VMM's Shutdown-port (0x8900) request: {why}"
-                ));
-            } else {
-                let word = if vmm_success { "pass" } else { "fail" };
-                let line = format!("{BOCHS_VERDICT}{word} {}", e.secret);
-                let found = log.lines().any(|l| l.trim_end().ends_with(line.as_str()));
-                if !found {
-                    let other = log
-                        .lines()
-                        .find(|l| l.contains(BOCHS_VERDICT))
-                        .map_or("none".to_owned(), |l| format!("`{}`", l.trim()));
-                    reasons.push(format!(
-                        "the Bochs log lacks the VMM's `{BOCHS_VERDICT}{word} SECRET` line for \
-                         this run (BIOS info port 0x402; found: {other})"
-                    ));
-                }
+        )],
+    }
+}
+
+/// Bochs's exit protocol: exit code 1 with the Shutdown-port request in the
+/// log, after the VMM's `pass`/`fail` line, which must say `pass` exactly
+/// when the VMM's verdict line reported status 0.
+pub fn bochs_stop_reasons(stop: &Stop<'_>) -> Vec<String> {
+    let code = stop.code;
+    let log = stop.log.unwrap_or("");
+    let shutdown = log.contains(BOCHS_SHUTDOWN);
+    let mut reasons = Vec::new();
+    if !(code == 1 && shutdown) {
+        let why = match bochs_panic(log) {
+            Some(msg) => format!("Bochs stopped with: {msg}"),
+            None if stop.log.is_none() => "no Bochs log was written".to_owned(),
+            None if code == 0 => {
+                "Bochs quit normally (magic breakpoint or debugger stop?)".to_owned()
             }
+            None => "see the Bochs log".to_owned(),
+        };
+        reasons.push(format!(
+            "Bochs exit code {code} without the VMM's Shutdown-port (0x8900) request: {why}"
+        ));
+    } else {
+        let word = if stop.vmm_success { "pass" } else { "fail" };
+        let line = format!("{BOCHS_VERDICT}{word} {}", stop.secret);
+        let found = log.lines().any(|l| l.trim_end().ends_with(line.as_str()));
+        if !found {
+            let other = log
+                .lines()
+                .find(|l| l.contains(BOCHS_VERDICT))
+                .map_or("none".to_owned(), |l| format!("`{}`", l.trim()));
+            reasons.push(format!(
+                "the Bochs log lacks the VMM's `{BOCHS_VERDICT}{word} SECRET` line for \
+                 this run (BIOS info port 0x402; found: {other})"
+            ));
         }
     }
     reasons
@@ -410,6 +434,7 @@ fn exit_reasons(e: &Evidence<'_>, want: Outcome, vmm_success: bool) -> Vec<Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::platform::Emulator;
 
     const S: &str = "00c0ffee00c0ffee";
 
@@ -428,12 +453,12 @@ mod tests {
 
     fn qemu(console: &[String], exit: Exit, expected: &Expectations) -> Verdict {
         judge(&Evidence {
-            emulator: Emulator::Qemu,
+            emulator: Emulator::Qemu.driver(),
             console,
             exit,
             timeout_secs: 30,
             expected,
-            bochs_log: None,
+            log: None,
             secret: S,
         })
     }
@@ -523,12 +548,12 @@ mod tests {
         // Judged without the secret, the forged success would count: the
         // secret is what decides.
         let r = reasons(judge(&Evidence {
-            emulator: Emulator::Qemu,
+            emulator: Emulator::Qemu.driver(),
             console: &console,
             exit: Exit::Code(35),
             timeout_secs: 30,
             expected: &e,
-            bochs_log: None,
+            log: None,
             secret: "1234",
         }));
         assert!(
@@ -556,23 +581,6 @@ mod tests {
         assert!(r.starts_with("timed out after 30 s"), "{r}");
         assert!(reasons(qemu(&ok, Exit::Signal(9), &none)).contains("signal 9"));
         assert!(reasons(qemu(&ok, Exit::Code(7), &none)).contains("wrote 0x3"));
-    }
-
-    /// The markers are the VMM's own text: vmm-core's verdict lines
-    /// (`rt/start.rs`) and its unhandled-exit reason (`stop.rs`), read from
-    /// the source, so that a change there fails here.
-    #[test]
-    fn markers_match_the_vmms_source() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let read = |f: &str| std::fs::read_to_string(root.join("vmm-core/src").join(f)).unwrap();
-        let start = read("rt/start.rs");
-        assert!(start.contains(&format!("\"{EXIT_MARKER}{{status}}{{tag}}\"")));
-        assert!(start.contains(&format!("\"{STOP_MARKER}{{stop}}{{tag}}\"")));
-        assert!(start.contains(&format!("\" {TAG_MARKER}{{}}]\"")));
-        assert!(start.contains(&format!("b\"{BOCHS_VERDICT}\"")));
-        let stop = read("stop.rs");
-        let reason = UNHANDLED_MARKER.strip_prefix(STOP_MARKER).unwrap();
-        assert!(stop.contains(&format!("\"{reason} {{}} (raw code")));
     }
 
     #[test]
@@ -687,12 +695,12 @@ mod tests {
             "00001p[CPU0  ] >>PANIC<< exception(): 3rd (13) exception with no resolution\n";
         let bochs = |console: &[String], exit, log: Option<&str>, expected: &Expectations| {
             judge(&Evidence {
-                emulator: Emulator::Bochs,
+                emulator: Emulator::Bochs.driver(),
                 console,
                 exit,
                 timeout_secs: 60,
                 expected,
-                bochs_log: log,
+                log,
                 secret: S,
             })
         };

@@ -24,9 +24,9 @@
 //! registers are never touched, so a Linux guest's interrupt-driven
 //! console keeps working.
 
+use baremetal::Com1;
 use core::fmt::{self, Write};
 use spin::Mutex;
-use vmmcall::baremetal::Com1;
 use vmmcall::budget::{Budget, Spend};
 
 static LOCK: Mutex<()> = Mutex::new(());

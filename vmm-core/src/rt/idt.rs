@@ -2,13 +2,12 @@
 //! everything else, an NMI path that records and returns, and a fatal path
 //! that reports a fault in the VMM and stops the machine.
 
-use crate::idt::{
-    exception_name, interrupt_gate, pushes_error_code, split_2m, tss_ist_offset, DF_IST, HOST_NMI,
-};
+use crate::idt::{exception_name, interrupt_gate, pushes_error_code, split_2m, DF_IST, HOST_NMI};
+use baremetal::Com1;
 use core::fmt::Write;
-use vmmcall::baremetal::Com1;
+use vmm_shared::desc::{gdt_with_tss, Idt, Tss, KERNEL_CODE64, KERNEL_DATA};
 
-core::arch::global_asm!(
+core::arch::global_asm!(concat!(
     r#"
     .section .text.vmm_idt, "ax"
     .macro VMM_ISR n, err
@@ -71,27 +70,13 @@ vmm_isr_common:
     /* NMI: record it for the guest, return to the interrupted code. The
      * handler only stores an atomic flag: no SSE, so the guest's vector
      * state (live between FXRSTOR and VM entry) is untouched. */
-    push rax
-    push rcx
-    push rdx
-    push rsi
-    push rdi
-    push r8
-    push r9
-    push r10
-    push r11
+"#,
+    baremetal::push_scratch!(),
+    r#"
     call vmm_host_nmi
-    pop r11
-    pop r10
-    pop r9
-    pop r8
-    pop rdi
-    pop rsi
-    pop rdx
-    pop rcx
-    pop rax
-    add rsp, 16
-    iretq
+"#,
+    baremetal::pop_scratch_iretq!(),
+    r#"
 3:
     /* #DB: the VMM sets no breakpoints and never single-steps, so a debug
      * exception here is a guest's (Bochs 2.7 under SVM delivers the
@@ -113,18 +98,15 @@ vmm_isr_table:
     .quad vmm_isr_\n
     .endr
 "#
-);
+));
 
 extern "C" {
     /// Vectors 0..=31, then the catch-all stub (index 32).
     static vmm_isr_table: [u64; 33];
 }
 
-/// 256 gates, 16 bytes each.
-#[repr(C, align(16))]
-struct Idt([[u64; 2]; 256]);
-
-static mut IDT: Idt = Idt([[0; 2]; 256]);
+/// 256 gates.
+static mut IDT: Idt<256> = Idt::new();
 
 /// The `#DF` stack (IST1 of every TSS the VMM loads).
 #[repr(C, align(16))]
@@ -140,9 +122,9 @@ pub fn df_stack_top() -> u64 {
 /// The VMM's TSS at boot: only IST1 is used (the VMX backend loads a TSS
 /// of its own with the same IST1, see `vmx::rt::host_gdt`).
 #[repr(C, align(16))]
-struct Tss([u8; 104]);
+struct BootTss(Tss);
 
-static mut TSS: Tss = Tss([0; 104]);
+static mut TSS: BootTss = BootTss(Tss::new());
 
 /// A GDT for the boot TSS: the boot stub's three descriptors (same
 /// selectors) and the 16-byte TSS descriptor at 0x18.
@@ -185,36 +167,22 @@ fn guard() {
         core::arch::asm!("mov {t}, cr3", "mov cr3, {t}", t = out(reg) _, options(nostack));
     }
     let tss = core::ptr::addr_of_mut!(TSS);
-    let ist = tss_ist_offset(DF_IST);
-    // SAFETY: single-threaded boot; TSS is a 104-byte static not yet loaded.
-    unsafe {
-        tss.cast::<u8>()
-            .add(ist)
-            .cast::<u64>()
-            .write_unaligned(df_stack_top())
-    };
-    let desc = crate::vmx::tss_descriptor(tss as u64, 103);
+    // SAFETY: single-threaded boot; TSS is a static not yet loaded.
+    unsafe { (*tss).0.set_ist(DF_IST, df_stack_top()) };
     let gdt = core::ptr::addr_of_mut!(GDT);
     // SAFETY: single-threaded; the new GDT is not loaded yet. Its first
     // three descriptors are the boot stub's (null, 64-bit code 0x08, data
     // 0x10), so the loaded selectors stay valid.
-    unsafe {
-        (*gdt).0 = [
-            0,
-            0x00AF_9A00_0000_FFFF,
-            0x00CF_9200_0000_FFFF,
-            desc[0],
-            desc[1],
-        ];
-    }
+    let tr = unsafe { gdt_with_tss(&mut (*gdt).0, &[0, KERNEL_CODE64, KERNEL_DATA], tss as u64) };
+    let tr = tr.expect("five descriptors hold three and a TSS");
     let ptr = x86::dtables::DescriptorTablePointer::<u64> {
         limit: (5 * 8 - 1) as u16,
         base: gdt as *const u64,
     };
     // SAFETY: see above: same code and data selectors; the GDT is static.
     unsafe { x86::dtables::lgdt(&ptr) };
-    // SAFETY: 0x18 selects the available TSS descriptor just loaded.
-    unsafe { x86::task::load_tr(x86::segmentation::SegmentSelector::from_raw(0x18)) };
+    // SAFETY: `tr` (0x18) selects the available TSS descriptor just loaded.
+    unsafe { x86::task::load_tr(x86::segmentation::SegmentSelector::from_raw(tr)) };
 }
 
 /// Fill the IDT and load it (LIDT), unmap the stack's guard page and load

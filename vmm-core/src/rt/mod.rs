@@ -12,25 +12,32 @@ pub(crate) mod frames;
 pub(crate) mod idt;
 mod start;
 
+use baremetal::{outb, outw, Com1};
 use core::alloc::{GlobalAlloc, Layout};
 use core::panic::PanicInfo;
 use core::sync::atomic::{AtomicUsize, Ordering};
-use vmmcall::baremetal::{outb, outw, Com1};
+use vmm_shared::ports;
 
 /// How the machine stops: the QEMU `isa-debug-exit` device (port `0xf4`;
 /// QEMU exits with `(value << 1) | 1`) and the Bochs shutdown port
-/// (`0x8900`, "Shutdown"). Whichever is absent ignores the write.
+/// (`0x8900`, "Shutdown"), see [`vmm_shared::ports`]. Whichever is absent
+/// ignores the write.
 pub fn exit_machine(success: bool) -> ! {
     Com1::flush();
     // SAFETY: writes to the emulators' exit ports; on a machine without
     // them the writes go nowhere.
     unsafe {
-        outb(0xf4, if success { 0x10 } else { 0x11 });
-        for b in b"Shutdown" {
-            outb(0x8900, *b);
+        let qemu = if success {
+            ports::QEMU_SUCCESS
+        } else {
+            ports::QEMU_FAILURE
+        };
+        outb(ports::QEMU_DEBUG_EXIT, qemu);
+        for b in ports::BOCHS_SHUTDOWN_WORD {
+            outb(ports::BOCHS_SHUTDOWN, *b);
         }
         // ACPI S5 on QEMU's PIIX4 PM block, as a last resort.
-        outw(0x604, 0x2000);
+        outw(ports::ACPI_PM1A_CNT, ports::ACPI_S5);
     }
     halt_forever()
 }
@@ -55,7 +62,7 @@ extern "C" fn vmm_core_rust_entry(protocol: u32, info: u32) -> ! {
 
 #[panic_handler]
 fn panic(info: &PanicInfo<'_>) -> ! {
-    console::print_always(format_args!("vmm: PANIC: {info}\n"));
+    console::print_always(format_args!("{}: {info}\n", vmm_shared::markers::PANIC));
     exit_machine(false)
 }
 

@@ -6,6 +6,7 @@ use crate::guest;
 use crate::linux;
 use crate::physmem::PhysAlloc;
 use crate::vcpu::GuestRam;
+use vmm_shared::{markers, ports};
 
 /// Guest RAM of a bare-metal guest. Small on purpose: the example guests
 /// need little, and Bochs must zero it at boot.
@@ -173,9 +174,9 @@ pub fn main(protocol: u32, info: u64) -> bool {
         }
     }
     let result = match cpu::vendor() {
-        Vendor::Amd => crate::svm::run(ram, start, &mut alloc),
-        Vendor::Intel => crate::vmx::run(ram, start, &mut alloc),
-        Vendor::Other => {
+        Some(Vendor::Amd) => crate::svm::run(ram, start, &mut alloc),
+        Some(Vendor::Intel) => crate::vmx::run(ram, start, &mut alloc),
+        None => {
             crate::say!("vmm: unknown CPU vendor: neither SVM nor VMX");
             return false;
         }
@@ -184,7 +185,7 @@ pub fn main(protocol: u32, info: u64) -> bool {
     // loopback): set it up again so that the verdict is readable. Let the
     // guest's last bytes leave first: the set-up clears the FIFOs (Bochs
     // dropped the newline of a guest's last line there).
-    vmmcall::baremetal::Com1::flush();
+    baremetal::Com1::flush();
     crate::console::init();
     let (prints, logs) = (
         crate::console::suppressed_prints(),
@@ -201,11 +202,11 @@ pub fn main(protocol: u32, info: u64) -> bool {
     let tag = VerdictTag(boot.verdict);
     let ok = match result {
         Ok(status) => {
-            crate::say!("vmm: guest exited with status {status}{tag}");
+            crate::say!("{}{status}{tag}", markers::EXIT);
             status == 0
         }
         Err(stop) => {
-            crate::say!("vmm: guest stopped: {stop}{tag}");
+            crate::say!("{}{stop}{tag}", markers::STOP);
             false
         }
     };
@@ -219,30 +220,33 @@ struct VerdictTag(Option<bootinfo::VerdictSecret>);
 impl core::fmt::Display for VerdictTag {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match &self.0 {
-            Some(s) => write!(f, " [verdict {}]", s.as_str()),
+            Some(s) => write!(f, " {}{}]", markers::TAG, s.as_str()),
             None => Ok(()),
         }
     }
 }
 
-/// The Bochs BIOS info port (Bochs `iodev/biosdev.cc`): Bochs writes each
-/// line sent here into its log as `[BIOS  ] text`. Nothing decodes it on
-/// QEMU's PC machine, and a guest never reaches it (no guest profile
-/// passes it through, `crate::intercept`).
-const BOCHS_INFO_PORT: u16 = 0x402;
-
 /// Tell Bochs's log how the run ended, `vmm: verdict pass SECRET` or
 /// `vmm: verdict fail SECRET`, before the Shutdown port stops it: Bochs's
-/// exit is the same for both, so this is what tells them apart.
+/// exit is the same for both, so this is what tells them apart. The BIOS
+/// info port ([`ports::BOCHS_INFO`]) is decoded by nothing on QEMU's PC
+/// machine, and a guest never reaches it (no guest profile passes it
+/// through, `crate::intercept`).
 fn bochs_verdict(ok: bool, secret: Option<bootinfo::VerdictSecret>) {
     let word: &[u8] = if ok { b"pass" } else { b"fail" };
     let secret = secret.as_ref().map_or("", |s| s.as_str());
-    for part in [b"vmm: verdict ", word, b" ", secret.as_bytes(), b"\n"] {
+    for part in [
+        markers::BOCHS_VERDICT.as_bytes(),
+        word,
+        b" ",
+        secret.as_bytes(),
+        b"\n",
+    ] {
         for &b in part {
             // SAFETY: a write to the Bochs BIOS info port, which only logs
             // the byte; elsewhere the port is unused and the write goes
             // nowhere.
-            unsafe { vmmcall::baremetal::outb(BOCHS_INFO_PORT, b) };
+            unsafe { baremetal::outb(ports::BOCHS_INFO, b) };
         }
     }
 }

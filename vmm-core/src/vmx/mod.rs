@@ -324,19 +324,9 @@ pub const fn ar_dpl(ar: u32) -> u8 {
     ((ar >> 5) & 3) as u8
 }
 
-/// A 16-byte 64-bit TSS descriptor (SDM Vol. 3A §8.2.3 "TSS Descriptor in
-/// 64-bit mode"): available TSS (type 9), present, DPL 0, byte granular.
-pub const fn tss_descriptor(base: u64, limit: u32) -> [u64; 2] {
-    let low = (limit as u64 & 0xFFFF)
-        | ((base & 0xFF_FFFF) << 16)
-        | (0x89 << 40)
-        | (((limit as u64 >> 16) & 0xF) << 48)
-        | (((base >> 24) & 0xFF) << 56);
-    [low, base >> 32]
-}
-
-/// The size of a 64-bit TSS without an I/O bitmap: limit 0x67.
-pub const TSS_SIZE: usize = 104;
+/// The host TSS descriptor (SDM Vol. 3A §8.2.3) and TSS size: the formats
+/// vmm-core and the guest runtime share.
+pub use vmm_shared::desc::{tss_descriptor, TSS_SIZE};
 
 /// How many fields [`guest_state`] sets.
 pub const GUEST_STATE_FIELDS: usize = 51;

@@ -8,14 +8,13 @@
 //! §25.5, §25.4), then loop on VMLAUNCH/VMRESUME and hand each VM exit to
 //! [`exits::run_loop`].
 //!
-//! The host needs a TR (§27.2.3: the host TR selector must not be 0) and the
-//! boot stub has no TSS, so [`host_gdt`] copies the boot GDT into a page of
-//! its own, appends a 64-bit TSS descriptor and loads it with LGDT/LTR.
+//! The host needs a TR (§27.2.3: the host TR selector must not be 0) whose
+//! TSS holds the `#DF` stack in IST1, so [`host_gdt`] copies the loaded GDT
+//! into a page of its own, appends a 64-bit TSS descriptor and loads it.
 
 use super::{
     adjust_controls, ar_dpl, check_ept_caps, entry_interruption_info, feature_control_update,
-    msr as vmsr, shadow_cr, tss_descriptor, ControlCaps, ControlField, VmFailure, VmxBasic,
-    VmxError, TSS_SIZE,
+    msr as vmsr, shadow_cr, ControlCaps, ControlField, VmFailure, VmxBasic, VmxError,
 };
 use crate::backend::Backend;
 use crate::cpu::{self, msr, FxArea};
@@ -32,6 +31,7 @@ use crate::vmsr::{GuestMsrs, EFER_LMA, EFER_LME};
 use core::arch::asm;
 use vmexit::vmx::ExitReasonField;
 use vmexit::{VmExit, VmxExitFields};
+use vmm_shared::desc::{gdt_with_tss, Tss};
 use vmmcall::{GuestRegs, VcpuState};
 use x86::controlregs::{Cr0, Cr4};
 use x86::dtables::DescriptorTablePointer;
@@ -482,22 +482,18 @@ fn host_gdt(page: u64) -> Result<(u64, u16, u64), VmxError> {
     }
     let tss = page + 0x800;
     // SAFETY: the boot GDT is `entries` readable descriptors (identity
-    // mapped); `page` is a fresh VMM page that holds them plus the two TSS
-    // words (entries + 2 <= 202 words < 0x800 bytes).
-    unsafe {
-        core::ptr::copy_nonoverlapping(base as *const u64, page as *mut u64, entries as usize)
-    };
+    // mapped), not written while this borrow lives.
+    let boot_gdt = unsafe { core::slice::from_raw_parts(base as *const u64, entries as usize) };
+    // SAFETY: the first half of `page`, a fresh VMM page, is 0x100 words
+    // that nothing else refers to (`entries` + 2 <= 202 of them are used).
+    let gdt = unsafe { core::slice::from_raw_parts_mut(page as *mut u64, 0x100) };
+    let tr = gdt_with_tss(gdt, boot_gdt, tss).ok_or(VmxError::HostGdt { limit })?;
     // IST1: the VMM's #DF stack, as in the boot TSS (crate::idt::DF_IST).
-    let ist = crate::idt::tss_ist_offset(crate::idt::DF_IST) as u64;
-    // SAFETY: `tss + ist` lies in the zeroed TSS area of `page` (offset
-    // 0x800 + 0x24, 8 bytes, inside the 104-byte TSS); unaligned write.
-    unsafe { ((tss + ist) as *mut u64).write_unaligned(crate::rt::idt::df_stack_top()) };
-    let desc = tss_descriptor(tss, TSS_SIZE as u32 - 1);
-    let tr = (entries * 8) as u16;
-    let slot = (page + entries * 8) as *mut [u64; 2];
-    // SAFETY: as above: words `entries` and `entries + 1` lie in `page`,
-    // 8-byte aligned.
-    unsafe { slot.write_volatile(desc) };
+    let mut t = Tss::new();
+    t.set_ist(crate::idt::DF_IST, crate::rt::idt::df_stack_top());
+    // SAFETY: the second half of `page` holds the TSS (104 bytes at 0x800,
+    // 4-byte aligned as `Tss` needs).
+    unsafe { (tss as *mut Tss).write(t) };
     let ptr = DescriptorTablePointer {
         limit: tr + 15,
         base: page as *const u64,
@@ -505,8 +501,8 @@ fn host_gdt(page: u64) -> Result<(u64, u16, u64), VmxError> {
     // SAFETY: the new GDT holds the boot descriptors at the same selectors,
     // so the loaded CS/DS/SS stay valid; it lives in a VMM page that is
     // never freed. LTR loads the available TSS just written (it marks it
-    // busy); the zeroed TSS is never used for a stack switch (no IDT gates
-    // use IST, and the VMM stays at CPL 0).
+    // busy); its one stack switch is IST1 for the `#DF` gate (the VMM stays
+    // at CPL 0, so RSP0-2 are never used).
     unsafe { x86::dtables::lgdt(&ptr) };
     // SAFETY: `tr` selects the available 64-bit TSS descriptor in the GDT
     // just loaded.
@@ -861,12 +857,14 @@ impl Backend for VmxBackend {
     fn enter(&mut self, regs: &mut GuestRegs) -> VmExit {
         // A placeholder the run loop treats as a failed entry (bit 31): it
         // stops, and `run` reports `self.failed` instead.
-        let failed = VmExit::from_vmx(&VmxExitFields {
-            exit_reason: ExitReasonField::ENTRY_FAILURE,
-            ..Default::default()
-        });
+        let failed = || {
+            VmExit::from_vmx(&VmxExitFields {
+                exit_reason: ExitReasonField::ENTRY_FAILURE,
+                ..Default::default()
+            })
+        };
         if self.failed.is_some() {
-            return failed;
+            return failed();
         }
         // An NMI that hit the VMM (crate::idt) goes to the guest as soon as
         // nothing else is being injected and the guest blocks neither NMIs
@@ -911,7 +909,7 @@ impl Backend for VmxBackend {
                 field: 0,
                 failure,
             });
-            return failed;
+            return failed();
         }
         let exit_reason = vmread(ro::EXIT_REASON) as u32;
         if !ExitReasonField(exit_reason).entry_failure() {

@@ -38,9 +38,10 @@
 #![no_main]
 
 use core::cell::UnsafeCell;
-use guest_sdk::{call, println, Error, Instruction};
+use guest_rt::println;
+use guest_sdk::{call, Error, Instruction};
 
-guest_sdk::entry!(main);
+guest_rt::entry!(main);
 
 /// Measured iterations; each times all eight measurements once.
 const ITERS: usize = 12_000;

@@ -13,10 +13,11 @@
 #![no_std]
 #![no_main]
 
-use guest_sdk::arch::{self, Fault};
-use guest_sdk::{call, println, Error};
+use guest_rt::arch::{self, Fault};
+use guest_rt::println;
+use guest_sdk::{call, Error};
 
-guest_sdk::entry!(main);
+guest_rt::entry!(main);
 
 #[repr(C, align(16))]
 struct Stack([u8; 16384]);
@@ -83,5 +84,5 @@ extern "C" fn ring3_main() -> ! {
         "escape-ac: the VMM still answers: {}",
         if alive { "ok" } else { "FAILED" }
     );
-    guest_sdk::rt::exit(if ok && alive { 0 } else { 1 })
+    guest_rt::exit(if ok && alive { 0 } else { 1 })
 }

@@ -1,5 +1,5 @@
 //! Escape attempt: a guest reaches for host state and for CPU-level event
-//! loops (docs/ABI.md, "What vmm-core does with a misbehaving guest").
+//! loops (docs/VMM-CORE.md, "What `vmm-core` does with a misbehaving guest").
 //!
 //! At CPL 0, each attempt and its documented outcome:
 //! - `MONITOR`, `MWAIT`, `RDTSCP`: `#UD` (CPUID hides them; MWAIT would be
@@ -18,10 +18,11 @@
 #![no_std]
 #![no_main]
 
-use guest_sdk::arch::{self, Fault};
-use guest_sdk::{call, println, Error};
+use guest_rt::arch::{self, Fault};
+use guest_rt::println;
+use guest_sdk::{call, Error};
 
-guest_sdk::entry!(main);
+guest_rt::entry!(main);
 
 #[repr(C, align(4096))]
 struct Scratch([u8; 4096]);
@@ -59,40 +60,40 @@ fn main() -> Result<(), Error> {
     let mut ok = true;
 
     // MONITOR: RAX = address, ECX = extensions (none: else #GP first).
-    let (_, at, f) = guest_sdk::probe!(3, rax = page, rcx = 0, "0x0f, 0x01, 0xc8");
+    let (_, at, f) = guest_rt::probe!(3, rax = page, rcx = 0, "0x0f, 0x01, 0xc8");
     ok &= check("MONITOR raises #UD", faulted(f, arch::UD, at));
-    let (_, at, f) = guest_sdk::probe!(3, rax = 0, rcx = 0, "0x0f, 0x01, 0xc9");
+    let (_, at, f) = guest_rt::probe!(3, rax = 0, rcx = 0, "0x0f, 0x01, 0xc9");
     ok &= check("MWAIT raises #UD", faulted(f, arch::UD, at));
-    let (_, at, f) = guest_sdk::probe!(3, rax = 0, rcx = 0, "0x0f, 0x01, 0xf9");
+    let (_, at, f) = guest_rt::probe!(3, rax = 0, rcx = 0, "0x0f, 0x01, 0xf9");
     ok &= check("RDTSCP raises #UD", faulted(f, arch::UD, at));
 
     // CR4.PCE lets any ring run RDPMC on hardware: the VMM still refuses.
     // SAFETY: PCE only permits RDPMC; CPL 0.
     unsafe { core::arch::asm!("mov cr4, {}", in(reg) cr4() | (1 << 8), options(nostack)) };
-    let (_, at, f) = guest_sdk::probe!(2, rax = 0, rcx = 0, "0x0f, 0x33");
+    let (_, at, f) = guest_rt::probe!(2, rax = 0, rcx = 0, "0x0f, 0x33");
     ok &= check(
         "RDPMC with CR4.PCE raises #GP(0)",
         faulted(f, arch::GP, at) && f.is_some_and(|f| f.error == 0),
     );
-    let (_, _, f) = guest_sdk::probe!(2, rax = 0, rcx = 0, "0x0f, 0x09");
+    let (_, _, f) = guest_rt::probe!(2, rax = 0, rcx = 0, "0x0f, 0x09");
     ok &= check("WBINVD is skipped", f.is_none());
 
     // mov cr8, rax (44 0F 22 C0); mov rax, cr8 (44 0F 20 C0).
-    let (_, _, f) = guest_sdk::probe!(4, rax = 5, rcx = 5, "0x44, 0x0f, 0x22, 0xc0");
-    let (tpr, _, g) = guest_sdk::probe!(4, rax = 0, rcx = 0, "0x44, 0x0f, 0x20, 0xc0");
+    let (_, _, f) = guest_rt::probe!(4, rax = 5, rcx = 5, "0x44, 0x0f, 0x22, 0xc0");
+    let (tpr, _, g) = guest_rt::probe!(4, rax = 0, rcx = 0, "0x44, 0x0f, 0x20, 0xc0");
     ok &= check(
         "CR8 is a virtual TPR (5 reads back)",
         f.is_none() && g.is_none() && tpr == 5,
     );
-    let (_, at, f) = guest_sdk::probe!(4, rax = 16, rcx = 16, "0x44, 0x0f, 0x22, 0xc0");
+    let (_, at, f) = guest_rt::probe!(4, rax = 16, rcx = 16, "0x44, 0x0f, 0x22, 0xc0");
     ok &= check("CR8 reserved bits raise #GP(0)", faulted(f, arch::GP, at));
-    let (_, _, _) = guest_sdk::probe!(4, rax = 0, rcx = 0, "0x44, 0x0f, 0x22, 0xc0");
+    let (_, _, _) = guest_rt::probe!(4, rax = 0, rcx = 0, "0x44, 0x0f, 0x22, 0xc0");
 
     // wrmsr / rdmsr with ECX = TSC_AUX: ECX comes from RCX = RAX, so
     // load the MSR number as the value; EDX is clobbered.
-    let (_, at, f) = guest_sdk::probe!(2, rax = 0xC000_0103, rcx = 0xC000_0103, "0x0f, 0x30");
+    let (_, at, f) = guest_rt::probe!(2, rax = 0xC000_0103, rcx = 0xC000_0103, "0x0f, 0x30");
     ok &= check("WRMSR TSC_AUX raises #GP", faulted(f, arch::GP, at));
-    let (_, at, f) = guest_sdk::probe!(2, rax = 0xC000_0103, rcx = 0xC000_0103, "0x0f, 0x32");
+    let (_, at, f) = guest_rt::probe!(2, rax = 0xC000_0103, rcx = 0xC000_0103, "0x0f, 0x32");
     ok &= check("RDMSR TSC_AUX raises #GP", faulted(f, arch::GP, at));
 
     ok &= check("single-step #DB after CPUID, DR6.BS set", single_step());
@@ -154,7 +155,7 @@ extern "C" fn ring3_main() -> ! {
             2
         }
     };
-    guest_sdk::rt::exit(status)
+    guest_rt::exit(status)
 }
 
 fn ring3_checks() -> Result<bool, Error> {

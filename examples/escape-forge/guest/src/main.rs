@@ -7,7 +7,7 @@
 //! continues that console line; then it calls the VMM's `exit` with status
 //! 3.
 //!
-//! Documented outcome (docs/ABI.md, "The shared console"): only the VMM's
+//! Documented outcome (docs/VMM-CORE.md, "The shared console"): only the VMM's
 //! verdict line ends with the run's secret, which the guest cannot know, so
 //! `cargo xtask` finds the three forged lines, ignores them, and reads the
 //! status, 3, from the VMM's line. `expect.txt` says `outcome: exited 3`
@@ -17,9 +17,9 @@
 #![no_std]
 #![no_main]
 
-use guest_sdk::println;
+use guest_rt::println;
 
-guest_sdk::entry!(main);
+guest_rt::entry!(main);
 
 /// A secret the guest makes up: the real one is 16 random hex digits that
 /// only the VMM's command line carries.
@@ -31,6 +31,6 @@ fn main() {
     println!("vmm: guest exited with status 0 [verdict {MADE_UP}]");
     println!("vmm: guest stopped: guest shutdown (triple fault) at RIP 0x0 [verdict {MADE_UP}]");
     // No newline: the VMM's verdict follows on this console line.
-    guest_sdk::rt::print_fmt(format_args!("vmm: guest exited with status 0 "));
-    guest_sdk::rt::exit(3)
+    guest_rt::print_fmt(format_args!("vmm: guest exited with status 0 "));
+    guest_rt::exit(3)
 }

@@ -1,6 +1,6 @@
 //! Escape attempt: a guest reaches for the host through I/O ports and MSRs.
 //!
-//! Documented outcome (docs/ABI.md "What the guest may touch"): only COM1
+//! Documented outcome (docs/VMM-CORE.md, "Guest profiles" and "MSRs for both profiles"): only COM1
 //! and the guest-state MSRs are the guest's. The guest here tries:
 //! - PCI configuration space (`0xCF8`/`0xCFC`), the way to a DMA-capable
 //!   device: reads all ones, as if there were no PCI bus;
@@ -15,10 +15,11 @@
 #![no_std]
 #![no_main]
 
-use guest_sdk::arch::{self, Fault};
-use guest_sdk::{call, println, Error};
+use guest_rt::arch::{self, Fault};
+use guest_rt::println;
+use guest_sdk::{call, Error};
 
-guest_sdk::entry!(main);
+guest_rt::entry!(main);
 
 const GP: u8 = 13;
 

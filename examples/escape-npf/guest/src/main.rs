@@ -10,10 +10,10 @@
 #![no_std]
 #![no_main]
 
-use guest_sdk::arch::{self, PTE_ADDR, PTE_P, PTE_PS, PTE_RW};
-use guest_sdk::println;
+use guest_rt::arch::{self, PTE_ADDR, PTE_P, PTE_PS, PTE_RW};
+use guest_rt::println;
 
-guest_sdk::entry!(main);
+guest_rt::entry!(main);
 
 /// Guest-physical 32 MiB: guest RAM is [0, 32 MiB).
 const PAST_RAM: u64 = 32 << 20;
@@ -54,5 +54,5 @@ fn main() {
     // printed.
     let v = unsafe { escape_npf_load(PAST_RAM) };
     println!("escape-npf: FAILED: read {v:#x} from outside guest RAM and kept running");
-    guest_sdk::rt::exit(1)
+    guest_rt::exit(1)
 }

@@ -10,9 +10,10 @@
 #![no_std]
 #![no_main]
 
-use guest_sdk::{println, Error};
+use guest_rt::println;
+use guest_sdk::Error;
 
-guest_sdk::entry!(main);
+guest_rt::entry!(main);
 
 core::arch::global_asm!(
     ".section .text.escape_spin, \"ax\"",

@@ -9,9 +9,9 @@
 #![no_std]
 #![no_main]
 
-use guest_sdk::println;
+use guest_rt::println;
 
-guest_sdk::entry!(main);
+guest_rt::entry!(main);
 
 fn main() {
     #[repr(C, packed)]
@@ -26,5 +26,5 @@ fn main() {
     // guest; the lines after this block run only if it did not.
     unsafe { core::arch::asm!("lidt [{}]", "ud2", in(reg) &empty, options(nostack)) };
     println!("escape-triple: FAILED: still running after a triple fault");
-    guest_sdk::rt::exit(1)
+    guest_rt::exit(1)
 }

@@ -5,7 +5,7 @@
 //! both), and the VMM keeps running. The two hypercall instructions,
 //! `VMCALL` and `VMMCALL`, are the exception: both reach the VMM as
 //! hypercalls on either vendor. The guest installs an IDT
-//! (`guest_sdk::arch`), runs each instruction at CPL 0 and checks that
+//! (`guest_rt::arch`), runs each instruction at CPL 0 and checks that
 //! `#UD` arrived with RIP on that instruction; after each one it calls
 //! `alive` to show that the VMM still answers.
 //!
@@ -14,10 +14,11 @@
 #![no_std]
 #![no_main]
 
-use guest_sdk::arch::{self, Fault};
-use guest_sdk::{call, println, Error};
+use guest_rt::arch::{self, Fault};
+use guest_rt::println;
+use guest_sdk::{call, Error};
 
-guest_sdk::entry!(main);
+guest_rt::entry!(main);
 
 #[repr(C, align(4096))]
 struct Scratch([u8; 4096]);
@@ -44,7 +45,7 @@ fn main() -> Result<(), Error> {
     let mut attempts = 0;
     macro_rules! ud {
         ($name:literal, $len:expr, $($bytes:literal),+) => {{
-            let (_, at, fault) = guest_sdk::probe!($len, rax = page, rcx = page, $($bytes),+);
+            let (_, at, fault) = guest_rt::probe!($len, rax = page, rcx = page, $($bytes),+);
             ok &= report($name, at, fault);
             attempts += 1;
             ok &= call!("alive")? == 42;
@@ -75,9 +76,9 @@ fn main() -> Result<(), Error> {
     // 0xdead_beef has no handler, so RAX comes back as -ENOSYS.
     for (name, amd) in [("VMCALL", false), ("VMMCALL", true)] {
         let (rax, _, fault) = if amd {
-            guest_sdk::probe!(3, rax = 0xdead_beef, rcx = 0xdead_beef, "0x0f, 0x01, 0xd9")
+            guest_rt::probe!(3, rax = 0xdead_beef, rcx = 0xdead_beef, "0x0f, 0x01, 0xd9")
         } else {
-            guest_sdk::probe!(3, rax = 0xdead_beef, rcx = 0xdead_beef, "0x0f, 0x01, 0xc1")
+            guest_rt::probe!(3, rax = 0xdead_beef, rcx = 0xdead_beef, "0x0f, 0x01, 0xc1")
         };
         let good = fault.is_none() && rax == (-38i64) as u64;
         println!(

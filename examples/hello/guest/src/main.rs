@@ -5,9 +5,10 @@
 #![no_std]
 #![no_main]
 
-use guest_sdk::{call, println, Error};
+use guest_rt::println;
+use guest_sdk::{call, Error};
 
-guest_sdk::entry!(main);
+guest_rt::entry!(main);
 
 fn main() -> Result<(), Error> {
     let ret = call!("hello", rbx = 5)?;

@@ -59,11 +59,12 @@
 #![no_main]
 
 use core::sync::atomic::{AtomicU64, Ordering};
+use guest_rt::arch::{self, PTE_P, PTE_PS, PTE_RW, PTE_US};
+use guest_rt::println;
 use guest_sdk::abi::{DESCRIBE, DESCRIBE_USER, LOOKUP_TYPED};
-use guest_sdk::arch::{self, PTE_P, PTE_PS, PTE_RW, PTE_US};
-use guest_sdk::{println, Instruction};
+use guest_sdk::Instruction;
 
-guest_sdk::entry!(main);
+guest_rt::entry!(main);
 
 const SEED: u64 = 0x5EED_1DEA_F00D_CAFE;
 
@@ -226,7 +227,7 @@ static mut GDT: Gdt = Gdt([0; 11]);
 
 /// The TSS: RSP0 is the stack of the CR0.WP gate when it is entered from
 /// CPL 1 to 3.
-static mut TSS: arch::Tss = arch::Tss::new(0);
+static mut TSS: arch::Tss = arch::Tss::new();
 
 /// The IDT: only vector 0x80, the CR0.WP gate.
 #[repr(C, align(16))]
@@ -283,7 +284,7 @@ unsafe fn install_rings() {
     let top = core::ptr::addr_of!(GATE_STACK) as u64 + 65536;
     // SAFETY: single-threaded set-up; nothing uses the TSS yet.
     unsafe { (*tss).set_rsp0(top) };
-    let [tss_low, tss_high] = arch::tss_descriptor(tss as u64);
+    let [tss_low, tss_high] = arch::tss_descriptor(tss as u64, arch::TSS_SIZE as u32 - 1);
     let gdt = core::ptr::addr_of_mut!(GDT);
     // SAFETY: single-threaded; the new GDT is not loaded yet.
     unsafe {
@@ -1977,7 +1978,7 @@ fn take_state() -> State {
         Some(st) => st,
         None => {
             println!("hostile: lost the state");
-            guest_sdk::rt::exit(3)
+            guest_rt::exit(3)
         }
     }
 }
@@ -2007,5 +2008,5 @@ extern "C" fn ring3_main() -> ! {
         st.per_cpl[0], st.per_cpl[1], st.per_cpl[2], st.per_cpl[3], st.describe_calls
     );
     println!("hostile: {} calls, {} unexpected", st.calls, st.unexpected);
-    guest_sdk::rt::exit(if st.unexpected == 0 { 0 } else { 1 })
+    guest_rt::exit(if st.unexpected == 0 { 0 } else { 1 })
 }

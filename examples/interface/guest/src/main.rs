@@ -9,10 +9,11 @@
 #![no_std]
 #![no_main]
 
-use guest_sdk::{call, println, Error};
+use guest_rt::println;
+use guest_sdk::{call, Error};
 use interface_api::{demo, demo_v1, BUFFER_MAX};
 
-guest_sdk::entry!(main);
+guest_rt::entry!(main);
 
 /// Print `what: value` when `got == want`, else say what came and fail.
 fn check<T: PartialEq + core::fmt::Debug, E: PartialEq + core::fmt::Debug>(

@@ -13,9 +13,10 @@
 #![no_std]
 #![no_main]
 
-use guest_sdk::{arch, call, call_unchecked, println, Error, Instruction};
+use guest_rt::{arch, println};
+use guest_sdk::{call, call_unchecked, Error, Instruction};
 
-guest_sdk::entry!(main);
+guest_rt::entry!(main);
 
 /// Guest-physical (= linear) address of the supervisor-only page.
 const KERNEL_PAGE: u64 = 16 << 20;
@@ -60,7 +61,7 @@ fn main() -> Result<(), Error> {
 /// CR3 must point at the VMM's initial tables (PML4 -> PDPT -> PD of
 /// 2 MiB pages), identity-mapped.
 unsafe fn make_user_mappings() {
-    use guest_sdk::arch::{PTE_ADDR, PTE_P, PTE_US};
+    use guest_rt::arch::{PTE_ADDR, PTE_P, PTE_US};
     let cr3 = arch::read_cr3();
     // SAFETY: the tables are identity-mapped guest RAM (see docs/ABI.md);
     // only the U/S bits of present PD entries change, so the same memory
@@ -85,7 +86,7 @@ unsafe fn make_user_mappings() {
 /// The code and stack must be user-accessible.
 unsafe fn enter_ring3(entry: extern "C" fn() -> !) -> ! {
     let top = core::ptr::addr_of_mut!(USER_STACK) as u64 + 16384;
-    // SAFETY: the caller guarantees the mappings (guest_sdk::arch's
+    // SAFETY: the caller guarantees the mappings (guest_rt::arch's
     // requirements: code and stack user-accessible, CPL 0, the VMM's GDT).
     unsafe { arch::enter_ring3(entry, top) }
 }
@@ -99,7 +100,7 @@ extern "C" fn ring3_main() -> ! {
             2
         }
     };
-    guest_sdk::rt::exit(status)
+    guest_rt::exit(status)
 }
 
 fn ring3_checks() -> Result<bool, Error> {

@@ -4,9 +4,10 @@
 #![no_std]
 #![no_main]
 
-use guest_sdk::{call, println, Error};
+use guest_rt::println;
+use guest_sdk::{call, Error};
 
-guest_sdk::entry!(main);
+guest_rt::entry!(main);
 
 fn main() -> Result<(), Error> {
     for _ in 0..3 {

@@ -1,13 +1,15 @@
-//! A bare-metal runtime for guests (feature `rt`): entry point, stack,
-//! console, panic handler, and finishing through the VMM.
+//! The bare-metal runtime of the example guests (part of this repository's
+//! test bench, not published): entry point, stack, console, panic handler,
+//! and finishing through the VMM; [`arch`] adds exceptions, page tables and
+//! ring 3 for the escape and hostile examples.
 //!
 //! ```ignore
 //! #![no_std]
 //! #![no_main]
-//! guest_sdk::entry!(main);
+//! guest_rt::entry!(main);
 //! fn main() -> Result<(), guest_sdk::Error> {
 //!     let r = guest_sdk::call!("hello", rbx = 5)?;
-//!     guest_sdk::println!("hello returned {r}");
+//!     guest_rt::println!("hello returned {r}");
 //!     Ok(())
 //! }
 //! ```
@@ -17,10 +19,14 @@
 //! [`entry!`](crate::entry), then calls the VMM's built-in `exit` hypercall
 //! with status 0 (`Ok`) or 1 (`Err`, after printing it); a panic prints its
 //! message and exits with status 101. If `exit` itself fails, the guest
-//! halts, which the VMM reports.
+//! halts, which the VMM reports. Images link with this crate's `link.ld`
+//! (`cargo xtask` passes it).
+#![no_std]
 
+pub mod arch;
+
+use baremetal::Com1;
 use core::fmt::{self, Write};
-use vmmcall::baremetal::Com1;
 
 core::arch::global_asm!(
     r#"
@@ -52,14 +58,14 @@ pub fn print_fmt(args: fmt::Arguments<'_>) {
 /// Print a line on the guest console, like `std::println!`.
 #[macro_export]
 macro_rules! println {
-    () => { $crate::rt::print_fmt(format_args!("\n")) };
-    ($($arg:tt)*) => { $crate::rt::print_fmt(format_args!("{}\n", format_args!($($arg)*))) };
+    () => { $crate::print_fmt(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::print_fmt(format_args!("{}\n", format_args!($($arg)*))) };
 }
 
 /// Finish: ask the VMM to stop the guest with `status` (0 = success).
 pub fn exit(status: u32) -> ! {
     Com1::flush();
-    let r = crate::call!("exit", rbx = status);
+    let r = guest_sdk::call!("exit", rbx = status);
     print_fmt(format_args!("guest: exit hypercall failed: {r:?}\n"));
     loop {
         // SAFETY: halting with interrupts off stops the vCPU; the VMM
@@ -75,7 +81,7 @@ macro_rules! entry {
     ($main:path) => {
         #[no_mangle]
         extern "C" fn guest_sdk_start() -> ! {
-            $crate::rt::__start(|| $crate::rt::Termination::report($main()))
+            $crate::__start(|| $crate::Termination::report($main()))
         }
     };
 }

@@ -25,6 +25,8 @@
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::Command;
+use vmm_shared::markers::{INIT, INIT_EXITED, INIT_RUNNING};
+use vmm_shared::ports;
 
 /// Where xtask puts the commands.
 const ARGV_FILE: &str = "/etc/vmmcall-init";
@@ -61,7 +63,7 @@ fn commands() -> Result<Vec<Cmd>, String> {
 /// Run one command; its exit status (128 + N for signal N, 127 if it
 /// cannot be started).
 fn run_one(argv: &[String]) -> i32 {
-    println!("vmmcall-init: running {}", argv.join(" "));
+    println!("{INIT_RUNNING}{}", argv.join(" "));
     drain_console();
     let status = Command::new(&argv[0])
         .args(&argv[1..])
@@ -97,7 +99,7 @@ fn run() -> i32 {
         };
         let bang = if cmd.must_fail { "! " } else { "" };
         println!(
-            "vmmcall-init: {bang}{} exited with status {code}{note}",
+            "{INIT}{bang}{}{INIT_EXITED}{code}{note}",
             cmd.argv.join(" ")
         );
         if !ok && handed_on == 0 {
@@ -105,10 +107,7 @@ fn run() -> i32 {
         }
     }
     if cmds.len() > 1 {
-        println!(
-            "vmmcall-init: {} programs exited with status {handed_on}",
-            cmds.len()
-        );
+        println!("{INIT}{} programs{INIT_EXITED}{handed_on}", cmds.len());
     }
     handed_on
 }
@@ -147,7 +146,11 @@ fn stop_without_vmm(code: i32) -> ! {
     const SYS_REBOOT: u64 = 169;
     // SAFETY: iopl(3) only lets this process (PID 1, root) use I/O ports.
     if unsafe { syscall3(SYS_IOPL, 3, 0, 0) } == 0 {
-        let qemu = if code == 0 { 0x10u8 } else { 0x11 };
+        let qemu = if code == 0 {
+            ports::QEMU_SUCCESS
+        } else {
+            ports::QEMU_FAILURE
+        };
         let out = |port: u16, value: u8| {
             // SAFETY: the emulators' exit ports: QEMU isa-debug-exit (exit
             // code (v << 1) | 1), Bochs "Shutdown" on 0x8900. On a machine
@@ -156,9 +159,9 @@ fn stop_without_vmm(code: i32) -> ! {
                 core::arch::asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack))
             }
         };
-        out(0xF4, qemu);
-        for b in *b"Shutdown" {
-            out(0x8900, b);
+        out(ports::QEMU_DEBUG_EXIT, qemu);
+        for &b in ports::BOCHS_SHUTDOWN_WORD {
+            out(ports::BOCHS_SHUTDOWN, b);
         }
     }
     // SAFETY: reboot(LINUX_REBOOT_MAGIC1, MAGIC2, POWER_OFF) ends the

@@ -1,4 +1,4 @@
-//! x86-64 helpers for bare-metal guests (feature `rt`): an IDT that catches
+//! x86-64 helpers for the example guests: an IDT that catches
 //! CPU exceptions, control registers, page-table entry bits and the drop
 //! to ring 3.
 //!
@@ -9,19 +9,24 @@
 //!   RIP on the faulting instruction). An exception outside [`catch`] is a
 //!   bug: the handler prints it and exits with status 102.
 //! - The gates are ring-0 interrupt gates. An exception at CPL 3 needs a
-//!   TSS with RSP0, which this module does not provide: use [`catch`] at
-//!   CPL 0 only.
+//!   TSS with RSP0: [`install_tss`] loads one (without it, use [`catch`]
+//!   at CPL 0 only).
 //! - [`enter_ring3`] drops to CPL 3 with IOPL 3 (so the guest may still
 //!   print to COM1) on the selectors of the VMM's initial GDT (user data
-//!   `0x1b`, user code `0x23`, see `vmm-core/src/guest.rs`).
+//!   `0x1b`, user code `0x23`, `vmm_shared::desc::GUEST_GDT`).
 //!
 //! ```ignore
-//! guest_sdk::arch::install_idt();
-//! let (_, fault) = guest_sdk::arch::catch(2, || unsafe { core::arch::asm!("ud2") });
-//! assert_eq!(fault.map(|f| f.vector), Some(guest_sdk::arch::UD));
+//! guest_rt::arch::install_idt();
+//! let (_, fault) = guest_rt::arch::catch(2, || unsafe { core::arch::asm!("ud2") });
+//! assert_eq!(fault.map(|f| f.vector), Some(guest_rt::arch::UD));
 //! ```
 
 use core::sync::atomic::{compiler_fence, AtomicBool, AtomicU64, Ordering};
+use vmm_shared::desc::{gdt_with_tss, interrupt_gate, Idt, GUEST_GDT};
+/// The selectors of the VMM's initial GDT (`vmm_shared::desc::GUEST_GDT`),
+/// and the 64-bit TSS with its descriptor, for guests that build a GDT of
+/// their own.
+pub use vmm_shared::desc::{tss_descriptor, Tss, KERNEL_CS, TSS_SIZE, USER_CS, USER_DS};
 
 /// `#UD`, invalid opcode.
 pub const UD: u8 = 6;
@@ -40,13 +45,6 @@ pub const PTE_US: u64 = 1 << 2;
 pub const PTE_PS: u64 = 1 << 7;
 /// The physical-address bits of an entry (51:12).
 pub const PTE_ADDR: u64 = 0x000f_ffff_ffff_f000;
-
-/// Kernel code selector of the VMM's initial GDT.
-pub const KERNEL_CS: u16 = 0x08;
-/// User data selector (RPL 3) of the VMM's initial GDT.
-pub const USER_DS: u16 = 0x1b;
-/// User 64-bit code selector (RPL 3) of the VMM's initial GDT.
-pub const USER_CS: u16 = 0x23;
 
 /// An exception caught by [`catch`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,45 +127,9 @@ pub unsafe fn user_mappings(except: Option<u64>) {
     }
 }
 
-/// A 64-bit TSS (Intel SDM Vol. 3A §9.7, Figure 9-11) of which only RSP0
-/// is used: the stack the CPU switches to for an event taken at CPL 1-3.
-#[repr(C, packed)]
-pub struct Tss {
-    reserved0: u32,
-    rsp0: u64,
-    rest: [u8; 104 - 12],
-}
-
-impl Tss {
-    /// A TSS whose RSP0 is `rsp0`.
-    pub const fn new(rsp0: u64) -> Tss {
-        Tss {
-            reserved0: 0,
-            rsp0,
-            rest: [0; 92],
-        }
-    }
-
-    /// Set RSP0.
-    pub fn set_rsp0(&mut self, rsp0: u64) {
-        self.rsp0 = rsp0;
-    }
-}
-
-/// The 16-byte GDT descriptor of an available 64-bit TSS at `base`
-/// (Intel SDM Vol. 3A §8.2.3: type 9, present, DPL 0, byte-granular
-/// limit 103).
-pub const fn tss_descriptor(base: u64) -> [u64; 2] {
-    let limit = (core::mem::size_of::<Tss>() - 1) as u64;
-    let low = (limit & 0xFFFF)
-        | ((base & 0xFF_FFFF) << 16)
-        | (0x89 << 40)
-        | (((limit >> 16) & 0xF) << 48)
-        | (((base >> 24) & 0xFF) << 56);
-    [low, base >> 32]
-}
-
-static mut TSS: Tss = Tss::new(0);
+/// The TSS [`install_tss`] loads: only RSP0 is used, the stack the CPU
+/// switches to for an event taken at CPL 1-3.
+static mut TSS: Tss = Tss::new();
 
 /// The VMM's five initial descriptors (docs/ABI.md) plus a TSS descriptor.
 #[repr(C, align(16))]
@@ -237,20 +199,11 @@ pub fn install_tss() {
     let top = core::ptr::addr_of!(KERNEL_STACK) as u64 + 16384;
     // SAFETY: single-threaded guest; the TSS is not loaded yet.
     unsafe { (*tss).set_rsp0(top) };
-    let [low, high] = tss_descriptor(tss as u64);
     let gdt = core::ptr::addr_of_mut!(GDT);
-    // SAFETY: single-threaded; the new GDT is not loaded yet.
-    unsafe {
-        (*gdt).0 = [
-            0,
-            0x00AF_9A00_0000_FFFF, // 0x08 kernel code
-            0x00CF_9200_0000_FFFF, // 0x10 kernel data
-            0x00CF_F200_0000_FFFF, // 0x18 user data (0x1b)
-            0x00AF_FA00_0000_FFFF, // 0x20 user code (0x23)
-            low,                   // 0x28 TSS
-            high,
-        ];
-    }
+    // SAFETY: single-threaded; the new GDT is not loaded yet. It is the
+    // VMM's five descriptors, then the TSS's at TSS_SELECTOR (0x28).
+    let sel = unsafe { gdt_with_tss(&mut (*gdt).0, &GUEST_GDT, tss as u64) };
+    debug_assert_eq!(sel, Some(TSS_SELECTOR));
     // SAFETY: the new GDT holds the same code and data descriptors at the
     // same selectors as the VMM's, so the loaded segments stay valid; it
     // is a static that lives forever; TSS_SELECTOR names the available TSS
@@ -285,7 +238,7 @@ struct Frame {
 // `guest_sdk_exception(&mut Frame)` and returns with IRETQ. Stack: the
 // CPU aligns RSP to 16 before pushing 5 words; + error + vector + 9 GPRs
 // = 16 words, + 256 bytes of XMM: aligned at the call.
-core::arch::global_asm!(
+core::arch::global_asm!(concat!(
     r#"
     .section .text.guest_sdk_exc, "ax"
     .macro GUEST_SDK_EXC_NOERR n
@@ -332,15 +285,9 @@ core::arch::global_asm!(
     GUEST_SDK_EXC_ERR 30
     GUEST_SDK_EXC_NOERR 31
 guest_sdk_exc_common:
-    push rax
-    push rcx
-    push rdx
-    push rsi
-    push rdi
-    push r8
-    push r9
-    push r10
-    push r11
+"#,
+    baremetal::push_scratch!(),
+    r#"
     mov rdi, rsp
     sub rsp, 256
     movdqu [rsp + 0], xmm0
@@ -378,17 +325,9 @@ guest_sdk_exc_common:
     movdqu xmm14, [rsp + 224]
     movdqu xmm15, [rsp + 240]
     add rsp, 256
-    pop r11
-    pop r10
-    pop r9
-    pop r8
-    pop rdi
-    pop rsi
-    pop rdx
-    pop rcx
-    pop rax
-    add rsp, 16
-    iretq
+"#,
+    baremetal::pop_scratch_iretq!(),
+    r#"
 
     .section .rodata.guest_sdk_exc, "a"
     .balign 8
@@ -398,39 +337,14 @@ guest_sdk_exc_table:
     .quad guest_sdk_exc_\n
     .endr
 "#
-);
+));
 
 extern "C" {
     static guest_sdk_exc_table: [u64; 32];
 }
 
-/// One 16-byte IDT gate.
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct Gate {
-    offset_lo: u16,
-    selector: u16,
-    ist: u8,
-    attr: u8,
-    offset_mid: u16,
-    offset_hi: u32,
-    reserved: u32,
-}
-
-const EMPTY_GATE: Gate = Gate {
-    offset_lo: 0,
-    selector: 0,
-    ist: 0,
-    attr: 0,
-    offset_mid: 0,
-    offset_hi: 0,
-    reserved: 0,
-};
-
-#[repr(C, align(16))]
-struct Idt([Gate; 32]);
-
-static mut IDT: Idt = Idt([EMPTY_GATE; 32]);
+/// The 32 exception vectors' gates.
+static mut IDT: Idt<32> = Idt::new();
 
 /// Length of the instruction [`catch`] expects to fault (0: none).
 static SKIP: AtomicU64 = AtomicU64::new(0);
@@ -452,19 +366,17 @@ pub fn install_idt() {
     // concurrently.
     let idt = unsafe { &mut *idt };
     for (gate, &handler) in idt.0.iter_mut().zip(stubs.iter()) {
-        *gate = Gate {
-            offset_lo: handler as u16,
-            selector: KERNEL_CS,
-            ist: 0,
-            attr: 0x8E, // present, DPL 0, 64-bit interrupt gate
-            offset_mid: (handler >> 16) as u16,
-            offset_hi: (handler >> 32) as u32,
-            reserved: 0,
-        };
+        // Present, DPL 0, 64-bit interrupt gate, no IST.
+        *gate = interrupt_gate(handler, KERNEL_CS, 0);
     }
     // SAFETY: a valid, static IDT of 32 present gates whose handlers exist;
     // CPL 0 (documented requirement).
-    unsafe { load_idt(core::ptr::addr_of!(IDT) as u64, core::mem::size_of::<Idt>()) };
+    unsafe {
+        load_idt(
+            core::ptr::addr_of!(IDT) as u64,
+            core::mem::size_of::<Idt<32>>(),
+        )
+    };
 }
 
 /// Run one instruction given as bytes, `len` bytes long, with RAX = `rax`
@@ -472,7 +384,7 @@ pub fn install_idt() {
 /// `(rax_after, address_of_the_instruction, Option<Fault>)`:
 ///
 /// ```ignore
-/// let (_, at, fault) = guest_sdk::probe!(3, rax = 0, rcx = 0, "0x0f, 0x01, 0xc9"); // MWAIT
+/// let (_, at, fault) = guest_rt::probe!(3, rax = 0, rcx = 0, "0x0f, 0x01, 0xc9"); // MWAIT
 /// ```
 ///
 /// The bytes must make one instruction the VMM intercepts or that faults
@@ -546,9 +458,9 @@ extern "C" fn guest_sdk_exception(frame: &mut Frame) {
         }
         return;
     }
-    crate::rt::print_fmt(format_args!(
+    crate::print_fmt(format_args!(
         "guest: unexpected exception {} (error {:#x}) at RIP {:#x}, CS {:#x}, RSP {:#x}, RFLAGS {:#x}\n",
         frame.vector, frame.error, frame.rip, frame.cs, frame.rsp, frame.rflags
     ));
-    crate::rt::exit(102)
+    crate::exit(102)
 }

@@ -1,14 +1,19 @@
-//! Support code for bare-metal images built on `x86_64-unknown-linux-gnu`.
+//! Support code for bare-metal images built on `x86_64-unknown-linux-gnu`
+//! (part of this repository's test bench, not published).
 //!
 //! Both sides of this project, the VMM (`vmm-core`, feature `rt`) and the
-//! guests (`guest-sdk`, feature `rt`), are `#![no_std]` ELF images linked
+//! example guests (`guest-rt`), are `#![no_std]` ELF images linked
 //! with `-nostdlib`. On that target nothing provides the memory functions
 //! the compiler calls (`memcpy`, `memmove`, `memset`, `memcmp`, `bcmp`) nor
 //! `rust_eh_personality`, which the prebuilt libcore's `.eh_frame` refers
-//! to. This module provides them once, plus the COM1 UART both sides print
-//! to. It is compiled only with the `baremetal` feature: on a host build
-//! libc owns these symbols.
-
+//! to. This crate provides them once, plus the COM1 UART both sides print
+//! to. Only the bare-metal images link it: on a host build libc owns these
+//! symbols.
+#![no_std]
+// Each unsafe block here is one port-I/O sequence on one device (program
+// the UART, read its divisor and LCR back), covered by one SAFETY comment;
+// host clippy sees this file since it left vmmcall's `baremetal` feature.
+#![allow(clippy::multiple_unsafe_ops_per_block)]
 #![allow(clippy::arithmetic_side_effects)] // no guest-controlled input reaches this module
 
 use core::arch::asm;
@@ -293,3 +298,24 @@ pub unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
 /// images are built with `panic = "abort"`.
 #[no_mangle]
 pub extern "C" fn rust_eh_personality() {}
+
+/// Assembly text that pushes the nine registers the System V ABI lets a
+/// called function clobber (RAX, RCX, RDX, RSI, RDI, R8-R11), for an
+/// interrupt stub about to call Rust: the interrupted code keeps them.
+/// [`pop_scratch_iretq!`] undoes it. For `global_asm!(concat!(...))`.
+#[macro_export]
+macro_rules! push_scratch {
+    () => {
+        "push rax\n push rcx\n push rdx\n push rsi\n push rdi\n push r8\n push r9\n push r10\n push r11\n"
+    };
+}
+
+/// Assembly text that pops what [`push_scratch!`] pushed, drops the two
+/// words the stub pushed before it (vector and error code) and returns
+/// from the interrupt (IRETQ).
+#[macro_export]
+macro_rules! pop_scratch_iretq {
+    () => {
+        "pop r11\n pop r10\n pop r9\n pop r8\n pop rdi\n pop rsi\n pop rdx\n pop rcx\n pop rax\n add rsp, 16\n iretq\n"
+    };
+}
