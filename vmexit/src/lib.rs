@@ -63,8 +63,8 @@ pub use exit::{
     SvmExitFields, VirtInsn, VmExit, VmxExitFields,
 };
 pub use hypercall::{
-    code_address, handle_hypercall, handle_ud, hypercall_instruction, svm_insn_len,
-    svm_insn_len_or, vmx_insn_len, HypercallDone,
+    code_address, handle_hypercall, handle_hypercall_stepped, handle_ud, hypercall_instruction,
+    svm_insn_len, svm_insn_len_or, vmx_insn_len, HypercallDone,
 };
 
 /// The processor vendor whose virtualization extension produced an exit.

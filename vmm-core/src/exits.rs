@@ -44,7 +44,7 @@ use crate::cpuid::virtual_cpuid;
 use crate::mov_cr::decode_mov_cr;
 use crate::ports::EmulatedPorts;
 use crate::stop::Stop;
-use crate::vcpu::{GuestRam, GuestVcpu, SteppedVcpu};
+use crate::vcpu::{GuestRam, GuestVcpu};
 use crate::vmsr::{self, MsrResult};
 use core::sync::atomic::{AtomicU64, Ordering};
 use vmexit::{Exit, Insn};
@@ -89,9 +89,6 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
     // The guest's CR8 (TPR), kept here: see the ControlRegister arm.
     let mut vtpr = 0u64;
     let ram = backend.ram();
-    // Long calls in progress on this vCPU (vmmcall::step): the VMM's,
-    // never the guest's.
-    let mut continuations = vmmcall::step::Continuations::new();
     loop {
         let vm_exit = backend.enter(regs);
         EXITS.fetch_add(1, Ordering::Relaxed);
@@ -101,10 +98,7 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
         match vm_exit.exit {
             Exit::Hypercall => {
                 let len = vm_exit.insn_len.get();
-                let site = (rip, len);
-                if let Some(status) =
-                    hypercall(backend, regs, ram, registry, site, &mut continuations)
-                {
+                if let Some(status) = hypercall(backend, regs, ram, registry, rip, len) {
                     return Ok(status);
                 }
             }
@@ -300,19 +294,14 @@ fn hypercall(
     regs: &mut GuestRegs,
     ram: GuestRam,
     registry: &Registry<'static>,
-    (rip, len): (u64, u64),
-    continuations: &mut vmmcall::step::Continuations,
+    rip: u64,
+    len: u64,
 ) -> Option<u32> {
     let done = {
-        let state: &dyn Backend = backend;
-        let mut vcpu = SteppedVcpu::new(vcpu(state, ram, regs), continuations, state, rip);
+        let mut vcpu = vcpu(backend, ram, regs);
         vmexit::handle_hypercall(registry, &mut vcpu, len)
     };
-    // A long call that yielded did not complete: RIP stays on it (the
-    // guest executes it again to continue) and no single-step #DB.
-    if !done.outcome.pending {
-        step(backend, done.next_rip(rip));
-    }
+    step(backend, done.next_rip(rip));
     done.stop()
 }
 
@@ -504,56 +493,6 @@ mod tests {
         let (m, regs) = run_one(ud, &[0x0F, 0x0B], 0xdead);
         assert_eq!((regs.rax, m.rip), (0xdead, 0x100));
         assert_eq!(m.injected, [(UD, None)]);
-    }
-
-    /// A long call of `steps` steps that touch no memory.
-    #[vmmcall::vmmcall("core_test_long", user, long)]
-    fn core_test_long(cx: &mut vmmcall::Caller, steps: u64) -> Result<u64, vmmcall::Error> {
-        let [mut done, ..] = cx.progress();
-        while done < steps {
-            done += 1;
-            if done < steps {
-                cx.step([done, 0, 0, 0])?;
-            }
-        }
-        Ok(done)
-    }
-
-    #[test]
-    fn a_long_call_yields_every_budget_and_is_executed_again() {
-        // 600 steps, budget 256: three exits of the same VMCALL; RIP stays
-        // on it after the first two, and with TF set no #DB comes until
-        // the instruction completes.
-        const VMCALL: u32 = 18;
-        let number = Registry::global()
-            .expect("registry")
-            .lookup(b"core_test_long")
-            .expect("registered")
-            .get();
-        let call = vmx(VMCALL, 0, 3, 0);
-        let mut m = Mock::new(&[call, call], &[]);
-        m.rflags = 2 | RFLAGS_TF;
-        let mut regs = GuestRegs {
-            rax: number,
-            rbx: 600,
-            ..GuestRegs::default()
-        };
-        let _ = run_loop(&mut m, &mut regs);
-        assert_eq!(
-            (m.rip, regs.rax),
-            (0x100, number),
-            "yielded twice: not done"
-        );
-        assert!(m.injected.is_empty(), "no #DB for a call that yielded");
-        let mut m = Mock::new(&[call, call, call], &[]);
-        m.rflags = 2 | RFLAGS_TF;
-        let _ = run_loop(&mut m, &mut regs);
-        assert_eq!(
-            (m.rip, regs.rax),
-            (0x103, 600),
-            "the third exit finishes it"
-        );
-        assert_eq!(m.injected, [(DB, None)]);
     }
 
     #[test]

@@ -21,122 +21,13 @@
 
 use core::sync::atomic::{AtomicU8, Ordering};
 use vmmcall::paging::GuestPhysMemory;
-use vmmcall::paging::{CR0_PG, CR4_LA57, CR4_PAE, EFER_LMA};
-use vmmcall::step::{Continuations, Site, Stepper};
-use vmmcall::{Gpr, GuestAddr, GuestRegs, MemError, Registers, Vcpu, VcpuState};
+use vmmcall::{GuestRegs, MemError, VcpuState};
 
 /// A vCPU stopped at an exit, with the state a handler may use: built by
 /// the backends with [`vmmcall::GuestVcpu::lazy`] over the backend itself,
 /// so the CPL (VMX: a VMREAD of the SS access rights) and the paging mode
 /// (CR0, CR3, CR4, EFER) are read only if a handler needs them.
 pub type GuestVcpu<'a> = vmmcall::GuestVcpu<&'a mut GuestRegs, GuestRam, &'a dyn VcpuState>;
-
-/// [`GuestVcpu`] with the run loop's continuations, so that long calls
-/// (`vmmcall::step`) return to the guest after every budget of steps
-/// instead of holding the vCPU for as long as they take. Every method but
-/// [`Vcpu::stepper`] goes to the [`GuestVcpu`], inlined: the plain call
-/// does not read the continuations, the RIP or the paging mode.
-pub struct SteppedVcpu<'a> {
-    vcpu: GuestVcpu<'a>,
-    stepper: CoreStepper<'a>,
-}
-
-impl<'a> SteppedVcpu<'a> {
-    /// `vcpu` at the hypercall at `rip`, with this vCPU's continuations;
-    /// `state` gives the paging mode, read only for a long call.
-    #[inline(always)]
-    pub fn new(
-        vcpu: GuestVcpu<'a>,
-        continuations: &'a mut Continuations,
-        state: &'a dyn VcpuState,
-        rip: u64,
-    ) -> Self {
-        SteppedVcpu {
-            vcpu,
-            stepper: CoreStepper {
-                continuations,
-                state,
-                rip,
-            },
-        }
-    }
-}
-
-/// vmm-core's side of long calls: no interrupt is ever pending (vmm-core
-/// delivers none to its guests), so a long call yields when its budget of
-/// steps is spent.
-struct CoreStepper<'a> {
-    continuations: &'a mut Continuations,
-    state: &'a dyn VcpuState,
-    rip: u64,
-}
-
-impl Stepper for CoreStepper<'_> {
-    fn continuations(&mut self) -> &mut Continuations {
-        self.continuations
-    }
-
-    fn site(&mut self) -> Site {
-        let p = self.state.paging();
-        Site {
-            rip: self.rip,
-            paging_root: p.cr3,
-            paging_mode: (p.cr0 & CR0_PG) | (p.cr4 & (CR4_PAE | CR4_LA57)) | (p.efer & EFER_LMA),
-        }
-    }
-
-    fn interrupt_pending(&mut self) -> bool {
-        false
-    }
-}
-
-impl Registers for SteppedVcpu<'_> {
-    #[inline(always)]
-    fn gpr(&self, reg: Gpr) -> u64 {
-        self.vcpu.gpr(reg)
-    }
-    #[inline(always)]
-    fn set_gpr(&mut self, reg: Gpr, value: u64) {
-        self.vcpu.set_gpr(reg, value);
-    }
-    #[inline(always)]
-    fn rax(&self) -> u64 {
-        self.vcpu.rax()
-    }
-    #[inline(always)]
-    fn set_rax(&mut self, value: u64) {
-        self.vcpu.set_rax(value);
-    }
-    #[inline(always)]
-    fn args(&self) -> [u64; 5] {
-        self.vcpu.args()
-    }
-    fn snapshot(&self) -> GuestRegs {
-        self.vcpu.snapshot()
-    }
-}
-
-impl Vcpu for SteppedVcpu<'_> {
-    #[inline(always)]
-    fn cpl(&self) -> u8 {
-        self.vcpu.cpl()
-    }
-    fn read_linear(&mut self, addr: GuestAddr, buf: &mut [u8]) -> Result<(), MemError> {
-        self.vcpu.read_linear(addr, buf)
-    }
-    fn write_linear(&mut self, addr: GuestAddr, data: &[u8]) -> Result<(), MemError> {
-        self.vcpu.write_linear(addr, data)
-    }
-    fn write_linear_all(&mut self, writes: &[(GuestAddr, &[u8])]) -> Result<(), MemError> {
-        self.vcpu.write_linear_all(writes)
-    }
-    fn check_write(&mut self, addr: GuestAddr, len: u64) -> Result<(), MemError> {
-        self.vcpu.check_write(addr, len)
-    }
-    fn stepper(&mut self) -> Option<&mut dyn Stepper> {
-        Some(&mut self.stepper)
-    }
-}
 
 /// The guest's RAM: guest-physical `[0, size)` is host-physical
 /// `[host_base, host_base + size)`, identity-mapped in the VMM.
