@@ -118,3 +118,144 @@ int probe(void)
         dir.join("kernel_probe.o").to_str().unwrap(),
     ]);
 }
+
+/// Compile `main` (a C file body after `#include "vmmcall.h"`) for the host
+/// with the warnings `hello.c` gets, run it, and return its stdout; the
+/// program must exit with status 0.
+fn run_c(name: &str, body: &str, extra: &[&str]) -> String {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let source = dir.join(format!("{name}.c"));
+    let exe = dir.join(name);
+    std::fs::write(&source, format!("#include \"vmmcall.h\"\n{body}")).unwrap();
+    let include = root().join("guest-sdk/include");
+    let mut args = vec![
+        "-O2",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-std=gnu11",
+        "-I",
+        include.to_str().unwrap(),
+        source.to_str().unwrap(),
+        "-o",
+        exe.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    gcc(&args);
+    let out = Command::new(&exe).output().expect("running the C probe");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{name} must exit with status 0, not {}\n{stdout}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// Every `#define VMMCALL_...` of the header whose name starts with
+/// `prefix` (the header's own list, so a constant added there without a
+/// Rust counterpart fails the test below).
+fn header_defines(prefix: &str) -> Vec<String> {
+    let header = std::fs::read_to_string(root().join("guest-sdk/include/vmmcall.h")).unwrap();
+    header
+        .lines()
+        .filter_map(|l| l.strip_prefix("#define "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with(prefix) && !n.contains('('))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Finding 9 of issue 24: the header's ABI constants are written by hand.
+/// The C compiler evaluates each one and this test compares it with
+/// `vmmcall::abi` and `vmmcall::Error`: function numbers, describe bits,
+/// name limits, CPUID leaves and signature, and every errno (number, name
+/// and text) the VMM answers with.
+#[test]
+fn header_constants_match_vmmcall_abi() {
+    use vmmcall::abi;
+    let (sig_ebx, sig_ecx, sig_edx) = abi::cpuid_signature_words();
+    let expected: Vec<(&str, u64)> = vec![
+        ("VMMCALL_ABI_VERSION", abi::ABI_VERSION.into()),
+        (
+            "VMMCALL_CPUID_LEAF_SIGNATURE",
+            abi::CPUID_LEAF_SIGNATURE.into(),
+        ),
+        (
+            "VMMCALL_CPUID_LEAF_INTERFACE",
+            abi::CPUID_LEAF_INTERFACE.into(),
+        ),
+        ("VMMCALL_SIGNATURE_EBX", sig_ebx.into()),
+        ("VMMCALL_SIGNATURE_ECX", sig_ecx.into()),
+        ("VMMCALL_SIGNATURE_EDX", sig_edx.into()),
+        ("VMMCALL_INTERFACE_MAGIC", abi::CPUID_INTERFACE_MAGIC.into()),
+        ("VMMCALL_GET_VMMCALL_NUMBER", abi::GET_VMMCALL_NUMBER),
+        ("VMMCALL_DESCRIBE", abi::DESCRIBE),
+        ("VMMCALL_LOOKUP_TYPED", abi::LOOKUP_TYPED),
+        ("VMMCALL_DESCRIBE_NAME_LEN", abi::DESCRIBE_NAME_LEN),
+        ("VMMCALL_DESCRIBE_USER", abi::DESCRIBE_USER),
+        ("VMMCALL_DESCRIBE_TYPED", abi::DESCRIBE_TYPED),
+        ("VMMCALL_MAX_NAME_LEN", abi::MAX_NAME_LEN as u64),
+        ("VMMCALL_NAME_BUF_LEN", abi::NAME_BUF_LEN as u64),
+        ("VMMCALL_PAGE_SIZE", 4096),
+    ];
+    // The header's errnos: the VMM's (vmmcall::Error) and the two it
+    // answers itself without a hypercall.
+    let own = [("VMMCALL_ENOENT", 2u64), ("VMMCALL_ENODEV", 19)];
+    let errnos = header_defines("VMMCALL_E");
+    let mut body = String::from("#include <stdio.h>\nint main(void)\n{\n");
+    for (name, _) in &expected {
+        body += &format!("    printf(\"{name} %llu\\n\", (unsigned long long)({name}));\n");
+    }
+    for name in &errnos {
+        body += &format!(
+            "    printf(\"{name} %llu %s %s\\n\", (unsigned long long)({name}), \
+             vmmcall_errno_name({name}), vmmcall_strerror({name}));\n"
+        );
+    }
+    body += "    return 0;\n}\n";
+    let out = run_c("abi_constants", &body, &[]);
+    let value = |name: &str| -> (u64, String) {
+        let line = out
+            .lines()
+            .find(|l| l.split(' ').next() == Some(name))
+            .unwrap_or_else(|| panic!("{name} not printed:\n{out}"));
+        let mut words = line.splitn(3, ' ').skip(1);
+        let v = words.next().unwrap().parse().unwrap();
+        (v, words.next().unwrap_or("").to_owned())
+    };
+    for (name, want) in &expected {
+        assert_eq!(value(name).0, *want, "{name}: the header says otherwise");
+    }
+    let mut vmm_errnos = 0;
+    for name in &errnos {
+        let (n, rest) = value(name);
+        if let Some((_, want)) = own.iter().find(|(o, _)| o == name) {
+            assert_eq!(n, *want, "{name}");
+            assert!(vmmcall::Error::from_errno(n as u16).is_none(), "{name}");
+            continue;
+        }
+        let e = vmmcall::Error::from_errno(n as u16)
+            .unwrap_or_else(|| panic!("{name} = {n} is no vmmcall::Error"));
+        vmm_errnos += 1;
+        assert_eq!(
+            name.as_str(),
+            format!("VMMCALL_{}", e.name()),
+            "{name} = {n}"
+        );
+        // "EFAULT bad guest address"; Display is "EFAULT (14): bad guest address".
+        let (c_name, c_text) = rest.split_once(' ').unwrap();
+        assert_eq!(c_name, e.name(), "vmmcall_errno_name({n})");
+        assert_eq!(
+            format!("{} ({}): {c_text}", e.name(), e.errno()),
+            e.to_string(),
+            "vmmcall_strerror({n})"
+        );
+    }
+    assert_eq!(
+        vmm_errnos,
+        vmmcall::Error::ALL.len(),
+        "every vmmcall::Error has its VMMCALL_E* in the header: {errnos:?}"
+    );
+}
