@@ -259,3 +259,90 @@ fn header_constants_match_vmmcall_abi() {
         "every vmmcall::Error has its VMMCALL_E* in the header: {errnos:?}"
     );
 }
+
+/// Finding 8 of issue 24: without a VMM (`vmm` NULL, or one that
+/// `vmmcall_detect` said no to) every function of the header answers
+/// ENODEV without executing a hypercall instruction, which here (a host
+/// without this VMM) would raise SIGILL or SIGSEGV, or return another
+/// hypervisor's answer. Covers the typed functions' cached path too: after
+/// the lookup they reach the VMM only through `vmmcall_raw`.
+#[test]
+fn no_vmm_means_enodev_and_no_hypercall() {
+    let demo = root().join("examples/interface/c");
+    let out = run_c(
+        "no_vmm",
+        r#"#include <stdio.h>
+int main(void)
+{
+    struct vmmcall_vmm absent[2] = {{1, 1, 0}, {1, 0, 0}};
+    const struct vmmcall_vmm *vmms[3] = {0, &absent[0], &absent[1]};
+    const vmmcall_u64 enodev = (vmmcall_u64)0 - VMMCALL_ENODEV;
+    for (int i = 0; i < 3; i++) {
+        const struct vmmcall_vmm *vmm = vmms[i];
+        char buf[VMMCALL_NAME_BUF_LEN] = "untouched";
+        vmmcall_u64 r = 7;
+        if (vmmcall_raw(vmm, 1, 0, 0, 0, 0, 0) != enodev)
+            return 10 + i;
+        if (vmmcall_lookup(vmm, "hello") != 0)
+            return 20 + i;
+        if (vmmcall_handler_count(vmm) != enodev)
+            return 30 + i;
+        if (vmmcall_describe(vmm, 1, buf, sizeof buf) != enodev || buf[0] != 'u')
+            return 40 + i;
+        if (vmmcall_call(vmm, "hello", 5, 0, 0, 0, 0, &r) != VMMCALL_ENODEV || r != 7)
+            return 50 + i;
+        if (demo_hello(vmm, 5, &r) != VMMCALL_ENODEV || r != 7)
+            return 60 + i;
+        printf("vmm %d: ENODEV\n", i);
+    }
+    return 0;
+}
+"#
+        .replace("#include <stdio.h>", "#include <stdio.h>\n#include \"demo.h\"")
+        .as_str(),
+        &["-I", demo.to_str().unwrap()],
+    );
+    assert_eq!(out.lines().count(), 3, "{out}");
+}
+
+/// Finding 8 of issue 24: `vmmcall_prefault_write` makes a page writable
+/// by writing a byte back. A plain read and write would undo a concurrent
+/// writer's update of that byte in between; an atomic compare-exchange of
+/// the byte with itself cannot. One thread adds 1 to a byte a million
+/// times with atomic increments while another prefaults it: the byte must
+/// end at exactly 1,000,000 mod 256.
+#[test]
+fn prefault_write_loses_no_concurrent_update() {
+    let out = run_c(
+        "prefault_race",
+        r#"#include <pthread.h>
+#include <stdio.h>
+static unsigned char page[VMMCALL_PAGE_SIZE] __attribute__((aligned(4096)));
+static volatile int done;
+static void *adder(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 1000000; i++)
+        __atomic_fetch_add(&page[0], 1, __ATOMIC_RELAXED);
+    done = 1;
+    return 0;
+}
+int main(void)
+{
+    pthread_t t;
+    unsigned long rounds = 0;
+    pthread_create(&t, 0, adder, 0);
+    while (!done) {
+        vmmcall_prefault_write(page, 1);
+        rounds++;
+    }
+    pthread_join(t, 0);
+    printf("%u %lu\n", page[0], rounds);
+    return 0;
+}
+"#,
+        &["-pthread"],
+    );
+    let value: u32 = out.split(' ').next().unwrap().parse().unwrap();
+    assert_eq!(value, 1_000_000 % 256, "byte and prefault rounds: {out}");
+}
