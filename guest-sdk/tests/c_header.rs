@@ -298,7 +298,10 @@ int main(void)
     return 0;
 }
 "#
-        .replace("#include <stdio.h>", "#include <stdio.h>\n#include \"demo.h\"")
+        .replace(
+            "#include <stdio.h>",
+            "#include <stdio.h>\n#include \"demo.h\"",
+        )
         .as_str(),
         &["-I", demo.to_str().unwrap()],
     );

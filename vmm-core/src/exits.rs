@@ -474,6 +474,10 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
                 if io.string {
                     log::debug!("guest string I/O at port {:#x} denied at {rip:#x}", io.port);
                     backend.inject_exception(GP, Some(0));
+                } else if let Some(status) =
+                    intercept::linux_exit(profile, io.port, io.size, io.write, regs.rax)
+                {
+                    return Ok(status);
                 } else {
                     let rtc = profile == Profile::Linux && io.size == 1;
                     match (io.port, io.write) {

@@ -18,6 +18,10 @@
 //!   This also keeps the emulators' exit ports (`0xF4`, `0x8900`, `0x604`)
 //!   and PCI configuration space (`0xCF8`, `0xCFC`) out of the guest's
 //!   reach: only the VMM ends the run, and no device can be made to DMA.
+//!   A Linux guest ends its run through the VMM's emulated exit port
+//!   ([`linux_exit`]): a port, so that Linux itself decides which of its
+//!   processes may (the CPU checks IOPL and the TSS I/O bitmap before the
+//!   VM exit), as the `exit` hypercall is CPL 0 only.
 //! - **MSRs**: the guest-state MSRs that the hardware switches on VM entry
 //!   and exit (or that the VMM never uses): FS/GS base, kernel GS base, the
 //!   SYSCALL and SYSENTER MSRs, read and write; the TSC, read only.
@@ -50,6 +54,23 @@ pub const LINUX_PORTS: [RangeInclusive<u16>; 5] = [
 pub const RTC_INDEX: u16 = 0x70;
 /// See [`RTC_INDEX`].
 pub const RTC_DATA: u16 = 0x71;
+
+/// The Linux profile's exit port (the number QEMU's `isa-debug-exit`
+/// uses; the emulator's own device never sees it, the VMM does).
+pub const LINUX_EXIT_PORT: u16 = 0xF4;
+
+/// Whether an intercepted `OUT` ends a Linux guest's run, and with which
+/// status: a 4-byte write (`out dx, eax`) to [`LINUX_EXIT_PORT`], status =
+/// EAX (docs/ABI.md, "Who may end the run"). A ring-3 process reaches this
+/// exit only if its kernel allows it the port (IOPL or the TSS I/O bitmap,
+/// checked by the CPU before the VM exit: Intel SDM Vol. 3C §26.1.1, AMD
+/// APM Vol. 2 §15.10); Linux grants it through `ioperm`/`iopl`, which
+/// need `CAP_SYS_RAWIO`. Any other size, a read, or a bare-metal guest
+/// (which has the CPL-0 `exit` hypercall): `None`, an ordinary denied port.
+pub fn linux_exit(profile: Profile, port: u16, size: u8, write: bool, rax: u64) -> Option<u32> {
+    (profile == Profile::Linux && port == LINUX_EXIT_PORT && size == 4 && write)
+        .then_some(rax as u32)
+}
 
 /// The ports `profile` may use directly.
 pub fn guest_ports(profile: Profile) -> &'static [RangeInclusive<u16>] {
@@ -324,6 +345,17 @@ mod tests {
         );
         assert!(!passes_through(Profile::BareMetal, 0x40, 1));
         assert!(passes_through(Profile::BareMetal, 0x3FC, 4));
+    }
+
+    #[test]
+    fn only_a_linux_guests_dword_out_to_the_exit_port_ends_the_run() {
+        let rax = 0xdead_beef_0000_0007;
+        assert_eq!(linux_exit(Profile::Linux, 0xF4, 4, true, rax), Some(7));
+        assert_eq!(linux_exit(Profile::Linux, 0xF4, 4, false, rax), None);
+        assert_eq!(linux_exit(Profile::Linux, 0xF4, 1, true, rax), None);
+        assert_eq!(linux_exit(Profile::Linux, 0xF4, 2, true, rax), None);
+        assert_eq!(linux_exit(Profile::Linux, 0xF0, 4, true, rax), None);
+        assert_eq!(linux_exit(Profile::BareMetal, 0xF4, 4, true, rax), None);
     }
 
     #[test]
