@@ -169,14 +169,15 @@ pub fn exit_from_ring3(status: u32) {
     }
 }
 
-/// IRETQ to `entry` at CPL 3 with IOPL 3 and interrupts off, on the stack
-/// whose top is `stack_top` (16-byte aligned; the function sees it as its
-/// return-address slot minus 8, like a call).
+/// Point SYSCALL at this runtime's ring-0 exit entry, so that
+/// [`crate::rt::exit`] works from rings 1-3 ([`exit_from_ring3`]).
+/// [`enter_ring3`] calls it; a guest that leaves ring 0 by other means
+/// calls it first.
 ///
 /// # Safety
-/// `entry`, the stack and everything `entry` touches must be mapped
-/// user-accessible; CPL 0 with the VMM's initial GDT loaded.
-pub unsafe fn enter_ring3(entry: extern "C" fn() -> !, stack_top: u64) -> ! {
+/// CPL 0; the GDT has the VMM's kernel code at `0x08` and data at `0x10`
+/// (and, for SYSRET, user data `0x1b` and code `0x23`).
+pub unsafe fn enable_syscall_exit() {
     // SYSCALL from ring 3 enters guest_sdk_syscall_exit at CPL 0: STAR's
     // SYSCALL selectors (bits 47:32) are the kernel code 0x08 (SS 0x10),
     // its SYSRET selectors (bits 63:48) 0x13 (CS 0x23, SS 0x1b); FMASK
@@ -191,6 +192,18 @@ pub unsafe fn enter_ring3(entry: extern "C" fn() -> !, stack_top: u64) -> ! {
         wrmsr(MSR_EFER, rdmsr(MSR_EFER) | 1);
     }
     SYSCALL_EXIT.store(true, Ordering::SeqCst);
+}
+
+/// IRETQ to `entry` at CPL 3 with IOPL 3 and interrupts off, on the stack
+/// whose top is `stack_top` (16-byte aligned; the function sees it as its
+/// return-address slot minus 8, like a call).
+///
+/// # Safety
+/// `entry`, the stack and everything `entry` touches must be mapped
+/// user-accessible; CPL 0 with the VMM's initial GDT loaded.
+pub unsafe fn enter_ring3(entry: extern "C" fn() -> !, stack_top: u64) -> ! {
+    // SAFETY: CPL 0 and the VMM's GDT (the caller's guarantee).
+    unsafe { enable_syscall_exit() };
     let sp = (stack_top & !0xf).wrapping_sub(8);
     // SAFETY: the caller guarantees the mappings; USER_CS/USER_DS are the
     // user selectors of the VMM's GDT; RFLAGS = IOPL 3 | reserved bit 1.
