@@ -13,8 +13,8 @@
 //! its own, appends a 64-bit TSS descriptor and loads it with LGDT/LTR.
 
 use super::{
-    adjust_controls, ar_dpl, check_ept_caps, entry_interruption_info, feature_control_update,
-    msr as vmsr, shadow_cr, tss_descriptor, ControlCaps, ControlField, VmFailure, VmxBasic,
+    adjust_controls, ar_dpl, check_ept_caps, feature_control_update, msr as vmsr,
+    reflected_exception, shadow_cr, tss_descriptor, ControlCaps, ControlField, VmFailure, VmxBasic,
     VmxError, TSS_SIZE,
 };
 use crate::cpu::{self, msr, FxArea};
@@ -745,6 +745,7 @@ fn enable(
         cr0_fixed: (setup.cr0_fixed0(), setup.cr0_fixed.1),
         cr4_fixed: setup.cr4_fixed,
         reinjecting: false,
+        exit_event: (0, 0),
         run_budget: (setup.pin & PinbasedControls::VMX_PREEMPTION_TIMER.bits() != 0)
             .then(|| super::preemption_timer_value(exits::RUN_BUDGET_TSC, setup.timer_rate)),
         profile: start.profile,
@@ -773,6 +774,9 @@ struct VmxBackend {
     /// The next entry re-injects an event whose delivery the last exit
     /// interrupted (IDT-vectoring information).
     reinjecting: bool,
+    /// The last exit's VM-exit interruption information and instruction
+    /// length, for reflecting a software exception (ICEBP) with its type.
+    exit_event: (u32, u32),
     /// The preemption-timer value of the run budget, rewritten before each
     /// entry (so it measures time without exits); `None` without one.
     run_budget: Option<u32>,
@@ -942,7 +946,7 @@ impl Backend for VmxBackend {
                 u64::from(vectoring & (EVENT_VALID | 0xFFF)),
             );
         }
-        RawExit::Vmx(vmexit::VmxExitFields {
+        let fields = vmexit::VmxExitFields {
             exit_reason,
             qualification: vmread(ro::EXIT_QUALIFICATION),
             instruction_len: vmread(ro::VMEXIT_INSTRUCTION_LEN) as u32,
@@ -950,7 +954,9 @@ impl Backend for VmxBackend {
             guest_linear: vmread(ro::GUEST_LINEAR_ADDR),
             interruption_info: vmread(ro::VMEXIT_INTERRUPTION_INFO) as u32,
             interruption_error: vmread(ro::VMEXIT_INTERRUPTION_ERR_CODE) as u32,
-        })
+        };
+        self.exit_event = (fields.interruption_info, fields.instruction_len);
+        RawExit::Vmx(fields)
     }
 
     fn rip(&self) -> u64 {
@@ -984,9 +990,13 @@ impl Backend for VmxBackend {
         // refuses one with CR0.PE = 0 (SDM Vol. 3C §27.2.1.3).
         let error_code = error_code.filter(|_| vmread(gst::CR0) & CR0_PE != 0);
         self.reinjecting = true;
-        let (info, code) = entry_interruption_info(vector, error_code);
+        let (exit_info, exit_len) = self.exit_event;
+        let (info, code, len) = reflected_exception(vector, error_code, exit_info, exit_len);
         if let Some(code) = code {
             self.write(ctl::VMENTRY_EXCEPTION_ERR_CODE, code.into());
+        }
+        if let Some(len) = len {
+            self.write(ctl::VMENTRY_INSTRUCTION_LEN, len.into());
         }
         self.write(ctl::VMENTRY_INTERRUPTION_INFO_FIELD, info.into());
     }

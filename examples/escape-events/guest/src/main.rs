@@ -10,7 +10,12 @@
 //!   raise `#GP(0)`), never the physical one;
 //! - `RDMSR`/`WRMSR TSC_AUX`: `#GP(0)` (neither vendor switches it);
 //! - `CPUID` with RFLAGS.TF set: the single-step `#DB` arrives after it,
-//!   with DR6.BS, although the VMM emulated the instruction.
+//!   with DR6.BS, although the VMM emulated the instruction;
+//! - `ICEBP` (`INT1`, F1): the `#DB` (intercepted, then reflected) is a
+//!   trap: the handler's saved RIP is the instruction after it, so an IRET
+//!   does not take it again (on VMX it is re-injected as a privileged
+//!   software exception with its length). QEMU's TCG has no ICEBP and
+//!   raises `#UD` at it, which is accepted and said.
 //!
 //! At CPL 3: 300 calls of a handler that prints: the VMM prints 256 lines
 //! and then only counts, and keeps answering. (`#AC` from ring 3 is
@@ -96,6 +101,7 @@ fn main() -> Result<(), Error> {
     ok &= check("RDMSR TSC_AUX raises #GP", faulted(f, arch::GP, at));
 
     ok &= check("single-step #DB after CPUID, DR6.BS set", single_step());
+    ok &= check("ICEBP's #DB returns after the instruction", icebp());
     ok &= check("the VMM still answers", call!("alive")? == 42);
 
     // Ring 3: user-accessible mappings.
@@ -109,6 +115,49 @@ fn main() -> Result<(), Error> {
     // SAFETY: every 2 MiB page is user-accessible now, the stack is ours,
     // ring3_main never returns.
     unsafe { arch::enter_ring3(ring3_main, top) }
+}
+
+/// ICEBP (INT1): the #DB's saved RIP is the instruction after it (a NOP,
+/// which the handler skips). Were it the ICEBP itself, a handler that just
+/// returned would run it again forever.
+fn icebp() -> bool {
+    let (after, fault) = arch::catch(1, || {
+        let after: u64;
+        // SAFETY: ICEBP raises #DB, caught by catch, which resumes one byte
+        // past the saved RIP; the red zone is skipped (the frame goes on
+        // this stack).
+        unsafe {
+            core::arch::asm!(
+                "sub rsp, 128",
+                "lea {after}, [rip + 2f]",
+                ".byte 0xf1",
+                "2:",
+                "nop",
+                "add rsp, 128",
+                after = out(reg) after,
+            )
+        }
+        after
+    });
+    match fault {
+        Some(Fault {
+            vector: DB, rip, ..
+        }) if rip == after => true,
+        // QEMU's TCG does not implement ICEBP (its decoder has it only
+        // under WANT_ICEBP): #UD at the instruction, nothing to reflect.
+        Some(Fault {
+            vector: arch::UD,
+            rip,
+            ..
+        }) if rip == after - 1 => {
+            println!("escape-events: this CPU has no ICEBP (#UD at it, as under QEMU TCG)");
+            true
+        }
+        _ => {
+            println!("escape-events: ICEBP gave {fault:?}, the instruction after it is {after:#x}");
+            false
+        }
+    }
 }
 
 /// CPUID with RFLAGS.TF: the single-step trap arrives at the instruction
