@@ -366,6 +366,33 @@ const CPUID_LEN: u64 = 2;
 /// Bytes of `RDMSR`/`WRMSR` (0F 32 / 0F 30), for SVM without NRIPS.
 const MSR_LEN: u64 = 2;
 
+/// The register and instruction length of the `MOV` to or from `cr` that
+/// exited (`cr_write`: the CR and the direction): from the exit
+/// information where the CPU gives it (VMX, SVM decode assists), else
+/// decoded from the guest's code (SVM without decode assists). `None` when
+/// the bytes there are not that instruction.
+fn mov_cr_operand(
+    backend: &mut dyn Backend,
+    ram: GuestRam,
+    regs: &mut GuestRegs,
+    raw: RawExit,
+    rip: u64,
+    (cr, write): (u8, bool),
+    gpr: Option<u8>,
+) -> Option<(u8, u64)> {
+    if let Some(g) = gpr {
+        return Some((g, raw.insn_len(rip, 3)));
+    }
+    let mut bytes = [0u8; 8];
+    let at = backend.code_address(rip);
+    let mut vcpu = vcpu(backend, ram, regs);
+    vmmcall::Vcpu::read_linear(&mut vcpu, vmmcall::GuestAddr(at), &mut bytes)
+        .ok()
+        .and_then(|()| decode_mov_cr(&bytes))
+        .filter(|m| m.cr == cr && m.write == write)
+        .map(|m| (m.gpr, m.len))
+}
+
 /// Run the guest until it asks to stop (`Ok(status)`) or must be stopped.
 pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, Stop> {
     let registry = Registry::global().map_err(Stop::Registry)?;
@@ -436,20 +463,7 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
             Exit::ControlRegister { cr: 8, write, gpr } => {
                 // CR8 is the TPR: the guest gets a virtual one (a real
                 // write would change the host's interrupt priority).
-                let decoded = match gpr {
-                    Some(g) => Some((g, raw.insn_len(rip, 3))),
-                    None => {
-                        let mut bytes = [0u8; 8];
-                        let at = backend.code_address(rip);
-                        let mut vcpu = vcpu(backend, ram, regs);
-                        vmmcall::Vcpu::read_linear(&mut vcpu, vmmcall::GuestAddr(at), &mut bytes)
-                            .ok()
-                            .and_then(|()| decode_mov_cr(&bytes))
-                            .filter(|m| m.cr == 8 && m.write == write)
-                            .map(|m| (m.gpr, m.len))
-                    }
-                };
-                match decoded {
+                match mov_cr_operand(backend, ram, regs, raw, rip, (8, write), gpr) {
                     Some((g, len)) => {
                         if write {
                             let v = regs.get(g);
@@ -526,15 +540,19 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
             Exit::ControlRegister {
                 cr: cr @ (0 | 4),
                 write: true,
-                gpr: Some(gpr),
-            } => {
-                let value = regs.get(gpr);
-                if backend.write_cr(cr, value) {
-                    step(backend, rip.wrapping_add(raw.insn_len(rip, 3)));
-                } else {
-                    backend.inject_exception(GP, Some(0));
+                gpr,
+            } => match mov_cr_operand(backend, ram, regs, raw, rip, (cr, true), gpr) {
+                // VMX: a host-owned bit; SVM: every CR4 write (decoded here
+                // without decode assists). The backend checks the value.
+                Some((gpr, len)) => {
+                    if backend.write_cr(cr, regs.get(gpr)) {
+                        step(backend, rip.wrapping_add(len));
+                    } else {
+                        backend.inject_exception(GP, Some(0));
+                    }
                 }
-            }
+                None => backend.inject_exception(UD, None),
+            },
             Exit::Xsetbv => {
                 // XCR0 belongs to the host (neither vendor switches it) and
                 // CPUID offers no XSAVE: as on a CPU without it.

@@ -16,6 +16,7 @@ use crate::hv::GuestRam;
 use crate::intercept;
 use crate::nested::{self, Format};
 use crate::physmem::PhysAlloc;
+use crate::vmsr;
 use crate::vmsr::GuestMsrs;
 use vmmcall::{GuestRegs, VcpuState};
 
@@ -192,6 +193,7 @@ pub fn run(ram: GuestRam, start: GuestStart, alloc: &mut PhysAlloc) -> Result<u3
         ram,
         profile: start.profile,
         fx: FxArea::reset(),
+        cr4_allowed: crate::hv::guest_cr4_allowed_here(cpu::cpuid, &CpuidPolicy::SVM),
     };
     exits::run_loop(&mut backend, &mut regs)
 }
@@ -270,6 +272,8 @@ struct SvmBackend<'a> {
     profile: Profile,
     /// The guest's x87/SSE state while the VMM runs.
     fx: FxArea,
+    /// CR4 bits the guest may set (hv::guest_cr4_allowed).
+    cr4_allowed: u64,
 }
 
 /// EVENTINJ / EXITINTINFO valid bit (APM §15.20, §15.7.2).
@@ -390,9 +394,25 @@ impl Backend for SvmBackend<'_> {
         self
     }
 
-    fn write_cr(&mut self, _cr: u8, _value: u64) -> bool {
-        // SVM intercepts no CR write: never called.
-        false
+    fn write_cr(&mut self, cr: u8, value: u64) -> bool {
+        // Only CR4 writes are intercepted (vmcb::intercepts); CR0 is the
+        // guest's.
+        if cr != 4 {
+            return false;
+        }
+        let long = self.vmcb.save.efer & vmsr::EFER_LMA != 0;
+        if !crate::hv::cr4_write_ok(value, self.cr4_allowed, long) {
+            return false;
+        }
+        if value != self.vmcb.save.cr4 {
+            // A real MOV CR4 that changes PGE, PAE, PSE, PCIDE or SMEP
+            // flushes the TLB (Intel SDM Vol. 3A §4.10.4.1; Linux toggles
+            // PGE to drop global pages); the emulated one flushes the
+            // guest's TLB at the next VMRUN (APM §15.16, TLB_CONTROL 1).
+            self.vmcb.control.tlb_control = 1;
+        }
+        self.vmcb.save.cr4 = value;
+        true
     }
 
     fn profile(&self) -> Profile {

@@ -319,6 +319,15 @@ impl Setup {
     fn load_efer(&self) -> bool {
         self.entry & EntryControls::LOAD_IA32_EFER.bits() != 0
     }
+    /// The CR4 bits the guest may set: what the CPUID it sees offers
+    /// (hv::guest_cr4_allowed), within CR4_FIXED1.
+    fn cr4_allowed(&self) -> u64 {
+        let policy = CpuidPolicy {
+            pat: self.switch_pat(),
+            cr4_fixed1: Some(self.cr4_fixed.1),
+        };
+        crate::hv::guest_cr4_allowed_here(cpu::cpuid, &policy) & self.cr4_fixed.1
+    }
     fn save_efer(&self) -> bool {
         self.exit & ExitControls::SAVE_IA32_EFER.bits() != 0
     }
@@ -587,7 +596,9 @@ fn init_vmcs(
         (ctl::EPTP_FULL, eptp),
         (ctl::CR0_GUEST_HOST_MASK, cr0.mask),
         (ctl::CR0_READ_SHADOW, cr0.shadow),
-        (ctl::CR4_GUEST_HOST_MASK, cr4.mask),
+        // Host-owned too: every bit the guest's CPUID does not offer, so
+        // that setting one exits and raises #GP (write_cr4).
+        (ctl::CR4_GUEST_HOST_MASK, cr4.mask | !setup.cr4_allowed()),
         (ctl::CR4_READ_SHADOW, cr4.shadow),
     ];
     // Host state (§25.5, checks §27.2.2-27.2.4).
@@ -744,6 +755,7 @@ fn enable(
         switch_pat: setup.switch_pat(),
         cr0_fixed: (setup.cr0_fixed0(), setup.cr0_fixed.1),
         cr4_fixed: setup.cr4_fixed,
+        cr4_allowed: setup.cr4_allowed(),
         reinjecting: false,
         exit_event: (0, 0),
         run_budget: (setup.pin & PinbasedControls::VMX_PREEMPTION_TIMER.bits() != 0)
@@ -771,6 +783,8 @@ struct VmxBackend {
     cr0_fixed: (u64, u64),
     /// CR4 bits that must be 1 and may be 1.
     cr4_fixed: (u64, u64),
+    /// CR4 bits the guest may set (Setup::cr4_allowed).
+    cr4_allowed: u64,
     /// The next entry re-injects an event whose delivery the last exit
     /// interrupted (IDT-vectoring information).
     reinjecting: bool,
@@ -1084,14 +1098,16 @@ impl VmxBackend {
     }
 
     /// `MOV CR4` that exited on a host-owned bit: bits the CPU does not
-    /// allow (CR4_FIXED1, i.e. features CPUID hides, VMXE included from
-    /// the guest's view) raise #GP, as on a CPU without them; clearing PAE
-    /// in IA-32e mode raises #GP (SDM Vol. 3A §2.5).
+    /// allow (CR4_FIXED1) or whose feature the guest's CPUID does not offer
+    /// (hv::guest_cr4_allowed: OSXSAVE, PKE, CET, PCIDE, VMXE, ...) raise
+    /// #GP, as on a CPU without them; clearing PAE in IA-32e mode raises
+    /// #GP (SDM Vol. 3A §2.5).
     fn write_cr4(&mut self, value: u64) -> bool {
         let (fixed0, fixed1) = self.cr4_fixed;
+        let long = GuestMsrs::efer(self) & EFER_LMA != 0;
         if value & !fixed1 != 0
             || value & CR4_VMXE != 0
-            || (GuestMsrs::efer(self) & EFER_LMA != 0 && value & CR4_PAE == 0)
+            || !crate::hv::cr4_write_ok(value, self.cr4_allowed, long)
         {
             return false;
         }

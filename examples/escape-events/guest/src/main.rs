@@ -6,6 +6,9 @@
 //!   an HLT the VMM cannot see, RDTSCP reads the unswitched TSC_AUX);
 //! - `RDPMC` with CR4.PCE set: `#GP(0)` (the counters are the host's);
 //! - `WBINVD`: skipped, the guest goes on;
+//! - `MOV CR4` setting OSXSAVE, PKE, CET, PCIDE or VMXE (features CPUID
+//!   hides, whose state the VMM would share): `#GP(0)`, CR4 unchanged;
+//!   PGE, which CPUID offers, still toggles;
 //! - `MOV CR8`: a virtual TPR (a value written reads back; bits above 3
 //!   raise `#GP(0)`), never the physical one;
 //! - `RDMSR`/`WRMSR TSC_AUX`: `#GP(0)` (neither vendor switches it);
@@ -81,6 +84,27 @@ fn main() -> Result<(), Error> {
     );
     let (_, _, f) = guest_sdk::probe!(2, rax = 0, rcx = 0, "0x0f, 0x09");
     ok &= check("WBINVD is skipped", f.is_none());
+
+    // mov cr4, rax (0F 22 E0) with a bit whose feature CPUID hides:
+    // OSXSAVE (18, XSAVE), PKE (22, PKU), CET (23), PCIDE (17), VMXE (13).
+    let before = cr4();
+    let mut refused = true;
+    for bit in [18, 22, 23, 17, 13] {
+        let (_, at, f) = guest_sdk::probe!(3, rax = before | 1 << bit, rcx = 0, "0x0f, 0x22, 0xe0");
+        if !(faulted(f, arch::GP, at) && f.is_some_and(|f| f.error == 0)) || cr4() != before {
+            println!("escape-events: CR4 bit {bit}: {f:?}, CR4 {:#x}", cr4());
+            refused = false;
+        }
+    }
+    ok &= check("CR4 bits CPUID hides raise #GP(0)", refused);
+    // A bit CPUID offers still works: PGE off and on (a global TLB flush).
+    let (_, _, f) = guest_sdk::probe!(3, rax = before ^ (1 << 7), rcx = 0, "0x0f, 0x22, 0xe0");
+    let toggled = cr4();
+    let (_, _, g) = guest_sdk::probe!(3, rax = before, rcx = 0, "0x0f, 0x22, 0xe0");
+    ok &= check(
+        "CR4.PGE toggles",
+        f.is_none() && g.is_none() && toggled == before ^ (1 << 7) && cr4() == before,
+    );
 
     // mov cr8, rax (44 0F 22 C0); mov rax, cr8 (44 0F 20 C0).
     let (_, _, f) = guest_sdk::probe!(4, rax = 5, rcx = 5, "0x44, 0x0f, 0x22, 0xc0");
