@@ -908,10 +908,11 @@ impl Backend for VmxBackend {
         // writes just before entering; vmx_enter preserves every
         // callee-saved register and touches only `regs`, a valid exclusive
         // GuestRegs. The guest runs in its own EPT address space and cannot
-        // reach VMM memory. KERNEL_GS_BASE, STAR/LSTAR/CSTAR/SFMASK and
-        // TSC_AUX (on the guest's MSR allow-list) are not switched by VMX and
-        // keep the guest's values in the host: sound because the VMM never
-        // uses SYSCALL, SWAPGS or RDTSCP.
+        // reach VMM memory. KERNEL_GS_BASE and STAR/LSTAR/CSTAR/SFMASK (on
+        // the guest's MSR allow-list) are not switched by VMX and keep the
+        // guest's values in the host: sound because the VMM never uses
+        // SYSCALL or SWAPGS. TSC_AUX is not on the allow-list (#GP,
+        // intercept::GUEST_MSRS), so it stays the host's.
         let rc = unsafe { vmx_enter(regs, u64::from(self.launched), &mut self.fx) };
         if rc != 0 {
             let failure = if rc == 2 {
