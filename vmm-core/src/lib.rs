@@ -24,6 +24,7 @@ pub mod intercept;
 pub mod linux;
 pub mod nested;
 pub mod physmem;
+pub mod spec;
 pub mod svm;
 pub mod vcpu;
 pub mod vmsr;

@@ -194,6 +194,7 @@ pub fn run(ram: GuestRam, start: GuestStart, alloc: &mut PhysAlloc) -> Result<u3
         profile: start.profile,
         fx: FxArea::reset(),
         cr4_allowed: crate::hv::guest_cr4_allowed_here(cpu::cpuid, &CpuidPolicy::SVM),
+        spec: crate::spec::detect(false),
     };
     exits::run_loop(&mut backend, &mut regs)
 }
@@ -274,6 +275,8 @@ struct SvmBackend<'a> {
     fx: FxArea,
     /// CR4 bits the guest may set (hv::guest_cr4_allowed).
     cr4_allowed: u64,
+    /// What runs before each VMRUN (crate::spec).
+    spec: crate::spec::Mitigations,
 }
 
 /// EVENTINJ / EXITINTINFO valid bit (APM §15.20, §15.7.2).
@@ -326,6 +329,8 @@ impl Backend for SvmBackend<'_> {
     fn enter(&mut self, regs: &mut GuestRegs) -> exits::RawExit {
         self.vmcb.save.rax = regs.rax;
         self.vmcb.save.rsp = regs.rsp;
+        // Last thing before the entry: the speculation mitigations.
+        crate::spec::before_entry(self.spec);
         // SAFETY: the VMCB is valid (init_vmcb), EFER.SVME is set, the host
         // save area is registered; svm_vmrun saves and restores every
         // callee-saved register, touches only `regs` (a valid exclusive

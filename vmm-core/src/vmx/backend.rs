@@ -758,6 +758,7 @@ fn enable(
         cr4_allowed: setup.cr4_allowed(),
         reinjecting: false,
         exit_event: (0, 0),
+        spec: crate::spec::detect(true),
         run_budget: (setup.pin & PinbasedControls::VMX_PREEMPTION_TIMER.bits() != 0)
             .then(|| super::preemption_timer_value(exits::RUN_BUDGET_TSC, setup.timer_rate)),
         profile: start.profile,
@@ -791,6 +792,8 @@ struct VmxBackend {
     /// The last exit's VM-exit interruption information and instruction
     /// length, for reflecting a software exception (ICEBP) with its type.
     exit_event: (u32, u32),
+    /// What runs before each VM entry (crate::spec).
+    spec: crate::spec::Mitigations,
     /// The preemption-timer value of the run budget, rewritten before each
     /// entry (so it measures time without exits); `None` without one.
     run_budget: Option<u32>,
@@ -903,6 +906,8 @@ impl Backend for VmxBackend {
             self.write(gst::VMX_PREEMPTION_TIMER_VALUE, budget.into());
         }
         self.write(gst::RSP, regs.rsp);
+        // Last thing before the entry: the speculation mitigations.
+        crate::spec::before_entry(self.spec);
         // SAFETY: the VMCS is current and complete (init_vmcs); host RIP is
         // vmx_exit, whose frame vmx_enter builds and whose host RSP it
         // writes just before entering; vmx_enter preserves every
