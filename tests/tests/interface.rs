@@ -23,10 +23,18 @@ vmmcall::interface! {
         /// No parameters, no result.
         #[user]
         fn nothing();
+        /// The calling VM's id (upper half) and vCPU id (lower half).
+        #[user]
+        fn whoami() -> u64;
     }
 }
 
 struct Demo;
+
+/// The VMM's state for one VM, which `whoami` reads.
+struct DemoVm {
+    id: u32,
+}
 
 #[vmmcall::vmmcall]
 impl demo::Handlers for Demo {
@@ -56,6 +64,11 @@ impl demo::Handlers for Demo {
 
     fn nothing(_cx: &mut Caller<'_>) -> Result<(), Error> {
         Ok(())
+    }
+
+    fn whoami(cx: &mut Caller<'_>) -> Result<u64, Error> {
+        let vm = cx.vm::<DemoVm>().ok_or(Error::Io)?;
+        Ok(u64::from(vm.id) << 32 | u64::from(cx.vcpu_id()))
     }
 }
 
@@ -267,4 +280,23 @@ fn generated_c_header_compiles_warning_free() {
         // one anyway, and `cargo xtask test` installs it.
         Err(e) => panic!("gcc: {e}"),
     }
+}
+
+#[test]
+fn interface_handlers_see_the_calling_vm_and_vcpu() {
+    let registry = Registry::global().unwrap();
+    let number = registry.lookup(b"whoami").unwrap().get();
+    let (a, b) = (DemoVm { id: 1 }, DemoVm { id: 2 });
+    let mut answers = Vec::new();
+    for (vm, vcpu_id) in [(&a, 0), (&b, 0), (&a, 3)] {
+        let mut raw = MockVcpu::new();
+        raw.regs.rax = number;
+        let mut vcpu = vmmcall::InVm::new(&mut raw, vcpu_id).with_vm(vm);
+        answers.push(dispatch(registry, &mut vcpu).result);
+    }
+    assert_eq!(answers, [Ok(1 << 32), Ok(2 << 32), Ok(1 << 32 | 3)]);
+    assert_eq!(
+        call(&mut MockVcpu::new(), number, [0; 5]),
+        Error::Io.to_rax()
+    );
 }

@@ -1,13 +1,18 @@
 //! The vendor-neutral view of a VM exit.
 //!
 //! A backend reads its raw fields into [`VmxExitFields`] or
-//! [`SvmExitFields`] and calls [`Exit::from_vmx`] or [`Exit::from_svm`].
-//! The common cases (hypercall, CPUID, port I/O, MSR, HLT, nested page
-//! fault, exception, shutdown, failed entry, a guest executing
-//! virtualization instructions) get their own variants; everything else is
+//! [`SvmExitFields`] and calls [`VmExit::from_vmx`] or [`VmExit::from_svm`]:
+//! the decoded [`Exit`], the length of the instruction that exited and the
+//! raw code for diagnostics, so that nothing after the backend reads a
+//! vendor field ([`Exit::from_vmx`] and [`Exit::from_svm`] decode the exit
+//! alone). The common cases (hypercall, CPUID, port I/O, MSR, HLT, nested
+//! page fault, exception, shutdown, failed entry, a guest executing
+//! virtualization instructions or instructions that reach host state, the
+//! VMX-preemption timer) get their own variants; everything else is
 //! [`Exit::Other`], which keeps the vendor's raw code and still has a
 //! readable name ([`Exit::name`], [`vendor_code_name`]).
 
+use crate::hypercall::{vmx_insn_len, MAX_INSN_LEN};
 use crate::svm::{self, CrAccessInfo, IoioInfo, NpfErrorCode, SvmExitCode};
 use crate::vmx::{
     self, CrAccessType, CrQualification, EptViolation, EventType, InterruptionInfo,
@@ -177,6 +182,45 @@ impl VirtInsn {
     }
 }
 
+/// An intercepted instruction that reaches state outside the guest (caches,
+/// performance counters, the monitor hardware, `TSC_AUX`, AMD's privileged
+/// registers) and has no variant of its own. Which of them exit is the
+/// VMM's choice (VMX execution controls, SVM intercept vectors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Insn {
+    /// `INVD` (VMX reason 13, SVM `0x76`).
+    Invd,
+    /// `WBINVD` or `WBNOINVD` (VMX reason 54, SVM `0x89`).
+    Wbinvd,
+    /// `RDPMC` (VMX reason 15, SVM `0x6F`).
+    Rdpmc,
+    /// `MONITOR` or AMD `MONITORX` (VMX reason 39, SVM `0x8A`).
+    Monitor,
+    /// `MWAIT` or AMD `MWAITX` (VMX reason 36, SVM `0x8B`, and `0x8C` for
+    /// `MWAIT` with the monitor armed).
+    Mwait,
+    /// `RDTSCP` (VMX reason 51, SVM `0x87`).
+    Rdtscp,
+    /// AMD `RDPRU` (SVM `0x8E`).
+    Rdpru,
+}
+
+impl Insn {
+    /// The instruction mnemonic.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Insn::Invd => "INVD",
+            Insn::Wbinvd => "WBINVD",
+            Insn::Rdpmc => "RDPMC",
+            Insn::Monitor => "MONITOR",
+            Insn::Mwait => "MWAIT",
+            Insn::Rdtscp => "RDTSCP",
+            Insn::Rdpru => "RDPRU",
+        }
+    }
+}
+
 /// A VM exit, independent of the vendor.
 ///
 /// Made by [`Exit::from_vmx`] or [`Exit::from_svm`]; never fails: anything
@@ -219,6 +263,14 @@ pub enum Exit {
         /// For `#PF` (vector 14): the faulting linear address (VMX exit
         /// qualification, SVM EXITINFO2).
         fault_address: Option<u64>,
+        /// For `#DB` (vector 1) on VMX: the value the guest's DR6 takes,
+        /// its always-one bits with B0-B3, BD and BS from the exit
+        /// qualification (Intel SDM Vol. 3C §28.2.1, Table 28-1). A `#DB`
+        /// that causes a VM exit leaves DR6 unchanged, so the VMM writes
+        /// this before it injects the exception. `None` for other vectors,
+        /// and on SVM, where the guest's DR6 in the VMCB already holds the
+        /// bits at `#VMEXIT`.
+        dr6: Option<u64>,
     },
     /// An NMI arrived while the guest ran.
     Nmi,
@@ -258,6 +310,11 @@ pub enum Exit {
     },
     /// The guest executed a virtualization instruction.
     VirtualizationInstruction(VirtInsn),
+    /// The guest executed an instruction that reaches state outside it.
+    Instruction(Insn),
+    /// The VMX-preemption timer counted down to zero (VMX reason 52; SDM
+    /// Vol. 3C §26.5.1).
+    PreemptionTimer,
     /// Any other exit; `code` is the VMX basic exit reason or the SVM
     /// EXITCODE.
     Other {
@@ -318,6 +375,8 @@ impl Exit {
                             vector,
                             error_code: info.error_code_valid().then_some(f.interruption_error),
                             fault_address: (vector == 14).then_some(f.qualification),
+                            dr6: (vector == 1)
+                                .then_some(DR6_FIXED_ONES | (f.qualification & DR6_EXIT_BITS)),
                         }
                     }
                     _ => other,
@@ -398,6 +457,13 @@ impl Exit {
             },
             R::Pause => Exit::Pause,
             R::Xsetbv => Exit::Xsetbv,
+            R::Invd => Exit::Instruction(Insn::Invd),
+            R::Wbinvd => Exit::Instruction(Insn::Wbinvd),
+            R::Rdpmc => Exit::Instruction(Insn::Rdpmc),
+            R::Monitor => Exit::Instruction(Insn::Monitor),
+            R::Mwait => Exit::Instruction(Insn::Mwait),
+            R::Rdtscp => Exit::Instruction(Insn::Rdtscp),
+            R::PreemptionTimer => Exit::PreemptionTimer,
             R::EptViolation => {
                 let q = EptViolation::from_qualification(f.qualification);
                 Exit::NestedPageFault {
@@ -461,6 +527,7 @@ impl Exit {
                 vector,
                 error_code: svm::exception_has_error_code(vector).then_some(f.exitinfo1 as u32),
                 fault_address: (vector == 14).then_some(f.exitinfo2),
+                dr6: None,
             },
             C::Ioio => {
                 let info = IoioInfo(f.exitinfo1);
@@ -506,6 +573,13 @@ impl Exit {
             C::Clgi => insn(VirtInsn::Clgi),
             C::Skinit => insn(VirtInsn::Skinit),
             C::Invlpga => insn(VirtInsn::Invlpga),
+            C::Invd => Exit::Instruction(Insn::Invd),
+            C::Wbinvd => Exit::Instruction(Insn::Wbinvd),
+            C::Rdpmc => Exit::Instruction(Insn::Rdpmc),
+            C::Monitor => Exit::Instruction(Insn::Monitor),
+            C::Mwait | C::MwaitConditional => Exit::Instruction(Insn::Mwait),
+            C::Rdtscp => Exit::Instruction(Insn::Rdtscp),
+            C::Rdpru => Exit::Instruction(Insn::Rdpru),
             C::Invalid | C::Busy | C::IdleRequired | C::InvalidPmc => Exit::EntryFailure {
                 vendor: Vendor::Amd,
                 raw: f.exitcode,
@@ -547,6 +621,8 @@ impl Exit {
                 ..
             } => vendor_code_name(Vendor::Amd, raw),
             Exit::VirtualizationInstruction(i) => i.name(),
+            Exit::Instruction(i) => i.name(),
+            Exit::PreemptionTimer => "VMX-preemption timer",
             Exit::Other { vendor, code } => vendor_code_name(vendor, code),
         }
     }
@@ -599,6 +675,7 @@ impl fmt::Display for Exit {
                 vector,
                 error_code,
                 fault_address,
+                ..
             } => {
                 write!(f, "exception {vector}")?;
                 if let Some(e) = error_code {
@@ -648,5 +725,127 @@ impl fmt::Display for Exit {
             }
             _ => f.write_str(self.name()),
         }
+    }
+}
+
+/// DR6 bits that always read 1 (Intel SDM Vol. 3A §19.2.3).
+const DR6_FIXED_ONES: u64 = 0xFFFF_0FF0;
+/// B0-B3, BD and BS: the bits of a VMX `#DB` exit qualification in DR6's
+/// format (Intel SDM Vol. 3C §28.2.1, Table 28-1).
+const DR6_EXIT_BITS: u64 = 0x600F;
+
+/// The vendor's raw exit, kept for diagnostics: a VMM reports it when it
+/// stops on an exit it does not handle, and acts on [`VmExit::exit`]
+/// instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RawExit {
+    /// Who reported it.
+    pub vendor: Vendor,
+    /// VMX: the full exit-reason field; SVM: EXITCODE.
+    pub code: u64,
+    /// VMX: the exit qualification; SVM: EXITINFO1.
+    pub info1: u64,
+    /// VMX: the guest-physical address; SVM: EXITINFO2.
+    pub info2: u64,
+}
+
+/// A VM exit as a VMM's run loop acts on it, without a vendor field: the
+/// decoded [`Exit`], the length of the instruction that caused it, and the
+/// [`RawExit`] for diagnostics. A backend builds it right after the exit
+/// ([`VmExit::from_vmx`], [`VmExit::from_svm`]); cloud-hypervisor's
+/// `VmExit` has the same role.
+///
+/// ```
+/// use vmexit::{Exit, SvmExitFields, VmExit};
+///
+/// // CPUID (EXITCODE 0x72) at RIP 0x1000 on a CPU without NRIPS: the
+/// // length is CPUID's (0F A2).
+/// let e = VmExit::from_svm(&SvmExitFields { exitcode: 0x72, ..Default::default() }, 0x1000, None);
+/// assert_eq!((e.exit, e.insn_len), (Exit::Cpuid, 2));
+/// // With NRIPS the processor says where the next instruction is.
+/// let e = VmExit::from_svm(&SvmExitFields { exitcode: 0x72, ..Default::default() }, 0x1000, Some(0x1003));
+/// assert_eq!(e.insn_len, 3);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct VmExit {
+    /// What happened.
+    pub exit: Exit,
+    /// For an exit an instruction caused (hypercall, CPUID, port I/O, MSR,
+    /// `MOV` CR, [`Exit::Instruction`], ...): its length in bytes, always
+    /// in `1..=15`, so that the guest's next RIP is `rip + insn_len`. VMX:
+    /// the VM-exit instruction-length field ([`vmx_insn_len`]). SVM: the
+    /// next RIP the processor saved (IOIO: EXITINFO2; others: nRIP, with
+    /// NRIPS) minus RIP, or without one the intercepted instruction's
+    /// encoded length ([`svm_known_len`]). For other exits (events, nested
+    /// page faults, failed entries) it means nothing.
+    pub insn_len: u64,
+    /// The vendor's raw code and qualification.
+    pub raw: RawExit,
+}
+
+impl VmExit {
+    /// Decode a VMX exit from the VMCS fields. Never panics.
+    #[inline]
+    pub fn from_vmx(f: &VmxExitFields) -> VmExit {
+        VmExit {
+            exit: Exit::from_vmx(f),
+            insn_len: vmx_insn_len(f.instruction_len),
+            raw: RawExit {
+                vendor: Vendor::Intel,
+                code: u64::from(f.exit_reason),
+                info1: f.qualification,
+                info2: f.guest_physical,
+            },
+        }
+    }
+
+    /// Decode an SVM exit from the VMCB fields, with the guest's RIP and,
+    /// when the processor has NRIPS (CPUID `Fn8000_000A_EDX[3]`), the nRIP
+    /// it saved (VMCB offset `0xC8`; AMD APM Vol. 2 §15.7.1). `None` or
+    /// `Some(0)`: no nRIP. Never panics.
+    #[inline]
+    pub fn from_svm(f: &SvmExitFields, rip: u64, nrip: Option<u64>) -> VmExit {
+        let exit = Exit::from_svm(f);
+        // IOIO: EXITINFO2 is the next RIP, with or without NRIPS (APM
+        // Vol. 2 §15.10.2).
+        let next = match exit {
+            Exit::Io(_) => Some(f.exitinfo2),
+            _ => nrip.filter(|&n| n != 0),
+        };
+        let insn_len = match next.map(|n| n.wrapping_sub(rip)) {
+            Some(len @ 1..=MAX_INSN_LEN) => len,
+            _ => svm_known_len(&exit),
+        };
+        VmExit {
+            exit,
+            insn_len,
+            raw: RawExit {
+                vendor: Vendor::Amd,
+                code: f.exitcode,
+                info1: f.exitinfo1,
+                info2: f.exitinfo2,
+            },
+        }
+    }
+}
+
+/// The length of the instruction behind an SVM instruction intercept when
+/// the processor saved no next RIP (no NRIPS, e.g. QEMU's TCG): the
+/// instruction's encoding without prefixes (Intel SDM Vol. 2 / AMD APM
+/// Vol. 3 opcode tables): `HLT` (`F4`) and `IN`/`OUT` with DX 1; `CPUID`
+/// (`0F A2`), `RDMSR`/`WRMSR` (`0F 32`/`0F 30`), `INVD` (`0F 08`), `WBINVD`
+/// (`0F 09`), `RDPMC` (`0F 33`) and `PAUSE` (`F3 90`) 2; `VMMCALL`,
+/// `XSETBV`, `MONITOR(X)`, `MWAIT(X)`, `RDTSCP`, `RDPRU` (`0F 01 xx`) and
+/// `MOV` CR (`0F 20`/`0F 22` /r) 3. Anything else: 3. A prefixed form
+/// (`WBNOINVD` is `F3 0F 09`, `MOV CR8` needs REX or LOCK) is longer and
+/// needs NRIPS to be stepped over exactly.
+pub const fn svm_known_len(exit: &Exit) -> u64 {
+    match exit {
+        Exit::Hlt | Exit::Io(_) => 1,
+        Exit::Cpuid
+        | Exit::Msr { .. }
+        | Exit::Pause
+        | Exit::Instruction(Insn::Invd | Insn::Wbinvd | Insn::Rdpmc) => 2,
+        _ => 3,
     }
 }

@@ -15,7 +15,9 @@
 //!   nested page faults, exceptions, MSR, CR access with decode assists).
 //! - [`Exit`]: one vendor-neutral view both map into
 //!   ([`Exit::from_vmx`], [`Exit::from_svm`]), with a human-readable name
-//!   for "unhandled exit" diagnostics.
+//!   for "unhandled exit" diagnostics; [`VmExit`] adds the length of the
+//!   instruction that exited and the raw code, so that a run loop reads no
+//!   vendor field ([`VmExit::from_vmx`], [`VmExit::from_svm`]).
 //! - [`hypercall`]: [`handle_hypercall`] and the RIP-advance rules
 //!   ([`vmx_insn_len`], [`svm_insn_len`]), plus [`handle_ud`] (with
 //!   [`code_address`] and [`hypercall_instruction`]) for the cross-vendor
@@ -57,7 +59,8 @@ pub mod svm;
 pub mod vmx;
 
 pub use exit::{
-    vendor_code_name, Exit, IoExit, NestedAccess, SvmExitFields, VirtInsn, VmxExitFields,
+    svm_known_len, vendor_code_name, Exit, Insn, IoExit, NestedAccess, RawExit, SvmExitFields,
+    VirtInsn, VmExit, VmxExitFields,
 };
 pub use hypercall::{
     code_address, handle_hypercall, handle_ud, hypercall_instruction, svm_insn_len,

@@ -9,7 +9,10 @@ use vmexit::vmx::{
     diagnose_entry_failure, CrAccessType, CrQualification, EntryFailure, EptViolation, EventType,
     ExitReasonField, GuestStateProblem, InterruptionInfo, IoQualification, VmxExitReason,
 };
-use vmexit::{Exit, IoExit, NestedAccess, SvmExitFields, Vendor, VirtInsn, VmxExitFields};
+use vmexit::{
+    Exit, Insn, IoExit, NestedAccess, RawExit, SvmExitFields, Vendor, VirtInsn, VmExit,
+    VmxExitFields,
+};
 
 // ---- VMX --------------------------------------------------------------
 
@@ -386,7 +389,8 @@ fn vmx_exception_and_nmi() {
         Exit::Exception {
             vector: 14,
             error_code: Some(6),
-            fault_address: Some(0xdead_b000)
+            fault_address: Some(0xdead_b000),
+            dr6: None
         }
     );
     assert_eq!(
@@ -394,7 +398,8 @@ fn vmx_exception_and_nmi() {
         Exit::Exception {
             vector: 13,
             error_code: Some(0x10),
-            fault_address: None
+            fault_address: None,
+            dr6: None
         }
     );
     assert_eq!(
@@ -402,7 +407,8 @@ fn vmx_exception_and_nmi() {
         Exit::Exception {
             vector: 6,
             error_code: None,
-            fault_address: None
+            fault_address: None,
+            dr6: None
         }
     );
     assert_eq!(
@@ -410,7 +416,24 @@ fn vmx_exception_and_nmi() {
         Exit::Exception {
             vector: 3,
             error_code: None,
-            fault_address: None
+            fault_address: None,
+            dr6: None
+        }
+    );
+    // #DB (vector 1, hardware exception): DR6 from the qualification's
+    // B0-B3, BD, BS (Table 28-1) over DR6's always-one bits; the other
+    // qualification bits (reserved, RTM) are not DR6's.
+    assert_eq!(
+        ex(
+            0x8000_0301,
+            0,
+            (1 << 16) | (1 << 14) | (1 << 13) | (1 << 4) | 0b1001
+        ),
+        Exit::Exception {
+            vector: 1,
+            error_code: None,
+            fault_address: None,
+            dr6: Some(0xFFFF_0FF0 | (1 << 14) | (1 << 13) | 0b1001)
         }
     );
     assert_eq!(ex(0x8000_0202, 0, 0), Exit::Nmi);
@@ -676,7 +699,8 @@ fn svm_exits_map_to_neutral() {
         Exit::Exception {
             vector: 13,
             error_code: Some(0x10),
-            fault_address: None
+            fault_address: None,
+            dr6: None
         }
     );
     assert_eq!(
@@ -684,7 +708,8 @@ fn svm_exits_map_to_neutral() {
         Exit::Exception {
             vector: 14,
             error_code: Some(2),
-            fault_address: Some(0xdead_b000)
+            fault_address: Some(0xdead_b000),
+            dr6: None
         }
     );
     assert_eq!(
@@ -692,7 +717,8 @@ fn svm_exits_map_to_neutral() {
         Exit::Exception {
             vector: 6,
             error_code: None,
-            fault_address: None
+            fault_address: None,
+            dr6: None
         }
     );
     assert_eq!(
@@ -744,6 +770,130 @@ fn svm_exits_map_to_neutral() {
             code: 0x1234
         }
     );
+}
+
+#[test]
+fn instructions_that_reach_host_state() {
+    // SDM Vol. 3C Appendix C and APM Vol. 2 Appendix C.
+    let vmx = |exit_reason| {
+        Exit::from_vmx(&VmxExitFields {
+            exit_reason,
+            ..Default::default()
+        })
+    };
+    let svm = |exitcode| {
+        Exit::from_svm(&SvmExitFields {
+            exitcode,
+            ..Default::default()
+        })
+    };
+    for (reason, insn) in [
+        (13, Insn::Invd),
+        (15, Insn::Rdpmc),
+        (36, Insn::Mwait),
+        (39, Insn::Monitor),
+        (51, Insn::Rdtscp),
+        (54, Insn::Wbinvd),
+    ] {
+        assert_eq!(vmx(reason), Exit::Instruction(insn), "VMX reason {reason}");
+    }
+    assert_eq!(vmx(52), Exit::PreemptionTimer);
+    for (code, insn) in [
+        (0x6F, Insn::Rdpmc),
+        (0x76, Insn::Invd),
+        (0x87, Insn::Rdtscp),
+        (0x89, Insn::Wbinvd),
+        (0x8A, Insn::Monitor),
+        (0x8B, Insn::Mwait),
+        (0x8C, Insn::Mwait),
+        (0x8E, Insn::Rdpru),
+    ] {
+        assert_eq!(svm(code), Exit::Instruction(insn), "SVM code {code:#x}");
+    }
+    assert_eq!(svm(0x87).name(), "RDTSCP");
+    assert_eq!(vmx(52).name(), "VMX-preemption timer");
+}
+
+#[test]
+fn vm_exits_carry_the_instruction_length_and_the_raw_code() {
+    let vmx = |exit_reason, instruction_len| {
+        VmExit::from_vmx(&VmxExitFields {
+            exit_reason,
+            qualification: 0x1234,
+            instruction_len,
+            guest_physical: 0x5678,
+            ..Default::default()
+        })
+    };
+    // VMX: the instruction-length field, 3 when it is not a length.
+    assert_eq!(vmx(10, 2).insn_len, 2);
+    assert_eq!(vmx(18, 0).insn_len, 3);
+    assert_eq!(vmx(18, 16).insn_len, 3);
+    assert_eq!(
+        vmx(0x8000_0021, 0).raw,
+        RawExit {
+            vendor: Vendor::Intel,
+            code: 0x8000_0021,
+            info1: 0x1234,
+            info2: 0x5678
+        }
+    );
+    let svm = |exitcode, exitinfo1, exitinfo2, nrip| {
+        VmExit::from_svm(
+            &SvmExitFields {
+                exitcode,
+                exitinfo1,
+                exitinfo2,
+            },
+            0x1000,
+            nrip,
+        )
+    };
+    // SVM without NRIPS (or nRIP left 0): the encoded length.
+    for (code, info1, len) in [
+        (0x81, 0, 3), // VMMCALL
+        (0x72, 0, 2), // CPUID
+        (0x7C, 1, 2), // WRMSR
+        (0x76, 0, 2), // INVD
+        (0x89, 0, 2), // WBINVD
+        (0x6F, 0, 2), // RDPMC
+        (0x8D, 0, 3), // XSETBV
+        (0x8B, 0, 3), // MWAIT
+        (0x78, 0, 1), // HLT
+        (0x77, 0, 2), // PAUSE
+        (0x18, 0, 3), // MOV CR8
+    ] {
+        assert_eq!(svm(code, info1, 0, None).insn_len, len, "{code:#x}");
+        assert_eq!(svm(code, info1, 0, Some(0)).insn_len, len, "{code:#x}");
+    }
+    // With NRIPS: nRIP - RIP, when that is a length.
+    assert_eq!(svm(0x18, 0, 0, Some(0x1004)).insn_len, 4);
+    assert_eq!(svm(0x72, 0, 0, Some(0x1000)).insn_len, 2);
+    assert_eq!(svm(0x72, 0, 0, Some(0x1010)).insn_len, 2);
+    // IOIO: EXITINFO2 is the next RIP, NRIPS or not.
+    let out = svm(0x7B, 0x03f8_0010, 0x1002, None);
+    assert!(matches!(out.exit, Exit::Io(IoExit { port: 0x3f8, .. })));
+    assert_eq!(out.insn_len, 2);
+    assert_eq!(svm(0x7B, 0x03f8_0010, 0x1002, Some(0x1001)).insn_len, 2);
+    assert_eq!(
+        svm(0x7B, 0x03f8_0010, 0x1002, None).raw,
+        RawExit {
+            vendor: Vendor::Amd,
+            code: 0x7B,
+            info1: 0x03f8_0010,
+            info2: 0x1002
+        }
+    );
+    // Unknown codes keep their raw value.
+    let unknown = svm(0x999, 7, 8, None);
+    assert_eq!(
+        unknown.exit,
+        Exit::Other {
+            vendor: Vendor::Amd,
+            code: 0x999
+        }
+    );
+    assert_eq!(unknown.raw.code, 0x999);
 }
 
 #[test]

@@ -12,22 +12,26 @@
 //! For every input the reference gives the one [`Action`] the decoded
 //! exit must project to: the fields the run loop (vmm-core `exits.rs`)
 //! bases its decisions on. Exits the reference gives no meaning of their
-//! own are [`Action::Other`] with the vendor's raw code (the run loop picks
-//! INVD, WBINVD, RDPMC, ... by that code). `props.rs` checks that
-//! decoding never panics and keeps unknown codes. The number of cases is
-//! `PROPTEST_CASES` (default 256 per target); `cargo xtask fuzz` runs them
-//! with many more cases in release mode.
+//! own are [`Action::Other`] with the vendor's raw code. A second pair of
+//! references gives the instruction length a [`VmExit`] carries: VMX's
+//! instruction-length field (§28.2.5), SVM's next RIP (EXITINFO2 for IOIO,
+//! §15.10.2; nRIP with NRIPS, §15.7.1) or else the instruction's encoding
+//! (Intel SDM Vol. 2 / AMD APM Vol. 3 opcode tables). `props.rs` checks
+//! that decoding never panics and keeps unknown codes. The number of cases
+//! is `PROPTEST_CASES` (default 256 per target); `cargo xtask fuzz` runs
+//! them with many more cases in release mode.
 
 use proptest::prelude::*;
-use vmexit::{Exit, IoExit, SvmExitFields, Vendor, VirtInsn, VmxExitFields};
+use vmexit::{Exit, Insn, IoExit, SvmExitFields, Vendor, VirtInsn, VmExit, VmxExitFields};
 
 /// What the run loop reads from a decoded exit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Action {
     Hypercall,
     Cpuid,
-    /// An intercepted exception: vector, and whether it has an error code.
-    Exception(u8, bool),
+    /// An intercepted exception: vector, whether it has an error code, and
+    /// the DR6 value the VMM must write before reflecting a VMX `#DB`.
+    Exception(u8, bool, Option<u64>),
     Nmi,
     ExternalInterrupt,
     InterruptWindow,
@@ -57,6 +61,10 @@ enum Action {
     Xsetbv,
     /// A virtualization instruction: inject #UD.
     VirtInsn,
+    /// An instruction that reaches host state, by mnemonic.
+    Insn(&'static str),
+    /// The VMX-preemption timer expired.
+    PreemptionTimer,
     Hlt,
     Shutdown,
     /// Stop: the guest touched this guest-physical address.
@@ -72,8 +80,11 @@ fn action(e: &Exit) -> Action {
         Exit::Hypercall => Action::Hypercall,
         Exit::Cpuid => Action::Cpuid,
         Exit::Exception {
-            vector, error_code, ..
-        } => Action::Exception(vector, error_code.is_some()),
+            vector,
+            error_code,
+            dr6,
+            ..
+        } => Action::Exception(vector, error_code.is_some(), dr6),
         Exit::Nmi => Action::Nmi,
         Exit::ExternalInterrupt => Action::ExternalInterrupt,
         Exit::InterruptWindow => Action::InterruptWindow,
@@ -97,6 +108,18 @@ fn action(e: &Exit) -> Action {
         Exit::ControlRegister { cr, write, gpr } => Action::Cr { cr, write, gpr },
         Exit::Xsetbv => Action::Xsetbv,
         Exit::VirtualizationInstruction(_) => Action::VirtInsn,
+        Exit::Instruction(i) => Action::Insn(match i {
+            Insn::Invd => "INVD",
+            Insn::Wbinvd => "WBINVD",
+            Insn::Rdpmc => "RDPMC",
+            Insn::Monitor => "MONITOR",
+            Insn::Mwait => "MWAIT",
+            Insn::Rdtscp => "RDTSCP",
+            Insn::Rdpru => "RDPRU",
+            // `Insn` is non_exhaustive: a new one fails the comparison.
+            _ => "?",
+        }),
+        Exit::PreemptionTimer => Action::PreemptionTimer,
         Exit::Hlt => Action::Hlt,
         Exit::Shutdown => Action::Shutdown,
         Exit::NestedPageFault { gpa, .. } => Action::Npf(gpa),
@@ -125,7 +148,15 @@ fn vmx_reference(f: &VmxExitFields) -> Action {
             let ty = (info >> 8) & 7;
             match (info >> 31, ty) {
                 (1, 2) => Action::Nmi,
-                (1, 3 | 5 | 6) => Action::Exception(info as u8, info & (1 << 11) != 0),
+                (1, 3 | 5 | 6) => {
+                    let vector = info as u8;
+                    // #DB: the qualification holds B0-B3 (bits 3:0), BD
+                    // (13) and BS (14) in DR6's positions (Table 28-1);
+                    // DR6 bits 4-11 and 16-31 read as 1 (Vol. 3A §19.2.3).
+                    let dr6 = (vector == 1)
+                        .then_some(0xFFFF_0FF0 | (q & 0xF) | (q & (1 << 13)) | (q & (1 << 14)));
+                    Action::Exception(vector, info & (1 << 11) != 0, dr6)
+                }
                 _ => Action::Other(0),
             }
         }
@@ -135,7 +166,14 @@ fn vmx_reference(f: &VmxExitFields) -> Action {
         7 => Action::InterruptWindow,
         10 => Action::Cpuid,
         12 => Action::Hlt,
-        18 => Action::Hypercall, // VMCALL
+        13 => Action::Insn("INVD"),
+        15 => Action::Insn("RDPMC"),
+        36 => Action::Insn("MWAIT"),
+        39 => Action::Insn("MONITOR"),
+        51 => Action::Insn("RDTSCP"),
+        52 => Action::PreemptionTimer,
+        54 => Action::Insn("WBINVD"), // or WBNOINVD
+        18 => Action::Hypercall,      // VMCALL
         // VMCLEAR, VMLAUNCH, VMPTRLD, VMPTRST, VMREAD, VMRESUME, VMWRITE,
         // VMXOFF, VMXON; INVEPT 50, INVVPID 53, VMFUNC 59; SEAMCALL 76,
         // TDCALL 77.
@@ -226,7 +264,7 @@ fn svm_reference(f: &SvmExitFields) -> Action {
             // Vol. 2 §8.2: #DF, #TS, #NP, #SS, #GP, #PF, #AC, #CP, #VC, #SX
             // push an error code.
             let error = [8, 10, 11, 12, 13, 14, 17, 21, 29, 30].contains(&vector);
-            Action::Exception(vector, error)
+            Action::Exception(vector, error, None)
         }
         0x60 => Action::ExternalInterrupt, // INTR
         0x61 => Action::Nmi,
@@ -237,8 +275,15 @@ fn svm_reference(f: &SvmExitFields) -> Action {
             write: true,
             gpr: cr_gpr,
         }, // CR0_SEL_WRITE
+        0x6F => Action::Insn("RDPMC"),
         0x72 => Action::Cpuid,
+        0x76 => Action::Insn("INVD"),
         0x77 => Action::Pause,
+        0x87 => Action::Insn("RDTSCP"),
+        0x89 => Action::Insn("WBINVD"),       // or WBNOINVD
+        0x8A => Action::Insn("MONITOR"),      // or MONITORX
+        0x8B | 0x8C => Action::Insn("MWAIT"), // MWAITX; MWAIT_CONDITIONAL
+        0x8E => Action::Insn("RDPRU"),
         0x78 | 0xA6 => Action::Hlt, // HLT, IDLE_HLT
         0x7B => {
             // Figure 15-2: bit 0 IN, bit 2 string, bits 6:4 one-hot
@@ -276,12 +321,44 @@ fn svm_reference(f: &SvmExitFields) -> Action {
     }
 }
 
+/// The instruction-length references. VMX (§28.2.5): the field when it
+/// is a length (1..=15), else 3, the length of VMCALL.
+fn vmx_len_reference(instruction_len: u32) -> u64 {
+    match instruction_len {
+        1..=15 => u64::from(instruction_len),
+        _ => 3,
+    }
+}
+
+/// SVM: the next RIP the processor saved (IOIO: EXITINFO2, always; any
+/// other intercept: nRIP, with NRIPS, 0 meaning none), when it is 1..=15
+/// bytes past RIP; else the instruction's encoding without prefixes.
+fn svm_len_reference(f: &SvmExitFields, rip: u64, nrip: Option<u64>) -> u64 {
+    let past = |next: u64| Some(next.wrapping_sub(rip)).filter(|d| (1..=15).contains(d));
+    let action = svm_reference(f);
+    let saved = match action {
+        Action::Io { .. } => past(f.exitinfo2),
+        _ => nrip.filter(|&n| n != 0).and_then(past),
+    };
+    saved.unwrap_or(match action {
+        // HLT (F4); IN/OUT with the port in DX (EC..EF).
+        Action::Hlt | Action::Io { .. } => 1,
+        // CPUID (0F A2), RDMSR/WRMSR (0F 32, 0F 30), PAUSE (F3 90), INVD
+        // (0F 08), WBINVD (0F 09), RDPMC (0F 33).
+        Action::Cpuid | Action::Msr { .. } | Action::Pause => 2,
+        Action::Insn("INVD" | "WBINVD" | "RDPMC") => 2,
+        // VMMCALL, XSETBV, MONITOR, MWAIT, RDTSCP, RDPRU (0F 01 xx); MOV CR
+        // (0F 20/22 /r); and whatever else.
+        _ => 3,
+    })
+}
+
 /// Exit reasons the reference names, around them, and anything.
 fn vmx_reason() -> impl Strategy<Value = u32> {
     prop_oneof![
         prop::sample::select(vec![
-            0u32, 1, 2, 3, 7, 10, 12, 13, 18, 19, 27, 28, 30, 31, 32, 40, 48, 50, 53, 55, 59, 76,
-            77, 84, 85
+            0u32, 1, 2, 3, 7, 10, 12, 13, 15, 18, 19, 27, 28, 30, 31, 32, 36, 39, 40, 48, 50, 51,
+            52, 53, 54, 55, 59, 76, 77, 84, 85
         ]),
         0u32..90,
         (0u32..90).prop_map(|r| r | 0x8000_0000),
@@ -295,6 +372,9 @@ fn interruption_info() -> impl Strategy<Value = u32> {
     prop_oneof![
         (0u32..32, 0u32..8, any::<bool>())
             .prop_map(|(v, t, e)| 0x8000_0000 | v | (t << 8) | (u32::from(e) << 11)),
+        // #DB as a hardware exception, INT1 (privileged software
+        // exception) or a software exception.
+        prop::sample::select(vec![3u32, 5, 6]).prop_map(|t| 0x8000_0001 | (t << 8)),
         any::<u32>(),
     ]
 }
@@ -325,9 +405,9 @@ fn vmx_qualification() -> impl Strategy<Value = u64> {
 fn svm_code() -> impl Strategy<Value = u64> {
     prop_oneof![
         prop::sample::select(vec![
-            0x00u64, 0x04, 0x08, 0x10, 0x14, 0x18, 0x46, 0x4e, 0x60, 0x61, 0x63, 0x64, 0x65, 0x72,
-            0x76, 0x77, 0x78, 0x7a, 0x7b, 0x7c, 0x7f, 0x80, 0x81, 0x82, 0x86, 0x89, 0x8d, 0xa6,
-            0x400
+            0x00u64, 0x04, 0x08, 0x10, 0x14, 0x18, 0x46, 0x4e, 0x60, 0x61, 0x63, 0x64, 0x65, 0x6f,
+            0x72, 0x76, 0x77, 0x78, 0x7a, 0x7b, 0x7c, 0x7f, 0x80, 0x81, 0x82, 0x86, 0x87, 0x89,
+            0x8a, 0x8b, 0x8c, 0x8d, 0x8e, 0xa6, 0x400
         ]),
         0u64..0x500,
         Just(u64::MAX),
@@ -415,6 +495,59 @@ proptest! {
     }
 }
 
+proptest! {
+    #[test]
+    fn vmx_vm_exits_carry_length_and_raw_code(
+        exit_reason in vmx_reason(),
+        qualification in vmx_qualification(),
+        instruction_len in prop_oneof![0u32..20, any::<u32>()],
+        guest_physical in any::<u64>(),
+        interruption_info in interruption_info(),
+    ) {
+        let f = VmxExitFields {
+            exit_reason, qualification, instruction_len, guest_physical, interruption_info,
+            ..VmxExitFields::default()
+        };
+        let e = VmExit::from_vmx(&f);
+        prop_assert_eq!(action(&e.exit), vmx_reference(&f));
+        prop_assert_eq!(e.insn_len, vmx_len_reference(instruction_len));
+        prop_assert_eq!(
+            (e.raw.vendor, e.raw.code, e.raw.info1, e.raw.info2),
+            (Vendor::Intel, u64::from(exit_reason), qualification, guest_physical)
+        );
+    }
+
+    #[test]
+    fn svm_vm_exits_carry_length_and_raw_code(
+        exitcode in prop_oneof![
+            // Instruction intercepts (CR read/write, RDPMC, CPUID, INVD,
+            // PAUSE, HLT, IOIO, MSR, VMMCALL, RDTSCP, WBINVD, MONITOR,
+            // MWAIT, XSETBV, RDPRU), or any code.
+            3 => prop::sample::select(vec![
+                0x00u64, 0x18, 0x6f, 0x72, 0x76, 0x77, 0x78, 0x7b, 0x7c, 0x81, 0x87, 0x89, 0x8a,
+                0x8b, 0x8c, 0x8d, 0x8e,
+            ]),
+            1 => svm_code(),
+        ],
+        exitinfo1 in svm_exitinfo1(),
+        rip in prop_oneof![Just(0x1000u64), any::<u64>()],
+        next in prop_oneof![0u64..20, any::<u64>()],
+        nrip in prop_oneof![Just(None), (0u64..20).prop_map(Some), any::<u64>().prop_map(Some)],
+    ) {
+        // Next-RIP values near RIP, as the processor reports them, or anything.
+        let exitinfo2 = rip.wrapping_add(next);
+        let nrip = nrip.map(|n| if n < 20 { rip.wrapping_add(n) } else { n });
+        let f = SvmExitFields { exitcode, exitinfo1, exitinfo2 };
+        let e = VmExit::from_svm(&f, rip, nrip);
+        prop_assert_eq!(action(&e.exit), svm_reference(&f));
+        prop_assert_eq!(e.insn_len, svm_len_reference(&f, rip, nrip), "{:?} at {:#x}, nRIP {:?}", f, rip, nrip);
+        prop_assert_eq!(
+            (e.raw.vendor, e.raw.code, e.raw.info1, e.raw.info2),
+            (Vendor::Amd, exitcode, exitinfo1, exitinfo2)
+        );
+    }
+}
+
 /// The generators reach every action of both references, so the
 /// properties are not satisfied by a few common cases.
 #[test]
@@ -426,8 +559,9 @@ fn the_generators_reach_every_action() {
         match a {
             Action::Hypercall => "hypercall",
             Action::Cpuid => "cpuid",
-            Action::Exception(_, true) => "exception+error",
-            Action::Exception(_, false) => "exception",
+            Action::Exception(_, _, Some(_)) => "debug",
+            Action::Exception(_, true, None) => "exception+error",
+            Action::Exception(_, false, None) => "exception",
             Action::Nmi => "nmi",
             Action::ExternalInterrupt => "intr",
             Action::InterruptWindow => "window",
@@ -451,6 +585,8 @@ fn the_generators_reach_every_action() {
             Action::Cr { gpr: None, .. } => "cr-no-gpr",
             Action::Xsetbv => "xsetbv",
             Action::VirtInsn => "virt",
+            Action::Insn(_) => "insn",
+            Action::PreemptionTimer => "preemption-timer",
             Action::Hlt => "hlt",
             Action::Shutdown => "shutdown",
             Action::Npf(_) => "npf",
@@ -497,6 +633,7 @@ fn the_generators_reach_every_action() {
         "cr-no-gpr",
         "xsetbv",
         "virt",
+        "insn",
         "hlt",
         "shutdown",
         "npf",
@@ -505,9 +642,9 @@ fn the_generators_reach_every_action() {
     ];
     for k in all {
         assert!(seen_vmx.contains(k), "VMX never reaches {k}: {seen_vmx:?}");
-        if k != "msr-imm" {
-            assert!(seen_svm.contains(k), "SVM never reaches {k}: {seen_svm:?}");
-        }
+        assert!(seen_svm.contains(k), "SVM never reaches {k}: {seen_svm:?}");
     }
-    assert!(seen_vmx.contains("msr-imm"));
+    for vmx_only in ["msr-imm", "debug", "preemption-timer"] {
+        assert!(seen_vmx.contains(vmx_only), "VMX never reaches {vmx_only}");
+    }
 }

@@ -126,7 +126,7 @@ pub fn rdtsc() -> u64 {
 
 /// Read register `index` of the MC146818 RTC (index port 0x70 with the
 /// NMI-mask bit clear, data port 0x71). Used only to answer the guest's
-/// emulated RTC reads (`crate::intercept::rtc_read`).
+/// emulated RTC reads (`crate::ports::rtc_read`).
 pub fn read_rtc(index: u8) -> u8 {
     let v: u8;
     // SAFETY: selecting an RTC register and reading it changes nothing but

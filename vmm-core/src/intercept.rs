@@ -12,14 +12,15 @@
 //!   `0xA1`), the 8254 PIT (`0x40..=0x43`) and system control port B
 //!   (`0x61`, the PIT channel 2 gate). None of them can reach memory: the
 //!   PIC and PIT have no bus-master capability, and the VMM itself uses no
-//!   interrupts. The RTC (`0x70`, `0x71`) is emulated read-only by the run
-//!   loop ([`rtc_read`]). Any other port: `IN` reads all ones (an absent
-//!   device), `OUT` is dropped, string I/O (`INS`/`OUTS`) raises `#GP(0)`.
+//!   interrupts. Every other port exits, and [`crate::ports`] answers: the
+//!   RTC (`0x70`, `0x71`) is emulated read-only, any other `IN` reads all
+//!   ones (an absent device), `OUT` is dropped, string I/O (`INS`/`OUTS`)
+//!   raises `#GP(0)`.
 //!   This also keeps the emulators' exit ports (`0xF4`, `0x8900`, `0x604`)
 //!   and PCI configuration space (`0xCF8`, `0xCFC`) out of the guest's
 //!   reach: only the VMM ends the run, and no device can be made to DMA.
 //!   A Linux guest ends its run through the VMM's emulated exit port
-//!   ([`linux_exit`]): a port, so that Linux itself decides which of its
+//!   ([`crate::ports::EmulatedPorts::exit_request`]): a port, so that Linux itself decides which of its
 //!   processes may (the CPU checks IOPL and the TSS I/O bitmap before the
 //!   VM exit), as the `exit` hypercall is CPL 0 only.
 //! - **MSRs**: the guest-state MSRs that the hardware switches on VM entry
@@ -50,28 +51,6 @@ pub const LINUX_PORTS: [RangeInclusive<u16>; 5] = [
     0xA0..=0xA1,
 ];
 
-/// The RTC's index and data ports, emulated by the run loop.
-pub const RTC_INDEX: u16 = 0x70;
-/// See [`RTC_INDEX`].
-pub const RTC_DATA: u16 = 0x71;
-
-/// The Linux profile's exit port (the number QEMU's `isa-debug-exit`
-/// uses; the emulator's own device never sees it, the VMM does).
-pub const LINUX_EXIT_PORT: u16 = 0xF4;
-
-/// Whether an intercepted `OUT` ends a Linux guest's run, and with which
-/// status: a 4-byte write (`out dx, eax`) to [`LINUX_EXIT_PORT`], status =
-/// EAX (docs/ABI.md, "Who may end the run"). A ring-3 process reaches this
-/// exit only if its kernel allows it the port (IOPL or the TSS I/O bitmap,
-/// checked by the CPU before the VM exit: Intel SDM Vol. 3C §26.1.1, AMD
-/// APM Vol. 2 §15.10); Linux grants it through `ioperm`/`iopl`, which
-/// need `CAP_SYS_RAWIO`. Any other size, a read, or a bare-metal guest
-/// (which has the CPL-0 `exit` hypercall): `None`, an ordinary denied port.
-pub fn linux_exit(profile: Profile, port: u16, size: u8, write: bool, rax: u64) -> Option<u32> {
-    (profile == Profile::Linux && port == LINUX_EXIT_PORT && size == 4 && write)
-        .then_some(rax as u32)
-}
-
 /// The ports `profile` may use directly.
 pub fn guest_ports(profile: Profile) -> &'static [RangeInclusive<u16>] {
     match profile {
@@ -87,18 +66,6 @@ pub fn passes_through(profile: Profile, port: u16, size: u8) -> bool {
     guest_ports(profile)
         .iter()
         .any(|r| port >= *r.start() && last <= u32::from(*r.end()))
-}
-
-/// What the emulated RTC returns for register `index` (MC146818 layout):
-/// the clock and status registers `0x00..=0x0D` come from `real` (the VMM
-/// reads the hardware RTC on the guest's behalf), CMOS RAM above reads 0.
-/// The guest never writes the RTC: writes to the data port are dropped,
-/// and the index port only selects what [`RTC_DATA`] reads.
-pub fn rtc_read(index: u8, real: impl FnOnce(u8) -> u8) -> u8 {
-    match index & 0x7F {
-        i @ 0x00..=0x0D => real(i),
-        _ => 0,
-    }
 }
 
 /// MSRs the guest may read and write directly.
@@ -218,17 +185,6 @@ pub fn vmx_msr_bitmap(map: &mut [u8; 4096]) {
     }
 }
 
-/// What an `IN` from a port the guest may not use reads: all ones, as from
-/// an absent device, in the low `size` bytes of RAX (the rest unchanged for
-/// 1- and 2-byte reads; a 4-byte `IN` zero-extends into RAX, as on hardware).
-pub fn denied_in(rax: u64, size: u8) -> u64 {
-    match size {
-        1 => rax | 0xFF,
-        2 => rax | 0xFFFF,
-        _ => 0xFFFF_FFFF,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -345,35 +301,5 @@ mod tests {
         );
         assert!(!passes_through(Profile::BareMetal, 0x40, 1));
         assert!(passes_through(Profile::BareMetal, 0x3FC, 4));
-    }
-
-    #[test]
-    fn only_a_linux_guests_dword_out_to_the_exit_port_ends_the_run() {
-        let rax = 0xdead_beef_0000_0007;
-        assert_eq!(linux_exit(Profile::Linux, 0xF4, 4, true, rax), Some(7));
-        assert_eq!(linux_exit(Profile::Linux, 0xF4, 4, false, rax), None);
-        assert_eq!(linux_exit(Profile::Linux, 0xF4, 1, true, rax), None);
-        assert_eq!(linux_exit(Profile::Linux, 0xF4, 2, true, rax), None);
-        assert_eq!(linux_exit(Profile::Linux, 0xF0, 4, true, rax), None);
-        assert_eq!(linux_exit(Profile::BareMetal, 0xF4, 4, true, rax), None);
-    }
-
-    #[test]
-    fn rtc_is_read_only_clock_registers() {
-        assert_eq!(rtc_read(0x00, |i| 0x40 + i), 0x40);
-        assert_eq!(
-            rtc_read(0x8D, |i| 0x40 + i),
-            0x4D,
-            "the NMI-mask bit is ignored"
-        );
-        assert_eq!(rtc_read(0x0E, |_| unreachable!()), 0);
-        assert_eq!(rtc_read(0x7F, |_| unreachable!()), 0);
-    }
-
-    #[test]
-    fn denied_reads_are_all_ones() {
-        assert_eq!(denied_in(0x1234_5678_9abc_de00, 1), 0x1234_5678_9abc_deff);
-        assert_eq!(denied_in(0x1234_5678_9abc_0000, 2), 0x1234_5678_9abc_ffff);
-        assert_eq!(denied_in(0x1234_5678_0000_0000, 4), 0xffff_ffff);
     }
 }

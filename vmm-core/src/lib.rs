@@ -8,36 +8,62 @@
 //! runs it. See `docs/ABI.md` for what the guest
 //! sees.
 //!
-//! Modules without `rt` are portable and unit-tested on the host: boot
-//! information, ELF loading, physical allocation, nested page tables, guest
-//! set-up, VMCB layout and CPUID policy.
+//! # Portable and bare-metal code
+//!
+//! One rule: **a module is bare-metal exactly when it is named `rt` or lies
+//! inside one**, and `#[cfg(feature = "rt")]` is written only on `mod rt`
+//! and on re-exports from it. Every other module builds on the host and is
+//! unit-tested there. The bare-metal modules are:
+//!
+//! - `rt` (src/rt/): the boot stub, the Rust entry, heap and panic
+//!   handler, the host IDT's stubs, the `console`, the VMM's page frames,
+//!   and `start` (from boot to a running guest);
+//! - `svm::rt` and `vmx::rt`: the two [`backend::Backend`]s, each the
+//!   bare-metal half of its vendor module ([`svm`]: the VMCB layout;
+//!   [`vmx`]: capability MSRs, controls, VMCS encodings).
+//!
+//! [`cpu`] wraps single instructions and builds on both: CPUID runs on the
+//! host too, and the privileged wrappers are called only from `rt` code
+//! (and, for a Linux guest, the run loop's RTC read).
+//!
+//! # Modules
+//!
+//! One job each: the run loop ([`exits`]) drives a [`backend::Backend`],
+//! acts on the [`vmexit::VmExit`] it returns and ends with a status or a
+//! [`stop::Stop`]; what the guest sees of CPUID ([`cpuid`]), of MSRs
+//! ([`vmsr`]) and of ports outside its pass-through set ([`ports`]); what
+//! passes through ([`intercept`]); the vCPU handlers see and guest RAM
+//! ([`vcpu`]); `MOV` CR decoding ([`mov_cr`]); boot information
+//! ([`bootinfo`]), ELF loading ([`elf`]), guest set-up ([`guest`],
+//! [`linux`]), physical allocation ([`physmem`]), nested page tables
+//! ([`nested`]), the VMM's NMI latch ([`idt`]) and the speculation
+//! mitigations around VM entry ([`spec`]: the decision is portable, its
+//! instructions run only from `rt` code, as [`cpu`]'s do).
 #![no_std]
 
+pub mod backend;
 pub mod bootinfo;
 pub mod cpu;
+pub mod cpuid;
 pub mod elf;
 pub mod exits;
 pub mod guest;
-pub mod hv;
 pub mod idt;
 pub mod intercept;
 pub mod linux;
+pub mod mov_cr;
 pub mod nested;
 pub mod physmem;
+pub mod ports;
 pub mod spec;
+pub mod stop;
 pub mod svm;
 pub mod vcpu;
 pub mod vmsr;
 pub mod vmx;
 
 #[cfg(feature = "rt")]
-pub mod console;
-#[cfg(feature = "rt")]
-mod frames;
-#[cfg(feature = "rt")]
 mod rt;
-#[cfg(feature = "rt")]
-mod start;
 
 #[cfg(feature = "rt")]
-pub use rt::{exit_machine, halt_forever};
+pub use rt::{console, exit_machine, halt_forever};

@@ -1,6 +1,6 @@
 //! The calling vCPU as `vmmcall` handlers see it: vmmcall's own adapter,
 //! [`vmmcall::GuestVcpu`], over the backend's register save area and guest
-//! RAM. This module only says what guest RAM is.
+//! RAM. This module only says what guest RAM is ([`GuestRam`]).
 //!
 //! Linear addresses go through the guest's own page tables (as the guest
 //! set CR0/CR3/CR4/EFER, with the CPU's MAXPHYADDR) with the caller's
@@ -19,7 +19,6 @@
     )
 )]
 
-use crate::hv::GuestRam;
 use core::sync::atomic::{AtomicU8, Ordering};
 use vmmcall::paging::GuestPhysMemory;
 use vmmcall::{GuestRegs, MemError, VcpuState};
@@ -29,6 +28,27 @@ use vmmcall::{GuestRegs, MemError, VcpuState};
 /// so the CPL (VMX: a VMREAD of the SS access rights) and the paging mode
 /// (CR0, CR3, CR4, EFER) are read only if a handler needs them.
 pub type GuestVcpu<'a> = vmmcall::GuestVcpu<&'a mut GuestRegs, GuestRam, &'a dyn VcpuState>;
+
+/// The guest's RAM: guest-physical `[0, size)` is host-physical
+/// `[host_base, host_base + size)`, identity-mapped in the VMM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuestRam {
+    /// Host-physical (and VMM-virtual) address of guest-physical 0.
+    pub host_base: u64,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+impl GuestRam {
+    /// The host address of `[gpa, gpa + len)` if all of it is guest RAM.
+    pub fn host_range(&self, gpa: u64, len: u64) -> Option<u64> {
+        let end = gpa.checked_add(len)?;
+        if end > self.size {
+            return None;
+        }
+        self.host_base.checked_add(gpa)
+    }
+}
 
 /// Guest RAM as guest-physical memory for the page walker. Every access
 /// is bounds-checked against guest RAM; anything else is `OutsideRam`.
@@ -71,5 +91,22 @@ pub fn maxphyaddr() -> u8 {
             bits
         }
         bits => bits,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guest_ram_ranges() {
+        let r = GuestRam {
+            host_base: 0x400_0000,
+            size: 0x200_0000,
+        };
+        assert_eq!(r.host_range(0, 0x200_0000), Some(0x400_0000));
+        assert_eq!(r.host_range(0x1ff_ffff, 1), Some(0x5ff_ffff));
+        assert_eq!(r.host_range(0x1ff_ffff, 2), None);
+        assert_eq!(r.host_range(u64::MAX, 2), None);
     }
 }

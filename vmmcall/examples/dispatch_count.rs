@@ -19,13 +19,16 @@
 //!   (`counted_outcome`);
 //! - `narrow5`: the same for a handler with five narrow-typed parameters;
 //! - `enosys`: a number no handler has;
+//! - `null-invm`: `null` on the mock vCPU wrapped in a [`vmmcall::InVm`]
+//!   with vCPU id 5 and VM state, as a VMM with several vCPUs dispatches
+//!   (`counted_in_vm`);
 //! - `lookup-N` (e.g. `lookup-10`, `lookup-100000`): [`Registry::lookup`] in
 //!   a registry of that many names, cycling through 1 024 of them.
 
 use std::hint::black_box;
 use std::process::ExitCode;
 use vmmcall::mock::MockVcpu;
-use vmmcall::{dispatch, vmmcall, Caller, Error, Handler, Registry};
+use vmmcall::{dispatch, vmmcall, Caller, Error, Handler, InVm, Registry};
 
 /// The null hypercall: does nothing, returns 0.
 #[vmmcall("null", user)]
@@ -62,6 +65,27 @@ fn counted_dispatch(registry: &Registry<'static>, vcpu: &mut MockVcpu) -> Option
 #[inline(never)]
 fn counted_outcome(registry: &Registry<'static>, vcpu: &mut MockVcpu) -> vmmcall::Outcome {
     dispatch(registry, vcpu)
+}
+
+/// The same through an [`InVm`] (the `null-invm` operation): what the
+/// vCPU id (the counter shard) and the VMM state cost a VMM that passes
+/// them.
+#[inline(never)]
+fn counted_in_vm(registry: &Registry<'static>, vcpu: &mut InVm<'_, &mut MockVcpu>) -> Option<u32> {
+    dispatch(registry, vcpu).stop
+}
+
+/// `null` through [`counted_in_vm`] `n` times; returns the last RAX.
+fn run_in_vm(number: u64, n: u64) -> u64 {
+    let registry = Registry::global().expect("the example's handlers form a registry");
+    let state = 7u64;
+    let mut vcpu = MockVcpu::new();
+    for _ in 0..n {
+        vcpu.regs.rax = black_box(number);
+        let mut in_vm = InVm::new(&mut vcpu, black_box(5)).with_vm(&state);
+        black_box(counted_in_vm(registry, black_box(&mut in_vm)));
+    }
+    vcpu.regs.rax
 }
 
 /// Dispatch function `number` `n` times (`outcome`: through
@@ -117,7 +141,7 @@ fn main() -> ExitCode {
         args.first(),
         args.get(1).and_then(|n| n.parse::<u64>().ok()),
     ) else {
-        eprintln!("usage: dispatch_count null|null-outcome|narrow5|enosys|lookup-SIZE N");
+        eprintln!("usage: dispatch_count null|null-outcome|narrow5|enosys|null-invm|lookup-SIZE N");
         return ExitCode::from(2);
     };
     let number = |name: &str| {
@@ -132,6 +156,7 @@ fn main() -> ExitCode {
         "null-outcome" => run_dispatch(number("null"), n, true),
         "narrow5" => run_dispatch(number("narrow5"), n, false),
         "enosys" => run_dispatch(0xdead_beef, n, false),
+        "null-invm" => run_in_vm(number("null"), n),
         other => match other
             .strip_prefix("lookup-")
             .and_then(|s| s.parse::<usize>().ok())

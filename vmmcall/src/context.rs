@@ -11,6 +11,7 @@ use crate::abi::{MAX_ARGS, NAME_BUF_LEN};
 use crate::budget::guest_log;
 use crate::regs::{Gpr, GuestRegs, Registers};
 use crate::Error;
+use core::any::Any;
 use core::fmt;
 
 /// A guest-linear (virtual) address, as the guest passes it in a register.
@@ -166,6 +167,28 @@ pub trait Vcpu: Registers + AsDynVcpu {
     fn read_linear(&mut self, addr: GuestAddr, buf: &mut [u8]) -> Result<(), MemError>;
     /// Copy `data` into guest memory at `addr`.
     fn write_linear(&mut self, addr: GuestAddr, data: &[u8]) -> Result<(), MemError>;
+
+    /// The calling vCPU's id within its VM, as the VMM numbers them
+    /// ([`Caller::vcpu_id`]). 0 unless the VMM says otherwise, for example
+    /// through [`InVm`](crate::InVm).
+    #[inline]
+    fn vcpu_id(&self) -> u32 {
+        0
+    }
+
+    /// The VMM's state for the calling VM, shared by all its vCPUs
+    /// ([`Caller::vm`]); `None` unless the VMM provides it.
+    #[inline]
+    fn vm_state(&self) -> Option<&(dyn Any + Sync)> {
+        None
+    }
+
+    /// The VMM's state for the calling vCPU, which only this vCPU's calls
+    /// see ([`Caller::vcpu_state`]); `None` unless the VMM provides it.
+    #[inline]
+    fn vcpu_state(&mut self) -> Option<&mut dyn Any> {
+        None
+    }
 }
 
 /// `&mut dyn Vcpu` from any vCPU, including one that already is `dyn`.
@@ -341,5 +364,57 @@ impl<'a> Caller<'a> {
             e
         );
         Error::Fault
+    }
+}
+
+/// The calling vCPU and its VMM: which vCPU called, and the VMM's own
+/// state for the calling VM and vCPU, typed, without statics or `unsafe`
+/// in the handler. The VMM provides them through its [`Vcpu`] (usually by
+/// wrapping it in [`InVm`](crate::InVm)); handlers of an `interface!` get
+/// the same through their `cx`.
+///
+/// Each accessor asks the vCPU when it is called: a handler that does not
+/// use them costs nothing (the null hypercall reads none of them).
+impl Caller<'_> {
+    /// The calling vCPU's id within its VM, as the VMM numbers them (0 for
+    /// a VMM that does not).
+    #[inline]
+    pub fn vcpu_id(&self) -> u32 {
+        self.vcpu.vcpu_id()
+    }
+
+    /// The VMM's state for the calling VM, if the VMM provided state of
+    /// type `T` (shared with the VM's other vCPUs, which may be in a
+    /// handler at the same moment: mutate it through atomics or locks).
+    /// `None` if it provided none, or state of another type: a VMM bug,
+    /// which a handler usually answers with an error of its choice.
+    ///
+    /// ```
+    /// use core::sync::atomic::{AtomicU64, Ordering};
+    /// use vmmcall::{mock::MockVcpu, Caller, Error, InVm};
+    ///
+    /// struct MyVm { calls: AtomicU64 }
+    ///
+    /// fn count(cx: &mut Caller) -> Result<u64, Error> {
+    ///     let vm = cx.vm::<MyVm>().ok_or(Error::Io)?;
+    ///     Ok(vm.calls.fetch_add(1, Ordering::Relaxed) + 1)
+    /// }
+    ///
+    /// let vm = MyVm { calls: AtomicU64::new(0) };
+    /// let mut vcpu = InVm::new(MockVcpu::new(), 1).with_vm(&vm);
+    /// assert_eq!(count(&mut Caller::new(&mut vcpu, 1)), Ok(1));
+    /// assert_eq!(count(&mut Caller::new(&mut MockVcpu::new(), 1)), Err(Error::Io));
+    /// ```
+    #[inline]
+    pub fn vm<T: Any>(&self) -> Option<&T> {
+        let state: &dyn Any = self.vcpu.vm_state()?;
+        state.downcast_ref()
+    }
+
+    /// The VMM's state for the calling vCPU, if it provided state of type
+    /// `T`: this vCPU's alone, so the handler may change it in place.
+    #[inline]
+    pub fn vcpu_state<T: Any>(&mut self) -> Option<&mut T> {
+        self.vcpu.vcpu_state()?.downcast_mut()
     }
 }

@@ -18,7 +18,10 @@
 //! - [`dispatch`]: runs one hypercall on a [`Vcpu`] the VMM provides,
 //!   including function 0, `get_vmmcall_number`.
 //! - [`Caller`]: what a handler sees: privilege level, registers, guest
-//!   memory by guest-linear address.
+//!   memory by guest-linear address, the calling vCPU's id and the VMM's
+//!   own state for the calling VM and vCPU ([`InVm`]).
+//! - Per-VM policy: [`Registry::allow_only`] gives a VM a registry of the
+//!   handlers it may call; the others do not exist for it.
 //! - [`Registers`] and [`GuestVcpu`]: the VMM's own registers and guest
 //!   memory as a [`Vcpu`], used in place, through the guest page walker
 //!   ([`paging`]);
@@ -40,6 +43,43 @@
 //! }
 //! # fn main() {}
 //! ```
+//!
+//! # Concurrency contract
+//!
+//! A VMM may dispatch on every vCPU at once, and the same handler may run
+//! on several vCPUs at the same moment (of one VM or of several).
+//!
+//! **The framework guarantees:**
+//! - A [`Registry`] never changes after it is built: [`Registry::global`]
+//!   builds it once, on first use (racing first uses wait for one build),
+//!   and dispatch only reads it. Per-VM registries are built by the VMM
+//!   before it dispatches with them. Dispatch takes no lock.
+//! - Call counts ([`Registry::calls`]) are exact: every call, refusal
+//!   included, is one relaxed atomic add in the calling vCPU's shard
+//!   ([`Vcpu::vcpu_id`] modulo [`COUNTER_SHARDS`]), and no two shards share
+//!   a cache line, so vCPUs with different shards never write the same
+//!   line on the hot path. A sum read while calls run may miss those calls.
+//! - Budgets ([`budget::Budget`], [`budget::GUEST_LOG`]) are atomic: their
+//!   counts are exact and the limit is never exceeded. `GUEST_LOG` is
+//!   written only when a call causes a log record at an enabled level (a
+//!   failing call, never the successful path), so it is off the hot path.
+//! - Dispatch touches only the calling vCPU's registers (RAX) and the guest
+//!   memory its handler asks for, through the [`Vcpu`] the VMM passed.
+//!
+//! **A handler must:**
+//! - be safe to run on several vCPUs at once: state shared between calls
+//!   (statics, the VM's state from [`Caller::vm`], which is `Sync`) changes
+//!   only through atomics or locks; state of the calling vCPU
+//!   ([`Caller::vcpu_state`]) is its own;
+//! - not hold a lock across something that waits for another vCPU (another
+//!   vCPU may be in the same handler, waiting for the same lock);
+//! - expect guest memory to change under it: another vCPU of the same
+//!   guest may write it at any moment. Read what it uses once, into its
+//!   own memory, and decide on that copy.
+//!
+//! **The VMM must** give each vCPU its own [`Vcpu`] (registers, the CPL and
+//! paging state of that vCPU) and distinct vCPU ids within a VM, and
+//! dispatch one exit of one vCPU at a time.
 //!
 //! Guests depend on this crate with `default-features = false`, which leaves
 //! [`abi`], [`Error`], [`cpuid`], [`budget`] and the `interface!` macro
@@ -88,6 +128,8 @@ mod registry;
 #[cfg(feature = "registry")]
 pub mod regs;
 #[cfg(feature = "registry")]
+mod state;
+#[cfg(feature = "registry")]
 pub mod vcpu;
 
 pub use error::{decode_rax, Error};
@@ -102,10 +144,12 @@ pub use dispatch::{dispatch, Outcome};
 pub use marshal::{FromReg, IntoRet};
 #[cfg(feature = "registry")]
 pub use registry::{
-    valid_name, Handler, HandlerFn, Registry, RegistryError, TypedLookup, HANDLERS,
+    valid_name, Handler, HandlerFn, Registry, RegistryError, TypedLookup, COUNTER_SHARDS, HANDLERS,
 };
 #[cfg(feature = "registry")]
 pub use regs::{Gpr, GuestRegs, Registers};
+#[cfg(feature = "registry")]
+pub use state::InVm;
 #[cfg(feature = "registry")]
 pub use vcpu::{GuestVcpu, VcpuState};
 
@@ -205,7 +249,10 @@ macro_rules! exit_hypercall {
 ///   [`GuestBufMut`] (`&mut [u8]`: the VMM writes). The VMM implements it
 ///   and registers every handler with `#[vmmcall] impl demo::Handlers for
 ///   MyVmm { ... }`: a missing handler, a different signature or a
-///   duplicate name is a compile error.
+///   duplicate name is a compile error. The functions take no `self`: a
+///   handler reaches the calling vCPU's id and the VMM's state for the
+///   calling VM and vCPU through `cx` ([`Caller::vcpu_id`],
+///   [`Caller::vm`], [`Caller::vcpu_state`]), as plain handlers do.
 /// - **Guest side**: `fn hello(arg1: u64) -> Result<u64, guest_sdk::Error>`,
 ///   a safe stub per hypercall (buffers as `&[u8]` / `&mut [u8]`, made
 ///   present before the call), looked up once with the signature digest

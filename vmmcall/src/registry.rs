@@ -12,6 +12,15 @@
 //!   load factor <= 1/2) built next to the sorted array: O(1) expected, and
 //!   independent of the number of handlers (BitVisor does a linear `strcmp`
 //!   scan). There is no cap on the number of handlers.
+//! - **Per-VM policy**: [`Registry::restricted`] and [`Registry::allow_only`]
+//!   make a VM's own registry, holding only the handlers that VM may call
+//!   (numbered among themselves). The VMM dispatches that VM's calls with it;
+//!   to the VM, a handler left out does not exist (docs/ABI.md, "Per-VM
+//!   policy").
+//! - **Call counts** are kept per registry, in [`COUNTER_SHARDS`] shards: a
+//!   call counts in the shard of its vCPU ([`Vcpu::vcpu_id`](crate::Vcpu::vcpu_id)),
+//!   and no two shards share a cache line, so vCPUs calling at the same
+//!   moment never write one line. [`Registry::calls`] adds the shards up.
 
 extern crate alloc;
 
@@ -25,6 +34,15 @@ use core::fmt;
 use core::num::NonZeroU64;
 use core::sync::atomic::{AtomicU64, Ordering};
 
+/// How many shards a registry's call counters have: a call on vCPU `id`
+/// counts in shard `id % COUNTER_SHARDS`. vCPUs with distinct shards never
+/// write the same cache line; more vCPUs than shards share them, still
+/// exactly (the counters are atomic).
+pub const COUNTER_SHARDS: usize = 16;
+
+/// `u64`s per cache line (64 bytes on x86-64).
+const LINE_U64S: usize = 8;
+
 /// The type-erased entry point the `#[vmmcall]` macro generates for a
 /// handler: it unpacks the argument registers, calls the function, and packs
 /// its result.
@@ -36,7 +54,6 @@ pub struct Handler {
     name: &'static str,
     user: bool,
     func: HandlerFn,
-    calls: AtomicU64,
     /// The declared signature's digest ([`crate::abi::signature_digest`]),
     /// 0 for a handler without a declaration (plain `#[vmmcall]`).
     signature: u64,
@@ -52,7 +69,6 @@ impl Handler {
             name,
             user,
             func,
-            calls: AtomicU64::new(0),
             signature: 0,
         }
     }
@@ -66,7 +82,6 @@ impl Handler {
             name,
             user,
             func,
-            calls: AtomicU64::new(0),
             signature,
         }
     }
@@ -92,21 +107,11 @@ impl Handler {
         self.user
     }
 
-    /// How many times it has been called (successfully or not), counting
-    /// calls refused with `-EPERM` and calls whose arguments did not fit.
-    pub fn calls(&self) -> u64 {
-        self.calls.load(Ordering::Relaxed)
-    }
-
-    /// Run the handler on `caller`, counting the call.
+    /// Run the handler on `caller`. [`dispatch`](crate::dispatch) counts
+    /// the call in its registry ([`Registry::calls`]) first.
     #[inline]
     pub fn invoke(&self, caller: &mut Caller<'_>) -> Result<u64, Error> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
         (self.func)(caller)
-    }
-
-    fn count_refused(&self) {
-        self.calls.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -116,7 +121,6 @@ impl fmt::Debug for Handler {
             .field("name", &self.name)
             .field("user", &self.user)
             .field("signature", &self.signature())
-            .field("calls", &self.calls())
             .finish()
     }
 }
@@ -156,6 +160,9 @@ pub enum RegistryError {
     BadName(&'static str),
     /// More handlers than fit a `u32` index (4 294 967 295).
     TooMany,
+    /// [`Registry::allow_only`] named a hypercall the registry does not
+    /// have (a typo in the VMM's policy).
+    Unknown(&'static str),
 }
 
 impl fmt::Display for RegistryError {
@@ -164,6 +171,7 @@ impl fmt::Display for RegistryError {
             RegistryError::Duplicate(n) => write!(f, "two hypercalls are named {n:?}"),
             RegistryError::BadName(n) => write!(f, "invalid hypercall name {n:?}"),
             RegistryError::TooMany => write!(f, "too many hypercalls for a u32 index"),
+            RegistryError::Unknown(n) => write!(f, "no hypercall is named {n:?}"),
         }
     }
 }
@@ -240,6 +248,13 @@ pub struct Registry<'h> {
     sorted: Vec<&'h Handler>,
     /// Hash slots ([`Slot::number`] 0 = empty); length is a power of two.
     table: Vec<Slot>,
+    /// Call counts: shard `s`, handler number `n` at
+    /// `counts[s * stride + n - 1]`.
+    counts: Vec<AtomicU64>,
+    /// Counters per shard, with at least a cache line of unused ones after
+    /// the handlers' so that two shards never share a line wherever the
+    /// allocation starts.
+    stride: usize,
 }
 
 impl<'h> Registry<'h> {
@@ -250,6 +265,14 @@ impl<'h> Registry<'h> {
         }
         let mut sorted: Vec<&'h Handler> = handlers.iter().collect();
         sorted.sort_unstable_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+        Self::from_sorted(sorted)
+    }
+
+    /// A registry of `sorted` (sorted by name), checked and indexed.
+    fn from_sorted(sorted: Vec<&'h Handler>) -> Result<Self, RegistryError> {
+        if u32::try_from(sorted.len()).is_err() {
+            return Err(RegistryError::TooMany);
+        }
         for h in &sorted {
             if !valid_name(h.name.as_bytes()) {
                 return Err(RegistryError::BadName(h.name));
@@ -289,7 +312,57 @@ impl<'h> Registry<'h> {
                 }
             }
         }
-        Ok(Registry { sorted, table })
+        let stride = sorted
+            .len()
+            .checked_next_multiple_of(LINE_U64S)
+            .and_then(|n| n.checked_add(LINE_U64S))
+            .ok_or(RegistryError::TooMany)?;
+        let cells = stride
+            .checked_mul(COUNTER_SHARDS)
+            .ok_or(RegistryError::TooMany)?;
+        let counts = (0..cells).map(|_| AtomicU64::new(0)).collect();
+        Ok(Registry {
+            sorted,
+            table,
+            counts,
+            stride,
+        })
+    }
+
+    /// A registry for one VM: the handlers of this one that `allow`
+    /// accepts, numbered among themselves, with counts of their own. The
+    /// VMM dispatches that VM's hypercalls with it; to the VM, a handler
+    /// left out does not exist: function 0 and `vmmcall_lookup_typed`
+    /// answer 0 for its name, `vmmcall_describe` does not count it, and no
+    /// number reaches it (docs/ABI.md, "Per-VM policy").
+    ///
+    /// ```
+    /// # vmmcall::exit_hypercall!();
+    /// # #[vmmcall::vmmcall("status", user)] fn status() {}
+    /// # fn main() {
+    /// use vmmcall::Registry;
+    /// let all = Registry::global().unwrap();
+    /// let vm = all.restricted(|h| h.name() != "status").unwrap();
+    /// assert!(vm.lookup(b"status").is_none());
+    /// assert!(vm.lookup(b"exit").is_some());
+    /// # }
+    /// ```
+    pub fn restricted(
+        &self,
+        mut allow: impl FnMut(&Handler) -> bool,
+    ) -> Result<Registry<'h>, RegistryError> {
+        let kept = self.sorted.iter().copied().filter(|h| allow(h)).collect();
+        Registry::from_sorted(kept)
+    }
+
+    /// [`restricted`](Self::restricted) to the handlers named in `names`
+    /// (an allow-list); [`RegistryError::Unknown`] for a name this registry
+    /// does not have, so that a typo in the policy is found at VM creation.
+    pub fn allow_only(&self, names: &[&'static str]) -> Result<Registry<'h>, RegistryError> {
+        if let Some(missing) = names.iter().find(|n| self.lookup(n.as_bytes()).is_none()) {
+            return Err(RegistryError::Unknown(missing));
+        }
+        self.restricted(|h| names.contains(&h.name()))
     }
 
     /// The registry of every `#[vmmcall]` handler linked into this image,
@@ -371,10 +444,53 @@ impl<'h> Registry<'h> {
         (1u64..).zip(self.sorted.iter().copied())
     }
 
-    /// Record a call that was refused before reaching the handler
-    /// (privilege, argument conversion is counted by `invoke`).
-    pub(crate) fn count_refused(&self, h: &Handler) {
-        h.count_refused();
+    /// Count a call of handler `number` on vCPU `vcpu_id`, in that vCPU's
+    /// shard (nothing for a number no handler has).
+    #[inline]
+    pub(crate) fn count(&self, number: u64, vcpu_id: u32) {
+        if self.get(number).is_some() {
+            // SAFETY: `get` found a handler for `number`.
+            unsafe { self.count_unchecked(number, vcpu_id) }
+        }
+    }
+
+    /// [`count`](Self::count) without checking `number`: the dispatch hot
+    /// path has just found its handler, and a second bounds check there
+    /// cost 2 of its instructions (callgrind, `dispatch_count null`).
+    ///
+    /// # Safety
+    ///
+    /// [`get`](Self::get)`(number)` must be `Some`.
+    #[inline]
+    pub(crate) unsafe fn count_unchecked(&self, number: u64, vcpu_id: u32) {
+        let shard = (vcpu_id as usize) % COUNTER_SHARDS;
+        let at = (number.wrapping_sub(1) as usize).wrapping_add(shard.wrapping_mul(self.stride));
+        // SAFETY: `number - 1 < sorted.len()` (the caller's contract), and
+        // `from_sorted` made `stride > sorted.len()` and `counts.len() ==
+        // stride * COUNTER_SHARDS`; `shard < COUNTER_SHARDS`, so `at <
+        // shard * stride + stride <= counts.len()`.
+        let counter = unsafe { self.counts.get_unchecked(at) };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many times the handler with function number `number` has been
+    /// called through this registry, from every vCPU: calls that ran,
+    /// calls refused with `-EPERM` and calls whose arguments did not fit
+    /// (0 for a number no handler has). Exact once the calls it should
+    /// count have returned; while others run, it may miss those.
+    pub fn calls(&self, number: u64) -> u64 {
+        let Some(idx) = self
+            .get(number)
+            .and_then(|_| usize::try_from(number.wrapping_sub(1)).ok())
+        else {
+            return 0;
+        };
+        (0..COUNTER_SHARDS)
+            .filter_map(|s| {
+                self.counts
+                    .get(s.wrapping_mul(self.stride).wrapping_add(idx))
+            })
+            .fold(0u64, |sum, c| sum.wrapping_add(c.load(Ordering::Relaxed)))
     }
 }
 
@@ -383,5 +499,38 @@ impl fmt::Debug for Registry<'_> {
         f.debug_map()
             .entries(self.iter().map(|(n, h)| (n, h.name)))
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nop(_: &mut Caller<'_>) -> Result<u64, Error> {
+        Ok(0)
+    }
+
+    /// No two shards' counters share a 64-byte cache line, wherever the
+    /// allocation starts, for registries of every size around a line.
+    #[test]
+    fn shards_never_share_a_cache_line() {
+        let names: Vec<&'static str> = (0..20)
+            .map(|i| &*alloc::boxed::Box::leak(alloc::format!("h{i:02}").into_boxed_str()))
+            .collect();
+        let handlers: Vec<Handler> = names.iter().map(|n| Handler::new(n, true, nop)).collect();
+        for len in 0..=handlers.len() {
+            let r = Registry::new(&handlers[..len]).expect("valid");
+            let line = |shard: usize, idx: usize| {
+                let c: *const AtomicU64 = &r.counts[shard * r.stride + idx];
+                c as usize / 64
+            };
+            for s in 1..COUNTER_SHARDS {
+                for i in 0..len {
+                    for j in 0..len {
+                        assert_ne!(line(s - 1, i), line(s, j), "len {len}, shards {s}");
+                    }
+                }
+            }
+        }
     }
 }

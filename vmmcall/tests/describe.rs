@@ -58,11 +58,16 @@ fn vcpu(cpl: u8) -> MockVcpu {
 }
 
 fn describe(v: &mut MockVcpu, n: u64, buf: u64, len: u64) -> u64 {
+    describe_in(reg(), v, n, buf, len)
+}
+
+/// `describe` through `registry` (a VM's, with its policy).
+fn describe_in(registry: &Registry<'static>, v: &mut MockVcpu, n: u64, buf: u64, len: u64) -> u64 {
     v.regs.rax = DESCRIBE;
     v.regs.rbx = n;
     v.regs.rcx = buf;
     v.regs.rdx = len;
-    let out = dispatch(reg(), v);
+    let out = dispatch(registry, v);
     assert_eq!(out.number, DESCRIBE);
     assert_eq!(out.name, None);
     assert_eq!(out.stop, None);
@@ -75,11 +80,16 @@ fn describe(v: &mut MockVcpu, n: u64, buf: u64, len: u64) -> u64 {
 }
 
 fn call(v: &mut MockVcpu, n: u64) -> u64 {
+    call_in(reg(), v, n)
+}
+
+/// `call` through `registry`.
+fn call_in(registry: &Registry<'static>, v: &mut MockVcpu, n: u64) -> u64 {
     v.regs = GuestRegs {
         rax: n,
         ..GuestRegs::default()
     };
-    dispatch(reg(), v);
+    dispatch(registry, v);
     v.regs.rax
 }
 
@@ -224,6 +234,58 @@ fn describe_answers_as_a_call_would_for_every_refusal() {
 }
 
 #[test]
+fn every_per_vm_policy_describes_what_its_calls_and_lookups_answer() {
+    // Every allow-list over the four handlers: describe counts the allowed
+    // ones, names exactly those (and function 0 finds exactly those), and
+    // refuses (-EPERM / -ENOSYS) exactly where a call in that VM would.
+    for mask in 0u32..16 {
+        let allowed: Vec<&str> = (0..4)
+            .filter(|i| mask & (1 << i) != 0)
+            .map(|i| NAMES[i])
+            .collect();
+        let vm = reg()
+            .restricted(|h| allowed.contains(&h.name()))
+            .expect("a subset");
+        for cpl in [0, 3] {
+            let mut v = vcpu(cpl);
+            let count = describe_in(&vm, &mut v, 0, 0, 0);
+            assert_eq!(count, allowed.len() as u64, "{allowed:?}");
+            let mut described = Vec::new();
+            for n in 1..=6 {
+                let d = describe_in(&vm, &mut vcpu(cpl), n, BUF, 4096);
+                let c = call_in(&vm, &mut vcpu(cpl), n);
+                let refusal = |rax: u64| (rax == ERR_PERM || rax == ERR_NOSYS).then_some(rax);
+                assert_eq!(refusal(d), refusal(c), "{allowed:?}, n = {n}, CPL {cpl}");
+                if cpl == 0 && d != ERR_NOSYS {
+                    let mut v = vcpu(0);
+                    describe_in(&vm, &mut v, n, BUF, 4096);
+                    let name = v.peek(BUF, (d & 0xffff) as usize);
+                    described.push(String::from_utf8(name).expect("UTF-8"));
+                }
+            }
+            if cpl == 0 {
+                assert_eq!(described, allowed, "numbers 1..=N are the allowed ones");
+            }
+            for name in NAMES {
+                let mut v = vcpu(cpl);
+                v.poke(BUF, name.as_bytes())
+                    .poke(BUF + name.len() as u64, &[0]);
+                v.regs = GuestRegs {
+                    rbx: BUF,
+                    ..GuestRegs::default()
+                };
+                dispatch(&vm, &mut v);
+                assert_eq!(
+                    v.regs.rax != 0,
+                    allowed.contains(&name),
+                    "function 0 for {name:?} with {allowed:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn numbers_without_a_handler_are_enosys() {
     let mut v = vcpu(0);
     for n in [5, 6, 0xffff_ffff, DESCRIBE, 1 << 63, u64::MAX] {
@@ -253,7 +315,7 @@ fn only_rax_changes_and_nothing_counts_as_a_call() {
         r14: 14,
         r15: 15,
     };
-    let calls: Vec<u64> = reg().iter().map(|(_, h)| h.calls()).collect();
+    let calls: Vec<u64> = reg().iter().map(|(n, _)| reg().calls(n)).collect();
     for (rbx, rcx, rdx) in [
         (3, BUF, 64),
         (0, 0, 0),
@@ -278,7 +340,7 @@ fn only_rax_changes_and_nothing_counts_as_a_call() {
         assert_eq!(v.regs, expect);
         assert_eq!(out.stop, None, "describing `cherry` does not run it");
     }
-    let after: Vec<u64> = reg().iter().map(|(_, h)| h.calls()).collect();
+    let after: Vec<u64> = reg().iter().map(|(n, _)| reg().calls(n)).collect();
     assert_eq!(calls, after);
 }
 

@@ -559,25 +559,25 @@ mod tests {
     }
 
     /// The markers are the VMM's own text: vmm-core's verdict lines
-    /// (`start.rs`) and its unhandled-exit reason (`exits.rs`), read from
+    /// (`rt/start.rs`) and its unhandled-exit reason (`stop.rs`), read from
     /// the source, so that a change there fails here.
     #[test]
     fn markers_match_the_vmms_source() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let read = |f: &str| std::fs::read_to_string(root.join("vmm-core/src").join(f)).unwrap();
-        let start = read("start.rs");
+        let start = read("rt/start.rs");
         assert!(start.contains(&format!("\"{EXIT_MARKER}{{status}}{{tag}}\"")));
         assert!(start.contains(&format!("\"{STOP_MARKER}{{stop}}{{tag}}\"")));
         assert!(start.contains(&format!("\" {TAG_MARKER}{{}}]\"")));
         assert!(start.contains(&format!("b\"{BOCHS_VERDICT}\"")));
-        let exits = read("exits.rs");
+        let stop = read("stop.rs");
         let reason = UNHANDLED_MARKER.strip_prefix(STOP_MARKER).unwrap();
-        assert!(exits.contains(&format!("\"{reason} {{}} (raw code")));
+        assert!(stop.contains(&format!("\"{reason} {{}} (raw code")));
     }
 
     #[test]
     fn unhandled_exits_are_named() {
-        // The line vmm-core's run loop prints (exits.rs, Stop::Unhandled).
+        // The line vmm-core prints for Stop::Unhandled (stop.rs).
         let line = stopped("unhandled exit GETSEC (raw code 0xb, info 0x0/0x0) at RIP 0x201000");
         let r = reasons(qemu(
             &lines(&line),

@@ -14,19 +14,27 @@
 //! RCX last). vmmcall reads and writes them where they are, through
 //! [`Regs`]: no copy per exit.
 //!
+//! The VMM runs several VMs that share no state ([`VmState`]: an id, the
+//! VM's own registry, which is its allow-list, and a count), each with
+//! vCPUs of their own ids ([`Vm::vcpu_of`]). Handlers reach both through
+//! their `Caller` ([`whoami`]): the VMM wraps the vCPU at each exit in an
+//! [`InVm`] (step 6).
+//!
 //! The glue (what `docs/INTEGRATING.md` asks a VMM to write) is the code
 //! between the `glue` markers below and the lines marked `glue` in
-//! [`Vm::cpuid`]: 97 lines with their comments, 87 without (rustfmt's
+//! [`Vm::cpuid`]: 115 lines with their comments, 103 without (rustfmt's
 //! layout, blank lines not counted).
 
 use std::cell::RefCell;
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use vmexit::{Exit, SvmExitFields};
 use vmmcall::abi::{VMCALL_BYTES, VMMCALL_BYTES};
 use vmmcall::budget::{Budget, Spend};
 use vmmcall::cpuid::{HypervisorCpuid, Leaf, CPUID1_ECX_HYPERVISOR};
 use vmmcall::paging::{GuestPhysMemory, PagingMode};
-use vmmcall::{Caller, Error, Gpr, GuestAddr, GuestVcpu, MemError, Registers};
+use vmmcall::{Caller, Error, Gpr, GuestAddr, GuestVcpu, InVm, MemError, Registers};
 use vmmcall::{Registry, RegistryError};
 
 /// The guest's general-purpose registers but RAX and RSP, in the order the
@@ -97,7 +105,8 @@ const OWN: [u32; 3] = [
 /// The guest's MAXPHYADDR: CPUID `0x8000_0008` EAX of a 48-bit CPU.
 const LEAF_8000_0008_EAX: u32 = 0x3030;
 
-/// One vCPU and its guest RAM (guest-physical 0 up).
+/// One vCPU of a VM, and its guest RAM (guest-physical 0 up; this toy
+/// gives each vCPU RAM of its own).
 pub struct Vm {
     /// General-purpose registers but RAX and RSP.
     pub gprs: SaveArea,
@@ -107,7 +116,50 @@ pub struct Vm {
     pub ram: Vec<u8>,
     /// Exceptions the VMM injected into the guest, by vector.
     pub injected: Vec<u8>,
-    registry: &'static Registry<'static>,
+    /// This vCPU's id in its VM.
+    pub vcpu_id: u32,
+    /// The VMM's state for this vCPU.
+    pub stats: VcpuStats,
+    vm: Arc<VmState>,
+}
+
+/// The VMM's state for one VM, shared by its vCPUs (so `Sync`: atomics).
+pub struct VmState {
+    /// The VM's id.
+    pub id: u32,
+    /// Hypercalls this VM's vCPUs made through [`whoami`].
+    pub whoami_calls: AtomicU64,
+    /// The hypercalls this VM may call: its own registry.
+    registry: Registry<'static>,
+}
+
+impl VmState {
+    /// VM `id`, which may call every hypercall (`allow` = `None`) or only
+    /// those named (the VM's allow-list; an unknown name is an error).
+    pub fn new(id: u32, allow: Option<&[&'static str]>) -> Result<Arc<VmState>, RegistryError> {
+        let all = Registry::global()?;
+        let registry = match allow {
+            None => all.restricted(|_| true)?,
+            Some(names) => all.allow_only(names)?,
+        };
+        Ok(Arc::new(VmState {
+            id,
+            whoami_calls: AtomicU64::new(0),
+            registry,
+        }))
+    }
+
+    /// The VM's registry (its call counts are this VM's).
+    pub fn registry(&self) -> &Registry<'static> {
+        &self.registry
+    }
+}
+
+/// The VMM's state for one vCPU, which only its own calls touch.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct VcpuStats {
+    /// Hypercalls this vCPU made through [`whoami`].
+    pub whoami_calls: u64,
 }
 
 // ---------------------------------------------------------------- glue --
@@ -179,27 +231,45 @@ impl GuestPhysMemory for Ram<'_> {
     }
 }
 
-impl Vm {
-    /// Step 4: the vCPU at this exit, for vmmcall.
-    fn vcpu(&mut self) -> GuestVcpu<Regs<'_>, Ram<'_>> {
-        let v = &self.vmcb;
-        let paging = PagingMode {
-            cr0: v.cr0,
-            cr3: v.cr3,
-            cr4: v.cr4,
-            efer: v.efer,
-            maxphyaddr: vmmcall::cpuid::maxphyaddr(LEAF_8000_0008_EAX),
-        };
-        let (cpl, regs) = (v.cpl, Regs(&mut self.gprs, &mut self.vmcb));
-        GuestVcpu::new(regs, Ram(&mut self.ram), cpl, paging)
-    }
+/// Step 4: the vCPU at this exit, for vmmcall.
+fn vcpu<'a>(
+    gprs: &'a mut SaveArea,
+    v: &'a mut Vmcb,
+    ram: &'a mut [u8],
+) -> GuestVcpu<Regs<'a>, Ram<'a>> {
+    let paging = PagingMode {
+        cr0: v.cr0,
+        cr3: v.cr3,
+        cr4: v.cr4,
+        efer: v.efer,
+        maxphyaddr: vmmcall::cpuid::maxphyaddr(LEAF_8000_0008_EAX),
+    };
+    let cpl = v.cpl;
+    GuestVcpu::new(Regs(gprs, v), Ram(ram), cpl, paging)
+}
 
-    /// Step 6: a hypercall exit (VMMCALL, or VMCALL's `#UD` with `ud`).
+impl Vm {
+    /// Step 6: a hypercall exit (VMMCALL, or VMCALL's `#UD` with `ud`),
+    /// dispatched with the calling VM's registry (its allow-list), the
+    /// vCPU wrapped with its id and the VMM's state for the VM and vCPU.
     fn hypercall(&mut self, ud: bool) -> After {
-        let (rip, registry) = (self.vmcb.rip, self.registry);
+        let rip = self.vmcb.rip;
+        let at = vmexit::code_address(rip, self.vmcb.cs_base, self.vmcb.long_mode);
+        let Vm {
+            gprs,
+            vmcb,
+            ram,
+            vm,
+            vcpu_id,
+            stats,
+            ..
+        } = self;
+        let registry = &vm.registry;
+        let mut vcpu = InVm::new(vcpu(gprs, vmcb, ram), *vcpu_id)
+            .with_vm(&**vm)
+            .with_vcpu_state(stats);
         let done = if ud {
-            let at = vmexit::code_address(rip, self.vmcb.cs_base, self.vmcb.long_mode);
-            match vmexit::handle_ud(registry, &mut self.vcpu(), at) {
+            match vmexit::handle_ud(registry, &mut vcpu, at) {
                 Some(done) => done,
                 None => {
                     self.injected.push(6); // the guest's own #UD
@@ -208,7 +278,7 @@ impl Vm {
             }
         } else {
             let len = vmexit::svm_insn_len(rip, 0, false);
-            vmexit::handle_hypercall(registry, &mut self.vcpu(), len)
+            vmexit::handle_hypercall(registry, &mut vcpu, len)
         };
         self.vmcb.rip = done.next_rip(rip);
         done.stop().map_or(After::Resume, After::Exit)
@@ -267,9 +337,15 @@ impl Vm {
         }
     }
 
-    /// A vCPU at CPL 0, paging off, RIP 0x1000, with `ram` bytes of RAM.
+    /// vCPU 0 of a VM of its own (id 0, every hypercall allowed), at
+    /// CPL 0, paging off, RIP 0x1000, with `ram` bytes of RAM.
     pub fn new(ram: usize) -> Result<Vm, RegistryError> {
-        Ok(Vm {
+        Ok(Vm::vcpu_of(&VmState::new(0, None)?, 0, ram))
+    }
+
+    /// vCPU `vcpu_id` of the VM `vm`, in the state [`Vm::new`] gives.
+    pub fn vcpu_of(vm: &Arc<VmState>, vcpu_id: u32, ram: usize) -> Vm {
+        Vm {
             gprs: SaveArea::default(),
             vmcb: Vmcb {
                 rip: 0x1000,
@@ -278,8 +354,15 @@ impl Vm {
             },
             ram: vec![0; ram],
             injected: Vec::new(),
-            registry: Registry::global()?,
-        })
+            vcpu_id,
+            stats: VcpuStats::default(),
+            vm: Arc::clone(vm),
+        }
+    }
+
+    /// The VM this vCPU belongs to.
+    pub fn vm(&self) -> &VmState {
+        &self.vm
     }
 
     /// The registers as vmmcall sees them (for the guest side of tests).
@@ -345,4 +428,17 @@ fn print(caller: &mut Caller, buf: GuestAddr, len: u8) -> Result<(), Error> {
     caller.read(buf, &mut bytes)?;
     println(String::from_utf8_lossy(&bytes).into_owned());
     Ok(())
+}
+
+/// `whoami()`: the calling VM's id (upper 32 bits) and vCPU id (lower 32),
+/// counted in the VM's and the vCPU's state: the VMM's own state, reached
+/// without statics.
+#[vmmcall::vmmcall("whoami", user)]
+pub fn whoami(cx: &mut Caller) -> Result<u64, Error> {
+    let vcpu_id = cx.vcpu_id();
+    // Every vCPU this VMM runs has both; a VMM bug otherwise (-EIO).
+    cx.vcpu_state::<VcpuStats>().ok_or(Error::Io)?.whoami_calls += 1;
+    let vm = cx.vm::<VmState>().ok_or(Error::Io)?;
+    vm.whoami_calls.fetch_add(1, Ordering::Relaxed);
+    Ok(u64::from(vm.id) << 32 | u64::from(vcpu_id))
 }

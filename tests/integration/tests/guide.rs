@@ -6,7 +6,7 @@
 
 use toy_vmm::hypercall::cpuid::{self, Leaf};
 use toy_vmm::hypercall::{Error, Gpr, Registers};
-use toy_vmm::{After, Insn, SaveArea, Vm};
+use toy_vmm::{After, Insn, SaveArea, VcpuStats, Vm, VmState};
 // Step 8 of the guide: the image names every crate with handlers.
 use toy_vmm_handlers as _;
 
@@ -79,6 +79,7 @@ fn handlers_of_both_crates_answer_by_name() {
         "plugin_hello",
         "plugin_secret",
         "print",
+        "whoami",
     ];
     for (n, name) in (1..).zip(names) {
         assert_eq!(lookup(&mut vm, name), n, "{name}");
@@ -202,4 +203,56 @@ fn exit_stops_the_guest_with_its_status() {
     vm.regs().set_gpr(Gpr::Rbx, 7);
     assert_eq!(vm.step(Insn::Vmmcall), After::Exit(7));
     assert_eq!(vm.step(Insn::Hlt), After::Halt);
+}
+
+#[test]
+fn two_vms_that_share_nothing_get_their_own_answers_from_one_handler() {
+    let (a, b) = (
+        VmState::new(1, None).expect("registry"),
+        VmState::new(2, None).expect("registry"),
+    );
+    let mut vcpus = [
+        Vm::vcpu_of(&a, 0, 0x10_0000),
+        Vm::vcpu_of(&a, 1, 0x10_0000),
+        Vm::vcpu_of(&b, 0, 0x10_0000),
+    ];
+    let whoami = lookup(&mut vcpus[0], "whoami");
+    let mut answers = Vec::new();
+    for round in 0..2 {
+        for vm in &mut vcpus {
+            answers.push(call(vm, whoami, [round; 5]));
+        }
+    }
+    // VM id in the upper half, the calling vCPU's id in the lower.
+    assert_eq!(answers, [1 << 32, 1 << 32 | 1, 2 << 32].repeat(2));
+    assert_eq!(a.whoami_calls.load(std::sync::atomic::Ordering::Relaxed), 4);
+    assert_eq!(b.whoami_calls.load(std::sync::atomic::Ordering::Relaxed), 2);
+    let stats: Vec<VcpuStats> = vcpus.iter().map(|v| v.stats).collect();
+    assert_eq!(stats, [VcpuStats { whoami_calls: 2 }; 3]);
+    // Each VM's registry counts its own calls.
+    let n = a.registry().lookup(b"whoami").unwrap().get();
+    assert_eq!((a.registry().calls(n), b.registry().calls(n)), (4, 2));
+}
+
+#[test]
+fn a_vm_sees_only_the_hypercalls_its_allow_list_names() {
+    let vm = VmState::new(3, Some(&["exit", "plugin_add", "whoami"])).expect("all registered");
+    let mut cpu = Vm::vcpu_of(&vm, 0, 0x10_0000);
+    // Numbered among themselves; the others are not there at all.
+    for (n, name) in (1..).zip(["exit", "plugin_add", "whoami"]) {
+        assert_eq!(lookup(&mut cpu, name), n, "{name}");
+    }
+    for denied in ["plugin_hello", "plugin_secret", "print"] {
+        assert_eq!(lookup(&mut cpu, denied), 0, "{denied}");
+    }
+    assert_eq!(call(&mut cpu, 2, [20, 22, 0, 0, 0]), 42);
+    assert_eq!(call(&mut cpu, 3, [0; 5]), 3 << 32);
+    assert_eq!(call(&mut cpu, 4, [0; 5]), Error::NoSys.to_rax());
+    assert_eq!(
+        call(&mut cpu, toy_vmm::hypercall::abi::DESCRIBE, [0; 5]),
+        3,
+        "vmmcall_describe counts what the VM may call"
+    );
+    // A policy naming a hypercall the VMM does not have is refused.
+    assert!(VmState::new(4, Some(&["plugin_add", "plugn_hello"])).is_err());
 }

@@ -138,7 +138,7 @@ pub fn df_stack_top() -> u64 {
 }
 
 /// The VMM's TSS at boot: only IST1 is used (the VMX backend loads a TSS
-/// of its own with the same IST1, see `vmx::backend::host_gdt`).
+/// of its own with the same IST1, see `vmx::rt::host_gdt`).
 #[repr(C, align(16))]
 struct Tss([u8; 104]);
 

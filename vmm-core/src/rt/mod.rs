@@ -1,13 +1,17 @@
 //! The bare-metal runtime (feature `rt`): boot stub, Rust entry, console,
-//! heap, panic handler, and stopping the machine.
+//! heap, panic handler, the host IDT's stubs, the VMM's page frames,
+//! `start` (from boot to a running guest), and stopping the machine.
 //!
 //! Only the example images enable this; host builds of `vmm-core` (unit
-//! tests) never see it.
+//! tests) never see it. The vendor backends are bare-metal too, as the
+//! `rt` children of `svm` and `vmx` (see the crate docs).
 
 mod boot;
+pub mod console;
+pub(crate) mod frames;
 pub(crate) mod idt;
+mod start;
 
-use crate::console;
 use core::alloc::{GlobalAlloc, Layout};
 use core::panic::PanicInfo;
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -45,7 +49,7 @@ pub fn halt_forever() -> ! {
 extern "C" fn vmm_core_rust_entry(protocol: u32, info: u32) -> ! {
     console::init();
     idt::load();
-    let ok = crate::start::main(protocol, u64::from(info));
+    let ok = start::main(protocol, u64::from(info));
     exit_machine(ok)
 }
 

@@ -6,9 +6,9 @@
 pub mod vmcb;
 
 #[cfg(feature = "rt")]
-mod backend;
+mod rt;
 #[cfg(feature = "rt")]
-pub use backend::run;
+pub use rt::run;
 
 /// Why SVM could not run the guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

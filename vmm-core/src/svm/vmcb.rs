@@ -145,7 +145,7 @@ pub const INTERCEPTED_EXCEPTIONS: u32 = (1 << 1) | (1 << 6) | (1 << 17);
 /// - CR8 reads and writes: without V_INTR_MASKING a guest's CR8 is the
 ///   physical TPR (APM §15.21.4); the run loop keeps a virtual one;
 /// - CR4 writes (APM §15.9): a guest may set only the CR4 bits whose
-///   feature its CPUID offers (`hv::guest_cr4_allowed`; OSXSAVE, PKE,
+///   feature its CPUID offers (`cpuid::guest_cr4_allowed`; OSXSAVE, PKE,
 ///   CET ... enable state the VMM does not switch), else `#GP(0)`;
 /// - HLT for a bare-metal guest (it gets no interrupts, so HLT would never
 ///   end); a Linux guest's HLT waits for its own timer.

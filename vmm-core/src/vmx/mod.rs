@@ -6,7 +6,7 @@
 //! VMX capability MSRs, adjusting VM-execution, VM-exit and VM-entry
 //! controls to what the processor allows, CR0/CR4 fixed bits, segment
 //! access rights in the VMCS format, the host TSS descriptor, event
-//! injection, and the errors. `backend` (feature `rt`) does the hardware
+//! injection, and the errors. `rt` (feature `rt`) does the hardware
 //! part: VMXON, the VMCS, the EPT tables and the VMLAUNCH/VMRESUME loop.
 //!
 //! SDM numbering: the 2024/2025 editions number the VMCS chapter 25, VM
@@ -14,9 +14,9 @@
 //! Section numbers below are from the newer editions unless noted.
 
 #[cfg(feature = "rt")]
-mod backend;
+mod rt;
 #[cfg(feature = "rt")]
-pub use backend::run;
+pub use rt::run;
 
 use core::fmt;
 

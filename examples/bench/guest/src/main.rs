@@ -9,7 +9,7 @@
 //!   run loop, `vmexit::handle_hypercall`, `vmmcall::dispatch`, the typed
 //!   handler (returns 0), the VM entry, and the SDK decoding RAX.
 //! - **raw**: `CPUID` leaf `0x4000_0001`. It exits to the same run loop,
-//!   which answers it (`hv::virtual_cpuid`) before any framework code runs:
+//!   which answers it (`cpuid::virtual_cpuid`) before any framework code runs:
 //!   the floor. Both paths pay one exit and one entry.
 //! - **direct**: the same null hypercall issued with inline assembly
 //!   (number already in a register, no SDK code): the VMM side of the

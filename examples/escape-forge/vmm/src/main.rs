@@ -1,5 +1,5 @@
 //! Escape attempt: a forged verdict, VMM side. Nothing but vmm-core: the
-//! policy under test is how the VMM ends a run (`start.rs`: its one
+//! policy under test is how the VMM ends a run (`rt/start.rs`: its one
 //! verdict line carries the run's secret from the boot command line) and
 //! how `cargo xtask` judges it (`xtask/src/verdict.rs`).
 #![no_std]

@@ -1,7 +1,7 @@
 //! Escape attempt: I/O ports and MSRs, VMM side. `alive`, which the guest
 //! calls after the attempts to show that the VMM still answers, and `say`,
 //! a VMM line printed while the guest has put the shared UART in loopback. The
-//! policy under test is vmm-core's (`intercept.rs`, `exits.rs`): the guest
+//! policy under test is vmm-core's (`intercept.rs`, `ports.rs`): the guest
 //! may use COM1 and its own guest-state MSRs; any other port reads all
 //! ones and ignores writes (string I/O raises #GP), any other MSR raises
 //! #GP.

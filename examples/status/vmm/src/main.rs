@@ -42,7 +42,7 @@ fn get_status(cx: &mut Caller, buf: GuestAddr, len: u64) -> Result<u64, Error> {
     let _ = writeln!(w, "hypercalls served:");
     if let Ok(reg) = Registry::global() {
         for (number, h) in reg.iter() {
-            let _ = writeln!(w, "  {number:>3} {:<20} {}", h.name(), h.calls());
+            let _ = writeln!(w, "  {number:>3} {:<20} {}", h.name(), reg.calls(number));
         }
     }
     let full = w.len;

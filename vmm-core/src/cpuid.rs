@@ -1,5 +1,6 @@
-//! Vendor-neutral hypervisor policy: what the guest sees of CPUID, and the
-//! guest RAM the backends share.
+//! What the guest sees of CPUID, on both vendors: the real CPU's answer
+//! through allow-lists of the features the VMM virtualizes, plus the
+//! hypervisor leaves (`vmmcall::cpuid`).
 
 #![cfg_attr(
     not(test),
@@ -283,27 +284,6 @@ pub fn virtual_cpuid(leaf: u32, subleaf: u32, real: Cpuid, policy: &CpuidPolicy)
     }
 }
 
-/// The guest's RAM: guest-physical `[0, size)` is host-physical
-/// `[host_base, host_base + size)`, identity-mapped in the VMM.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GuestRam {
-    /// Host-physical (and VMM-virtual) address of guest-physical 0.
-    pub host_base: u64,
-    /// Size in bytes.
-    pub size: u64,
-}
-
-impl GuestRam {
-    /// The host address of `[gpa, gpa + len)` if all of it is guest RAM.
-    pub fn host_range(&self, gpa: u64, len: u64) -> Option<u64> {
-        let end = gpa.checked_add(len)?;
-        if end > self.size {
-            return None;
-        }
-        self.host_base.checked_add(gpa)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -416,17 +396,5 @@ mod tests {
         assert_eq!(v.eax, 0x4000_0001);
         assert_eq!(virtual_cpuid(0x4000_0001, 0, all, &p).eax, 1);
         assert_eq!(virtual_cpuid(0x4000_0042, 0, all, &p), Cpuid::default());
-    }
-
-    #[test]
-    fn guest_ram_ranges() {
-        let r = GuestRam {
-            host_base: 0x400_0000,
-            size: 0x200_0000,
-        };
-        assert_eq!(r.host_range(0, 0x200_0000), Some(0x400_0000));
-        assert_eq!(r.host_range(0x1ff_ffff, 1), Some(0x5ff_ffff));
-        assert_eq!(r.host_range(0x1ff_ffff, 2), None);
-        assert_eq!(r.host_range(u64::MAX, 2), None);
     }
 }

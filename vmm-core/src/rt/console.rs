@@ -9,9 +9,9 @@
 //! [`vmmcall::budget::GUEST_LOG`]; the run loop logs refused ports and
 //! MSRs), so log records below `Error` share a budget of [`LOG_BUDGET`]
 //! lines ([`vmmcall::budget::Budget`]); past it they are counted, not
-//! printed, after one line saying so. Otherwise a hostile guest could bury the console (and
-//! slow the VMM to the speed of the UART): the hostile example's storm made
-//! 22,826 warning lines in 100,000 calls. Handlers' own output
+//! printed, after one line saying so. Otherwise a hostile guest could bury
+//! the console and slow the VMM to the speed of the UART (`examples/hostile`
+//! tries). Handlers' own output
 //! ([`println!`](crate::println), which any `user` handler such as the
 //! seed's `hello` prints on a ring-3 caller's behalf) has a budget of its
 //! own, [`PRINT_BUDGET`] lines. `Error` records and the VMM's own lines

@@ -17,17 +17,21 @@ use super::{
     reflected_exception, shadow_cr, tss_descriptor, ControlCaps, ControlField, VmFailure, VmxBasic,
     VmxError, TSS_SIZE,
 };
+use crate::backend::Backend;
 use crate::cpu::{self, msr, FxArea};
-use crate::exits::{self, Backend, RawExit, Stop};
-use crate::frames::{self, Tables, PAGE};
+use crate::cpuid::{CpuidPolicy, CPUID1_ECX_VMX};
+use crate::exits;
 use crate::guest::{self, GuestStart, Profile};
-use crate::hv::{CpuidPolicy, GuestRam, CPUID1_ECX_VMX};
 use crate::intercept;
 use crate::nested::{self, Format};
 use crate::physmem::PhysAlloc;
+use crate::rt::frames::{self, Tables, PAGE};
+use crate::stop::Stop;
+use crate::vcpu::GuestRam;
 use crate::vmsr::{GuestMsrs, EFER_LMA, EFER_LME};
 use core::arch::asm;
 use vmexit::vmx::ExitReasonField;
+use vmexit::{VmExit, VmxExitFields};
 use vmmcall::{GuestRegs, VcpuState};
 use x86::controlregs::{Cr0, Cr4};
 use x86::dtables::DescriptorTablePointer;
@@ -320,13 +324,13 @@ impl Setup {
         self.entry & EntryControls::LOAD_IA32_EFER.bits() != 0
     }
     /// The CR4 bits the guest may set: what the CPUID it sees offers
-    /// (hv::guest_cr4_allowed), within CR4_FIXED1.
+    /// (cpuid::guest_cr4_allowed), within CR4_FIXED1.
     fn cr4_allowed(&self) -> u64 {
         let policy = CpuidPolicy {
             pat: self.switch_pat(),
             cr4_fixed1: Some(self.cr4_fixed.1),
         };
-        crate::hv::guest_cr4_allowed_here(cpu::cpuid, &policy) & self.cr4_fixed.1
+        crate::cpuid::guest_cr4_allowed_here(cpu::cpuid, &policy) & self.cr4_fixed.1
     }
     fn save_efer(&self) -> bool {
         self.exit & ExitControls::SAVE_IA32_EFER.bits() != 0
@@ -875,14 +879,10 @@ impl VcpuState for VmxBackend {
 }
 
 impl Backend for VmxBackend {
-    fn name(&self) -> &'static str {
-        "vmx"
-    }
-
-    fn enter(&mut self, regs: &mut GuestRegs) -> RawExit {
+    fn enter(&mut self, regs: &mut GuestRegs) -> VmExit {
         // A placeholder the run loop treats as a failed entry (bit 31): it
         // stops, and `run` reports `self.failed` instead.
-        let failed = RawExit::Vmx(vmexit::VmxExitFields {
+        let failed = VmExit::from_vmx(&VmxExitFields {
             exit_reason: ExitReasonField::ENTRY_FAILURE,
             ..Default::default()
         });
@@ -966,7 +966,7 @@ impl Backend for VmxBackend {
                 u64::from(vectoring & (EVENT_VALID | 0xFFF)),
             );
         }
-        let fields = vmexit::VmxExitFields {
+        let fields = VmxExitFields {
             exit_reason,
             qualification: vmread(ro::EXIT_QUALIFICATION),
             instruction_len: vmread(ro::VMEXIT_INSTRUCTION_LEN) as u32,
@@ -976,7 +976,7 @@ impl Backend for VmxBackend {
             interruption_error: vmread(ro::VMEXIT_INTERRUPTION_ERR_CODE) as u32,
         };
         self.exit_event = (fields.interruption_info, fields.instruction_len);
-        RawExit::Vmx(fields)
+        VmExit::from_vmx(&fields)
     }
 
     fn rip(&self) -> u64 {
@@ -1019,10 +1019,6 @@ impl Backend for VmxBackend {
             self.write(ctl::VMENTRY_INSTRUCTION_LEN, len.into());
         }
         self.write(ctl::VMENTRY_INTERRUPTION_INFO_FIELD, info.into());
-    }
-
-    fn msrs(&mut self) -> &mut dyn GuestMsrs {
-        self
     }
 
     fn write_cr(&mut self, cr: u8, value: u64) -> bool {
@@ -1105,7 +1101,7 @@ impl VmxBackend {
 
     /// `MOV CR4` that exited on a host-owned bit: bits the CPU does not
     /// allow (CR4_FIXED1) or whose feature the guest's CPUID does not offer
-    /// (hv::guest_cr4_allowed: OSXSAVE, PKE, CET, PCIDE, VMXE, ...) raise
+    /// (cpuid::guest_cr4_allowed: OSXSAVE, PKE, CET, PCIDE, VMXE, ...) raise
     /// #GP, as on a CPU without them; clearing PAE in IA-32e mode raises
     /// #GP (SDM Vol. 3A §2.5).
     fn write_cr4(&mut self, value: u64) -> bool {
@@ -1113,7 +1109,7 @@ impl VmxBackend {
         let long = GuestMsrs::efer(self) & EFER_LMA != 0;
         if value & !fixed1 != 0
             || value & CR4_VMXE != 0
-            || !crate::hv::cr4_write_ok(value, self.cr4_allowed, long)
+            || !crate::cpuid::cr4_write_ok(value, self.cr4_allowed, long)
         {
             return false;
         }

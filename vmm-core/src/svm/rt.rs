@@ -7,17 +7,20 @@
 
 use super::vmcb::{Vmcb, VmcbSegment};
 use super::SvmError;
+use crate::backend::Backend;
 use crate::cpu::{self, msr, FxArea};
-use crate::exits::{self, Backend};
-use crate::frames::{self, Tables, PAGE};
+use crate::cpuid::CpuidPolicy;
+use crate::exits;
 use crate::guest::{GuestStart, Profile};
-use crate::hv::CpuidPolicy;
-use crate::hv::GuestRam;
 use crate::intercept;
 use crate::nested::{self, Format};
 use crate::physmem::PhysAlloc;
+use crate::rt::frames::{self, Tables, PAGE};
+use crate::stop::Stop;
+use crate::vcpu::GuestRam;
 use crate::vmsr;
 use crate::vmsr::GuestMsrs;
+use vmexit::VmExit;
 use vmmcall::{GuestRegs, VcpuState};
 
 core::arch::global_asm!(
@@ -153,8 +156,8 @@ fn detect() -> Result<Features, SvmError> {
 
 /// Run the guest to completion under SVM. Returns the exit status the
 /// guest asked for (0 = success) or the failure that stopped it.
-pub fn run(ram: GuestRam, start: GuestStart, alloc: &mut PhysAlloc) -> Result<u32, exits::Stop> {
-    let features = detect().map_err(exits::Stop::Svm)?;
+pub fn run(ram: GuestRam, start: GuestStart, alloc: &mut PhysAlloc) -> Result<u32, Stop> {
+    let features = detect().map_err(Stop::Svm)?;
     log::info!(
         "SVM backend: nested paging on, NRIPS {}",
         if features.nrips {
@@ -165,14 +168,14 @@ pub fn run(ram: GuestRam, start: GuestStart, alloc: &mut PhysAlloc) -> Result<u3
     );
     // SAFETY: EFER exists; setting SVME only enables the SVM instructions.
     unsafe { cpu::wrmsr(msr::EFER, cpu::rdmsr(msr::EFER) | msr::EFER_SVME) };
-    let hsave = alloc_page(alloc).map_err(exits::Stop::Svm)?;
+    let hsave = alloc_page(alloc).map_err(Stop::Svm)?;
     // SAFETY: VM_HSAVE_PA exists with SVM; `hsave` is a page owned by the VMM.
     unsafe { cpu::wrmsr(msr::VM_HSAVE_PA, hsave) };
-    let vmcb_pa = alloc_page(alloc).map_err(exits::Stop::Svm)?;
-    let host_save_pa = alloc_page(alloc).map_err(exits::Stop::Svm)?;
-    let (iopm_pa, msrpm_pa) = permission_maps(alloc, start.profile).map_err(exits::Stop::Svm)?;
+    let vmcb_pa = alloc_page(alloc).map_err(Stop::Svm)?;
+    let host_save_pa = alloc_page(alloc).map_err(Stop::Svm)?;
+    let (iopm_pa, msrpm_pa) = permission_maps(alloc, start.profile).map_err(Stop::Svm)?;
     let n_cr3 = nested::build(&mut Tables(alloc), Format::Npt, ram.host_base, ram.size)
-        .map_err(|_| exits::Stop::Svm(SvmError::OutOfMemory))?;
+        .map_err(|_| Stop::Svm(SvmError::OutOfMemory))?;
     // SAFETY: `vmcb_pa` is a zeroed, page-aligned page owned by the VMM and
     // nothing else refers to it; Vmcb is exactly one page of integers.
     let vmcb = unsafe { &mut *(vmcb_pa as *mut Vmcb) };
@@ -193,7 +196,7 @@ pub fn run(ram: GuestRam, start: GuestStart, alloc: &mut PhysAlloc) -> Result<u3
         ram,
         profile: start.profile,
         fx: FxArea::reset(),
-        cr4_allowed: crate::hv::guest_cr4_allowed_here(cpu::cpuid, &CpuidPolicy::SVM),
+        cr4_allowed: crate::cpuid::guest_cr4_allowed_here(cpu::cpuid, &CpuidPolicy::SVM),
         spec: crate::spec::detect(false),
     };
     exits::run_loop(&mut backend, &mut regs)
@@ -273,7 +276,7 @@ struct SvmBackend<'a> {
     profile: Profile,
     /// The guest's x87/SSE state while the VMM runs.
     fx: FxArea,
-    /// CR4 bits the guest may set (hv::guest_cr4_allowed).
+    /// CR4 bits the guest may set (cpuid::guest_cr4_allowed).
     cr4_allowed: u64,
     /// What runs before each VMRUN (crate::spec).
     spec: crate::spec::Mitigations,
@@ -322,11 +325,7 @@ impl VcpuState for SvmBackend<'_> {
 }
 
 impl Backend for SvmBackend<'_> {
-    fn name(&self) -> &'static str {
-        "svm"
-    }
-
-    fn enter(&mut self, regs: &mut GuestRegs) -> exits::RawExit {
+    fn enter(&mut self, regs: &mut GuestRegs) -> VmExit {
         self.vmcb.save.rax = regs.rax;
         self.vmcb.save.rsp = regs.rsp;
         // Last thing before the entry: the speculation mitigations.
@@ -352,14 +351,15 @@ impl Backend for SvmBackend<'_> {
         regs.rax = self.vmcb.save.rax;
         regs.rsp = self.vmcb.save.rsp;
         let c = &self.vmcb.control;
-        exits::RawExit::Svm {
-            fields: vmexit::SvmExitFields {
+        VmExit::from_svm(
+            &vmexit::SvmExitFields {
                 exitcode: c.exitcode,
                 exitinfo1: c.exitinfo1,
                 exitinfo2: c.exitinfo2,
             },
-            nrip: if self.nrips { c.nrip } else { 0 },
-        }
+            self.vmcb.save.rip,
+            self.nrips.then_some(c.nrip),
+        )
     }
 
     fn rip(&self) -> u64 {
@@ -395,10 +395,6 @@ impl Backend for SvmBackend<'_> {
         self.vmcb.control.eventinj = ev;
     }
 
-    fn msrs(&mut self) -> &mut dyn GuestMsrs {
-        self
-    }
-
     fn write_cr(&mut self, cr: u8, value: u64) -> bool {
         // Only CR4 writes are intercepted (vmcb::intercepts); CR0 is the
         // guest's.
@@ -406,7 +402,7 @@ impl Backend for SvmBackend<'_> {
             return false;
         }
         let long = self.vmcb.save.efer & vmsr::EFER_LMA != 0;
-        if !crate::hv::cr4_write_ok(value, self.cr4_allowed, long) {
+        if !crate::cpuid::cr4_write_ok(value, self.cr4_allowed, long) {
             return false;
         }
         if value != self.vmcb.save.cr4 {

@@ -3,9 +3,9 @@
 use crate::bootinfo::{self, BootInfo, PhysReader, Region};
 use crate::cpu::{self, Vendor};
 use crate::guest;
-use crate::hv::GuestRam;
 use crate::linux;
 use crate::physmem::PhysAlloc;
+use crate::vcpu::GuestRam;
 
 /// Guest RAM of a bare-metal guest. Small on purpose: the example guests
 /// need little, and Bochs must zero it at boot.
