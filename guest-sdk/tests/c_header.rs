@@ -36,14 +36,11 @@ fn gcc(args: &[&str]) {
     );
 }
 
-#[test]
-fn hello_c_on_the_host_says_not_present() {
-    let root = root();
-    let exe = Path::new(env!("CARGO_TARGET_TMPDIR")).join("hello-c");
-    let include = root.join("guest-sdk/include");
-    let source = root.join("examples/hello/c/hello.c");
-    gcc(&[
-        "-static",
+/// Build `source` into `exe` for the host against `include/vmmcall.h`,
+/// as `cargo xtask linux` builds hello.c (warnings as errors), plus `extra`.
+fn build_c(source: &Path, exe: &Path, extra: &[&str]) {
+    let include = root().join("guest-sdk/include");
+    let mut args = vec![
         "-O2",
         "-Wall",
         "-Wextra",
@@ -54,7 +51,16 @@ fn hello_c_on_the_host_says_not_present() {
         source.to_str().unwrap(),
         "-o",
         exe.to_str().unwrap(),
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    gcc(&args);
+}
+
+#[test]
+fn hello_c_on_the_host_says_not_present() {
+    let exe = Path::new(env!("CARGO_TARGET_TMPDIR")).join("hello-c");
+    let source = root().join("examples/hello/c/hello.c");
+    build_c(&source, &exe, &["-static"]);
     let out = Command::new(&exe).output().expect("running hello-c");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
@@ -127,21 +133,7 @@ fn run_c(name: &str, body: &str, extra: &[&str]) -> String {
     let source = dir.join(format!("{name}.c"));
     let exe = dir.join(name);
     std::fs::write(&source, format!("#include \"vmmcall.h\"\n{body}")).unwrap();
-    let include = root().join("guest-sdk/include");
-    let mut args = vec![
-        "-O2",
-        "-Wall",
-        "-Wextra",
-        "-Werror",
-        "-std=gnu11",
-        "-I",
-        include.to_str().unwrap(),
-        source.to_str().unwrap(),
-        "-o",
-        exe.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    gcc(&args);
+    build_c(&source, &exe, extra);
     let out = Command::new(&exe).output().expect("running the C probe");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
