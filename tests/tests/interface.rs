@@ -54,7 +54,7 @@ impl demo::Handlers for Demo {
 
     fn checksum(cx: &mut Caller<'_>, data: GuestBuf) -> Result<u32, Error> {
         let mut buf = [0u8; 256];
-        let bytes = data.read(cx, &mut buf)?;
+        let bytes = data.copy_in(cx, &mut buf)?;
         Ok(bytes.iter().map(|&b| u32::from(b)).sum())
     }
 
@@ -86,8 +86,21 @@ fn typed_lookup(vcpu: &mut MockVcpu, signature: u64) -> u64 {
     vcpu.regs.rax = LOOKUP_TYPED;
     vcpu.regs.rbx = 0x1000;
     vcpu.regs.rcx = signature;
-    dispatch(registry, vcpu);
+    dispatch_read_once(registry, vcpu);
     vcpu.regs.rax
+}
+
+/// Dispatch, and check that the call fetched no guest byte twice
+/// (docs/ABI.md, "What read once means for guest memory").
+fn dispatch_read_once(registry: &Registry<'static>, vcpu: &mut MockVcpu) {
+    vcpu.clear_reads();
+    dispatch(registry, vcpu);
+    assert_eq!(
+        vcpu.byte_read_twice(),
+        None,
+        "a call read a guest byte twice: {:x?}",
+        vcpu.read_log()
+    );
 }
 
 fn call(vcpu: &mut MockVcpu, number: u64, args: [u64; 5]) -> u64 {
@@ -100,7 +113,7 @@ fn call(vcpu: &mut MockVcpu, number: u64, args: [u64; 5]) -> u64 {
         vcpu.regs.rsi,
         vcpu.regs.rdi,
     ] = args;
-    dispatch(registry, vcpu);
+    dispatch_read_once(registry, vcpu);
     vcpu.regs.rax
 }
 

@@ -72,6 +72,36 @@ impl GuestPhysMemory for GuestRam {
         unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), dst as *mut u8, data.len()) };
         Ok(())
     }
+
+    /// One 8-byte atomic load (docs/ABI.md, "What read once means for
+    /// guest memory"): another vCPU may write the entry while this one
+    /// walks, so a byte copy could combine halves of two entries, and
+    /// would be a data race in Rust's memory model. Atomic rather than
+    /// volatile: a volatile read is a non-atomic access there, and may be
+    /// split. An aligned 8-byte access is single-copy atomic on x86-64
+    /// (Intel SDM Vol. 3A §10.1.1, AMD APM Vol. 2 §7.1), and `Relaxed`
+    /// compiles to one `mov`: the walk needs the one value, no ordering
+    /// with other locations (the processor's own walker gives none).
+    fn read_entry(&self, gpa: u64) -> Result<u64, MemError> {
+        let host = self
+            .host_range(gpa, 8)
+            .ok_or(MemError::OutsideRam { gpa })?;
+        if host % 8 != 0 {
+            // The walker's entries are 8-byte aligned, and so is guest
+            // RAM's host base; a misaligned one is not an entry.
+            return Err(MemError::OutsideRam { gpa });
+        }
+        // SAFETY: host_range checked that the 8 bytes are guest RAM, which
+        // the VMM identity-maps for its whole life (valid for reads, never
+        // freed, never a Rust object of the VMM's); `host` is 8-byte
+        // aligned (checked above). The guest's writes to it, from any
+        // vCPU, are the processor's, outside Rust's memory model like a
+        // device's; an atomic load is the access that tolerates them.
+        // (A handler's write_phys on another CPU to the same entry would
+        // still be a byte copy racing this load; vmm-core runs one vCPU.)
+        let entry = unsafe { core::sync::atomic::AtomicU64::from_ptr(host as *mut u64) };
+        Ok(entry.load(Ordering::Relaxed))
+    }
 }
 
 /// The CPU's MAXPHYADDR (CPUID `0x8000_0008`, which the guest sees
@@ -108,5 +138,31 @@ mod tests {
         assert_eq!(r.host_range(0x1ff_ffff, 1), Some(0x5ff_ffff));
         assert_eq!(r.host_range(0x1ff_ffff, 2), None);
         assert_eq!(r.host_range(u64::MAX, 2), None);
+    }
+
+    #[test]
+    fn paging_entries_are_read_whole_and_only_inside_ram() {
+        // One page of "guest RAM": a table of 512 entries, 8-byte aligned.
+        let mut table = [0u64; 512];
+        for (i, e) in (0u64..).zip(table.iter_mut()) {
+            *e = i << 12 | 0x67 | i << 52;
+        }
+        let ram = GuestRam {
+            host_base: table.as_ptr() as u64,
+            size: 4096,
+        };
+        for i in [0u64, 1, 300, 511] {
+            assert_eq!(ram.read_entry(i * 8), Ok(table[i as usize]), "entry {i}");
+        }
+        // Past RAM, straddling its end, misaligned: not an entry.
+        assert_eq!(
+            ram.read_entry(4096),
+            Err(MemError::OutsideRam { gpa: 4096 })
+        );
+        assert_eq!(
+            ram.read_entry(4092),
+            Err(MemError::OutsideRam { gpa: 4092 })
+        );
+        assert_eq!(ram.read_entry(4), Err(MemError::OutsideRam { gpa: 4 }));
     }
 }

@@ -167,6 +167,21 @@ pub trait Vcpu: Registers + AsDynVcpu {
     fn read_linear(&mut self, addr: GuestAddr, buf: &mut [u8]) -> Result<(), MemError>;
     /// Copy `data` into guest memory at `addr`.
     fn write_linear(&mut self, addr: GuestAddr, data: &[u8]) -> Result<(), MemError>;
+    /// Copy each `(addr, data)` into guest memory, in order, as one write:
+    /// every range is checked before the first byte is written, so that on
+    /// an error nothing is written ([`Caller::write_all`]).
+    ///
+    /// The default writes the ranges one after the other with
+    /// [`write_linear`](Vcpu::write_linear), so it checks each range only
+    /// before its own bytes: an implementation overrides it to keep the
+    /// rule across ranges, as [`GuestVcpu`](crate::GuestVcpu) does with
+    /// [`crate::paging::write_linear_all`].
+    fn write_linear_all(&mut self, writes: &[(GuestAddr, &[u8])]) -> Result<(), MemError> {
+        for &(addr, data) in writes {
+            self.write_linear(addr, data)?;
+        }
+        Ok(())
+    }
 
     /// The calling vCPU's id within its VM, as the VMM numbers them
     /// ([`Caller::vcpu_id`]). 0 unless the VMM says otherwise, for example
@@ -320,6 +335,18 @@ impl<'a> Caller<'a> {
     pub fn write(&mut self, addr: GuestAddr, data: &[u8]) -> Result<(), Error> {
         self.vcpu
             .write_linear(addr, data)
+            .map_err(|e| self.fault(e))
+    }
+
+    /// Write several ranges of guest memory as one, with the caller's
+    /// privilege: every range is translated and checked before the first
+    /// byte is written, so a failure ([`Error::Fault`], logged) leaves all
+    /// of them unwritten (docs/ABI.md, "Check first, then write"). Two
+    /// calls of [`write`](Caller::write) give that only per call: the
+    /// second can fail after the first wrote.
+    pub fn write_all(&mut self, writes: &[(GuestAddr, &[u8])]) -> Result<(), Error> {
+        self.vcpu
+            .write_linear_all(writes)
             .map_err(|e| self.fault(e))
     }
 

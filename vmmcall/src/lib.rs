@@ -53,7 +53,9 @@
 //! - A [`Registry`] never changes after it is built: [`Registry::global`]
 //!   builds it once, on first use (racing first uses wait for one build),
 //!   and dispatch only reads it. Per-VM registries are built by the VMM
-//!   before it dispatches with them. Dispatch takes no lock.
+//!   before it dispatches with them. Once a registry exists, dispatch
+//!   takes no lock (what the VMM's `log` logger does with a record is the
+//!   VMM's).
 //! - Call counts ([`Registry::calls`]) are exact: every call, refusal
 //!   included, is one relaxed atomic add in the calling vCPU's shard
 //!   ([`Vcpu::vcpu_id`] modulo [`COUNTER_SHARDS`]), and no two shards share
@@ -79,7 +81,10 @@
 //!
 //! **The VMM must** give each vCPU its own [`Vcpu`] (registers, the CPL and
 //! paging state of that vCPU) and distinct vCPU ids within a VM, and
-//! dispatch one exit of one vCPU at a time.
+//! dispatch a vCPU's exits one at a time (different vCPUs in parallel).
+//! The id also picks the counter shard: vCPUs of several VMs that share
+//! one registry and one id share a counter line (still exactly counted);
+//! a registry per VM ([`Registry::restricted`]) keeps them apart.
 //!
 //! Guests depend on this crate with `default-features = false`, which leaves
 //! [`abi`], [`Error`], [`cpuid`], [`budget`] and the `interface!` macro
@@ -135,7 +140,7 @@ pub mod vcpu;
 pub use error::{decode_rax, Error};
 
 #[cfg(feature = "registry")]
-pub use buffer::{GuestBuf, GuestBufMut};
+pub use buffer::{FromGuestBytes, GuestBuf, GuestBufMut, GuestBytes, GuestReader};
 #[cfg(feature = "registry")]
 pub use context::{read_cstr, AsDynVcpu, CStrError, Caller, GuestAddr, MemError, Vcpu};
 #[cfg(feature = "registry")]

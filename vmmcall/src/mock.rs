@@ -37,6 +37,30 @@ struct Page {
 }
 
 /// A vCPU whose guest memory is a sparse map of 4 KiB pages.
+///
+/// It records every guest byte read through [`Vcpu::read_linear`]: the
+/// read-once detector of docs/ABI.md ("What read once means for guest
+/// memory"). After a call, [`byte_read_twice`](MockVcpu::byte_read_twice)
+/// names a byte that the call fetched more than once, if any; a test
+/// dispatches each call on a fresh (or [cleared](MockVcpu::clear_reads))
+/// vCPU and asserts it is `None`.
+///
+/// ```
+/// use vmmcall::mock::MockVcpu;
+/// use vmmcall::{Caller, GuestAddr};
+///
+/// let mut vcpu = MockVcpu::new();
+/// vcpu.map(0x1000, true, true);
+/// let mut cx = Caller::new(&mut vcpu, 1);
+/// let (mut a, mut b) = ([0u8; 8], [0u8; 4]);
+/// cx.read(GuestAddr(0x1000), &mut a).unwrap();
+/// cx.read(GuestAddr(0x1008), &mut b).unwrap();
+/// assert_eq!(vcpu.byte_read_twice(), None);
+/// // A second fetch of byte 0x1006, as a handler that validates a value
+/// // and then reads it again to use it would do.
+/// Caller::new(&mut vcpu, 1).read(GuestAddr(0x1006), &mut b).unwrap();
+/// assert_eq!(vcpu.byte_read_twice(), Some(0x1006));
+/// ```
 #[derive(Clone, Default)]
 pub struct MockVcpu {
     /// The guest's registers; set them before [`crate::dispatch`].
@@ -46,6 +70,8 @@ pub struct MockVcpu {
     pages: BTreeMap<u64, Page>,
     /// Number of `read_linear` calls, to check that nothing reads too far.
     pub reads: usize,
+    /// Every successful read since the last clear: (address, length).
+    read_log: Vec<(u64, usize)>,
 }
 
 impl MockVcpu {
@@ -98,6 +124,41 @@ impl MockVcpu {
                     .bytes[(a % PAGE) as usize]
             })
             .collect()
+    }
+
+    /// Every range of guest memory read since the vCPU was made or
+    /// [`clear_reads`](MockVcpu::clear_reads) was called, in order:
+    /// (address, length). A read that failed fetched nothing here.
+    pub fn read_log(&self) -> &[(u64, usize)] {
+        &self.read_log
+    }
+
+    /// Forget the reads recorded so far (before the next call).
+    pub fn clear_reads(&mut self) -> &mut Self {
+        self.read_log.clear();
+        self
+    }
+
+    /// The lowest guest byte that two recorded reads both fetched, if
+    /// any: a double fetch, when the record covers one call.
+    pub fn byte_read_twice(&self) -> Option<u64> {
+        // As [start, end) in u128: a read may end at 2^64.
+        let mut ranges: Vec<(u128, u128)> = self
+            .read_log
+            .iter()
+            .filter(|&&(_, len)| len > 0)
+            .map(|&(a, len)| (u128::from(a), u128::from(a) + len as u128))
+            .collect();
+        ranges.sort_unstable();
+        let mut end = 0u128;
+        let mut twice: Option<u128> = None;
+        for (i, &(start, stop)) in ranges.iter().enumerate() {
+            if i > 0 && start < end {
+                twice = Some(twice.map_or(start, |t| t.min(start)));
+            }
+            end = end.max(stop);
+        }
+        twice.map(|t| t as u64)
     }
 
     fn check(&self, addr: u64, len: usize, write: bool) -> Result<(), MemError> {
@@ -156,12 +217,23 @@ impl Vcpu for MockVcpu {
         self.check(addr.0, buf.len(), false)?;
         let bytes = self.peek(addr.0, buf.len());
         buf.copy_from_slice(&bytes);
+        self.read_log.push((addr.0, buf.len()));
         Ok(())
     }
 
     fn write_linear(&mut self, addr: GuestAddr, data: &[u8]) -> Result<(), MemError> {
         self.check(addr.0, data.len(), true)?;
         self.poke(addr.0, data);
+        Ok(())
+    }
+
+    fn write_linear_all(&mut self, writes: &[(GuestAddr, &[u8])]) -> Result<(), MemError> {
+        for &(addr, data) in writes {
+            self.check(addr.0, data.len(), true)?;
+        }
+        for &(addr, data) in writes {
+            self.poke(addr.0, data);
+        }
         Ok(())
     }
 }

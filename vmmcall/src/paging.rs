@@ -124,8 +124,14 @@
 //!   supported: with such bits set in entries, give the reduced MAXPHYADDR
 //!   and they read as reserved.
 //! - **Memory access.** The guest's paging structures are read as 8-byte
-//!   little-endian entries through [`GuestPhysMemory::read_phys`]; every
-//!   call to [`GuestPhysMemory`] covers a range inside one 4 KiB-aligned
+//!   entries through [`GuestPhysMemory::read_entry`], one load per entry
+//!   per walk (a VMM with several vCPUs makes it one atomic load: see
+//!   there); the walk decides on that one value. Each piece of a range is
+//!   walked for itself, so the entries above the page table are read again
+//!   for the next piece; no translation is kept beyond the call that made
+//!   it (and none across exits: a [`PagingMode`] describes one exit). Data
+//!   bytes are read once each, through [`GuestPhysMemory::read_phys`].
+//!   Every call to [`GuestPhysMemory`] covers a range inside one 4 KiB-aligned
 //!   guest-physical page, so the VMM needs one nested-table lookup per call.
 //!   A walk that reaches a guest-physical address outside guest RAM (a table
 //!   or the data) fails with the [`MemError::OutsideRam`] the VMM returns.
@@ -147,7 +153,10 @@
 //!   kept from the check. A longer range is translated again while it is
 //!   written, which gives the same answers unless the data lands on a
 //!   paging structure that translates the range itself; such a write is
-//!   refused before anything is written ([`MemError::OverwritesOwnTables`]).
+//!   refused before anything is written ([`MemError::OverwritesOwnTables`]),
+//!   at a cost of four walks per piece up to 512 MiB (linear; see
+//!   [`write_linear_all`]). [`write_linear_all`] does the same for several
+//!   ranges at once: all of them are checked before the first byte.
 //!   Only a [`GuestPhysMemory`] that breaks its contract (a `write_phys`
 //!   that fails where `check_phys` succeeded) or a guest changing its
 //!   tables concurrently from another vCPU can leave a write half done.
@@ -237,6 +246,27 @@ pub trait GuestPhysMemory {
             done = done.saturating_add(n);
         }
         Ok(())
+    }
+
+    /// The 8-byte paging-structure entry at `gpa` (8-byte aligned, so
+    /// inside one page), as one value. The walker reads every entry
+    /// through this, once per walk (module docs, "Memory access").
+    ///
+    /// A VMM whose guest runs on more than one CPU overrides it with one
+    /// 8-byte single-copy-atomic load, such as
+    /// `AtomicU64::from_ptr(host).load(Ordering::Relaxed)` (one `mov` on
+    /// x86-64; an aligned quadword access is atomic: Intel SDM Vol. 3A
+    /// §10.1.1, AMD APM Vol. 2 §7.1): another vCPU may write the entry at
+    /// the same moment, and a copy made byte by byte could combine half of
+    /// the old entry with half of the new one, an entry the guest never
+    /// wrote (and it is a data race in Rust's memory model). The default
+    /// reads the 8 bytes through [`read_phys`](GuestPhysMemory::read_phys),
+    /// which is right only while nothing else writes guest memory (one
+    /// vCPU that is not running, host tests).
+    fn read_entry(&self, gpa: u64) -> Result<u64, MemError> {
+        let mut raw = [0u8; 8];
+        self.read_phys(gpa, &mut raw)?;
+        Ok(u64::from_le_bytes(raw))
     }
 }
 
@@ -375,11 +405,10 @@ fn read_entry<M: GuestPhysMemory + ?Sized>(
     table: u64,
     index: u64,
 ) -> Result<u64, MemError> {
-    // `table` is 4 KiB aligned and index < 512: the entry is inside the table.
+    // `table` is 4 KiB aligned and index < 512: the entry is inside the
+    // table, 8-byte aligned. One load: the walk decides on this value only.
     let gpa = table | (index & INDEX_MASK).wrapping_mul(8);
-    let mut raw = [0u8; 8];
-    mem.read_phys(gpa, &mut raw)?;
-    Ok(u64::from_le_bytes(raw))
+    mem.read_entry(gpa)
 }
 
 /// Translate the guest-linear address `la` for `access` under `mode`, giving
@@ -646,8 +675,9 @@ pub fn read_linear<M: GuestPhysMemory + ?Sized>(
     Ok(())
 }
 
-/// How many pieces [`write_linear`] keeps the translations of, from its
-/// check to its writes (64 pieces cover any range up to 252 KiB + 1 byte).
+/// How many pieces [`write_linear`] and [`write_linear_all`] keep the
+/// translations of, from their check to their writes (64 pieces cover any
+/// single range up to 252 KiB + 1 byte).
 pub const WRITE_KEPT_PIECES: usize = 64;
 
 /// Write `data` at guest-linear `la`, with the privilege of a user (`user`,
@@ -662,6 +692,7 @@ pub const WRITE_KEPT_PIECES: usize = 64;
 /// whose data would land on a paging structure that translates the range
 /// itself is refused with [`MemError::OverwritesOwnTables`], also before
 /// anything is written. Zero length is `Ok` without touching memory.
+/// It is [`write_linear_all`] with one range.
 pub fn write_linear<M: GuestPhysMemory + ?Sized>(
     mode: &PagingMode,
     mem: &mut M,
@@ -669,82 +700,88 @@ pub fn write_linear<M: GuestPhysMemory + ?Sized>(
     data: &[u8],
     user: bool,
 ) -> Result<(), MemError> {
-    let len = data.len();
+    write_linear_all(mode, mem, &[(GuestAddr(la), data)], user)
+}
+
+/// Write several ranges, in order, as one: every piece of every range is
+/// translated and checked before the first byte of the first range is
+/// written, so on any error nothing at all is written (docs/ABI.md,
+/// "Check first, then write", for a handler with several buffers).
+///
+/// Ranges may overlap: a later one's bytes win. When all of them together
+/// have at most [`WRITE_KEPT_PIECES`] pieces, the bytes go where the check
+/// translated them. Beyond that, the pieces are translated again while
+/// written, and a write whose data would land on a paging structure that
+/// translates any of its ranges is refused first
+/// ([`MemError::OverwritesOwnTables`]); that costs a bounded number of
+/// walks per piece (four while the ranges use at most 256 distinct
+/// paging-structure pages, that is up to 512 MiB of 4 KiB pages; one more
+/// pair of passes for every 256 more). Errors name the first failing piece
+/// in range order; a range that wraps past 2^64 is
+/// [`MemError::RangeOverflow`] before anything else.
+pub fn write_linear_all<M: GuestPhysMemory + ?Sized>(
+    mode: &PagingMode,
+    mem: &mut M,
+    writes: &[(GuestAddr, &[u8])],
+    user: bool,
+) -> Result<(), MemError> {
     let access = Access::write(user);
-    let overflow = MemError::RangeOverflow {
-        addr: la,
-        len: len as u64,
-    };
+    for &(la, data) in writes {
+        if !data.is_empty() {
+            check_range(la.0, data.len())?;
+        }
+    }
+    // Check: every piece of every range, whatever the length.
     let none = Piece {
         la: 0,
         gpa: 0,
         offset: 0,
         len: 0,
     };
-    // Check: every piece, whatever the length.
-    let mut kept = [none; WRITE_KEPT_PIECES];
+    let mut kept = [(0usize, none); WRITE_KEPT_PIECES];
     let mut count = 0usize;
-    for piece in pieces(mode, &*mem, la, len, access)? {
-        let p = piece?;
-        mem.check_phys(p.gpa, p.len)?;
-        if let Some(slot) = kept.get_mut(count) {
-            *slot = p;
+    for (w, &(la, data)) in writes.iter().enumerate() {
+        for piece in pieces(mode, &*mem, la.0, data.len(), access)? {
+            let p = piece?;
+            mem.check_phys(p.gpa, p.len)?;
+            if let Some(slot) = kept.get_mut(count) {
+                *slot = (w, p);
+            }
+            count = count.saturating_add(1);
         }
-        count = count.saturating_add(1);
     }
     if let Some(kept) = kept.get(..count) {
         // Found by fuzzing: translating again after each piece let a write
         // that overwrote the guest's page tables fail half-way or go
         // elsewhere than checked.
-        for p in kept {
-            let src = data
-                .get(p.offset..p.offset.saturating_add(p.len))
-                .ok_or(overflow)?;
-            mem.write_phys(p.gpa, src)?;
+        for &(w, p) in kept {
+            let (la, data) = writes.get(w).copied().unwrap_or((GuestAddr(0), &[]));
+            mem.write_phys(p.gpa, piece_data(la.0, data, &p)?)?;
         }
         return Ok(());
     }
-    // A long range: its pieces are translated again while written. That
-    // gives the checked answers as long as no piece's data lands on a
-    // paging structure of the range's walks; refuse the write otherwise.
-    refuse_writes_over_own_tables(mode, &*mem, la, len, access)?;
-    let mut done = 0usize;
-    while done < len {
-        let p = piece_at(mode, &*mem, la, len, done, access)?;
-        let end = p.offset.saturating_add(p.len);
-        let src = data.get(p.offset..end).ok_or(overflow)?;
-        mem.write_phys(p.gpa, src)?;
-        done = end;
+    // Many pieces: they are translated again while written. That gives
+    // the checked answers as long as no piece's data lands on a paging
+    // structure of the ranges' walks; refuse the write otherwise.
+    refuse_writes_over_own_tables(mode, &*mem, writes, access)?;
+    for &(la, data) in writes {
+        let mut done = 0usize;
+        while done < data.len() {
+            let p = piece_at(mode, &*mem, la.0, data.len(), done, access)?;
+            mem.write_phys(p.gpa, piece_data(la.0, data, &p)?)?;
+            done = p.offset.saturating_add(p.len);
+        }
     }
     Ok(())
 }
 
-/// Bits in [`TableFilter`]: a 4096-bit filter of guest-physical pages.
-const FILTER_WORDS: usize = 64;
-
-/// A Bloom-style filter of the guest-physical pages that hold paging
-/// structures: no false negatives, rare false positives (checked exactly).
-struct TableFilter([u64; FILTER_WORDS]);
-
-impl TableFilter {
-    /// The word and bit of page `gpa` (a multiplicative hash of the frame
-    /// number, top 12 bits).
-    fn slot(gpa: u64) -> (usize, u64) {
-        let h = (gpa >> 12).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 52;
-        ((h >> 6) as usize, 1u64 << (h & 63))
-    }
-
-    fn insert(&mut self, gpa: u64) {
-        let (w, bit) = TableFilter::slot(gpa);
-        if let Some(word) = self.0.get_mut(w) {
-            *word |= bit;
-        }
-    }
-
-    fn may_contain(&self, gpa: u64) -> bool {
-        let (w, bit) = TableFilter::slot(gpa);
-        self.0.get(w).is_some_and(|word| word & bit != 0)
-    }
+/// The bytes of `data` (written at `la`) that piece `p` covers.
+fn piece_data<'d>(la: u64, data: &'d [u8], p: &Piece) -> Result<&'d [u8], MemError> {
+    data.get(p.offset..p.offset.saturating_add(p.len))
+        .ok_or(MemError::RangeOverflow {
+            addr: la,
+            len: data.len() as u64,
+        })
 }
 
 /// The paging structures the walk of the piece at `offset` reads.
@@ -779,37 +816,123 @@ fn piece_offsets(la: u64, len: usize) -> impl Iterator<Item = usize> {
         .take_while(move |&o| o < len)
 }
 
-/// [`MemError::OverwritesOwnTables`] if the data of some piece of the
-/// (already checked) range `[la, la + len)` lands on a guest-physical page
-/// that holds a paging structure the walk of any of its pieces reads.
-/// Three passes over the range, plus an exact pass for each page the
-/// filter cannot rule out; nothing is written.
+/// Every piece of `writes`, in order, as (its index in that order, the
+/// range's address and length, the piece's offset).
+fn all_pieces<'w>(
+    writes: &'w [(GuestAddr, &[u8])],
+) -> impl Iterator<Item = (usize, u64, usize, usize)> + 'w {
+    writes
+        .iter()
+        .flat_map(|&(la, data)| piece_offsets(la.0, data.len()).map(move |o| (la.0, data.len(), o)))
+        .enumerate()
+        .map(|(k, (la, len, o))| (k, la, len, o))
+}
+
+/// How many paging-structure pages one pass of
+/// [`refuse_writes_over_own_tables`] compares the data frames with.
+const TABLE_BLOCK: usize = 256;
+
+/// The sorted, distinct paging-structure pages above a floor that one
+/// pass compares with: the [`TABLE_BLOCK`] smallest of them.
+struct TableBlock {
+    pages: [u64; TABLE_BLOCK],
+    used: usize,
+    /// Some page above the block's largest was left out (another pass).
+    more: bool,
+}
+
+impl TableBlock {
+    fn insert(&mut self, page: u64) {
+        let used = self.used;
+        let Err(pos) = self.pages.get(..used).unwrap_or(&[]).binary_search(&page) else {
+            return;
+        };
+        if used < TABLE_BLOCK {
+            self.used = used.saturating_add(1);
+        } else {
+            // Full: `page` takes the place of the largest (or is left out,
+            // if it is larger), which a later pass compares with.
+            self.more = true;
+        }
+        if let Some(tail) = self.pages.get_mut(pos..self.used) {
+            tail.rotate_right(1);
+            if let Some(first) = tail.first_mut() {
+                *first = page;
+            }
+        }
+    }
+
+    fn contains(&self, page: u64) -> bool {
+        self.pages
+            .get(..self.used)
+            .is_some_and(|p| p.binary_search(&page).is_ok())
+    }
+
+    fn largest(&self) -> Option<u64> {
+        self.pages.get(..self.used).and_then(|p| p.last().copied())
+    }
+}
+
+/// [`MemError::OverwritesOwnTables`], naming the first piece in order, if
+/// the data of some piece of the (already checked) `writes` lands on a
+/// guest-physical page that holds a paging structure the walk of any of
+/// their pieces reads; nothing is written.
+///
+/// Each pass walks every piece twice: once to gather the smallest
+/// [`TABLE_BLOCK`] paging-structure pages not yet compared, once to
+/// compare every piece's data frame with them (a binary search). The
+/// pieces of one 2 MiB-aligned linear region share their paging
+/// structures, so `n` pieces use at most about `n / 512 + 4` distinct
+/// pages: one pass suffices up to 512 MiB, and the work stays linear in
+/// `n` where a filter with a search of every piece on each false positive
+/// (the guest chooses its frames) was quadratic (issue 24, finding 3).
 fn refuse_writes_over_own_tables<M: GuestPhysMemory + ?Sized>(
     mode: &PagingMode,
     mem: &M,
-    la: u64,
-    len: usize,
+    writes: &[(GuestAddr, &[u8])],
     access: Access,
 ) -> Result<(), MemError> {
-    let mut filter = TableFilter([0; FILTER_WORDS]);
-    for offset in piece_offsets(la, len) {
-        for t in piece_tables(mode, mem, la, offset, access)? {
-            if t != NO_TABLE {
-                filter.insert(t);
+    // The first offending piece found so far: (its index, its address).
+    let mut first: Option<(usize, u64)> = None;
+    let mut floor: Option<u64> = None;
+    loop {
+        let mut block = TableBlock {
+            pages: [0; TABLE_BLOCK],
+            used: 0,
+            more: false,
+        };
+        let mut previous = [NO_TABLE; 4];
+        for (_, la, _, offset) in all_pieces(writes) {
+            let tables = piece_tables(mode, mem, la, offset, access)?;
+            if tables == previous {
+                continue;
+            }
+            previous = tables;
+            for t in tables {
+                if t != NO_TABLE && floor.is_none_or(|f| t > f) {
+                    block.insert(t);
+                }
             }
         }
-    }
-    for offset in piece_offsets(la, len) {
-        let p = piece_at(mode, mem, la, len, offset, access)?;
-        let frame = p.gpa & !OFFSET_4K;
-        if !filter.may_contain(frame) {
-            continue;
-        }
-        for other in piece_offsets(la, len) {
-            if piece_tables(mode, mem, la, other, access)?.contains(&frame) {
-                return Err(MemError::OverwritesOwnTables { addr: p.la });
+        let Some(largest) = block.largest() else {
+            break;
+        };
+        for (k, la, len, offset) in all_pieces(writes) {
+            if first.is_some_and(|(f, _)| k >= f) {
+                break;
+            }
+            let p = piece_at(mode, mem, la, len, offset, access)?;
+            if block.contains(p.gpa & !OFFSET_4K) {
+                first = Some((k, p.la));
             }
         }
+        if !block.more {
+            break;
+        }
+        floor = Some(largest);
     }
-    Ok(())
+    match first {
+        Some((_, addr)) => Err(MemError::OverwritesOwnTables { addr }),
+        None => Ok(()),
+    }
 }

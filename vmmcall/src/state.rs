@@ -139,6 +139,10 @@ impl<V: Vcpu> Vcpu for InVm<'_, V> {
         self.vcpu.write_linear(addr, data)
     }
     #[inline]
+    fn write_linear_all(&mut self, writes: &[(GuestAddr, &[u8])]) -> Result<(), MemError> {
+        self.vcpu.write_linear_all(writes)
+    }
+    #[inline]
     fn vcpu_id(&self) -> u32 {
         self.id
     }
@@ -168,6 +172,10 @@ impl<V: Vcpu + ?Sized> Vcpu for &mut V {
     #[inline]
     fn write_linear(&mut self, addr: GuestAddr, data: &[u8]) -> Result<(), MemError> {
         (**self).write_linear(addr, data)
+    }
+    #[inline]
+    fn write_linear_all(&mut self, writes: &[(GuestAddr, &[u8])]) -> Result<(), MemError> {
+        (**self).write_linear_all(writes)
     }
     #[inline]
     fn vcpu_id(&self) -> u32 {

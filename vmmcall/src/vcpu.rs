@@ -301,6 +301,15 @@ impl<R: Registers, M: GuestPhysMemory, S: VcpuState> Vcpu for GuestVcpu<R, M, S>
         let paging = *self.paging();
         paging::write_linear(&paging, &mut self.mem, addr.0, data, user)
     }
+
+    fn write_linear_all(&mut self, writes: &[(GuestAddr, &[u8])]) -> Result<(), MemError> {
+        for &(addr, _) in writes {
+            self.check_paging_off(addr)?;
+        }
+        let user = self.current_cpl() == 3;
+        let paging = *self.paging();
+        paging::write_linear_all(&paging, &mut self.mem, writes, user)
+    }
 }
 
 /// Guest-physical memory through a mutable reference, so that a VMM can
@@ -317,6 +326,10 @@ impl<M: GuestPhysMemory + ?Sized> GuestPhysMemory for &mut M {
     #[inline]
     fn check_phys(&self, gpa: u64, len: usize) -> Result<(), MemError> {
         (**self).check_phys(gpa, len)
+    }
+    #[inline]
+    fn read_entry(&self, gpa: u64) -> Result<u64, MemError> {
+        (**self).read_entry(gpa)
     }
 }
 

@@ -14,7 +14,7 @@
 
 mod model;
 
-use model::{EFAULT, EINVAL, ENOSYS, EOVERFLOW, EPERM, EPROTO, ERANGE, FIRST_ERROR, PAGE};
+use model::{EFAULT, EINVAL, ENOSPC, ENOSYS, EOVERFLOW, EPERM, EPROTO, ERANGE, FIRST_ERROR, PAGE};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use vmmcall::mock::MockVcpu;
@@ -183,6 +183,8 @@ proptest! {
         let bytes = match &want { Ok(n) => n.len() as u64 + 1, Err(_) => cap as u64 };
         let pages = (addr % PAGE + bytes).div_ceil(PAGE).max(1);
         prop_assert!(vcpu.reads as u64 <= pages, "{} reads for {} pages", vcpu.reads, pages);
+        // And each byte once.
+        prop_assert_eq!(vcpu.byte_read_twice(), None, "{:x?}", vcpu.read_log());
     }
 }
 
@@ -323,10 +325,101 @@ fn z_stop(cx: &mut Caller, status: u32) {
     cx.request_stop(status);
 }
 
+vmmcall::interface! {
+    /// Typed handlers (typed stubs on the guest side) that read and write
+    /// guest buffers the read-once ways: a forward reader, a typed
+    /// descriptor, two buffers written as one.
+    pub mod blk {
+        /// The sum of the bytes, read forward 64 bytes at a time.
+        #[user]
+        fn y_sum(data: &[u8]) -> u64;
+        /// The descriptor `{ u32 offset; u16 len; u16 flags; }` at the
+        /// start of `d`: offset + len; -EINVAL if flags != 0.
+        #[user]
+        fn y_desc(d: &[u8]) -> u64;
+        /// "four" to `a` and "tw" to `b`, as one write; returns 6.
+        #[user]
+        fn y_pair(a: &mut [u8], b: &mut [u8]) -> u64;
+    }
+}
+
+/// `blk`'s descriptor.
+struct Desc {
+    offset: u32,
+    len: u16,
+}
+
+impl vmmcall::FromGuestBytes for Desc {
+    type Bytes = [u8; 8];
+    fn from_guest_bytes(b: [u8; 8]) -> Result<Self, Error> {
+        let [o0, o1, o2, o3, l0, l1, f0, f1] = b;
+        if u16::from_le_bytes([f0, f1]) != 0 {
+            return Err(Error::Invalid);
+        }
+        Ok(Desc {
+            offset: u32::from_le_bytes([o0, o1, o2, o3]),
+            len: u16::from_le_bytes([l0, l1]),
+        })
+    }
+}
+
+struct Blk;
+
+#[vmmcall::vmmcall]
+impl blk::Handlers for Blk {
+    fn y_sum(cx: &mut Caller<'_>, data: vmmcall::GuestBuf) -> Result<u64, Error> {
+        let mut r = data.reader();
+        let mut chunk = [0u8; 64];
+        let mut sum = 0u64;
+        loop {
+            let part = r.read(cx, &mut chunk)?;
+            if part.is_empty() {
+                return Ok(sum);
+            }
+            sum += part.iter().map(|&b| u64::from(b)).sum::<u64>();
+        }
+    }
+
+    fn y_desc(cx: &mut Caller<'_>, d: vmmcall::GuestBuf) -> Result<u64, Error> {
+        let desc: Desc = d.read_obj(cx)?;
+        Ok(u64::from(desc.offset) + u64::from(desc.len))
+    }
+
+    fn y_pair(
+        cx: &mut Caller<'_>,
+        a: vmmcall::GuestBufMut,
+        b: vmmcall::GuestBufMut,
+    ) -> Result<u64, Error> {
+        let at_a = a.at(cx, 0, 4)?;
+        let at_b = b.at(cx, 0, 2)?;
+        cx.write_all(&[(at_a, &b"four"[..]), (at_b, &b"tw"[..])])?;
+        Ok(6)
+    }
+}
+
 /// The handlers above in name order: number = index + 1.
-const NAMES: [&str; 7] = [
-    "z_fill", "z_kernel", "z_mix", "z_name", "z_stop", "z_sum", "z_u8",
+const NAMES: [&str; 10] = [
+    "y_desc", "y_pair", "y_sum", "z_fill", "z_kernel", "z_mix", "z_name", "z_stop", "z_sum", "z_u8",
 ];
+
+/// The number of `name`.
+fn number_of(name: &str) -> u64 {
+    NAMES
+        .iter()
+        .position(|&n| n == name)
+        .map_or(0, |i| i as u64 + 1)
+}
+
+/// The handlers declared in an interface (with a signature digest).
+fn typed(name: &str) -> bool {
+    name.starts_with("y_")
+}
+
+/// docs/ABI.md, "Buffers" and `-EFAULT`: a buffer of `len` bytes at `a`
+/// whose range wraps past 2^64.
+fn wraps(a: u64, len: u64) -> bool {
+    len > 0 && a.checked_add(len - 1).is_none()
+}
 
 fn registry() -> &'static Registry<'static> {
     Registry::global().expect("the test's handlers form a registry")
@@ -340,9 +433,45 @@ fn kernel_only(name: &str) -> bool {
 /// `vmmcall_lookup_typed` (docs/ABI.md), `1 << 40 | 1`, written out here.
 const LOOKUP_TYPED: u64 = (1 << 40) | 1;
 
+/// `vmmcall_describe` (docs/ABI.md), `1 << 40`, written out here.
+const DESCRIBE: u64 = 1 << 40;
+
+/// What `vmmcall_describe` answers (docs/ABI.md, "Function `1 << 40`"),
+/// and the bytes it writes: (address, bytes).
+fn describe_model(l: &Layout, cpl: u8, a: [u64; 5]) -> (u64, Option<(u64, Vec<u8>)>) {
+    let [n, buf, len, _, _] = a;
+    if n == 0 {
+        return (NAMES.len() as u64, None);
+    }
+    let Some(name) = usize::try_from(n - 1).ok().and_then(|i| NAMES.get(i)) else {
+        return (ENOSYS, None);
+    };
+    if cpl != 0 && kernel_only(name) {
+        return (EPERM, None);
+    }
+    let value = name.len() as u64
+        | if kernel_only(name) { 0 } else { 0x1_0000 }
+        | if typed(name) { 0x2_0000 } else { 0 };
+    if len == 0 {
+        return (value, None);
+    }
+    if len <= name.len() as u64 {
+        return (ENOSPC, None);
+    }
+    if !l.range_ok(buf, name.len() as u64 + 1, cpl, true) {
+        return (EFAULT, None);
+    }
+    let mut bytes = name.as_bytes().to_vec();
+    bytes.push(0);
+    (value, Some((buf, bytes)))
+}
+
 /// What RAX must be, and the stop a handler must have asked for, by
 /// docs/ABI.md and the handlers' documented behaviour.
 fn dispatch_model(l: &Layout, cpl: u8, n: u64, a: [u64; 5]) -> (u64, Option<u32>) {
+    if n == DESCRIBE {
+        return (describe_model(l, cpl, a).0, None);
+    }
     if n == LOOKUP_TYPED {
         // Every handler here is a plain #[vmmcall] one, declared without a
         // signature: a name that exists is -EPROTO whatever RCX holds,
@@ -428,6 +557,32 @@ fn dispatch_model(l: &Layout, cpl: u8, n: u64, a: [u64; 5]) -> (u64, Option<u32>
             Err(true) => (EFAULT, None),
             Err(false) => inval,
         },
+        "y_sum" => {
+            if wraps(a[0], a[1]) || !l.range_ok(a[0], a[1], cpl, false) {
+                return (EFAULT, None);
+            }
+            (
+                (0..a[1])
+                    .map(|i| u64::from(l.byte(a[0] + i, cpl, false).unwrap_or(0)))
+                    .sum(),
+                None,
+            )
+        }
+        "y_desc" => {
+            if a[1] < 8 {
+                return (ENOSPC, None);
+            }
+            if wraps(a[0], a[1]) || !l.range_ok(a[0], 8, cpl, false) {
+                return (EFAULT, None);
+            }
+            let b = |i: u64| u64::from(l.byte(a[0] + i, cpl, false).unwrap_or(0));
+            if b(6) | b(7) != 0 {
+                return inval;
+            }
+            let offset = b(0) | b(1) << 8 | b(2) << 16 | b(3) << 24;
+            (offset + (b(4) | b(5) << 8), None)
+        }
+        "y_pair" => (pair_model(l, cpl, a).0, None),
         "z_stop" => {
             if u(a[0], 32) {
                 (0, Some(a[0] as u32))
@@ -439,6 +594,22 @@ fn dispatch_model(l: &Layout, cpl: u8, n: u64, a: [u64; 5]) -> (u64, Option<u32>
     }
 }
 
+/// What `y_pair` answers and writes: (RAX, the writes in order).
+fn pair_model(l: &Layout, cpl: u8, a: [u64; 5]) -> (u64, Vec<(u64, Vec<u8>)>) {
+    for (addr, len, need) in [(a[0], a[1], 4), (a[2], a[3], 2)] {
+        if len < need {
+            return (ENOSPC, vec![]);
+        }
+        if wraps(addr, len) {
+            return (EFAULT, vec![]);
+        }
+    }
+    if !l.range_ok(a[0], 4, cpl, true) || !l.range_ok(a[2], 2, cpl, true) {
+        return (EFAULT, vec![]);
+    }
+    (6, vec![(a[0], b"four".to_vec()), (a[2], b"tw".to_vec())])
+}
+
 fn number() -> impl Strategy<Value = u64> {
     prop_oneof![
         Just(0u64),
@@ -446,6 +617,7 @@ fn number() -> impl Strategy<Value = u64> {
         1u64..=NAMES.len() as u64,
         NAMES.len() as u64 + 1..NAMES.len() as u64 + 4,
         Just(LOOKUP_TYPED),
+        Just(DESCRIBE),
         Just(u64::MAX),
         any::<u64>(),
     ]
@@ -470,13 +642,20 @@ proptest! {
         let vcpu = l.vcpu(cpl);
         let numbers = std::iter::once(n)
             .chain(0..=NAMES.len() as u64 + 1)
-            .chain([LOOKUP_TYPED]);
+            .chain([LOOKUP_TYPED, DESCRIBE]);
         for (i, n) in numbers.enumerate() {
-            // Memory is compared byte by byte for the random number and for
-            // z_fill (number 1), the only handler that writes.
-            one_dispatch(&l, vcpu.clone(), &addrs, n, &regs, use_addr, i == 0 || n == 1)?;
+            // Memory is compared byte by byte for the random number, for
+            // z_fill (number 1), the only handler that writes, and for
+            // vmmcall_describe, which writes a name.
+            let check_memory = i == 0 || writes(n);
+            one_dispatch(&l, vcpu.clone(), &addrs, n, &regs, use_addr, check_memory)?;
         }
     }
+}
+
+/// The functions that write guest memory (their memory is compared).
+fn writes(n: u64) -> bool {
+    n == DESCRIBE || n == number_of("z_fill") || n == number_of("y_pair")
 }
 
 fn one_dispatch(
@@ -499,8 +678,21 @@ fn one_dispatch(
     if use_addr {
         g.rbx = addrs[0];
     }
+    if use_addr && n == number_of("y_pair") {
+        // Both buffers in or near the layout, lengths around 2 and 4.
+        g.rcx %= 8;
+        g.rdx = addrs[1];
+        g.rsi %= 8;
+    }
+    if n == DESCRIBE && use_addr {
+        // Mostly a handler's number (0 to one past the last), a buffer in
+        // or near the layout, lengths around the names' (3..=8 bytes).
+        g.rbx %= NAMES.len() as u64 + 2;
+        g.rcx = addrs[1];
+        g.rdx %= 12;
+    }
     // A name in the layout, sometimes: copy a real one where RBX points.
-    let name = NAMES[(regs[0] % 7) as usize];
+    let name = NAMES[(regs[0] % NAMES.len() as u64) as usize];
     let looks_up = n == 0 || n == LOOKUP_TYPED;
     if looks_up && regs[0].is_multiple_of(3) && l.range_ok(g.rbx, name.len() as u64 + 1, 0, false) {
         let rbx = g.rbx;
@@ -520,6 +712,15 @@ fn one_dispatch(
     let args = before.args();
     let (want, stop) = dispatch_model(&now, cpl, n, args);
     let out = dispatch(registry(), &mut vcpu);
+    // docs/ABI.md, "What read once means for guest memory": no guest byte
+    // fetched twice within the call (the mock records every read).
+    prop_assert_eq!(
+        vcpu.byte_read_twice(),
+        None,
+        "function {:#x} read a guest byte twice: {:x?}",
+        n,
+        vcpu.read_log()
+    );
     prop_assert_eq!(
         vcpu.regs.rax,
         want,
@@ -543,20 +744,30 @@ fn one_dispatch(
         },
         "only RAX changes"
     );
-    // Memory: only a successful z_fill writes, exactly its range.
-    let filled = (n == 1 && want < FIRST_ERROR).then(|| (args[0], args[1], args[2] as u8));
+    // Memory: only a successful z_fill writes, exactly its range, and a
+    // successful vmmcall_describe with RDX != 0, the name and a NUL.
+    let filled: Vec<(u64, Vec<u8>)> = if n == DESCRIBE {
+        describe_model(&now, cpl, args).1.into_iter().collect()
+    } else if n == number_of("y_pair") {
+        pair_model(&now, cpl, args).1
+    } else if n == number_of("z_fill") && want < FIRST_ERROR {
+        vec![(args[0], vec![args[2] as u8; args[1] as usize])]
+    } else {
+        vec![]
+    };
     for (i, p) in now.pages.iter().enumerate().filter(|_| check_memory) {
         let Some((_, _, bytes)) = p else { continue };
         let at = l.base.wrapping_add(i as u64 * PAGE);
         let after = vcpu.peek(at, PAGE as usize);
         for (k, (&b0, &b1)) in bytes.iter().zip(&after).enumerate() {
             let a = at.wrapping_add(k as u64);
-            let inside = filled.is_some_and(|(d, len, _)| a.wrapping_sub(d) < len);
-            let expect = if inside {
-                filled.map_or(b0, |f| f.2)
-            } else {
-                b0
-            };
+            // The last write that covers the byte wins.
+            let expect = filled
+                .iter()
+                .rev()
+                .find_map(|(d, bytes)| bytes.get(usize::try_from(a.wrapping_sub(*d)).ok()?))
+                .copied()
+                .unwrap_or(b0);
             prop_assert_eq!(b1, expect, "byte at {:#x}", a);
         }
     }

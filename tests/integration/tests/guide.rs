@@ -256,3 +256,41 @@ fn a_vm_sees_only_the_hypercalls_its_allow_list_names() {
     // A policy naming a hypercall the VMM does not have is refused.
     assert!(VmState::new(4, Some(&["plugin_add", "plugn_hello"])).is_err());
 }
+
+#[test]
+fn vcpus_of_two_vms_call_at_once_and_every_count_is_exact() {
+    let vms = [
+        VmState::new(1, None).expect("registry"),
+        VmState::new(2, Some(&["whoami"])).expect("registered"),
+    ];
+    const CALLS: u64 = 2_000;
+    // Two vCPUs per VM, each on a thread of its own.
+    let cpus: Vec<Vm> = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..4)
+            .map(|i| {
+                let vm = &vms[i % 2];
+                s.spawn(move || {
+                    let mut cpu = Vm::vcpu_of(vm, (i / 2) as u32, 0x10_0000);
+                    let whoami = lookup(&mut cpu, "whoami");
+                    for _ in 0..CALLS {
+                        let want = u64::from(vm.id) << 32 | (i / 2) as u64;
+                        assert_eq!(call(&mut cpu, whoami, [0; 5]), want);
+                    }
+                    cpu
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    for cpu in &cpus {
+        assert_eq!(cpu.stats.whoami_calls, CALLS);
+    }
+    for vm in &vms {
+        let n = vm.registry().lookup(b"whoami").unwrap().get();
+        assert_eq!(vm.registry().calls(n), 2 * CALLS, "VM {}", vm.id);
+        assert_eq!(
+            vm.whoami_calls.load(std::sync::atomic::Ordering::Relaxed),
+            2 * CALLS
+        );
+    }
+}

@@ -32,6 +32,8 @@ pub const PAGE: u64 = 0x1000;
 pub const EPERM: u64 = 0xFFFF_FFFF_FFFF_FFFF;
 /// -14, `EFAULT`.
 pub const EFAULT: u64 = 0xFFFF_FFFF_FFFF_FFF2;
+/// -28, `ENOSPC`.
+pub const ENOSPC: u64 = 0xFFFF_FFFF_FFFF_FFE4;
 /// -22, `EINVAL`.
 pub const EINVAL: u64 = 0xFFFF_FFFF_FFFF_FFEA;
 /// -34, `ERANGE`.
@@ -339,6 +341,7 @@ fn the_models_own_constants() {
         (EPERM, 1),
         (EFAULT, 14),
         (EINVAL, 22),
+        (ENOSPC, 28),
         (ERANGE, 34),
         (ENOSYS, 38),
         (EPROTO, 71),

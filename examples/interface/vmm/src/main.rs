@@ -36,7 +36,7 @@ impl demo::Handlers for Demo {
 
     fn checksum(cx: &mut Caller<'_>, data: GuestBuf) -> Result<u32, Error> {
         let mut buf = [0u8; BUFFER_MAX];
-        let bytes = data.read(cx, &mut buf)?;
+        let bytes = data.copy_in(cx, &mut buf)?;
         Ok(bytes.iter().map(|&b| u32::from(b)).sum())
     }
 
