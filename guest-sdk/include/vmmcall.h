@@ -199,14 +199,19 @@ static inline int vmmcall_detect(struct vmmcall_vmm *vmm)
 }
 
 /* One hypercall: RAX = nr, RBX..RDI = a1..a5; returns RAX as the VMM left
- * it. Only for a vmm that vmmcall_detect filled in and said yes to. Any
- * address among the arguments must be valid for what the function does
- * with it: the VMM may write there ("memory" clobber). */
+ * it. With vmm NULL, or one vmmcall_detect said no to, it executes nothing
+ * and returns -VMMCALL_ENODEV (an error RAX): every function of this
+ * header, and of the headers generated from an interface, reaches the VMM
+ * only through here. Any address among the arguments must be valid for
+ * what the function does with it: the VMM may write there ("memory"
+ * clobber). */
 static inline vmmcall_u64 vmmcall_raw(const struct vmmcall_vmm *vmm, vmmcall_u64 nr,
                                       vmmcall_u64 a1, vmmcall_u64 a2, vmmcall_u64 a3,
                                       vmmcall_u64 a4, vmmcall_u64 a5)
 {
     vmmcall_u64 rax = nr;
+    if (!vmm || !vmm->present)
+        return (vmmcall_u64)0 - VMMCALL_ENODEV;
     if (vmm->intel)
         __asm__ __volatile__("xchgq %%rbx, %[b]\n\t"
                              "vmcall\n\t"
@@ -291,14 +296,20 @@ static inline void vmmcall_prefault_read(const void *buf, unsigned long len)
     }
 }
 
-/* The same for a buffer the VMM writes: each byte read is written back,
- * so a zero or copy-on-write page becomes a private writable one. */
+/* The same for a buffer the VMM writes: one byte of each page is written
+ * with its own value, so a zero or copy-on-write page becomes a private
+ * writable one. The write is an atomic compare-exchange of the byte with
+ * itself (LOCK CMPXCHG, a write access even when it fails), so a byte that
+ * another thread changes meanwhile keeps that thread's value: a plain
+ * `p[off] = p[off]` could store the old one back. */
 static inline void vmmcall_prefault_write(void *buf, unsigned long len)
 {
-    volatile unsigned char *p = (volatile unsigned char *)buf;
+    unsigned char *p = (unsigned char *)buf;
     unsigned long start = (unsigned long)buf, off = 0;
     while (off < len) {
-        p[off] = p[off];
+        unsigned char seen = __atomic_load_n(&p[off], __ATOMIC_RELAXED);
+        (void)__atomic_compare_exchange_n(&p[off], &seen, seen, 0, __ATOMIC_RELAXED,
+                                          __ATOMIC_RELAXED);
         off = ((start + off) & ~(VMMCALL_PAGE_SIZE - 1)) + VMMCALL_PAGE_SIZE - start;
     }
 }
@@ -318,10 +329,11 @@ static inline int vmmcall_name_ok(const char *name)
 }
 
 /* Function 0, get_vmmcall_number: the number of the handler called
- * `name`, 0 if there is none (or the name is longer than 255 bytes). */
+ * `name`, 0 if there is none (or the name is longer than 255 bytes, or
+ * there is no VMM: vmm NULL or not detected). */
 static inline vmmcall_u64 vmmcall_lookup(const struct vmmcall_vmm *vmm, const char *name)
 {
-    if (!vmmcall_name_ok(name))
+    if (!vmm || !vmm->present || !vmmcall_name_ok(name))
         return 0;
     return vmmcall_raw(vmm, VMMCALL_GET_VMMCALL_NUMBER, (vmmcall_u64)(unsigned long)name,
                        0, 0, 0, 0);
@@ -375,7 +387,8 @@ static inline int vmmcall_call(const struct vmmcall_vmm *vmm, const char *name,
 }
 
 /* vmmcall_describe with RBX = 0: how many handlers the VMM has (numbers
- * 1..N are theirs), or an error RAX (ENOSYS from a VMM without it). */
+ * 1..N are theirs), or an error RAX (ENOSYS from a VMM without it, ENODEV
+ * without a VMM). */
 static inline vmmcall_u64 vmmcall_handler_count(const struct vmmcall_vmm *vmm)
 {
     return vmmcall_raw(vmm, VMMCALL_DESCRIBE, 0, 0, 0, 0, 0);
@@ -387,10 +400,13 @@ static inline vmmcall_u64 vmmcall_handler_count(const struct vmmcall_vmm *vmm)
  * has a signature digest); with len != 0 the name and a NUL are written to buf (256 bytes
  * always suffice). Errors: EPERM (not `user`, caller not at CPL 0: its
  * name stays hidden), ENOSYS (no such handler), ENOSPC (buf too small),
- * EFAULT; on an error nothing is written. */
+ * EFAULT, ENODEV (no VMM: vmm NULL or not detected); on an error nothing
+ * is written. */
 static inline vmmcall_u64 vmmcall_describe(const struct vmmcall_vmm *vmm, vmmcall_u64 n,
                                            char *buf, unsigned long len)
 {
+    if (!vmm || !vmm->present)
+        return (vmmcall_u64)0 - VMMCALL_ENODEV;
     vmmcall_prefault_write(buf, len);
     return vmmcall_raw(vmm, VMMCALL_DESCRIBE, n, (vmmcall_u64)(unsigned long)buf, len, 0, 0);
 }

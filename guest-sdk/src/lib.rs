@@ -968,6 +968,31 @@ macro_rules! __reg_index {
     };
 }
 
+/// The register pairs a buffer may take (implementation detail of
+/// [`call!`]): docs/ABI.md ("Buffers") puts a writing handler's length in
+/// the register right after the address, so only those pairs are lent. Any
+/// other pair would let the VMM read the length from a register the program
+/// sets freely (`(rbx, rdx) = &mut buf, rcx = 4096`), or swap address and
+/// length (`(rcx, rbx)`).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __buffer_pair {
+    (rbx, rcx) => {};
+    (rcx, rdx) => {};
+    (rdx, rsi) => {};
+    (rsi, rdi) => {};
+    ($address:ident, $length:ident) => {
+        ::core::compile_error!(::core::concat!(
+            "`(",
+            ::core::stringify!($address),
+            ", ",
+            ::core::stringify!($length),
+            ")` is not a buffer pair: the length goes in the register after the address: ",
+            "(rbx, rcx), (rcx, rdx), (rdx, rsi) or (rsi, rdi)"
+        ));
+    };
+}
+
 /// Call a hypercall by name: `call!("hello", rbx = 5)`.
 ///
 /// Returns `Result<u64, guest_sdk::Error>`. Registers may be given in any
@@ -977,13 +1002,19 @@ macro_rules! __reg_index {
 /// Arguments are `reg = value` with what [`IntoArg`] takes (integers,
 /// `bool`), or `(reg, reg) = &mut buf` with what [`IntoBuffer`] takes
 /// (`&mut` to an integer or an array or slice of integers): the address in
-/// the first register, the length in bytes in the second. The VMM may
+/// the first register, the length in bytes in the second, which must be the
+/// next argument register (`(rbx, rcx)`, `(rcx, rdx)`, `(rdx, rsi)` or
+/// `(rsi, rdi)`, as docs/ABI.md "Buffers" says; any other pair does not
+/// compile). The VMM may
 /// write the buffer, and it stays borrowed until the VMM has returned:
 ///
 /// ```no_run
 /// # use guest_sdk::call;
 /// let mut buf = [0u8; 64];
 /// let full = call!("get_status", (rbx, rcx) = &mut buf)?;
+/// // A buffer in a later pair: an integer in RBX, the buffer at RCX, its
+/// // length in RDX.
+/// let part = call!("read_at", rbx = 8u64, (rcx, rdx) = &mut buf)?;
 /// # Ok::<(), guest_sdk::Error>(())
 /// ```
 ///
@@ -1035,6 +1066,7 @@ macro_rules! __call {
         $args[$crate::__reg_index!($r)] = $crate::IntoArg::into_arg($val);
     };
     (@arg $args:ident (buf $r1:ident $r2:ident $val:expr)) => {
+        $crate::__buffer_pair!($r1, $r2);
         let (address, length) = $crate::IntoBuffer::into_buffer($val);
         $args[$crate::__reg_index!($r1)] = address;
         $args[$crate::__reg_index!($r2)] = length;

@@ -115,6 +115,63 @@ const CR4_FSGSBASE: u64 = Cr4::CR4_ENABLE_FSGSBASE.bits() as u64;
 const CR4_SMEP: u64 = Cr4::CR4_ENABLE_SMEP.bits() as u64;
 const CR4_SMAP: u64 = Cr4::CR4_ENABLE_SMAP.bits() as u64;
 
+/// The CR4 bits every x86-64 CPU has (Intel SDM Vol. 3A §2.5): VME, PVI,
+/// TSD, DE, PSE, PAE, MCE, PGE, PCE, OSFXSR, OSXMMEXCPT. KVM's
+/// `CR4_RESERVED_BITS` leaves the same bits to every guest.
+pub const CR4_BASE: u64 = 0x7FF;
+
+/// The CR4 bits a guest may set, given the CPUID leaves 1 and 7 (subleaf
+/// 0) it sees: [`CR4_BASE`], plus each feature bit whose CPUID feature the
+/// guest is offered. Everything else raises `#GP(0)`, as on a CPU without
+/// the feature (KVM's `kvm_is_valid_cr4`, `__cr4_reserved_bits`):
+/// - FSGSBASE (7.EBX[0]), SMEP (7.EBX[7]), SMAP (7.EBX[20]);
+/// - UMIP (7.ECX[2]), LA57 (7.ECX[16]), PKE (7.ECX[3]), CET (7.ECX[7]
+///   shadow stacks or 7.EDX[20] IBT), PCIDE (1.ECX[17]), OSXSAVE
+///   (1.ECX[26] XSAVE): only with their feature, which [`virtual_cpuid`]
+///   hides today, so never;
+/// - VMXE and SMXE: never (no nested virtualization; KVM also refuses
+///   SMXE), nor any bit the SDM leaves reserved or another CPUID feature
+///   gates (key locker, PKS, LAM, FRED, ...).
+pub fn guest_cr4_allowed(leaf1: Cpuid, leaf7: Cpuid) -> u64 {
+    let bit = |reg: u32, n: u32| reg & (1 << n) != 0;
+    let mut allowed = CR4_BASE;
+    for (offered, cr4) in [
+        (bit(leaf7.ebx, 0), CR4_FSGSBASE),
+        (bit(leaf7.ebx, 7), CR4_SMEP),
+        (bit(leaf7.ebx, 20), CR4_SMAP),
+        (bit(leaf7.ecx, 2), Cr4::CR4_ENABLE_UMIP.bits() as u64),
+        (bit(leaf7.ecx, 16), Cr4::CR4_ENABLE_LA57.bits() as u64),
+        (
+            bit(leaf7.ecx, 3),
+            Cr4::CR4_ENABLE_PROTECTION_KEY.bits() as u64,
+        ),
+        (bit(leaf7.ecx, 7) || bit(leaf7.edx, 20), 1 << 23),
+        (bit(leaf1.ecx, 17), Cr4::CR4_ENABLE_PCID.bits() as u64),
+        (bit(leaf1.ecx, 26), Cr4::CR4_ENABLE_OS_XSAVE.bits() as u64),
+    ] {
+        if offered {
+            allowed |= cr4;
+        }
+    }
+    allowed
+}
+
+/// Whether a guest's `MOV CR4, value` is valid: only `allowed` bits (see
+/// [`guest_cr4_allowed`]), and PAE stays set in IA-32e mode (`long`;
+/// Intel SDM Vol. 3A §2.5, AMD APM Vol. 2 §3.1.3). `false` is `#GP(0)`.
+pub fn cr4_write_ok(value: u64, allowed: u64, long: bool) -> bool {
+    value & !allowed == 0 && !(long && value & Cr4::CR4_ENABLE_PAE.bits() as u64 == 0)
+}
+
+/// [`guest_cr4_allowed`] for the CPUID [`virtual_cpuid`] answers on this
+/// CPU under `policy`.
+pub fn guest_cr4_allowed_here(real: impl Fn(u32, u32) -> Cpuid, policy: &CpuidPolicy) -> u64 {
+    guest_cr4_allowed(
+        virtual_cpuid(1, 0, real(1, 0), policy),
+        virtual_cpuid(7, 0, real(7, 0), policy),
+    )
+}
+
 /// What shapes the guest's CPUID beyond the fixed policy: what this
 /// backend can virtualize.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,6 +287,48 @@ pub fn virtual_cpuid(leaf: u32, subleaf: u32, real: Cpuid, policy: &CpuidPolicy)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cr4_follows_what_cpuid_offers() {
+        let all = Cpuid {
+            eax: u32::MAX,
+            ebx: u32::MAX,
+            ecx: u32::MAX,
+            edx: u32::MAX,
+        };
+        let none = Cpuid::default();
+        // Nothing offered: the base bits only. OSXSAVE (18), PKE (22), CET
+        // (23), PCIDE (17), VMXE (13), SMXE (14), LA57 (12), UMIP (11) are
+        // all refused.
+        assert_eq!(guest_cr4_allowed(none, none), 0x7FF);
+        // Everything offered: still no VMXE, SMXE or undefined bit.
+        let max = guest_cr4_allowed(all, all);
+        assert_eq!(max, 0x7FF | (1 << 11) | (1 << 12) | (0xF7 << 16));
+        assert_eq!(max & ((1 << 13) | (1 << 14)), 0);
+        assert_eq!(max >> 24, 0);
+        // The write check: allowed bits only, PAE kept in long mode.
+        let pae = 1 << 5;
+        assert!(cr4_write_ok(0x6A0, 0x7FF, true));
+        assert!(!cr4_write_ok(0x6A0 | (1 << 18), 0x7FF, false), "OSXSAVE");
+        assert!(!cr4_write_ok(0x6A0 | (1 << 22), 0x7FF, false), "PKE");
+        assert!(!cr4_write_ok(0x6A0 & !pae, 0x7FF, true));
+        assert!(cr4_write_ok(0x6A0 & !pae, 0x7FF, false));
+        // Through the policy: on a CPU that has them all, the guest may
+        // set FSGSBASE, SMEP, SMAP, and nothing CPUID hides (XSAVE, PKU,
+        // CET, PCID, UMIP, LA57, VMX).
+        let here = guest_cr4_allowed_here(|_, _| all, &CpuidPolicy::SVM);
+        assert_eq!(here, 0x7FF | (1 << 16) | (1 << 20) | (1 << 21));
+        // VMX that does not allow SMAP in CR4_FIXED1: CPUID hides SMAP, so
+        // CR4.SMAP is refused too.
+        let vmx = CpuidPolicy {
+            pat: true,
+            cr4_fixed1: Some(!(1u64 << 21)),
+        };
+        assert_eq!(
+            guest_cr4_allowed_here(|_, _| all, &vmx),
+            0x7FF | (1 << 16) | (1 << 20)
+        );
+    }
 
     #[test]
     fn cpuid_policy() {

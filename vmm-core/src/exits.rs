@@ -81,6 +81,32 @@ pub fn exit_count() -> u64 {
     EXITS.load(Ordering::Relaxed)
 }
 
+/// The register and instruction length of the `MOV` to or from `cr` that
+/// exited (the CR and the direction): from the exit information where the
+/// CPU gives it (VMX, SVM decode assists; `insn_len` is then the exit's),
+/// else decoded from the guest's code (SVM without decode assists). `None`
+/// when the bytes there are not that instruction.
+fn mov_cr_operand(
+    backend: &mut dyn Backend,
+    ram: GuestRam,
+    regs: &mut GuestRegs,
+    (rip, insn_len): (u64, u64),
+    (cr, write): (u8, bool),
+    gpr: Option<u8>,
+) -> Option<(u8, u64)> {
+    if let Some(g) = gpr {
+        return Some((g, insn_len));
+    }
+    let mut bytes = [0u8; 8];
+    let at = backend.code_address(rip);
+    let mut vcpu = vcpu(backend, ram, regs);
+    vmmcall::Vcpu::read_linear(&mut vcpu, vmmcall::GuestAddr(at), &mut bytes)
+        .ok()
+        .and_then(|()| decode_mov_cr(&bytes))
+        .filter(|m| m.cr == cr && m.write == write)
+        .map(|m| (m.gpr, m.len))
+}
+
 /// Run the guest until it asks to stop (`Ok(status)`) or must be stopped.
 pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, Stop> {
     let registry = Registry::global().map_err(Stop::Registry)?;
@@ -149,20 +175,7 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
             Exit::ControlRegister { cr: 8, write, gpr } => {
                 // CR8 is the TPR: the guest gets a virtual one (a real
                 // write would change the host's interrupt priority).
-                let decoded = match gpr {
-                    Some(g) => Some((g, vm_exit.insn_len.get())),
-                    None => {
-                        let mut bytes = [0u8; 8];
-                        let at = backend.code_address(rip);
-                        let mut vcpu = vcpu(backend, ram, regs);
-                        vmmcall::Vcpu::read_linear(&mut vcpu, vmmcall::GuestAddr(at), &mut bytes)
-                            .ok()
-                            .and_then(|()| decode_mov_cr(&bytes))
-                            .filter(|m| m.cr == 8 && m.write == write)
-                            .map(|m| (m.gpr, m.len))
-                    }
-                };
-                match decoded {
+                match mov_cr_operand(backend, ram, regs, (rip, vm_exit.insn_len.get()), (8, write), gpr) {
                     Some((g, len)) => {
                         if write {
                             let v = regs.get(g);
@@ -180,18 +193,24 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
                     None => backend.inject_exception(UD, None),
                 }
             }
-            Exit::Io(io) => match ports.access(&io, regs.rax, cpu::read_rtc) {
-                // A port outside crate::intercept::guest_ports: see
-                // crate::ports.
-                Some(rax) => {
-                    regs.rax = rax;
-                    step(backend, next);
+            Exit::Io(io) => {
+                if let Some(status) = ports.exit_request(&io, regs.rax) {
+                    // A Linux guest's exit port: see crate::ports.
+                    return Ok(status);
                 }
-                None => {
-                    log::debug!("guest string I/O at port {:#x} denied at {rip:#x}", io.port);
-                    backend.inject_exception(GP, Some(0));
+                match ports.access(&io, regs.rax, cpu::read_rtc) {
+                    // A port outside crate::intercept::guest_ports: see
+                    // crate::ports.
+                    Some(rax) => {
+                        regs.rax = rax;
+                        step(backend, next);
+                    }
+                    None => {
+                        log::debug!("guest string I/O at port {:#x} denied at {rip:#x}", io.port);
+                        backend.inject_exception(GP, Some(0));
+                    }
                 }
-            },
+            }
             Exit::Msr { write, index } => {
                 // An MSR the hardware does not switch (crate::intercept::
                 // GUEST_MSRS pass through): crate::vmsr decides.
@@ -222,15 +241,20 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
             Exit::ControlRegister {
                 cr: cr @ (0 | 4),
                 write: true,
-                gpr: Some(gpr),
-            } => {
-                let value = regs.get(gpr);
-                if backend.write_cr(cr, value) {
-                    step(backend, next);
-                } else {
-                    backend.inject_exception(GP, Some(0));
+                gpr,
+            } => match mov_cr_operand(backend, ram, regs, (rip, vm_exit.insn_len.get()), (cr, true), gpr)
+            {
+                // VMX: a host-owned bit; SVM: every CR4 write (decoded here
+                // without decode assists). The backend checks the value.
+                Some((gpr, len)) => {
+                    if backend.write_cr(cr, regs.get(gpr)) {
+                        step(backend, rip.wrapping_add(len));
+                    } else {
+                        backend.inject_exception(GP, Some(0));
+                    }
                 }
-            }
+                None => backend.inject_exception(UD, None),
+            },
             Exit::Xsetbv => {
                 // XCR0 belongs to the host (neither vendor switches it) and
                 // CPUID offers no XSAVE: as on a CPU without it.

@@ -19,6 +19,10 @@
 //!   This also keeps the emulators' exit ports (`0xF4`, `0x8900`, `0x604`)
 //!   and PCI configuration space (`0xCF8`, `0xCFC`) out of the guest's
 //!   reach: only the VMM ends the run, and no device can be made to DMA.
+//!   A Linux guest ends its run through the VMM's emulated exit port
+//!   ([`crate::ports::EmulatedPorts::exit_request`]): a port, so that Linux itself decides which of its
+//!   processes may (the CPU checks IOPL and the TSS I/O bitmap before the
+//!   VM exit), as the `exit` hypercall is CPL 0 only.
 //! - **MSRs**: the guest-state MSRs that the hardware switches on VM entry
 //!   and exit (or that the VMM never uses): FS/GS base, kernel GS base, the
 //!   SYSCALL and SYSENTER MSRs, read and write; the TSC, read only.

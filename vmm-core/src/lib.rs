@@ -36,7 +36,9 @@
 //! ([`vcpu`]); `MOV` CR decoding ([`mov_cr`]); boot information
 //! ([`bootinfo`]), ELF loading ([`elf`]), guest set-up ([`guest`],
 //! [`linux`]), physical allocation ([`physmem`]), nested page tables
-//! ([`nested`]) and the VMM's NMI latch ([`idt`]).
+//! ([`nested`]), the VMM's NMI latch ([`idt`]) and the speculation
+//! mitigations around VM entry ([`spec`]: the decision is portable, its
+//! instructions run only from `rt` code, as [`cpu`]'s do).
 #![no_std]
 
 pub mod backend;
@@ -53,6 +55,7 @@ pub mod mov_cr;
 pub mod nested;
 pub mod physmem;
 pub mod ports;
+pub mod spec;
 pub mod stop;
 pub mod svm;
 pub mod vcpu;

@@ -7,6 +7,8 @@
 //!   the data port reads the clock and status registers `0x00..=0x0D` from
 //!   the hardware RTC (the VMM reads it on the guest's behalf) and CMOS RAM
 //!   above as 0; writes to the data port are dropped.
+//! - The exit port (`0xF4`), for a Linux guest: a 4-byte `OUT` ends the
+//!   run with EAX as the status ([`EmulatedPorts::exit_request`]).
 //! - Any other `IN`: all ones, as from an absent device ([`denied_in`]).
 //! - Any other `OUT`: dropped.
 //! - String I/O (`INS`/`OUTS`): refused; the run loop raises `#GP(0)`.
@@ -30,6 +32,10 @@ pub const RTC_INDEX: u16 = 0x70;
 /// The RTC's data port.
 pub const RTC_DATA: u16 = 0x71;
 
+/// The Linux profile's exit port (the number QEMU's `isa-debug-exit`
+/// uses; the emulator's own device never sees it, the VMM does).
+pub const LINUX_EXIT_PORT: u16 = 0xF4;
+
 /// The emulated ports of one vCPU: its profile and the RTC register the
 /// guest last selected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +51,25 @@ impl EmulatedPorts {
             profile,
             rtc_index: 0,
         }
+    }
+
+    /// Whether the port access `io` that exited, with the guest's RAX, asks
+    /// to end a Linux guest's run, and with which status: a 4-byte write
+    /// (`out dx, eax`) to [`LINUX_EXIT_PORT`], status = EAX (docs/ABI.md,
+    /// "Who may end the run"). A ring-3 process reaches this exit only if
+    /// its kernel allows it the port (IOPL or the TSS I/O bitmap, checked
+    /// by the CPU before the VM exit: Intel SDM Vol. 3C §26.1.1, AMD APM
+    /// Vol. 2 §15.10); Linux grants it through `ioperm`/`iopl`, which need
+    /// `CAP_SYS_RAWIO`. Any other size, a read, string I/O, or a
+    /// bare-metal guest (which has the CPL-0 `exit` hypercall): `None`, and
+    /// [`EmulatedPorts::access`] answers it as an ordinary denied port.
+    pub fn exit_request(&self, io: &IoExit, rax: u64) -> Option<u32> {
+        (self.profile == Profile::Linux
+            && io.port == LINUX_EXIT_PORT
+            && io.size == 4
+            && io.write
+            && !io.string)
+            .then_some(rax as u32)
     }
 
     /// Run the port access `io` that exited, with the guest's RAX: the
@@ -110,6 +135,20 @@ mod tests {
             address_size: None,
             next_rip: None,
         }
+    }
+
+    #[test]
+    fn only_a_linux_guests_dword_out_to_the_exit_port_ends_the_run() {
+        let rax = 0xdead_beef_0000_0007;
+        let linux = EmulatedPorts::new(Profile::Linux);
+        let bare = EmulatedPorts::new(Profile::BareMetal);
+        assert_eq!(linux.exit_request(&io(0xF4, 4, true, false), rax), Some(7));
+        assert_eq!(linux.exit_request(&io(0xF4, 4, false, false), rax), None);
+        assert_eq!(linux.exit_request(&io(0xF4, 1, true, false), rax), None);
+        assert_eq!(linux.exit_request(&io(0xF4, 2, true, false), rax), None);
+        assert_eq!(linux.exit_request(&io(0xF4, 4, true, true), rax), None);
+        assert_eq!(linux.exit_request(&io(0xF0, 4, true, false), rax), None);
+        assert_eq!(bare.exit_request(&io(0xF4, 4, true, false), rax), None);
     }
 
     #[test]

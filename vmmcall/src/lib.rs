@@ -182,10 +182,15 @@ pub use vcpu::{GuestVcpu, VcpuState};
 pub use vmmcall_macros::vmmcall;
 
 /// Register the `exit` hypercall (`docs/ABI.md`, "Built-in functions"):
-/// `exit(status: u32)`, callable from any CPL, asks the VMM to stop the
+/// `exit(status: u32)`, callable from CPL 0 only, asks the VMM to stop the
 /// guest with `status` as its exit status, through
 /// [`Caller::request_stop`] (the VMM sees it in [`Outcome::stop`]).
 /// `guest_sdk`'s bare-metal runtime finishes through it.
+///
+/// Kernel-only: ending the whole machine is the guest kernel's decision,
+/// as powering off is on hardware (Linux reserves it to `CAP_SYS_BOOT`).
+/// A ring-3 caller gets `-EPERM` and the guest runs on, so no user program
+/// can end the run with a status of its choosing.
 ///
 /// Opt-in: write it once, at module level, in the VMM's crate. A VMM that
 /// registers its own `exit` cannot also write this (the duplicate name
@@ -201,6 +206,11 @@ pub use vmmcall_macros::vmmcall;
 /// vcpu.regs.rax = registry.lookup(b"exit").unwrap().get();
 /// vcpu.regs.rbx = 3;
 /// assert_eq!(dispatch(registry, &mut vcpu).stop, Some(3));
+/// // From ring 3: -EPERM, and the guest runs on.
+/// vcpu.cpl = 3;
+/// vcpu.regs.rax = registry.lookup(b"exit").unwrap().get();
+/// let outcome = dispatch(registry, &mut vcpu);
+/// assert_eq!((outcome.stop, vcpu.regs.rax), (None, vmmcall::Error::Permission.to_rax()));
 /// # }
 /// ```
 #[cfg(feature = "registry")]
@@ -209,7 +219,7 @@ macro_rules! exit_hypercall {
     () => {
         const _: () = {
             /// `exit(status)`: stop the guest with this exit status.
-            #[$crate::vmmcall("exit", user, crate = $crate)]
+            #[$crate::vmmcall("exit", crate = $crate)]
             fn exit(caller: &mut $crate::Caller<'_>, status: u32) {
                 caller.request_stop(status);
             }

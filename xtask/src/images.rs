@@ -56,6 +56,16 @@ pub const BAREMETAL_RUSTFLAGS: &[&str] = &[
     "link-arg=-Wl,-z,max-page-size=0x1000",
 ];
 
+/// The guests' extra flag: no red zone (the 128 bytes below RSP a leaf
+/// function may use without moving RSP). A bare-metal guest runs its
+/// hypercalls at CPL 0, where an exception or NMI the VMM injects at the
+/// call site (the single-step `#DB` after a hypercall with RFLAGS.TF, for
+/// one) pushes its frame on the same stack, below RSP; and the hypercall
+/// `asm!` says `nostack`, which lets the compiler keep live data there
+/// across it. docs/ABI.md, "Bare-metal guests and the red zone". (The
+/// VMM's own red zone belongs to its NMI handling, not to this flag.)
+pub const GUEST_RUSTFLAGS: &[&str] = &["-C", "no-redzone=yes"];
+
 /// The flags selecting a linker script.
 pub fn linker_script_flags(script: &Path) -> [String; 2] {
     [
@@ -70,6 +80,9 @@ pub fn rustflags(layout: &Layout, role: Role) -> Vec<String> {
         .iter()
         .map(|s| (*s).to_owned())
         .collect();
+    if role == Role::Guest {
+        flags.extend(GUEST_RUSTFLAGS.iter().map(|s| (*s).to_owned()));
+    }
     flags.extend(linker_script_flags(&layout.root.join(role.linker_script())));
     flags
 }
@@ -190,9 +203,10 @@ mod tests {
              -C link-arg=-Wl,-z,max-page-size=0x1000 \
              -C link-arg=-Wl,-T,/p/vmm-core/link.ld"
         );
+        assert!(!vmm.contains("redzone"));
         assert!(rustflags(&layout, Role::Guest)
             .join(" ")
-            .ends_with("-C link-arg=-Wl,-T,/p/examples/guest-rt/link.ld"));
+            .ends_with("-C no-redzone=yes -C link-arg=-Wl,-T,/p/examples/guest-rt/link.ld"));
     }
 
     #[test]

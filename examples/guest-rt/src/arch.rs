@@ -13,7 +13,10 @@
 //!   at CPL 0 only).
 //! - [`enter_ring3`] drops to CPL 3 with IOPL 3 (so the guest may still
 //!   print to COM1) on the selectors of the VMM's initial GDT (user data
-//!   `0x1b`, user code `0x23`, `vmm_shared::desc::GUEST_GDT`).
+//!   `0x1b`, user code `0x23`, `vmm_shared::desc::GUEST_GDT`). It also points
+//!   SYSCALL at a ring-0 entry through which [`crate::rt::exit`] finishes
+//!   from ring 3: the `exit` hypercall is CPL 0 only, so ring 3 asks its
+//!   kernel (this runtime) to end the run, as a process asks its OS.
 //!
 //! ```ignore
 //! guest_rt::arch::install_idt();
@@ -80,6 +83,115 @@ pub unsafe fn write_cr3(cr3: u64) {
     unsafe { core::arch::asm!("mov cr3, {}", in(reg) cr3, options(nostack, preserves_flags)) };
 }
 
+/// IA32_EFER, STAR, LSTAR, FMASK (Intel SDM Vol. 4, Table 2-2).
+const MSR_EFER: u32 = 0xC000_0080;
+const MSR_STAR: u32 = 0xC000_0081;
+const MSR_LSTAR: u32 = 0xC000_0082;
+const MSR_FMASK: u32 = 0xC000_0084;
+
+/// Whether [`enter_ring3`] has pointed SYSCALL at [`exit_from_ring3`]'s
+/// ring-0 entry.
+static SYSCALL_EXIT: AtomicBool = AtomicBool::new(false);
+
+// The SYSCALL entry: CPL 0, still on the ring-3 stack (SYSCALL switches
+// none; this single-vCPU guest's ring 3 is its own code), EDI = the status.
+// It never returns to ring 3.
+core::arch::global_asm!(
+    r#"
+    .section .text.guest_sdk_syscall_exit, "ax"
+    .global guest_sdk_syscall_exit
+guest_sdk_syscall_exit:
+    and rsp, -16
+    call guest_sdk_exit_at_cpl0
+    ud2
+"#
+);
+
+#[no_mangle]
+extern "C" fn guest_sdk_exit_at_cpl0(status: u32) -> ! {
+    crate::rt::exit(status)
+}
+
+extern "C" {
+    fn guest_sdk_syscall_exit();
+}
+
+/// Write `value` to MSR `msr`.
+///
+/// # Safety
+/// CPL 0; the MSR and value must be ones the guest may write.
+unsafe fn wrmsr(msr: u32, value: u64) {
+    // SAFETY: the caller's guarantee.
+    unsafe {
+        core::arch::asm!("wrmsr", in("ecx") msr, in("eax") value as u32,
+                         in("edx") (value >> 32) as u32, options(nostack, preserves_flags))
+    }
+}
+
+/// Read MSR `msr`.
+///
+/// # Safety
+/// CPL 0; the MSR must exist.
+unsafe fn rdmsr(msr: u32) -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: the caller's guarantee.
+    unsafe {
+        core::arch::asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi,
+                         options(nomem, nostack, preserves_flags))
+    };
+    (u64::from(hi) << 32) | u64::from(lo)
+}
+
+/// The current privilege level (CS.RPL).
+pub fn cpl() -> u8 {
+    let cs: u16;
+    // SAFETY: reading CS has no effect.
+    unsafe {
+        core::arch::asm!("mov {0:x}, cs", out(reg) cs, options(nomem, nostack, preserves_flags))
+    };
+    (cs & 3) as u8
+}
+
+/// From ring 3, after [`enter_ring3`]: SYSCALL to this runtime's ring-0
+/// entry, which calls [`crate::rt::exit`] with `status` at CPL 0. Returns
+/// only if [`enter_ring3`] did not set that entry up (ring 3 entered some
+/// other way).
+pub fn exit_from_ring3(status: u32) {
+    if !SYSCALL_EXIT.load(Ordering::SeqCst) {
+        return;
+    }
+    // SAFETY: LSTAR names guest_sdk_syscall_exit, which never returns;
+    // SYSCALL clobbers RCX and R11.
+    unsafe {
+        core::arch::asm!("syscall", in("edi") status, options(noreturn));
+    }
+}
+
+/// Point SYSCALL at this runtime's ring-0 exit entry, so that
+/// [`crate::rt::exit`] works from rings 1-3 ([`exit_from_ring3`]).
+/// [`enter_ring3`] calls it; a guest that leaves ring 0 by other means
+/// calls it first.
+///
+/// # Safety
+/// CPL 0; the GDT has the VMM's kernel code at `0x08` and data at `0x10`
+/// (and, for SYSRET, user data `0x1b` and code `0x23`).
+pub unsafe fn enable_syscall_exit() {
+    // SYSCALL from ring 3 enters guest_sdk_syscall_exit at CPL 0: STAR's
+    // SYSCALL selectors (bits 47:32) are the kernel code 0x08 (SS 0x10),
+    // its SYSRET selectors (bits 63:48) 0x13 (CS 0x23, SS 0x1b); FMASK
+    // clears TF, IF, DF and AC on entry; EFER.SCE enables the instruction
+    // (Intel SDM Vol. 2B, SYSCALL; Vol. 3A §5.8.8). These MSRs are the
+    // guest's own (docs/ABI.md, "MSRs").
+    // SAFETY: CPL 0 (the caller's guarantee); the values are valid.
+    unsafe {
+        wrmsr(MSR_STAR, (0x13 << 48) | (u64::from(KERNEL_CS) << 32));
+        wrmsr(MSR_LSTAR, guest_sdk_syscall_exit as *const () as u64);
+        wrmsr(MSR_FMASK, 0x4_0700);
+        wrmsr(MSR_EFER, rdmsr(MSR_EFER) | 1);
+    }
+    SYSCALL_EXIT.store(true, Ordering::SeqCst);
+}
+
 /// IRETQ to `entry` at CPL 3 with IOPL 3 and interrupts off, on the stack
 /// whose top is `stack_top` (16-byte aligned; the function sees it as its
 /// return-address slot minus 8, like a call).
@@ -88,6 +200,8 @@ pub unsafe fn write_cr3(cr3: u64) {
 /// `entry`, the stack and everything `entry` touches must be mapped
 /// user-accessible; CPL 0 with the VMM's initial GDT loaded.
 pub unsafe fn enter_ring3(entry: extern "C" fn() -> !, stack_top: u64) -> ! {
+    // SAFETY: CPL 0 and the VMM's GDT (the caller's guarantee).
+    unsafe { enable_syscall_exit() };
     let sp = (stack_top & !0xf).wrapping_sub(8);
     // SAFETY: the caller guarantees the mappings; USER_CS/USER_DS are the
     // user selectors of the VMM's GDT; RFLAGS = IOPL 3 | reserved bit 1.

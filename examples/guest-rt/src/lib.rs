@@ -17,7 +17,8 @@
 //! The VMM enters `_start` in 64-bit mode at CPL 0 (see `docs/ABI.md`).
 //! `_start` switches to a 64 KiB stack in `.bss`, runs the function named in
 //! [`entry!`](crate::entry), then calls the VMM's built-in `exit` hypercall
-//! with status 0 (`Ok`) or 1 (`Err`, after printing it); a panic prints its
+//! (at CPL 0: see [`exit`]) with status 0 (`Ok`) or 1 (`Err`, after printing
+//! it); a panic prints its
 //! message and exits with status 101. If `exit` itself fails, the guest
 //! halts, which the VMM reports. Images link with this crate's `link.ld`
 //! (`cargo xtask` passes it).
@@ -63,8 +64,16 @@ macro_rules! println {
 }
 
 /// Finish: ask the VMM to stop the guest with `status` (0 = success).
+///
+/// The `exit` hypercall is CPL 0 only (docs/ABI.md, "Who may end the
+/// run"). From ring 3 entered through [`crate::arch::enter_ring3`], this
+/// first returns to CPL 0 through SYSCALL ([`crate::arch::exit_from_ring3`])
+/// and exits from there.
 pub fn exit(status: u32) -> ! {
     Com1::flush();
+    if crate::arch::cpl() != 0 {
+        crate::arch::exit_from_ring3(status);
+    }
     let r = guest_sdk::call!("exit", rbx = status);
     print_fmt(format_args!("guest: exit hypercall failed: {r:?}\n"));
     loop {

@@ -29,6 +29,12 @@ const COM1: u16 = 0x3F8;
 const LSR: u16 = COM1 + 5;
 const LSR_THRE: u8 = 1 << 5;
 const LSR_TEMT: u8 = 1 << 6;
+/// Modem control register.
+const MCR: u16 = COM1 + 4;
+/// MCR: DTR, RTS (the VMM's setting).
+const MCR_DTR_RTS: u8 = 0x03;
+/// MCR.OUT2: on a PC it gates the UART's interrupt line; the guest's.
+const MCR_OUT2: u8 = 1 << 3;
 
 /// Write a byte to an I/O port.
 ///
@@ -93,15 +99,21 @@ impl Com1 {
         }
     }
 
-    /// Run `f` with the VMM's line settings (115200 baud, 8N1), then give
-    /// the UART back its previous divisor and line control register. A
-    /// guest sharing the UART may have set a slow divisor or DLAB; the
-    /// interrupt-enable and FIFO registers are left as the guest set them.
+    /// Run `f` with the VMM's line settings (115200 baud, 8N1, DTR and RTS,
+    /// no loopback), then give the UART back its previous divisor, line
+    /// control and modem control registers. A guest sharing the UART may
+    /// have set a slow divisor, DLAB, or MCR.LOOP, which would send every
+    /// byte the VMM writes into the guest's own receive FIFO instead of
+    /// out on the wire (16550 datasheet, MCR bit 4); the interrupt-enable
+    /// and FIFO registers, and MCR.OUT2 (the interrupt gate), are left as
+    /// the guest set them.
     pub fn with_own_settings(f: impl FnOnce()) {
-        // SAFETY: the standard 16550 registers of COM1: LCR (+3), and with
-        // DLAB set the divisor latch (+0, +1). Only line settings change,
-        // and they are restored below.
-        let (lcr, dll, dlm) = unsafe {
+        // SAFETY: the standard 16550 registers of COM1: LCR (+3), MCR (+4),
+        // and with DLAB set the divisor latch (+0, +1). Only line and modem
+        // settings change, and they are restored below.
+        let (lcr, dll, dlm, mcr) = unsafe {
+            let mcr = inb(MCR);
+            outb(MCR, MCR_DTR_RTS | (mcr & MCR_OUT2));
             let lcr = inb(COM1 + 3);
             outb(COM1 + 3, lcr | 0x80);
             let dll = inb(COM1);
@@ -109,16 +121,18 @@ impl Com1 {
             outb(COM1, 0x01);
             outb(COM1 + 1, 0x00);
             outb(COM1 + 3, 0x03);
-            (lcr, dll, dlm)
+            (lcr, dll, dlm, mcr)
         };
         f();
         Com1::flush();
-        // SAFETY: as above: the guest's divisor and LCR go back.
+        // SAFETY: as above: the guest's divisor, LCR and MCR go back, once
+        // the last byte has left (flush), so none of it loops back.
         unsafe {
             outb(COM1 + 3, 0x80);
             outb(COM1, dll);
             outb(COM1 + 1, dlm);
             outb(COM1 + 3, lcr);
+            outb(MCR, mcr);
         }
     }
 

@@ -2,8 +2,13 @@
 //! boots.
 //!
 //! It runs the programs listed in `/etc/vmmcall-init` one after the other,
-//! then hands the VMM an exit status through the `exit` hypercall, so that
-//! the emulator run ends with it (`vmm: guest exited with status N`). xtask
+//! then hands the VMM an exit status through the Linux profile's exit port
+//! (a 4-byte `OUT` to `0xF4`, which it may use after `iopl(3)`), so that
+//! the emulator run ends with it (`vmm: guest exited with status N`). The
+//! `exit` hypercall is CPL 0 only, and the programs run without the
+//! capabilities that would let them end the run themselves
+//! ([`DROPPED_CAPS`]): only /init reports a status (docs/ABI.md, "Who may
+//! end the run"). xtask
 //! writes that file into the initramfs: one command per line, its
 //! arguments separated by NUL; a program name without `/` is looked up in
 //! `/bin`. A command whose first word is `!` must fail (exit non-zero), as
@@ -18,15 +23,27 @@
 //! exited with status S` with the status handed on.
 //!
 //! Without the VMM (`cargo xtask linux --compare` boots the same kernel
-//! bare), the `exit` hypercall reports `NotPresent` and init stops the
-//! emulator itself through its exit ports (QEMU `isa-debug-exit` at 0xF4,
-//! the Bochs shutdown port 0x8900), which only a guest without this VMM
-//! can reach.
+//! bare), `guest_sdk::detect` finds none and init stops the emulator
+//! itself through its exit ports (QEMU `isa-debug-exit` at 0xF4, the Bochs
+//! shutdown port 0x8900).
 
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::Command;
 use vmm_shared::markers::{INIT, INIT_EXITED, INIT_RUNNING};
 use vmm_shared::ports;
+
+/// The capabilities the programs do not get (Linux
+/// `include/uapi/linux/capability.h` numbers), dropped from their bounding
+/// set before `execve`: each is a way to end the run or to make /init end
+/// it. `CAP_SYS_RAWIO` (17) grants `iopl`/`ioperm`, hence the exit port,
+/// and `/dev/port`; `CAP_SYS_BOOT` (22) power-off, reboot and kexec;
+/// `CAP_SYS_MODULE` (16) kernel code, which runs at CPL 0 and may call the
+/// `exit` hypercall; `CAP_SYS_PTRACE` (19) tracing /init itself (without
+/// it, Linux refuses to trace a process with more capabilities).
+const DROPPED_CAPS: [u64; 4] = [16, 17, 19, 22];
+
+/// The Linux profile's exit port (docs/ABI.md, "Who may end the run").
+const VMM_EXIT_PORT: u16 = 0xF4;
 
 /// Where xtask puts the commands.
 const ARGV_FILE: &str = "/etc/vmmcall-init";
@@ -65,10 +82,25 @@ fn commands() -> Result<Vec<Cmd>, String> {
 fn run_one(argv: &[String]) -> i32 {
     println!("{INIT_RUNNING}{}", argv.join(" "));
     drain_console();
-    let status = Command::new(&argv[0])
-        .args(&argv[1..])
-        .env("PATH", "/bin")
-        .status();
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..]).env("PATH", "/bin");
+    let drop_caps = || {
+        const SYS_PRCTL: u64 = 157;
+        const PR_CAPBSET_DROP: u64 = 24;
+        for cap in DROPPED_CAPS {
+            // SAFETY: prctl(PR_CAPBSET_DROP, cap) only removes a capability
+            // from this child's bounding set.
+            let r = unsafe { syscall3(SYS_PRCTL, PR_CAPBSET_DROP, cap, 0) };
+            if r < 0 {
+                return Err(std::io::Error::from_raw_os_error(-r as i32));
+            }
+        }
+        Ok(())
+    };
+    // SAFETY: the closure runs in the child between fork and execve and
+    // only makes prctl system calls, which are async-signal-safe.
+    unsafe { cmd.pre_exec(drop_caps) };
+    let status = cmd.status();
     let code = match status {
         Ok(s) => s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)),
         Err(e) => {
@@ -172,19 +204,36 @@ fn stop_without_vmm(code: i32) -> ! {
     }
 }
 
+/// Hand `status` to the VMM through its exit port; returns only if that
+/// failed (iopl refused).
+fn exit_through_vmm(status: u32) {
+    const SYS_IOPL: u64 = 172;
+    // SAFETY: iopl(3) only lets this process (PID 1, with CAP_SYS_RAWIO)
+    // use I/O ports.
+    let r = unsafe { syscall3(SYS_IOPL, 3, 0, 0) };
+    if r != 0 {
+        eprintln!("vmmcall-init: iopl(3) failed ({r}): cannot reach the VMM's exit port");
+        return;
+    }
+    // SAFETY: under the vmmcall VMM's Linux profile this port is its exit
+    // port: the VMM ends the run with EAX as the status.
+    unsafe {
+        core::arch::asm!("out dx, eax", in("dx") VMM_EXIT_PORT, in("eax") status,
+                         options(nomem, nostack))
+    };
+    eprintln!("vmmcall-init: the VMM's exit port returned");
+}
+
 fn main() {
     let code = run();
     drain_console();
     // Negative statuses cannot happen; a status above u32 range neither.
     let status = u32::try_from(code).unwrap_or(u32::MAX);
-    match guest_sdk::call!("exit", rbx = status) {
-        // `exit` does not return: the VMM stops the machine.
-        Ok(_) => eprintln!("vmmcall-init: the VMM's exit hypercall returned"),
-        Err(guest_sdk::Error::NotPresent) => {
-            println!("vmmcall-init: no vmmcall VMM; stopping the machine directly");
-            drain_console();
-        }
-        Err(e) => eprintln!("vmmcall-init: exit hypercall failed: {e}"),
+    if guest_sdk::detect().is_some() {
+        exit_through_vmm(status);
+    } else {
+        println!("vmmcall-init: no vmmcall VMM; stopping the machine directly");
+        drain_console();
     }
     stop_without_vmm(code)
 }

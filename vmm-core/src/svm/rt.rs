@@ -18,6 +18,7 @@ use crate::physmem::PhysAlloc;
 use crate::rt::frames::{self, Tables, PAGE};
 use crate::stop::Stop;
 use crate::vcpu::GuestRam;
+use crate::vmsr;
 use crate::vmsr::GuestMsrs;
 use vmexit::VmExit;
 use vmmcall::{GuestRegs, VcpuState};
@@ -195,6 +196,8 @@ pub fn run(ram: GuestRam, start: GuestStart, alloc: &mut PhysAlloc) -> Result<u3
         ram,
         profile: start.profile,
         fx: FxArea::reset(),
+        cr4_allowed: crate::cpuid::guest_cr4_allowed_here(cpu::cpuid, &CpuidPolicy::SVM),
+        spec: crate::spec::detect(false),
     };
     exits::run_loop(&mut backend, &mut regs)
 }
@@ -273,6 +276,10 @@ struct SvmBackend<'a> {
     profile: Profile,
     /// The guest's x87/SSE state while the VMM runs.
     fx: FxArea,
+    /// CR4 bits the guest may set (cpuid::guest_cr4_allowed).
+    cr4_allowed: u64,
+    /// What runs before each VMRUN (crate::spec).
+    spec: crate::spec::Mitigations,
 }
 
 /// EVENTINJ / EXITINTINFO valid bit (APM §15.20, §15.7.2).
@@ -321,6 +328,8 @@ impl Backend for SvmBackend<'_> {
     fn enter(&mut self, regs: &mut GuestRegs) -> VmExit {
         self.vmcb.save.rax = regs.rax;
         self.vmcb.save.rsp = regs.rsp;
+        // Last thing before the entry: the speculation mitigations.
+        crate::spec::before_entry(self.spec);
         // SAFETY: the VMCB is valid (init_vmcb), EFER.SVME is set, the host
         // save area is registered; svm_vmrun saves and restores every
         // callee-saved register, touches only `regs` (a valid exclusive
@@ -386,9 +395,25 @@ impl Backend for SvmBackend<'_> {
         self.vmcb.control.eventinj = ev;
     }
 
-    fn write_cr(&mut self, _cr: u8, _value: u64) -> bool {
-        // SVM intercepts no CR write: never called.
-        false
+    fn write_cr(&mut self, cr: u8, value: u64) -> bool {
+        // Only CR4 writes are intercepted (vmcb::intercepts); CR0 is the
+        // guest's.
+        if cr != 4 {
+            return false;
+        }
+        let long = self.vmcb.save.efer & vmsr::EFER_LMA != 0;
+        if !crate::cpuid::cr4_write_ok(value, self.cr4_allowed, long) {
+            return false;
+        }
+        if value != self.vmcb.save.cr4 {
+            // A real MOV CR4 that changes PGE, PAE, PSE, PCIDE or SMEP
+            // flushes the TLB (Intel SDM Vol. 3A §4.10.4.1; Linux toggles
+            // PGE to drop global pages); the emulated one flushes the
+            // guest's TLB at the next VMRUN (APM §15.16, TLB_CONTROL 1).
+            self.vmcb.control.tlb_control = 1;
+        }
+        self.vmcb.save.cr4 = value;
+        true
     }
 
     fn profile(&self) -> Profile {

@@ -144,6 +144,9 @@ pub const INTERCEPTED_EXCEPTIONS: u32 = (1 << 1) | (1 << 6) | (1 << 17);
 ///   VMM cannot see), XSETBV (XCR0 is not switched), every SVM instruction;
 /// - CR8 reads and writes: without V_INTR_MASKING a guest's CR8 is the
 ///   physical TPR (APM §15.21.4); the run loop keeps a virtual one;
+/// - CR4 writes (APM §15.9): a guest may set only the CR4 bits whose
+///   feature its CPUID offers (`cpuid::guest_cr4_allowed`; OSXSAVE, PKE,
+///   CET ... enable state the VMM does not switch), else `#GP(0)`;
 /// - HLT for a bare-metal guest (it gets no interrupts, so HLT would never
 ///   end); a Linux guest's HLT waits for its own timer.
 pub fn intercepts(profile: crate::guest::Profile) -> Intercepts {
@@ -152,7 +155,7 @@ pub fn intercepts(profile: crate::guest::Profile) -> Intercepts {
         crate::guest::Profile::Linux => Intercept3::empty(),
     };
     Intercepts {
-        cr: (1 << 8) | (1 << (16 + 8)),
+        cr: (1 << 8) | (1 << (16 + 4)) | (1 << (16 + 8)),
         exceptions: INTERCEPTED_EXCEPTIONS,
         i3: Intercept3::IOIO_PROT
             | Intercept3::MSR_PROT
@@ -361,7 +364,8 @@ mod tests {
         for p in [Profile::BareMetal, Profile::Linux] {
             let i = intercepts(p);
             // CR8 read (bit 8) and write (bit 24); no other CR.
-            assert_eq!(i.cr, 0x0100_0100);
+            // Read CR8 (bit 8); write CR4 (bit 20) and CR8 (bit 24).
+            assert_eq!(i.cr, 0x0110_0100);
             assert_eq!(i.exceptions, 0x0002_0042, "#DB, #UD, #AC");
             // APM Table B-1 bit positions, spelled out independently.
             for bit in [3u32, 15, 18, 22, 26, 27, 28, 31] {

@@ -449,6 +449,36 @@ pub const fn entry_interruption_info(vector: u8, error_code: Option<u32>) -> (u3
     }
 }
 
+/// The event that reflects exception `vector` back to the guest after an
+/// exception VM exit whose VM-exit interruption information was
+/// `exit_info` and instruction length `exit_len` (SDM Vol. 3C §28.2.2):
+/// the entry interruption information, the error code to deliver, and
+/// the VM-entry instruction length to write, if one is needed.
+///
+/// A software exception keeps its type: `ICEBP` (`INT1`, opcode F1) exits
+/// as a *privileged software exception* (type 5) and `INT3`/`INTO` as a
+/// software exception (type 6). Their saved RIP is the instruction itself,
+/// so they must be injected again with that type and the instruction's
+/// length (§27.6.1.1, "the RIP pushed is RIP + VM-entry instruction
+/// length"): as a hardware exception (type 3) the guest's handler would
+/// return to the `ICEBP` and take it again, forever. This is what KVM and
+/// Xen do for ICEBP. Everything else goes through
+/// [`entry_interruption_info`], with no length.
+pub const fn reflected_exception(
+    vector: u8,
+    error_code: Option<u32>,
+    exit_info: u32,
+    exit_len: u32,
+) -> (u32, Option<u32>, Option<u32>) {
+    let ty = (exit_info >> 8) & 7;
+    if exit_info & (1 << 31) != 0 && (exit_info & 0xFF) == vector as u32 && (ty == 5 || ty == 6) {
+        (vector as u32 | (ty << 8) | (1 << 31), None, Some(exit_len))
+    } else {
+        let (info, code) = entry_interruption_info(vector, error_code);
+        (info, code, None)
+    }
+}
+
 /// How a VMX instruction failed (SDM Vol. 3C §31.2 "Conventions").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VmFailure {
@@ -961,6 +991,34 @@ mod tests {
         assert_eq!(entry_interruption_info(0, Some(5)), (0x8000_0300, None));
         // NMI is its own type.
         assert_eq!(entry_interruption_info(2, None).0, 0x8000_0202);
+    }
+
+    #[test]
+    fn icebp_is_reflected_as_a_privileged_software_exception_with_its_length() {
+        // ICEBP: VM-exit interruption information vector 1, type 5, valid.
+        assert_eq!(
+            reflected_exception(1, None, 0x8000_0501, 1),
+            (0x8000_0501, None, Some(1))
+        );
+        // A hardware #DB (type 3: single step, data breakpoint): as before.
+        assert_eq!(
+            reflected_exception(1, None, 0x8000_0301, 0),
+            (0x8000_0301, None, None)
+        );
+        // INT3 keeps type 6 and its length; another vector, or no valid
+        // exit event, is an ordinary hardware exception.
+        assert_eq!(
+            reflected_exception(3, None, 0x8000_0603, 1),
+            (0x8000_0603, None, Some(1))
+        );
+        assert_eq!(
+            reflected_exception(13, Some(0), 0x8000_0501, 1),
+            (0x8000_0B0D, Some(0), None)
+        );
+        assert_eq!(
+            reflected_exception(1, None, 0x501, 1),
+            (0x8000_0301, None, None)
+        );
     }
 
     #[test]

@@ -13,8 +13,8 @@
 //! into a page of its own, appends a 64-bit TSS descriptor and loads it.
 
 use super::{
-    adjust_controls, ar_dpl, check_ept_caps, entry_interruption_info, feature_control_update,
-    msr as vmsr, shadow_cr, ControlCaps, ControlField, VmFailure, VmxBasic, VmxError,
+    adjust_controls, ar_dpl, check_ept_caps, feature_control_update, msr as vmsr,
+    reflected_exception, shadow_cr, ControlCaps, ControlField, VmFailure, VmxBasic, VmxError,
 };
 use crate::backend::Backend;
 use crate::cpu::{self, msr, FxArea};
@@ -323,6 +323,15 @@ impl Setup {
     fn load_efer(&self) -> bool {
         self.entry & EntryControls::LOAD_IA32_EFER.bits() != 0
     }
+    /// The CR4 bits the guest may set: what the CPUID it sees offers
+    /// (cpuid::guest_cr4_allowed), within CR4_FIXED1.
+    fn cr4_allowed(&self) -> u64 {
+        let policy = CpuidPolicy {
+            pat: self.switch_pat(),
+            cr4_fixed1: Some(self.cr4_fixed.1),
+        };
+        crate::cpuid::guest_cr4_allowed_here(cpu::cpuid, &policy) & self.cr4_fixed.1
+    }
     fn save_efer(&self) -> bool {
         self.exit & ExitControls::SAVE_IA32_EFER.bits() != 0
     }
@@ -587,7 +596,9 @@ fn init_vmcs(
         (ctl::EPTP_FULL, eptp),
         (ctl::CR0_GUEST_HOST_MASK, cr0.mask),
         (ctl::CR0_READ_SHADOW, cr0.shadow),
-        (ctl::CR4_GUEST_HOST_MASK, cr4.mask),
+        // Host-owned too: every bit the guest's CPUID does not offer, so
+        // that setting one exits and raises #GP (write_cr4).
+        (ctl::CR4_GUEST_HOST_MASK, cr4.mask | !setup.cr4_allowed()),
         (ctl::CR4_READ_SHADOW, cr4.shadow),
     ];
     // Host state (§25.5, checks §27.2.2-27.2.4).
@@ -744,7 +755,10 @@ fn enable(
         switch_pat: setup.switch_pat(),
         cr0_fixed: (setup.cr0_fixed0(), setup.cr0_fixed.1),
         cr4_fixed: setup.cr4_fixed,
+        cr4_allowed: setup.cr4_allowed(),
         reinjecting: false,
+        exit_event: (0, 0),
+        spec: crate::spec::detect(true),
         run_budget: (setup.pin & PinbasedControls::VMX_PREEMPTION_TIMER.bits() != 0)
             .then(|| super::preemption_timer_value(exits::RUN_BUDGET_TSC, setup.timer_rate)),
         profile: start.profile,
@@ -770,9 +784,16 @@ struct VmxBackend {
     cr0_fixed: (u64, u64),
     /// CR4 bits that must be 1 and may be 1.
     cr4_fixed: (u64, u64),
+    /// CR4 bits the guest may set (Setup::cr4_allowed).
+    cr4_allowed: u64,
     /// The next entry re-injects an event whose delivery the last exit
     /// interrupted (IDT-vectoring information).
     reinjecting: bool,
+    /// The last exit's VM-exit interruption information and instruction
+    /// length, for reflecting a software exception (ICEBP) with its type.
+    exit_event: (u32, u32),
+    /// What runs before each VM entry (crate::spec).
+    spec: crate::spec::Mitigations,
     /// The preemption-timer value of the run budget, rewritten before each
     /// entry (so it measures time without exits); `None` without one.
     run_budget: Option<u32>,
@@ -883,15 +904,18 @@ impl Backend for VmxBackend {
             self.write(gst::VMX_PREEMPTION_TIMER_VALUE, budget.into());
         }
         self.write(gst::RSP, regs.rsp);
+        // Last thing before the entry: the speculation mitigations.
+        crate::spec::before_entry(self.spec);
         // SAFETY: the VMCS is current and complete (init_vmcs); host RIP is
         // vmx_exit, whose frame vmx_enter builds and whose host RSP it
         // writes just before entering; vmx_enter preserves every
         // callee-saved register and touches only `regs`, a valid exclusive
         // GuestRegs. The guest runs in its own EPT address space and cannot
-        // reach VMM memory. KERNEL_GS_BASE, STAR/LSTAR/CSTAR/SFMASK and
-        // TSC_AUX (on the guest's MSR allow-list) are not switched by VMX and
-        // keep the guest's values in the host: sound because the VMM never
-        // uses SYSCALL, SWAPGS or RDTSCP.
+        // reach VMM memory. KERNEL_GS_BASE and STAR/LSTAR/CSTAR/SFMASK (on
+        // the guest's MSR allow-list) are not switched by VMX and keep the
+        // guest's values in the host: sound because the VMM never uses
+        // SYSCALL or SWAPGS. TSC_AUX is not on the allow-list (#GP,
+        // intercept::GUEST_MSRS), so it stays the host's.
         let rc = unsafe { vmx_enter(regs, u64::from(self.launched), &mut self.fx) };
         if rc != 0 {
             let failure = if rc == 2 {
@@ -940,7 +964,7 @@ impl Backend for VmxBackend {
                 u64::from(vectoring & (EVENT_VALID | 0xFFF)),
             );
         }
-        VmExit::from_vmx(&VmxExitFields {
+        let fields = VmxExitFields {
             exit_reason,
             qualification: vmread(ro::EXIT_QUALIFICATION),
             instruction_len: vmread(ro::VMEXIT_INSTRUCTION_LEN) as u32,
@@ -948,7 +972,9 @@ impl Backend for VmxBackend {
             guest_linear: vmread(ro::GUEST_LINEAR_ADDR),
             interruption_info: vmread(ro::VMEXIT_INTERRUPTION_INFO) as u32,
             interruption_error: vmread(ro::VMEXIT_INTERRUPTION_ERR_CODE) as u32,
-        })
+        };
+        self.exit_event = (fields.interruption_info, fields.instruction_len);
+        VmExit::from_vmx(&fields)
     }
 
     fn rip(&self) -> u64 {
@@ -982,9 +1008,13 @@ impl Backend for VmxBackend {
         // refuses one with CR0.PE = 0 (SDM Vol. 3C §27.2.1.3).
         let error_code = error_code.filter(|_| vmread(gst::CR0) & CR0_PE != 0);
         self.reinjecting = true;
-        let (info, code) = entry_interruption_info(vector, error_code);
+        let (exit_info, exit_len) = self.exit_event;
+        let (info, code, len) = reflected_exception(vector, error_code, exit_info, exit_len);
         if let Some(code) = code {
             self.write(ctl::VMENTRY_EXCEPTION_ERR_CODE, code.into());
+        }
+        if let Some(len) = len {
+            self.write(ctl::VMENTRY_INSTRUCTION_LEN, len.into());
         }
         self.write(ctl::VMENTRY_INTERRUPTION_INFO_FIELD, info.into());
     }
@@ -1068,14 +1098,16 @@ impl VmxBackend {
     }
 
     /// `MOV CR4` that exited on a host-owned bit: bits the CPU does not
-    /// allow (CR4_FIXED1, i.e. features CPUID hides, VMXE included from
-    /// the guest's view) raise #GP, as on a CPU without them; clearing PAE
-    /// in IA-32e mode raises #GP (SDM Vol. 3A §2.5).
+    /// allow (CR4_FIXED1) or whose feature the guest's CPUID does not offer
+    /// (cpuid::guest_cr4_allowed: OSXSAVE, PKE, CET, PCIDE, VMXE, ...) raise
+    /// #GP, as on a CPU without them; clearing PAE in IA-32e mode raises
+    /// #GP (SDM Vol. 3A §2.5).
     fn write_cr4(&mut self, value: u64) -> bool {
         let (fixed0, fixed1) = self.cr4_fixed;
+        let long = GuestMsrs::efer(self) & EFER_LMA != 0;
         if value & !fixed1 != 0
             || value & CR4_VMXE != 0
-            || (GuestMsrs::efer(self) & EFER_LMA != 0 && value & CR4_PAE == 0)
+            || !crate::cpuid::cr4_write_ok(value, self.cr4_allowed, long)
         {
             return false;
         }

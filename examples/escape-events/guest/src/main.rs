@@ -6,11 +6,19 @@
 //!   an HLT the VMM cannot see, RDTSCP reads the unswitched TSC_AUX);
 //! - `RDPMC` with CR4.PCE set: `#GP(0)` (the counters are the host's);
 //! - `WBINVD`: skipped, the guest goes on;
+//! - `MOV CR4` setting OSXSAVE, PKE, CET, PCIDE or VMXE (features CPUID
+//!   hides, whose state the VMM would share): `#GP(0)`, CR4 unchanged;
+//!   PGE, which CPUID offers, still toggles;
 //! - `MOV CR8`: a virtual TPR (a value written reads back; bits above 3
 //!   raise `#GP(0)`), never the physical one;
 //! - `RDMSR`/`WRMSR TSC_AUX`: `#GP(0)` (neither vendor switches it);
 //! - `CPUID` with RFLAGS.TF set: the single-step `#DB` arrives after it,
-//!   with DR6.BS, although the VMM emulated the instruction.
+//!   with DR6.BS, although the VMM emulated the instruction;
+//! - `ICEBP` (`INT1`, F1): the `#DB` (intercepted, then reflected) is a
+//!   trap: the handler's saved RIP is the instruction after it, so an IRET
+//!   does not take it again (on VMX it is re-injected as a privileged
+//!   software exception with its length). QEMU's TCG has no ICEBP and
+//!   raises `#UD` at it, which is accepted and said.
 //!
 //! At CPL 3: 300 calls of a handler that prints: the VMM prints 256 lines
 //! and then only counts, and keeps answering. (`#AC` from ring 3 is
@@ -78,6 +86,27 @@ fn main() -> Result<(), Error> {
     let (_, _, f) = guest_rt::probe!(2, rax = 0, rcx = 0, "0x0f, 0x09");
     ok &= check("WBINVD is skipped", f.is_none());
 
+    // mov cr4, rax (0F 22 E0) with a bit whose feature CPUID hides:
+    // OSXSAVE (18, XSAVE), PKE (22, PKU), CET (23), PCIDE (17), VMXE (13).
+    let before = cr4();
+    let mut refused = true;
+    for bit in [18, 22, 23, 17, 13] {
+        let (_, at, f) = guest_sdk::probe!(3, rax = before | 1 << bit, rcx = 0, "0x0f, 0x22, 0xe0");
+        if !(faulted(f, arch::GP, at) && f.is_some_and(|f| f.error == 0)) || cr4() != before {
+            println!("escape-events: CR4 bit {bit}: {f:?}, CR4 {:#x}", cr4());
+            refused = false;
+        }
+    }
+    ok &= check("CR4 bits CPUID hides raise #GP(0)", refused);
+    // A bit CPUID offers still works: PGE off and on (a global TLB flush).
+    let (_, _, f) = guest_sdk::probe!(3, rax = before ^ (1 << 7), rcx = 0, "0x0f, 0x22, 0xe0");
+    let toggled = cr4();
+    let (_, _, g) = guest_sdk::probe!(3, rax = before, rcx = 0, "0x0f, 0x22, 0xe0");
+    ok &= check(
+        "CR4.PGE toggles",
+        f.is_none() && g.is_none() && toggled == before ^ (1 << 7) && cr4() == before,
+    );
+
     // mov cr8, rax (44 0F 22 C0); mov rax, cr8 (44 0F 20 C0).
     let (_, _, f) = guest_rt::probe!(4, rax = 5, rcx = 5, "0x44, 0x0f, 0x22, 0xc0");
     let (tpr, _, g) = guest_rt::probe!(4, rax = 0, rcx = 0, "0x44, 0x0f, 0x20, 0xc0");
@@ -97,6 +126,7 @@ fn main() -> Result<(), Error> {
     ok &= check("RDMSR TSC_AUX raises #GP", faulted(f, arch::GP, at));
 
     ok &= check("single-step #DB after CPUID, DR6.BS set", single_step());
+    ok &= check("ICEBP's #DB returns after the instruction", icebp());
     ok &= check("the VMM still answers", call!("alive")? == 42);
 
     // Ring 3: user-accessible mappings.
@@ -110,6 +140,49 @@ fn main() -> Result<(), Error> {
     // SAFETY: every 2 MiB page is user-accessible now, the stack is ours,
     // ring3_main never returns.
     unsafe { arch::enter_ring3(ring3_main, top) }
+}
+
+/// ICEBP (INT1): the #DB's saved RIP is the instruction after it (a NOP,
+/// which the handler skips). Were it the ICEBP itself, a handler that just
+/// returned would run it again forever.
+fn icebp() -> bool {
+    let (after, fault) = arch::catch(1, || {
+        let after: u64;
+        // SAFETY: ICEBP raises #DB, caught by catch, which resumes one byte
+        // past the saved RIP; the red zone is skipped (the frame goes on
+        // this stack).
+        unsafe {
+            core::arch::asm!(
+                "sub rsp, 128",
+                "lea {after}, [rip + 2f]",
+                ".byte 0xf1",
+                "2:",
+                "nop",
+                "add rsp, 128",
+                after = out(reg) after,
+            )
+        }
+        after
+    });
+    match fault {
+        Some(Fault {
+            vector: DB, rip, ..
+        }) if rip == after => true,
+        // QEMU's TCG does not implement ICEBP (its decoder has it only
+        // under WANT_ICEBP): #UD at the instruction, nothing to reflect.
+        Some(Fault {
+            vector: arch::UD,
+            rip,
+            ..
+        }) if rip == after - 1 => {
+            println!("escape-events: this CPU has no ICEBP (#UD at it, as under QEMU TCG)");
+            true
+        }
+        _ => {
+            println!("escape-events: ICEBP gave {fault:?}, the instruction after it is {after:#x}");
+            false
+        }
+    }
 }
 
 /// CPUID with RFLAGS.TF: the single-step trap arrives at the instruction

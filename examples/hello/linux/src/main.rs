@@ -15,6 +15,12 @@
 //!   word and ST(0) are loaded with patterns, a hypercall and a CPUID exit
 //!   run, and every register is compared ([`vector_state`]).
 //!
+//! - who may end the run (docs/ABI.md, "Who may end the run"): the `exit`
+//!   hypercall is `Permission` from ring 3 (the run goes on); the VMM's
+//!   exit port faults (SIGSEGV) in a process the kernel has not given it;
+//!   and `iopl(3)` is refused, since /init runs its programs without
+//!   `CAP_SYS_RAWIO` ([`who_ends_the_run`]).
+//!
 //! Without the VMM it says so and exits 1, never by SIGILL.
 
 use guest_sdk::{call, Error, Instruction};
@@ -274,7 +280,53 @@ fn vector_state(insn: Instruction) -> bool {
     changed == 0
 }
 
+/// The argument with which this program, run again as a child, writes the
+/// VMM's exit port.
+const POKE_EXIT_PORT: &str = "--poke-exit-port";
+
+/// Ring 3 cannot end the run: `exit` answers `Permission`, the exit port
+/// (a 4-byte OUT to 0xF4) faults in a child process that Linux has not
+/// given the port, and `iopl(3)` fails with EPERM for lack of
+/// `CAP_SYS_RAWIO`. Each of these, had it worked, would have ended the run
+/// with status 0 here, before the lines that expect.txt requires below.
+fn who_ends_the_run() -> bool {
+    let mut ok = expect(
+        "exit from ring 3",
+        drained(|| call!("exit", rbx = 0u32)),
+        Error::Permission,
+    );
+    let me = std::env::args().next().unwrap_or_default();
+    let child = std::process::Command::new(&me).arg(POKE_EXIT_PORT).status();
+    use std::os::unix::process::ExitStatusExt;
+    match child.map(|s| s.signal()) {
+        Ok(Some(libc::SIGSEGV)) => println!("exit port without ioperm: SIGSEGV (as expected)"),
+        other => {
+            println!("exit port without ioperm: got {other:?}, expected SIGSEGV");
+            ok = false;
+        }
+    }
+    // SAFETY: iopl(3) changes only this process's I/O privilege, if it
+    // succeeds at all.
+    let r = unsafe { libc::iopl(3) };
+    let errno = std::io::Error::last_os_error().raw_os_error();
+    if r == -1 && errno == Some(libc::EPERM) {
+        println!("iopl(3) without CAP_SYS_RAWIO: EPERM (as expected)");
+    } else {
+        println!("iopl(3) without CAP_SYS_RAWIO: got {r} ({errno:?}), expected EPERM");
+        ok = false;
+    }
+    ok
+}
+
 fn main() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some(POKE_EXIT_PORT) {
+        // SAFETY: without I/O permission this OUT raises #GP (SIGSEGV)
+        // before any VM exit; with it, the VMM would end the run.
+        unsafe {
+            core::arch::asm!("out dx, eax", in("dx") 0xF4u16, in("eax") 0u32, options(nomem, nostack))
+        };
+        return ExitCode::SUCCESS;
+    }
     let Some(vmm) = guest_sdk::detect() else {
         println!("hello: the vmmcall VMM is not present (CPUID has no vmmcall-rs signature)");
         return ExitCode::FAILURE;
@@ -312,6 +364,7 @@ fn main() -> ExitCode {
     ok &= fresh_buffer();
     ok &= lazy_name();
     ok &= vector_state(vmm.instruction);
+    ok &= who_ends_the_run();
     drain_console();
     if ok {
         ExitCode::SUCCESS

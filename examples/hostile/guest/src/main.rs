@@ -128,7 +128,7 @@ enum H {
 /// The VMM image's handlers in byte order of their names: number = index + 1.
 const TABLE: [(&[u8], H, bool); 11] = [
     (b"echo_u8", H::EchoU8, true),
-    (b"exit", H::Exit, true),
+    (b"exit", H::Exit, false),
     (b"fill", H::Fill, true),
     (b"flag", H::Flag, true),
     (b"k_add", H::KAdd, false),
@@ -321,6 +321,10 @@ unsafe fn install_rings() {
         arch::load_gdt(gdt as u64, 11 * 8, Some(TSS_SELECTOR));
         arch::load_idt(idt as u64, 512 * 8);
     }
+    // `exit` is CPL 0 only: ring 3 finishes through guest_sdk's SYSCALL
+    // entry (docs/ABI.md, "Who may end the run").
+    // SAFETY: CPL 0; the GDT keeps the VMM's selectors 0x08-0x23.
+    unsafe { arch::enable_syscall_exit() };
 }
 
 /// Set CR0.WP through the gate (from any ring); returns the new CR0.

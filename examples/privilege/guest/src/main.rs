@@ -8,8 +8,10 @@
 //! Ring 3 set-up: every 2 MiB page of guest RAM becomes user-accessible
 //! except the one at 16 MiB (the "kernel" page, holding a secret); IOPL 3
 //! lets ring 3 print to COM1; IRETQ to the user selectors of the VMM's
-//! initial GDT (0x1b data, 0x23 code). Ring 3 finishes with the `exit`
-//! hypercall, which any ring may call.
+//! initial GDT (0x1b data, 0x23 code). The `exit` hypercall is CPL 0
+//! only: ring 3 gets EPERM from it and runs on (a user program cannot end
+//! the run with a status of its choosing), then finishes through its
+//! kernel, `guest_sdk::rt::exit`, which SYSCALLs back to ring 0 first.
 #![no_std]
 #![no_main]
 
@@ -132,5 +134,9 @@ fn ring3_checks() -> Result<bool, Error> {
     // SAFETY: the VMM is present; whoami takes no memory arguments.
     let r = unsafe { guest_sdk::raw_hypercall(other, number, [0; 5]) };
     ok &= check("the other vendor's instruction reaches the handler", r == 3);
+    ok &= check(
+        "ring 3 gets EPERM from exit and runs on",
+        call!("exit", rbx = 0u32) == Err(Error::Permission),
+    );
     Ok(ok)
 }
