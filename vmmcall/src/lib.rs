@@ -16,7 +16,12 @@
 //! - [`Registry`]: numbers handlers by name (stable across builds of the same
 //!   set), dispatches by number in O(1) and looks names up in O(1) expected.
 //! - [`dispatch`]: runs one hypercall on a [`Vcpu`] the VMM provides,
-//!   including function 0, `get_vmmcall_number`.
+//!   including function 0, `get_vmmcall_number`, and `vmmcall_batch`
+//!   ([`abi::BATCH`]: many calls in one exit, each answered as alone).
+//! - [`step`]: long calls. A handler declared `long` works in steps and
+//!   may return to the guest between them (an interrupt pending, or the
+//!   exit's budget spent); the guest continues it by executing the
+//!   instruction again, and the progress stays in the VMM.
 //! - [`Caller`]: what a handler sees: privilege level, registers, guest
 //!   memory by guest-linear address, the calling vCPU's id and the VMM's
 //!   own state for the calling VM and vCPU ([`InVm`]).
