@@ -175,7 +175,14 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
             Exit::ControlRegister { cr: 8, write, gpr } => {
                 // CR8 is the TPR: the guest gets a virtual one (a real
                 // write would change the host's interrupt priority).
-                match mov_cr_operand(backend, ram, regs, (rip, vm_exit.insn_len.get()), (8, write), gpr) {
+                match mov_cr_operand(
+                    backend,
+                    ram,
+                    regs,
+                    (rip, vm_exit.insn_len.get()),
+                    (8, write),
+                    gpr,
+                ) {
                     Some((g, len)) => {
                         if write {
                             let v = regs.get(g);
@@ -242,8 +249,14 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
                 cr: cr @ (0 | 4),
                 write: true,
                 gpr,
-            } => match mov_cr_operand(backend, ram, regs, (rip, vm_exit.insn_len.get()), (cr, true), gpr)
-            {
+            } => match mov_cr_operand(
+                backend,
+                ram,
+                regs,
+                (rip, vm_exit.insn_len.get()),
+                (cr, true),
+                gpr,
+            ) {
                 // VMX: a host-owned bit; SVM: every CR4 write (decoded here
                 // without decode assists). The backend checks the value.
                 Some((gpr, len)) => {

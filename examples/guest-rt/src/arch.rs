@@ -14,7 +14,7 @@
 //! - [`enter_ring3`] drops to CPL 3 with IOPL 3 (so the guest may still
 //!   print to COM1) on the selectors of the VMM's initial GDT (user data
 //!   `0x1b`, user code `0x23`, `vmm_shared::desc::GUEST_GDT`). It also points
-//!   SYSCALL at a ring-0 entry through which [`crate::rt::exit`] finishes
+//!   SYSCALL at a ring-0 entry through which [`crate::exit`] finishes
 //!   from ring 3: the `exit` hypercall is CPL 0 only, so ring 3 asks its
 //!   kernel (this runtime) to end the run, as a process asks its OS.
 //!
@@ -109,7 +109,7 @@ guest_sdk_syscall_exit:
 
 #[no_mangle]
 extern "C" fn guest_sdk_exit_at_cpl0(status: u32) -> ! {
-    crate::rt::exit(status)
+    crate::exit(status)
 }
 
 extern "C" {
@@ -153,7 +153,7 @@ pub fn cpl() -> u8 {
 }
 
 /// From ring 3, after [`enter_ring3`]: SYSCALL to this runtime's ring-0
-/// entry, which calls [`crate::rt::exit`] with `status` at CPL 0. Returns
+/// entry, which calls [`crate::exit`] with `status` at CPL 0. Returns
 /// only if [`enter_ring3`] did not set that entry up (ring 3 entered some
 /// other way).
 pub fn exit_from_ring3(status: u32) {
@@ -168,7 +168,7 @@ pub fn exit_from_ring3(status: u32) {
 }
 
 /// Point SYSCALL at this runtime's ring-0 exit entry, so that
-/// [`crate::rt::exit`] works from rings 1-3 ([`exit_from_ring3`]).
+/// [`crate::exit`] works from rings 1-3 ([`exit_from_ring3`]).
 /// [`enter_ring3`] calls it; a guest that leaves ring 0 by other means
 /// calls it first.
 ///

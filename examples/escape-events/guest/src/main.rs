@@ -91,7 +91,7 @@ fn main() -> Result<(), Error> {
     let before = cr4();
     let mut refused = true;
     for bit in [18, 22, 23, 17, 13] {
-        let (_, at, f) = guest_sdk::probe!(3, rax = before | 1 << bit, rcx = 0, "0x0f, 0x22, 0xe0");
+        let (_, at, f) = guest_rt::probe!(3, rax = before | 1 << bit, rcx = 0, "0x0f, 0x22, 0xe0");
         if !(faulted(f, arch::GP, at) && f.is_some_and(|f| f.error == 0)) || cr4() != before {
             println!("escape-events: CR4 bit {bit}: {f:?}, CR4 {:#x}", cr4());
             refused = false;
@@ -99,9 +99,9 @@ fn main() -> Result<(), Error> {
     }
     ok &= check("CR4 bits CPUID hides raise #GP(0)", refused);
     // A bit CPUID offers still works: PGE off and on (a global TLB flush).
-    let (_, _, f) = guest_sdk::probe!(3, rax = before ^ (1 << 7), rcx = 0, "0x0f, 0x22, 0xe0");
+    let (_, _, f) = guest_rt::probe!(3, rax = before ^ (1 << 7), rcx = 0, "0x0f, 0x22, 0xe0");
     let toggled = cr4();
-    let (_, _, g) = guest_sdk::probe!(3, rax = before, rcx = 0, "0x0f, 0x22, 0xe0");
+    let (_, _, g) = guest_rt::probe!(3, rax = before, rcx = 0, "0x0f, 0x22, 0xe0");
     ok &= check(
         "CR4.PGE toggles",
         f.is_none() && g.is_none() && toggled == before ^ (1 << 7) && cr4() == before,

@@ -11,7 +11,7 @@
 //! initial GDT (0x1b data, 0x23 code). The `exit` hypercall is CPL 0
 //! only: ring 3 gets EPERM from it and runs on (a user program cannot end
 //! the run with a status of its choosing), then finishes through its
-//! kernel, `guest_sdk::rt::exit`, which SYSCALLs back to ring 0 first.
+//! kernel, `guest_rt::exit`, which SYSCALLs back to ring 0 first.
 #![no_std]
 #![no_main]
 
