@@ -3,8 +3,7 @@
 //! A guest decides how often a hypercall runs, so anything the VMM prints
 //! or logs because of a call is output the guest controls: a hostile one
 //! can bury the console and slow the VMM down to the speed of its UART
-//! (`examples/hostile` made 22,826 warning lines in 100,000 calls before
-//! there was a budget). A [`Budget`] counts such lines and lets the first
+//! (docs/TESTING.md, "Hostile guests"). A [`Budget`] counts such lines and lets the first
 //! [`Budget::limit`] through; past it they are only counted.
 //!
 //! - This crate logs what guests cause (a bad guest address in

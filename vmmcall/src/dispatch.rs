@@ -213,8 +213,7 @@ pub(crate) fn answer(
 fn no_such_function(vcpu: &mut dyn Vcpu, number: u64) -> Outcome {
     guest_log!(log::Level::Debug, "vmmcall: no function {number:#x}");
     // Written out rather than through `answer`: constants here keep the
-    // -ENOSYS path at 55 instructions (57 through `answer`,
-    // docs/BENCHMARKS.md).
+    // -ENOSYS path two instructions shorter (docs/BENCHMARKS.md).
     vcpu.set_rax(Error::NoSys.to_rax());
     Outcome {
         number,
