@@ -96,9 +96,9 @@ const fn sane_len(len: u64) -> u64 {
 /// [`Stepper`](vmmcall::step::Stepper), where no call ever yields. A VMM
 /// that gives one (long calls in steps) uses [`handle_hypercall_stepped`]:
 /// a call that yielded must not be stepped over. Looking at
-/// [`Outcome::pending`] here would cost every plain call a select
-/// (Bochs: 381 → 386 ticks for the VMM side of a null call), which a VMM
-/// without steps would pay for nothing.
+/// [`Outcome::pending`] here would cost every plain call a select, which
+/// a VMM without steps would pay for nothing (docs/DECISIONS.md,
+/// "Continuations and batches").
 ///
 /// Never panics: [`vmmcall::dispatch`] turns every guest input into a value
 /// or an error in RAX. Only RAX is written.

@@ -84,7 +84,7 @@ pub fn dispatch<V: Vcpu + ?Sized>(registry: &Registry<'static>, vcpu: &mut V) ->
         return no_such_function(vcpu.as_dyn_vcpu(), number);
     };
     // One compare tells the common handler (`user`, not `long`) from the
-    // others, as one test of `user` did before handlers could be long.
+    // others: kernel-only and long handlers branch off out of the way.
     if !handler.plain_user() {
         // A `user` handler may be called from any CPL, so only a
         // kernel-only one needs the CPL (which a lazy `GuestVcpu` reads

@@ -56,8 +56,7 @@ pub struct Handler {
     flags: u8,
     /// `user` and not `long`: its own byte, so that dispatch's hot path
     /// tells the common handler from the others with one compare of
-    /// memory (testing `flags` for it made the compiler load the byte
-    /// into a register first: one instruction more per call).
+    /// memory (docs/DECISIONS.md, "Continuations and batches").
     plain_user: bool,
     func: HandlerFn,
     /// The declared signature's digest ([`crate::abi::signature_digest`]),
