@@ -32,9 +32,7 @@ pub const RTC_INDEX: u16 = 0x70;
 /// The RTC's data port.
 pub const RTC_DATA: u16 = 0x71;
 
-/// The Linux profile's exit port (the number QEMU's `isa-debug-exit`
-/// uses; the emulator's own device never sees it, the VMM does).
-pub const LINUX_EXIT_PORT: u16 = 0xF4;
+pub use vmm_shared::ports::LINUX_EXIT_PORT;
 
 /// The emulated ports of one vCPU: its profile and the RTC register the
 /// guest last selected.

@@ -42,9 +42,6 @@ use vmm_shared::ports;
 /// it, Linux refuses to trace a process with more capabilities).
 const DROPPED_CAPS: [u64; 4] = [16, 17, 19, 22];
 
-/// The Linux profile's exit port (docs/ABI.md, "Who may end the run").
-const VMM_EXIT_PORT: u16 = 0xF4;
-
 /// Where xtask puts the commands.
 const ARGV_FILE: &str = "/etc/vmmcall-init";
 
@@ -218,7 +215,7 @@ fn exit_through_vmm(status: u32) {
     // SAFETY: under the vmmcall VMM's Linux profile this port is its exit
     // port: the VMM ends the run with EAX as the status.
     unsafe {
-        core::arch::asm!("out dx, eax", in("dx") VMM_EXIT_PORT, in("eax") status,
+        core::arch::asm!("out dx, eax", in("dx") ports::LINUX_EXIT_PORT, in("eax") status,
                          options(nomem, nostack))
     };
     eprintln!("vmmcall-init: the VMM's exit port returned");

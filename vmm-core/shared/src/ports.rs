@@ -19,6 +19,13 @@ pub const fn qemu_exit_code(value: u8) -> i32 {
     ((value as i32) << 1) | 1
 }
 
+/// The exit port of vmm-core's Linux profile (docs/ABI.md, "Who may end
+/// the run"): a 4-byte `OUT` here ends the run with EAX as the status.
+/// It is the VMM's device, not the emulator's: the VMM intercepts the
+/// port, so QEMU's [`QEMU_DEBUG_EXIT`] device at the same number never
+/// sees a guest's write. `vmmcall-init` writes it, vmm-core answers it.
+pub const LINUX_EXIT_PORT: u16 = 0xF4;
+
 /// Bochs's shutdown port: writing [`BOCHS_SHUTDOWN_WORD`] to it, one byte
 /// at a time, ends the simulation (Bochs `iodev/unmapped.cc`).
 pub const BOCHS_SHUTDOWN: u16 = 0x8900;
