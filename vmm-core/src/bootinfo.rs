@@ -111,6 +111,13 @@ pub trait PhysReader {
     /// Copy `buf.len()` bytes at physical `addr`, or `None` if out of range.
     fn read(&self, addr: u64, buf: &mut [u8]) -> Option<()>;
 
+    /// A little-endian u16 at `addr`.
+    fn u16(&self, addr: u64) -> Option<u16> {
+        let mut b = [0u8; 2];
+        self.read(addr, &mut b)?;
+        Some(u16::from_le_bytes(b))
+    }
+
     /// A little-endian u32 at `addr`.
     fn u32(&self, addr: u64) -> Option<u32> {
         let mut b = [0u8; 4];

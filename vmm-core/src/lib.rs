@@ -41,6 +41,7 @@
 //! instructions run only from `rt` code, as [`cpu`]'s do).
 #![no_std]
 
+pub mod acpi;
 pub mod backend;
 pub mod bootinfo;
 pub mod cpu;
@@ -55,6 +56,7 @@ pub mod mov_cr;
 pub mod nested;
 pub mod physmem;
 pub mod ports;
+pub mod smp;
 pub mod spec;
 pub mod stop;
 pub mod svm;
