@@ -47,7 +47,16 @@ impl Cpus {
         self.apic_ids.get(..self.count).unwrap_or(&[])
     }
 
-    /// Only the boot CPU (no usable MADT).
+    /// No CPU known (no usable MADT): [`Cpus::bsp_first`] adds the boot CPU.
+    pub const fn none() -> Cpus {
+        Cpus {
+            apic_ids: [0; MAX_CPUS],
+            count: 0,
+            ignored: 0,
+        }
+    }
+
+    /// Only the boot CPU.
     pub fn just(bsp: u32) -> Cpus {
         let mut apic_ids = [0; MAX_CPUS];
         apic_ids[0] = bsp;
@@ -178,8 +187,10 @@ pub fn cpus(mem: &impl PhysReader) -> Result<Cpus, AcpiError> {
         (rsdt, *b"RSDT", 4)
     };
     let mut buf = [0u8; MAX_TABLE as usize];
-    let t = table(mem, root, Some(signature), &mut buf)
-        .ok_or(AcpiError::BadTable { signature, addr: root })?;
+    let t = table(mem, root, Some(signature), &mut buf).ok_or(AcpiError::BadTable {
+        signature,
+        addr: root,
+    })?;
     let mut madt = None;
     for entry in t.get(36..).unwrap_or(&[]).chunks_exact(width) {
         let mut a = [0u8; 8];
@@ -307,7 +318,9 @@ mod tests {
         m.0[0x7_2000..0x7_2000 + rsdt.len()].copy_from_slice(&rsdt);
         let xsdt = sdt(
             b"XSDT",
-            &[0x00, 0x10, 0x07, 0, 0, 0, 0, 0, 0x00, 0x00, 0x07, 0, 0, 0, 0, 0],
+            &[
+                0x00, 0x10, 0x07, 0, 0, 0, 0, 0, 0x00, 0x00, 0x07, 0, 0, 0, 0, 0,
+            ],
         );
         m.0[0x7_3000..0x7_3000 + xsdt.len()].copy_from_slice(&xsdt);
         let mut r = [0u8; 36];
@@ -327,7 +340,7 @@ mod tests {
         let entries = [
             lapic(0, 0, 1),
             lapic(1, 1, 1),
-            lapic(2, 5, 0), // disabled
+            lapic(2, 5, 0),                                         // disabled
             lapic(3, 6, 2), // online capable only: not started
             std::vec![1u8, 12, 0, 0, 0, 0, 0, 0xC0, 0xFE, 0, 0, 0], // an IOAPIC
             x2apic(300, 1),

@@ -43,4 +43,8 @@ pub trait Backend: VcpuState + GuestMsrs {
     /// injected (SDM Vol. 3A §19.2.3; VMX does not switch DR6, SVM keeps it
     /// in the VMCB).
     fn set_dr6(&mut self, dr6: u64);
+    /// An NMI made the guest exit: hand it to this CPU's slot
+    /// ([`crate::smp::Slot::nmi_arrived`]), which tells the VMM's signal
+    /// from an NMI for the guest.
+    fn nmi_exit(&mut self);
 }

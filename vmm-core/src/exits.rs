@@ -43,10 +43,10 @@ use crate::cpu;
 use crate::cpuid::virtual_cpuid;
 use crate::mov_cr::decode_mov_cr;
 use crate::ports::EmulatedPorts;
+use crate::smp::Machine;
 use crate::stop::Stop;
 use crate::vcpu::{GuestRam, GuestVcpu};
 use crate::vmsr::{self, MsrResult};
-use core::sync::atomic::{AtomicU64, Ordering};
 use vmexit::{Exit, Insn};
 use vmmcall::{GuestRegs, Registry};
 
@@ -72,14 +72,6 @@ fn step(backend: &mut dyn Backend, next: u64) {
 /// under a second on hardware, about 20 s of wall-clock time under Bochs.
 /// A hypercall, CPUID or any other exit starts the budget again.
 pub const RUN_BUDGET_TSC: u64 = 1 << 30;
-
-static EXITS: AtomicU64 = AtomicU64::new(0);
-
-/// How many VM exits the VMM has handled since boot: the guest's "uptime"
-/// in the only clock every platform shares.
-pub fn exit_count() -> u64 {
-    EXITS.load(Ordering::Relaxed)
-}
 
 /// The register and instruction length of the `MOV` to or from `cr` that
 /// exited (the CR and the direction): from the exit information where the
@@ -107,24 +99,37 @@ fn mov_cr_operand(
         .map(|m| (m.gpr, m.len))
 }
 
-/// Run the guest until it asks to stop (`Ok(status)`) or must be stopped.
-pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, Stop> {
+/// Run vCPU `cpu` of the guest until it asks to stop (`Ok(status)`) or
+/// must be stopped, or the run ends on another vCPU ([`Stop::Ended`]:
+/// checked before every entry, so no vCPU enters the guest once the run
+/// is ending; an NMI from the vCPU that ends it makes this one exit).
+pub fn run_loop(
+    backend: &mut dyn Backend,
+    regs: &mut GuestRegs,
+    cpu: usize,
+    machine: &Machine,
+) -> Result<u32, Stop> {
     let registry = Registry::global().map_err(Stop::Registry)?;
+    let slot = machine.slot(cpu).ok_or(Stop::NoCpu)?;
+    let id = cpu as u32;
     let policy = backend.cpuid_policy();
     let mut ports = EmulatedPorts::new(backend.profile());
     // The guest's CR8 (TPR), kept here: see the ControlRegister arm.
     let mut vtpr = 0u64;
     let ram = backend.ram();
     loop {
+        if machine.ending() {
+            return Err(Stop::Ended);
+        }
         let vm_exit = backend.enter(regs);
-        EXITS.fetch_add(1, Ordering::Relaxed);
+        slot.count_exit();
         let rip = backend.rip();
         // The next RIP after an instruction the VMM emulates or skips.
         let next = rip.wrapping_add(vm_exit.insn_len.get());
         match vm_exit.exit {
             Exit::Hypercall => {
                 let len = vm_exit.insn_len.get();
-                if let Some(status) = hypercall(backend, regs, ram, registry, rip, len) {
+                if let Some(status) = hypercall(backend, regs, ram, registry, (rip, len), id) {
                     return Ok(status);
                 }
             }
@@ -143,7 +148,7 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
                 // the guest's own #UD and goes back to it unchanged.
                 let at = backend.code_address(rip);
                 let done = {
-                    let mut vcpu = vcpu(backend, ram, regs);
+                    let mut vcpu = vmmcall::InVm::new(vcpu(backend, ram, regs), id);
                     vmexit::handle_ud(registry, &mut vcpu, at)
                 };
                 match done {
@@ -292,6 +297,10 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
                 log::debug!("guest executed {} at {rip:#x}: #UD", insn.name());
                 backend.inject_exception(UD, None);
             }
+            // The VMM's signal (the run is ending: the loop's first check
+            // sees it) or an NMI for the guest, latched for the next
+            // entry (crate::idt).
+            Exit::Nmi => backend.nmi_exit(),
             Exit::Hlt => return Err(Stop::Halted { rip }),
             Exit::Shutdown => return Err(Stop::Shutdown { rip }),
             Exit::Init => return Err(Stop::Init { rip }),
@@ -331,11 +340,13 @@ fn hypercall(
     regs: &mut GuestRegs,
     ram: GuestRam,
     registry: &Registry<'static>,
-    rip: u64,
-    len: u64,
+    (rip, len): (u64, u64),
+    vcpu_id: u32,
 ) -> Option<u32> {
     let done = {
-        let mut vcpu = vcpu(backend, ram, regs);
+        // The vCPU id: what `Caller::vcpu_id` answers, and the shard of
+        // the registry's call counters this vCPU writes.
+        let mut vcpu = vmmcall::InVm::new(vcpu(backend, ram, regs), vcpu_id);
         vmexit::handle_hypercall(registry, &mut vcpu, len)
     };
     step(backend, done.next_rip(rip));
@@ -373,6 +384,7 @@ mod tests {
         profile: Profile,
         rflags: u64,
         dr6: u64,
+        nmis: u32,
     }
 
     impl Mock {
@@ -391,6 +403,7 @@ mod tests {
                 profile: Profile::BareMetal,
                 rflags: 2,
                 dr6: 0,
+                nmis: 0,
             }
         }
     }
@@ -433,6 +446,9 @@ mod tests {
         }
         fn set_dr6(&mut self, dr6: u64) {
             self.dr6 = dr6;
+        }
+        fn nmi_exit(&mut self) {
+            self.nmis += 1;
         }
     }
 
@@ -479,7 +495,7 @@ mod tests {
             rcx: 0xC001_0117,
             ..GuestRegs::default()
         };
-        let r = run_loop(&mut m, &mut regs);
+        let r = run_loop(&mut m, &mut regs, 0, &Machine::new());
         assert!(
             matches!(r, Err(Stop::Halted { .. })),
             "the loop ends at the HLT"
@@ -543,7 +559,7 @@ mod tests {
             rcx: 7,
             ..GuestRegs::default()
         };
-        let _ = run_loop(&mut m, &mut regs);
+        let _ = run_loop(&mut m, &mut regs, 0, &Machine::new());
         assert_eq!(regs.rdx, 7, "the guest reads back its own TPR");
         assert_eq!(m.rip, 0x108);
         assert!(m.injected.is_empty());
@@ -588,7 +604,7 @@ mod tests {
         assert_eq!((m.rip, m.injected.len()), (0x102, 0));
         // The preemption timer (52) ends a bare-metal guest's run.
         let mut m = Mock::new(&[vmx(52, 0, 0, 0)], &[]);
-        let r = run_loop(&mut m, &mut GuestRegs::default());
+        let r = run_loop(&mut m, &mut GuestRegs::default(), 0, &Machine::new());
         assert!(matches!(r, Err(Stop::RunBudget { rip: 0x100 })), "{r:?}");
     }
 
@@ -599,7 +615,7 @@ mod tests {
             rflags: 2 | RFLAGS_TF,
             ..Mock::new(&[vmx(10, 0, 2, 0)], &[])
         };
-        let _ = run_loop(&mut m, &mut GuestRegs::default());
+        let _ = run_loop(&mut m, &mut GuestRegs::default(), 0, &Machine::new());
         assert_eq!(m.rip, 0x102);
         assert_eq!(m.injected, [(DB, None)]);
         assert_eq!(m.dr6 & (1 << 14), 1 << 14);

@@ -3,13 +3,19 @@
 //!
 //! The VMM runs with interrupts off (RFLAGS.IF = 0 after every VM exit;
 //! on SVM also GIF = 0), so only two kinds of event can reach it:
-//! - **NMI** (vector 2). On VMX an NMI that arrives while the VMM runs is
+//! - **NMI** (vector 2), on a stack of its own ([`NMI_IST`]). NMIs are how
+//!   the VMM signals another CPU (`crate::smp`), and both vendors make an
+//!   NMI that arrives in the guest exit (VMX "NMI exiting", SVM's NMI
+//!   intercept). On VMX an NMI that arrives while the VMM runs is
 //!   delivered through the host IDT (Intel SDM Vol. 3C §28.5: the VM exit
-//!   does not block it). The handler records it and returns; the backend
-//!   injects it into the guest at the next entry where the guest does not
-//!   block NMIs ([`NmiLatch`]), so it is neither lost nor a reset. On SVM
-//!   the host runs with GIF clear, which holds NMIs pending until VMRUN
-//!   sets GIF again (AMD APM Vol. 2 §15.17); the guest then takes it.
+//!   does not block it). On SVM the host runs with GIF clear, which holds
+//!   NMIs pending until VMRUN sets GIF again (AMD APM Vol. 2 §15.17), when
+//!   the intercept makes it exit at once; the VMM then takes it with
+//!   STGI/CLGI. Either way the CPU's slot decides
+//!   ([`crate::smp::Slot::nmi_arrived`]): the VMM's own signal, or an NMI
+//!   for the guest, latched ([`NmiLatch`]) and injected at the next entry
+//!   where the guest does not block NMIs, so it is neither lost nor a
+//!   reset.
 //! - **A debug exception** (vector 1): the VMM sets no breakpoints and
 //!   never single-steps, so it can only be a guest's trap leaking into the
 //!   host (Bochs 2.7 under SVM delivers the single-step trap of an
@@ -32,6 +38,18 @@ pub use vmm_shared::desc::interrupt_gate;
 /// overflow into the guard page, whose `#PF` cannot be delivered on the
 /// same stack) runs on a stack of its own.
 pub const DF_IST: u8 = 1;
+
+/// The IST slot of the NMI gate: an NMI never runs on the stack it
+/// interrupted. The VMM is built for the x86-64 SysV target, whose leaf
+/// functions keep locals in the 128-byte red zone below RSP; an interrupt
+/// pushed on that stack would overwrite them. The VMM runs with RFLAGS.IF
+/// clear, so NMI and `#MC` are the only asynchronous events that can
+/// reach it, and both switch stacks (SDM Vol. 3A §7.14.5): the red zone is
+/// then safe. Each CPU has its own NMI stack (`crate::smp::layout`).
+pub const NMI_IST: u8 = 2;
+
+/// The IST slot of the machine-check gate (see [`NMI_IST`]).
+pub const MC_IST: u8 = 3;
 
 /// The 4 KiB page-table entries that map the 2 MiB page at `base` with
 /// `flags`, except the page at `hole`, left not present: how the VMM
@@ -113,9 +131,6 @@ impl Default for NmiLatch {
         Self::new()
     }
 }
-
-/// NMIs the host IDT caught, for the backend to forward.
-pub static HOST_NMI: NmiLatch = NmiLatch::new();
 
 #[cfg(test)]
 mod tests {

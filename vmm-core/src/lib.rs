@@ -68,4 +68,4 @@ pub mod vmx;
 mod rt;
 
 #[cfg(feature = "rt")]
-pub use rt::{console, exit_machine, halt_forever};
+pub use rt::{console, exit_count, exit_machine, halt_forever};

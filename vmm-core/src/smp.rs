@@ -95,6 +95,8 @@ pub struct Slot {
     signals: AtomicU32,
     /// An NMI for the guest ([`NmiLatch`]).
     pub nmi: NmiLatch,
+    /// NMIs that reached this CPU: what a waiting CPU watches.
+    wakes: AtomicU32,
     /// VM exits this CPU handled.
     exits: AtomicU64,
 }
@@ -109,6 +111,7 @@ impl Slot {
             arg: AtomicU64::new(0),
             signals: AtomicU32::new(0),
             nmi: NmiLatch::new(),
+            wakes: AtomicU32::new(0),
             exits: AtomicU64::new(0),
         }
     }
@@ -136,6 +139,7 @@ impl Slot {
     /// Only the VMM sends NMIs on the emulated machines; real hardware's
     /// are watchdogs and errors, which the VMM does not rely on.
     pub fn nmi_arrived(&self) {
+        self.wakes.fetch_add(1, Ordering::SeqCst);
         let mine = self
             .signals
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |s| s.checked_sub(1))
@@ -143,6 +147,17 @@ impl Slot {
         if !mine {
             self.nmi.raise();
         }
+    }
+
+    /// How many NMIs reached this CPU: read it before checking what to
+    /// wait for, then wait only while it has not moved.
+    pub fn wakes(&self) -> u32 {
+        self.wakes.load(Ordering::SeqCst)
+    }
+
+    /// The wake count's address, for the compare-and-halt (`rt::smp`).
+    pub fn wakes_ptr(&self) -> *const u32 {
+        self.wakes.as_ptr()
     }
 
     /// Count one VM exit (this CPU's line only).
@@ -458,9 +473,11 @@ mod tests {
     fn signals_are_not_forwarded_but_real_nmis_are() {
         let m = machine(2);
         let s = m.slot(1).unwrap();
+        let w = s.wakes();
         s.signal();
         s.nmi_arrived();
         assert!(!s.nmi.pending(), "the VMM's own NMI");
+        assert_eq!(s.wakes(), w + 1, "a waiting CPU sees it");
         s.nmi_arrived();
         assert!(s.nmi.pending(), "no signal outstanding: the guest's");
     }

@@ -14,6 +14,11 @@ pub enum Stop {
     Vmx(crate::vmx::VmxError),
     /// The handler registry of this image is broken.
     Registry(vmmcall::RegistryError),
+    /// The run ended on another vCPU, which took this one out of the
+    /// guest (`crate::smp`); that vCPU reports why.
+    Ended,
+    /// No slot for this CPU (a VMM bug).
+    NoCpu,
     /// The guest halted; the VMM delivers no interrupts, so nothing would
     /// wake it.
     Halted {
@@ -66,6 +71,8 @@ impl fmt::Display for Stop {
             Stop::Svm(e) => write!(f, "SVM unavailable: {e:?}"),
             Stop::Vmx(e) => write!(f, "VMX: {e}"),
             Stop::Registry(e) => write!(f, "hypercall registry: {e}"),
+            Stop::Ended => write!(f, "the run ended on another vCPU"),
+            Stop::NoCpu => write!(f, "this CPU has no vCPU slot"),
             Stop::Halted { rip } => write!(
                 f,
                 "guest executed HLT at RIP {rip:#x} (the VMM delivers no interrupts: nothing would wake it)"

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::platform::{Accel, Cpu, CpuChoice, Emulator, Machine};
+use crate::platform::{Accel, Cpu, CpuChoice, Emulator, Machine, MAX_CPUS};
 
 /// The usage text.
 pub const USAGE: &str = "\
@@ -18,14 +18,16 @@ USAGE:
         into examples/target/{vmm,guest}.
 
     cargo xtask run EXAMPLE [--emulator qemu|bochs] [--cpu amd|intel]
-                            [--accel tcg|kvm] [--timeout SECS]
+                            [--accel tcg|kvm] [--cpus N] [--timeout SECS]
         Build EXAMPLE and boot it, streaming the serial console. Defaults:
-        qemu, amd, tcg (QEMU's TCG has no Intel VMX: use --emulator bochs
-        --cpu intel). Exit status 0 only if the run succeeded.
+        qemu, amd, tcg, 1 CPU (QEMU's TCG has no Intel VMX: use --emulator
+        bochs --cpu intel). --cpus N (1 to 8): a machine of N CPUs, one
+        vCPU on each (docs/ABI.md, \"Several vCPUs\"). Exit status 0 only if
+        the run succeeded.
 
     cargo xtask linux EXAMPLE [--emulator qemu|bochs] [--cpu amd|intel]
                               [--accel tcg|kvm] [--kernel BZIMAGE]
-                              [--timeout SECS] [--compare]
+                              [--cpus N] [--timeout SECS] [--compare]
                               [-- PROGRAM [ARGS...]]
         Boot EXAMPLE's VMM with an unmodified Linux kernel as its guest
         (Debian's linux-image-cloud-amd64, fetched with apt-get download
@@ -99,6 +101,16 @@ pub struct RunArgs {
     pub accel: Option<Accel>,
     /// Timeout override.
     pub timeout: Option<Duration>,
+    /// CPUs of the machine (`--cpus`, default 1).
+    pub cpus: u8,
+}
+
+/// Parses `--cpus N`: 1 to [`MAX_CPUS`].
+pub fn parse_cpus(v: &str) -> Result<u8> {
+    v.parse::<u8>()
+        .ok()
+        .filter(|n| (1..=MAX_CPUS).contains(n))
+        .with_context(|| format!("--cpus wants a number from 1 to {MAX_CPUS}, got `{v}`"))
 }
 
 /// `cargo xtask test` options.
@@ -206,9 +218,11 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Cli> {
             let mut cpu = None;
             let mut accel = None;
             let mut timeout = None;
+            let mut cpus = 1;
             while let Some(arg) = args.next() {
                 match option_name(&arg) {
                     "--help" | "-h" => return Ok(Cli::Help),
+                    "--cpus" => cpus = parse_cpus(&args.value(&arg, "--cpus")?)?,
                     "--emulator" => emulator = Emulator::parse(&args.value(&arg, "--emulator")?)?,
                     "--cpu" => cpu = Some(Cpu::parse(&args.value(&arg, "--cpu")?)?),
                     "--accel" => accel = Some(Accel::parse(&args.value(&arg, "--accel")?)?),
@@ -227,6 +241,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Cli> {
                 cpu,
                 accel,
                 timeout,
+                cpus,
             }))
         }
         "linux" => {
@@ -240,6 +255,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Cli> {
                 timeout: None,
                 compare: false,
                 program: Vec::new(),
+                cpus: 1,
             };
             while let Some(arg) = args.next() {
                 match option_name(&arg) {
@@ -258,6 +274,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Cli> {
                         l.timeout = Some(parse_timeout(&args.value(&arg, "--timeout")?)?)
                     }
                     "--compare" => l.compare = true,
+                    "--cpus" => l.cpus = parse_cpus(&args.value(&arg, "--cpus")?)?,
                     a if a.starts_with('-') => bail!("unknown option `{a}` for linux"),
                     _ if example.is_some() => bail!(
                         "linux takes one example; put the program after `--`: \
@@ -362,6 +379,7 @@ mod tests {
                 cpu: None,
                 accel: None,
                 timeout: None,
+                cpus: 1,
             })
         );
         assert_eq!(
@@ -372,11 +390,24 @@ mod tests {
                 cpu: Some(Cpu::Intel),
                 accel: None,
                 timeout: Some(Duration::from_secs(9)),
+                cpus: 1,
             })
         );
         assert!(p("run").is_err());
         assert!(p("run a b").is_err());
         assert!(p("run a --cpu").is_err());
+        assert_eq!(
+            p("run a --cpus 4")
+                .map(|c| match c {
+                    Cli::Run(r) => r.cpus,
+                    _ => 0,
+                })
+                .unwrap(),
+            4
+        );
+        for bad in ["0", "9", "x", "-1"] {
+            assert!(p(&format!("run a --cpus {bad}")).is_err(), "{bad}");
+        }
         assert!(p("run a --emulator vbox").is_err());
         assert!(p("run a --frobnicate").is_err());
     }

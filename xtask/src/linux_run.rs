@@ -74,6 +74,8 @@ pub struct LinuxArgs {
     pub compare: bool,
     /// PROGRAM and ARGS (empty: the example's own Linux program).
     pub program: Vec<String>,
+    /// CPUs of the machine (`--cpus`, default 1).
+    pub cpus: u8,
 }
 
 /// `cargo build --release` of static Linux programs: `dir` is the
@@ -468,7 +470,15 @@ pub fn linux(layout: &Layout, args: &LinuxArgs) -> Result<u8> {
         args.cpu,
         args.accel,
         crate::qemu::host_kvm_cpu,
-    )?;
+    )?
+    .with_cpus(args.cpus);
+    if args.cpus > 1 {
+        println!(
+            "note: the machine has {} CPUs; Linux uses the first only until vmm-core gives \
+             Linux guests the others (the SMP Linux profile)",
+            args.cpus
+        );
+    }
     layout.check_example(&args.example)?;
     setup::ensure(&[machine.emulator.facts().toolset, Toolset::C])?;
     images::build(layout, std::slice::from_ref(&args.example))?;

@@ -63,7 +63,8 @@ fn build(layout: &Layout, example: Option<String>) -> Result<bool> {
 }
 
 fn run(layout: &Layout, args: RunArgs) -> Result<bool> {
-    let machine = Machine::select(args.emulator, args.cpu, args.accel, qemu::host_kvm_cpu)?;
+    let machine = Machine::select(args.emulator, args.cpu, args.accel, qemu::host_kvm_cpu)?
+        .with_cpus(args.cpus);
     layout.check_example(&args.example)?;
     let expected = Expectations::load(&layout.expect_file(&args.example))?;
     if let Some(reason) = expected.skip_reason(&machine.name()) {

@@ -249,7 +249,13 @@ pub struct Machine {
     pub cpu: Cpu,
     /// The accelerator (always [`Accel::Tcg`] for Bochs, which has none).
     pub accel: Accel,
+    /// How many CPUs (`--cpus`, 1 ..= [`MAX_CPUS`]): QEMU `-smp N`, Bochs
+    /// `cpu: count=N`. vmm-core runs one vCPU on each.
+    pub cpus: u8,
 }
+
+/// The most CPUs vmm-core uses (`vmm_core::smp::MAX_CPUS`).
+pub const MAX_CPUS: u8 = 8;
 
 impl Machine {
     /// QEMU TCG with AMD SVM + NPT.
@@ -257,18 +263,21 @@ impl Machine {
         emulator: Emulator::Qemu,
         cpu: Cpu::Amd,
         accel: Accel::Tcg,
+        cpus: 1,
     };
     /// Bochs with an Intel CPU model (VMX + EPT).
     pub const BOCHS_VMX: Machine = Machine {
         emulator: Emulator::Bochs,
         cpu: Cpu::Intel,
         accel: Accel::Tcg,
+        cpus: 1,
     };
     /// Bochs with an AMD CPU model (SVM + NPT + NRIPS).
     pub const BOCHS_SVM: Machine = Machine {
         emulator: Emulator::Bochs,
         cpu: Cpu::Amd,
         accel: Accel::Tcg,
+        cpus: 1,
     };
 
     /// The platforms `cargo xtask test` runs every example on.
@@ -302,6 +311,7 @@ impl Machine {
                 emulator: Emulator::Qemu,
                 cpu: Cpu::Intel,
                 accel: Accel::Kvm,
+                cpus: 1,
             },
         ];
         candidates.into_iter().find(|m| m.name() == name)
@@ -336,6 +346,7 @@ impl Machine {
                     emulator,
                     cpu: cpu.unwrap_or(Cpu::Amd),
                     accel: Accel::Tcg,
+                    cpus: 1,
                 })
             }
             Emulator::Qemu => match accel.unwrap_or(Accel::Tcg) {
@@ -369,6 +380,7 @@ impl Machine {
                         emulator,
                         cpu: host,
                         accel: Accel::Kvm,
+                        cpus: 1,
                     })
                 }
             },
@@ -376,9 +388,22 @@ impl Machine {
     }
 }
 
+impl Machine {
+    /// The same machine with `cpus` CPUs.
+    pub fn with_cpus(self, cpus: u8) -> Machine {
+        Machine { cpus, ..self }
+    }
+}
+
+/// The platform name, and the CPU count when it is not 1
+/// (`qemu-svm x4`).
 impl fmt::Display for Machine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.name())
+        f.write_str(&self.name())?;
+        if self.cpus != 1 {
+            write!(f, " x{}", self.cpus)?;
+        }
+        Ok(())
     }
 }
 

@@ -34,6 +34,9 @@ impl Emulate for Qemu {
             .with_context(|| format!("creating {}", run_dir.display()))?;
         let mut command = Command::new(BINARY);
         command.args(args(machine.accel, payload, vmm_cmdline));
+        if machine.cpus > 1 {
+            command.args(["-smp".to_owned(), machine.cpus.to_string()]);
+        }
         Ok(Launched {
             command,
             console: ConsoleSource::Stdout,

@@ -14,6 +14,10 @@
 //! CR0.EM: the prebuilt libcore uses SSE), loads a 64-bit GDT and calls
 //! `vmm_core_rust_entry(protocol, info)` on a 64 KiB stack, with a 4 KiB
 //! guard page below it (unmapped by `rt::guard` at the start of Rust).
+//!
+//! `vmm_ap_start32` is the other CPUs' way in (from `rt::smp`'s real-mode
+//! trampoline): the same path to long mode, then `vmm_core_ap_entry` on
+//! the stack the boot CPU posted in `vmm_ap_stack`.
 
 core::arch::global_asm!(
     r#"
@@ -46,6 +50,14 @@ vmm_boot_protocol:
     .long 0
     .global vmm_boot_info
 vmm_boot_info:
+    .long 0
+    /* The next AP's stack and vCPU index (rt::smp::start_aps). */
+    .balign 8
+    .global vmm_ap_stack
+vmm_ap_stack:
+    .quad 0
+    .global vmm_ap_index
+vmm_ap_index:
     .long 0
     .balign 8
 boot_gdt:
@@ -173,5 +185,48 @@ long_start:
     cli
     hlt
     jmp 5b
+
+    /* An AP, from rt::smp's real-mode trampoline: 32-bit protected mode
+     * with flat segments, paging off. The boot CPU's path into long mode,
+     * on the boot CPU's page tables (.bss is not cleared again). */
+    .code32
+    .global vmm_ap_start32
+vmm_ap_start32:
+    mov eax, offset boot_pml4
+    mov cr3, eax
+    mov eax, cr4
+    or eax, 0x620
+    mov cr4, eax
+    mov ecx, 0xC0000080
+    rdmsr
+    or eax, 0x900
+    wrmsr
+    mov eax, cr0
+    and eax, 0xFFFFFFFB
+    or eax, 0x80000003
+    mov cr0, eax
+    lgdt [boot_gdt_ptr]
+    push 0x08
+    mov eax, offset ap_long_start
+    push eax
+    retf
+
+    .code64
+ap_long_start:
+    mov ax, 0x10
+    mov ds, ax
+    mov es, ax
+    mov ss, ax
+    xor eax, eax
+    mov fs, ax
+    mov gs, ax
+    mov rsp, qword ptr [vmm_ap_stack]
+    xor ebp, ebp
+    mov edi, dword ptr [vmm_ap_index]
+    call vmm_core_ap_entry
+6:
+    cli
+    hlt
+    jmp 6b
 "#
 );

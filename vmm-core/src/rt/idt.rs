@@ -2,7 +2,9 @@
 //! everything else, an NMI path that records and returns, and a fatal path
 //! that reports a fault in the VMM and stops the machine.
 
-use crate::idt::{exception_name, interrupt_gate, pushes_error_code, split_2m, DF_IST, HOST_NMI};
+use crate::idt::{
+    exception_name, interrupt_gate, pushes_error_code, split_2m, DF_IST, MC_IST, NMI_IST,
+};
 use baremetal::Com1;
 use core::fmt::Write;
 use vmm_shared::desc::{gdt_with_tss, Idt, Tss, KERNEL_CODE64, KERNEL_DATA};
@@ -67,12 +69,28 @@ vmm_isr_common:
     hlt
     jmp 1b
 2:
-    /* NMI: record it for the guest, return to the interrupted code. The
-     * handler only stores an atomic flag: no SSE, so the guest's vector
-     * state (live between FXRSTOR and VM entry) is untouched. */
+    /* NMI: on its own stack (IST2). An NMI inside the compare-and-halt of
+     * vmm_wait_for_signal (rt::smp) returns past its HLT. Then record it
+     * in the CPU's slot and return to the interrupted code. The handler
+     * only updates atomics: no SSE, so the guest's vector state (live
+     * between FXRSTOR and VM entry) is untouched. */
+    push rax
+    push rcx
+    mov rax, [rsp + 32]
+    lea rcx, [rip + vmm_wait_window]
+    cmp rax, rcx
+    jb 4f
+    lea rcx, [rip + vmm_wait_done]
+    cmp rax, rcx
+    jae 4f
+    mov [rsp + 32], rcx
+4:
+    pop rcx
+    pop rax
 "#,
     baremetal::push_scratch!(),
     r#"
+    mov rdi, rsp
     call vmm_host_nmi
 "#,
     baremetal::pop_scratch_iretq!(),
@@ -201,18 +219,49 @@ pub fn load() {
         let ist = if vector == 8 { DF_IST } else { 0 };
         unsafe { (*idt).0[vector] = interrupt_gate(stub, cs, ist) };
     }
-    let ptr = x86::dtables::DescriptorTablePointer::<u64> {
-        limit: (256 * 16 - 1) as u16,
-        base: idt as *const u64,
-    };
     // SAFETY: the IDT is a static that lives forever, filled with gates to
     // the stubs above in the current code segment.
-    unsafe { x86::dtables::lidt(&ptr) };
+    unsafe { x86::dtables::lidt(&idt_pointer()) };
 }
 
+/// The NMI handler's Rust half: `rsp` is on the CPU's NMI stack.
 #[no_mangle]
-extern "C" fn vmm_host_nmi() {
-    HOST_NMI.raise();
+extern "C" fn vmm_host_nmi(rsp: u64) {
+    if let Some(slot) = super::smp::nmi_slot(rsp) {
+        slot.nmi_arrived();
+    }
+}
+
+/// The IDT's address and limit.
+fn idt_pointer() -> x86::dtables::DescriptorTablePointer<u64> {
+    x86::dtables::DescriptorTablePointer::<u64> {
+        limit: (256 * 16 - 1) as u16,
+        base: core::ptr::addr_of!(IDT) as *const u64,
+    }
+}
+
+/// Switch the NMI and `#MC` gates to their IST stacks, once the boot CPU
+/// has loaded a TSS that has them (`rt::smp::init`), before any AP runs.
+pub fn use_ist_stacks() {
+    let cs = x86::segmentation::cs().bits();
+    // SAFETY: as in `load`: a static of 33 addresses.
+    let stubs = unsafe { core::ptr::addr_of!(vmm_isr_table).read() };
+    let idt = core::ptr::addr_of_mut!(IDT);
+    for (vector, ist) in [(2usize, NMI_IST), (18, MC_IST)] {
+        // SAFETY: only the boot CPU runs; a gate is two words, and an NMI
+        // taken while one is half-written would use either the old gate
+        // (this stack) or the new (IST2 of the TSS just loaded): the
+        // order of the halves does not matter, both are valid gates to
+        // the same stub.
+        unsafe { (*idt).0[vector] = interrupt_gate(stubs[vector], cs, ist) };
+    }
+}
+
+/// Load the IDT on an AP (which has loaded its own TSS).
+pub fn load_on_ap() {
+    // SAFETY: the IDT is complete (the boot CPU filled it before starting
+    // any AP) and static.
+    unsafe { x86::dtables::lidt(&idt_pointer()) };
 }
 
 /// A fault in the VMM itself: report it without the console lock (the

@@ -10,6 +10,7 @@ mod boot;
 pub mod console;
 pub(crate) mod frames;
 pub(crate) mod idt;
+pub(crate) mod smp;
 mod start;
 
 use baremetal::{outb, outw, Com1};
@@ -40,6 +41,12 @@ pub fn exit_machine(success: bool) -> ! {
         outw(ports::ACPI_PM1A_CNT, ports::ACPI_S5);
     }
     halt_forever()
+}
+
+/// How many VM exits the VMM has handled since boot, on all CPUs: the
+/// guest's "uptime" in the only clock every platform shares.
+pub fn exit_count() -> u64 {
+    smp::MACHINE.exits()
 }
 
 /// Stop this CPU for good.

@@ -1,12 +1,16 @@
 //! From boot to guest: find memory, load the guest, pick the backend, run.
 
+use super::smp;
 use crate::bootinfo::{self, BootInfo, PhysReader, Region};
 use crate::cpu::{self, Vendor};
-use crate::guest;
+use crate::guest::{self, GuestStart};
 use crate::linux;
 use crate::physmem::PhysAlloc;
+use crate::smp::VcpuEntry;
+use crate::stop::Stop;
 use crate::vcpu::GuestRam;
 use vmm_shared::{markers, ports};
+use vmmcall::GuestRegs;
 
 /// Guest RAM of a bare-metal guest. Small on purpose: the example guests
 /// need little, and Bochs must zero it at boot.
@@ -54,6 +58,7 @@ pub fn main(protocol: u32, info: u64) -> bool {
             return false;
         }
     };
+    SECRET.call_once(|| boot.verdict);
     log::info!(
         "booted via {:?}; {} usable RAM regions",
         boot.protocol,
@@ -173,14 +178,159 @@ pub fn main(protocol: u32, info: u64) -> bool {
             return false;
         }
     }
-    let result = match cpu::vendor() {
-        Some(Vendor::Amd) => crate::svm::run(ram, start, &mut alloc),
-        Some(Vendor::Intel) => crate::vmx::run(ram, start, &mut alloc),
+    // The CPUs, read before anything is written below 1 MiB (the AP
+    // trampoline); without a usable MADT the boot CPU runs alone.
+    let found = crate::acpi::cpus(&Identity).unwrap_or_else(|e| {
+        log::info!("{e}: running on the boot CPU alone");
+        crate::acpi::Cpus::none()
+    });
+    let cpus = match smp::init(&mut alloc, found) {
+        Ok(c) => c,
+        Err(e) => {
+            crate::say!("vmm: cannot set up the CPUs: {e}");
+            return false;
+        }
+    };
+    if cpus.ignored != 0 {
+        log::info!(
+            "{} more CPUs than the VMM uses ({}) stay in wait-for-SIPI",
+            cpus.ignored,
+            crate::smp::MAX_CPUS
+        );
+    }
+    let vm = match cpu::vendor() {
+        Some(Vendor::Amd) => crate::svm::prepare(ram, &start, &mut alloc).map(Vm::Svm),
+        Some(Vendor::Intel) => crate::vmx::prepare(ram, &start, &mut alloc).map(Vm::Vmx),
         None => {
             crate::say!("vmm: unknown CPU vendor: neither SVM nor VMX");
             return false;
         }
     };
+    let vm = match vm {
+        Ok(vm) => vm,
+        Err(stop) => finish(0, Err(stop)),
+    };
+    SHARED.call_once(|| Shared {
+        vm,
+        start,
+        alloc: spin::Mutex::new(alloc),
+    });
+    if let Err(e) = smp::start_aps(&cpus) {
+        crate::say!("vmm: cannot start the other CPUs: {e}");
+        return false;
+    }
+    if cpus.count > 1 {
+        log::info!(
+            "{} vCPUs, one per CPU (APIC IDs {:?})",
+            cpus.count,
+            cpus.ids()
+        );
+    }
+    let result = run_cpu(0, None);
+    finish(0, result)
+}
+
+/// What every CPU needs to run its vCPU, set once by the boot CPU before
+/// any AP starts.
+struct Shared {
+    vm: Vm,
+    start: GuestStart,
+    alloc: spin::Mutex<PhysAlloc>,
+}
+
+/// The run's verdict secret, kept from the boot information.
+static SECRET: spin::Once<Option<bootinfo::VerdictSecret>> = spin::Once::new();
+
+/// The guest's vendor half.
+enum Vm {
+    Svm(crate::svm::SvmVm),
+    Vmx(crate::vmx::VmxVm),
+}
+
+static SHARED: spin::Once<Shared> = spin::Once::new();
+
+/// Run vCPU `i` on this CPU: vCPU 0 as the guest image starts, the others
+/// where `vmm_vcpu_up` said (RDI = its argument, RSI = the vCPU id).
+fn run_cpu(i: usize, entry: Option<VcpuEntry>) -> Result<u32, Stop> {
+    let Some(shared) = SHARED.get() else {
+        return Err(Stop::NoCpu);
+    };
+    let mut start = shared.start;
+    let mut regs = GuestRegs {
+        rsi: start.rsi,
+        ..GuestRegs::default()
+    };
+    if let Some(e) = entry {
+        start.rip = e.rip;
+        start.rsp = e.rsp;
+        regs.rdi = e.arg;
+        regs.rsi = i as u64;
+    }
+    match &shared.vm {
+        Vm::Svm(vm) => crate::svm::run_vcpu(vm, &start, regs, &shared.alloc, i),
+        Vm::Vmx(vm) => crate::vmx::run_vcpu(vm, &start, regs, &shared.alloc, i),
+    }
+}
+
+/// An AP, set up (`rt::smp`): wait until the guest starts this CPU's vCPU
+/// or the run ends.
+pub fn ap_main(i: usize) -> ! {
+    let Some(slot) = smp::MACHINE.slot(i) else {
+        crate::halt_forever()
+    };
+    smp::MACHINE.ready(i);
+    loop {
+        let seen = slot.wakes();
+        if smp::MACHINE.ending() {
+            smp::MACHINE.park(i);
+            crate::halt_forever();
+        }
+        if let Some(entry) = smp::MACHINE.take_start(i) {
+            let result = run_cpu(i, Some(entry));
+            finish(i, result);
+        }
+        smp::wait_for_signal(slot, seen);
+    }
+}
+
+/// Re-send the signal to a CPU that has not parked after this many spins
+/// (an NMI can land on VMX just before a VM entry, after the last check).
+const RESIGNAL_SPINS: u32 = 1_000_000;
+/// Give up waiting after this many signals per CPU.
+const MAX_SIGNALS: u32 = 64;
+
+/// vCPU `i` is done with `result`. The first vCPU to finish ends the run:
+/// it takes every other vCPU out of the guest, waits until each has
+/// parked, prints the verdict and stops the machine. The others park.
+fn finish(i: usize, result: Result<u32, Stop>) -> ! {
+    let machine = &smp::MACHINE;
+    if !machine.end() {
+        machine.park(i);
+        crate::halt_forever();
+    }
+    let mut stuck = None;
+    for _ in 0..MAX_SIGNALS {
+        for (_, slot) in machine.not_parked(i) {
+            smp::signal(slot);
+        }
+        for _ in 0..RESIGNAL_SPINS {
+            if machine.parked(i) {
+                break;
+            }
+            core::hint::spin_loop();
+        }
+        stuck = machine.not_parked(i).map(|(j, _)| j).next();
+        if stuck.is_none() {
+            break;
+        }
+    }
+    let ok = verdict(i, result, stuck);
+    crate::exit_machine(ok)
+}
+
+/// Print the verdict of the run that vCPU `i` ended with `result`, every
+/// other vCPU parked (or `stuck` names one that did not leave the guest).
+fn verdict(i: usize, result: Result<u32, Stop>, stuck: Option<usize>) -> bool {
     // The guest shares COM1 and may have reprogrammed it (baud rate, DLAB,
     // loopback): set it up again so that the verdict is readable. Let the
     // guest's last bytes leave first: the set-up clears the FIFOs (Bochs
@@ -196,21 +346,33 @@ pub fn main(protocol: u32, info: u64) -> bool {
             "vmm: output budgets kept {prints} handler lines and {logs} log lines off the console"
         );
     }
+    let vcpus = smp::MACHINE.vcpus();
+    if vcpus > 1 {
+        crate::say!(
+            "vmm: vCPU {i} ended the run; {} vCPUs, {} exits",
+            vcpus,
+            smp::MACHINE.exits()
+        );
+    }
+    if let Some(j) = stuck {
+        crate::say!("vmm: vCPU {j} did not leave the guest after {MAX_SIGNALS} signals");
+    }
     // The verdict carries the run's secret (bootinfo::VerdictSecret): the
     // guest shares the console, but cannot know the secret, so only this
     // line can carry it.
-    let tag = VerdictTag(boot.verdict);
+    let secret = SECRET.get().copied().flatten();
+    let tag = VerdictTag(secret);
     let ok = match result {
         Ok(status) => {
             crate::say!("{}{status}{tag}", markers::EXIT);
-            status == 0
+            status == 0 && stuck.is_none()
         }
         Err(stop) => {
             crate::say!("{}{stop}{tag}", markers::STOP);
             false
         }
     };
-    bochs_verdict(ok, boot.verdict);
+    bochs_verdict(ok, secret);
     ok
 }
 

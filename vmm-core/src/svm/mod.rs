@@ -8,7 +8,7 @@ pub mod vmcb;
 #[cfg(feature = "rt")]
 mod rt;
 #[cfg(feature = "rt")]
-pub use rt::run;
+pub use rt::{prepare, run_vcpu, SvmVm};
 
 /// Why SVM could not run the guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

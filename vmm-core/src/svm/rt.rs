@@ -154,9 +154,18 @@ fn detect() -> Result<Features, SvmError> {
     })
 }
 
-/// Run the guest to completion under SVM. Returns the exit status the
-/// guest asked for (0 = success) or the failure that stopped it.
-pub fn run(ram: GuestRam, start: GuestStart, alloc: &mut PhysAlloc) -> Result<u32, Stop> {
+/// What every vCPU of the guest shares, set up once by the boot CPU: the
+/// permission maps and the nested page tables (read-only after set-up).
+pub struct SvmVm {
+    nrips: bool,
+    iopm: u64,
+    msrpm: u64,
+    n_cr3: u64,
+    ram: GuestRam,
+}
+
+/// Check SVM on the boot CPU and build what the vCPUs share.
+pub fn prepare(ram: GuestRam, start: &GuestStart, alloc: &mut PhysAlloc) -> Result<SvmVm, Stop> {
     let features = detect().map_err(Stop::Svm)?;
     log::info!(
         "SVM backend: nested paging on, NRIPS {}",
@@ -166,40 +175,62 @@ pub fn run(ram: GuestRam, start: GuestStart, alloc: &mut PhysAlloc) -> Result<u3
             "not supported (RIP += instruction length)"
         }
     );
-    // SAFETY: EFER exists; setting SVME only enables the SVM instructions.
-    unsafe { cpu::wrmsr(msr::EFER, cpu::rdmsr(msr::EFER) | msr::EFER_SVME) };
-    let hsave = alloc_page(alloc).map_err(Stop::Svm)?;
-    // SAFETY: VM_HSAVE_PA exists with SVM; `hsave` is a page owned by the VMM.
-    unsafe { cpu::wrmsr(msr::VM_HSAVE_PA, hsave) };
-    let vmcb_pa = alloc_page(alloc).map_err(Stop::Svm)?;
-    let host_save_pa = alloc_page(alloc).map_err(Stop::Svm)?;
-    let (iopm_pa, msrpm_pa) = permission_maps(alloc, start.profile).map_err(Stop::Svm)?;
+    let (iopm, msrpm) = permission_maps(alloc, start.profile).map_err(Stop::Svm)?;
     let n_cr3 = nested::build(&mut Tables(alloc), Format::Npt, ram.host_base, ram.size)
         .map_err(|_| Stop::Svm(SvmError::OutOfMemory))?;
+    Ok(SvmVm {
+        nrips: features.nrips,
+        iopm,
+        msrpm,
+        n_cr3,
+        ram,
+    })
+}
+
+/// Run vCPU `cpu` of the guest on this CPU until the guest asks to stop
+/// (`Ok(status)`) or must be stopped: enable SVM here (EFER.SVME, the
+/// host save area), fill a VMCB of this CPU's own, then the run loop.
+pub fn run_vcpu(
+    vm: &SvmVm,
+    start: &GuestStart,
+    mut regs: GuestRegs,
+    alloc: &spin::Mutex<PhysAlloc>,
+    cpu: usize,
+) -> Result<u32, Stop> {
+    detect().map_err(Stop::Svm)?;
+    let slot = crate::rt::smp::MACHINE.slot(cpu).ok_or(Stop::NoCpu)?;
+    // SAFETY: EFER exists; setting SVME only enables the SVM instructions.
+    unsafe { cpu::wrmsr(msr::EFER, cpu::rdmsr(msr::EFER) | msr::EFER_SVME) };
+    let (hsave, vmcb_pa, host_save_pa) = {
+        let mut a = alloc.lock();
+        (
+            alloc_page(&mut a).map_err(Stop::Svm)?,
+            alloc_page(&mut a).map_err(Stop::Svm)?,
+            alloc_page(&mut a).map_err(Stop::Svm)?,
+        )
+    };
+    // SAFETY: VM_HSAVE_PA exists with SVM; `hsave` is a page owned by the VMM.
+    unsafe { cpu::wrmsr(msr::VM_HSAVE_PA, hsave) };
     // SAFETY: `vmcb_pa` is a zeroed, page-aligned page owned by the VMM and
     // nothing else refers to it; Vmcb is exactly one page of integers.
     let vmcb = unsafe { &mut *(vmcb_pa as *mut Vmcb) };
-    init_vmcb(vmcb, &start, n_cr3);
-    vmcb.control.iopm_base_pa = iopm_pa;
-    vmcb.control.msrpm_base_pa = msrpm_pa;
-
-    let mut regs = GuestRegs {
-        rsp: start.rsp,
-        rsi: start.rsi,
-        ..GuestRegs::default()
-    };
+    init_vmcb(vmcb, start, vm.n_cr3);
+    vmcb.control.iopm_base_pa = vm.iopm;
+    vmcb.control.msrpm_base_pa = vm.msrpm;
+    regs.rsp = start.rsp;
     let mut backend = SvmBackend {
         vmcb,
         vmcb_pa,
         host_save_pa,
-        nrips: features.nrips,
-        ram,
+        nrips: vm.nrips,
+        ram: vm.ram,
         profile: start.profile,
         fx: FxArea::reset(),
         cr4_allowed: crate::cpuid::guest_cr4_allowed_here(cpu::cpuid, &CpuidPolicy::SVM),
         spec: crate::spec::detect(false),
+        slot,
     };
-    exits::run_loop(&mut backend, &mut regs)
+    exits::run_loop(&mut backend, &mut regs, cpu, &crate::rt::smp::MACHINE)
 }
 
 fn init_vmcb(vmcb: &mut Vmcb, start: &GuestStart, n_cr3: u64) {
@@ -280,6 +311,8 @@ struct SvmBackend<'a> {
     cr4_allowed: u64,
     /// What runs before each VMRUN (crate::spec).
     spec: crate::spec::Mitigations,
+    /// This CPU's slot: the NMI latch.
+    slot: &'static crate::smp::Slot,
 }
 
 /// EVENTINJ / EXITINTINFO valid bit (APM §15.20, §15.7.2).
@@ -326,6 +359,20 @@ impl VcpuState for SvmBackend<'_> {
 
 impl Backend for SvmBackend<'_> {
     fn enter(&mut self, regs: &mut GuestRegs) -> VmExit {
+        // An NMI for the guest (crate::idt) goes in when nothing else is
+        // being injected and no STI / MOV SS shadow is on (APM §15.20,
+        // §15.21.5). SVM shows no NMI blocking of the guest's own (a
+        // guest inside its NMI handler gets the next one nested); only
+        // real NMIs are latched, and the emulated machines send none.
+        if self.slot.nmi.pending()
+            && self.vmcb.control.eventinj & EVENT_VALID == 0
+            && self
+                .slot
+                .nmi
+                .take_if(self.vmcb.control.interrupt_shadow & 1 == 0)
+        {
+            self.vmcb.control.eventinj = 2 | (2 << 8) | EVENT_VALID;
+        }
         self.vmcb.save.rax = regs.rax;
         self.vmcb.save.rsp = regs.rsp;
         // Last thing before the entry: the speculation mitigations.
@@ -437,5 +484,16 @@ impl Backend for SvmBackend<'_> {
 
     fn set_dr6(&mut self, dr6: u64) {
         self.vmcb.save.dr6 = dr6;
+    }
+
+    fn nmi_exit(&mut self) {
+        // The intercepted NMI is still pending, held by GIF = 0 (APM
+        // §15.17, §15.13.2): open GIF for one instruction so that the
+        // host IDT takes it (on its own stack, crate::idt), which tells a
+        // VMM signal from an NMI for the guest. Without this it would
+        // exit again at the next VMRUN, forever.
+        // SAFETY: STGI then CLGI in the host, RFLAGS.IF clear: only an
+        // NMI (or SMI) can be taken between them, by the host IDT.
+        unsafe { core::arch::asm!("stgi", "clgi", options(nomem, nostack)) };
     }
 }

@@ -157,7 +157,10 @@ pub fn intercepts(profile: crate::guest::Profile) -> Intercepts {
     Intercepts {
         cr: (1 << 8) | (1 << (16 + 4)) | (1 << (16 + 8)),
         exceptions: INTERCEPTED_EXCEPTIONS,
-        i3: Intercept3::IOIO_PROT
+        // NMI: how the VMM signals a vCPU (crate::smp); forwarded to the
+        // guest when it is not the VMM's.
+        i3: Intercept3::NMI
+            | Intercept3::IOIO_PROT
             | Intercept3::MSR_PROT
             | Intercept3::CPUID
             | Intercept3::RDPMC
@@ -374,8 +377,9 @@ mod tests {
             for bit in [0u32, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 13, 14] {
                 assert_ne!(i.i4.bits() & (1 << bit), 0, "vector 4 bit {bit}");
             }
-            // No INTR/NMI intercepts: the guest owns its interrupts.
-            assert_eq!(i.i3.bits() & 0b11, 0);
+            // NMI (bit 1) exits: the VMM's signal. No INTR intercept
+            // (bit 0): the guest owns its interrupts.
+            assert_eq!(i.i3.bits() & 0b11, 0b10);
         }
         assert_ne!(
             intercepts(Profile::BareMetal).i3.bits() & (1 << 24),

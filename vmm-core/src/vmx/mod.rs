@@ -16,7 +16,7 @@
 #[cfg(feature = "rt")]
 mod rt;
 #[cfg(feature = "rt")]
-pub use rt::run;
+pub use rt::{prepare, run_vcpu, VmxVm};
 
 use core::fmt;
 

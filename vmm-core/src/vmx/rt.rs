@@ -8,9 +8,11 @@
 //! §25.5, §25.4), then loop on VMLAUNCH/VMRESUME and hand each VM exit to
 //! [`exits::run_loop`].
 //!
-//! The host needs a TR (§27.2.3: the host TR selector must not be 0) whose
-//! TSS holds the `#DF` stack in IST1, so [`host_gdt`] copies the loaded GDT
-//! into a page of its own, appends a 64-bit TSS descriptor and loads it.
+//! The host state is the running CPU's: its own GDT and TSS (`rt::smp`;
+//! §27.2.3: the host TR selector must not be 0), whose IST stacks take
+//! `#DF`, NMI and `#MC`. The bitmaps and the EPT are the guest's, shared by
+//! its vCPUs ([`prepare`]); the VMXON region and the VMCS are each CPU's
+//! ([`run_vcpu`]).
 
 use super::{
     adjust_controls, ar_dpl, check_ept_caps, feature_control_update, msr as vmsr,
@@ -31,11 +33,9 @@ use crate::vmsr::{GuestMsrs, EFER_LMA, EFER_LME};
 use core::arch::asm;
 use vmexit::vmx::ExitReasonField;
 use vmexit::{VmExit, VmxExitFields};
-use vmm_shared::desc::{gdt_with_tss, Tss};
 use vmmcall::{GuestRegs, VcpuState};
 use x86::controlregs::{Cr0, Cr4};
 use x86::dtables::DescriptorTablePointer;
-use x86::segmentation::SegmentSelector;
 use x86::vmx::vmcs::control::{
     EntryControls, ExitControls, PinbasedControls, PrimaryControls, SecondaryControls,
 };
@@ -382,11 +382,15 @@ fn detect(profile: Profile) -> Result<Setup, VmxError> {
         Profile::BareMetal => PinbasedControls::VMX_PREEMPTION_TIMER.bits(),
         Profile::Linux => 0,
     };
+    // NMI exiting: how the VMM signals a vCPU (crate::smp); virtual NMIs
+    // so that the guest's IRET ends the blocking of an NMI the VMM
+    // injected (SDM Vol. 3C §26.3, IRET; without them no second NMI could
+    // be forwarded).
     let pin = adjust_controls(
         ControlField::PinBased,
         caps(ControlField::PinBased, basic),
-        0,
-        timer,
+        PinbasedControls::NMI_EXITING.bits(),
+        timer | PinbasedControls::VIRTUAL_NMIS.bits(),
     )?;
     // SAFETY: IA32_VMX_MISC exists with VMX (SDM Appendix A.6).
     let timer_rate = (unsafe { cpu::rdmsr(x86::msr::IA32_VMX_MISC) } & 0x1F) as u8;
@@ -475,50 +479,6 @@ fn detect(profile: Profile) -> Result<Setup, VmxError> {
     })
 }
 
-/// Copy the boot GDT into `page`, append a TSS descriptor for the TSS at
-/// `page + 0x800`, load both (LGDT, LTR). Returns (GDT base, TR selector,
-/// TSS base).
-fn host_gdt(page: u64) -> Result<(u64, u16, u64), VmxError> {
-    let mut boot = DescriptorTablePointer::<u64>::default();
-    // SAFETY: SGDT only stores the GDTR into `boot`.
-    unsafe { x86::dtables::sgdt(&mut boot) };
-    let (limit, base) = (boot.limit, boot.base as u64);
-    // Keep the boot descriptors (same selectors for CS/DS/SS); leave room
-    // for the 16-byte TSS descriptor in the first half of the page.
-    let entries = (u64::from(limit) + 1) / 8;
-    if entries == 0 || entries > 200 {
-        return Err(VmxError::HostGdt { limit });
-    }
-    let tss = page + 0x800;
-    // SAFETY: the boot GDT is `entries` readable descriptors (identity
-    // mapped), not written while this borrow lives.
-    let boot_gdt = unsafe { core::slice::from_raw_parts(base as *const u64, entries as usize) };
-    // SAFETY: the first half of `page`, a fresh VMM page, is 0x100 words
-    // that nothing else refers to (`entries` + 2 <= 202 of them are used).
-    let gdt = unsafe { core::slice::from_raw_parts_mut(page as *mut u64, 0x100) };
-    let tr = gdt_with_tss(gdt, boot_gdt, tss).ok_or(VmxError::HostGdt { limit })?;
-    // IST1: the VMM's #DF stack, as in the boot TSS (crate::idt::DF_IST).
-    let mut t = Tss::new();
-    t.set_ist(crate::idt::DF_IST, crate::rt::idt::df_stack_top());
-    // SAFETY: the second half of `page` holds the TSS (104 bytes at 0x800,
-    // 4-byte aligned as `Tss` needs).
-    unsafe { (tss as *mut Tss).write(t) };
-    let ptr = DescriptorTablePointer {
-        limit: tr + 15,
-        base: page as *const u64,
-    };
-    // SAFETY: the new GDT holds the boot descriptors at the same selectors,
-    // so the loaded CS/DS/SS stay valid; it lives in a VMM page that is
-    // never freed. LTR loads the available TSS just written (it marks it
-    // busy); its one stack switch is IST1 for the `#DF` gate (the VMM stays
-    // at CPL 0, so RSP0-2 are never used).
-    unsafe { x86::dtables::lgdt(&ptr) };
-    // SAFETY: `tr` selects the available 64-bit TSS descriptor in the GDT
-    // just loaded.
-    unsafe { x86::task::load_tr(SegmentSelector::from_raw(tr)) };
-    Ok((page, tr, tss))
-}
-
 fn selectors() -> [u16; 6] {
     use x86::segmentation as s;
     [
@@ -546,9 +506,11 @@ fn init_vmcs(
     start: &GuestStart,
     eptp: u64,
     bitmaps: Bitmaps,
-    gdt_page: u64,
+    cpu: usize,
 ) -> Result<(), VmxError> {
-    let (gdt_base, tr, tss) = host_gdt(gdt_page)?;
+    // This CPU's GDT and TSS (rt::smp): the host TR must not be 0
+    // (§27.2.3), and its TSS holds the CPU's IST stacks.
+    let (gdt_base, tr, tss) = crate::rt::smp::tables(cpu);
     let mut idt = DescriptorTablePointer::<u64>::default();
     // SAFETY: SIDT only stores the IDTR into `idt`.
     unsafe { x86::dtables::sidt(&mut idt) };
@@ -650,11 +612,17 @@ fn init_vmcs(
     Ok(())
 }
 
-/// Run the guest to completion under VMX. Returns the exit status the
-/// guest asked for (0 = success) or the failure that stopped it.
-pub fn run(ram: GuestRam, start: GuestStart, alloc: &mut PhysAlloc) -> Result<u32, Stop> {
+/// What every vCPU of the guest shares, set up once by the boot CPU: the
+/// bitmaps and the EPT (read-only after set-up).
+pub struct VmxVm {
+    bitmaps: Bitmaps,
+    eptp: u64,
+    ram: GuestRam,
+}
+
+/// Check VMX on the boot CPU and build what the vCPUs share.
+pub fn prepare(ram: GuestRam, start: &GuestStart, alloc: &mut PhysAlloc) -> Result<VmxVm, Stop> {
     let setup = detect(start.profile).map_err(Stop::Vmx)?;
-    let backend = enable(&setup, ram, &start, alloc).map_err(Stop::Vmx)?;
     log::info!(
         "VMX backend: EPT on (4-level, write-back, 2 MiB pages), VMCS revision {:#x}, {} capability MSRs; \
          controls pin {:#x} proc {:#x} proc2 {:#x} exit {:#x} entry {:#x}; EFER {}",
@@ -667,13 +635,48 @@ pub fn run(ram: GuestRam, start: GuestStart, alloc: &mut PhysAlloc) -> Result<u3
         setup.entry,
         if setup.load_efer() { "loaded/saved by VM entry/exit" } else { "shared with the host" },
     );
-    let mut backend = backend;
-    let mut regs = GuestRegs {
-        rsp: start.rsp,
-        rsi: start.rsi,
-        ..GuestRegs::default()
+    let page = |alloc: &mut PhysAlloc| alloc_page(alloc).map_err(Stop::Vmx);
+    let bitmaps = Bitmaps {
+        msr: page(alloc)?,
+        io_a: page(alloc)?,
+        io_b: page(alloc)?,
     };
-    let result = exits::run_loop(&mut backend, &mut regs);
+    // SAFETY: the three pages were just allocated (zeroed, identity-mapped,
+    // owned by nobody else) and are exactly 4 KiB, the arrays' size.
+    unsafe {
+        intercept::vmx_msr_bitmap(&mut *(bitmaps.msr as *mut [u8; 4096]));
+        intercept::vmx_io_bitmaps(
+            &mut *(bitmaps.io_a as *mut [u8; 4096]),
+            &mut *(bitmaps.io_b as *mut [u8; 4096]),
+            start.profile,
+        );
+    }
+    let pml4 = nested::build(&mut Tables(alloc), Format::Ept, ram.host_base, ram.size)
+        .map_err(|_| Stop::Vmx(VmxError::OutOfMemory))?;
+    Ok(VmxVm {
+        bitmaps,
+        eptp: nested::eptp(pml4),
+        ram,
+    })
+}
+
+/// Run vCPU `cpu` of the guest on this CPU until the guest asks to stop
+/// (`Ok(status)`) or must be stopped: VMXON here, a VMCS of this CPU's
+/// own, then the run loop. Every CPU checks the capabilities itself
+/// (IA32_FEATURE_CONTROL is per CPU).
+pub fn run_vcpu(
+    vm: &VmxVm,
+    start: &GuestStart,
+    mut regs: GuestRegs,
+    alloc: &spin::Mutex<PhysAlloc>,
+    cpu: usize,
+) -> Result<u32, Stop> {
+    let setup = detect(start.profile).map_err(Stop::Vmx)?;
+    let slot = crate::rt::smp::MACHINE.slot(cpu).ok_or(Stop::NoCpu)?;
+    let mut backend = enable(&setup, vm, start, alloc, cpu).map_err(Stop::Vmx)?;
+    backend.slot = Some(slot);
+    regs.rsp = start.rsp;
+    let result = exits::run_loop(&mut backend, &mut regs, cpu, &crate::rt::smp::MACHINE);
     if let Some(e) = backend.failed {
         return Err(Stop::Vmx(e));
     }
@@ -695,12 +698,13 @@ pub fn run(ram: GuestRam, start: GuestStart, alloc: &mut PhysAlloc) -> Result<u3
     }
 }
 
-/// CR0/CR4 fixed bits, VMXON, the VMCS, EPT and bitmaps.
+/// CR0/CR4 fixed bits, VMXON and this CPU's VMCS.
 fn enable(
     setup: &Setup,
-    ram: GuestRam,
+    vm: &VmxVm,
     start: &GuestStart,
-    alloc: &mut PhysAlloc,
+    alloc: &spin::Mutex<PhysAlloc>,
+    cpu: usize,
 ) -> Result<VmxBackend, VmxError> {
     let cr0 = super::apply_fixed_bits(cpu::cr0(), setup.cr0_fixed.0, setup.cr0_fixed.1);
     let cr4 = super::apply_fixed_bits(cpu::cr4() | CR4_VMXE, setup.cr4_fixed.0, setup.cr4_fixed.1);
@@ -711,8 +715,10 @@ fn enable(
     // SAFETY: as for CR0.
     unsafe { cpu::write_cr4(cr4) };
     let revision = setup.basic.revision_id();
-    let vmxon_pa = alloc_page(alloc)?;
-    let vmcs_pa = alloc_page(alloc)?;
+    let (vmxon_pa, vmcs_pa) = {
+        let mut a = alloc.lock();
+        (alloc_page(&mut a)?, alloc_page(&mut a)?)
+    };
     for pa in [vmxon_pa, vmcs_pa] {
         // SAFETY: both are fresh, aligned VMM pages; the first dword of
         // each is the revision identifier (SDM §25.2, §25.11.5), bit 31
@@ -729,27 +735,9 @@ fn enable(
     unsafe { region_insn(RegionInsn::Vmclear, vmcs_pa)? };
     // SAFETY: as above.
     unsafe { region_insn(RegionInsn::Vmptrld, vmcs_pa)? };
-    let bitmaps = Bitmaps {
-        msr: alloc_page(alloc)?,
-        io_a: alloc_page(alloc)?,
-        io_b: alloc_page(alloc)?,
-    };
-    // SAFETY: the three pages were just allocated (zeroed, identity-mapped,
-    // owned by nobody else) and are exactly 4 KiB, the arrays' size.
-    unsafe {
-        intercept::vmx_msr_bitmap(&mut *(bitmaps.msr as *mut [u8; 4096]));
-        intercept::vmx_io_bitmaps(
-            &mut *(bitmaps.io_a as *mut [u8; 4096]),
-            &mut *(bitmaps.io_b as *mut [u8; 4096]),
-            start.profile,
-        );
-    }
-    let gdt_page = alloc_page(alloc)?;
-    let pml4 = nested::build(&mut Tables(alloc), Format::Ept, ram.host_base, ram.size)
-        .map_err(|_| VmxError::OutOfMemory)?;
-    init_vmcs(setup, start, nested::eptp(pml4), bitmaps, gdt_page)?;
+    init_vmcs(setup, start, vm.eptp, vm.bitmaps, cpu)?;
     Ok(VmxBackend {
-        ram,
+        ram: vm.ram,
         launched: false,
         save_efer: setup.save_efer(),
         switch_pat: setup.switch_pat(),
@@ -761,9 +749,11 @@ fn enable(
         spec: crate::spec::detect(true),
         run_budget: (setup.pin & PinbasedControls::VMX_PREEMPTION_TIMER.bits() != 0)
             .then(|| super::preemption_timer_value(exits::RUN_BUDGET_TSC, setup.timer_rate)),
+        virtual_nmis: setup.pin & PinbasedControls::VIRTUAL_NMIS.bits() != 0,
         profile: start.profile,
         fx: FxArea::reset(),
         failed: None,
+        slot: None,
     })
 }
 
@@ -803,6 +793,11 @@ struct VmxBackend {
     /// VMLAUNCH/VMRESUME or a VMWRITE failed; `run` reports this instead
     /// of the placeholder exit that stopped the run loop.
     failed: Option<VmxError>,
+    /// "Virtual NMIs" is on: the guest's IRET ends the blocking of an
+    /// injected NMI, so NMIs for the guest can be forwarded.
+    virtual_nmis: bool,
+    /// This CPU's slot: the NMI latch (set before the first entry).
+    slot: Option<&'static crate::smp::Slot>,
 }
 
 /// Valid bit of the interruption-information fields (SDM §25.8.3, §25.9.3).
@@ -891,14 +886,19 @@ impl Backend for VmxBackend {
         // nothing else is being injected and the guest blocks neither NMIs
         // nor events (STI / MOV SS shadow): interruptibility bits 0, 1, 3
         // (SDM §25.4.2, §27.3.1.5).
-        if !self.reinjecting
-            && crate::idt::HOST_NMI.pending()
-            && crate::idt::HOST_NMI.take_if(vmread(gst::INTERRUPTIBILITY_STATE) & 0b1011 == 0)
-        {
-            self.write(
-                ctl::VMENTRY_INTERRUPTION_INFO_FIELD,
-                u64::from(2 | (2 << 8) | EVENT_VALID),
-            );
+        // Without virtual NMIs an injected NMI would block NMIs for good
+        // (§26.3: IRET then does not unblock them): it stays latched.
+        if let Some(slot) = self.slot.filter(|s| !self.reinjecting && s.nmi.pending()) {
+            if self.virtual_nmis
+                && slot
+                    .nmi
+                    .take_if(vmread(gst::INTERRUPTIBILITY_STATE) & 0b1011 == 0)
+            {
+                self.write(
+                    ctl::VMENTRY_INTERRUPTION_INFO_FIELD,
+                    u64::from(2 | (2 << 8) | EVENT_VALID),
+                );
+            }
         }
         if let Some(budget) = self.run_budget {
             self.write(gst::VMX_PREEMPTION_TIMER_VALUE, budget.into());
@@ -1054,6 +1054,14 @@ impl Backend for VmxBackend {
         // SAFETY: VMX does not switch DR6 (SDM Vol. 3C §28.3): the live DR6
         // is the guest's. The VMM uses no debug registers.
         unsafe { core::arch::asm!("mov dr6, {}", in(reg) dr6, options(nomem, nostack)) };
+    }
+
+    fn nmi_exit(&mut self) {
+        // With NMI exiting the NMI caused the exit and is gone (SDM Vol. 3C
+        // §26.2, §28.5): the slot decides what it was.
+        if let Some(slot) = self.slot {
+            slot.nmi_arrived();
+        }
     }
 }
 

@@ -38,7 +38,7 @@ fn get_status(cx: &mut Caller, buf: GuestAddr, len: u64) -> Result<u64, Error> {
         buf: &mut text,
         len: 0,
     };
-    let _ = writeln!(w, "uptime: {} exits", vmm_core::exits::exit_count());
+    let _ = writeln!(w, "uptime: {} exits", vmm_core::exit_count());
     let _ = writeln!(w, "hypercalls served:");
     if let Ok(reg) = Registry::global() {
         for (number, h) in reg.iter() {
