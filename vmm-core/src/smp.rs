@@ -192,11 +192,10 @@ const fn canonical(a: u64) -> bool {
 impl Machine {
     /// No CPUs yet.
     pub const fn new() -> Machine {
-        const S: Slot = Slot::new();
         Machine {
             ending: AtomicBool::new(false),
             cpus: AtomicUsize::new(1),
-            slots: [S; MAX_CPUS],
+            slots: [const { Slot::new() }; MAX_CPUS],
         }
     }
 

@@ -66,7 +66,13 @@ fn run(layout: &Layout, args: RunArgs) -> Result<bool> {
     let machine = Machine::select(args.emulator, args.cpu, args.accel, qemu::host_kvm_cpu)?
         .with_cpus(args.cpus);
     layout.check_example(&args.example)?;
-    let expected = Expectations::load(&layout.expect_file(&args.example))?;
+    // On N CPUs: examples/NAME/expect-cpusN.txt if there is one.
+    let smp_file = layout.smp_expect_file(&args.example, args.cpus);
+    let expected = if args.cpus > 1 && smp_file.exists() {
+        Expectations::load(&smp_file)?
+    } else {
+        Expectations::load(&layout.expect_file(&args.example))?
+    };
     if let Some(reason) = expected.skip_reason(&machine.name()) {
         println!(
             "note: {}/expect.txt skips {machine} in `cargo xtask test` ({reason}); running it anyway",

@@ -126,6 +126,26 @@ impl Layout {
         self.example_dir(name).join("expect.txt")
     }
 
+    /// `examples/NAME/expect-cpusN.txt` (N = 2 ..= 8), with N: what a run
+    /// of NAME on N CPUs must show (`cargo xtask test` runs each; `run
+    /// --cpus N` uses it instead of `expect.txt`). Sorted by N.
+    pub fn smp_expect_files(&self, name: &str) -> anyhow::Result<Vec<(u8, PathBuf)>> {
+        let mut out = Vec::new();
+        for cpus in 2..=crate::platform::MAX_CPUS {
+            let path = self.smp_expect_file(name, cpus);
+            if path.exists() {
+                out.push((cpus, path));
+            }
+        }
+        Ok(out)
+    }
+
+    /// `examples/NAME/expect-cpusN.txt`.
+    pub fn smp_expect_file(&self, name: &str, cpus: u8) -> PathBuf {
+        self.example_dir(name)
+            .join(format!("expect-cpus{cpus}.txt"))
+    }
+
     /// `examples/NAME/linux`: the example's Linux program (a cargo
     /// package), its `run.txt` and its `expect.txt`.
     pub fn example_linux_dir(&self, name: &str) -> PathBuf {

@@ -33,10 +33,19 @@ impl Emulate for Qemu {
         std::fs::create_dir_all(run_dir)
             .with_context(|| format!("creating {}", run_dir.display()))?;
         let mut command = Command::new(BINARY);
-        command.args(args(machine.accel, payload, vmm_cmdline));
+        let mut a = args(machine.accel, payload, vmm_cmdline);
         if machine.cpus > 1 {
-            command.args(["-smp".to_owned(), machine.cpus.to_string()]);
+            a.extend(["-smp".to_owned(), machine.cpus.to_string()]);
+            if let Some(accel) = a.iter_mut().find(|x| *x == "tcg") {
+                // One host thread for all vCPUs: with multi-threaded TCG,
+                // 1 of about 10 runs of `hostile --cpus 4` (2026-12-07)
+                // took a host #PF on the instruction after VMRUN, fetching
+                // a page the VMM never unmaps; 0 of 12 single-threaded
+                // runs did (docs/DECISIONS.md).
+                *accel = "tcg,thread=single".to_owned();
+            }
         }
+        command.args(a);
         Ok(Launched {
             command,
             console: ConsoleSource::Stdout,

@@ -270,6 +270,8 @@ pub fn test(layout: &Layout, args: &TestArgs) -> Result<bool> {
 
     let mut examples = Vec::new();
     let mut expectations = Vec::new();
+    // `examples/NAME/expect-cpusN.txt`: NAME again on N CPUs.
+    let mut smp_rows: Vec<(usize, u8, Expectations)> = Vec::new();
     if !args.host_only {
         examples = select(layout.discover_examples()?, &args.filters);
         if examples.is_empty() {
@@ -283,9 +285,12 @@ pub fn test(layout: &Layout, args: &TestArgs) -> Result<bool> {
                 }
             );
         }
-        for name in &examples {
+        for (i, name) in examples.iter().enumerate() {
             layout.check_example(name)?;
             expectations.push(Expectations::load(&layout.expect_file(name))?);
+            for (cpus, path) in layout.smp_expect_files(name)? {
+                smp_rows.push((i, cpus, Expectations::load(&path)?));
+            }
         }
         let mut tools: Vec<Toolset> = Emulator::ALL
             .into_iter()
@@ -356,10 +361,15 @@ pub fn test(layout: &Layout, args: &TestArgs) -> Result<bool> {
             linux_rows.push((i, prepared));
         }
     }
-    // Rows: every example, then every Linux guest.
+    // Rows: every example, every example's SMP run, then every Linux guest.
     let row_names: Vec<String> = examples
         .iter()
         .cloned()
+        .chain(
+            smp_rows
+                .iter()
+                .map(|(i, cpus, _)| format!("{} x{cpus}", examples[*i])),
+        )
         .chain(
             linux_rows
                 .iter()
@@ -370,6 +380,11 @@ pub fn test(layout: &Layout, args: &TestArgs) -> Result<bool> {
         .iter()
         .cloned()
         .chain(
+            smp_rows
+                .iter()
+                .map(|(i, cpus, _)| format!("{}-cpus{cpus}", examples[*i])),
+        )
+        .chain(
             linux_rows
                 .iter()
                 .map(|(i, _)| format!("{}-linux", examples[*i])),
@@ -379,7 +394,11 @@ pub fn test(layout: &Layout, args: &TestArgs) -> Result<bool> {
     // The matrix, row-major. Linux runs take longest: queue them first.
     let mut cells: Vec<Option<Cell>> = Vec::new();
     let mut queue = VecDeque::new();
-    for (i, expected) in expectations.iter().enumerate() {
+    let example_rows = expectations
+        .iter()
+        .enumerate()
+        .chain(smp_rows.iter().map(|(i, _, e)| (*i, e)));
+    for (i, expected) in example_rows {
         for platform in &platforms {
             let cell = if let Some(reason) = expected.skip_reason(&platform.name()) {
                 println!("skipping {} on {platform}: {reason}", examples[i]);
@@ -428,20 +447,28 @@ pub fn test(layout: &Layout, args: &TestArgs) -> Result<bool> {
                     break;
                 };
                 let (row, platform) = (index / width, platforms[index % width]);
-                let outcome = match row.checked_sub(examples.len()) {
-                    None => {
-                        let expected = &expectations[row];
-                        session::boot(&Boot {
-                            payload: session::example_payload(layout, &examples[row]),
-                            layout,
-                            name: &examples[row],
-                            machine: platform,
-                            timeout: args.timeout.or(expected.timeout).unwrap_or(DEFAULT_TIMEOUT),
-                            expected,
-                            labelled: jobs > 1,
-                        })
-                    }
-                    Some(l) => {
+                // Example rows, then SMP rows, then Linux rows.
+                let smp = row
+                    .checked_sub(examples.len())
+                    .and_then(|r| smp_rows.get(r));
+                let example = if row < examples.len() {
+                    Some((row, 1, &expectations[row]))
+                } else {
+                    smp.map(|(i, cpus, e)| (*i, *cpus, e))
+                };
+                let linux = row.checked_sub(examples.len() + smp_rows.len());
+                let outcome = match (example, linux) {
+                    (Some((i, cpus, expected)), _) => session::boot(&Boot {
+                        payload: session::example_payload(layout, &examples[i]),
+                        layout,
+                        name: &run_names[row],
+                        machine: platform.with_cpus(cpus),
+                        timeout: args.timeout.or(expected.timeout).unwrap_or(DEFAULT_TIMEOUT),
+                        expected,
+                        labelled: jobs > 1,
+                    }),
+                    (None, None) => unreachable!("every row is an example, SMP or Linux row"),
+                    (None, Some(l)) => {
                         let (example, prepared) = &linux_rows[l];
                         let prepared = prepared.as_ref().expect("only prepared rows are queued");
                         let timeout = args

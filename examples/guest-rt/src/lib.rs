@@ -28,6 +28,7 @@ pub mod arch;
 
 use baremetal::Com1;
 use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicBool, Ordering};
 
 core::arch::global_asm!(
     r#"
@@ -50,10 +51,58 @@ guest_stack_top:
 "#
 );
 
-/// Print formatted text on the serial console (COM1).
+/// Held while one vCPU prints, so that lines from several vCPUs do not
+/// interleave (a spin lock: the guests take no interrupts).
+static PRINTING: AtomicBool = AtomicBool::new(false);
+
+/// Print formatted text on the serial console (COM1), whole: one vCPU
+/// at a time.
 pub fn print_fmt(args: fmt::Arguments<'_>) {
+    while PRINTING
+        .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        core::hint::spin_loop();
+    }
     // Com1's writer never fails.
     let _ = Com1.write_fmt(args);
+    PRINTING.store(false, Ordering::Release);
+}
+
+/// The guest's vCPUs (docs/ABI.md, "Several vCPUs"): how many, which one
+/// runs this code, and starting one.
+pub mod vcpu {
+    use guest_sdk::{call, Error};
+
+    /// How many vCPUs the guest has (1 on a VMM without them).
+    pub fn count() -> u64 {
+        call!("vmm_vcpu_count").unwrap_or(1)
+    }
+
+    /// The id of the vCPU that runs this code (0 on a VMM without them).
+    pub fn id() -> u64 {
+        call!("vmm_vcpu_id").unwrap_or(0)
+    }
+
+    /// Start vCPU `id` in `entry(arg, id)` on the stack ending at
+    /// `stack_top` (16-byte aligned), in the state vCPU 0 started in.
+    pub fn start(
+        id: u64,
+        entry: extern "C" fn(u64, u64) -> !,
+        stack_top: u64,
+        arg: u64,
+    ) -> Result<(), Error> {
+        // The entry sees the stack as after a call: RSP + 8 aligned.
+        let rsp = stack_top.wrapping_sub(8);
+        call!(
+            "vmm_vcpu_up",
+            rbx = id,
+            rcx = entry as usize as u64,
+            rdx = rsp,
+            rsi = arg
+        )
+        .map(|_| ())
+    }
 }
 
 /// Print a line on the guest console, like `std::println!`.

@@ -401,3 +401,34 @@ pub fn wait_for_signal(slot: &Slot, seen: u32) {
 
 /// At most [`MAX_CPUS`] areas fit the 2 MiB region.
 const _: () = assert!(MAX_CPUS as u64 * layout::AREA <= 2 << 20);
+
+// The vCPU hypercalls (docs/ABI.md, "Several vCPUs").
+
+/// `vmm_vcpu_count()`: how many vCPUs the guest has (1 ..= 8). Any CPL.
+#[vmmcall::vmmcall("vmm_vcpu_count", user)]
+fn vcpu_count() -> u64 {
+    MACHINE.vcpus() as u64
+}
+
+/// `vmm_vcpu_id()`: the calling vCPU's id (0 ..= count - 1). Any CPL.
+#[vmmcall::vmmcall("vmm_vcpu_id", user)]
+fn vcpu_id(cx: &mut vmmcall::Caller<'_>) -> u64 {
+    u64::from(cx.vcpu_id())
+}
+
+/// `vmm_vcpu_up(id, rip, rsp, arg)`: start vCPU `id` at `rip` with `rsp`,
+/// RDI = `arg` and RSI = `id`, in the state vCPU 0 started in. CPL 0.
+/// `-EINVAL`: no such vCPU, or a non-canonical `rip`/`rsp`; `-EBUSY`:
+/// the vCPU already runs or is being started.
+#[vmmcall::vmmcall("vmm_vcpu_up")]
+fn vcpu_up(id: u64, rip: u64, rsp: u64, arg: u64) -> Result<u64, vmmcall::Error> {
+    let id = usize::try_from(id).map_err(|_| vmmcall::Error::Invalid)?;
+    let slot = MACHINE
+        .vcpu_up(id, crate::smp::VcpuEntry { rip, rsp, arg })
+        .map_err(|e| match e {
+            crate::smp::UpError::Invalid => vmmcall::Error::Invalid,
+            crate::smp::UpError::Busy => vmmcall::Error::Busy,
+        })?;
+    signal(slot);
+    Ok(0)
+}

@@ -58,6 +58,8 @@
 #![no_std]
 #![no_main]
 
+mod smp;
+
 use core::sync::atomic::{AtomicU64, Ordering};
 use guest_rt::arch::{self, PTE_P, PTE_PS, PTE_RW, PTE_US};
 use guest_rt::println;
@@ -98,6 +100,7 @@ const RAM: u64 = 32 * MIB;
 const EPERM: u64 = 1;
 const EFAULT: u64 = 14;
 const EINVAL: u64 = 22;
+const EBUSY: u64 = 16;
 const ENOSPC: u64 = 28;
 const ERANGE: u64 = 34;
 const ENOSYS: u64 = 38;
@@ -122,11 +125,14 @@ enum H {
     Mix,
     NameLen,
     Sum,
+    VcpuCount,
+    VcpuId,
+    VcpuUp,
     Whoami,
 }
 
 /// The VMM image's handlers in byte order of their names: number = index + 1.
-const TABLE: [(&[u8], H, bool); 11] = [
+const TABLE: [(&[u8], H, bool); 14] = [
     (b"echo_u8", H::EchoU8, true),
     (b"exit", H::Exit, false),
     (b"fill", H::Fill, true),
@@ -137,6 +143,10 @@ const TABLE: [(&[u8], H, bool); 11] = [
     (b"mix", H::Mix, true),
     (b"name_len", H::NameLen, true),
     (b"sum", H::Sum, true),
+    // vmm-core's built-ins for several vCPUs (docs/ABI.md).
+    (b"vmm_vcpu_count", H::VcpuCount, true),
+    (b"vmm_vcpu_id", H::VcpuId, true),
+    (b"vmm_vcpu_up", H::VcpuUp, false),
     (b"whoami", H::Whoami, true),
 ];
 const K: u64 = TABLE.len() as u64;
@@ -415,6 +425,8 @@ fn page(la: u64) -> Option<Pg> {
 struct Who {
     cpl: u8,
     wp: bool,
+    /// The calling vCPU's id.
+    vcpu: u64,
 }
 
 /// Why an access to one page fails (docs/ABI.md, `EFAULT`), or `Ok`.
@@ -758,6 +770,17 @@ fn expect(n: u64, a: [u64; 5], who: Who) -> u64 {
             }
         }
         H::Whoami => u64::from(who.cpl),
+        H::VcpuCount => smp::vcpus(),
+        H::VcpuId => who.vcpu,
+        // Every vCPU is running (or started) by the time any storm runs:
+        // a real one is busy, never started again.
+        H::VcpuUp => {
+            if a[0] >= smp::vcpus() || !canonical(a[1]) || !canonical(a[2]) {
+                inval
+            } else {
+                err(EBUSY)
+            }
+        }
     }
 }
 
@@ -1398,7 +1421,7 @@ struct State {
     /// The x87/SSE patterns' own generator, so the storm's sequence (and
     /// its call counts) stays what it was without them.
     fx_rng: Rng,
-    numbers: [u64; 12],
+    numbers: [u64; 16],
     native_amd: bool,
     /// The caller the storm is now.
     who: Who,
@@ -1419,6 +1442,51 @@ static mut STATE: Option<State> = None;
 static NEXT_PHASE: AtomicU64 = AtomicU64::new(0);
 
 impl State {
+    /// A fresh storm from `seed` at CPL 0 with CR0.WP set.
+    fn new(seed: u64, native_amd: bool) -> State {
+        State {
+            rng: Rng(seed),
+            calls: 0,
+            unexpected: 0,
+            vector_changed: 0,
+            fx_rng: Rng(!seed),
+            numbers: [0; 16],
+            native_amd,
+            who: Who {
+                cpl: 0,
+                wp: true,
+                vcpu: 0,
+            },
+            counts: [0; CLASSES.len()],
+            snap: Snapshot::new(),
+            per_cpl: [0; 4],
+            describe_rng: Rng(seed ^ 0xDE5C_81BE),
+            typed_rng: Rng(seed ^ 0x7E9E_D100),
+            describe_calls: 0,
+        }
+    }
+
+    /// The numbers follow the name order: look each name up, from a copy
+    /// at `at` (scratch RAM).
+    fn numbers_from_lookup(&mut self, at: u64) {
+        for (i, (name, _, _)) in TABLE.iter().enumerate() {
+            poke(at, name);
+            poke(at + name.len() as u64, &[0]);
+            let n = self.call(0, [at, 0, 0, 0, 0]);
+            if n != i as u64 + 1 {
+                self.report(
+                    "number",
+                    format_args!(
+                        "{} is {n}, expected {}",
+                        core::str::from_utf8(name).unwrap_or("?"),
+                        i + 1
+                    ),
+                );
+            }
+            self.numbers[i] = n;
+        }
+    }
+
     fn number(&self, h: H) -> u64 {
         self.numbers[TABLE.iter().position(|t| t.1 == h).unwrap_or(0)]
     }
@@ -1793,7 +1861,7 @@ impl State {
             if (cr0 >> 16) & 1 != u64::from(wp) {
                 self.report("CR0.WP", format_args!("the gate left CR0 at {cr0:#x}"));
             }
-            self.who = Who { cpl, wp };
+            self.who = Who { cpl, wp, vcpu: 0 };
             if cpl != 0 && self.calls == start {
                 let w = self.call(self.number(H::Whoami), [0; 5]);
                 if w != u64::from(cpl) {
@@ -1801,7 +1869,8 @@ impl State {
                 }
             }
             let (phase_start, t0) = (self.calls, rdtsc());
-            self.storm(calls);
+            // On N vCPUs vCPU 0 makes 1/N of the calls (smp.rs).
+            self.storm(calls / smp::vcpus());
             if let Some(at) = canary_changed() {
                 self.report(
                     "canary",
@@ -1905,41 +1974,11 @@ fn main() -> Result<(), guest_sdk::Error> {
         build_tables();
         install_rings();
     }
+    // On several vCPUs the others start their storms now (smp.rs).
+    let vcpus = smp::start(vmm.instruction == Instruction::Vmmcall);
     fill_canary();
-    let mut st = State {
-        rng: Rng(SEED),
-        calls: 0,
-        unexpected: 0,
-        vector_changed: 0,
-        fx_rng: Rng(!SEED),
-        numbers: [0; 12],
-        native_amd: vmm.instruction == Instruction::Vmmcall,
-        who: Who { cpl: 0, wp: true },
-        counts: [0; CLASSES.len()],
-        snap: Snapshot::new(),
-        per_cpl: [0; 4],
-        describe_rng: Rng(SEED ^ 0xDE5C_81BE),
-        typed_rng: Rng(SEED ^ 0x7E9E_D100),
-        describe_calls: 0,
-    };
-    // The numbers follow the name order: look each name up from scratch RAM.
-    for (i, (name, _, _)) in TABLE.iter().enumerate() {
-        let at = SCRATCH + 8192;
-        poke(at, name);
-        poke(at + name.len() as u64, &[0]);
-        let n = st.call(0, [at, 0, 0, 0, 0]);
-        if n != i as u64 + 1 {
-            st.report(
-                "number",
-                format_args!(
-                    "{} is {n}, expected {}",
-                    core::str::from_utf8(name).unwrap_or("?"),
-                    i + 1
-                ),
-            );
-        }
-        st.numbers[i] = n;
-    }
+    let mut st = State::new(SEED, vmm.instruction == Instruction::Vmmcall);
+    st.numbers_from_lookup(SCRATCH + 8192);
     if !TABLE.windows(2).all(|w| w[0].0 < w[1].0) {
         st.report(
             "table",
@@ -1947,8 +1986,10 @@ fn main() -> Result<(), guest_sdk::Error> {
         );
     }
     println!(
-        "hostile: seed {SEED:#x}, {total} calls, {} handlers, native instruction {:?}",
-        K, vmm.instruction
+        "hostile: seed {SEED:#x}, {} calls, {} handlers, native instruction {:?}, {vcpus} vCPUs",
+        total / vcpus,
+        K,
+        vmm.instruction
     );
     st.ring(0);
     next_ring(st, 1)
@@ -2012,5 +2053,10 @@ extern "C" fn ring3_main() -> ! {
         st.per_cpl[0], st.per_cpl[1], st.per_cpl[2], st.per_cpl[3], st.describe_calls
     );
     println!("hostile: {} calls, {} unexpected", st.calls, st.unexpected);
-    guest_rt::exit(if st.unexpected == 0 { 0 } else { 1 })
+    let others = smp::finish(st.calls, st.unexpected);
+    guest_rt::exit(if st.unexpected == 0 && others == 0 {
+        0
+    } else {
+        1
+    })
 }

@@ -1,0 +1,297 @@
+//! The hostile guest on several vCPUs (`cargo xtask run hostile --cpus N`).
+//!
+//! vCPU 0 runs the storm of the module docs (its call counts divided by
+//! N, so that the run takes about as long as on one vCPU). Every other
+//! vCPU, started with `vmm_vcpu_up`, runs a storm of its own at the same
+//! time: [`AP_CALLS`] calls at CPL 0 from its own seed, both
+//! instructions, every GPR and the x87/SSE state loaded with random
+//! values and checked afterwards, each answer predicted from the ABI
+//! (`State::check`, the same checks as vCPU 0's), the memory it names
+//! being its own 256 KiB at `AP_BUF + i * 256 KiB` (guest RAM that vCPU
+//! 0's storm never names) with the bytes around every buffer checked.
+//!
+//! **Races** (N >= 3): the last vCPU is the racer. While the others call,
+//! it keeps flipping, with single 8-byte stores:
+//! - the NUL of a name between byte 3 and byte 7 (`abc\0efg\0` and
+//!   `abcdefg\0`): `name_len` must answer 3 or 7;
+//! - the page-table entry of each caller's own linear page between two
+//!   guest-physical pages: a 4 KiB `fill` through it must land entirely
+//!   in one of them, the other and the guard pages around both unchanged
+//!   (one translation per call: docs/ABI.md, "What read once means").
+//!
+//! Any other answer counts as "outside a snapshot".
+
+use super::*;
+use core::sync::atomic::AtomicBool;
+
+/// Calls of each AP's storm.
+pub const AP_CALLS: u64 = 4000;
+/// Race rounds of each caller (a `name_len` and a `fill` each).
+const RACE_ROUNDS: u64 = 250;
+/// vCPU `i`'s memory: `AP_BUF + i * AREA` (i >= 1), user RAM.
+const AP_BUF: u64 = 20 * MIB;
+const AREA: u64 = 256 * 1024;
+/// The race pages: caller `i` owns `RACE_PAGES + i * 4 pages`: page 0 and
+/// page 2 are the two targets, pages 1 and 3 guards.
+const RACE_PAGES: u64 = 22 * MIB;
+/// The flipping name.
+const RACE_NAME: u64 = 23 * MIB;
+/// Linear pages whose entries the racer flips: caller `i`'s is
+/// `RACE_LA + i * PAGE` (PDPT0 entry 256: nothing else is there).
+const RACE_LA: u64 = 0x40_0000_0000;
+const NAME_A: u64 = u64::from_le_bytes(*b"abc\0efg\0");
+const NAME_B: u64 = u64::from_le_bytes(*b"abcdefg\0");
+
+static mut RACE_PD: Table = Table([0; 512]);
+static mut RACE_PT: Table = Table([0; 512]);
+static mut STACKS: [Stack; 8] = [const { Stack([0; 65536]) }; 8];
+
+/// vCPUs of the run (set by vCPU 0 before it starts the others).
+static VCPUS: AtomicU64 = AtomicU64::new(1);
+/// Storm calls and unexpected answers of the APs, summed.
+static AP_CALLS_DONE: AtomicU64 = AtomicU64::new(0);
+static AP_UNEXPECTED: AtomicU64 = AtomicU64::new(0);
+/// Callers (non-racer APs) finished.
+static CALLERS_DONE: AtomicU64 = AtomicU64::new(0);
+static STOP_RACE: AtomicBool = AtomicBool::new(false);
+static RACER_DONE: AtomicBool = AtomicBool::new(false);
+static RACED: AtomicU64 = AtomicU64::new(0);
+static OUTSIDE: AtomicU64 = AtomicU64::new(0);
+static FLIPS: AtomicU64 = AtomicU64::new(0);
+
+/// How many vCPUs run the storm.
+pub fn vcpus() -> u64 {
+    VCPUS.load(Ordering::SeqCst)
+}
+
+fn racer(n: u64) -> Option<u64> {
+    (n >= 3).then(|| n - 1)
+}
+
+fn pte(i: u64, which: u64) -> u64 {
+    (RACE_PAGES + i * 4 * PAGE + which * 2 * PAGE) | PTE_P | PTE_RW | PTE_US
+}
+
+/// vCPU 0, after `build_tables`: map the race pages and start vCPUs
+/// 1..N. Returns N.
+pub fn start(native_amd: bool) -> u64 {
+    let n = guest_rt::vcpu::count().clamp(1, 8);
+    VCPUS.store(n, Ordering::SeqCst);
+    NATIVE_AMD.store(native_amd, Ordering::SeqCst);
+    if n == 1 {
+        return 1;
+    }
+    // SAFETY: vCPU 0 alone runs; the tables are statics of this image
+    // (identity-mapped, their linear address is guest-physical), and
+    // PDPT0[256] maps nothing yet.
+    unsafe {
+        let pt = &mut *core::ptr::addr_of_mut!(RACE_PT);
+        for i in 1..n {
+            pt.0[i as usize] = pte(i, 0);
+        }
+        (*core::ptr::addr_of_mut!(RACE_PD)).0[0] =
+            table_addr(core::ptr::addr_of!(RACE_PT)) | PTE_P | PTE_RW | PTE_US;
+        (*core::ptr::addr_of_mut!(PDPT0)).0[256] =
+            table_addr(core::ptr::addr_of!(RACE_PD)) | PTE_P | PTE_RW | PTE_US;
+        arch::write_cr3(table_addr(core::ptr::addr_of!(PML4)));
+    }
+    for i in 1..n {
+        let top = core::ptr::addr_of!(STACKS) as u64 + (i + 1) * 65536;
+        if let Err(e) = guest_rt::vcpu::start(i, ap_main, top, 0) {
+            println!("hostile: vCPU {i} did not start: {e:?}");
+            guest_rt::exit(1);
+        }
+    }
+    n
+}
+
+static NATIVE_AMD: AtomicBool = AtomicBool::new(false);
+
+/// An AP: RDI = the argument, RSI = its id.
+extern "C" fn ap_main(_arg: u64, id: u64) -> ! {
+    // SAFETY: vCPU 0 built the tables before starting this vCPU; they map
+    // this image and stack as the VMM's initial ones did.
+    unsafe { arch::write_cr3(table_addr(core::ptr::addr_of!(PML4))) };
+    let n = vcpus();
+    if racer(n) == Some(id) {
+        race(n);
+        RACER_DONE.store(true, Ordering::SeqCst);
+    } else {
+        let mut st = State::new(
+            SEED ^ id.wrapping_mul(0x9E37_79B9),
+            NATIVE_AMD.load(Ordering::SeqCst),
+        );
+        let cr0: u64;
+        // SAFETY: reading CR0 at CPL 0.
+        unsafe { core::arch::asm!("mov {}, cr0", out(reg) cr0, options(nomem, nostack)) };
+        st.who = Who {
+            cpl: 0,
+            wp: cr0 & (1 << 16) != 0,
+            vcpu: id,
+        };
+        st.numbers_from_lookup(AP_BUF + id * AREA + AREA - 512);
+        let t0 = rdtsc();
+        for _ in 0..AP_CALLS {
+            ap_call(&mut st, id);
+        }
+        println!(
+            "hostile: vCPU {id}: {} calls, {} unexpected ({} TSC ticks)",
+            st.calls,
+            st.unexpected,
+            rdtsc().wrapping_sub(t0)
+        );
+        if racer(n).is_some() {
+            races(&mut st, id);
+        }
+        AP_CALLS_DONE.fetch_add(st.calls, Ordering::SeqCst);
+        AP_UNEXPECTED.fetch_add(st.unexpected, Ordering::SeqCst);
+        CALLERS_DONE.fetch_add(1, Ordering::SeqCst);
+    }
+    // Wait (no HLT: the VMM would stop the run) until vCPU 0 ends it.
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+/// One call of an AP's storm: a random handler (or number) with random
+/// and edge arguments; memory only inside the vCPU's own area.
+fn ap_call(st: &mut State, id: u64) {
+    let base = AP_BUF + id * AREA;
+    let n = match st.rng.below(10) {
+        0 => K + 1 + st.rng.below(4),
+        1 => st.rng.next(),
+        _ => 1 + st.rng.below(K),
+    };
+    let mut a = [0u64; 5];
+    for v in a.iter_mut() {
+        *v = if st.rng.below(2) == 0 {
+            st.rng.pick(&EDGES)
+        } else {
+            value(&mut st.rng)
+        };
+    }
+    // Memory: inside [base, base + AREA - 8 KiB), the last 8 KiB being
+    // the lookup names' scratch.
+    let at = base + 64 + st.rng.below(AREA - 16 * 1024);
+    match handler(n) {
+        Some((H::Exit, _)) => a[0] |= 1 << 32 | st.rng.next() << 33,
+        Some((H::Fill, _)) => {
+            a[0] = at;
+            a[1] = st.rng.below(4200);
+        }
+        Some((H::Sum, _)) => {
+            a[0] = at;
+            a[1] = st.rng.below(4200);
+        }
+        Some((H::NameLen, _)) => {
+            let len = st.rng.below(300) as usize;
+            let mut name = [b'n'; 300];
+            if let Some(b) = name.get_mut(len) {
+                *b = 0;
+            }
+            poke(at, &name);
+            a[0] = at;
+        }
+        _ => {}
+    }
+    st.check(n, a);
+}
+
+/// The racer: flip the name and every caller's page-table entry until
+/// the callers are done.
+fn race(n: u64) {
+    let name = RACE_NAME as *mut u64;
+    let pt = core::ptr::addr_of_mut!(RACE_PT) as *mut u64;
+    let mut flip = 0u64;
+    while !STOP_RACE.load(Ordering::SeqCst) {
+        flip += 1;
+        let b = flip & 1;
+        // SAFETY: RACE_NAME is guest RAM of this image's map that only the
+        // racer writes (8-aligned); RACE_PT is this image's static table,
+        // entries 1..n-1 of which only the racer writes after start().
+        unsafe {
+            name.write_volatile(if b == 0 { NAME_A } else { NAME_B });
+            for i in 1..n - 1 {
+                pt.add(i as usize).write_volatile(pte(i, b));
+            }
+        }
+        core::hint::spin_loop();
+    }
+    FLIPS.store(flip, Ordering::SeqCst);
+}
+
+/// A caller's races: `name_len` of the flipping name, and a `fill`
+/// through the flipping entry.
+fn races(st: &mut State, id: u64) {
+    let name_len = st.number(H::NameLen);
+    let fill = st.number(H::Fill);
+    let pages = RACE_PAGES + id * 4 * PAGE;
+    for round in 0..RACE_ROUNDS {
+        let len = st.call(name_len, [RACE_NAME, 0, 0, 0, 0]);
+        RACED.fetch_add(1, Ordering::SeqCst);
+        if len != 3 && len != 7 {
+            OUTSIDE.fetch_add(1, Ordering::SeqCst);
+            st.report(
+                "race",
+                format_args!("name_len of a flipping name: {len:#x}"),
+            );
+        }
+        // Fresh patterns: targets 0x11 and 0x22, guards 0x33.
+        for (page, byte) in [(0, 0x11u8), (1, 0x33), (2, 0x22), (3, 0x33)] {
+            poke(pages + page * PAGE, &[byte; PAGE as usize]);
+        }
+        let byte = 0x40 + (round % 0x40) as u8;
+        let got = st.call(fill, [RACE_LA + id * PAGE, PAGE, u64::from(byte), 0, 0]);
+        RACED.fetch_add(1, Ordering::SeqCst);
+        let all = |page: u64, b: u8| (0..PAGE).all(|o| ram_byte(pages + page * PAGE + o) == b);
+        let guards = all(1, 0x33) && all(3, 0x33);
+        let one = (all(0, byte) && all(2, 0x22)) || (all(0, 0x11) && all(2, byte));
+        if got != PAGE || !guards || !one {
+            OUTSIDE.fetch_add(1, Ordering::SeqCst);
+            st.report(
+                "race",
+                format_args!(
+                    "fill through a flipping entry: {got:#x}, one page {one}, guards {guards}"
+                ),
+            );
+        }
+    }
+}
+
+/// vCPU 0, at the end: wait for the others and print their lines.
+/// Returns the unexpected answers of the other vCPUs.
+pub fn finish(own_calls: u64, own_unexpected: u64) -> u64 {
+    let n = vcpus();
+    if n == 1 {
+        return 0;
+    }
+    let callers = n - 1 - u64::from(racer(n).is_some());
+    while CALLERS_DONE.load(Ordering::SeqCst) < callers {
+        core::hint::spin_loop();
+    }
+    STOP_RACE.store(true, Ordering::SeqCst);
+    if racer(n).is_some() {
+        while !RACER_DONE.load(Ordering::SeqCst) {
+            core::hint::spin_loop();
+        }
+    }
+    let unexpected = AP_UNEXPECTED.load(Ordering::SeqCst);
+    println!("hostile: vCPU 0: {own_calls} calls, {own_unexpected} unexpected");
+    if let Some(r) = racer(n) {
+        println!(
+            "hostile: vCPU {r}: the racer, {} flips",
+            FLIPS.load(Ordering::SeqCst)
+        );
+    }
+    println!(
+        "hostile: {n} vCPUs, {} calls, {} unexpected",
+        own_calls + AP_CALLS_DONE.load(Ordering::SeqCst),
+        own_unexpected + unexpected
+    );
+    println!(
+        "races: {} calls raced, {} answers outside a snapshot",
+        RACED.load(Ordering::SeqCst),
+        OUTSIDE.load(Ordering::SeqCst),
+    );
+    unexpected
+}
