@@ -57,10 +57,10 @@ impl GuestPhysMemory for GuestRam {
         let src = self
             .host_range(gpa, buf.len() as u64)
             .ok_or(MemError::OutsideRam { gpa })?;
-        // SAFETY: host_range checked that [gpa, gpa + len) is guest RAM,
-        // which the VMM identity-maps and which never overlaps VMM memory
-        // such as `buf`.
-        unsafe { core::ptr::copy_nonoverlapping(src as *const u8, buf.as_mut_ptr(), buf.len()) };
+        // SAFETY: host_range checked that [src, src + len) is guest RAM,
+        // identity-mapped for the VMM's whole life and never a Rust object
+        // of the VMM's.
+        unsafe { copy_from_guest(src, buf) };
         Ok(())
     }
 
@@ -68,8 +68,8 @@ impl GuestPhysMemory for GuestRam {
         let dst = self
             .host_range(gpa, data.len() as u64)
             .ok_or(MemError::OutsideRam { gpa })?;
-        // SAFETY: as in read_phys: the range is guest RAM, disjoint from `data`.
-        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), dst as *mut u8, data.len()) };
+        // SAFETY: as in read_phys: the range is guest RAM.
+        unsafe { copy_to_guest(data, dst) };
         Ok(())
     }
 
@@ -97,10 +97,82 @@ impl GuestPhysMemory for GuestRam {
         // aligned (checked above). The guest's writes to it, from any
         // vCPU, are the processor's, outside Rust's memory model like a
         // device's; an atomic load is the access that tolerates them.
-        // (A handler's write_phys on another CPU to the same entry would
-        // still be a byte copy racing this load; vmm-core runs one vCPU.)
+        // A handler's write_phys on another CPU to the same entry stores
+        // with atomics too (copy_to_guest).
         let entry = unsafe { core::sync::atomic::AtomicU64::from_ptr(host as *mut u64) };
         Ok(entry.load(Ordering::Relaxed))
+    }
+}
+
+/// Copy guest RAM at host address `src` into `buf` with relaxed atomic
+/// loads: 8 bytes at a time where aligned, single bytes at the ends.
+///
+/// Other vCPUs may write guest RAM at any moment (their stores are the
+/// processor's, outside Rust's memory model, like a device's), and so may
+/// a handler on another CPU: a plain copy (`copy_nonoverlapping`) would be
+/// a data race, which Rust leaves undefined. Relaxed atomic accesses
+/// compile to plain `mov`s; each byte is read once. (Mixed-size accesses
+/// to one location from two VMM CPUs, an 8-byte load racing a 1-byte
+/// store, are what x86 defines and Rust does not yet promise; rust-vmm's
+/// `vm-memory` makes the same trade with volatile copies.)
+///
+/// # Safety
+/// `[src, src + buf.len())` must be mapped, readable memory that is no
+/// Rust object of the VMM's (guest RAM).
+unsafe fn copy_from_guest(src: u64, buf: &mut [u8]) {
+    use core::sync::atomic::{AtomicU64, AtomicU8};
+    let mut i = 0usize;
+    let len = buf.len();
+    while i < len {
+        let at = src.wrapping_add(i as u64);
+        let rest = len.wrapping_sub(i);
+        if at.is_multiple_of(8) && rest >= 8 {
+            // SAFETY: 8 bytes of the caller's range, 8-byte aligned.
+            let v = unsafe { AtomicU64::from_ptr(at as *mut u64) }.load(Ordering::Relaxed);
+            if let Some(dst) = buf.get_mut(i..i.wrapping_add(8)) {
+                dst.copy_from_slice(&v.to_le_bytes());
+            }
+            i = i.wrapping_add(8);
+        } else {
+            // SAFETY: one byte of the caller's range.
+            let v = unsafe { AtomicU8::from_ptr(at as *mut u8) }.load(Ordering::Relaxed);
+            if let Some(d) = buf.get_mut(i) {
+                *d = v;
+            }
+            i = i.wrapping_add(1);
+        }
+    }
+}
+
+/// Copy `data` into guest RAM at host address `dst` with relaxed atomic
+/// stores (see [`copy_from_guest`]).
+///
+/// # Safety
+/// `[dst, dst + data.len())` must be mapped, writable memory that is no
+/// Rust object of the VMM's (guest RAM).
+unsafe fn copy_to_guest(data: &[u8], dst: u64) {
+    use core::sync::atomic::{AtomicU64, AtomicU8};
+    let mut i = 0usize;
+    let len = data.len();
+    while i < len {
+        let at = dst.wrapping_add(i as u64);
+        match data.get(i..i.wrapping_add(8)) {
+            Some(chunk) if at.is_multiple_of(8) => {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(chunk);
+                // SAFETY: 8 bytes of the caller's range, 8-byte aligned.
+                unsafe { AtomicU64::from_ptr(at as *mut u64) }
+                    .store(u64::from_le_bytes(b), Ordering::Relaxed);
+                i = i.wrapping_add(8);
+            }
+            _ => {
+                if let Some(&v) = data.get(i) {
+                    // SAFETY: one byte of the caller's range.
+                    unsafe { AtomicU8::from_ptr(at as *mut u8) }.store(v, Ordering::Relaxed);
+                }
+                i = i.wrapping_add(1);
+            }
+        }
     }
 }
 
@@ -127,6 +199,7 @@ pub fn maxphyaddr() -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    extern crate std;
 
     #[test]
     fn guest_ram_ranges() {
@@ -138,6 +211,36 @@ mod tests {
         assert_eq!(r.host_range(0x1ff_ffff, 1), Some(0x5ff_ffff));
         assert_eq!(r.host_range(0x1ff_ffff, 2), None);
         assert_eq!(r.host_range(u64::MAX, 2), None);
+    }
+
+    #[test]
+    fn guest_copies_are_exact_at_every_alignment() {
+        let mut ram = [0u8; 64];
+        for (i, b) in ram.iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        let mut g = GuestRam {
+            host_base: ram.as_mut_ptr() as u64,
+            size: 64,
+        };
+        for start in 0..9u64 {
+            for len in [0usize, 1, 7, 8, 9, 17, 40] {
+                let mut buf = [0xEEu8; 40];
+                g.read_phys(start, &mut buf[..len]).unwrap();
+                let want: std::vec::Vec<u8> = (start as u8..).take(len).collect();
+                assert_eq!(&buf[..len], &want[..], "read {start}+{len}");
+                let data: std::vec::Vec<u8> = (0..len).map(|i| 0x80 | i as u8).collect();
+                g.write_phys(start, &data).unwrap();
+                let mut back = [0u8; 40];
+                g.read_phys(start, &mut back[..len]).unwrap();
+                assert_eq!(&back[..len], &data[..], "write {start}+{len}");
+                // Restore, and nothing else moved.
+                let orig: std::vec::Vec<u8> = (start as u8..).take(len).collect();
+                g.write_phys(start, &orig).unwrap();
+            }
+        }
+        assert!(ram.iter().enumerate().all(|(i, &b)| b == i as u8));
+        assert!(g.write_phys(60, &[0; 8]).is_err(), "past the end");
     }
 
     #[test]

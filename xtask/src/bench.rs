@@ -157,6 +157,11 @@ pub struct VmFigures {
     pub figures: Vec<VmFigure>,
     /// The guest's `framework/raw` ratio, as printed.
     pub ratio: Option<String>,
+    /// `smp4/smp1` from the run on 4 CPUs, as printed (`None`: not run or
+    /// failed, with the reason in `smp_failure`).
+    pub smp: Option<String>,
+    /// Why the run on 4 CPUs gave no `smp4/smp1`.
+    pub smp_failure: Option<String>,
 }
 
 impl VmFigures {
@@ -181,6 +186,8 @@ pub fn parse_console(console: &str) -> VmFigures {
         };
         if let Some(ratio) = rest.strip_prefix("framework/raw = ") {
             out.ratio = Some(ratio.trim().to_owned());
+        } else if let Some(ratio) = rest.strip_prefix(SMP_RATIO) {
+            out.smp = Some(ratio.trim().to_owned());
         } else if rest.starts_with("iterations=") {
             out.iterations = field(rest, "iterations");
         } else if let Some((kind, tail)) = rest.split_once(' ') {
@@ -271,6 +278,29 @@ enum VmRow {
     Failed(String),
 }
 
+/// CPUs of the bench's second run, and the line it prints.
+const SMP_CPUS: u8 = 4;
+const SMP_RATIO: &str = "smp4/smp1 = ";
+
+/// The bench example again on [`SMP_CPUS`] CPUs (`examples/bench/guest/
+/// src/smp.rs`): its `smp4/smp1`, or why there is none.
+fn run_smp(layout: &Layout, machine: Machine) -> std::result::Result<String, String> {
+    let expected = Expectations::load(&layout.smp_expect_file(EXAMPLE, SMP_CPUS))
+        .map_err(|e| format!("{e:#}"))?;
+    let name = format!("{EXAMPLE}-cpus{SMP_CPUS}");
+    let outcome = session::boot(&Boot {
+        payload: session::example_payload(layout, EXAMPLE),
+        layout,
+        name: &name,
+        machine: machine.with_cpus(SMP_CPUS),
+        timeout: expected.timeout.unwrap_or(DEFAULT_TIMEOUT),
+        expected: &expected,
+        labelled: false,
+    });
+    let console = layout.console_file(&name, &machine.name());
+    console_figures(outcome.verdict, &console, |text| parse_console(text).smp)
+}
+
 fn run_vm(layout: &Layout, platforms: &[Machine]) -> Vec<(Machine, VmRow)> {
     let mut rows = Vec::new();
     let expected = match Expectations::load(&layout.expect_file(EXAMPLE)) {
@@ -307,7 +337,13 @@ fn run_vm(layout: &Layout, platforms: &[Machine]) -> Vec<(Machine, VmRow)> {
             let f = parse_console(text);
             (f.ratio.is_some() && !f.figures.is_empty()).then_some(f)
         }) {
-            Ok(f) => VmRow::Measured(f),
+            Ok(mut f) => {
+                match run_smp(layout, machine) {
+                    Ok(r) => f.smp = Some(r),
+                    Err(e) => f.smp_failure = Some(e),
+                }
+                VmRow::Measured(f)
+            }
             Err(reason) => VmRow::Failed(reason),
         };
         rows.push((machine, row));
@@ -800,6 +836,23 @@ pub fn bench(layout: &Layout, args: &BenchArgs) -> Result<bool> {
                 VmRow::Measured(f) => {
                     let ratio = f.ratio.clone().unwrap_or_default();
                     println!("bench {machine}: framework/raw = {ratio}");
+                    match (&f.smp, &f.smp_failure) {
+                        (Some(r), _) => {
+                            let note = if machine.emulator.facts().exact_ticks {
+                                ""
+                            } else {
+                                " (the host's clock, which single-threaded TCG shares among the vCPUs in turns: not a cost)"
+                            };
+                            println!("bench {machine}: smp4/smp1 = {r}{note}");
+                        }
+                        (None, reason) => {
+                            ok = false;
+                            println!(
+                                "bench {machine}: smp4/smp1 = FAILED ({})",
+                                reason.as_deref().unwrap_or("no figure")
+                            );
+                        }
+                    }
                 }
                 VmRow::Failed(reason) => {
                     ok = false;
@@ -1038,6 +1091,15 @@ bench: lookup/raw = 1.313
                 },
             ]
         );
+        // The run on 4 CPUs (examples/bench/guest/src/smp.rs).
+        let smp = "\
+bench: smp1 median=410 cycles (vCPU 0 alone, 3000 calls)
+bench: smp4 medians=[410, 412, 410, 410] cycles (4 vCPUs at once, 3000 calls each)
+bench: smp4/smp1 = 1.001
+";
+        let f = parse_console(smp);
+        assert_eq!(f.smp.as_deref(), Some("1.001"));
+        assert!(f.figures.is_empty() && f.ratio.is_none());
     }
 
     #[test]
@@ -1090,6 +1152,8 @@ bench: framework/raw = 9.999
                 })
                 .collect(),
             ratio: Some(ratio.to_owned()),
+            smp: None,
+            smp_failure: None,
         };
         let vm = vec![
             (Machine::QEMU_SVM, VmRow::Measured(figures(&[], "1.031"))),

@@ -3,12 +3,14 @@
 //! vCPU 0 runs the storm of the module docs (its call counts divided by
 //! N, so that the run takes about as long as on one vCPU). Every other
 //! vCPU, started with `vmm_vcpu_up`, runs a storm of its own at the same
-//! time: [`AP_CALLS`] calls at CPL 0 from its own seed, both
-//! instructions, every GPR and the x87/SSE state loaded with random
-//! values and checked afterwards, each answer predicted from the ABI
-//! (`State::check`, the same checks as vCPU 0's), the memory it names
-//! being its own 256 KiB at `AP_BUF + i * 256 KiB` (guest RAM that vCPU
-//! 0's storm never names) with the bytes around every buffer checked.
+//! time: [`AP_CALLS`] calls from its own seed, a quarter each at CPL 0
+//! and CPL 3 with CR0.WP set and clear (its own GDT and TSS; the CR0.WP
+//! gate of vCPU 0's IDT), both instructions, every GPR and the x87/SSE
+//! state loaded with random values and checked afterwards, each answer
+//! predicted from the ABI (`State::check`, the same checks as vCPU 0's),
+//! the memory it names being its own 256 KiB at `AP_BUF + i * 256 KiB`
+//! (guest RAM that vCPU 0's storm never names) with the bytes around
+//! every buffer checked. (CPL 1 and 2 stay vCPU 0's.)
 //!
 //! **Races** (N >= 3): the last vCPU is the racer. While the others call,
 //! it keeps flipping, with single 8-byte stores:
@@ -41,6 +43,15 @@ const RACE_NAME: u64 = 23 * MIB;
 const RACE_LA: u64 = 0x40_0000_0000;
 const NAME_A: u64 = u64::from_le_bytes(*b"abc\0efg\0");
 const NAME_B: u64 = u64::from_le_bytes(*b"abcdefg\0");
+
+/// Each AP's GDT (vCPU 0's, with the AP's own TSS descriptor), TSS
+/// (RSP0: the CR0.WP gate's stack from ring 3), gate and ring-3 stacks.
+static mut AP_GDT: [Gdt; 8] = [const { Gdt([0; 11]) }; 8];
+static mut AP_TSS: [arch::Tss; 8] = [const { arch::Tss::new() }; 8];
+static mut AP_GATE_STACKS: [Stack; 8] = [const { Stack([0; 65536]) }; 8];
+static mut AP_RING3_STACKS: [Stack; 8] = [const { Stack([0; 65536]) }; 8];
+/// Each AP's storm state while it crosses from ring 0 to ring 3.
+static mut AP_STATES: [Option<State>; 8] = [const { None }; 8];
 
 static mut RACE_PD: Table = Table([0; 512]);
 static mut RACE_PT: Table = Table([0; 512]);
@@ -116,40 +127,94 @@ extern "C" fn ap_main(_arg: u64, id: u64) -> ! {
     if racer(n) == Some(id) {
         race(n);
         RACER_DONE.store(true, Ordering::SeqCst);
-    } else {
-        let mut st = State::new(
-            SEED ^ id.wrapping_mul(0x9E37_79B9),
-            NATIVE_AMD.load(Ordering::SeqCst),
-        );
-        let cr0: u64;
-        // SAFETY: reading CR0 at CPL 0.
-        unsafe { core::arch::asm!("mov {}, cr0", out(reg) cr0, options(nomem, nostack)) };
-        st.who = Who {
-            cpl: 0,
-            wp: cr0 & (1 << 16) != 0,
-            vcpu: id,
-        };
-        st.numbers_from_lookup(AP_BUF + id * AREA + AREA - 512);
-        let t0 = rdtsc();
-        for _ in 0..AP_CALLS {
-            ap_call(&mut st, id);
-        }
-        println!(
-            "hostile: vCPU {id}: {} calls, {} unexpected ({} TSC ticks)",
-            st.calls,
-            st.unexpected,
-            rdtsc().wrapping_sub(t0)
-        );
-        if racer(n).is_some() {
-            races(&mut st, id);
-        }
-        AP_CALLS_DONE.fetch_add(st.calls, Ordering::SeqCst);
-        AP_UNEXPECTED.fetch_add(st.unexpected, Ordering::SeqCst);
-        CALLERS_DONE.fetch_add(1, Ordering::SeqCst);
+        idle()
     }
-    // Wait (no HLT: the VMM would stop the run) until vCPU 0 ends it.
+    // SAFETY: CPL 0, this AP's own tables (index id < 8), once.
+    unsafe { install_ap_rings(id) };
+    let mut st = State::new(
+        SEED ^ id.wrapping_mul(0x9E37_79B9),
+        NATIVE_AMD.load(Ordering::SeqCst),
+    );
+    st.numbers_from_lookup(AP_BUF + id * AREA + AREA - 512);
+    // Ring 0 with CR0.WP set and clear, then ring 3 (ap_ring3).
+    for wp in [true, false] {
+        phase(&mut st, id, 0, wp);
+    }
+    // SAFETY: single-threaded per slot: only this AP uses AP_STATES[id];
+    // ring 3 takes it back.
+    unsafe { (*core::ptr::addr_of_mut!(AP_STATES))[id as usize] = Some(st) };
+    let stack = core::ptr::addr_of!(AP_RING3_STACKS) as u64 + (id + 1) * 65536;
+    // SAFETY: install_ap_rings loaded the ring selectors; this image (code,
+    // data, stacks) lies in 2..16 MiB, user pages in the tables.
+    unsafe { drop_to(3, ap_ring3, stack) }
+}
+
+/// An AP at ring 3: the rest of its storm, its races, its totals.
+extern "C" fn ap_ring3() -> ! {
+    let id = guest_rt::vcpu::id();
+    // SAFETY: this AP stored its state there before dropping to ring 3.
+    let Some(mut st) = (unsafe { (*core::ptr::addr_of_mut!(AP_STATES))[id as usize % 8].take() })
+    else {
+        println!("hostile: vCPU {id} lost its state");
+        AP_UNEXPECTED.fetch_add(1, Ordering::SeqCst);
+        CALLERS_DONE.fetch_add(1, Ordering::SeqCst);
+        idle()
+    };
+    for wp in [true, false] {
+        phase(&mut st, id, 3, wp);
+    }
+    println!(
+        "hostile: vCPU {id}: {} calls, {} unexpected (CPL 0 {}, CPL 3 {})",
+        st.calls, st.unexpected, st.per_cpl[0], st.per_cpl[3]
+    );
+    if racer(vcpus()).is_some() {
+        races(&mut st, id);
+    }
+    AP_CALLS_DONE.fetch_add(st.calls, Ordering::SeqCst);
+    AP_UNEXPECTED.fetch_add(st.unexpected, Ordering::SeqCst);
+    CALLERS_DONE.fetch_add(1, Ordering::SeqCst);
+    idle()
+}
+
+/// Wait (no HLT: the VMM would stop the run) until vCPU 0 ends it.
+fn idle() -> ! {
     loop {
         core::hint::spin_loop();
+    }
+}
+
+/// A quarter of an AP's storm at `cpl` with CR0.WP = `wp`.
+fn phase(st: &mut State, id: u64, cpl: u8, wp: bool) {
+    let cr0 = set_wp(wp);
+    if (cr0 >> 16) & 1 != u64::from(wp) {
+        st.report("CR0.WP", format_args!("the gate left CR0 at {cr0:#x}"));
+    }
+    st.who = Who { cpl, wp, vcpu: id };
+    for _ in 0..AP_CALLS / 4 {
+        ap_call(st, id);
+    }
+}
+
+/// This AP's GDT (vCPU 0's descriptors, its own TSS at the same
+/// selector), TSS (RSP0 for the CR0.WP gate from ring 3) and vCPU 0's IDT.
+///
+/// # Safety
+/// CPL 0, once per AP, `id` < 8, after vCPU 0's `install_rings`.
+unsafe fn install_ap_rings(id: u64) {
+    let i = id as usize % 8;
+    // SAFETY: the caller's guarantees: slot `i` is this AP's alone, not
+    // loaded yet; GDT and IDT are vCPU 0's, complete and read only.
+    unsafe {
+        let tss = core::ptr::addr_of_mut!(AP_TSS[i]);
+        let top = core::ptr::addr_of!(AP_GATE_STACKS[i]) as u64 + 65536;
+        (*tss).set_rsp0(top);
+        let [low, high] = arch::tss_descriptor(tss as u64, arch::TSS_SIZE as u32 - 1);
+        let gdt = core::ptr::addr_of_mut!(AP_GDT[i]);
+        (*gdt).0 = (*core::ptr::addr_of!(GDT)).0;
+        (*gdt).0[9] = low;
+        (*gdt).0[10] = high;
+        arch::load_gdt(gdt as u64, 11 * 8, Some(TSS_SELECTOR));
+        arch::load_idt(core::ptr::addr_of!(IDT) as u64, 512 * 8);
     }
 }
 
