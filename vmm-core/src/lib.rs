@@ -52,6 +52,7 @@ pub mod guest;
 pub mod idt;
 pub mod intercept;
 pub mod linux;
+pub mod mmio;
 pub mod mov_cr;
 pub mod nested;
 pub mod physmem;
