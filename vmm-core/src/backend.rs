@@ -6,10 +6,25 @@
 
 use crate::cpuid::CpuidPolicy;
 use crate::guest::Profile;
+use crate::smp::Slot;
 use crate::vcpu::GuestRam;
 use crate::vmsr::GuestMsrs;
 use vmexit::VmExit;
 use vmmcall::{GuestRegs, VcpuState};
+
+/// What the run loop needs of the machine beyond its vCPU: this CPU's
+/// local APIC and signalling another CPU (`rt::smp`); a mock in tests.
+pub trait Host {
+    /// Write `value` to the register at `offset` of this CPU's xAPIC.
+    fn apic_write(&self, offset: u32, value: u32);
+    /// Read the register at `offset` of this CPU's xAPIC.
+    fn apic_read(&self, offset: u32) -> u32;
+    /// Send the IPI `icr_low` to the destination in `icr_high` from this
+    /// CPU's local APIC.
+    fn apic_send(&self, icr_high: u32, icr_low: u32);
+    /// Signal the CPU of `slot` (an NMI its VMM does not forward).
+    fn signal(&self, slot: &Slot);
+}
 
 /// A backend: one vCPU of one vendor. As a [`VcpuState`] it gives the
 /// guest's CPL and paging mode, which handlers read lazily; as
@@ -43,6 +58,14 @@ pub trait Backend: VcpuState + GuestMsrs {
     /// injected (SDM Vol. 3A §19.2.3; VMX does not switch DR6, SVM keeps it
     /// in the VMCB).
     fn set_dr6(&mut self, dr6: u64);
+    /// Whether the guest has a local APIC (crate::lapic): its page is
+    /// mapped read-only and its writes come to the run loop.
+    fn lapic(&self) -> bool {
+        false
+    }
+    /// Whether the guest's code segment is 64-bit (EFER.LMA and CS.L):
+    /// how its instruction bytes decode.
+    fn long_code(&self) -> bool;
     /// An NMI made the guest exit: hand it to this CPU's slot
     /// ([`crate::smp::Slot::nmi_arrived`]), which tells the VMM's signal
     /// from an NMI for the guest.

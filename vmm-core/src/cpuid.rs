@@ -182,6 +182,9 @@ pub struct CpuidPolicy {
     /// VMX: IA32_VMX_CR4_FIXED1, the CR4 bits the guest may set. A feature
     /// whose CR4 bit is not allowed there is hidden. `None` on SVM.
     pub cr4_fixed1: Option<u64>,
+    /// The guest has a local APIC (a Linux guest on several vCPUs,
+    /// crate::lapic): CPUID.1:EDX.APIC is kept. Otherwise hidden.
+    pub apic: bool,
 }
 
 impl CpuidPolicy {
@@ -189,12 +192,16 @@ impl CpuidPolicy {
     pub const SVM: CpuidPolicy = CpuidPolicy {
         pat: true,
         cr4_fixed1: None,
+        apic: false,
     };
 
     fn cr4_allows(&self, bit: u64) -> bool {
         self.cr4_fixed1.is_none_or(|f| f & bit != 0)
     }
 }
+
+/// CPUID.1:EDX bit 9: an on-chip local APIC.
+pub const CPUID1_EDX_APIC: u32 = 1 << 9;
 
 /// Highest basic leaf the guest sees: leaves above 0xD describe features
 /// the VMM hides (PT, SGX, TSC/crystal frequency, ...).
@@ -233,6 +240,9 @@ pub fn virtual_cpuid(leaf: u32, subleaf: u32, real: Cpuid, policy: &CpuidPolicy)
             let mut edx = real.edx & LEAF1_EDX_ALLOWED;
             if !policy.pat {
                 edx &= !CPUID1_EDX_PAT;
+            }
+            if policy.apic {
+                edx |= real.edx & CPUID1_EDX_APIC;
             }
             Cpuid {
                 ecx: (real.ecx & LEAF1_ECX_ALLOWED) | CPUID1_ECX_HYPERVISOR,
@@ -323,6 +333,7 @@ mod tests {
         let vmx = CpuidPolicy {
             pat: true,
             cr4_fixed1: Some(!(1u64 << 21)),
+            apic: false,
         };
         assert_eq!(
             guest_cr4_allowed_here(|_, _| all, &vmx),
@@ -355,6 +366,7 @@ mod tests {
         let no_pat = CpuidPolicy {
             pat: false,
             cr4_fixed1: Some(!0),
+            apic: false,
         };
         assert_eq!(virtual_cpuid(1, 0, all, &no_pat).edx & CPUID1_EDX_PAT, 0);
         assert_ne!(virtual_cpuid(1, 0, all, &p).edx & CPUID1_EDX_PAT, 0);
@@ -368,6 +380,7 @@ mod tests {
         let strict = CpuidPolicy {
             pat: true,
             cr4_fixed1: Some(!(CR4_SMEP | CR4_FSGSBASE)),
+            apic: false,
         };
         let l7 = virtual_cpuid(7, 0, all, &strict);
         assert_eq!(l7.ebx & ((1 << 7) | 1), 0);

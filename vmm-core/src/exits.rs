@@ -38,7 +38,7 @@
     )
 )]
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Host};
 use crate::cpu;
 use crate::cpuid::virtual_cpuid;
 use crate::mov_cr::decode_mov_cr;
@@ -108,10 +108,13 @@ pub fn run_loop(
     regs: &mut GuestRegs,
     cpu: usize,
     machine: &Machine,
+    host: &dyn Host,
 ) -> Result<u32, Stop> {
     let registry = Registry::global().map_err(Stop::Registry)?;
     let slot = machine.slot(cpu).ok_or(Stop::NoCpu)?;
     let id = cpu as u32;
+    // This vCPU's ICR high word (crate::lapic: never the hardware's).
+    let mut icr_high = 0u32;
     let policy = backend.cpuid_policy();
     let mut ports = EmulatedPorts::new(backend.profile());
     // The guest's CR8 (TPR), kept here: see the ControlRegister arm.
@@ -304,10 +307,110 @@ pub fn run_loop(
             Exit::Hlt => return Err(Stop::Halted { rip }),
             Exit::Shutdown => return Err(Stop::Shutdown { rip }),
             Exit::Init => return Err(Stop::Init { rip }),
+            Exit::NestedPageFault { gpa, access }
+                if access.write && gpa & !0xFFF == crate::nested::APIC_PAGE && backend.lapic() =>
+            {
+                // A write to the guest's local APIC (crate::lapic).
+                let apic = Apic {
+                    machine,
+                    host,
+                    icr_high: &mut icr_high,
+                };
+                match apic.write(backend, regs, ram, rip, (gpa & 0xFFF) as u32) {
+                    Some(len) => step(backend, rip.wrapping_add(len)),
+                    None => return Err(Stop::NestedPageFault { gpa, rip }),
+                }
+            }
             Exit::NestedPageFault { gpa, .. } => return Err(Stop::NestedPageFault { gpa, rip }),
             exit @ Exit::EntryFailure { .. } => return Err(Stop::EntryFailure { exit, rip }),
             _ => return Err(Stop::Unhandled { exit: vm_exit, rip }),
         }
+    }
+}
+
+/// A guest write to its local APIC page, and what it needs.
+struct Apic<'a> {
+    machine: &'a Machine,
+    host: &'a dyn Host,
+    icr_high: &'a mut u32,
+}
+
+impl Apic<'_> {
+    /// Decode the instruction at `rip` that wrote `offset` of the APIC
+    /// page and do what [`crate::lapic::classify`] says. Returns its
+    /// length, or `None` if it is not a plain write the VMM decodes
+    /// (the guest is then stopped, as for any access outside its RAM).
+    fn write(
+        self,
+        backend: &mut dyn Backend,
+        regs: &mut GuestRegs,
+        ram: GuestRam,
+        rip: u64,
+        offset: u32,
+    ) -> Option<u64> {
+        use crate::lapic::{classify, Ipi, Write};
+        let at = backend.code_address(rip);
+        let long = backend.long_code();
+        // Up to 15 bytes, not past the page if the next one is unmapped.
+        let to_page_end = 4096u64.wrapping_sub(at & 0xFFF).min(15) as usize;
+        let mut bytes = [0u8; 15];
+        let n = {
+            let mut vcpu = vcpu(backend, ram, regs);
+            if vmmcall::Vcpu::read_linear(&mut vcpu, vmmcall::GuestAddr(at), &mut bytes).is_ok() {
+                bytes.len()
+            } else {
+                let part = bytes.get_mut(..to_page_end)?;
+                vmmcall::Vcpu::read_linear(&mut vcpu, vmmcall::GuestAddr(at), part).ok()?;
+                to_page_end
+            }
+        };
+        let insn = crate::mmio::decode_write(bytes.get(..n)?, long).ok()?;
+        let len = u64::from(insn.len);
+        if insn.width != 4 {
+            // The APIC's registers are 32 bits wide; other widths are
+            // dropped (SDM Vol. 3A §12.4.1: undefined).
+            return Some(len);
+        }
+        let value = match insn.src {
+            crate::mmio::Operand::Reg(r) => {
+                let v = regs.get(r) as u32;
+                if insn.xchg {
+                    // XCHG also loads the register's old value: what the
+                    // register held (32 bits zero-extend, as a load does).
+                    regs.set(r, u64::from(self.host.apic_read(offset)));
+                }
+                v
+            }
+            crate::mmio::Operand::Imm(v) => v as u32,
+        };
+        match classify(offset, value, *self.icr_high) {
+            Write::Pass(v) => self.host.apic_write(offset, v),
+            Write::IcrHigh(v) => *self.icr_high = v,
+            Write::Drop | Write::Ipi(Ipi::Dropped) => {}
+            Write::Ipi(Ipi::Send { icr_low, icr_high }) => self.host.apic_send(icr_high, icr_low),
+            // The vCPU waits for its STARTUP anyway (crate::smp): INIT
+            // changes nothing, on either vendor.
+            Write::Ipi(Ipi::Init(_)) => {}
+            Write::Ipi(Ipi::Startup { apic_id, vector }) => {
+                // The first STARTUP starts a waiting vCPU in real mode at
+                // vector << 12; a second one, or one for a running vCPU,
+                // is ignored, as by a CPU not in wait-for-SIPI.
+                let entry = crate::smp::VcpuEntry {
+                    rip: 0,
+                    rsp: 0,
+                    arg: 0,
+                    real_segment: Some(u16::from(vector) << 8),
+                };
+                if let Some(slot) = self
+                    .machine
+                    .by_apic_id(apic_id)
+                    .and_then(|i| self.machine.vcpu_up(i, entry).ok())
+                {
+                    self.host.signal(slot);
+                }
+            }
+        }
+        Some(len)
     }
 }
 
@@ -385,6 +488,7 @@ mod tests {
         rflags: u64,
         dr6: u64,
         nmis: u32,
+        lapic: bool,
     }
 
     impl Mock {
@@ -404,6 +508,7 @@ mod tests {
                 rflags: 2,
                 dr6: 0,
                 nmis: 0,
+                lapic: false,
             }
         }
     }
@@ -450,6 +555,12 @@ mod tests {
         fn nmi_exit(&mut self) {
             self.nmis += 1;
         }
+        fn long_code(&self) -> bool {
+            true
+        }
+        fn lapic(&self) -> bool {
+            self.lapic
+        }
     }
 
     impl vmmcall::VcpuState for Mock {
@@ -477,6 +588,18 @@ mod tests {
         fn set_pat(&mut self, _pat: u64) {}
     }
 
+    /// No local APIC, no other CPU.
+    struct NoHost;
+
+    impl Host for NoHost {
+        fn apic_write(&self, _offset: u32, _value: u32) {}
+        fn apic_read(&self, _offset: u32) -> u32 {
+            0
+        }
+        fn apic_send(&self, _high: u32, _low: u32) {}
+        fn signal(&self, _slot: &crate::smp::Slot) {}
+    }
+
     fn vmx(reason: u32, qualification: u64, len: u32, intr: u32) -> VmExit {
         VmExit::from_vmx(&VmxExitFields {
             exit_reason: reason,
@@ -495,7 +618,7 @@ mod tests {
             rcx: 0xC001_0117,
             ..GuestRegs::default()
         };
-        let r = run_loop(&mut m, &mut regs, 0, &Machine::new());
+        let r = run_loop(&mut m, &mut regs, 0, &Machine::new(), &NoHost);
         assert!(
             matches!(r, Err(Stop::Halted { .. })),
             "the loop ends at the HLT"
@@ -559,7 +682,7 @@ mod tests {
             rcx: 7,
             ..GuestRegs::default()
         };
-        let _ = run_loop(&mut m, &mut regs, 0, &Machine::new());
+        let _ = run_loop(&mut m, &mut regs, 0, &Machine::new(), &NoHost);
         assert_eq!(regs.rdx, 7, "the guest reads back its own TPR");
         assert_eq!(m.rip, 0x108);
         assert!(m.injected.is_empty());
@@ -604,7 +727,13 @@ mod tests {
         assert_eq!((m.rip, m.injected.len()), (0x102, 0));
         // The preemption timer (52) ends a bare-metal guest's run.
         let mut m = Mock::new(&[vmx(52, 0, 0, 0)], &[]);
-        let r = run_loop(&mut m, &mut GuestRegs::default(), 0, &Machine::new());
+        let r = run_loop(
+            &mut m,
+            &mut GuestRegs::default(),
+            0,
+            &Machine::new(),
+            &NoHost,
+        );
         assert!(matches!(r, Err(Stop::RunBudget { rip: 0x100 })), "{r:?}");
     }
 
@@ -615,10 +744,90 @@ mod tests {
             rflags: 2 | RFLAGS_TF,
             ..Mock::new(&[vmx(10, 0, 2, 0)], &[])
         };
-        let _ = run_loop(&mut m, &mut GuestRegs::default(), 0, &Machine::new());
+        let _ = run_loop(
+            &mut m,
+            &mut GuestRegs::default(),
+            0,
+            &Machine::new(),
+            &NoHost,
+        );
         assert_eq!(m.rip, 0x102);
         assert_eq!(m.injected, [(DB, None)]);
         assert_eq!(m.dr6 & (1 << 14), 1 << 14);
+    }
+
+    /// A host that records what the run loop asks of it.
+    #[derive(Default)]
+    struct Recorder(std::cell::RefCell<Vec<(&'static str, u32, u32)>>);
+
+    impl Host for Recorder {
+        fn apic_write(&self, offset: u32, value: u32) {
+            self.0.borrow_mut().push(("write", offset, value));
+        }
+        fn apic_read(&self, offset: u32) -> u32 {
+            self.0.borrow_mut().push(("read", offset, 0));
+            0x14
+        }
+        fn apic_send(&self, high: u32, low: u32) {
+            self.0.borrow_mut().push(("send", high, low));
+        }
+        fn signal(&self, slot: &crate::smp::Slot) {
+            self.0.borrow_mut().push(("signal", slot.apic_id(), 0));
+        }
+    }
+
+    /// An EPT violation: a write to `gpa`.
+    fn apic_write_exit(offset: u64) -> VmExit {
+        VmExit::from_vmx(&VmxExitFields {
+            exit_reason: 48,
+            qualification: 0b10 | (1 << 3),
+            guest_physical: crate::nested::APIC_PAGE + offset,
+            ..VmxExitFields::default()
+        })
+    }
+
+    #[test]
+    fn a_linux_guests_apic_writes_are_emulated() {
+        // mov [rdx+0xb0], ecx (EOI), then mov [rdx+0x310], eax (ICR high)
+        // and mov [rdx+0x300], ebx (ICR low): STARTUP 0x99 to APIC ID 1.
+        let code = [
+            0x89, 0x8A, 0xB0, 0x00, 0x00, 0x00, //
+            0x89, 0x82, 0x10, 0x03, 0x00, 0x00, //
+            0x89, 0x9A, 0x00, 0x03, 0x00, 0x00,
+        ];
+        let exits = [
+            apic_write_exit(0xB0),
+            apic_write_exit(0x310),
+            apic_write_exit(0x300),
+        ];
+        let mut m = Mock {
+            lapic: true,
+            ..Mock::new(&exits, &code)
+        };
+        let machine = Machine::new();
+        machine.set_cpus(&[0, 1]);
+        machine.ready(1);
+        let host = Recorder::default();
+        let mut regs = GuestRegs {
+            rcx: 0,
+            rax: 1 << 24,
+            rbx: 0x0699,
+            ..GuestRegs::default()
+        };
+        let r = run_loop(&mut m, &mut regs, 0, &machine, &host);
+        assert!(matches!(r, Err(Stop::Halted { .. })), "{r:?}");
+        assert_eq!(m.rip, 0x100 + 18, "three 6-byte instructions stepped over");
+        assert_eq!(
+            host.0.borrow().as_slice(),
+            [("write", 0xB0, 0), ("signal", 1, 0)],
+            "EOI to the hardware, ICR high kept, the STARTUP emulated"
+        );
+        let start = machine.take_start(1).unwrap();
+        assert_eq!(start.real_segment, Some(0x9900));
+        // Without a local APIC the same write stops the guest.
+        let mut m = Mock::new(&[apic_write_exit(0xB0)], &code);
+        let r = run_loop(&mut m, &mut GuestRegs::default(), 0, &Machine::new(), &host);
+        assert!(matches!(r, Err(Stop::NestedPageFault { .. })), "{r:?}");
     }
 
     #[test]

@@ -84,6 +84,12 @@ pub struct GuestStart {
     pub data_descriptor: u64,
     /// The policy the VMM applies to this guest.
     pub profile: Profile,
+    /// `Some(segment)`: start in real mode at `segment:0` instead (CS =
+    /// `segment`, base `segment << 4`, 64 KiB limits, paging and
+    /// protection off, EFER 0): how an AP of a Linux guest starts after
+    /// the STARTUP IPI its kernel sent (crate::lapic). The fields above
+    /// but `profile` are then unused.
+    pub real_segment: Option<u16>,
 }
 
 /// Why the guest image cannot be loaded.
@@ -199,6 +205,7 @@ pub fn write_tables(ram: &mut [u8], gdt: &[u64]) -> GuestStart {
         code_descriptor: GDT[1],
         data_descriptor: GDT[2],
         profile: Profile::BareMetal,
+        real_segment: None,
     }
 }
 

@@ -51,6 +51,7 @@ pub mod exits;
 pub mod guest;
 pub mod idt;
 pub mod intercept;
+pub mod lapic;
 pub mod linux;
 pub mod mmio;
 pub mod mov_cr;

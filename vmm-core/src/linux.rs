@@ -370,6 +370,7 @@ pub fn prepare(ram: &mut [u8], bundle: &Bundle<'_>) -> Result<GuestStart, LinuxE
         code_descriptor: GDT[2],
         data_descriptor: GDT[3],
         profile: Profile::Linux,
+        real_segment: None,
         ..tables
     })
 }

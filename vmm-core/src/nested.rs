@@ -43,7 +43,20 @@ impl Format {
             Format::Ept => 0x7 | (6 << 3) | (1 << 6) | (1 << 7),
         }
     }
+    /// A 4 KiB leaf that the guest may read but not write or execute,
+    /// uncached: NPT `P|US|PWT|PCD` (no RW; the guest PAT combines, APM
+    /// §15.25.8, and UC wins) and NX (bit 63); EPT `R`, memory type UC (0),
+    /// IPAT.
+    fn leaf_4k_mmio_read_only(self) -> u64 {
+        match self {
+            Format::Npt => 0x1 | 0x4 | 0x8 | 0x10 | (1 << 63),
+            Format::Ept => 0x1 | (1 << 6),
+        }
+    }
 }
+
+/// The local APIC page: guest-physical = host-physical `0xFEE0_0000`.
+pub const APIC_PAGE: u64 = 0xFEE0_0000;
 
 /// Where nested tables are built: page frames the VMM owns.
 pub trait TableMemory {
@@ -71,6 +84,22 @@ pub fn build(
     host_base: u64,
     size: u64,
 ) -> Result<u64, NestedError> {
+    build_with(mem, format, host_base, size, false)
+}
+
+/// [`build`], and with `apic` also [`APIC_PAGE`] mapped to itself,
+/// read-only and uncached (crate::lapic: each CPU's own local APIC; the
+/// guest's writes fault and are emulated). Guest RAM must end below 3 GiB.
+pub fn build_with(
+    mem: &mut dyn TableMemory,
+    format: Format,
+    host_base: u64,
+    size: u64,
+    apic: bool,
+) -> Result<u64, NestedError> {
+    if apic && size > 3 * GIB {
+        return Err(NestedError::BadLayout);
+    }
     if size == 0
         || !size.is_multiple_of(LARGE_PAGE)
         || !host_base.is_multiple_of(LARGE_PAGE)
@@ -95,6 +124,21 @@ pub fn build(
             (host_base.wrapping_add(gpa) & ADDR_MASK) | format.leaf_2m(),
         );
         gpa = gpa.wrapping_add(LARGE_PAGE);
+    }
+    if apic {
+        let pd = mem.alloc_page().ok_or(NestedError::OutOfMemory)?;
+        let pt = mem.alloc_page().ok_or(NestedError::OutOfMemory)?;
+        mem.write_u64(
+            pdpt.wrapping_add((APIC_PAGE / GIB) * 8),
+            pd | format.table(),
+        );
+        let index = (APIC_PAGE % GIB) / LARGE_PAGE;
+        mem.write_u64(pd.wrapping_add(index * 8), pt | format.table());
+        let index = (APIC_PAGE % LARGE_PAGE) / 4096;
+        mem.write_u64(
+            pt.wrapping_add(index * 8),
+            APIC_PAGE | format.leaf_4k_mmio_read_only(),
+        );
     }
     Ok(pml4)
 }
@@ -145,6 +189,33 @@ mod tests {
             assert_ne!(e2 & 0x80, 0);
             Some((e2 & ADDR_MASK & !(LARGE_PAGE - 1)) + (gpa & (LARGE_PAGE - 1)))
         }
+    }
+
+    #[test]
+    fn the_apic_page_is_mapped_read_only_to_itself() {
+        for format in [Format::Npt, Format::Ept] {
+            let mut m = Mem::default();
+            let root = build_with(&mut m, format, 0x4000_0000, 8 * LARGE_PAGE, true).unwrap();
+            let e4 = m.get(root);
+            let e3 = m.get((e4 & ADDR_MASK) + 3 * 8);
+            let e2 = m.get((e3 & ADDR_MASK) + 503 * 8);
+            assert_eq!(e2 & 0x80, 0, "a table, not a 2 MiB page");
+            let e1 = m.get(e2 & ADDR_MASK);
+            assert_eq!(e1 & ADDR_MASK, APIC_PAGE);
+            assert_eq!(e1 & 0x2, 0, "not writable ({format:?})");
+            match format {
+                Format::Npt => assert_eq!(e1 & 0x18, 0x18, "PCD|PWT"),
+                Format::Ept => assert_eq!(e1 & 0x3F, 0x1, "read only, UC"),
+            }
+            // RAM still mapped; nothing else in the APIC's 2 MiB.
+            assert_eq!(m.walk(root, 0x10_0000), Some(0x4010_0000));
+            assert_eq!(m.get((e2 & ADDR_MASK) + 0x1FF * 8), 0);
+        }
+        let mut m = Mem::default();
+        assert_eq!(
+            build_with(&mut m, Format::Npt, 0, 4 * GIB, true),
+            Err(NestedError::BadLayout)
+        );
     }
 
     #[test]

@@ -67,6 +67,9 @@ pub struct VcpuEntry {
     pub rsp: u64,
     /// RDI, for the guest's own use.
     pub arg: u64,
+    /// `Some(segment)`: real mode at `segment:0` instead (a Linux AP's
+    /// STARTUP IPI, crate::lapic); `rip`, `rsp`, `arg` are then 0.
+    pub real_segment: Option<u16>,
 }
 
 /// Why `vmm_vcpu_up` refused.
@@ -89,6 +92,8 @@ pub struct Slot {
     rip: AtomicU64,
     rsp: AtomicU64,
     arg: AtomicU64,
+    /// The real-mode segment plus one, or 0 (VcpuEntry::real_segment).
+    real: AtomicU32,
     /// NMIs the VMM sent to this CPU (kicks and wake-ups) not yet seen:
     /// an NMI that finds this above 0 is the VMM's and is not forwarded
     /// to the guest ([`Slot::nmi_arrived`]).
@@ -109,6 +114,7 @@ impl Slot {
             rip: AtomicU64::new(0),
             rsp: AtomicU64::new(0),
             arg: AtomicU64::new(0),
+            real: AtomicU32::new(0),
             signals: AtomicU32::new(0),
             nmi: NmiLatch::new(),
             wakes: AtomicU32::new(0),
@@ -261,6 +267,10 @@ impl Machine {
         slot.rip.store(entry.rip, Ordering::Relaxed);
         slot.rsp.store(entry.rsp, Ordering::Relaxed);
         slot.arg.store(entry.arg, Ordering::Relaxed);
+        slot.real.store(
+            entry.real_segment.map_or(0, |s| u32::from(s) + 1),
+            Ordering::Relaxed,
+        );
         slot.state
             .store(VcpuState::Starting as u8, Ordering::SeqCst);
         Ok(slot)
@@ -282,7 +292,20 @@ impl Machine {
             rip: slot.rip.load(Ordering::Relaxed),
             rsp: slot.rsp.load(Ordering::Relaxed),
             arg: slot.arg.load(Ordering::Relaxed),
+            real_segment: slot
+                .real
+                .load(Ordering::Relaxed)
+                .checked_sub(1)
+                .and_then(|s| u16::try_from(s).ok()),
         })
+    }
+
+    /// The vCPU whose CPU has local APIC ID `apic_id`.
+    pub fn by_apic_id(&self, apic_id: u32) -> Option<usize> {
+        self.slots
+            .iter()
+            .take(self.vcpus())
+            .position(|s| s.apic_id() == apic_id)
     }
 
     /// The run is ending: no CPU may enter the guest again.
@@ -390,6 +413,7 @@ mod tests {
         rip: 0x20_0000,
         rsp: 0x30_0000,
         arg: 7,
+        real_segment: None,
     };
 
     #[test]
@@ -412,10 +436,19 @@ mod tests {
         assert_eq!(m.take_start(1), None, "taken once");
         assert_eq!(m.slot(1).unwrap().state(), VcpuState::Running);
         assert_eq!(m.vcpu_up(1, E).err(), Some(UpError::Busy), "running");
-        // A CPU not yet waiting can be started: it takes it when ready.
-        assert!(m.vcpu_up(2, E).is_ok());
+        // A CPU not yet waiting can be started: it takes it when ready;
+        // a real-mode start (a Linux AP's STARTUP) keeps its segment.
+        let real = VcpuEntry {
+            rip: 0,
+            rsp: 0,
+            arg: 0,
+            real_segment: Some(0x9900),
+        };
+        assert!(m.vcpu_up(2, real).is_ok());
         m.ready(2);
-        assert_eq!(m.take_start(2), Some(E));
+        assert_eq!(m.take_start(2), Some(real));
+        assert_eq!(m.by_apic_id(2), Some(2));
+        assert_eq!(m.by_apic_id(9), None);
     }
 
     #[test]

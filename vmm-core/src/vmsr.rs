@@ -83,7 +83,16 @@ pub trait GuestMsrs {
     fn pat(&self) -> Option<u64>;
     /// Store a checked PAT value.
     fn set_pat(&mut self, pat: u64);
+    /// IA32_APIC_BASE as the guest sees it, when it has a local APIC (a
+    /// Linux guest on several vCPUs, crate::lapic): this CPU's, x2APIC
+    /// mode hidden. `None` (the default): no APIC, the MSR raises `#GP`.
+    fn apic_base(&self) -> Option<u64> {
+        None
+    }
 }
+
+/// IA32_APIC_BASE (SDM Vol. 3A §12.4.4).
+pub const APIC_BASE: u32 = 0x1B;
 
 /// The result of an emulated RDMSR/WRMSR.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +122,7 @@ pub fn read(msr: u32, state: &dyn GuestMsrs) -> MsrResult {
         VM_CR => MsrResult::Ok((1 << 3) | (1 << 4)),
         UCODE_REV | PLATFORM_ID | NB_CFG | INT_PENDING_MSG => MsrResult::Ok(0),
         HWCR => MsrResult::Ok(1 << 24),
+        APIC_BASE => state.apic_base().map_or(MsrResult::Gp, MsrResult::Ok),
         _ => MsrResult::Gp,
     }
 }
@@ -137,6 +147,11 @@ pub fn write(msr: u32, value: u64, state: &mut dyn GuestMsrs) -> MsrResult {
             MsrResult::Ok(0)
         }
         MISC_ENABLE | UCODE_REV | NB_CFG | INT_PENDING_MSG => MsrResult::Ok(0),
+        // The base, the enable and BSP bits stay what they are: writing
+        // the value back is allowed (Linux does), anything else (moving
+        // the page over RAM or the VMM's, x2APIC mode, disabling it for
+        // good) is #GP, as for a reserved-bit write.
+        APIC_BASE if state.apic_base() == Some(value) => MsrResult::Ok(0),
         _ => MsrResult::Gp,
     }
 }
@@ -166,6 +181,51 @@ mod tests {
         }
         fn set_pat(&mut self, pat: u64) {
             self.pat = Some(pat);
+        }
+    }
+
+    struct WithApic(State);
+
+    impl GuestMsrs for WithApic {
+        fn efer(&self) -> u64 {
+            self.0.efer
+        }
+        fn set_efer(&mut self, efer: u64) {
+            self.0.efer = efer;
+        }
+        fn cr0(&self) -> u64 {
+            self.0.cr0
+        }
+        fn pat(&self) -> Option<u64> {
+            self.0.pat
+        }
+        fn set_pat(&mut self, pat: u64) {
+            self.0.pat = Some(pat);
+        }
+        fn apic_base(&self) -> Option<u64> {
+            Some(0xFEE0_0900)
+        }
+    }
+
+    #[test]
+    fn apic_base_is_read_only_and_only_with_an_apic() {
+        let mut none = State {
+            efer: 0,
+            cr0: 0,
+            pat: None,
+        };
+        assert_eq!(read(APIC_BASE, &none), MsrResult::Gp);
+        assert_eq!(write(APIC_BASE, 0xFEE0_0900, &mut none), MsrResult::Gp);
+        let mut apic = WithApic(State {
+            efer: 0,
+            cr0: 0,
+            pat: None,
+        });
+        assert_eq!(read(APIC_BASE, &apic), MsrResult::Ok(0xFEE0_0900));
+        assert_eq!(write(APIC_BASE, 0xFEE0_0900, &mut apic), MsrResult::Ok(0));
+        // Moved, x2APIC mode (bit 10), disabled (bit 11 clear): #GP.
+        for v in [0x1000_0900u64, 0xFEE0_0D00, 0xFEE0_0100] {
+            assert_eq!(write(APIC_BASE, v, &mut apic), MsrResult::Gp, "{v:#x}");
         }
     }
 

@@ -176,6 +176,39 @@ mod lapic {
         base_msr() & 0x000F_FFFF_FFFF_F000
     }
 
+    /// IA32_APIC_BASE.
+    pub fn base_value() -> u64 {
+        base_msr()
+    }
+
+    /// Read a 32-bit register of this CPU's local APIC.
+    pub fn read(offset: u32) -> u32 {
+        if x2() {
+            // SAFETY: an x2APIC register MSR of this CPU (SDM §12.12.1.2).
+            return unsafe { cpu::rdmsr(0x800 + (offset >> 4)) } as u32;
+        }
+        // SAFETY: the xAPIC page, identity-mapped; a 16-byte aligned
+        // register offset below 4 KiB.
+        unsafe { ((mmio() + u64::from(offset & 0xFF0)) as *const u32).read_volatile() }
+    }
+
+    /// Write a 32-bit register of this CPU's local APIC.
+    pub fn write(offset: u32, value: u32) {
+        if x2() {
+            // The guest only ever sees xAPIC mode (crate::lapic); in
+            // x2APIC mode the register is MSR 0x800 + offset / 16 (SDM
+            // §12.12.1.2), ICR excepted (not written here).
+            // SAFETY: an x2APIC register MSR of this CPU's own APIC,
+            // written with a value the guest may give (crate::lapic).
+            unsafe { cpu::wrmsr(0x800 + (offset >> 4), u64::from(value)) };
+            return;
+        }
+        // SAFETY: the xAPIC page, identity-mapped; `offset` is a register
+        // offset below 4 KiB, 16-byte aligned as the classifier passes
+        // only named registers.
+        unsafe { ((mmio() + u64::from(offset & 0xFF0)) as *mut u32).write_volatile(value) };
+    }
+
     /// This CPU's local APIC ID.
     pub fn id() -> u32 {
         if x2() {
@@ -385,6 +418,36 @@ extern "C" fn vmm_core_ap_entry(index: u32) -> ! {
     super::start::ap_main(i)
 }
 
+/// The run loop's view of this machine ([`crate::backend::Host`]).
+pub struct RtHost;
+
+impl crate::backend::Host for RtHost {
+    fn apic_write(&self, offset: u32, value: u32) {
+        lapic::write(offset, value);
+    }
+    fn apic_send(&self, icr_high: u32, icr_low: u32) {
+        lapic::send(icr_high >> 24, icr_low);
+    }
+    fn apic_read(&self, offset: u32) -> u32 {
+        lapic::read(offset)
+    }
+    fn signal(&self, slot: &Slot) {
+        signal(slot);
+    }
+}
+
+/// Whether a Linux guest gets a local APIC: on a machine of several CPUs
+/// (crate::lapic). A bare-metal guest never does.
+pub fn guest_lapic(profile: crate::guest::Profile) -> bool {
+    profile == crate::guest::Profile::Linux && MACHINE.vcpus() > 1
+}
+
+/// This CPU's IA32_APIC_BASE with x2APIC mode hidden (what a guest with a
+/// local APIC reads).
+pub fn apic_base() -> u64 {
+    lapic::base_value() & !(1 << 10)
+}
+
 /// Send CPU `slot` a VMM signal (an NMI it will not forward to its guest).
 pub fn signal(slot: &Slot) {
     slot.signal();
@@ -424,7 +487,15 @@ fn vcpu_id(cx: &mut vmmcall::Caller<'_>) -> u64 {
 fn vcpu_up(id: u64, rip: u64, rsp: u64, arg: u64) -> Result<u64, vmmcall::Error> {
     let id = usize::try_from(id).map_err(|_| vmmcall::Error::Invalid)?;
     let slot = MACHINE
-        .vcpu_up(id, crate::smp::VcpuEntry { rip, rsp, arg })
+        .vcpu_up(
+            id,
+            crate::smp::VcpuEntry {
+                rip,
+                rsp,
+                arg,
+                real_segment: None,
+            },
+        )
         .map_err(|e| match e {
             crate::smp::UpError::Invalid => vmmcall::Error::Invalid,
             crate::smp::UpError::Busy => vmmcall::Error::Busy,

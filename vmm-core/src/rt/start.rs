@@ -263,8 +263,13 @@ fn run_cpu(i: usize, entry: Option<VcpuEntry>) -> Result<u32, Stop> {
     if let Some(e) = entry {
         start.rip = e.rip;
         start.rsp = e.rsp;
+        start.real_segment = e.real_segment;
         regs.rdi = e.arg;
-        regs.rsi = i as u64;
+        regs.rsi = if e.real_segment.is_some() {
+            0
+        } else {
+            i as u64
+        };
     }
     match &shared.vm {
         Vm::Svm(vm) => crate::svm::run_vcpu(vm, &start, regs, &shared.alloc, i),

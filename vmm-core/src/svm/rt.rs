@@ -158,6 +158,8 @@ fn detect() -> Result<Features, SvmError> {
 /// permission maps and the nested page tables (read-only after set-up).
 pub struct SvmVm {
     nrips: bool,
+    /// The guest has a local APIC (crate::lapic).
+    lapic: bool,
     iopm: u64,
     msrpm: u64,
     n_cr3: u64,
@@ -176,10 +178,18 @@ pub fn prepare(ram: GuestRam, start: &GuestStart, alloc: &mut PhysAlloc) -> Resu
         }
     );
     let (iopm, msrpm) = permission_maps(alloc, start.profile).map_err(Stop::Svm)?;
-    let n_cr3 = nested::build(&mut Tables(alloc), Format::Npt, ram.host_base, ram.size)
-        .map_err(|_| Stop::Svm(SvmError::OutOfMemory))?;
+    let lapic = crate::rt::smp::guest_lapic(start.profile);
+    let n_cr3 = nested::build_with(
+        &mut Tables(alloc),
+        Format::Npt,
+        ram.host_base,
+        ram.size,
+        lapic,
+    )
+    .map_err(|_| Stop::Svm(SvmError::OutOfMemory))?;
     Ok(SvmVm {
         nrips: features.nrips,
+        lapic,
         iopm,
         msrpm,
         n_cr3,
@@ -229,8 +239,15 @@ pub fn run_vcpu(
         cr4_allowed: crate::cpuid::guest_cr4_allowed_here(cpu::cpuid, &CpuidPolicy::SVM),
         spec: crate::spec::detect(false),
         slot,
+        lapic: vm.lapic,
     };
-    exits::run_loop(&mut backend, &mut regs, cpu, &crate::rt::smp::MACHINE)
+    exits::run_loop(
+        &mut backend,
+        &mut regs,
+        cpu,
+        &crate::rt::smp::MACHINE,
+        &crate::rt::smp::RtHost,
+    )
 }
 
 fn init_vmcb(vmcb: &mut Vmcb, start: &GuestStart, n_cr3: u64) {
@@ -294,6 +311,33 @@ fn init_vmcb(vmcb: &mut Vmcb, start: &GuestStart, n_cr3: u64) {
     s.dr6 = 0xFFFF_0FF0;
     s.dr7 = 0x400;
     s.g_pat = 0x0007_0406_0007_0406;
+    if let Some(segment) = start.real_segment {
+        // An AP after STARTUP (SDM Vol. 3A §9.4.4; APM Vol. 2 §14.1.5 for
+        // the reset state): real mode at segment:0.
+        let seg = |selector: u16, attrib: u16| VmcbSegment {
+            selector,
+            attrib,
+            limit: 0xFFFF,
+            base: u64::from(selector) << 4,
+        };
+        s.cs = seg(segment, 0x9B);
+        let data = seg(0, 0x93);
+        (s.ss, s.ds, s.es, s.fs, s.gs) = (data, data, data, data, data);
+        s.gdtr = VmcbSegment {
+            limit: 0xFFFF,
+            ..VmcbSegment::default()
+        };
+        s.idtr = VmcbSegment {
+            limit: 0x3FF,
+            ..VmcbSegment::default()
+        };
+        s.efer = msr::EFER_SVME;
+        s.cr0 = 0x10;
+        s.cr3 = 0;
+        s.cr4 = 0;
+        s.rip = 0;
+        s.rsp = 0;
+    }
 }
 
 struct SvmBackend<'a> {
@@ -313,6 +357,8 @@ struct SvmBackend<'a> {
     spec: crate::spec::Mitigations,
     /// This CPU's slot: the NMI latch.
     slot: &'static crate::smp::Slot,
+    /// The guest has a local APIC (crate::lapic).
+    lapic: bool,
 }
 
 /// EVENTINJ / EXITINTINFO valid bit (APM §15.20, §15.7.2).
@@ -335,6 +381,9 @@ impl GuestMsrs for SvmBackend<'_> {
     }
     fn set_pat(&mut self, pat: u64) {
         self.vmcb.save.g_pat = pat;
+    }
+    fn apic_base(&self) -> Option<u64> {
+        self.lapic.then(crate::rt::smp::apic_base)
     }
 }
 
@@ -468,7 +517,19 @@ impl Backend for SvmBackend<'_> {
     }
 
     fn cpuid_policy(&self) -> CpuidPolicy {
-        CpuidPolicy::SVM
+        CpuidPolicy {
+            apic: self.lapic,
+            ..CpuidPolicy::SVM
+        }
+    }
+
+    fn lapic(&self) -> bool {
+        self.lapic
+    }
+
+    fn long_code(&self) -> bool {
+        // Attribute bit 9 is CS.L (descriptor bit 53, APM §15.5.1).
+        self.vmcb.save.efer & crate::vmsr::EFER_LMA != 0 && self.vmcb.save.cs.attrib & (1 << 9) != 0
     }
 
     fn rflags(&self) -> u64 {

@@ -329,6 +329,7 @@ impl Setup {
         let policy = CpuidPolicy {
             pat: self.switch_pat(),
             cr4_fixed1: Some(self.cr4_fixed.1),
+            apic: false,
         };
         crate::cpuid::guest_cr4_allowed_here(cpu::cpuid, &policy) & self.cr4_fixed.1
     }
@@ -592,6 +593,9 @@ fn init_vmcs(
     if setup.load_efer() || setup.save_efer() {
         vmwrite(gst::IA32_EFER_FULL, guest::EFER)?;
     }
+    if let Some(segment) = start.real_segment {
+        real_mode(setup, segment)?;
+    }
     if setup.host_efer() {
         vmwrite(host::IA32_EFER_FULL, efer)?;
     }
@@ -615,6 +619,8 @@ fn init_vmcs(
 /// What every vCPU of the guest shares, set up once by the boot CPU: the
 /// bitmaps and the EPT (read-only after set-up).
 pub struct VmxVm {
+    /// The guest has a local APIC (crate::lapic).
+    lapic: bool,
     bitmaps: Bitmaps,
     eptp: u64,
     ram: GuestRam,
@@ -651,13 +657,77 @@ pub fn prepare(ram: GuestRam, start: &GuestStart, alloc: &mut PhysAlloc) -> Resu
             start.profile,
         );
     }
-    let pml4 = nested::build(&mut Tables(alloc), Format::Ept, ram.host_base, ram.size)
-        .map_err(|_| Stop::Vmx(VmxError::OutOfMemory))?;
+    let lapic = crate::rt::smp::guest_lapic(start.profile);
+    let pml4 = nested::build_with(
+        &mut Tables(alloc),
+        Format::Ept,
+        ram.host_base,
+        ram.size,
+        lapic,
+    )
+    .map_err(|_| Stop::Vmx(VmxError::OutOfMemory))?;
     Ok(VmxVm {
+        lapic,
         bitmaps,
         eptp: nested::eptp(pml4),
         ram,
     })
+}
+
+/// Put the guest state in real mode at `segment:0`: an AP of a Linux
+/// guest after the STARTUP IPI its kernel sent (SDM Vol. 3A §9.4.4,
+/// §10.1.1 for the state; unrestricted guest, which the Linux profile
+/// requires, allows PE = PG = 0, §26.8). EFER 0 and no IA-32e mode.
+fn real_mode(setup: &Setup, segment: u16) -> Result<(), VmxError> {
+    let cr0 = shadow_cr(0x10, setup.cr0_fixed0(), setup.cr0_fixed.1);
+    let cr4 = shadow_cr(0, setup.cr4_fixed.0, setup.cr4_fixed.1);
+    let sel = u64::from(segment);
+    let entry = setup.entry & !EntryControls::IA32E_MODE_GUEST.bits();
+    let fields: &[(u32, u64)] = &[
+        (gst::CR0, cr0.actual),
+        (ctl::CR0_READ_SHADOW, cr0.shadow),
+        (gst::CR3, 0),
+        (gst::CR4, cr4.actual),
+        (ctl::CR4_READ_SHADOW, cr4.shadow),
+        (gst::RIP, 0),
+        (gst::RSP, 0),
+        (gst::CS_SELECTOR, sel),
+        (gst::CS_BASE, sel << 4),
+        (gst::CS_LIMIT, 0xFFFF),
+        (gst::CS_ACCESS_RIGHTS, 0x9B),
+        (gst::SS_SELECTOR, 0),
+        (gst::SS_BASE, 0),
+        (gst::SS_LIMIT, 0xFFFF),
+        (gst::SS_ACCESS_RIGHTS, 0x93),
+        (gst::DS_SELECTOR, 0),
+        (gst::DS_BASE, 0),
+        (gst::DS_LIMIT, 0xFFFF),
+        (gst::DS_ACCESS_RIGHTS, 0x93),
+        (gst::ES_SELECTOR, 0),
+        (gst::ES_BASE, 0),
+        (gst::ES_LIMIT, 0xFFFF),
+        (gst::ES_ACCESS_RIGHTS, 0x93),
+        (gst::FS_SELECTOR, 0),
+        (gst::FS_BASE, 0),
+        (gst::FS_LIMIT, 0xFFFF),
+        (gst::FS_ACCESS_RIGHTS, 0x93),
+        (gst::GS_SELECTOR, 0),
+        (gst::GS_BASE, 0),
+        (gst::GS_LIMIT, 0xFFFF),
+        (gst::GS_ACCESS_RIGHTS, 0x93),
+        (gst::TR_LIMIT, 0xFFFF),
+        (gst::TR_ACCESS_RIGHTS, 0x8B),
+        (gst::GDTR_BASE, 0),
+        (gst::GDTR_LIMIT, 0xFFFF),
+        (gst::IDTR_BASE, 0),
+        (gst::IDTR_LIMIT, 0x3FF),
+        (gst::IA32_EFER_FULL, 0),
+        (ctl::VMENTRY_CONTROLS, entry.into()),
+    ];
+    for &(field, value) in fields {
+        vmwrite(field, value)?;
+    }
+    Ok(())
 }
 
 /// Run vCPU `cpu` of the guest on this CPU until the guest asks to stop
@@ -675,8 +745,15 @@ pub fn run_vcpu(
     let slot = crate::rt::smp::MACHINE.slot(cpu).ok_or(Stop::NoCpu)?;
     let mut backend = enable(&setup, vm, start, alloc, cpu).map_err(Stop::Vmx)?;
     backend.slot = Some(slot);
+    backend.lapic = vm.lapic;
     regs.rsp = start.rsp;
-    let result = exits::run_loop(&mut backend, &mut regs, cpu, &crate::rt::smp::MACHINE);
+    let result = exits::run_loop(
+        &mut backend,
+        &mut regs,
+        cpu,
+        &crate::rt::smp::MACHINE,
+        &crate::rt::smp::RtHost,
+    );
     if let Some(e) = backend.failed {
         return Err(Stop::Vmx(e));
     }
@@ -754,6 +831,7 @@ fn enable(
         fx: FxArea::reset(),
         failed: None,
         slot: None,
+        lapic: false,
     })
 }
 
@@ -798,6 +876,8 @@ struct VmxBackend {
     virtual_nmis: bool,
     /// This CPU's slot: the NMI latch (set before the first entry).
     slot: Option<&'static crate::smp::Slot>,
+    /// The guest has a local APIC (crate::lapic).
+    lapic: bool,
 }
 
 /// Valid bit of the interruption-information fields (SDM §25.8.3, §25.9.3).
@@ -832,6 +912,9 @@ impl GuestMsrs for VmxBackend {
         if self.switch_pat {
             self.write(gst::IA32_PAT_FULL, pat);
         }
+    }
+    fn apic_base(&self) -> Option<u64> {
+        self.lapic.then(crate::rt::smp::apic_base)
     }
 }
 
@@ -1035,7 +1118,17 @@ impl Backend for VmxBackend {
         CpuidPolicy {
             pat: self.switch_pat,
             cr4_fixed1: Some(self.cr4_fixed.1),
+            apic: self.lapic,
         }
+    }
+
+    fn lapic(&self) -> bool {
+        self.lapic
+    }
+
+    fn long_code(&self) -> bool {
+        // CS access rights bit 13 is L (SDM Vol. 3C §25.4.1, Table 25-2).
+        GuestMsrs::efer(self) & EFER_LMA != 0 && vmread(gst::CS_ACCESS_RIGHTS) & (1 << 13) != 0
     }
 
     fn rflags(&self) -> u64 {
