@@ -21,6 +21,11 @@
 //!   and `iopl(3)` is refused, since /init runs its programs without
 //!   `CAP_SYS_RAWIO` ([`who_ends_the_run`]).
 //!
+//! - every CPU at once ([`smp`]): one thread per online CPU, pinned to it,
+//!   each filling its own buffer 2,000 times through `hello_fill` and
+//!   checking every byte, its CPU and its vector registers after each call;
+//!   the number of CPUs Linux brought online must be the VMM's vCPU count.
+//!
 //! Without the VMM it says so and exits 1, never by SIGILL.
 
 use guest_sdk::{call, Error, Instruction};
@@ -280,6 +285,77 @@ fn vector_state(insn: Instruction) -> bool {
     changed == 0
 }
 
+/// `hello_fill` calls per thread in [`smp`].
+const SMP_CALLS: usize = 2000;
+
+/// One thread per online CPU, each pinned there with `sched_setaffinity`,
+/// checking with `sched_getcpu` that it runs there; each makes
+/// [`SMP_CALLS`] calls of `hello_fill` into its own buffer with its own
+/// lengths and bytes, checks every byte of the buffer (the filled part and
+/// the rest) and its vector registers ([`vector_round`]) after each call.
+/// Prints `smp: T threads on N CPUs, C calls, W wrong`: T threads, N the
+/// VMM's vCPU count (`vmm_vcpu_count`), W wrong bytes, registers, CPUs or
+/// results. Passes when T = N and W = 0.
+fn smp(insn: Instruction) -> bool {
+    // SAFETY: sysconf only reads a system value.
+    let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as usize;
+    let vcpus = call!("vmm_vcpu_count").unwrap_or(1) as usize;
+    let threads: Vec<_> = (0..online)
+        .map(|cpu| {
+            std::thread::spawn(move || -> (u64, u64) {
+                // SAFETY: a zeroed cpu_set_t with one bit set, for this
+                // thread (pid 0); sched_getcpu only reads.
+                let pinned = unsafe {
+                    let mut set: libc::cpu_set_t = std::mem::zeroed();
+                    libc::CPU_SET(cpu, &mut set);
+                    libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+                };
+                let mut wrong = u64::from(!pinned);
+                let mut buf = vec![0u8; 4096 + 64];
+                let mut seed = 0x51ED_2701_u64 ^ (cpu as u64) << 32;
+                let xmm = [[cpu as u8; 16]; 16];
+                for i in 0..SMP_CALLS {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    let len = 1 + (seed % 4096) as usize;
+                    let byte = (seed >> 16) as u8 | 1;
+                    let before = buf.clone();
+                    let r = call!("hello_fill", (rbx, rcx) = &mut buf[..len], rdx = byte);
+                    let filled = buf[..len].iter().all(|&b| b == byte);
+                    let rest = buf[len..] == before[len..];
+                    // SAFETY: sched_getcpu only reads.
+                    let here = unsafe { libc::sched_getcpu() };
+                    let (x, m, c, _) = vector_round(insn, &xmm, 0x1F80, 0x037F, i as f64);
+                    let vector_ok = x == xmm && m == 0x1F80 && c == 0x037F;
+                    if r != Ok(len as u64) || !filled || !rest || here != cpu as i32 || !vector_ok {
+                        if wrong < 3 {
+                            println!(
+                                "smp: CPU {cpu}, call {i}: result {r:?}, filled {filled}, rest kept {rest}, on CPU {here}, vector state kept {vector_ok}"
+                            );
+                        }
+                        wrong += 1;
+                    }
+                }
+                (SMP_CALLS as u64, wrong)
+            })
+        })
+        .collect();
+    let (mut calls, mut wrong, mut threads_done) = (0u64, 0u64, 0usize);
+    for t in threads {
+        match t.join() {
+            Ok((c, w)) => {
+                calls += c;
+                wrong += w;
+                threads_done += 1;
+            }
+            Err(_) => wrong += 1,
+        }
+    }
+    println!("smp: {threads_done} threads on {vcpus} CPUs, {calls} calls, {wrong} wrong");
+    threads_done == vcpus && wrong == 0
+}
+
 /// The argument with which this program, run again as a child, writes the
 /// VMM's exit port.
 const POKE_EXIT_PORT: &str = "--poke-exit-port";
@@ -364,6 +440,7 @@ fn main() -> ExitCode {
     ok &= fresh_buffer();
     ok &= lazy_name();
     ok &= vector_state(vmm.instruction);
+    ok &= smp(vmm.instruction);
     ok &= who_ends_the_run();
     drain_console();
     if ok {
