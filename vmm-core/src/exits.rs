@@ -41,6 +41,7 @@
 use crate::backend::Backend;
 use crate::cpu;
 use crate::cpuid::virtual_cpuid;
+use crate::longcall::Stepping;
 use crate::mov_cr::decode_mov_cr;
 use crate::ports::EmulatedPorts;
 use crate::stop::Stop;
@@ -48,6 +49,7 @@ use crate::vcpu::{GuestRam, GuestVcpu};
 use crate::vmsr::{self, MsrResult};
 use core::sync::atomic::{AtomicU64, Ordering};
 use vmexit::{Exit, Insn};
+use vmmcall::step::Continuations;
 use vmmcall::{GuestRegs, Registry};
 
 /// RFLAGS.TF.
@@ -114,6 +116,8 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
     let mut ports = EmulatedPorts::new(backend.profile());
     // The guest's CR8 (TPR), kept here: see the ControlRegister arm.
     let mut vtpr = 0u64;
+    // This vCPU's long calls in progress (crate::longcall).
+    let mut conts = Continuations::new();
     let ram = backend.ram();
     loop {
         let vm_exit = backend.enter(regs);
@@ -124,7 +128,8 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
         match vm_exit.exit {
             Exit::Hypercall => {
                 let len = vm_exit.insn_len.get();
-                if let Some(status) = hypercall(backend, regs, ram, registry, rip, len) {
+                let at = (rip, len);
+                if let Some(status) = hypercall(backend, &mut conts, regs, ram, registry, at) {
                     return Ok(status);
                 }
             }
@@ -143,12 +148,16 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
                 // the guest's own #UD and goes back to it unchanged.
                 let at = backend.code_address(rip);
                 let done = {
-                    let mut vcpu = vcpu(backend, ram, regs);
+                    let mut st = Stepping::new(backend, &mut conts);
+                    let mut vcpu = vmmcall::GuestVcpu::lazy(&mut *regs, ram, &mut st);
                     vmexit::handle_ud(registry, &mut vcpu, at)
                 };
                 match done {
                     Some(done) => {
-                        step(backend, done.next_rip(rip));
+                        // A long call that yielded stays put (no #DB).
+                        if !done.outcome.pending {
+                            step(backend, done.next_rip(rip));
+                        }
                         if let Some(status) = done.stop() {
                             return Ok(status);
                         }
@@ -319,26 +328,35 @@ fn vcpu<'b>(backend: &'b dyn Backend, ram: GuestRam, regs: &'b mut GuestRegs) ->
     GuestVcpu::lazy(regs, ram, backend)
 }
 
-/// Run the hypercall at `rip` (instruction length `len`) and step over it.
-/// Returns the stop status a handler asked for, if any.
+/// Run the hypercall at `rip` (instruction length `len`) and step over it,
+/// unless it is a long call that yielded between steps (docs/ABI.md,
+/// "Long calls"; [`crate::longcall`]): then RIP stays on the instruction,
+/// with no single-step `#DB` (it did not complete), and the guest takes
+/// its interrupt and executes it again. Returns the stop status a handler
+/// asked for, if any.
 ///
-/// Inlined into the run loop with `vmexit::handle_hypercall` and
+/// Inlined into the run loop with `vmexit::handle_hypercall_stepped` and
 /// `vmmcall::dispatch`, so that only what the run loop uses of their
-/// results (the RIP advance and the stop request) is computed.
+/// results (the RIP advance and the stop request) is computed. The
+/// continuations reach `vmmcall` through the lazy vCPU state
+/// ([`Stepping`]), so a plain call stores nothing more than before.
 #[inline(always)]
 fn hypercall(
     backend: &mut dyn Backend,
+    conts: &mut Continuations,
     regs: &mut GuestRegs,
     ram: GuestRam,
     registry: &Registry<'static>,
-    rip: u64,
-    len: u64,
+    (rip, len): (u64, u64),
 ) -> Option<u32> {
     let done = {
-        let mut vcpu = vcpu(backend, ram, regs);
-        vmexit::handle_hypercall(registry, &mut vcpu, len)
+        let mut st = Stepping::new(backend, conts);
+        let mut vcpu = vmmcall::GuestVcpu::lazy(&mut *regs, ram, &mut st);
+        vmexit::handle_hypercall_stepped(registry, &mut vcpu, len)
     };
-    step(backend, done.next_rip(rip));
+    if done.rip_advance != 0 {
+        step(backend, done.next_rip(rip));
+    }
     done.stop()
 }
 

@@ -36,7 +36,8 @@
 //! ([`vcpu`]); `MOV` CR decoding ([`mov_cr`]); boot information
 //! ([`bootinfo`]), ELF loading ([`elf`]), guest set-up ([`guest`],
 //! [`linux`]), physical allocation ([`physmem`]), nested page tables
-//! ([`nested`]), the VMM's NMI latch ([`idt`]) and the speculation
+//! ([`nested`]), long calls in steps ([`longcall`]: the continuations
+//! and the pending-interrupt check), the VMM's NMI latch ([`idt`]) and the speculation
 //! mitigations around VM entry ([`spec`]: the decision is portable, its
 //! instructions run only from `rt` code, as [`cpu`]'s do).
 #![no_std]
@@ -51,6 +52,7 @@ pub mod guest;
 pub mod idt;
 pub mod intercept;
 pub mod linux;
+pub mod longcall;
 pub mod mov_cr;
 pub mod nested;
 pub mod physmem;
