@@ -69,6 +69,18 @@ fn step(backend: &mut dyn Backend, next: u64) {
     }
 }
 
+/// A long call yielded between steps (docs/ABI.md, "Long calls"): RIP
+/// stays on the instruction, with no single-step `#DB` (it did not
+/// complete), and the STI / MOV SS interrupt shadow ends, as `set_rip`
+/// ends it for an emulated instruction: the call yielded for the guest's
+/// interrupt, which a shadow left from `sti; vmcall` would otherwise hold
+/// back at every re-execution until the call finished (SDM Vol. 3A
+/// §6.8.3; measured on bochs-vmx: no interrupt ever landed between steps).
+#[cold]
+fn yielded(backend: &mut dyn Backend, rip: u64) {
+    backend.set_rip(rip);
+}
+
 /// How long a bare-metal guest may run without any VM exit before the VMM
 /// stops it (VMX preemption timer; SDM Vol. 3C §26.5.1): 2^30 TSC ticks,
 /// under a second on hardware, about 20 s of wall-clock time under Bochs.
@@ -154,8 +166,9 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
                 };
                 match done {
                     Some(done) => {
-                        // A long call that yielded stays put (no #DB).
-                        if !done.outcome.pending {
+                        if done.outcome.pending {
+                            yielded(backend, rip);
+                        } else {
                             step(backend, done.next_rip(rip));
                         }
                         if let Some(status) = done.stop() {
@@ -356,6 +369,8 @@ fn hypercall(
     };
     if done.rip_advance != 0 {
         step(backend, done.next_rip(rip));
+    } else {
+        yielded(backend, rip);
     }
     done.stop()
 }
