@@ -406,6 +406,8 @@ mod tests {
         profile: Profile,
         rflags: u64,
         dr6: u64,
+        /// RIPs set by the run loop, in order.
+        rips: Vec<u64>,
     }
 
     impl Mock {
@@ -424,6 +426,7 @@ mod tests {
                 profile: Profile::BareMetal,
                 rflags: 2,
                 dr6: 0,
+                rips: Vec::new(),
             }
         }
     }
@@ -437,6 +440,7 @@ mod tests {
         }
         fn set_rip(&mut self, rip: u64) {
             self.rip = rip;
+            self.rips.push(rip);
         }
         fn ram(&self) -> GuestRam {
             // Paging off: linear = guest-physical = an index into `ram`.
@@ -636,6 +640,63 @@ mod tests {
         assert_eq!(m.rip, 0x102);
         assert_eq!(m.injected, [(DB, None)]);
         assert_eq!(m.dr6 & (1 << 14), 1 << 14);
+    }
+
+    /// Three steps, each one page of nothing; returns 3.
+    #[vmmcall::vmmcall("exits_test_three_steps", user, long)]
+    fn three_steps(cx: &mut vmmcall::Caller) -> Result<u64, vmmcall::Error> {
+        let [mut done, ..] = cx.progress();
+        while done < 3 {
+            done += 1;
+            if done < 3 {
+                cx.step([done, 0, 0, 0])?;
+            }
+        }
+        Ok(done)
+    }
+
+    #[test]
+    fn a_long_call_yields_to_a_pending_interrupt_and_continues() {
+        let number = Registry::global()
+            .unwrap()
+            .lookup(b"exits_test_three_steps")
+            .unwrap()
+            .get();
+        // VMCALL (reason 18, 3 bytes) three times at 0x100, with RFLAGS.IF
+        // and TF and the PIC requesting IRQ 0: the first two exits yield
+        // (RIP set back to 0x100, ending a shadow, no #DB), the third ends
+        // the call (RIP 0x103, the single-step #DB).
+        let call = vmx(18, 0, 3, 0);
+        let mut m = Mock {
+            rflags: 2 | RFLAGS_TF | (1 << 9),
+            ..Mock::new(&[call, call, call], &[])
+        };
+        crate::longcall::tests::PIC.with(|p| {
+            p.set(crate::longcall::Pic {
+                irr: 1,
+                imr: 0,
+                isr: 0,
+            })
+        });
+        let mut regs = GuestRegs {
+            rax: number,
+            ..GuestRegs::default()
+        };
+        let _ = run_loop(&mut m, &mut regs);
+        crate::longcall::tests::PIC.with(|p| p.set(crate::longcall::Pic::default()));
+        assert_eq!(m.rips, [0x100, 0x100, 0x103]);
+        assert_eq!(regs.rax, 3);
+        assert_eq!(
+            m.injected,
+            [(DB, None)],
+            "one #DB, after the call completed"
+        );
+        // With no interrupt requested nothing yields: one exit.
+        let mut m = Mock::new(&[call], &[]);
+        m.rflags = 2 | (1 << 9);
+        regs.rax = number;
+        let _ = run_loop(&mut m, &mut regs);
+        assert_eq!((m.rips.as_slice(), regs.rax), ([0x103].as_slice(), 3));
     }
 
     #[test]
