@@ -129,7 +129,7 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
     // The guest's CR8 (TPR), kept here: see the ControlRegister arm.
     let mut vtpr = 0u64;
     // This vCPU's long calls in progress (crate::longcall).
-    let mut conts = Continuations::new();
+    let mut conts = Continuations::new().with_budget(crate::longcall::step_budget());
     let ram = backend.ram();
     loop {
         let vm_exit = backend.enter(regs);

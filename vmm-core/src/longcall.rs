@@ -44,12 +44,30 @@
 )]
 
 use crate::backend::Backend;
+use core::sync::atomic::{AtomicU32, Ordering};
 use vmmcall::paging::PagingMode;
-use vmmcall::step::{Continuations, Site, Stepper};
+use vmmcall::step::{Continuations, Site, Stepper, DEFAULT_STEP_BUDGET};
 use vmmcall::VcpuState;
 
 /// RFLAGS.IF.
 const RFLAGS_IF: u64 = 1 << 9;
+
+/// Steps per exit of every vCPU started after [`set_step_budget`].
+static STEP_BUDGET: AtomicU32 = AtomicU32::new(DEFAULT_STEP_BUDGET);
+
+/// Set the step budget per exit (docs/ABI.md, "Long calls"), at least
+/// one step, of the vCPUs whose run loop starts afterwards: call it
+/// before the guest starts, e.g. from a VMM's own initialization. The run
+/// loop reads it once, so no call touches a line other CPUs share.
+pub fn set_step_budget(steps: u32) {
+    STEP_BUDGET.store(steps.max(1), Ordering::Relaxed);
+}
+
+/// The step budget a new run loop uses ([`DEFAULT_STEP_BUDGET`] unless
+/// [`set_step_budget`] changed it).
+pub fn step_budget() -> u32 {
+    STEP_BUDGET.load(Ordering::Relaxed)
+}
 
 /// The master 8259's registers a pending-interrupt check needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
