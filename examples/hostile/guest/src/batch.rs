@@ -332,9 +332,11 @@ pub(super) fn storm(st: &mut State) {
             }
         }
     }
-    let mut batches = BATCHES;
+    // The timer's runs, retries included (how many depends on when the
+    // timer lands: printed apart from the deterministic figures).
+    let mut runs = 0;
     if who.cpl == 0 {
-        batches += continuations(st, &mut hit, descs);
+        runs = continuations(st, &mut hit, descs);
     }
     let cpl_changed = who.cpl == 3 && cpl_change(st, descs);
     core::mem::swap(&mut st.rng, &mut rng);
@@ -361,8 +363,11 @@ pub(super) fn storm(st: &mut State) {
     if who.cpl == 3 && !cpl_changed {
         st.report("batch class", format_args!("{CPL_CLASS}: never reached"));
     }
+    if runs > 0 {
+        println!("hostile: vmmcall_batch under the timer: {runs} runs of {LONG_COUNT} entries");
+    }
     println!(
-        "hostile: vmmcall_batch at CPL {}: {batches} batches, {entries} entries, {} of {} classes, {} unexpected",
+        "hostile: vmmcall_batch at CPL {}: {BATCHES} batches, {entries} entries, {} of {} classes, {} unexpected",
         who.cpl,
         reached + usize::from(cpl_changed),
         promised + usize::from(who.cpl == 3),
