@@ -133,6 +133,16 @@ pub fn read_rtc(index: u8) -> u8 {
     v
 }
 
+/// Whether this is the boot CPU: IA32_APIC_BASE bit 8, BSP (Intel SDM
+/// Vol. 3A §11.4.4; AMD APM Vol. 2 §16.3.1). Only the boot CPU's LINT0
+/// takes the PIC's interrupts (virtual-wire mode), so only its guest can
+/// have one pending there (`crate::longcall`).
+pub fn on_boot_cpu() -> bool {
+    // SAFETY: IA32_APIC_BASE exists on every CPU with a local APIC, which
+    // both SVM and VMX processors have; reading it changes nothing.
+    unsafe { rdmsr(0x1B) & (1 << 8) != 0 }
+}
+
 /// The master 8259 PIC's IRR and IMR (`crate::longcall`): OCW3 `0x0A`
 /// selects the IRR for reads of port `0x20` (the state after
 /// initialization), the IMR is port `0x21` (8259A data sheet, "Operation

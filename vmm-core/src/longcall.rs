@@ -30,7 +30,10 @@
 //! Reading the IRR and ISR takes an OCW3 (`0x0A`, `0x0B`) written to port
 //! `0x20`; the VMM leaves OCW3 selecting the IRR, the PIC's state after
 //! initialization (docs/ABI.md, "Long calls": a guest that selects the ISR
-//! reads it before its next long call).
+//! reads it before its next long call). Only the boot CPU looks (its LINT0
+//! alone takes the PIC's interrupts): on another CPU a long call yields
+//! only at the step budget, and never writes to the PIC under the boot
+//! CPU's guest.
 
 #![cfg_attr(
     not(test),
@@ -108,8 +111,15 @@ pub const fn paging_mode_bits(p: &PagingMode) -> u64 {
 /// Whether the master PIC requests an interrupt now ([`pic_deliverable`]):
 /// the IRR and IMR, and the ISR only when a request is unmasked. OCW3 is
 /// left selecting the IRR.
+///
+/// Only on the boot CPU: the PIC's output reaches its LINT0 alone, so a
+/// guest on another CPU has no PIC interrupt to take, and the VMM there
+/// must not write OCW3 under the boot CPU's guest.
 #[cfg(not(test))]
 fn pic_requests() -> bool {
+    if !crate::cpu::on_boot_cpu() {
+        return false;
+    }
     let (irr, imr) = crate::cpu::read_pic_irr_imr();
     irr & !imr != 0
         && pic_deliverable(Pic {
