@@ -160,8 +160,8 @@ pub fn run_loop(backend: &mut dyn Backend, regs: &mut GuestRegs) -> Result<u32, 
                 // the guest's own #UD and goes back to it unchanged.
                 let at = backend.code_address(rip);
                 let done = {
-                    let mut st = Stepping::new(backend, &mut conts);
-                    let mut vcpu = vmmcall::GuestVcpu::lazy(&mut *regs, ram, &mut st);
+                    let st = Stepping::new(backend, &mut conts);
+                    let mut vcpu = vmmcall::GuestVcpu::lazy(&mut *regs, ram, st);
                     vmexit::handle_ud(registry, &mut vcpu, at)
                 };
                 match done {
@@ -351,8 +351,9 @@ fn vcpu<'b>(backend: &'b dyn Backend, ram: GuestRam, regs: &'b mut GuestRegs) ->
 /// Inlined into the run loop with `vmexit::handle_hypercall_stepped` and
 /// `vmmcall::dispatch`, so that only what the run loop uses of their
 /// results (the RIP advance and the stop request) is computed. The
-/// continuations reach `vmmcall` through the lazy vCPU state
-/// ([`Stepping`]), so a plain call stores nothing more than before.
+/// continuations reach `vmmcall` through the lazy vCPU state, a
+/// [`Stepping`] held by value in the `GuestVcpu`: one word more than the
+/// backend alone, and nothing that escapes as a second `dyn Vcpu`.
 #[inline(always)]
 fn hypercall(
     backend: &mut dyn Backend,
@@ -363,8 +364,8 @@ fn hypercall(
     (rip, len): (u64, u64),
 ) -> Option<u32> {
     let done = {
-        let mut st = Stepping::new(backend, conts);
-        let mut vcpu = vmmcall::GuestVcpu::lazy(&mut *regs, ram, &mut st);
+        let st = Stepping::new(backend, conts);
+        let mut vcpu = vmmcall::GuestVcpu::lazy(&mut *regs, ram, st);
         vmexit::handle_hypercall_stepped(registry, &mut vcpu, len)
     };
     if done.rip_advance != 0 {

@@ -5,9 +5,10 @@
 //! The run loop owns one [`Continuations`] per vCPU (the progress of the
 //! calls that yielded, kept in the VMM, never in guest memory) and, at a
 //! hypercall exit, hands `vmmcall` a [`Stepping`]: the backend (the lazy
-//! CPL and paging mode handlers read anyway) plus those continuations, as
-//! the [`VcpuState`] of the [`crate::vcpu::GuestVcpu`]. So a plain call
-//! builds nothing more than before: `vmmcall` asks for the
+//! CPL and paging mode handlers read anyway) plus a pointer to those
+//! continuations, held by value as the [`VcpuState`] of the
+//! `vmmcall::GuestVcpu`. So a plain call stores one word more than before
+//! and nothing escapes as a second `dyn Vcpu`: `vmmcall` asks for the
 //! [`Stepper`] only when a long handler (or `vmmcall_batch`) runs.
 //!
 //! **When the guest has an interrupt pending.** vmm-core delivers no
