@@ -275,7 +275,7 @@ pub(super) fn storm(st: &mut State) {
         let mut results = place(&mut st.rng, RESULTS_OK, true);
         if st.rng.below(12) == 0 {
             // Results over the list (the same linear bytes).
-            results = list.wrapping_add(8 * st.rng.below(count.min(64).max(1)));
+            results = list.wrapping_add(8 * st.rng.below(count.clamp(1, 64)));
         }
         let flags = match st.rng.below(10) {
             0 => st.rng.pick(&[2, 1 << 63, 3]),

@@ -26,7 +26,7 @@
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU64, Ordering};
 use guest_rt::println;
-use guest_sdk::{call, BatchEntry, Error};
+use guest_sdk::{BatchEntry, Error};
 use long_api::{word, PAGE};
 use vmm_shared::desc::{interrupt_gate, Idt, KERNEL_CS};
 

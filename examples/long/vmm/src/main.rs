@@ -24,7 +24,11 @@ use vmmcall::{vmmcall, Caller, Error, GuestAddr};
 /// `0..rounds` (at most [`MAX_ROUNDS`]), a page per step. Progress:
 /// `[round, offset, checksum, 0]`, kept by the VMM.
 fn fill(cx: &mut Caller, addr: GuestAddr, len: u64, rounds: u64, seed: u64) -> Result<u64, Error> {
-    if addr.get() % PAGE != 0 || len % PAGE != 0 || len > MAX_LEN || rounds > MAX_ROUNDS {
+    if !addr.get().is_multiple_of(PAGE)
+        || !len.is_multiple_of(PAGE)
+        || len > MAX_LEN
+        || rounds > MAX_ROUNDS
+    {
         return Err(Error::Invalid);
     }
     let [mut round, mut off, mut sum, _] = match cx.progress() {
