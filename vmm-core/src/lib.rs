@@ -24,7 +24,9 @@
 //!
 //! [`cpu`] wraps single instructions and builds on both: CPUID runs on the
 //! host too, and the privileged wrappers are called only from `rt` code
-//! (and, for a Linux guest, the run loop's RTC read).
+//! (and from the run loop: the RTC read of a Linux guest, and the PIC and
+//! IA32_APIC_BASE reads of a long call's pending-interrupt check, which
+//! [`longcall`] replaces with a mock PIC in host tests).
 //!
 //! # Modules
 //!
