@@ -133,6 +133,54 @@ pub fn read_rtc(index: u8) -> u8 {
     v
 }
 
+/// Whether this is the boot CPU: IA32_APIC_BASE bit 8, BSP (Intel SDM
+/// Vol. 3A §11.4.4; AMD APM Vol. 2 §16.3.1). Only the boot CPU's LINT0
+/// takes the PIC's interrupts (virtual-wire mode), so only its guest can
+/// have one pending there (`crate::longcall`).
+pub fn on_boot_cpu() -> bool {
+    // SAFETY: IA32_APIC_BASE exists on every CPU with a local APIC, which
+    // both SVM and VMX processors have; reading it changes nothing.
+    unsafe { rdmsr(0x1B) & (1 << 8) != 0 }
+}
+
+/// The master 8259 PIC's IRR and IMR (`crate::longcall`): OCW3 `0x0A`
+/// selects the IRR for reads of port `0x20` (the state after
+/// initialization), the IMR is port `0x21` (8259A data sheet, "Operation
+/// Command Words"). Only the run loop's pending-interrupt check calls it,
+/// after a long call's step.
+pub fn read_pic_irr_imr() -> (u8, u8) {
+    let (irr, imr): (u8, u8);
+    // SAFETY: OCW3 with RR set only selects which register port 0x20
+    // reads (no poll, no special-mask change: bits 2, 5 and 6 clear);
+    // reading the IRR and the IMR has no side effect. The PIC raises
+    // interrupts and nothing more (no bus master), and the VMM takes none
+    // (GIF or RFLAGS.IF clear).
+    unsafe {
+        asm!(
+            "mov al, 0x0A", "out 0x20, al", "in al, 0x20", "mov {irr}, al", "in al, 0x21",
+            irr = out(reg_byte) irr, out("al") imr,
+            options(nomem, nostack, preserves_flags)
+        );
+    }
+    (irr, imr)
+}
+
+/// The master 8259 PIC's ISR, read through OCW3 `0x0B`; OCW3 `0x0A` then
+/// selects the IRR again (see [`read_pic_irr_imr`]).
+pub fn read_pic_isr() -> u8 {
+    let isr: u8;
+    // SAFETY: as in read_pic_irr_imr: OCW3 register selection only.
+    unsafe {
+        asm!(
+            "mov al, 0x0B", "out 0x20, al", "in al, 0x20", "mov {isr}, al",
+            "mov al, 0x0A", "out 0x20, al",
+            isr = out(reg_byte) isr, out("al") _,
+            options(nomem, nostack, preserves_flags)
+        );
+    }
+    isr
+}
+
 /// An FXSAVE area (Intel SDM Vol. 1 §10.5.1, Table 10-2): the x87, MMX
 /// and SSE state (XMM0-15, MXCSR) of one context, 512 bytes, 16-aligned.
 #[repr(C, align(16))]

@@ -41,6 +41,7 @@
 use crate::backend::{Backend, Host};
 use crate::cpu;
 use crate::cpuid::virtual_cpuid;
+use crate::longcall::Stepping;
 use crate::mov_cr::decode_mov_cr;
 use crate::ports::EmulatedPorts;
 use crate::smp::Machine;
@@ -48,6 +49,7 @@ use crate::stop::Stop;
 use crate::vcpu::{GuestRam, GuestVcpu};
 use crate::vmsr::{self, MsrResult};
 use vmexit::{Exit, Insn};
+use vmmcall::step::Continuations;
 use vmmcall::{GuestRegs, Registry};
 
 /// RFLAGS.TF.
@@ -65,6 +67,18 @@ fn step(backend: &mut dyn Backend, next: u64) {
         backend.set_dr6(DR6_BS);
         backend.inject_exception(DB, None);
     }
+}
+
+/// A long call yielded between steps (docs/ABI.md, "Long calls"): RIP
+/// stays on the instruction, with no single-step `#DB` (it did not
+/// complete), and the STI / MOV SS interrupt shadow ends, as `set_rip`
+/// ends it for an emulated instruction: the call yielded for the guest's
+/// interrupt, which a shadow left from `sti; vmcall` would otherwise hold
+/// back at every re-execution until the call finished (SDM Vol. 3A
+/// §6.8.3; measured on bochs-vmx: no interrupt ever landed between steps).
+#[cold]
+fn yielded(backend: &mut dyn Backend, rip: u64) {
+    backend.set_rip(rip);
 }
 
 /// How long a bare-metal guest may run without any VM exit before the VMM
@@ -119,6 +133,8 @@ pub fn run_loop(
     let mut ports = EmulatedPorts::new(backend.profile());
     // The guest's CR8 (TPR), kept here: see the ControlRegister arm.
     let mut vtpr = 0u64;
+    // This vCPU's long calls in progress (crate::longcall).
+    let mut conts = Continuations::new().with_budget(crate::longcall::step_budget());
     let ram = backend.ram();
     loop {
         if machine.ending() {
@@ -132,7 +148,8 @@ pub fn run_loop(
         match vm_exit.exit {
             Exit::Hypercall => {
                 let len = vm_exit.insn_len.get();
-                if let Some(status) = hypercall(backend, regs, ram, registry, (rip, len), id) {
+                let at = (rip, len);
+                if let Some(status) = hypercall(backend, &mut conts, regs, ram, registry, at, id) {
                     return Ok(status);
                 }
             }
@@ -151,12 +168,18 @@ pub fn run_loop(
                 // the guest's own #UD and goes back to it unchanged.
                 let at = backend.code_address(rip);
                 let done = {
-                    let mut vcpu = vmmcall::InVm::new(vcpu(backend, ram, regs), id);
+                    let st = Stepping::new(backend, &mut conts);
+                    let mut vcpu =
+                        vmmcall::InVm::new(vmmcall::GuestVcpu::lazy(&mut *regs, ram, st), id);
                     vmexit::handle_ud(registry, &mut vcpu, at)
                 };
                 match done {
                     Some(done) => {
-                        step(backend, done.next_rip(rip));
+                        if done.outcome.pending {
+                            yielded(backend, rip);
+                        } else {
+                            step(backend, done.next_rip(rip));
+                        }
                         if let Some(status) = done.stop() {
                             return Ok(status);
                         }
@@ -431,15 +454,23 @@ fn vcpu<'b>(backend: &'b dyn Backend, ram: GuestRam, regs: &'b mut GuestRegs) ->
     GuestVcpu::lazy(regs, ram, backend)
 }
 
-/// Run the hypercall at `rip` (instruction length `len`) and step over it.
-/// Returns the stop status a handler asked for, if any.
+/// Run the hypercall at `rip` (instruction length `len`) and step over it,
+/// unless it is a long call that yielded between steps (docs/ABI.md,
+/// "Long calls"; [`crate::longcall`]): then RIP stays on the instruction,
+/// with no single-step `#DB` (it did not complete), and the guest takes
+/// its interrupt and executes it again. Returns the stop status a handler
+/// asked for, if any.
 ///
-/// Inlined into the run loop with `vmexit::handle_hypercall` and
+/// Inlined into the run loop with `vmexit::handle_hypercall_stepped` and
 /// `vmmcall::dispatch`, so that only what the run loop uses of their
-/// results (the RIP advance and the stop request) is computed.
+/// results (the RIP advance and the stop request) is computed. The
+/// continuations reach `vmmcall` through the lazy vCPU state, a
+/// [`Stepping`] held by value in the `GuestVcpu`: one word more than the
+/// backend alone, and nothing that escapes as a second `dyn Vcpu`.
 #[inline(always)]
 fn hypercall(
     backend: &mut dyn Backend,
+    conts: &mut Continuations,
     regs: &mut GuestRegs,
     ram: GuestRam,
     registry: &Registry<'static>,
@@ -447,12 +478,17 @@ fn hypercall(
     vcpu_id: u32,
 ) -> Option<u32> {
     let done = {
+        let st = Stepping::new(backend, conts);
         // The vCPU id: what `Caller::vcpu_id` answers, and the shard of
         // the registry's call counters this vCPU writes.
-        let mut vcpu = vmmcall::InVm::new(vcpu(backend, ram, regs), vcpu_id);
-        vmexit::handle_hypercall(registry, &mut vcpu, len)
+        let mut vcpu = vmmcall::InVm::new(vmmcall::GuestVcpu::lazy(&mut *regs, ram, st), vcpu_id);
+        vmexit::handle_hypercall_stepped(registry, &mut vcpu, len)
     };
-    step(backend, done.next_rip(rip));
+    if done.rip_advance != 0 {
+        step(backend, done.next_rip(rip));
+    } else {
+        yielded(backend, rip);
+    }
     done.stop()
 }
 
@@ -489,6 +525,8 @@ mod tests {
         dr6: u64,
         nmis: u32,
         lapic: bool,
+        /// RIPs set by the run loop, in order.
+        rips: Vec<u64>,
     }
 
     impl Mock {
@@ -509,6 +547,7 @@ mod tests {
                 dr6: 0,
                 nmis: 0,
                 lapic: false,
+                rips: Vec::new(),
             }
         }
     }
@@ -522,6 +561,7 @@ mod tests {
         }
         fn set_rip(&mut self, rip: u64) {
             self.rip = rip;
+            self.rips.push(rip);
         }
         fn ram(&self) -> GuestRam {
             // Paging off: linear = guest-physical = an index into `ram`.
@@ -828,6 +868,63 @@ mod tests {
         let mut m = Mock::new(&[apic_write_exit(0xB0)], &code);
         let r = run_loop(&mut m, &mut GuestRegs::default(), 0, &Machine::new(), &host);
         assert!(matches!(r, Err(Stop::NestedPageFault { .. })), "{r:?}");
+    }
+
+    /// Three steps, each one page of nothing; returns 3.
+    #[vmmcall::vmmcall("exits_test_three_steps", user, long)]
+    fn three_steps(cx: &mut vmmcall::Caller) -> Result<u64, vmmcall::Error> {
+        let [mut done, ..] = cx.progress();
+        while done < 3 {
+            done += 1;
+            if done < 3 {
+                cx.step([done, 0, 0, 0])?;
+            }
+        }
+        Ok(done)
+    }
+
+    #[test]
+    fn a_long_call_yields_to_a_pending_interrupt_and_continues() {
+        let number = Registry::global()
+            .unwrap()
+            .lookup(b"exits_test_three_steps")
+            .unwrap()
+            .get();
+        // VMCALL (reason 18, 3 bytes) three times at 0x100, with RFLAGS.IF
+        // and TF and the PIC requesting IRQ 0: the first two exits yield
+        // (RIP set back to 0x100, ending a shadow, no #DB), the third ends
+        // the call (RIP 0x103, the single-step #DB).
+        let call = vmx(18, 0, 3, 0);
+        let mut m = Mock {
+            rflags: 2 | RFLAGS_TF | (1 << 9),
+            ..Mock::new(&[call, call, call], &[])
+        };
+        crate::longcall::tests::PIC.with(|p| {
+            p.set(crate::longcall::Pic {
+                irr: 1,
+                imr: 0,
+                isr: 0,
+            })
+        });
+        let mut regs = GuestRegs {
+            rax: number,
+            ..GuestRegs::default()
+        };
+        let _ = run_loop(&mut m, &mut regs, 0, &Machine::new(), &NoHost);
+        crate::longcall::tests::PIC.with(|p| p.set(crate::longcall::Pic::default()));
+        assert_eq!(m.rips, [0x100, 0x100, 0x103]);
+        assert_eq!(regs.rax, 3);
+        assert_eq!(
+            m.injected,
+            [(DB, None)],
+            "one #DB, after the call completed"
+        );
+        // With no interrupt requested nothing yields: one exit.
+        let mut m = Mock::new(&[call], &[]);
+        m.rflags = 2 | (1 << 9);
+        regs.rax = number;
+        let _ = run_loop(&mut m, &mut regs, 0, &Machine::new(), &NoHost);
+        assert_eq!((m.rips.as_slice(), regs.rax), ([0x103].as_slice(), 3));
     }
 
     #[test]

@@ -7,10 +7,12 @@
 //! the host. So both are intercepted, except for an explicit allow-list:
 //!
 //! - **Ports**: COM1 (`0x3F8..=0x3FF`), the console the guest shares with the
-//!   VMM. A Linux guest ([`Profile::Linux`]) also gets the legacy timer and
-//!   interrupt controller it needs: the 8259 PICs (`0x20`, `0x21`, `0xA0`,
-//!   `0xA1`), the 8254 PIT (`0x40..=0x43`) and system control port B
-//!   (`0x61`, the PIT channel 2 gate). None of them can reach memory: the
+//!   VMM, and the legacy timer and interrupt controller: the 8259 PICs
+//!   (`0x20`, `0x21`, `0xA0`, `0xA1`) and the 8254 PIT (`0x40..=0x43`), so
+//!   that a guest can have a timer interrupt (a bare-metal guest too, since
+//!   long calls yield to its interrupts: docs/ABI.md, "Long calls"). A
+//!   Linux guest ([`Profile::Linux`]) also gets system control port B
+//!   (`0x61`, the PIT channel 2 gate) for its TSC calibration. None of them can reach memory: the
 //!   PIC and PIT have no bus-master capability, and the VMM itself uses no
 //!   interrupts. Every other port exits, and [`crate::ports`] answers: the
 //!   RTC (`0x70`, `0x71`) is emulated read-only, any other `IN` reads all
@@ -39,22 +41,29 @@
 use crate::guest::Profile;
 use core::ops::RangeInclusive;
 
-/// Ports a bare-metal guest may use directly: COM1.
+/// COM1, the console every guest shares with the VMM.
 pub const GUEST_PORTS: RangeInclusive<u16> = 0x3F8..=0x3FF;
 
 /// Ports a Linux guest may use directly: COM1, the PICs, the PIT, port B.
+/// The first [`BARE_METAL_PORT_RANGES`] are a bare-metal guest's.
 pub const LINUX_PORTS: [RangeInclusive<u16>; 5] = [
     GUEST_PORTS,
     0x20..=0x21,
     0x40..=0x43,
-    0x61..=0x61,
     0xA0..=0xA1,
+    0x61..=0x61,
 ];
+
+/// How many of [`LINUX_PORTS`] a bare-metal guest gets: COM1, the PICs
+/// and the PIT (its timer interrupt), not port B.
+pub const BARE_METAL_PORT_RANGES: usize = 4;
 
 /// The ports `profile` may use directly.
 pub fn guest_ports(profile: Profile) -> &'static [RangeInclusive<u16>] {
     match profile {
-        Profile::BareMetal => core::slice::from_ref(&LINUX_PORTS[0]),
+        Profile::BareMetal => LINUX_PORTS
+            .get(..BARE_METAL_PORT_RANGES)
+            .unwrap_or_default(),
         Profile::Linux => &LINUX_PORTS,
     }
 }
@@ -195,12 +204,15 @@ mod tests {
     }
 
     #[test]
-    fn svm_iopm_lets_only_com1_through() {
+    fn svm_iopm_lets_only_com1_the_pic_and_the_pit_through() {
         let mut m = [0u8; SVM_IOPM_SIZE];
         svm_iopm(&mut m, Profile::BareMetal);
+        let timer = [0x20, 0x21, 0x40, 0x41, 0x42, 0x43, 0xA0, 0xA1];
         for p in 0..=0xFFFFusize {
-            assert_eq!(bit(&m, p), !(0x3F8..=0x3FF).contains(&p), "port {p:#x}");
+            let through = (0x3F8..=0x3FF).contains(&p) || timer.contains(&p);
+            assert_eq!(bit(&m, p), !through, "port {p:#x}");
         }
+        assert!(bit(&m, 0x61), "port B is Linux's only");
         // The bits past port 0xFFFF stay set.
         assert!(bit(&m, 0x10000) && bit(&m, 0x10002));
         // The emulators' exit ports are intercepted.
@@ -299,7 +311,8 @@ mod tests {
             !passes_through(Profile::Linux, 0x21, 2),
             "0x21-0x22 leaves the range"
         );
-        assert!(!passes_through(Profile::BareMetal, 0x40, 1));
+        assert!(passes_through(Profile::BareMetal, 0x40, 1));
+        assert!(!passes_through(Profile::BareMetal, 0x61, 1));
         assert!(passes_through(Profile::BareMetal, 0x3FC, 4));
     }
 }

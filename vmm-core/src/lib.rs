@@ -24,7 +24,9 @@
 //!
 //! [`cpu`] wraps single instructions and builds on both: CPUID runs on the
 //! host too, and the privileged wrappers are called only from `rt` code
-//! (and, for a Linux guest, the run loop's RTC read).
+//! (and from the run loop: the RTC read of a Linux guest, and the PIC and
+//! IA32_APIC_BASE reads of a long call's pending-interrupt check, which
+//! [`longcall`] replaces with a mock PIC in host tests).
 //!
 //! # Modules
 //!
@@ -36,7 +38,8 @@
 //! ([`vcpu`]); `MOV` CR decoding ([`mov_cr`]); boot information
 //! ([`bootinfo`]), ELF loading ([`elf`]), guest set-up ([`guest`],
 //! [`linux`]), physical allocation ([`physmem`]), nested page tables
-//! ([`nested`]), the VMM's NMI latch ([`idt`]) and the speculation
+//! ([`nested`]), long calls in steps ([`longcall`]: the continuations
+//! and the pending-interrupt check), the VMM's NMI latch ([`idt`]) and the speculation
 //! mitigations around VM entry ([`spec`]: the decision is portable, its
 //! instructions run only from `rt` code, as [`cpu`]'s do).
 #![no_std]
@@ -53,6 +56,7 @@ pub mod idt;
 pub mod intercept;
 pub mod lapic;
 pub mod linux;
+pub mod longcall;
 pub mod mmio;
 pub mod mov_cr;
 pub mod nested;

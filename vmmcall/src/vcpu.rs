@@ -53,6 +53,7 @@
 use crate::abi::MAX_ARGS;
 use crate::paging::{self, GuestPhysMemory, PagingMode, CR0_PG};
 use crate::regs::{Gpr, GuestRegs, Registers};
+use crate::step::Stepper;
 use crate::{GuestAddr, MemError, Vcpu};
 use core::cell::{Cell, OnceCell};
 
@@ -75,8 +76,18 @@ pub trait VcpuState {
     fn cpl(&self) -> u8;
     /// The guest's CR0, CR3, CR4, EFER and MAXPHYADDR.
     fn paging(&self) -> PagingMode;
+    /// What the VMM provides for long calls on this vCPU
+    /// ([`crate::step`]), reached through the state a [`GuestVcpu`]
+    /// already holds, so that a VMM with steps builds nothing more per
+    /// exit ([`GuestVcpu`]'s [`Vcpu::stepper`] asks here). `None`, the
+    /// default: long calls run to their end in one exit.
+    #[inline]
+    fn stepper(&mut self) -> Option<&mut dyn Stepper> {
+        None
+    }
 }
 
+/// Shared: CPL and paging only (a stepper needs `&mut`).
 impl<S: VcpuState + ?Sized> VcpuState for &S {
     #[inline]
     fn cpl(&self) -> u8 {
@@ -85,6 +96,22 @@ impl<S: VcpuState + ?Sized> VcpuState for &S {
     #[inline]
     fn paging(&self) -> PagingMode {
         (**self).paging()
+    }
+}
+
+/// Borrowed mutably: the stepper too.
+impl<S: VcpuState + ?Sized> VcpuState for &mut S {
+    #[inline]
+    fn cpl(&self) -> u8 {
+        (**self).cpl()
+    }
+    #[inline]
+    fn paging(&self) -> PagingMode {
+        (**self).paging()
+    }
+    #[inline]
+    fn stepper(&mut self) -> Option<&mut dyn Stepper> {
+        (**self).stepper()
     }
 }
 
@@ -286,6 +313,12 @@ impl<R: Registers, M: GuestPhysMemory, S: VcpuState> Vcpu for GuestVcpu<R, M, S>
     #[inline]
     fn cpl(&self) -> u8 {
         self.current_cpl()
+    }
+
+    /// The [`VcpuState`]'s ([`VcpuState::stepper`]).
+    #[inline]
+    fn stepper(&mut self) -> Option<&mut dyn Stepper> {
+        self.state.stepper()
     }
 
     fn read_linear(&mut self, addr: GuestAddr, buf: &mut [u8]) -> Result<(), MemError> {

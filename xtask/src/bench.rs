@@ -162,7 +162,14 @@ pub struct VmFigures {
     pub smp: Option<String>,
     /// Why the run on 4 CPUs gave no `smp4/smp1`.
     pub smp_failure: Option<String>,
+    /// The long-call and batch ratios ([`LONG_RATIOS`]), as printed.
+    pub long_ratios: Vec<(String, String)>,
+    /// Steps of the longest exit of a long call, and its line.
+    pub longest: Option<(u64, String)>,
 }
+
+/// The long-call and batch ratios the guest prints (issue 23), in order.
+pub const LONG_RATIOS: [&str; 3] = ["batch32/single", "batch1/single", "stepped/unstepped"];
 
 impl VmFigures {
     fn get(&self, kind: &str) -> Option<&VmFigure> {
@@ -188,6 +195,20 @@ pub fn parse_console(console: &str) -> VmFigures {
             out.ratio = Some(ratio.trim().to_owned());
         } else if let Some(ratio) = rest.strip_prefix(SMP_RATIO) {
             out.smp = Some(ratio.trim().to_owned());
+        } else if let Some((name, r)) = LONG_RATIOS
+            .iter()
+            .find_map(|n| Some((*n, rest.strip_prefix(*n)?.strip_prefix(" = ")?)))
+        {
+            out.long_ratios.push((name.to_owned(), r.trim().to_owned()));
+        } else if let Some(tail) = rest.strip_prefix("longest exit of a long call = ") {
+            let steps = tail
+                .split(", ")
+                .nth(1)
+                .and_then(|w| w.split_whitespace().next())
+                .and_then(|n| n.parse().ok());
+            if let Some(steps) = steps {
+                out.longest = Some((steps, tail.trim().to_owned()));
+            }
         } else if rest.starts_with("iterations=") {
             out.iterations = field(rest, "iterations");
         } else if let Some((kind, tail)) = rest.split_once(' ') {
@@ -577,6 +598,10 @@ impl Unit {
 enum Figure {
     /// The guest's `framework/raw` ratio on the platform.
     VmRatio,
+    /// One of the guest's [`LONG_RATIOS`] on the platform.
+    LongRatio(&'static str),
+    /// Steps in the longest exit of a long call on the platform.
+    LongestSteps,
     /// The median of the first kind minus the median of the second, in
     /// ticks, on the platform.
     VmDifference(&'static str, &'static str),
@@ -615,7 +640,7 @@ struct Target {
 
 /// The targets, in the order they are printed: each group on each
 /// platform of its scope.
-const TARGETS: [(Scope, &[Target]); 5] = [
+const TARGETS: [(Scope, &[Target]); 6] = [
     (
         Scope::Platform(Machine::QEMU_SVM),
         &[Target {
@@ -658,6 +683,38 @@ const TARGETS: [(Scope, &[Target]); 5] = [
             unit: Unit::Ticks,
             max: 0.0,
         }],
+    ),
+    (
+        Scope::ExactTicks,
+        &[
+            Target {
+                what: "a batch of 32 null calls, per entry, over one null call \
+                       (batch32/single <= {max}) on {platform}",
+                figure: Figure::LongRatio("batch32/single"),
+                unit: Unit::Ratio,
+                max: 0.15,
+            },
+            Target {
+                what: "a batch of 1 over one null call (batch1/single <= {max}) on {platform}",
+                figure: Figure::LongRatio("batch1/single"),
+                unit: Unit::Ratio,
+                max: 1.10,
+            },
+            Target {
+                what: "a long call in steps over the same work in one exit \
+                       (stepped/unstepped <= {max}) on {platform}",
+                figure: Figure::LongRatio("stepped/unstepped"),
+                unit: Unit::Ratio,
+                max: 1.02,
+            },
+            Target {
+                what: "the longest exit of a long call within the step budget \
+                       (<= {max} steps) on {platform}",
+                figure: Figure::LongestSteps,
+                unit: Unit::Ticks,
+                max: 256.0,
+            },
+        ],
     ),
     (
         Scope::Linux,
@@ -749,6 +806,15 @@ impl Measured<'_> {
                 .ratio
                 .as_deref()
                 .and_then(|r| r.parse().ok()),
+            (Figure::LongRatio(name), Some(m)) => self
+                .vm_figures(m)?
+                .long_ratios
+                .iter()
+                .find(|(n, _)| n == name)
+                .and_then(|(_, r)| r.parse().ok()),
+            (Figure::LongestSteps, Some(m)) => {
+                self.vm_figures(m)?.longest.as_ref().map(|(s, _)| *s as f64)
+            }
             (Figure::VmDifference(a, b), Some(m)) => {
                 let f = self.vm_figures(m)?;
                 let median = |k: &str| f.get(k).map(|x| x.median as i64);
@@ -852,6 +918,12 @@ pub fn bench(layout: &Layout, args: &BenchArgs) -> Result<bool> {
                                 reason.as_deref().unwrap_or("no figure")
                             );
                         }
+                    }
+                    for (name, r) in &f.long_ratios {
+                        println!("bench {machine}: {name} = {r}");
+                    }
+                    if let Some((_, line)) = &f.longest {
+                        println!("bench {machine}: longest exit of a long call = {line}");
                     }
                 }
                 VmRow::Failed(reason) => {
@@ -1103,6 +1175,31 @@ bench: smp4/smp1 = 1.001
     }
 
     #[test]
+    fn long_call_and_batch_lines_parse() {
+        let console = "\
+bench: batch32/single = 1.051
+bench: batch1/single = 7.780
+bench: stepped/unstepped = 1.016
+bench: longest exit of a long call = 709963 ticks, 256 steps (budget 256 steps)
+bench: typed/plain = 1.000
+";
+        let f = parse_console(console);
+        assert_eq!(
+            f.long_ratios,
+            vec![
+                ("batch32/single".to_owned(), "1.051".to_owned()),
+                ("batch1/single".to_owned(), "7.780".to_owned()),
+                ("stepped/unstepped".to_owned(), "1.016".to_owned()),
+            ]
+        );
+        assert_eq!(
+            f.longest,
+            Some((256, "709963 ticks, 256 steps (budget 256 steps)".to_owned()))
+        );
+        assert!(f.ratio.is_none() && f.figures.is_empty());
+    }
+
+    #[test]
     fn linux_console_lines_parse() {
         let console = "\
   | vmmcall-init: running /bin/bench-linux
@@ -1154,6 +1251,11 @@ bench: framework/raw = 9.999
             ratio: Some(ratio.to_owned()),
             smp: None,
             smp_failure: None,
+            long_ratios: vec![
+                ("batch32/single".to_owned(), "0.120".to_owned()),
+                ("batch1/single".to_owned(), "1.300".to_owned()),
+            ],
+            longest: Some((256, String::new())),
         };
         let vm = vec![
             (Machine::QEMU_SVM, VmRow::Measured(figures(&[], "1.031"))),
@@ -1197,6 +1299,14 @@ bench: framework/raw = 9.999
                  bochs-vmx: 9: met",
                 "  a typed call costs no more than #[vmmcall] with the same parameters \
                  (typed - plain <= 0 ticks) on bochs-vmx: 0: met",
+                "  a batch of 32 null calls, per entry, over one null call \
+                 (batch32/single <= 0.15) on bochs-vmx: 0.120: met",
+                "  a batch of 1 over one null call (batch1/single <= 1.10) on bochs-vmx: \
+                 1.300: NOT met (see docs/BENCHMARKS.md)",
+                "  a long call in steps over the same work in one exit \
+                 (stepped/unstepped <= 1.02) on bochs-vmx: -: not measured",
+                "  the longest exit of a long call within the step budget (<= 256 steps) \
+                 on bochs-vmx: 256: met",
                 "  hypercall/cpuid <= 1.10 from a Linux process on qemu-svm: 1.018: met",
                 "  hypercall/cpuid <= 1.10 from a Linux process on bochs-vmx: -: not measured",
                 "  host dispatch of a null hypercall <= 40 instructions: 0.0: not measured",

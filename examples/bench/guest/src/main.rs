@@ -31,6 +31,16 @@
 //! `bench: framework/raw = R`, the ratio of the medians. `cargo xtask bench`
 //! parses these lines; `docs/BENCHMARKS.md` explains the figures.
 //!
+//! Then long calls and batches (issue 23), measured side by side in a
+//! second loop: a null call from inline asm (`single`), `vmmcall_batch`
+//! of 1 and of 32 null entries from inline asm (`batch1`, `batch32`), and
+//! a 4 MiB fill as a long call that yields every step budget
+//! (`stepped`, 4 exits of 256 pages) against the same handler in one exit
+//! (`unstepped`). It prints `bench: batch32/single = R` (per entry),
+//! `bench: batch1/single = R`, `bench: stepped/unstepped = R` and the
+//! longest exit of the long call, in ticks and steps, as the VMM measured
+//! it (`bench_longest`).
+//!
 //! Under QEMU TCG the guest's RDTSC is the host TSC; under Bochs it counts
 //! emulated time (tied to the instruction count), so there the ratio
 //! reflects the instructions the VMM executes rather than wall time.
@@ -42,6 +52,9 @@ mod smp;
 use core::cell::UnsafeCell;
 use guest_rt::println;
 use guest_sdk::{call, Error, Instruction};
+
+/// vmm-core's step budget per exit (`vmmcall::step::DEFAULT_STEP_BUDGET`).
+const DEFAULT_STEP_BUDGET: u64 = 256;
 
 guest_rt::entry!(main);
 
@@ -338,6 +351,131 @@ fn main() -> Result<(), Error> {
         "bench: per page touched after an exit = {} ticks",
         pages.saturating_sub(raw) / TOUCHED_PAGES as u64
     );
+    long_and_batches(insn, number)?;
     println!("bench: done");
+    Ok(())
+}
+
+/// Iterations of the batch measurements.
+const BATCH_ITERS: usize = 1_000;
+/// Iterations of the long-call measurements (each fills [`FILL_PAGES`]).
+const FILL_ITERS: usize = 8;
+/// Pages per fill: 4 MiB, four step budgets of 256 pages.
+const FILL_PAGES: u64 = 1024;
+
+/// The fills' buffer.
+#[repr(C, align(4096))]
+struct FillBuf(UnsafeCell<[u8; FILL_PAGES as usize * 4096]>);
+// SAFETY: written by the VMM during this guest's calls only.
+unsafe impl Sync for FillBuf {}
+static FILL_BUF: FillBuf = FillBuf(UnsafeCell::new([0; FILL_PAGES as usize * 4096]));
+
+/// `vmmcall_batch` of `list` (`count` entries), results at `results`, no
+/// flags, from inline asm. Returns RAX.
+#[inline(always)]
+fn direct_batch(insn: Instruction, list: u64, count: u64, results: u64) -> u64 {
+    let rax: u64;
+    // SAFETY: the VMM is present; the batch reads `count` descriptors at
+    // `list` and writes `count` u64s at `results`, both this guest's
+    // buffers; the entries are null calls (no memory). RBX is moved
+    // through another register (Rust cannot name it).
+    unsafe {
+        match insn {
+            Instruction::Vmcall => core::arch::asm!(
+                "xchg {list}, rbx",
+                "vmcall",
+                "xchg {list}, rbx",
+                list = inout(reg) list => _,
+                inout("rax") guest_sdk::abi::BATCH => rax,
+                in("rcx") count,
+                in("rdx") results,
+                in("rsi") 0u64,
+                options(nostack),
+            ),
+            Instruction::Vmmcall => core::arch::asm!(
+                "xchg {list}, rbx",
+                "vmmcall",
+                "xchg {list}, rbx",
+                list = inout(reg) list => _,
+                inout("rax") guest_sdk::abi::BATCH => rax,
+                in("rcx") count,
+                in("rdx") results,
+                in("rsi") 0u64,
+                options(nostack),
+            ),
+        }
+    }
+    rax
+}
+
+/// Times `f` once.
+#[inline(always)]
+fn timed(f: impl FnOnce() -> bool) -> Result<u32, Error> {
+    let t0 = tsc();
+    let ok = f();
+    let t1 = tsc();
+    if ok {
+        Ok(elapsed(t0, t1))
+    } else {
+        Err(Error::Invalid)
+    }
+}
+
+/// The issue 23 measurements; see the module docs.
+fn long_and_batches(insn: Instruction, number: u64) -> Result<(), Error> {
+    let fill = guest_sdk::lookup(b"bench_fill\0")?;
+    let fill_once = guest_sdk::lookup(b"bench_fill_once\0")?;
+    let entries = [guest_sdk::BatchEntry::new(number, [0; 5]); 32];
+    let mut results = [u64::MAX; 32];
+    let list = entries.as_ptr() as u64;
+    let res = results.as_mut_ptr() as u64;
+    // SAFETY: see `Samples`: `main` no longer uses its reference (its
+    // figures are printed), so this is the only live one.
+    let samples = unsafe { &mut *SAMPLES.0.get() };
+    let [single, batch1, batch32, ..] = samples;
+    for i in 0..BATCH_ITERS + WARMUP {
+        let one = timed(|| direct(insn, number) == 0)?;
+        let b1 = timed(|| direct_batch(insn, list, 1, res) == 1)?;
+        let b32 = timed(|| direct_batch(insn, list, 32, res) == 32)?;
+        if let Some(j) = i.checked_sub(WARMUP) {
+            single[j] = one;
+            batch1[j] = b1;
+            batch32[j] = b32;
+        }
+    }
+    if results.iter().any(|&r| r != 0) {
+        return Err(Error::Invalid);
+    }
+    let buf = FILL_BUF.0.get() as u64;
+    let mut stepped = [0u32; FILL_ITERS];
+    let mut unstepped = [0u32; FILL_ITERS];
+    let _ = guest_sdk::call!("bench_longest")?;
+    for i in 0..FILL_ITERS {
+        let byte = i as u64 & 0x7F;
+        // SAFETY: the fill writes FILL_PAGES pages of FILL_BUF, ours.
+        let call = |n| unsafe { guest_sdk::call_number(n, [buf, FILL_PAGES, byte, 0, 0]) };
+        stepped[i] = timed(|| call(fill) == Ok(FILL_PAGES))?;
+        unstepped[i] = timed(|| call(fill_once) == Ok(FILL_PAGES))?;
+    }
+    let longest = guest_sdk::call!("bench_longest")?;
+    let med = |name: &str, s: &mut [u32]| {
+        let (median, p99) = median_p99(s);
+        println!("bench: {name} median={median} p99={p99} cycles");
+        u64::from(median)
+    };
+    let one = med("single", &mut single[..BATCH_ITERS]);
+    let b1 = med("batch1", &mut batch1[..BATCH_ITERS]);
+    let b32 = med("batch32", &mut batch32[..BATCH_ITERS]);
+    let st = med("stepped", &mut stepped);
+    let un = med("unstepped", &mut unstepped);
+    println!("bench: batch32/single = {}", Ratio(b32, one * 32));
+    println!("bench: batch1/single = {}", Ratio(b1, one));
+    println!("bench: stepped/unstepped = {}", Ratio(st, un));
+    println!(
+        "bench: longest exit of a long call = {} ticks, {} steps (budget {} steps)",
+        longest >> 16,
+        longest & 0xFFFF,
+        DEFAULT_STEP_BUDGET
+    );
     Ok(())
 }

@@ -25,6 +25,13 @@
 //!   each filling its own buffer 2,000 times through `hello_fill` and
 //!   checking every byte, its CPU and its vector registers after each call;
 //!   the number of CPUs Linux brought online must be the VMM's vCPU count.
+//! - a long call and a batch from ring 3 (docs/ABI.md, "Long calls",
+//!   "vmmcall_batch"): `hello_long_fill` writes 16 MiB in steps while an
+//!   interval timer sends SIGALRM every 2 ms; the handler counts the
+//!   signals and reads CLOCK_MONOTONIC, so the signals it takes while the
+//!   call is in progress show that the kernel's timer interrupts ran (and
+//!   the clock advanced) between the call's steps ([`long_and_batch`]).
+//!   Then a batch of four entries, each answered as it would be alone.
 //!
 //! Without the VMM it says so and exits 1, never by SIGILL.
 
@@ -442,10 +449,149 @@ fn main() -> ExitCode {
     ok &= vector_state(vmm.instruction);
     ok &= smp(vmm.instruction);
     ok &= who_ends_the_run();
+    ok &= long_and_batch();
     drain_console();
     if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// SIGALRMs taken since the long call started.
+static ALARMS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// CLOCK_MONOTONIC (ns) at the first and the last of them.
+static FIRST_NS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static LAST_NS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// CLOCK_MONOTONIC in nanoseconds (async-signal-safe).
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+extern "C" fn on_alarm(_: libc::c_int) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let now = monotonic_ns();
+    if ALARMS.fetch_add(1, Relaxed) == 0 {
+        FIRST_NS.store(now, Relaxed);
+    }
+    LAST_NS.store(now, Relaxed);
+}
+
+/// Arm (2 ms) or disarm the interval timer.
+fn interval_timer(on: bool) {
+    let usec = if on { 2000 } else { 0 };
+    let it = libc::itimerval {
+        it_interval: libc::timeval {
+            tv_sec: 0,
+            tv_usec: usec,
+        },
+        it_value: libc::timeval {
+            tv_sec: 0,
+            tv_usec: usec,
+        },
+    };
+    // SAFETY: setitimer reads the itimerval we own.
+    unsafe { libc::setitimer(libc::ITIMER_REAL, &it, core::ptr::null_mut()) };
+}
+
+/// One long call and one batch from ring 3; see the module docs.
+fn long_and_batch() -> bool {
+    use std::sync::atomic::Ordering::Relaxed;
+    const LEN: usize = 16 << 20;
+    // SAFETY: a fresh private anonymous mapping, populated so that every
+    // page is present when the VMM walks the page tables.
+    let buf = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            LEN,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
+            -1,
+            0,
+        )
+    };
+    if buf == libc::MAP_FAILED {
+        println!("long call from ring 3: mmap failed");
+        return false;
+    }
+    // SAFETY: installs a handler that only touches atomics and reads the
+    // clock (async-signal-safe).
+    unsafe {
+        let mut sa: libc::sigaction = core::mem::zeroed();
+        sa.sa_sigaction = on_alarm as *const () as usize;
+        libc::sigaction(libc::SIGALRM, &sa, core::ptr::null_mut());
+    }
+    ALARMS.store(0, Relaxed);
+    interval_timer(true);
+    let t0 = monotonic_ns();
+    let r = call!(
+        "hello_long_fill",
+        rbx = buf as u64,
+        rcx = LEN as u64,
+        rdx = 0x5Au8
+    );
+    let t1 = monotonic_ns();
+    interval_timer(false);
+    let alarms = ALARMS.load(Relaxed);
+    let inside_ms = LAST_NS.load(Relaxed).saturating_sub(FIRST_NS.load(Relaxed)) / 1_000_000;
+    // SAFETY: the mapping is LEN bytes, ours, and the call is done.
+    let bytes = unsafe { core::slice::from_raw_parts(buf as *const u8, LEN) };
+    let wrong = bytes.iter().filter(|&&b| b != 0x5A).count();
+    // SAFETY: unmapping what we mapped; `bytes` is not used after.
+    unsafe { libc::munmap(buf, LEN) };
+    // Without steps, at most one signal could arrive, after the call.
+    let long_ok = r == Ok(LEN as u64) && wrong == 0 && alarms >= 2 && inside_ms > 0;
+    println!(
+        "long call from ring 3: {} MiB in {} ms, {alarms} timer signals during it, \
+         CLOCK_MONOTONIC advanced {inside_ms} ms between them, {wrong} wrong bytes{}",
+        LEN >> 20,
+        (t1 - t0) / 1_000_000,
+        if long_ok {
+            " (as expected)"
+        } else {
+            ": FAILED"
+        }
+    );
+    drain_console();
+
+    // A batch: two fills, a kernel-only handler (EPERM from ring 3, as
+    // alone) and an unknown number (ENOSYS), each against the call alone.
+    let fill = guest_sdk::lookup(b"hello_fill\0");
+    let kernel = guest_sdk::lookup(b"hello_kernel\0");
+    let (Ok(fill), Ok(kernel)) = (fill, kernel) else {
+        println!("batch from ring 3: lookup failed");
+        return false;
+    };
+    let mut small = [0u8; 64];
+    let at = small.as_mut_ptr() as u64;
+    let entries = [
+        guest_sdk::BatchEntry::new(fill, [at, 32, 7, 0, 0]),
+        guest_sdk::BatchEntry::new(kernel, [0; 5]),
+        guest_sdk::BatchEntry::new(0xDEAD_BEEF, [0; 5]),
+        guest_sdk::BatchEntry::new(fill, [at + 32, 32, 9, 0, 0]),
+    ];
+    let mut results = [0u64; 4];
+    // SAFETY: the fills name `small`, ours.
+    let n = unsafe { guest_sdk::batch(&entries, &mut results, false) };
+    let got: Vec<_> = results.iter().map(|&r| Error::check(r)).collect();
+    let want = [Ok(32), Err(Error::Permission), Err(Error::NoSys), Ok(32)];
+    let batch_ok = n == Ok(4) && got == want && small[..32] == [7; 32] && small[32..] == [9; 32];
+    println!(
+        "batch from ring 3: {} entries, {:?}{}",
+        entries.len(),
+        got,
+        if batch_ok {
+            ", each answered as alone (as expected)"
+        } else {
+            ": FAILED"
+        }
+    );
+    long_ok && batch_ok
 }

@@ -41,3 +41,34 @@ fn hello_fill(
 fn hello_kernel() -> u32 {
     1
 }
+
+/// The most bytes [`hello_long_fill`] writes in one call.
+const LONG_FILL_MAX: u64 = 64 << 20;
+
+/// For the Linux program's long call (docs/ABI.md, "Long calls"): fill
+/// `len` bytes at `buf` with `byte`, one page per step, from any
+/// privilege level; vmm-core returns to the guest between pages when its
+/// timer interrupt is pending. Returns `len`; `-ERANGE` above 64 MiB.
+#[vmmcall("hello_long_fill", user, long)]
+fn hello_long_fill(
+    cx: &mut vmmcall::Caller,
+    buf: vmmcall::GuestAddr,
+    len: u64,
+    byte: u8,
+) -> Result<u64, vmmcall::Error> {
+    if len > LONG_FILL_MAX {
+        return Err(vmmcall::Error::Range);
+    }
+    let [mut done, ..] = cx.progress();
+    let page = [byte; 4096];
+    while done < len {
+        let at = buf.get().wrapping_add(done);
+        let n = (4096 - at % 4096).min(len - done);
+        cx.write(vmmcall::GuestAddr(at), &page[..n as usize])?;
+        done += n;
+        if done < len {
+            cx.step([done, 0, 0, 0])?;
+        }
+    }
+    Ok(len)
+}

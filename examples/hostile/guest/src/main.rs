@@ -68,6 +68,8 @@ use guest_sdk::Instruction;
 
 guest_rt::entry!(main);
 
+mod batch;
+
 const SEED: u64 = 0x5EED_1DEA_F00D_CAFE;
 
 /// The phases: (CPL, CR0.WP, calls).
@@ -1991,6 +1993,7 @@ fn main() -> Result<(), guest_sdk::Error> {
         K,
         vmm.instruction
     );
+    batch::storm(&mut st);
     st.ring(0);
     next_ring(st, 1)
 }
@@ -2043,6 +2046,7 @@ extern "C" fn ring2_main() -> ! {
 extern "C" fn ring3_main() -> ! {
     let mut st = take_state();
     st.ring(3);
+    batch::storm(&mut st);
     st.report_classes();
     println!(
         "hostile: vector state: {} exits, {} changed (x87, MXCSR, XMM0-15)",
