@@ -252,6 +252,110 @@ pub fn madt_cpus(mut entries: &[u8]) -> Cpus {
     out
 }
 
+/// Where the guest's tables go: the top of base memory, which the Linux
+/// profile's E820 map reserves (`crate::linux`).
+pub const GUEST_TABLES: u64 = 0x9_F000;
+
+/// Why the guest's tables could not be built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuildError {
+    /// No CPU, more than [`MAX_CPUS`], or an APIC ID above 254 (a MADT
+    /// local APIC entry holds 8 bits; 0xFF means all).
+    BadCpus,
+}
+
+impl core::fmt::Display for BuildError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "1 to {MAX_CPUS} CPUs with APIC IDs below 255 are supported"
+        )
+    }
+}
+
+/// Fix the byte at `at` so that `bytes` sums to 0 (ACPI §5.2.5.3, §5.2.6).
+fn seal(bytes: &mut [u8], at: usize) {
+    if let Some(b) = bytes.get_mut(at) {
+        *b = 0;
+    }
+    let sum = bytes.iter().fold(0u8, |a, &b| a.wrapping_add(b));
+    if let Some(b) = bytes.get_mut(at) {
+        *b = 0u8.wrapping_sub(sum);
+    }
+}
+
+/// A table header (ACPI §5.2.6) for a table of `len` bytes.
+fn header(signature: &[u8; 4], len: usize, revision: u8) -> [u8; 36] {
+    let mut h = [0u8; 36];
+    h[..4].copy_from_slice(signature);
+    h[4..8].copy_from_slice(&(len as u32).to_le_bytes());
+    h[8] = revision;
+    h[10..16].copy_from_slice(b"VMMCAL");
+    h[16..24].copy_from_slice(b"VMM-CORE");
+    h[24..28].copy_from_slice(&1u32.to_le_bytes());
+    h[28..32].copy_from_slice(b"VMMC");
+    h[32..36].copy_from_slice(&1u32.to_le_bytes());
+    h
+}
+
+/// The ACPI tables a Linux guest on several vCPUs finds its CPUs in:
+/// an RSDP (revision 2), an XSDT naming one table, and a MADT with one
+/// enabled Processor Local APIC entry per vCPU (ACPI UID = vCPU index,
+/// the CPU's real APIC ID, `apic_ids[0]` the boot CPU's) and a Local
+/// APIC NMI entry for LINT1 of every processor. The MADT's flags say a
+/// dual 8259 is present (PCAT_COMPAT); there is no I/O APIC entry, so
+/// Linux runs its local APICs in virtual-wire mode with the PIC behind
+/// the boot CPU's LINT0. No FADT and no DSDT: the guest runs without
+/// the ACPI interpreter (crate::linux: `acpi=noirq`); the MADT is what
+/// it reads, at boot.
+///
+/// Written into `out` for guest-physical `base` (16-byte aligned);
+/// returns the bytes used and the RSDP's offset (0).
+pub fn guest_tables(apic_ids: &[u32], base: u64, out: &mut [u8; 512]) -> Result<usize, BuildError> {
+    if apic_ids.is_empty() || apic_ids.len() > MAX_CPUS || apic_ids.iter().any(|&id| id > 254) {
+        return Err(BuildError::BadCpus);
+    }
+    *out = [0; 512];
+    const XSDT: usize = 0x40;
+    const MADT: usize = 0x80;
+    // RSDP (§5.2.5.3): signature, checksum over 20 bytes, OEM, revision
+    // 2, RSDT address 0 (the XSDT is used), length 36, XSDT address,
+    // extended checksum over 36 bytes.
+    let mut rsdp = [0u8; 36];
+    rsdp[..8].copy_from_slice(b"RSD PTR ");
+    rsdp[9..15].copy_from_slice(b"VMMCAL");
+    rsdp[15] = 2;
+    rsdp[20..24].copy_from_slice(&36u32.to_le_bytes());
+    rsdp[24..32].copy_from_slice(&(base + XSDT as u64).to_le_bytes());
+    seal(&mut rsdp[..20], 8);
+    seal(&mut rsdp, 32);
+    // XSDT (§5.2.8): one entry, the MADT.
+    let mut xsdt = [0u8; 44];
+    xsdt[..36].copy_from_slice(&header(b"XSDT", 44, 1));
+    xsdt[36..44].copy_from_slice(&(base + MADT as u64).to_le_bytes());
+    seal(&mut xsdt, 9);
+    // MADT (§5.2.12): local APIC address, flags, entries.
+    let madt_len = 44 + 8 * apic_ids.len() + 6;
+    let mut madt = [0u8; 44 + 8 * MAX_CPUS + 6];
+    madt[..36].copy_from_slice(&header(b"APIC", madt_len, 4));
+    madt[36..40].copy_from_slice(&0xFEE0_0000u32.to_le_bytes());
+    madt[40..44].copy_from_slice(&1u32.to_le_bytes());
+    for (i, &id) in apic_ids.iter().enumerate() {
+        let e = 44 + 8 * i;
+        // Type 0, length 8, UID, APIC ID, flags = enabled.
+        madt[e..e + 8].copy_from_slice(&[0, 8, i as u8, id as u8, 1, 0, 0, 0]);
+    }
+    // Type 4 (§5.2.12.7): Local APIC NMI, all processors (UID 0xFF),
+    // flags 0 (conforming), LINT1.
+    let e = 44 + 8 * apic_ids.len();
+    madt[e..e + 6].copy_from_slice(&[4, 6, 0xFF, 0, 0, 1]);
+    seal(&mut madt[..madt_len], 9);
+    out[..36].copy_from_slice(&rsdp);
+    out[XSDT..XSDT + 44].copy_from_slice(&xsdt);
+    out[MADT..MADT + madt_len].copy_from_slice(&madt[..madt_len]);
+    Ok(MADT + madt_len)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -384,6 +488,28 @@ mod tests {
         let many: Vec<u8> = (0..12u8).flat_map(|i| lapic(i, i % 10, 1)).collect();
         let c = madt_cpus(&many);
         assert_eq!((c.count, c.ignored), (MAX_CPUS, 2));
+    }
+
+    #[test]
+    fn the_guests_tables_read_back_with_the_vmms_own_reader() {
+        for ids in [&[0u32][..], &[0, 1], &[2, 0, 5, 7, 1, 3, 4, 6]] {
+            let mut out = [0u8; 512];
+            let len = guest_tables(ids, 0xE_0000, &mut out).unwrap();
+            // Put them where the reader scans for an RSDP.
+            let mut m = Mem(std::vec![0u8; 1 << 20]);
+            m.0[0xE_0000..0xE_0000 + len].copy_from_slice(&out[..len]);
+            assert_eq!(find_rsdp(&m), Some(0xE_0000));
+            let c = cpus(&m).unwrap();
+            assert_eq!(c.ids(), ids, "every CPU, in order");
+            // Both RSDP checksums and the XSDT's hold (cpus() checked the
+            // MADT's and the XSDT's).
+            assert!(checksum_ok(&out[..20]) && checksum_ok(&out[..36]));
+            assert_eq!(out[15], 2, "revision 2: the XSDT");
+        }
+        let mut out = [0u8; 512];
+        assert_eq!(guest_tables(&[], 0, &mut out), Err(BuildError::BadCpus));
+        assert_eq!(guest_tables(&[255], 0, &mut out), Err(BuildError::BadCpus));
+        assert_eq!(guest_tables(&[0; 9], 0, &mut out), Err(BuildError::BadCpus));
     }
 
     #[test]

@@ -334,6 +334,7 @@ pub fn run_loop(
                 if access.write && gpa & !0xFFF == crate::nested::APIC_PAGE && backend.lapic() =>
             {
                 // A write to the guest's local APIC (crate::lapic).
+                slot.count_apic_write();
                 let apic = Apic {
                     machine,
                     host,

@@ -70,6 +70,25 @@ pub const CMDLINE_MAX: u64 = 0x9_F000 - CMDLINE;
 pub const LEGACY_START: u64 = 0x9_F000;
 /// End of the legacy area (1 MiB).
 pub const LEGACY_END: u64 = 0x10_0000;
+/// `boot_params.acpi_rsdp_addr` (boot protocol 2.14+, `zero-page.rst`:
+/// offset 0x070, 8 bytes): where Linux finds the RSDP without scanning.
+pub const ACPI_RSDP_ADDR: u64 = 0x070;
+
+/// Give a Linux guest the ACPI tables that describe its `apic_ids` vCPUs
+/// (crate::acpi::guest_tables), in the reserved range at
+/// [`crate::acpi::GUEST_TABLES`], and point `boot_params` at them.
+pub fn describe_cpus(ram: &mut [u8], apic_ids: &[u32]) -> Result<(), crate::acpi::BuildError> {
+    let mut tables = [0u8; 512];
+    let base = crate::acpi::GUEST_TABLES;
+    let len = crate::acpi::guest_tables(apic_ids, base, &mut tables)?;
+    put(ram, base, tables.get(..len).unwrap_or(&[]));
+    put(
+        ram,
+        BOOT_PARAMS.wrapping_add(ACPI_RSDP_ADDR),
+        &base.to_le_bytes(),
+    );
+    Ok(())
+}
 /// Smallest guest RAM the Linux profile accepts.
 pub const MIN_RAM: u64 = 64 << 20;
 

@@ -15,7 +15,9 @@
 //! interrupts of its own: external interrupts go straight to the guest
 //! (no SVM INTR intercept, no VMX external-interrupt exiting), and the
 //! only interrupt controller a guest may program is the 8259 PIC pair
-//! (docs/VMM-CORE.md, "Guest profiles"; no local APIC is mapped). While
+//! (docs/VMM-CORE.md, "Guest profiles"; a Linux guest on several vCPUs
+//! also has its CPU's local APIC, whose timer this check does not see:
+//! there a long call yields at the step budget). While
 //! the VMM handles an exit, the processor holds a pending interrupt
 //! (SVM: GIF is clear after #VMEXIT, AMD APM Vol. 2 §15.17; VMX: the
 //! VMM runs with RFLAGS.IF clear, Intel SDM Vol. 3C §28.5.3), and the

@@ -104,6 +104,8 @@ pub struct Slot {
     wakes: AtomicU32,
     /// VM exits this CPU handled.
     exits: AtomicU64,
+    /// Of those, guest writes to the local APIC (crate::lapic).
+    apic_writes: AtomicU64,
 }
 
 impl Slot {
@@ -119,6 +121,7 @@ impl Slot {
             nmi: NmiLatch::new(),
             wakes: AtomicU32::new(0),
             exits: AtomicU64::new(0),
+            apic_writes: AtomicU64::new(0),
         }
     }
 
@@ -164,6 +167,12 @@ impl Slot {
     /// The wake count's address, for the compare-and-halt (`rt::smp`).
     pub fn wakes_ptr(&self) -> *const u32 {
         self.wakes.as_ptr()
+    }
+
+    /// Count one emulated local APIC write (this CPU's line only).
+    pub fn count_apic_write(&self) {
+        let n = self.apic_writes.load(Ordering::Relaxed);
+        self.apic_writes.store(n.wrapping_add(1), Ordering::Relaxed);
     }
 
     /// Count one VM exit (this CPU's line only).
@@ -340,6 +349,14 @@ impl Machine {
     /// Whether every CPU but `me` has parked.
     pub fn parked(&self, me: usize) -> bool {
         self.not_parked(me).next().is_none()
+    }
+
+    /// Guest writes to the local APIC emulated on all CPUs.
+    pub fn apic_writes(&self) -> u64 {
+        self.slots
+            .iter()
+            .map(|s| s.apic_writes.load(Ordering::Relaxed))
+            .fold(0u64, u64::wrapping_add)
     }
 
     /// VM exits handled by all CPUs.

@@ -13,7 +13,12 @@
 //! stopped: guest touched ... at RIP {addr}  <- text the VMM's stop reason must contain
 //! outcome: exited 3                  <- the guest must exit with status 3
 //! forgeries: 3                       <- the guest prints 3 forged verdict lines
+//! cpus: qemu-svm=4 bochs-vmx=2        <- `test` also runs it on that many CPUs
 //! ```
+//!
+//! `cpus:` (for a Linux program's `expect.txt`) adds a row to `cargo xtask
+//! test`: the same run on a machine of N CPUs, per platform; a platform not
+//! named gets no such run.
 //!
 //! `outcome:` says how a passing run ends, judged by the VMM's one verdict
 //! line that carries the run's secret (see `crate::verdict`). `exited` (the
@@ -62,6 +67,18 @@ pub struct Expectations {
     pub stopped: Vec<String>,
     /// `forgeries: N`: the number of forged verdict lines the guest prints.
     pub forgeries: Option<usize>,
+    /// `cpus: PLATFORM=N ...`: the CPU count of an extra run per platform.
+    pub cpus: Vec<(String, u8)>,
+}
+
+impl Expectations {
+    /// The CPU count `cpus:` names for `platform`, if any.
+    pub fn cpus_for(&self, platform: &str) -> Option<u8> {
+        self.cpus
+            .iter()
+            .find(|(p, _)| p == platform)
+            .map(|(_, n)| *n)
+    }
 }
 
 /// How a passing run ends (`outcome:` in `expect.txt`).
@@ -126,6 +143,18 @@ impl Expectations {
                     reason.to_owned()
                 };
                 out.skips.push((platform.to_owned(), reason));
+            } else if let Some(rest) = line.strip_prefix("cpus:") {
+                for word in rest.split_whitespace() {
+                    let (platform, n) = word.split_once('=').with_context(|| {
+                        format!("line {line_no}: `cpus:` wants PLATFORM=N words, got `{word}`")
+                    })?;
+                    if Machine::from_name(platform).is_none() {
+                        bail!("line {line_no}: `cpus:` names unknown platform `{platform}`");
+                    }
+                    let n = crate::cli::parse_cpus(n)
+                        .with_context(|| format!("line {line_no}: `cpus:`"))?;
+                    out.cpus.push((platform.to_owned(), n));
+                }
             } else if let Some(rest) = line.strip_prefix("outcome:") {
                 let words: Vec<&str> = rest.split_whitespace().collect();
                 out.outcome = match words.as_slice() {

@@ -361,7 +361,16 @@ pub fn test(layout: &Layout, args: &TestArgs) -> Result<bool> {
             linux_rows.push((i, prepared));
         }
     }
-    // Rows: every example, every example's SMP run, then every Linux guest.
+    // Linux guests whose expect.txt has `cpus:`: once more on that many
+    // CPUs (indices into linux_rows).
+    let linux_smp: Vec<usize> = linux_rows
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, p))| p.as_ref().is_ok_and(|p| !p.expected.cpus.is_empty()))
+        .map(|(k, _)| k)
+        .collect();
+    // Rows: every example, every example's SMP run, every Linux guest,
+    // then the Linux guests' SMP runs.
     let row_names: Vec<String> = examples
         .iter()
         .cloned()
@@ -374,6 +383,11 @@ pub fn test(layout: &Layout, args: &TestArgs) -> Result<bool> {
             linux_rows
                 .iter()
                 .map(|(i, _)| format!("{} (linux)", examples[*i])),
+        )
+        .chain(
+            linux_smp
+                .iter()
+                .map(|&k| format!("{} (linux smp)", examples[linux_rows[k].0])),
         )
         .collect();
     let run_names: Vec<String> = examples
@@ -388,6 +402,11 @@ pub fn test(layout: &Layout, args: &TestArgs) -> Result<bool> {
             linux_rows
                 .iter()
                 .map(|(i, _)| format!("{}-linux", examples[*i])),
+        )
+        .chain(
+            linux_smp
+                .iter()
+                .map(|&k| format!("{}-linux-smp", examples[linux_rows[k].0])),
         )
         .collect();
 
@@ -422,6 +441,23 @@ pub fn test(layout: &Layout, args: &TestArgs) -> Result<bool> {
                 Err(e) => Some(Cell::NotRun(format!(
                     "preparing the Linux guest failed: {e}"
                 ))),
+            };
+            cells.push(cell);
+        }
+    }
+    for &k in &linux_smp {
+        let expected = linux_rows[k].1.as_ref().map(|p| &p.expected).ok();
+        for platform in &platforms {
+            let cell = if expected
+                .and_then(|e| e.cpus_for(&platform.name()))
+                .is_some()
+            {
+                queue.push_front(cells.len());
+                None
+            } else {
+                Some(Cell::Skipped(format!(
+                    "its expect.txt names no `cpus:` for {platform}"
+                )))
             };
             cells.push(cell);
         }
@@ -469,6 +505,21 @@ pub fn test(layout: &Layout, args: &TestArgs) -> Result<bool> {
                     }),
                     (None, None) => unreachable!("every row is an example, SMP or Linux row"),
                     (None, Some(l)) => {
+                        // A Linux row, or (past them) a Linux SMP row.
+                        let (l, cpus) = match l.checked_sub(linux_rows.len()) {
+                            None => (l, 1),
+                            Some(k) => {
+                                let l = linux_smp[k];
+                                let cpus = linux_rows[l]
+                                    .1
+                                    .as_ref()
+                                    .ok()
+                                    .and_then(|p| p.expected.cpus_for(&platform.name()))
+                                    .unwrap_or(1);
+                                (l, cpus)
+                            }
+                        };
+                        let platform = platform.with_cpus(cpus);
                         let (example, prepared) = &linux_rows[l];
                         let prepared = prepared.as_ref().expect("only prepared rows are queued");
                         let timeout = args

@@ -191,6 +191,14 @@ pub fn main(protocol: u32, info: u64) -> bool {
             return false;
         }
     };
+    if bundle.is_some() && cpus.count > 1 {
+        // A Linux guest on several vCPUs finds them in ACPI tables
+        // (crate::acpi::guest_tables, crate::lapic).
+        if let Err(e) = linux::describe_cpus(ram_bytes, cpus.ids()) {
+            crate::say!("vmm: cannot describe the CPUs to Linux: {e}");
+            return false;
+        }
+    }
     if cpus.ignored != 0 {
         log::info!(
             "{} more CPUs than the VMM uses ({}) stay in wait-for-SIPI",
@@ -354,9 +362,10 @@ fn verdict(i: usize, result: Result<u32, Stop>, stuck: Option<usize>) -> bool {
     let vcpus = smp::MACHINE.vcpus();
     if vcpus > 1 {
         crate::say!(
-            "vmm: vCPU {i} ended the run; {} vCPUs, {} exits",
+            "vmm: vCPU {i} ended the run; {} vCPUs, {} exits, {} of them local APIC writes",
             vcpus,
-            smp::MACHINE.exits()
+            smp::MACHINE.exits(),
+            smp::MACHINE.apic_writes()
         );
     }
     if let Some(j) = stuck {
