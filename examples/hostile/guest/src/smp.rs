@@ -30,14 +30,16 @@ use core::sync::atomic::AtomicBool;
 pub const AP_CALLS: u64 = 4000;
 /// Race rounds of each caller (a `name_len` and a `fill` each).
 const RACE_ROUNDS: u64 = 250;
-/// vCPU `i`'s memory: `AP_BUF + i * AREA` (i >= 1), user RAM.
-const AP_BUF: u64 = 20 * MIB;
+/// vCPU `i`'s memory: `AP_BUF + i * AREA` (i >= 1), user RAM that no
+/// storm of vCPU 0 names (its window is 24-26 MiB, its scratch 30-32
+/// MiB, its batches' lists and results 20-24 MiB: batch.rs).
+const AP_BUF: u64 = 26 * MIB;
 const AREA: u64 = 256 * 1024;
 /// The race pages: caller `i` owns `RACE_PAGES + i * 4 pages`: page 0 and
 /// page 2 are the two targets, pages 1 and 3 guards.
-const RACE_PAGES: u64 = 22 * MIB;
+const RACE_PAGES: u64 = 28 * MIB;
 /// The flipping name.
-const RACE_NAME: u64 = 23 * MIB;
+const RACE_NAME: u64 = 29 * MIB;
 /// Linear pages whose entries the racer flips: caller `i`'s is
 /// `RACE_LA + i * PAGE` (PDPT0 entry 256: nothing else is there).
 const RACE_LA: u64 = 0x40_0000_0000;
