@@ -181,8 +181,19 @@ extern "C" fn ap_ring3() -> ! {
 /// Wait (no HLT: the VMM would stop the run) until vCPU 0 ends it.
 fn idle() -> ! {
     loop {
-        core::hint::spin_loop();
+        breathe();
+        for _ in 0..1000 {
+            core::hint::spin_loop();
+        }
     }
+}
+
+/// One VM exit (CPUID): a vCPU that spins must exit now and then, or
+/// the VMM's run budget for bare-metal guests (2^30 TSC ticks without an
+/// exit, VMX) stops the run.
+fn breathe() {
+    // SAFETY: CPUID only writes EAX..EDX (RBX through a scratch register).
+    unsafe { core::arch::x86_64::__cpuid(0) };
 }
 
 /// A quarter of an AP's storm at `cpl` with CR0.WP = `wp`.
@@ -272,6 +283,9 @@ fn race(n: u64) {
     let mut flip = 0u64;
     while !STOP_RACE.load(Ordering::SeqCst) {
         flip += 1;
+        if flip % 4096 == 0 {
+            breathe();
+        }
         let b = flip & 1;
         // SAFETY: RACE_NAME is guest RAM of this image's map that only the
         // racer writes (8-aligned); RACE_PT is this image's static table,
@@ -334,12 +348,12 @@ pub fn finish(own_calls: u64, own_unexpected: u64) -> u64 {
     }
     let callers = n - 1 - u64::from(racer(n).is_some());
     while CALLERS_DONE.load(Ordering::SeqCst) < callers {
-        core::hint::spin_loop();
+        breathe();
     }
     STOP_RACE.store(true, Ordering::SeqCst);
     if racer(n).is_some() {
         while !RACER_DONE.load(Ordering::SeqCst) {
-            core::hint::spin_loop();
+            breathe();
         }
     }
     let unexpected = AP_UNEXPECTED.load(Ordering::SeqCst);
