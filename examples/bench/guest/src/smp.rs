@@ -74,8 +74,7 @@ extern "C" fn ap(_arg: u64, id: u64) -> ! {
     loop {
         // An exit now and then: the VMM's run budget (VMX) stops a
         // bare-metal vCPU that runs 2^30 TSC ticks without one.
-        // SAFETY: CPUID only writes EAX..EDX.
-        unsafe { core::arch::x86_64::__cpuid(0) };
+        core::arch::x86_64::__cpuid(0);
     }
 }
 
@@ -91,8 +90,8 @@ pub fn run(n: u64, insn: Instruction, number: u64) -> Result<(), guest_sdk::Erro
     GO.store(true, Ordering::SeqCst);
     MEDIANS[0].store(median(insn, number), Ordering::SeqCst);
     while DONE.load(Ordering::SeqCst) < n - 1 {
-        // SAFETY: CPUID only writes EAX..EDX (see `ap`).
-        unsafe { core::arch::x86_64::__cpuid(0) };
+        // A CPUID exit now and then (see `ap`).
+        core::arch::x86_64::__cpuid(0);
     }
     let medians: [u32; 8] = core::array::from_fn(|i| MEDIANS[i].load(Ordering::SeqCst));
     let used = &medians[..n as usize];

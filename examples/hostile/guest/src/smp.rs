@@ -192,8 +192,7 @@ fn idle() -> ! {
 /// the VMM's run budget for bare-metal guests (2^30 TSC ticks without an
 /// exit, VMX) stops the run.
 fn breathe() {
-    // SAFETY: CPUID only writes EAX..EDX (RBX through a scratch register).
-    unsafe { core::arch::x86_64::__cpuid(0) };
+    core::arch::x86_64::__cpuid(0);
 }
 
 /// A quarter of an AP's storm at `cpl` with CR0.WP = `wp`.
@@ -283,7 +282,7 @@ fn race(n: u64) {
     let mut flip = 0u64;
     while !STOP_RACE.load(Ordering::SeqCst) {
         flip += 1;
-        if flip % 4096 == 0 {
+        if flip.is_multiple_of(4096) {
             breathe();
         }
         let b = flip & 1;
