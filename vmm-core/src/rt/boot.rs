@@ -141,6 +141,12 @@ mb2_start:
     or eax, 3
     mov dword ptr [boot_pml4], eax
 
+    mov esi, offset long_start
+    jmp to_long_mode
+
+    /* Every CPU's way into long mode, on the boot page tables; ESI is
+     * where to continue in 64-bit code (rdmsr/wrmsr keep ESI). */
+to_long_mode:
     mov eax, offset boot_pml4
     mov cr3, eax
 
@@ -163,8 +169,7 @@ mb2_start:
 
     lgdt [boot_gdt_ptr]
     push 0x08
-    mov eax, offset long_start
-    push eax
+    push esi
     retf
 
     .code64
@@ -192,24 +197,8 @@ long_start:
     .code32
     .global vmm_ap_start32
 vmm_ap_start32:
-    mov eax, offset boot_pml4
-    mov cr3, eax
-    mov eax, cr4
-    or eax, 0x620
-    mov cr4, eax
-    mov ecx, 0xC0000080
-    rdmsr
-    or eax, 0x900
-    wrmsr
-    mov eax, cr0
-    and eax, 0xFFFFFFFB
-    or eax, 0x80000003
-    mov cr0, eax
-    lgdt [boot_gdt_ptr]
-    push 0x08
-    mov eax, offset ap_long_start
-    push eax
-    retf
+    mov esi, offset ap_long_start
+    jmp to_long_mode
 
     .code64
 ap_long_start:
