@@ -168,9 +168,8 @@ pub fn run_loop(
                 // the guest's own #UD and goes back to it unchanged.
                 let at = backend.code_address(rip);
                 let done = {
-                    let st = Stepping::new(backend, &mut conts);
-                    let mut vcpu =
-                        vmmcall::InVm::new(vmmcall::GuestVcpu::lazy(&mut *regs, ram, st), id);
+                    let st = Stepping::new(backend, &mut conts, id);
+                    let mut vcpu = vmmcall::GuestVcpu::lazy(&mut *regs, ram, st);
                     vmexit::handle_ud(registry, &mut vcpu, at)
                 };
                 match done {
@@ -479,10 +478,10 @@ fn hypercall(
     vcpu_id: u32,
 ) -> Option<u32> {
     let done = {
-        let st = Stepping::new(backend, conts);
-        // The vCPU id: what `Caller::vcpu_id` answers, and the shard of
-        // the registry's call counters this vCPU writes.
-        let mut vcpu = vmmcall::InVm::new(vmmcall::GuestVcpu::lazy(&mut *regs, ram, st), vcpu_id);
+        // The state carries the vCPU id: what `Caller::vcpu_id` answers,
+        // and the shard of the registry's call counters this vCPU writes.
+        let st = Stepping::new(backend, conts, vcpu_id);
+        let mut vcpu = vmmcall::GuestVcpu::lazy(&mut *regs, ram, st);
         vmexit::handle_hypercall_stepped(registry, &mut vcpu, len)
     };
     if done.rip_advance != 0 {

@@ -143,13 +143,17 @@ fn pic_requests() -> bool {
 pub struct Stepping<'b> {
     backend: &'b mut dyn Backend,
     conts: &'b mut Continuations,
+    /// The vCPU's id (what `Caller::vcpu_id` answers, and the shard of
+    /// the registry's call counters this vCPU writes).
+    id: u32,
 }
 
 impl<'b> Stepping<'b> {
-    /// The backend at this exit, with the run loop's continuations.
+    /// The backend at this exit of vCPU `id`, with the run loop's
+    /// continuations.
     #[inline(always)]
-    pub fn new(backend: &'b mut dyn Backend, conts: &'b mut Continuations) -> Self {
-        Stepping { backend, conts }
+    pub fn new(backend: &'b mut dyn Backend, conts: &'b mut Continuations, id: u32) -> Self {
+        Stepping { backend, conts, id }
     }
 
     /// The backend again (the exit is handled).
@@ -171,6 +175,10 @@ impl VcpuState for Stepping<'_> {
     #[inline]
     fn stepper(&mut self) -> Option<&mut dyn Stepper> {
         Some(self)
+    }
+    #[inline(always)]
+    fn vcpu_id(&self) -> u32 {
+        self.id
     }
 }
 

@@ -85,9 +85,18 @@ pub trait VcpuState {
     fn stepper(&mut self) -> Option<&mut dyn Stepper> {
         None
     }
+    /// The calling vCPU's id in its VM ([`Vcpu::vcpu_id`], which a
+    /// [`GuestVcpu`] answers from here), carried by the state the VMM
+    /// hands over anyway, so that a VMM need not wrap the vCPU in
+    /// [`InVm`](crate::InVm) on every exit only for it. 0, the default:
+    /// one vCPU.
+    #[inline]
+    fn vcpu_id(&self) -> u32 {
+        0
+    }
 }
 
-/// Shared: CPL and paging only (a stepper needs `&mut`).
+/// Shared: CPL, paging and the id (a stepper needs `&mut`).
 impl<S: VcpuState + ?Sized> VcpuState for &S {
     #[inline]
     fn cpl(&self) -> u8 {
@@ -96,6 +105,10 @@ impl<S: VcpuState + ?Sized> VcpuState for &S {
     #[inline]
     fn paging(&self) -> PagingMode {
         (**self).paging()
+    }
+    #[inline]
+    fn vcpu_id(&self) -> u32 {
+        (**self).vcpu_id()
     }
 }
 
@@ -112,6 +125,10 @@ impl<S: VcpuState + ?Sized> VcpuState for &mut S {
     #[inline]
     fn stepper(&mut self) -> Option<&mut dyn Stepper> {
         (**self).stepper()
+    }
+    #[inline]
+    fn vcpu_id(&self) -> u32 {
+        (**self).vcpu_id()
     }
 }
 
@@ -321,6 +338,12 @@ impl<R: Registers, M: GuestPhysMemory, S: VcpuState> Vcpu for GuestVcpu<R, M, S>
         self.state.stepper()
     }
 
+    /// The [`VcpuState`]'s ([`VcpuState::vcpu_id`]).
+    #[inline]
+    fn vcpu_id(&self) -> u32 {
+        self.state.vcpu_id()
+    }
+
     fn read_linear(&mut self, addr: GuestAddr, buf: &mut [u8]) -> Result<(), MemError> {
         self.check_paging_off(addr)?;
         let user = self.current_cpl() == 3;
@@ -506,6 +529,33 @@ mod tests {
             paging::EFER_LMA | (1 << 8),
         );
         (ram, mode)
+    }
+
+    #[test]
+    fn the_vcpu_id_comes_from_the_state_and_defaults_to_zero() {
+        /// A state that names its vCPU.
+        struct Third(PagingMode);
+        impl VcpuState for Third {
+            fn cpl(&self) -> u8 {
+                0
+            }
+            fn paging(&self) -> PagingMode {
+                self.0
+            }
+            fn vcpu_id(&self) -> u32 {
+                3
+            }
+        }
+        let (mut ram, mode) = paged_ram();
+        let mut regs = GuestRegs::default();
+        let v = GuestVcpu::lazy(&mut regs, &mut ram, Third(mode));
+        assert_eq!(Vcpu::vcpu_id(&v), 3, "through the state");
+        let third = Third(mode);
+        let v = GuestVcpu::lazy(&mut regs, &mut ram, &third);
+        assert_eq!(Vcpu::vcpu_id(&v), 3, "through a reference");
+        let state = Counting::new(0, mode);
+        let v = GuestVcpu::lazy(&mut regs, &mut ram, &state);
+        assert_eq!(Vcpu::vcpu_id(&v), 0, "the default");
     }
 
     #[test]
