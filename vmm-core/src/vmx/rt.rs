@@ -743,9 +743,7 @@ pub fn run_vcpu(
 ) -> Result<u32, Stop> {
     let setup = detect(start.profile).map_err(Stop::Vmx)?;
     let slot = crate::rt::smp::MACHINE.slot(cpu).ok_or(Stop::NoCpu)?;
-    let mut backend = enable(&setup, vm, start, alloc, cpu).map_err(Stop::Vmx)?;
-    backend.slot = Some(slot);
-    backend.lapic = vm.lapic;
+    let mut backend = enable(&setup, vm, start, alloc, (cpu, slot)).map_err(Stop::Vmx)?;
     regs.rsp = start.rsp;
     let result = exits::run_loop(
         &mut backend,
@@ -781,7 +779,7 @@ fn enable(
     vm: &VmxVm,
     start: &GuestStart,
     alloc: &spin::Mutex<PhysAlloc>,
-    cpu: usize,
+    (cpu, slot): (usize, &'static crate::smp::Slot),
 ) -> Result<VmxBackend, VmxError> {
     let cr0 = super::apply_fixed_bits(cpu::cr0(), setup.cr0_fixed.0, setup.cr0_fixed.1);
     let cr4 = super::apply_fixed_bits(cpu::cr4() | CR4_VMXE, setup.cr4_fixed.0, setup.cr4_fixed.1);
@@ -830,8 +828,8 @@ fn enable(
         profile: start.profile,
         fx: FxArea::reset(),
         failed: None,
-        slot: None,
-        lapic: false,
+        slot,
+        lapic: vm.lapic,
     })
 }
 
@@ -874,8 +872,8 @@ struct VmxBackend {
     /// "Virtual NMIs" is on: the guest's IRET ends the blocking of an
     /// injected NMI, so NMIs for the guest can be forwarded.
     virtual_nmis: bool,
-    /// This CPU's slot: the NMI latch (set before the first entry).
-    slot: Option<&'static crate::smp::Slot>,
+    /// This CPU's slot: the NMI latch.
+    slot: &'static crate::smp::Slot,
     /// The guest has a local APIC (crate::lapic).
     lapic: bool,
 }
@@ -971,9 +969,10 @@ impl Backend for VmxBackend {
         // (SDM §25.4.2, §27.3.1.5).
         // Without virtual NMIs an injected NMI would block NMIs for good
         // (§26.3: IRET then does not unblock them): it stays latched.
-        if let Some(slot) = self.slot.filter(|s| !self.reinjecting && s.nmi.pending()) {
+        if !self.reinjecting && self.slot.nmi.pending() {
             if self.virtual_nmis
-                && slot
+                && self
+                    .slot
                     .nmi
                     .take_if(vmread(gst::INTERRUPTIBILITY_STATE) & 0b1011 == 0)
             {
@@ -1152,9 +1151,7 @@ impl Backend for VmxBackend {
     fn nmi_exit(&mut self) {
         // With NMI exiting the NMI caused the exit and is gone (SDM Vol. 3C
         // §26.2, §28.5): the slot decides what it was.
-        if let Some(slot) = self.slot {
-            slot.nmi_arrived();
-        }
+        self.slot.nmi_arrived();
     }
 }
 
