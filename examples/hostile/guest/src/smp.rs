@@ -252,11 +252,7 @@ fn ap_call(st: &mut State, id: u64) {
     let at = base + 64 + st.rng.below(AREA - 16 * 1024);
     match handler(n) {
         Some((H::Exit, _)) => a[0] |= 1 << 32 | st.rng.next() << 33,
-        Some((H::Fill, _)) => {
-            a[0] = at;
-            a[1] = st.rng.below(4200);
-        }
-        Some((H::Sum, _)) => {
+        Some((H::Fill | H::Sum, _)) => {
             a[0] = at;
             a[1] = st.rng.below(4200);
         }
