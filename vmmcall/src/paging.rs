@@ -341,6 +341,7 @@ impl PagingMode {
 
     /// Which translation applies, or [`MemError::UnsupportedMode`] for
     /// 32-bit, PAE and 5-level paging.
+    #[inline]
     pub const fn kind(&self) -> Result<PagingKind, MemError> {
         if self.cr0 & CR0_PG == 0 {
             Ok(PagingKind::Disabled)
@@ -362,6 +363,7 @@ impl PagingMode {
     }
 
     /// Bits MAXPHYADDR-1:0.
+    #[inline]
     fn phys_mask(&self) -> u64 {
         let bits = u32::from(self.maxphyaddr.clamp(12, 52));
         // bits <= 52, so the shift is in range and the result >= 4096.
@@ -438,6 +440,11 @@ const NO_TABLE: u64 = u64::MAX;
 /// structure the walk read (PML4, PDPT, PD, PT; `tables[i]` is the table
 /// of level `4 - i`). Levels the walk did not reach (a large page, paging
 /// off, an earlier failure) are left as the caller set them.
+///
+/// Written out level by level: a walk is what a hypercall on guest memory
+/// pays most for after the exit itself, and the loop over a table of
+/// levels it replaces cost about four times the instructions.
+#[inline]
 fn walk<M: GuestPhysMemory + ?Sized>(
     mode: &PagingMode,
     mem: &M,
@@ -454,53 +461,89 @@ fn walk<M: GuestPhysMemory + ?Sized>(
     }
     let phys = mode.phys_mask();
     let addr_mask = phys & !OFFSET_4K;
-    let mut rsvd_all = PHYS_52 & !phys;
+    let mut rsvd = PHYS_52 & !phys;
     if !mode.nx_enabled() {
-        rsvd_all |= PTE_XD;
+        rsvd |= PTE_XD;
     }
+    let [pml4, pdpt, pd, pt] = tables;
+    // Level 4: PS is reserved in a PML4E.
+    let e4 = level(mem, pml4, mode.cr3 & addr_mask, la, 39, rsvd | PTE_PS, 4)?;
+    // Level 3: a 1 GiB page, or the next table.
+    let e3 = level(mem, pdpt, e4 & addr_mask, la, 30, rsvd, 3)?;
+    let rights = e4 & e3;
+    if e3 & PTE_PS != 0 {
+        return leaf(
+            mode, la, access, e3, rights, addr_mask, RSVD_1G, OFFSET_1G, 3,
+        );
+    }
+    // Level 2: a 2 MiB page, or the next table.
+    let e2 = level(mem, pd, e3 & addr_mask, la, 21, rsvd, 2)?;
+    let rights = rights & e2;
+    if e2 & PTE_PS != 0 {
+        return leaf(
+            mode, la, access, e2, rights, addr_mask, RSVD_2M, OFFSET_2M, 2,
+        );
+    }
+    // Level 1: the 4 KiB page.
+    let e1 = level(mem, pt, e2 & addr_mask, la, 12, rsvd, 1)?;
+    leaf(
+        mode,
+        la,
+        access,
+        e1,
+        rights & e1,
+        addr_mask,
+        0,
+        OFFSET_4K,
+        1,
+    )
+}
 
-    let mut user_ok = true;
-    let mut write_ok = true;
-    let mut table = mode.cr3 & addr_mask;
-    // (level, index shift, offset mask of a page this level's PS maps).
-    let levels: [(u8, u32, Option<u64>); 4] = [
-        (4, 39, None),
-        (3, 30, Some(OFFSET_1G)),
-        (2, 21, Some(OFFSET_2M)),
-        (1, 12, None),
-    ];
-    for ((level, shift, large), slot) in levels.into_iter().zip(tables.iter_mut()) {
-        *slot = table;
-        let entry = read_entry(mem, table, la.wrapping_shr(shift) & INDEX_MASK)?;
-        if entry & PTE_P == 0 {
-            return Err(MemError::NotPresent { addr: la, level });
-        }
-        let is_large = level != 1 && entry & PTE_PS != 0;
-        let rsvd = rsvd_all
-            | match (level, is_large) {
-                (4, _) => PTE_PS,
-                (3, true) => RSVD_1G,
-                (2, true) => RSVD_2M,
-                _ => 0,
-            };
-        if entry & rsvd != 0 {
-            return Err(MemError::Reserved { addr: la, level });
-        }
-        user_ok &= entry & PTE_US != 0;
-        write_ok &= entry & PTE_RW != 0;
-        let leaf = match (level, is_large, large) {
-            (1, _, _) => Some(OFFSET_4K),
-            (_, true, Some(off)) => Some(off),
-            _ => None,
-        };
-        if let Some(off) = leaf {
-            check_rights(mode, la, access, user_ok, write_ok)?;
-            return Ok((entry & addr_mask & !off) | (la & off));
-        }
-        table = entry & addr_mask;
+/// Read the entry for `la` (index bits from `shift`) in the table at
+/// `table`, recorded in `slot`; it must be present with no bit of `rsvd`
+/// set.
+#[inline(always)]
+fn level<M: GuestPhysMemory + ?Sized>(
+    mem: &M,
+    slot: &mut u64,
+    table: u64,
+    la: u64,
+    shift: u32,
+    rsvd: u64,
+    level: u8,
+) -> Result<u64, MemError> {
+    *slot = table;
+    let entry = read_entry(mem, table, la.wrapping_shr(shift) & INDEX_MASK)?;
+    if entry & PTE_P == 0 {
+        return Err(MemError::NotPresent { addr: la, level });
     }
-    // The level-1 iteration above always returns; the compiler cannot see it.
-    Err(MemError::UnsupportedMode)
+    if entry & rsvd != 0 {
+        return Err(MemError::Reserved { addr: la, level });
+    }
+    Ok(entry)
+}
+
+/// The leaf `entry` at `level` maps a page with offset mask `offset` and
+/// reserved bits `rsvd` (beyond those [`level`] checked); `rights` is the
+/// AND of every entry on the path (U/S and R/W count).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn leaf(
+    mode: &PagingMode,
+    la: u64,
+    access: Access,
+    entry: u64,
+    rights: u64,
+    addr_mask: u64,
+    rsvd: u64,
+    offset: u64,
+    level: u8,
+) -> Result<u64, MemError> {
+    if entry & rsvd != 0 {
+        return Err(MemError::Reserved { addr: la, level });
+    }
+    check_rights(mode, la, access, rights & PTE_US != 0, rights & PTE_RW != 0)?;
+    Ok((entry & addr_mask & !offset) | (la & offset))
 }
 
 /// The access-rights checks of SDM §4.6.1 for data accesses, on the rights
