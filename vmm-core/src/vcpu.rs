@@ -73,6 +73,14 @@ impl GuestPhysMemory for GuestRam {
         Ok(())
     }
 
+    /// A bounds check: all of guest RAM can be written.
+    fn check_phys(&self, gpa: u64, len: usize) -> Result<(), MemError> {
+        match self.host_range(gpa, len as u64) {
+            Some(_) => Ok(()),
+            None => Err(MemError::OutsideRam { gpa }),
+        }
+    }
+
     /// One 8-byte atomic load (docs/ABI.md, "What read once means for
     /// guest memory"): another vCPU may write the entry while this one
     /// walks, so a byte copy could combine halves of two entries, and
