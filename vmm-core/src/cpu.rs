@@ -133,31 +133,31 @@ pub fn read_rtc(index: u8) -> u8 {
     v
 }
 
-/// Whether this is the boot CPU: IA32_APIC_BASE bit 8, BSP (Intel SDM
-/// Vol. 3A §11.4.4; AMD APM Vol. 2 §16.3.1). Only the boot CPU's LINT0
-/// takes the PIC's interrupts (virtual-wire mode), so only its guest can
-/// have one pending there (`crate::longcall`).
-pub fn on_boot_cpu() -> bool {
-    // SAFETY: IA32_APIC_BASE exists on every CPU with a local APIC, which
-    // both SVM and VMX processors have; reading it changes nothing.
-    unsafe { rdmsr(0x1B) & (1 << 8) != 0 }
-}
-
 /// The master 8259 PIC's IRR and IMR (`crate::longcall`): OCW3 `0x0A`
 /// selects the IRR for reads of port `0x20` (the state after
 /// initialization), the IMR is port `0x21` (8259A data sheet, "Operation
-/// Command Words"). Only the run loop's pending-interrupt check calls it,
+/// Command Words"). `select`: write OCW3 first (else it must already
+/// select the IRR). Only the run loop's pending-interrupt check calls it,
 /// after a long call's step.
-pub fn read_pic_irr_imr() -> (u8, u8) {
+pub fn read_pic_irr_imr(select: bool) -> (u8, u8) {
     let (irr, imr): (u8, u8);
-    // SAFETY: OCW3 with RR set only selects which register port 0x20
-    // reads (no poll, no special-mask change: bits 2, 5 and 6 clear);
-    // reading the IRR and the IMR has no side effect. The PIC raises
-    // interrupts and nothing more (no bus master), and the VMM takes none
-    // (GIF or RFLAGS.IF clear).
+    if select {
+        // SAFETY: OCW3 with RR set only selects which register port 0x20
+        // reads (no poll, no special-mask change: bits 2, 5 and 6 clear).
+        unsafe {
+            asm!(
+                "mov al, 0x0A", "out 0x20, al",
+                out("al") _,
+                options(nomem, nostack, preserves_flags)
+            );
+        }
+    }
+    // SAFETY: reading the IRR and the IMR has no side effect. The PIC
+    // raises interrupts and nothing more (no bus master), and the VMM
+    // takes none (GIF or RFLAGS.IF clear).
     unsafe {
         asm!(
-            "mov al, 0x0A", "out 0x20, al", "in al, 0x20", "mov {irr}, al", "in al, 0x21",
+            "in al, 0x20", "mov {irr}, al", "in al, 0x21",
             irr = out(reg_byte) irr, out("al") imr,
             options(nomem, nostack, preserves_flags)
         );

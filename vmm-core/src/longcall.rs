@@ -113,17 +113,12 @@ pub const fn paging_mode_bits(p: &PagingMode) -> u64 {
 
 /// Whether the master PIC requests an interrupt now ([`pic_deliverable`]):
 /// the IRR and IMR, and the ISR only when a request is unmasked. OCW3 is
-/// left selecting the IRR.
-///
-/// Only on the boot CPU: the PIC's output reaches its LINT0 alone, so a
-/// guest on another CPU has no PIC interrupt to take, and the VMM there
-/// must not write OCW3 under the boot CPU's guest.
+/// left selecting the IRR; `select` writes it first (the guest may have
+/// selected the ISR since the last exit; within one exit nothing else
+/// writes the PIC, so the first check of an exit selects for the rest).
 #[cfg(not(test))]
-fn pic_requests() -> bool {
-    if !crate::cpu::on_boot_cpu() {
-        return false;
-    }
-    let (irr, imr) = crate::cpu::read_pic_irr_imr();
+fn pic_requests(select: bool) -> bool {
+    let (irr, imr) = crate::cpu::read_pic_irr_imr(select);
     irr & !imr != 0
         && pic_deliverable(Pic {
             irr,
@@ -133,8 +128,21 @@ fn pic_requests() -> bool {
 }
 
 #[cfg(test)]
-fn pic_requests() -> bool {
+fn pic_requests(_select: bool) -> bool {
     pic_deliverable(tests::PIC.with(|p| p.get()))
+}
+
+/// What an exit learned of whether its guest can take a PIC interrupt
+/// ([`Stepping`]'s `interrupt_pending`): asked after every step of a long
+/// call, so the parts that cannot change while the VMM runs are read once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Irq {
+    /// Nothing read yet.
+    Unread,
+    /// It cannot: RFLAGS.IF is clear, or this is not the boot CPU.
+    Never,
+    /// It can when the PIC requests one; OCW3 now selects the IRR.
+    Pic,
 }
 
 /// The state `vmmcall` sees at a hypercall exit on a VMM with steps: the
@@ -146,6 +154,7 @@ pub struct Stepping<'b> {
     /// The vCPU's id (what `Caller::vcpu_id` answers, and the shard of
     /// the registry's call counters this vCPU writes).
     id: u32,
+    irq: Irq,
 }
 
 impl<'b> Stepping<'b> {
@@ -153,7 +162,12 @@ impl<'b> Stepping<'b> {
     /// continuations.
     #[inline(always)]
     pub fn new(backend: &'b mut dyn Backend, conts: &'b mut Continuations, id: u32) -> Self {
-        Stepping { backend, conts, id }
+        Stepping {
+            backend,
+            conts,
+            id,
+            irq: Irq::Unread,
+        }
     }
 
     /// The backend again (the exit is handled).
@@ -196,8 +210,25 @@ impl Stepper for Stepping<'_> {
         }
     }
 
+    /// RFLAGS.IF and the PIC's request. Only on the boot CPU, where
+    /// vCPU 0 runs (`rt::start`): the PIC's output reaches its LINT0
+    /// alone, so a guest on another CPU has no PIC interrupt to take, and
+    /// the VMM there must not write OCW3 under the boot CPU's guest.
+    /// RFLAGS and the CPU are read at the first check of an exit only:
+    /// the guest does not run between two checks.
     fn interrupt_pending(&mut self) -> bool {
-        self.backend.rflags() & RFLAGS_IF != 0 && pic_requests()
+        match self.irq {
+            Irq::Never => false,
+            Irq::Pic => pic_requests(false),
+            Irq::Unread => {
+                if self.id != 0 || self.backend.rflags() & RFLAGS_IF == 0 {
+                    self.irq = Irq::Never;
+                    return false;
+                }
+                self.irq = Irq::Pic;
+                pic_requests(true)
+            }
+        }
     }
 }
 
