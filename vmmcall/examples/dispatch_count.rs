@@ -23,16 +23,22 @@
 //!   with vCPU id 5 and VM state, as a VMM with several vCPUs dispatches
 //!   (`counted_in_vm`);
 //! - `batch32`, `batch1`: one `vmmcall_batch` of 32 (1) null entries on
-//!   the mock vCPU (its guest memory is a `BTreeMap` of pages, so the
-//!   list read and the results write cost more than a page walk over
-//!   flat RAM); divide `batch32` by 32 for a cost per entry;
+//!   a [`GuestVcpu`] over flat RAM with 4-level page tables and steps, as
+//!   vmm-core dispatches (`counted_guest`); divide `batch32` by 32 for a
+//!   cost per entry; `batch32-phys`, `batch1-phys`: the same with
+//!   guest-physical addresses (`BATCH_PHYSICAL`);
 //! - `lookup-N` (e.g. `lookup-10`, `lookup-100000`): [`Registry::lookup`] in
 //!   a registry of that many names, cycling through 1 024 of them.
 
 use std::hint::black_box;
 use std::process::ExitCode;
 use vmmcall::mock::MockVcpu;
-use vmmcall::{dispatch, vmmcall, Caller, Error, Handler, InVm, Registry};
+use vmmcall::paging::{GuestPhysMemory, PagingMode};
+use vmmcall::step::{Continuations, Site, Stepper};
+use vmmcall::vcpu::VcpuState;
+use vmmcall::{
+    dispatch, vmmcall, Caller, Error, GuestRegs, GuestVcpu, Handler, InVm, MemError, Registry,
+};
 
 /// The null hypercall: does nothing, returns 0.
 #[vmmcall("null", user)]
@@ -115,26 +121,119 @@ fn run_dispatch(number: u64, n: u64, outcome: bool) -> u64 {
     vcpu.regs.rax
 }
 
-/// `n` batches of `entries` null calls through [`counted_dispatch`];
-/// returns the last RAX (the entries answered).
-fn run_batch(null: u64, entries: u64, n: u64) -> u64 {
-    use vmmcall::abi::{BatchEntry, BATCH, BATCH_ENTRY_SIZE};
+/// Flat guest RAM at guest-physical 0, as a VMM that maps all of guest RAM
+/// once (vmm-core's `GuestRam`): a bounds check per access, entries read
+/// with one load.
+struct FlatRam(Vec<u8>);
+
+impl FlatRam {
+    fn range(&self, gpa: u64, len: usize) -> Result<std::ops::Range<usize>, MemError> {
+        let at = usize::try_from(gpa).map_err(|_| MemError::OutsideRam { gpa })?;
+        match at.checked_add(len) {
+            Some(end) if end <= self.0.len() => Ok(at..end),
+            _ => Err(MemError::OutsideRam { gpa }),
+        }
+    }
+}
+
+impl GuestPhysMemory for FlatRam {
+    fn read_phys(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError> {
+        buf.copy_from_slice(&self.0[self.range(gpa, buf.len())?]);
+        Ok(())
+    }
+    fn write_phys(&mut self, gpa: u64, data: &[u8]) -> Result<(), MemError> {
+        let r = self.range(gpa, data.len())?;
+        self.0[r].copy_from_slice(data);
+        Ok(())
+    }
+    fn check_phys(&self, gpa: u64, len: usize) -> Result<(), MemError> {
+        self.range(gpa, len).map(|_| ())
+    }
+    fn read_entry(&self, gpa: u64) -> Result<u64, MemError> {
+        let r = self.range(gpa, 8)?;
+        Ok(u64::from_le_bytes(self.0[r].try_into().unwrap_or_default()))
+    }
+}
+
+/// The state a VMM with steps hands over at an exit (vmm-core's
+/// `Stepping`): CPL 0, 4-level paging, continuations, no interrupt
+/// pending.
+struct Exit<'c> {
+    conts: &'c mut Continuations,
+}
+
+impl VcpuState for Exit<'_> {
+    fn cpl(&self) -> u8 {
+        0
+    }
+    fn paging(&self) -> PagingMode {
+        PagingMode::four_level(0x1000, true, true)
+    }
+    fn stepper(&mut self) -> Option<&mut dyn Stepper> {
+        Some(self)
+    }
+}
+
+impl Stepper for Exit<'_> {
+    fn continuations(&mut self) -> &mut Continuations {
+        self.conts
+    }
+    fn site(&mut self) -> Site {
+        Site::default()
+    }
+    fn interrupt_pending(&mut self) -> bool {
+        false
+    }
+}
+
+/// One dispatch on a [`GuestVcpu`] over flat RAM with steps, as
+/// `counted_dispatch`.
+#[inline(never)]
+fn counted_guest(
+    registry: &Registry<'static>,
+    vcpu: &mut GuestVcpu<&mut GuestRegs, &mut FlatRam, Exit<'_>>,
+) -> Option<u32> {
+    dispatch(registry, vcpu).stop
+}
+
+/// `n` batches of `entries` null calls through [`counted_guest`]: a
+/// [`GuestVcpu`] over 2 MiB of flat RAM with 4-level page tables
+/// (linear 0x40_0000.. at guest-physical 0x10_0000..), the list at
+/// linear 0x40_0000 and the results at 0x40_8000 (guest-physical 0x10_0000
+/// and 0x10_8000 with `physical`, BATCH_PHYSICAL), steps on; returns the
+/// last RAX (the entries answered).
+fn run_batch(null: u64, entries: u64, n: u64, physical: bool) -> u64 {
+    use vmmcall::abi::{BatchEntry, BATCH, BATCH_ENTRY_SIZE, BATCH_PHYSICAL};
     let registry = Registry::global().expect("the example's handlers form a registry");
-    let (list, results) = (0x10_000u64, 0x20_000u64);
-    let mut vcpu = MockVcpu::new();
-    vcpu.map(list, true, true).map(results, true, true);
+    let mut ram = FlatRam(vec![0; 2 << 20]);
+    let mut put = |gpa: usize, v: u64| ram.0[gpa..gpa + 8].copy_from_slice(&v.to_le_bytes());
+    // PML4 0x1000, PDPT 0x2000, PD 0x3000, PT 0x4000: linear 0x40_0000 +
+    // k * 4 KiB -> 0x10_0000 + k * 4 KiB for 16 pages.
+    put(0x1000, 0x2000 | 7);
+    put(0x2000, 0x3000 | 7);
+    put(0x3000 + 2 * 8, 0x4000 | 7);
+    for k in 0..16u64 {
+        put(0x4000 + k as usize * 8, (0x10_0000 + k * 4096) | 7);
+    }
     for i in 0..entries {
-        vcpu.poke(
-            list + i * BATCH_ENTRY_SIZE,
-            &BatchEntry::new(null, [0; 5]).to_bytes(),
-        );
+        let at = 0x10_0000 + (i * BATCH_ENTRY_SIZE) as usize;
+        ram.0[at..at + BATCH_ENTRY_SIZE as usize]
+            .copy_from_slice(&BatchEntry::new(null, [0; 5]).to_bytes());
     }
+    let (list, results, flags) = if physical {
+        (0x10_0000, 0x10_8000, BATCH_PHYSICAL)
+    } else {
+        (0x40_0000, 0x40_8000, 0)
+    };
+    let mut conts = Continuations::new();
+    let mut regs = GuestRegs::default();
     for _ in 0..n {
-        vcpu.regs.rax = black_box(BATCH);
-        [vcpu.regs.rbx, vcpu.regs.rcx, vcpu.regs.rdx, vcpu.regs.rsi] = [list, entries, results, 0];
-        black_box(counted_dispatch(registry, black_box(&mut vcpu)));
+        regs.rax = black_box(BATCH);
+        [regs.rbx, regs.rcx, regs.rdx, regs.rsi] = [list, entries, results, flags];
+        let mut vcpu = GuestVcpu::lazy(&mut regs, &mut ram, Exit { conts: &mut conts });
+        black_box(counted_guest(registry, black_box(&mut vcpu)));
     }
-    vcpu.regs.rax
+    regs.rax
 }
 
 /// Look names up `n` times in a registry of `size` names.
@@ -167,7 +266,7 @@ fn main() -> ExitCode {
         args.first(),
         args.get(1).and_then(|n| n.parse::<u64>().ok()),
     ) else {
-        eprintln!("usage: dispatch_count null|null-outcome|narrow5|enosys|null-invm|batch32|batch1|lookup-SIZE N");
+        eprintln!("usage: dispatch_count null|null-outcome|narrow5|enosys|null-invm|batch32|batch1|batch32-phys|batch1-phys|lookup-SIZE N");
         return ExitCode::from(2);
     };
     let number = |name: &str| {
@@ -183,8 +282,10 @@ fn main() -> ExitCode {
         "narrow5" => run_dispatch(number("narrow5"), n, false),
         "enosys" => run_dispatch(0xdead_beef, n, false),
         "null-invm" => run_in_vm(number("null"), n),
-        "batch32" => run_batch(number("null"), 32, n),
-        "batch1" => run_batch(number("null"), 1, n),
+        "batch32" => run_batch(number("null"), 32, n, false),
+        "batch1" => run_batch(number("null"), 1, n, false),
+        "batch32-phys" => run_batch(number("null"), 32, n, true),
+        "batch1-phys" => run_batch(number("null"), 1, n, true),
         other => match other
             .strip_prefix("lookup-")
             .and_then(|s| s.parse::<usize>().ok())

@@ -80,10 +80,11 @@ pub const LOOKUP_TYPED_NAME: &str = "vmmcall_lookup_typed";
 /// - RCX: `count`, at most [`BATCH_MAX_ENTRIES`];
 /// - RDX: the guest-linear address of `count` `u64` results (the value
 ///   or `-errno` of each entry), not overlapping the list;
-/// - RSI: flags, [`BATCH_STOP_ON_ERROR`] or 0.
+/// - RSI: flags, [`BATCH_STOP_ON_ERROR`] and [`BATCH_PHYSICAL`], or 0.
 ///
 /// RAX returns the number of entries answered (`count`, or fewer with
-/// [`BATCH_STOP_ON_ERROR`]), or `-EINVAL`/`-EFAULT` for the batch itself.
+/// [`BATCH_STOP_ON_ERROR`]), or `-EINVAL`/`-EFAULT`/`-EPERM` for the
+/// batch itself.
 /// Each entry is answered exactly as if it were called alone; an entry
 /// numbered `BATCH` answers `-EINVAL` (no nesting). Any CPL may call it.
 /// A VMM without it answers `-ENOSYS`: `count = 0` tells (0 with it).
@@ -95,6 +96,14 @@ pub const BATCH_NAME: &str = "vmmcall_batch";
 /// [`BATCH`] flag in RSI: stop after the first entry whose result is an
 /// error (that entry is the last one answered).
 pub const BATCH_STOP_ON_ERROR: u64 = 1;
+
+/// [`BATCH`] flag in RSI: RBX and RDX are guest-physical addresses, not
+/// guest-linear ones (as Hyper-V's hypercall buffers are). Only a caller
+/// at CPL 0 may set it (`-EPERM` otherwise); the list and the results
+/// must then be guest RAM. It spares the VMM the walks of the guest's
+/// page tables: the cheapest batch for a kernel that knows where its
+/// buffers lie.
+pub const BATCH_PHYSICAL: u64 = 2;
 
 /// The most entries one [`BATCH`] call takes.
 pub const BATCH_MAX_ENTRIES: u64 = 4096;

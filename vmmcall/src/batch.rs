@@ -1,29 +1,50 @@
 //! `vmmcall_batch`: many calls in one exit (docs/ABI.md, "Function
 //! `1 << 40 | 2`: `vmmcall_batch`").
 //!
-//! Each entry goes through [`dispatch`] itself, on an [`EntryVcpu`]: the
-//! calling vCPU with RAX and the argument registers replaced by the
-//! entry's descriptor, so an entry is answered exactly as it would be
-//! alone (privilege, `-ENOSYS`, the built-in functions, call counts,
-//! `stop`). The descriptors are copied into the VMM in groups of
-//! [`GROUP`] before they run and used from the copy; when a batch yields,
-//! the descriptors it read and has not finished (the entry in progress
-//! and the rest of its group) are kept in the VMM's continuation slot
-//! ([`crate::step`]): no descriptor is ever read twice.
+//! The descriptors are copied into the VMM in groups of [`GROUP`] before
+//! they run and used from the copy. Each entry is then answered exactly
+//! as it would be alone (privilege, `-ENOSYS`, the built-in functions,
+//! call counts, `stop`): a plain handler the caller may call runs at once
+//! on an [`EntryVcpu`] (the calling vCPU with RAX and the argument
+//! registers replaced by the descriptor's); everything else goes through
+//! [`dispatch`] on the same view.
+//!
+//! Guest memory is reached through translations made once per page and
+//! exit ([`Vcpu::translate`], then [`Vcpu::read_phys`] and
+//! [`Vcpu::write_phys`]), or through guest-physical addresses when a CPL 0
+//! caller passes [`BATCH_PHYSICAL`]: a batch walks the guest's page tables
+//! once for each page of its list and results, not once per access.
+//!
+//! A group of entries is one step of a long batch ([`crate::step`]). When
+//! a batch yields, the descriptors it read and has not finished (a long
+//! entry in progress and the rest of its group) are kept in the VMM's
+//! continuation slot: no descriptor is ever read twice. A batch takes a
+//! slot only when it must keep something, so one that ends in its exit
+//! costs no slot and no [`Stepper::site`].
 
 use crate::abi::{
-    is_error, BatchEntry, BATCH, BATCH_ENTRY_SIZE, BATCH_MAX_ENTRIES, BATCH_STOP_ON_ERROR, MAX_ARGS,
+    is_error, BATCH, BATCH_ENTRY_SIZE, BATCH_MAX_ENTRIES, BATCH_PHYSICAL, BATCH_STOP_ON_ERROR,
+    MAX_ARGS,
 };
 use crate::budget::guest_log;
 use crate::dispatch::answer;
-use crate::step::{must_yield, Desc, Key, Stepper, BATCH_GROUP};
+use crate::step::{AfterStep, Desc, Key, Stepper, BATCH_GROUP};
 use crate::{
-    dispatch, Error, Gpr, GuestAddr, GuestRegs, MemError, Outcome, Registers, Registry, Vcpu,
+    dispatch, Caller, Error, Gpr, GuestAddr, GuestRegs, MemError, Outcome, Registers, Registry,
+    Vcpu,
 };
 use core::any::Any;
+use core::mem::MaybeUninit;
 
 /// Descriptors copied from guest memory at once (384 bytes of VMM stack).
 const GROUP: usize = BATCH_GROUP;
+
+/// Bytes per page: the unit of translations and of guest-physical copies.
+const PAGE: u64 = 4096;
+
+/// Pages the results of the largest batch touch: 4096 × 8 bytes, 8 pages,
+/// 9 when they do not start on a page boundary.
+const RESULT_PAGES: usize = (BATCH_MAX_ENTRIES as usize * 8) / PAGE as usize + 1;
 
 /// How a batch ended in this exit.
 enum Ended {
@@ -37,32 +58,22 @@ enum Ended {
 #[inline(never)]
 pub(crate) fn batch(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> Outcome {
     let result = run(registry, vcpu);
+    let pending = matches!(result, Ok(Ended::Pending { .. }));
     // Whatever happened, the slot of a batch that did not yield is free.
-    let yielded = match vcpu.stepper() {
-        Some(st) => {
-            let conts = st.continuations();
-            if !conts.in_batch() {
-                false
-            } else if matches!(result, Ok(Ended::Pending { .. })) {
-                conts.end()
-            } else {
-                // Finished, or failed: nothing to continue.
-                conts.abandon();
-                false
-            }
-        }
+    let kept = match vcpu.stepper() {
+        Some(st) => st.continuations().batch_end(pending),
         None => false,
     };
     match result {
-        Ok(Ended::Pending { stop }) if yielded => Outcome {
+        Ok(Ended::Pending { stop }) if kept => Outcome {
             number: BATCH,
             name: None,
             result: Err(Error::Busy),
             stop,
             pending: true,
         },
-        // Pending without a slot cannot happen (only a slot yields);
-        // answer what was done rather than leave the guest looping.
+        // Pending without a slot cannot happen (a batch takes one before
+        // it yields); answer rather than leave the guest looping.
         Ok(Ended::Pending { stop }) => {
             let mut out = answer(vcpu, BATCH, None, Err(Error::Fault));
             out.stop = stop;
@@ -86,10 +97,42 @@ fn last_byte(addr: u64, len: u64) -> Result<u64, Error> {
     addr.checked_add(len.wrapping_sub(1)).ok_or(Error::Fault)
 }
 
+/// What stays the same for the whole batch in this exit.
+struct Batch {
+    /// RBX, RCX, RDX, RSI, RDI as the guest passed them.
+    args: [u64; MAX_ARGS],
+    cpl: u8,
+    /// [`BATCH_PHYSICAL`]: the addresses are guest-physical.
+    physical: bool,
+}
+
+impl Batch {
+    /// What makes a re-executed batch the same one ([`crate::step`]).
+    fn key(&self, st: &mut dyn Stepper) -> Key {
+        Key {
+            number: BATCH,
+            args: self.args,
+            cpl: self.cpl,
+            handler: 0,
+            site: st.site(),
+        }
+    }
+
+    /// The guest-physical address of `la` for a read (`write`: a write):
+    /// `la` itself in physical mode, else its translation.
+    fn gpa(&self, vcpu: &mut dyn Vcpu, la: u64, write: bool) -> Result<u64, MemError> {
+        if self.physical {
+            Ok(la)
+        } else {
+            vcpu.translate(GuestAddr(la), write)
+        }
+    }
+}
+
 fn run(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> Result<Ended, Error> {
     let args = vcpu.args();
     let [list, count, results, flags, _] = args;
-    if flags & !BATCH_STOP_ON_ERROR != 0 || count > BATCH_MAX_ENTRIES {
+    if flags & !(BATCH_STOP_ON_ERROR | BATCH_PHYSICAL) != 0 || count > BATCH_MAX_ENTRIES {
         return Err(Error::Invalid);
     }
     if count == 0 {
@@ -106,114 +149,185 @@ fn run(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> Result<Ended, Error
         return Err(Error::Invalid);
     }
     let cpl = vcpu.cpl();
+    let batch = Batch {
+        args,
+        cpl,
+        physical: flags & BATCH_PHYSICAL != 0,
+    };
+    // Guest-physical addresses are the kernel's to name: the guest's page
+    // tables are what keeps ring 3 from the rest of its memory.
+    if batch.physical && cpl != 0 {
+        return Err(Error::Permission);
+    }
     // Where this exit starts: entry 0 of a new batch, or where a batch
     // that yielded stopped, with the descriptors it had read after that
     // (the first one in progress if `started`).
-    let mut descs = [[0u64; 1 + MAX_ARGS]; GROUP];
-    let (start, mut kept, mut started, stepping) = match vcpu.stepper() {
-        None => (0, 0, false, false),
-        Some(st) => {
-            let key = Key {
-                number: BATCH,
-                args,
-                cpl,
-                handler: 0,
-                site: st.site(),
-            };
-            let conts = st.continuations();
-            conts.begin(key, true);
-            let (next, kept, started) = conts.batch_position(&mut descs);
-            (next, kept, started, true)
-        }
+    let mut storage = MaybeUninit::<[Desc; GROUP]>::uninit();
+    // No group of this exit is larger than its first (at most GROUP
+    // entries): only that many descriptors are zeroed, once.
+    let largest = usize::try_from(count).map_or(GROUP, |c| c.min(GROUP));
+    let all = zeroed(&mut storage, largest);
+    let (start, mut kept, mut started) = match vcpu.stepper() {
+        Some(st) => resume(st, &batch, all),
+        None => (0, 0, false),
     };
     // Check first: every remaining result can be written now.
-    let remaining = count.saturating_sub(start);
-    let results_at = results.wrapping_add(start.wrapping_mul(8));
-    vcpu.check_write(GuestAddr(results_at), remaining.wrapping_mul(8))
-        .map_err(|e| fault("results", e))?;
+    let out = Results::check(vcpu, &batch, results, start, count)?;
+    // A list on the results' first page is read through their
+    // translation (a page writable at a CPL is readable there).
+    let mut list_page = PageCache {
+        page: out.pages.first().map(|gpa| (out.first_page, *gpa)),
+    };
+    let id = vcpu.vcpu_id();
+    let kernel = cpl == 0;
     let mut i = start;
     while i < count {
         let group = usize::try_from(count.wrapping_sub(i)).map_or(GROUP, |left| left.min(GROUP));
+        let descs = all.get_mut(..group).unwrap_or_default();
         // Descriptors kept from the last exit first, then fresh ones.
-        let fresh_from = kept.min(group);
-        read_group(
-            vcpu,
-            list,
-            i,
-            fresh_from,
-            descs.get_mut(..group).unwrap_or_default(),
-        )?;
+        read_group(vcpu, &batch, &mut list_page, i, kept.min(group), descs)?;
         kept = 0;
-        let mut out = [0u64; GROUP];
+        let mut values = [0u64; GROUP];
         let mut answered_here = 0usize;
         let mut ended: Option<Ended> = None;
-        for (j, desc) in descs.iter().take(group).enumerate() {
-            let index = i.wrapping_add(j as u64);
+        for (j, desc) in descs.iter().enumerate() {
             let [number, ..] = *desc;
-            let resumed = core::mem::take(&mut started);
-            let (result, stop) = if number == BATCH {
-                // No nested batch: no recursion, a bounded VMM stack.
-                (Err(Error::Invalid), None)
-            } else {
-                if let Some(st) = vcpu.stepper().filter(|_| stepping) {
-                    let long = registry.get(number).is_some_and(|h| h.is_long());
-                    st.continuations().batch_entry(long, resumed);
+            let (result, stop) = match registry.runs_at_once(number, kernel) {
+                // What `dispatch` would do, without its detours.
+                Some(h) => {
+                    // SAFETY: `registry.get(number)` found `h`.
+                    unsafe { registry.count_unchecked(number, id) };
+                    let mut entry = EntryVcpu::new(vcpu, desc);
+                    let mut caller = Caller::new(&mut entry, number);
+                    let result = h.invoke(&mut caller);
+                    (result, caller.stop_requested())
                 }
-                let done = dispatch(
-                    registry,
-                    &mut EntryVcpu {
-                        inner: vcpu,
-                        regs: *desc,
-                    },
-                );
-                if done.pending {
-                    // This entry and the rest of the group wait, read.
-                    save(vcpu, index, descs.get(j..group), true);
-                    ended = Some(Ended::Pending { stop: done.stop });
-                    break;
+                None => {
+                    let index = i.wrapping_add(j as u64);
+                    let resumed = core::mem::take(&mut started);
+                    match other_entry(registry, vcpu, &batch, desc, resumed) {
+                        Ok(done) => done,
+                        Err(stop) => {
+                            // It yielded: it and the rest of the group
+                            // wait, read.
+                            save(vcpu, index, descs.get(j..), true);
+                            ended = Some(Ended::Pending { stop });
+                            break;
+                        }
+                    }
                 }
-                (done.result, done.stop)
             };
+            started = false;
             let raw = match result {
                 Ok(v) => v,
                 Err(e) => e.to_rax(),
             };
-            if let Some(slot) = out.get_mut(j) {
+            if let Some(slot) = values.get_mut(j) {
                 *slot = raw;
             }
             answered_here = j.wrapping_add(1);
-            let answered = index.wrapping_add(1);
             if stop.is_some() || (stop_on_error && is_error(raw)) {
-                ended = Some(Ended::Done { answered, stop });
+                ended = Some(Ended::Done {
+                    answered: i.wrapping_add(answered_here as u64),
+                    stop,
+                });
                 break;
             }
-            if answered < count {
-                if let Some(st) = vcpu.stepper().filter(|_| stepping) {
-                    let after = st.continuations().batch_step(answered);
-                    if must_yield(st, after) {
-                        let rest = descs.get(answered_here..group);
-                        save(vcpu, answered, rest, false);
-                        ended = Some(Ended::Pending { stop: None });
-                        break;
-                    }
-                }
-            }
         }
-        write_results(
-            vcpu,
-            results,
-            i,
-            out.get(..answered_here).unwrap_or_default(),
-        )?;
+        out.write(vcpu, i, values.get_mut(..answered_here).unwrap_or_default())?;
         if let Some(ended) = ended {
             return Ok(ended);
         }
         i = i.wrapping_add(group as u64);
+        if i < count && group_done(vcpu, &batch, i) {
+            return Ok(Ended::Pending { stop: None });
+        }
     }
     Ok(Ended::Done {
         answered: count,
         stop: None,
     })
+}
+
+/// What an entry answered, and the stop its handler asked for.
+type Answer = (Result<u64, Error>, Option<u32>);
+
+/// An entry that does not simply run: a built-in function, an unknown
+/// number, a handler the caller may not call (each answered by
+/// [`dispatch`] as alone), the batch itself (`-EINVAL`: no nesting, so no
+/// recursion and a bounded VMM stack), or a long handler, which may
+/// yield: `Err` then, with the stop its handler asked for (`resumed`: it
+/// continues the entry in progress). Out of line, so that the loop over
+/// plain entries stays small.
+#[inline(never)]
+fn other_entry(
+    registry: &Registry<'static>,
+    vcpu: &mut dyn Vcpu,
+    batch: &Batch,
+    desc: &Desc,
+    resumed: bool,
+) -> Result<Answer, Option<u32>> {
+    let [number, ..] = *desc;
+    if number == BATCH {
+        return Ok((Err(Error::Invalid), None));
+    }
+    let long = registry.get(number).is_some_and(|h| h.is_long());
+    if long {
+        if let Some(st) = vcpu.stepper() {
+            let key = batch.key(st);
+            let conts = st.continuations();
+            conts.batch_attach(key);
+            conts.batch_entry(true, resumed);
+        }
+    }
+    let done = dispatch(registry, &mut EntryVcpu::new(vcpu, desc));
+    if done.pending {
+        return Err(done.stop);
+    }
+    if long {
+        if let Some(st) = vcpu.stepper() {
+            st.continuations().batch_entry_done();
+        }
+    }
+    Ok((done.result, done.stop))
+}
+
+/// A batch starts in this exit: where it continues a batch that yielded
+/// (the entries answered, the descriptors kept in `descs`, and whether the
+/// first of those is in progress), or `(0, 0, false)` for a new one.
+fn resume(st: &mut dyn Stepper, batch: &Batch, descs: &mut [Desc]) -> (u64, usize, bool) {
+    if !st.continuations().batch_begin() {
+        return (0, 0, false);
+    }
+    let key = batch.key(st);
+    let conts = st.continuations();
+    if conts.batch_find(&key) {
+        conts.batch_position(descs)
+    } else {
+        (0, 0, false)
+    }
+}
+
+/// A group ended with `next` entries answered and more to come: one step.
+/// `true` if the batch yields now (the budget is spent, or the guest has
+/// an interrupt to take); it then keeps its position.
+fn group_done(vcpu: &mut dyn Vcpu, batch: &Batch, next: u64) -> bool {
+    let Some(st) = vcpu.stepper() else {
+        return false;
+    };
+    let go = match st.continuations().batch_step(next) {
+        AfterStep::Go => false,
+        AfterStep::Yield => true,
+        AfterStep::AskInterrupt => st.interrupt_pending(),
+    };
+    if go {
+        let key = batch.key(st);
+        let conts = st.continuations();
+        conts.batch_attach(key);
+        conts.batch_save(next, &[], false);
+        conts.batch_yield();
+    }
+    go
 }
 
 /// A batch yields at entry `next`: keep the descriptors already read from
@@ -230,11 +344,43 @@ fn fault(what: &str, e: MemError) -> Error {
     Error::Fault
 }
 
-/// Copy the descriptors of entries `first + from ..` into `descs[from..]`
-/// with one read.
+/// The last page of the list translated in this exit.
+struct PageCache {
+    /// (linear page, its guest-physical page), if any.
+    page: Option<(u64, u64)>,
+}
+
+/// `count` zeroed descriptors at the start of `storage` (at most
+/// [`GROUP`]): the buffer a batch reads its groups into, zeroed only as
+/// far as it is used.
+fn zeroed(storage: &mut MaybeUninit<[Desc; GROUP]>, count: usize) -> &mut [Desc] {
+    let count = count.min(GROUP);
+    let first = storage.as_mut_ptr().cast::<Desc>();
+    // SAFETY: `storage` holds GROUP descriptors and count <= GROUP, so
+    // the first `count` are inside it, valid for writes; all zeros is a
+    // valid `[u64; 6]`.
+    unsafe { core::ptr::write_bytes(first, 0, count) };
+    // SAFETY: the first `count` descriptors are initialized (above) and
+    // inside `storage`, which the slice borrows exclusively.
+    unsafe { core::slice::from_raw_parts_mut(first, count) }
+}
+
+/// The bytes of `words`, to copy guest memory into or out of directly.
+fn bytes_of(words: &mut [u64]) -> &mut [u8] {
+    let len = core::mem::size_of_val(words);
+    // SAFETY: the `len` bytes of `words` are initialized and exclusively
+    // borrowed for the returned lifetime; `u8` needs no alignment, and
+    // any bytes written through the slice leave valid `u64`s (every bit
+    // pattern is one).
+    unsafe { core::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), len) }
+}
+
+/// Copy the descriptors of entries `first + from ..` into `descs[from..]`,
+/// page by page, each byte once.
 fn read_group(
     vcpu: &mut dyn Vcpu,
-    list: u64,
+    batch: &Batch,
+    cache: &mut PageCache,
     first: u64,
     from: usize,
     descs: &mut [Desc],
@@ -242,53 +388,118 @@ fn read_group(
     let Some(todo) = descs.get_mut(from..) else {
         return Ok(());
     };
-    if todo.is_empty() {
-        return Ok(());
-    }
-    let mut raw = [0u8; GROUP * BATCH_ENTRY_SIZE as usize];
-    let bytes = todo.len().saturating_mul(BATCH_ENTRY_SIZE as usize);
-    let window = raw.get_mut(..bytes).ok_or(Error::Invalid)?;
-    let at = list.wrapping_add(
+    let words = todo.as_flattened_mut();
+    let bytes = bytes_of(words);
+    let len = bytes.len();
+    let [list, ..] = batch.args;
+    let la = list.wrapping_add(
         first
             .wrapping_add(from as u64)
             .wrapping_mul(BATCH_ENTRY_SIZE),
     );
-    vcpu.read_linear(GuestAddr(at), window)
-        .map_err(|e| fault("list", e))?;
-    for (desc, bytes) in todo
-        .iter_mut()
-        .zip(window.chunks_exact(BATCH_ENTRY_SIZE as usize))
-    {
-        let mut one = [0u8; BATCH_ENTRY_SIZE as usize];
-        one.copy_from_slice(bytes);
-        let e = BatchEntry::from_bytes(&one);
-        *desc = [
-            e.number, e.args[0], e.args[1], e.args[2], e.args[3], e.args[4],
-        ];
+    // `[list, list + count * 48)` does not wrap (checked): neither does
+    // any part of it.
+    let mut done = 0usize;
+    while done < len {
+        let at = la.wrapping_add(done as u64);
+        let in_page = usize::try_from(PAGE.wrapping_sub(at % PAGE)).unwrap_or(usize::MAX);
+        let n = in_page.min(len.wrapping_sub(done));
+        let page = at & !(PAGE - 1);
+        let gpa_page = match cache.page {
+            Some((la_page, gpa_page)) if la_page == page => gpa_page,
+            _ => {
+                let gpa = batch.gpa(vcpu, page, false).map_err(|e| fault("list", e))?;
+                cache.page = Some((page, gpa));
+                gpa
+            }
+        };
+        let window = bytes
+            .get_mut(done..done.wrapping_add(n))
+            .ok_or(Error::Invalid)?;
+        vcpu.read_phys(gpa_page | (at % PAGE), window)
+            .map_err(|e| fault("list", e))?;
+        done = done.wrapping_add(n);
+    }
+    // The guest's descriptors are little-endian (nothing to do on x86).
+    for word in words.iter_mut() {
+        *word = u64::from_le(*word);
     }
     Ok(())
 }
 
-/// Write the results of entries `first ..` with one write.
-fn write_results(
-    vcpu: &mut dyn Vcpu,
+/// The results area of the entries that remain in this exit, its pages
+/// translated and checked before any entry runs (check first), then
+/// written through those translations.
+struct Results {
+    /// The results area's address, as the guest passed it.
     results: u64,
-    first: u64,
-    values: &[u64],
-) -> Result<(), Error> {
-    if values.is_empty() {
-        return Ok(());
+    /// The linear (or physical) page of the first remaining result.
+    first_page: u64,
+    /// The guest-physical page of each page from `first_page` on.
+    pages: [u64; RESULT_PAGES],
+}
+
+impl Results {
+    /// Translate and check, for a write, the results of entries `start ..
+    /// count` (`start < count <= 4096`; the area does not wrap).
+    fn check(
+        vcpu: &mut dyn Vcpu,
+        batch: &Batch,
+        results: u64,
+        start: u64,
+        count: u64,
+    ) -> Result<Results, Error> {
+        let from = results.wrapping_add(start.wrapping_mul(8));
+        let end = results.wrapping_add(count.wrapping_mul(8));
+        let mut out = Results {
+            results,
+            first_page: from & !(PAGE - 1),
+            pages: [0; RESULT_PAGES],
+        };
+        let mut at = from;
+        for gpa_page in out.pages.iter_mut() {
+            if at >= end {
+                break;
+            }
+            let page = at & !(PAGE - 1);
+            let n = PAGE.wrapping_sub(at % PAGE).min(end.wrapping_sub(at));
+            let gpa = batch
+                .gpa(vcpu, page, true)
+                .map_err(|e| fault("results", e))?;
+            vcpu.check_phys(gpa | (at % PAGE), n as usize)
+                .map_err(|e| fault("results", e))?;
+            *gpa_page = gpa;
+            // At most 2^64 - 4096 (the area does not wrap).
+            at = page.wrapping_add(PAGE);
+        }
+        Ok(out)
     }
-    let mut raw = [0u8; GROUP * 8];
-    for (chunk, v) in raw.chunks_exact_mut(8).zip(values) {
-        chunk.copy_from_slice(&v.to_le_bytes());
+
+    /// Write the results of entries `first ..`, page by page.
+    fn write(&self, vcpu: &mut dyn Vcpu, first: u64, values: &mut [u64]) -> Result<(), Error> {
+        // Little-endian in guest memory (nothing to do on x86).
+        for v in values.iter_mut() {
+            *v = v.to_le();
+        }
+        let bytes = bytes_of(values);
+        let len = bytes.len();
+        let la = self.results.wrapping_add(first.wrapping_mul(8));
+        let mut done = 0usize;
+        while done < len {
+            let at = la.wrapping_add(done as u64);
+            let in_page = usize::try_from(PAGE.wrapping_sub(at % PAGE)).unwrap_or(usize::MAX);
+            let n = in_page.min(len.wrapping_sub(done));
+            let k = usize::try_from(at.wrapping_sub(self.first_page) / PAGE).unwrap_or(usize::MAX);
+            let gpa_page = self.pages.get(k).ok_or(Error::Fault)?;
+            let data = bytes
+                .get(done..done.wrapping_add(n))
+                .ok_or(Error::Invalid)?;
+            vcpu.write_phys(gpa_page | (at % PAGE), data)
+                .map_err(|e| fault("results", e))?;
+            done = done.wrapping_add(n);
+        }
+        Ok(())
     }
-    let bytes = raw
-        .get(..values.len().saturating_mul(8))
-        .ok_or(Error::Invalid)?;
-    let at = results.wrapping_add(first.wrapping_mul(8));
-    vcpu.write_linear(GuestAddr(at), bytes)
-        .map_err(|e| fault("results", e))
 }
 
 /// The calling vCPU as one entry of a batch sees it: RAX and the argument
@@ -297,14 +508,23 @@ fn write_results(
 /// result) stay here.
 struct EntryVcpu<'v> {
     inner: &'v mut dyn Vcpu,
-    /// RAX, RBX, RCX, RDX, RSI, RDI.
-    regs: Desc,
+    /// RAX, RBX, RCX, RDX, RSI, RDI as the descriptor gives them.
+    desc: &'v Desc,
+    /// RAX as the entry's call sees it (its number, then its result).
+    rax: u64,
 }
 
-impl EntryVcpu<'_> {
+impl<'v> EntryVcpu<'v> {
+    #[inline]
+    fn new(inner: &'v mut dyn Vcpu, desc: &'v Desc) -> Self {
+        let [rax, ..] = *desc;
+        EntryVcpu { inner, desc, rax }
+    }
+
+    /// The descriptor word that stands for `reg` (not RAX), if any.
+    #[inline]
     fn index(reg: Gpr) -> Option<usize> {
         match reg {
-            Gpr::Rax => Some(0),
             Gpr::Rbx => Some(1),
             Gpr::Rcx => Some(2),
             Gpr::Rdx => Some(3),
@@ -316,18 +536,36 @@ impl EntryVcpu<'_> {
 }
 
 impl Registers for EntryVcpu<'_> {
+    #[inline]
     fn gpr(&self, reg: Gpr) -> u64 {
-        match Self::index(reg).and_then(|i| self.regs.get(i)) {
+        if reg == Gpr::Rax {
+            return self.rax;
+        }
+        match Self::index(reg).and_then(|i| self.desc.get(i)) {
             Some(v) => *v,
             None => self.inner.gpr(reg),
         }
     }
+    #[inline]
     fn set_gpr(&mut self, reg: Gpr, value: u64) {
         // Only RAX is ever written (the entry's result); the guest's other
         // registers are not the entry's to change.
-        if let Some(v) = Self::index(reg).and_then(|i| self.regs.get_mut(i)) {
-            *v = value;
+        if reg == Gpr::Rax {
+            self.rax = value;
         }
+    }
+    #[inline]
+    fn rax(&self) -> u64 {
+        self.rax
+    }
+    #[inline]
+    fn set_rax(&mut self, value: u64) {
+        self.rax = value;
+    }
+    #[inline]
+    fn args(&self) -> [u64; MAX_ARGS] {
+        let [_, a, b, c, d, e] = *self.desc;
+        [a, b, c, d, e]
     }
     fn snapshot(&self) -> GuestRegs {
         let mut r = self.inner.snapshot();
@@ -339,6 +577,7 @@ impl Registers for EntryVcpu<'_> {
 }
 
 impl Vcpu for EntryVcpu<'_> {
+    #[inline]
     fn cpl(&self) -> u8 {
         self.inner.cpl()
     }
@@ -351,6 +590,7 @@ impl Vcpu for EntryVcpu<'_> {
     fn write_linear_all(&mut self, writes: &[(GuestAddr, &[u8])]) -> Result<(), MemError> {
         self.inner.write_linear_all(writes)
     }
+    #[inline]
     fn vcpu_id(&self) -> u32 {
         self.inner.vcpu_id()
     }
@@ -360,10 +600,20 @@ impl Vcpu for EntryVcpu<'_> {
     fn vcpu_state(&mut self) -> Option<&mut dyn Any> {
         self.inner.vcpu_state()
     }
+    #[inline]
     fn stepper(&mut self) -> Option<&mut dyn Stepper> {
         self.inner.stepper()
     }
-    fn check_write(&mut self, addr: GuestAddr, len: u64) -> Result<(), MemError> {
-        self.inner.check_write(addr, len)
+    fn translate(&mut self, addr: GuestAddr, write: bool) -> Result<u64, MemError> {
+        self.inner.translate(addr, write)
+    }
+    fn read_phys(&mut self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError> {
+        self.inner.read_phys(gpa, buf)
+    }
+    fn write_phys(&mut self, gpa: u64, data: &[u8]) -> Result<(), MemError> {
+        self.inner.write_phys(gpa, data)
+    }
+    fn check_phys(&mut self, gpa: u64, len: usize) -> Result<(), MemError> {
+        self.inner.check_phys(gpa, len)
     }
 }

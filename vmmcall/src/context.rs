@@ -10,7 +10,7 @@
 use crate::abi::{MAX_ARGS, NAME_BUF_LEN};
 use crate::budget::guest_log;
 use crate::regs::{Gpr, GuestRegs, Registers};
-use crate::step::{must_yield, Stepper, PROGRESS_WORDS};
+use crate::step::{Stepper, PROGRESS_WORDS};
 use crate::Error;
 use core::any::Any;
 use core::fmt;
@@ -213,29 +213,53 @@ pub trait Vcpu: Registers + AsDynVcpu {
         None
     }
 
-    /// Check, without writing, that `len` bytes at `addr` could be written
-    /// now with the caller's privilege: every page translates writable and
-    /// is guest RAM. `vmmcall_batch` checks its results area with it
-    /// before any entry runs (docs/ABI.md, "Check first").
+    /// The guest-physical address of guest-linear `addr`, translated now
+    /// through the guest's page tables for a read (or a `write`) with the
+    /// caller's privilege, by the rules of
+    /// [`read_linear`](Vcpu::read_linear) and
+    /// [`write_linear`](Vcpu::write_linear): the same errors for the same
+    /// addresses. The answer holds for the rest of `addr`'s 4 KiB page.
     ///
-    /// The default reads the range in pieces of 256 bytes, which finds
-    /// unmapped, supervisor and non-RAM pages but not read-only ones; a
-    /// [`GuestVcpu`](crate::GuestVcpu) and the mock check writability.
-    fn check_write(&mut self, addr: GuestAddr, len: u64) -> Result<(), MemError> {
-        let mut buf = [0u8; 256];
-        let mut done = 0u64;
-        while done < len {
-            let n = (len.wrapping_sub(done)).min(256);
-            let at = addr
-                .checked_add(done)
-                .ok_or(MemError::RangeOverflow { addr: addr.0, len })?;
-            let window = buf
-                .get_mut(..n as usize)
-                .ok_or(MemError::RangeOverflow { addr: addr.0, len })?;
-            self.read_linear(at, window)?;
-            done = done.wrapping_add(n);
-        }
-        Ok(())
+    /// A VMM that copies through a translation it made earlier in the
+    /// same exit uses it as a processor uses a TLB entry: a change another
+    /// vCPU makes to the guest's page tables meanwhile may not be seen
+    /// before the exit ends (docs/ABI.md, "`vmmcall_batch`"). With
+    /// [`read_phys`](Vcpu::read_phys) and [`write_phys`](Vcpu::write_phys)
+    /// it is what `vmmcall_batch` copies its list and results with.
+    ///
+    /// The default answers [`MemError::UnsupportedMode`]: a VMM whose vCPU
+    /// type does not translate gets `-EFAULT` for every batch (a
+    /// [`GuestVcpu`](crate::GuestVcpu) and the mock translate).
+    fn translate(&mut self, addr: GuestAddr, write: bool) -> Result<u64, MemError> {
+        let _ = (addr, write);
+        Err(MemError::UnsupportedMode)
+    }
+
+    /// Copy `buf.len()` bytes of guest-physical memory at `gpa`, all
+    /// within one 4 KiB page, into `buf`: guest RAM only, whatever `gpa`
+    /// is ([`MemError::OutsideRam`] otherwise). No privilege applies:
+    /// the caller of this method decided that the guest may name `gpa`
+    /// (a translation, or a guest-physical address from CPL 0). The
+    /// default: [`MemError::OutsideRam`].
+    fn read_phys(&mut self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError> {
+        let _ = buf;
+        Err(MemError::OutsideRam { gpa })
+    }
+
+    /// Copy `data` into guest-physical memory at `gpa`, all within one
+    /// 4 KiB page: guest RAM only, as [`read_phys`](Vcpu::read_phys).
+    fn write_phys(&mut self, gpa: u64, data: &[u8]) -> Result<(), MemError> {
+        let _ = data;
+        Err(MemError::OutsideRam { gpa })
+    }
+
+    /// Whether [`write_phys`](Vcpu::write_phys) of `len` bytes at `gpa`
+    /// (within one 4 KiB page) would succeed, without writing: how a
+    /// caller checks before it writes anything. The default:
+    /// [`MemError::OutsideRam`].
+    fn check_phys(&mut self, gpa: u64, len: usize) -> Result<(), MemError> {
+        let _ = len;
+        Err(MemError::OutsideRam { gpa })
     }
 }
 
@@ -505,8 +529,7 @@ impl Caller<'_> {
         let Some(st) = self.vcpu.stepper() else {
             return Ok(());
         };
-        let after = st.continuations().step(progress);
-        if must_yield(st, after) {
+        if st.step_done(progress) {
             Err(Error::Busy)
         } else {
             Ok(())

@@ -68,7 +68,8 @@ pub struct MockVcpu {
     /// The caller's privilege level.
     pub cpl: u8,
     pages: BTreeMap<u64, Page>,
-    /// Number of `read_linear` calls, to check that nothing reads too far.
+    /// Number of `read_linear` and `read_phys` calls, to check that
+    /// nothing reads too far.
     pub reads: usize,
     /// Long calls: the continuations and the interrupts the test makes
     /// pending ([`MockStepper`]); `None` runs long calls in one exit.
@@ -225,6 +226,23 @@ impl MockVcpu {
     }
 }
 
+impl MockVcpu {
+    /// `Ok` if `[gpa, gpa + len)` lies in one mapped page: the contract of
+    /// [`Vcpu::read_phys`] (one page) is checked, so that a caller that
+    /// breaks it fails its tests.
+    fn ram(&self, gpa: u64, len: usize) -> Result<(), MemError> {
+        let page = gpa & !(PAGE - 1);
+        let one_page = (gpa % PAGE)
+            .checked_add(len as u64)
+            .is_some_and(|end| end <= PAGE);
+        if one_page && self.pages.contains_key(&page) {
+            Ok(())
+        } else {
+            Err(MemError::OutsideRam { gpa })
+        }
+    }
+}
+
 impl Registers for MockVcpu {
     #[inline]
     fn gpr(&self, reg: Gpr) -> u64 {
@@ -264,10 +282,31 @@ impl Vcpu for MockVcpu {
         }
     }
 
-    fn check_write(&mut self, addr: GuestAddr, len: u64) -> Result<(), MemError> {
-        let len =
-            usize::try_from(len).map_err(|_| MemError::RangeOverflow { addr: addr.0, len })?;
-        self.check(addr.0, len, true)
+    /// Linear is guest-physical here: the address itself, once the page
+    /// allows the access at [`cpl`](MockVcpu::cpl).
+    fn translate(&mut self, addr: GuestAddr, write: bool) -> Result<u64, MemError> {
+        self.check(addr.0, 1, write)?;
+        Ok(addr.0)
+    }
+
+    /// Mapped pages are the guest RAM; reads are logged as linear ones.
+    fn read_phys(&mut self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError> {
+        self.reads += 1;
+        self.ram(gpa, buf.len())?;
+        let bytes = self.peek(gpa, buf.len());
+        buf.copy_from_slice(&bytes);
+        self.read_log.push((gpa, buf.len()));
+        Ok(())
+    }
+
+    fn write_phys(&mut self, gpa: u64, data: &[u8]) -> Result<(), MemError> {
+        self.ram(gpa, data.len())?;
+        self.poke(gpa, data);
+        Ok(())
+    }
+
+    fn check_phys(&mut self, gpa: u64, len: usize) -> Result<(), MemError> {
+        self.ram(gpa, len)
     }
 
     fn write_linear_all(&mut self, writes: &[(GuestAddr, &[u8])]) -> Result<(), MemError> {

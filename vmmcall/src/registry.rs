@@ -441,6 +441,16 @@ impl<'h> Registry<'h> {
         self.sorted.get(idx).copied()
     }
 
+    /// The handler for `number` if a batch entry runs it straight away: it
+    /// is not `long`, and a caller at CPL 0 (`kernel`), or any caller for
+    /// a `user` handler, may call it. One mask test on the flags.
+    #[inline]
+    pub(crate) fn runs_at_once(&self, number: u64, kernel: bool) -> Option<&'h Handler> {
+        let handler = self.get(number)?;
+        let want = if kernel { 0 } else { FLAG_USER };
+        (handler.flags & (FLAG_LONG | want) == want).then_some(handler)
+    }
+
     /// The function number of the handler called `name`, if any.
     pub fn lookup(&self, name: &[u8]) -> Option<NonZeroU64> {
         let mask = self.table.len().wrapping_sub(1);

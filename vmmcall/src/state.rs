@@ -177,8 +177,21 @@ impl<V: Vcpu> Vcpu for InVm<'_, V> {
             None => self.vcpu.stepper(),
         }
     }
-    fn check_write(&mut self, addr: GuestAddr, len: u64) -> Result<(), MemError> {
-        self.vcpu.check_write(addr, len)
+    #[inline]
+    fn translate(&mut self, addr: GuestAddr, write: bool) -> Result<u64, MemError> {
+        self.vcpu.translate(addr, write)
+    }
+    #[inline]
+    fn read_phys(&mut self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError> {
+        self.vcpu.read_phys(gpa, buf)
+    }
+    #[inline]
+    fn write_phys(&mut self, gpa: u64, data: &[u8]) -> Result<(), MemError> {
+        self.vcpu.write_phys(gpa, data)
+    }
+    #[inline]
+    fn check_phys(&mut self, gpa: u64, len: usize) -> Result<(), MemError> {
+        self.vcpu.check_phys(gpa, len)
     }
 }
 
@@ -216,7 +229,20 @@ impl<V: Vcpu + ?Sized> Vcpu for &mut V {
     fn stepper(&mut self) -> Option<&mut dyn Stepper> {
         (**self).stepper()
     }
-    fn check_write(&mut self, addr: GuestAddr, len: u64) -> Result<(), MemError> {
-        (**self).check_write(addr, len)
+    #[inline]
+    fn translate(&mut self, addr: GuestAddr, write: bool) -> Result<u64, MemError> {
+        (**self).translate(addr, write)
+    }
+    #[inline]
+    fn read_phys(&mut self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError> {
+        (**self).read_phys(gpa, buf)
+    }
+    #[inline]
+    fn write_phys(&mut self, gpa: u64, data: &[u8]) -> Result<(), MemError> {
+        (**self).write_phys(gpa, data)
+    }
+    #[inline]
+    fn check_phys(&mut self, gpa: u64, len: usize) -> Result<(), MemError> {
+        (**self).check_phys(gpa, len)
     }
 }

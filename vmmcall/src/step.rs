@@ -75,7 +75,7 @@ use crate::abi::MAX_ARGS;
 pub(crate) type Desc = [u64; 1 + MAX_ARGS];
 
 /// Batch descriptors read from guest memory at once.
-pub(crate) const BATCH_GROUP: usize = 8;
+pub(crate) const BATCH_GROUP: usize = 32;
 
 /// Words of progress a step-wise handler keeps between steps.
 pub const PROGRESS_WORDS: usize = 4;
@@ -115,6 +115,33 @@ pub trait Stepper {
     /// or an external interrupt). `false` makes long calls yield only
     /// when the budget is spent.
     fn interrupt_pending(&mut self) -> bool;
+
+    /// A step of the running long call is done: store its `progress` in
+    /// the [`continuations`](Stepper::continuations) and say whether it
+    /// must yield now (the budget is spent, or
+    /// [`interrupt_pending`](Stepper::interrupt_pending)).
+    /// [`Caller::step`](crate::Caller::step) calls it. Provided, and
+    /// there is no reason to override it: being a method of the VMM's
+    /// type, it reaches the continuations and the interrupt check with
+    /// static calls, so a step costs one dynamic call instead of three.
+    #[inline]
+    fn step_done(&mut self, progress: [u64; PROGRESS_WORDS]) -> bool {
+        let yields = match self.continuations().step() {
+            AfterStep::Go => false,
+            AfterStep::Yield => true,
+            AfterStep::AskInterrupt => {
+                let pending = self.interrupt_pending();
+                if pending {
+                    self.continuations().yield_now();
+                }
+                pending
+            }
+        };
+        if yields {
+            self.continuations().keep(progress);
+        }
+        yields
+    }
 }
 
 /// What makes a re-executed call the same call.
@@ -255,37 +282,97 @@ impl Continuations {
     /// live one has the key, else a fresh one (a free slot or the least
     /// recently used, evicted).
     pub(crate) fn begin(&mut self, key: Key, batch: bool) -> Begin {
+        self.start_exit(batch);
+        if self.find(&key) {
+            Begin::Resumed
+        } else {
+            self.take_slot(key);
+            Begin::New
+        }
+    }
+
+    /// Reset the per-exit state for a call starting in this exit.
+    fn start_exit(&mut self, batch: bool) {
         self.clock = self.clock.wrapping_add(1);
         self.spent = 0;
         self.yielded = false;
         self.in_batch = batch;
         self.stepping = !batch;
         self.entry_resumed = false;
-        let found = self.slots.iter().position(|s| s.live && s.key == key);
-        let (index, begin) = match found {
-            Some(i) => (i, Begin::Resumed),
-            None => {
-                let victim = self
-                    .slots
-                    .iter()
-                    .enumerate()
-                    .min_by_key(|(_, s)| (s.live, s.used))
-                    .map_or(0, |(i, _)| i);
-                if let Some(s) = self.slots.get_mut(victim) {
-                    *s = Slot {
-                        live: true,
-                        key,
-                        ..Slot::default()
-                    };
+        self.active = None;
+    }
+
+    /// Make the live slot with `key` the running one, if there is one.
+    fn find(&mut self, key: &Key) -> bool {
+        let clock = self.clock;
+        match self.slots.iter().position(|s| s.live && s.key == *key) {
+            Some(i) => {
+                if let Some(s) = self.slots.get_mut(i) {
+                    s.used = clock;
                 }
-                (victim, Begin::New)
+                self.active = Some(i);
+                true
             }
-        };
-        if let Some(s) = self.slots.get_mut(index) {
-            s.used = self.clock;
+            None => false,
         }
-        self.active = Some(index);
-        begin
+    }
+
+    /// Give the running call a fresh slot for `key`: a free one, or the
+    /// least recently used, evicted.
+    fn take_slot(&mut self, key: Key) {
+        let victim = self
+            .slots
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, s)| (s.live, s.used))
+            .map_or(0, |(i, _)| i);
+        if let Some(s) = self.slots.get_mut(victim) {
+            *s = Slot {
+                live: true,
+                key,
+                used: self.clock,
+                ..Slot::default()
+            };
+        }
+        self.active = Some(victim);
+    }
+
+    /// A batch starts running in this exit, without a slot: it takes one
+    /// only when it must keep something (a long entry's progress, or its
+    /// position when it yields), so that a batch that finishes in one exit
+    /// never pays for one. `true` if some batch is in progress on this
+    /// vCPU, which this one may continue ([`batch_find`](Self::batch_find)).
+    pub(crate) fn batch_begin(&mut self) -> bool {
+        self.start_exit(true);
+        self.slots
+            .iter()
+            .any(|s| s.live && s.key.number == crate::abi::BATCH)
+    }
+
+    /// Continue the batch `key` if it is in progress: `true`, and its slot
+    /// is the running one.
+    pub(crate) fn batch_find(&mut self, key: &Key) -> bool {
+        self.find(key)
+    }
+
+    /// The running batch keeps something: it takes a slot for `key` unless
+    /// it has one.
+    pub(crate) fn batch_attach(&mut self, key: Key) {
+        if self.active.is_none() {
+            self.take_slot(key);
+        }
+    }
+
+    /// The running batch ends this exit, `pending` if it yielded: `true` if
+    /// its slot stays for the next exit; otherwise the slot (if it took
+    /// one) is freed.
+    pub(crate) fn batch_end(&mut self, pending: bool) -> bool {
+        if pending {
+            self.end()
+        } else {
+            self.abandon();
+            false
+        }
     }
 
     /// The running call ended this exit: `true` if it yielded (its slot
@@ -325,15 +412,21 @@ impl Continuations {
         }
     }
 
-    /// One step done: store `progress` and say what comes next.
-    pub(crate) fn step(&mut self, progress: [u64; PROGRESS_WORDS]) -> AfterStep {
+    /// One step done: say what comes next. The progress is kept only
+    /// when the call yields ([`keep`](Self::keep)): a call that goes on
+    /// stores it at a later step, or finishes and needs none.
+    pub(crate) fn step(&mut self) -> AfterStep {
         if !self.stepping || self.active.is_none() {
             return AfterStep::Go;
         }
+        self.after_step()
+    }
+
+    /// The running call yields after a step: keep its `progress`.
+    pub(crate) fn keep(&mut self, progress: [u64; PROGRESS_WORDS]) {
         if let Some(s) = self.slot() {
             s.progress = progress;
         }
-        self.after_step()
     }
 
     fn after_step(&mut self) -> AfterStep {
@@ -410,15 +503,28 @@ impl Continuations {
         self.entry_resumed
     }
 
-    /// A batch finished an entry: `next` entries are answered.
-    pub(crate) fn batch_step(&mut self, next: u64) -> AfterStep {
+    /// A long batch entry finished (it did not yield): the entries after
+    /// it run without steps of their own, from fresh progress.
+    pub(crate) fn batch_entry_done(&mut self) {
         self.stepping = false;
         self.entry_resumed = false;
         if let Some(s) = self.slot() {
-            s.next = next;
             s.progress = [0; PROGRESS_WORDS];
         }
+    }
+
+    /// A batch finished a group of entries, `next` entries are answered:
+    /// one step (docs/ABI.md, "`vmmcall_batch`", Long).
+    pub(crate) fn batch_step(&mut self, next: u64) -> AfterStep {
+        if let Some(s) = self.slot() {
+            s.next = next;
+        }
         self.after_step()
+    }
+
+    /// The running batch yields: mark it (it must have a slot).
+    pub(crate) fn batch_yield(&mut self) {
+        self.yield_now();
     }
 }
 
@@ -432,20 +538,4 @@ pub(crate) enum AfterStep {
     /// Within the budget: yield if the guest has an interrupt pending
     /// ([`Continuations::yield_now`]).
     AskInterrupt,
-}
-
-/// After a step of the call running on `stepper`: whether it must yield.
-pub(crate) fn must_yield(stepper: &mut dyn Stepper, after: AfterStep) -> bool {
-    match after {
-        AfterStep::Go => false,
-        AfterStep::Yield => true,
-        AfterStep::AskInterrupt => {
-            if stepper.interrupt_pending() {
-                stepper.continuations().yield_now();
-                true
-            } else {
-                false
-            }
-        }
-    }
 }

@@ -358,17 +358,28 @@ impl<R: Registers, M: GuestPhysMemory, S: VcpuState> Vcpu for GuestVcpu<R, M, S>
         paging::write_linear(&paging, &mut self.mem, addr.0, data, user)
     }
 
-    fn check_write(&mut self, addr: GuestAddr, len: u64) -> Result<(), MemError> {
+    fn translate(&mut self, addr: GuestAddr, write: bool) -> Result<u64, MemError> {
         self.check_paging_off(addr)?;
-        let user = self.current_cpl() == 3;
-        let paging = *self.paging();
-        let len =
-            usize::try_from(len).map_err(|_| MemError::RangeOverflow { addr: addr.0, len })?;
-        for piece in paging::pieces(&paging, &self.mem, addr.0, len, paging::Access::write(user))? {
-            let p = piece?;
-            self.mem.check_phys(p.gpa, p.len)?;
-        }
-        Ok(())
+        let access = paging::Access {
+            write,
+            user: self.current_cpl() == 3,
+        };
+        paging::translate(self.paging(), &self.mem, addr.0, access)
+    }
+
+    #[inline]
+    fn read_phys(&mut self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError> {
+        self.mem.read_phys(gpa, buf)
+    }
+
+    #[inline]
+    fn write_phys(&mut self, gpa: u64, data: &[u8]) -> Result<(), MemError> {
+        self.mem.write_phys(gpa, data)
+    }
+
+    #[inline]
+    fn check_phys(&mut self, gpa: u64, len: usize) -> Result<(), MemError> {
+        self.mem.check_phys(gpa, len)
     }
 
     fn write_linear_all(&mut self, writes: &[(GuestAddr, &[u8])]) -> Result<(), MemError> {

@@ -4,8 +4,8 @@
 use proptest::prelude::*;
 use std::sync::atomic::{AtomicU64, Ordering};
 use vmmcall::abi::{
-    is_error, BatchEntry, BATCH, BATCH_ENTRY_SIZE, BATCH_MAX_ENTRIES, BATCH_STOP_ON_ERROR,
-    DESCRIBE, DESCRIBE_LONG,
+    is_error, BatchEntry, BATCH, BATCH_ENTRY_SIZE, BATCH_MAX_ENTRIES, BATCH_PHYSICAL,
+    BATCH_STOP_ON_ERROR, DESCRIBE, DESCRIBE_LONG,
 };
 use vmmcall::mock::{MockStepper, MockVcpu};
 use vmmcall::step::{Continuations, Site, CONTINUATION_SLOTS};
@@ -644,7 +644,7 @@ fn bad_lists_and_results_are_refused_before_any_entry_runs() {
     check(&|v| v.regs.rdx = u64::MAX - 16, Error::Fault);
     check(&|v| v.regs.rdx = LIST + 8, Error::Invalid);
     check(&|v| v.regs.rdx = LIST - 8, Error::Invalid);
-    check(&|v| v.regs.rsi = 2, Error::Invalid);
+    check(&|v| v.regs.rsi = 4, Error::Invalid);
     assert_eq!(BUMPS.load(Ordering::SeqCst), bumps, "nothing ran");
 
     // Count 0: 0, whatever the addresses (how a guest detects batches).
@@ -665,15 +665,19 @@ fn results_may_end_right_before_the_list() {
 
 #[test]
 fn a_long_batch_yields_and_reads_each_descriptor_once() {
-    // 20 entries (three groups), budget 4: yields every 4 entries.
-    let entries: Vec<BatchEntry> = (0..20u64)
+    // 80 entries, three groups (32, 32, 16), a group a step: budget 1
+    // yields after each group, budget 2 after the second.
+    let entries: Vec<BatchEntry> = (0..80u64)
         .map(|i| BatchEntry::new(num("t_add"), [i, 1000, 0, 0, 0]))
         .collect();
-    let mut v = batch_vcpu(&entries);
-    v.stepper = vcpu_with(0, 4).stepper;
-    let (out, exits) = run_to_end(&mut v);
-    assert_eq!((out.result, exits), (Ok(20), 5));
-    assert_eq!(results(&v, 20), (1000..1020).collect::<Vec<u64>>());
+    for (budget, want_exits) in [(1, 3), (2, 2), (3, 1)] {
+        let mut v = batch_vcpu(&entries);
+        v.stepper = vcpu_with(0, budget).stepper;
+        let (out, exits) = run_to_end(&mut v);
+        assert_eq!((out.result, exits), (Ok(80), want_exits), "budget {budget}");
+        assert_eq!(results(&v, 80), (1000..1080).collect::<Vec<u64>>());
+        assert_eq!(v.byte_read_twice(), None, "{:x?}", v.read_log());
+    }
 
     // A long entry in progress keeps the descriptor it was read with:
     // the guest changing it between steps changes nothing.
@@ -701,19 +705,65 @@ fn a_long_batch_yields_and_reads_each_descriptor_once() {
 
 #[test]
 fn a_batch_reads_each_descriptor_once_across_steps() {
-    // 20 entries in groups of 8, a yield after every 3 and at random
-    // interrupts: the descriptors read ahead wait in the VMM.
+    // 20 entries in one group, every fifth a long fill of two pages that
+    // yields inside (budget 1) with the rest of its group read: those
+    // descriptors wait in the VMM. Interrupts at random make more yields.
     let entries: Vec<BatchEntry> = (0..20u64)
-        .map(|i| BatchEntry::new(num("t_add"), [i, 7, 0, 0, 0]))
+        .map(|i| match i % 5 {
+            2 => BatchEntry::new(num("t_fill"), [0x10_0000 + i * 8, 2 * PAGE, i, 0, 0]),
+            _ => BatchEntry::new(num("t_add"), [i, 7, 0, 0, 0]),
+        })
         .collect();
     let mut v = batch_vcpu(&entries);
-    v.stepper = vcpu_with(0, 3).stepper;
+    v.stepper = vcpu_with(3, 1).stepper;
+    for p in 0..3 {
+        v.map(0x10_0000 + p * PAGE, true, true);
+    }
     v.stepper.as_mut().unwrap().interrupts = [false, true, true, false, true].into();
     let (out, exits) = run_to_end(&mut v);
     assert_eq!(out.result, Ok(20));
-    assert!(exits > 5);
+    assert!(exits > 5, "{exits} exits");
     assert_eq!(v.byte_read_twice(), None, "{:x?}", v.read_log());
-    assert_eq!(results(&v, 20), (7..27).collect::<Vec<u64>>());
+    let want: Vec<u64> = (0..20u64)
+        .map(|i| if i % 5 == 2 { 2 * PAGE } else { i + 7 })
+        .collect();
+    assert_eq!(results(&v, 20), want);
+    // The last fill (entry 17) wrote its two pages.
+    assert_eq!(
+        v.peek(0x10_0000 + 17 * 8, 2 * PAGE as usize),
+        vec![17; 2 * PAGE as usize]
+    );
+}
+
+#[test]
+fn a_physical_batch_is_for_cpl_0_and_guest_ram() {
+    let entries: Vec<BatchEntry> = (0..12u64)
+        .map(|i| BatchEntry::new(num("t_add"), [i, 5, 0, 0, 0]))
+        .collect();
+    // The mock's mapped pages are its guest RAM, at the same addresses.
+    let mut v = batch_vcpu(&entries);
+    v.regs.rsi = BATCH_PHYSICAL;
+    assert_eq!(dispatch(reg(), &mut v).result, Ok(12));
+    assert_eq!(results(&v, 12), (5..17).collect::<Vec<u64>>());
+    // Outside CPL 0: -EPERM, whatever the addresses, nothing runs.
+    for cpl in 1..=3 {
+        let mut v = batch_vcpu(&entries);
+        v.regs.rsi = BATCH_PHYSICAL | BATCH_STOP_ON_ERROR;
+        v.cpl = cpl;
+        let out = dispatch(reg(), &mut v);
+        assert_eq!(out.result, Err(Error::Permission));
+        assert_eq!(results(&v, 12), vec![SENTINEL; 12]);
+        assert!(v.read_log().is_empty());
+    }
+    // Not guest RAM: -EFAULT before any entry runs.
+    let mut v = batch_vcpu(&entries);
+    v.regs.rsi = BATCH_PHYSICAL;
+    v.regs.rdx = 0x7000_0000;
+    assert_eq!(dispatch(reg(), &mut v).result, Err(Error::Fault));
+    assert!(
+        v.read_log().is_empty(),
+        "results are checked before the list is read"
+    );
 }
 
 proptest! {
@@ -762,7 +812,7 @@ proptest! {
             args[0] = LIST + regs[0] % 64;
             args[1] = regs[1] % 12;
             args[2] = LIST + PAGE + regs[2] % (3 * PAGE);
-            args[3] = regs[3] % 3;
+            args[3] = regs[3] % 4;
         }
         set_call(&mut v, BATCH, args);
         if stepped {
