@@ -34,6 +34,7 @@ use crate::{
     Vcpu,
 };
 use core::any::Any;
+use core::cell::Cell;
 use core::mem::MaybeUninit;
 
 /// Descriptors copied from guest memory at once (384 bytes of VMM stack).
@@ -55,8 +56,11 @@ enum Ended {
 }
 
 /// `vmmcall_batch` on the calling vCPU (any CPL: each entry is checked).
+///
+/// Generic over the VMM's vCPU type (out of line, once per type): the
+/// batch reaches the vCPU's registers and memory with static calls.
 #[inline(never)]
-pub(crate) fn batch(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> Outcome {
+pub(crate) fn batch<V: Vcpu + ?Sized>(registry: &Registry<'static>, vcpu: &mut V) -> Outcome {
     let result = run(registry, vcpu);
     let pending = matches!(result, Ok(Ended::Pending { .. }));
     // Whatever happened, the slot of a batch that did not yield is free.
@@ -75,18 +79,18 @@ pub(crate) fn batch(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> Outcom
         // Pending without a slot cannot happen (a batch takes one before
         // it yields); answer rather than leave the guest looping.
         Ok(Ended::Pending { stop }) => {
-            let mut out = answer(vcpu, BATCH, None, Err(Error::Fault));
+            let mut out = answer(vcpu.as_dyn_vcpu(), BATCH, None, Err(Error::Fault));
             out.stop = stop;
             out
         }
         Ok(Ended::Done { answered, stop }) => {
-            let mut out = answer(vcpu, BATCH, None, Ok(answered));
+            let mut out = answer(vcpu.as_dyn_vcpu(), BATCH, None, Ok(answered));
             out.stop = stop;
             out
         }
         Err(e) => {
             guest_log!(log::Level::Debug, "vmmcall_batch: {e:?}");
-            answer(vcpu, BATCH, None, Err(e))
+            answer(vcpu.as_dyn_vcpu(), BATCH, None, Err(e))
         }
     }
 }
@@ -104,6 +108,8 @@ struct Batch {
     cpl: u8,
     /// [`BATCH_PHYSICAL`]: the addresses are guest-physical.
     physical: bool,
+    /// [`BATCH_STOP_ON_ERROR`].
+    stop_on_error: bool,
 }
 
 impl Batch {
@@ -120,7 +126,7 @@ impl Batch {
 
     /// The guest-physical address of `la` for a read (`write`: a write):
     /// `la` itself in physical mode, else its translation.
-    fn gpa(&self, vcpu: &mut dyn Vcpu, la: u64, write: bool) -> Result<u64, MemError> {
+    fn gpa<V: Vcpu + ?Sized>(&self, vcpu: &mut V, la: u64, write: bool) -> Result<u64, MemError> {
         if self.physical {
             Ok(la)
         } else {
@@ -129,7 +135,7 @@ impl Batch {
     }
 }
 
-fn run(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> Result<Ended, Error> {
+fn run<V: Vcpu + ?Sized>(registry: &Registry<'static>, vcpu: &mut V) -> Result<Ended, Error> {
     let args = vcpu.args();
     let [list, count, results, flags, _] = args;
     if flags & !(BATCH_STOP_ON_ERROR | BATCH_PHYSICAL) != 0 || count > BATCH_MAX_ENTRIES {
@@ -141,7 +147,6 @@ fn run(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> Result<Ended, Error
             stop: None,
         });
     }
-    let stop_on_error = flags & BATCH_STOP_ON_ERROR != 0;
     // count <= 4096: neither product overflows.
     let list_last = last_byte(list, count.wrapping_mul(BATCH_ENTRY_SIZE))?;
     let results_last = last_byte(results, count.wrapping_mul(8))?;
@@ -153,6 +158,7 @@ fn run(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> Result<Ended, Error
         args,
         cpl,
         physical: flags & BATCH_PHYSICAL != 0,
+        stop_on_error: flags & BATCH_STOP_ON_ERROR != 0,
     };
     // Guest-physical addresses are the kernel's to name: the guest's page
     // tables are what keeps ring 3 from the rest of its memory.
@@ -179,7 +185,8 @@ fn run(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> Result<Ended, Error
         page: out.pages.first().map(|gpa| (out.first_page, *gpa)),
     };
     let id = vcpu.vcpu_id();
-    let kernel = cpl == 0;
+    let mut value_storage = MaybeUninit::<[u64; GROUP]>::uninit();
+    let values = zeroed_words(&mut value_storage, largest);
     let mut i = start;
     while i < count {
         let group = usize::try_from(count.wrapping_sub(i)).map_or(GROUP, |left| left.min(GROUP));
@@ -187,53 +194,10 @@ fn run(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> Result<Ended, Error
         // Descriptors kept from the last exit first, then fresh ones.
         read_group(vcpu, &batch, &mut list_page, i, kept.min(group), descs)?;
         kept = 0;
-        let mut values = [0u64; GROUP];
-        let mut answered_here = 0usize;
-        let mut ended: Option<Ended> = None;
-        for (j, desc) in descs.iter().enumerate() {
-            let [number, ..] = *desc;
-            let (result, stop) = match registry.runs_at_once(number, kernel) {
-                // What `dispatch` would do, without its detours.
-                Some(h) => {
-                    // SAFETY: `registry.get(number)` found `h`.
-                    unsafe { registry.count_unchecked(number, id) };
-                    let mut entry = EntryVcpu::new(vcpu, desc);
-                    let mut caller = Caller::new(&mut entry, number);
-                    let result = h.invoke(&mut caller);
-                    (result, caller.stop_requested())
-                }
-                None => {
-                    let index = i.wrapping_add(j as u64);
-                    let resumed = core::mem::take(&mut started);
-                    match other_entry(registry, vcpu, &batch, desc, resumed) {
-                        Ok(done) => done,
-                        Err(stop) => {
-                            // It yielded: it and the rest of the group
-                            // wait, read.
-                            save(vcpu, index, descs.get(j..), true);
-                            ended = Some(Ended::Pending { stop });
-                            break;
-                        }
-                    }
-                }
-            };
-            started = false;
-            let raw = match result {
-                Ok(v) => v,
-                Err(e) => e.to_rax(),
-            };
-            if let Some(slot) = values.get_mut(j) {
-                *slot = raw;
-            }
-            answered_here = j.wrapping_add(1);
-            if stop.is_some() || (stop_on_error && is_error(raw)) {
-                ended = Some(Ended::Done {
-                    answered: i.wrapping_add(answered_here as u64),
-                    stop,
-                });
-                break;
-            }
-        }
+        let values = values.get_mut(..group).unwrap_or_default();
+        let resumed = core::mem::take(&mut started);
+        let (answered_here, ended) =
+            run_group(registry, vcpu, &batch, i, descs, values, resumed, id);
         out.write(vcpu, i, values.get_mut(..answered_here).unwrap_or_default())?;
         if let Some(ended) = ended {
             return Ok(ended);
@@ -249,25 +213,97 @@ fn run(registry: &Registry<'static>, vcpu: &mut dyn Vcpu) -> Result<Ended, Error
     })
 }
 
+/// Run the entries `first ..` of one group (`descs`), their results into
+/// `values`; `resumed`: the first continues an entry in progress. Returns
+/// how many it answered, and how the batch ends if it ends here.
+///
+/// One [`Caller`] on one [`EntryVcpu`] serves the whole group: between
+/// entries only the registers the view shows ([`EntryRegs`]) and the
+/// caller's function number change.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn run_group<V: Vcpu + ?Sized>(
+    registry: &Registry<'static>,
+    vcpu: &mut V,
+    batch: &Batch,
+    first: u64,
+    descs: &[Desc],
+    values: &mut [u64],
+    mut resumed: bool,
+    id: u32,
+) -> (usize, Option<Ended>) {
+    let Some(desc0) = descs.first() else {
+        return (0, None);
+    };
+    let regs = EntryRegs {
+        desc: Cell::new(desc0),
+        rax: Cell::new(0),
+    };
+    let mut entry = EntryVcpu {
+        inner: vcpu,
+        regs: &regs,
+    };
+    let mut caller = Caller::new(&mut entry, 0);
+    for (j, (desc, value)) in descs.iter().zip(values.iter_mut()).enumerate() {
+        let [number, ..] = *desc;
+        regs.desc.set(desc);
+        regs.rax.set(number);
+        let (result, stop) = match registry.runs_at_once(number, batch.cpl == 0) {
+            // What `dispatch` would do, without its detours.
+            Some(h) => {
+                // SAFETY: `registry.get(number)` found `h`.
+                unsafe { registry.count_unchecked(number, id) };
+                caller.next_call(number);
+                let result = h.invoke(&mut caller);
+                (result, caller.stop_requested())
+            }
+            None => match other_entry(registry, caller.vcpu(), batch, resumed) {
+                Ok(answer) => answer,
+                Err(stop) => {
+                    // It yielded: it and the rest of the group wait, read.
+                    let index = first.wrapping_add(j as u64);
+                    save(caller.vcpu(), index, descs.get(j..), true);
+                    return (j, Some(Ended::Pending { stop }));
+                }
+            },
+        };
+        resumed = false;
+        let raw = match result {
+            Ok(v) => v,
+            Err(e) => e.to_rax(),
+        };
+        *value = raw;
+        if stop.is_some() || (batch.stop_on_error && is_error(raw)) {
+            let answered = j.wrapping_add(1);
+            let ended = Ended::Done {
+                answered: first.wrapping_add(answered as u64),
+                stop,
+            };
+            return (answered, Some(ended));
+        }
+    }
+    (descs.len(), None)
+}
+
 /// What an entry answered, and the stop its handler asked for.
 type Answer = (Result<u64, Error>, Option<u32>);
 
-/// An entry that does not simply run: a built-in function, an unknown
-/// number, a handler the caller may not call (each answered by
-/// [`dispatch`] as alone), the batch itself (`-EINVAL`: no nesting, so no
-/// recursion and a bounded VMM stack), or a long handler, which may
-/// yield: `Err` then, with the stop its handler asked for (`resumed`: it
-/// continues the entry in progress). Out of line, so that the loop over
-/// plain entries stays small.
+/// An entry that does not simply run, on `vcpu` (the entry's view: RAX is
+/// its number): a built-in function, an unknown number, a handler the
+/// caller may not call (each answered by [`dispatch`] as alone), the
+/// batch itself (`-EINVAL`: no nesting, so no recursion and a bounded
+/// VMM stack), or a long handler, which may yield: `Err` then, with the
+/// stop its handler asked for (`resumed`: it continues the entry in
+/// progress). Out of line, so that the loop over plain entries stays
+/// small.
 #[inline(never)]
 fn other_entry(
     registry: &Registry<'static>,
     vcpu: &mut dyn Vcpu,
     batch: &Batch,
-    desc: &Desc,
     resumed: bool,
 ) -> Result<Answer, Option<u32>> {
-    let [number, ..] = *desc;
+    let number = vcpu.rax();
     if number == BATCH {
         return Ok((Err(Error::Invalid), None));
     }
@@ -280,7 +316,7 @@ fn other_entry(
             conts.batch_entry(true, resumed);
         }
     }
-    let done = dispatch(registry, &mut EntryVcpu::new(vcpu, desc));
+    let done = dispatch(registry, vcpu);
     if done.pending {
         return Err(done.stop);
     }
@@ -311,7 +347,7 @@ fn resume(st: &mut dyn Stepper, batch: &Batch, descs: &mut [Desc]) -> (u64, usiz
 /// A group ended with `next` entries answered and more to come: one step.
 /// `true` if the batch yields now (the budget is spent, or the guest has
 /// an interrupt to take); it then keeps its position.
-fn group_done(vcpu: &mut dyn Vcpu, batch: &Batch, next: u64) -> bool {
+fn group_done<V: Vcpu + ?Sized>(vcpu: &mut V, batch: &Batch, next: u64) -> bool {
     let Some(st) = vcpu.stepper() else {
         return false;
     };
@@ -332,7 +368,7 @@ fn group_done(vcpu: &mut dyn Vcpu, batch: &Batch, next: u64) -> bool {
 
 /// A batch yields at entry `next`: keep the descriptors already read from
 /// there on (`started`: the first is in progress).
-fn save(vcpu: &mut dyn Vcpu, next: u64, ahead: Option<&[Desc]>, started: bool) {
+fn save<V: Vcpu + ?Sized>(vcpu: &mut V, next: u64, ahead: Option<&[Desc]>, started: bool) {
     if let Some(st) = vcpu.stepper() {
         st.continuations()
             .batch_save(next, ahead.unwrap_or_default(), started);
@@ -365,6 +401,19 @@ fn zeroed(storage: &mut MaybeUninit<[Desc; GROUP]>, count: usize) -> &mut [Desc]
     unsafe { core::slice::from_raw_parts_mut(first, count) }
 }
 
+/// `count` zeroed words at the start of `storage` (at most [`GROUP`]):
+/// a group's results, zeroed only as far as they are used.
+fn zeroed_words(storage: &mut MaybeUninit<[u64; GROUP]>, count: usize) -> &mut [u64] {
+    let count = count.min(GROUP);
+    let first = storage.as_mut_ptr().cast::<u64>();
+    // SAFETY: `storage` holds GROUP words and count <= GROUP, so the
+    // first `count` are inside it, valid for writes.
+    unsafe { core::ptr::write_bytes(first, 0, count) };
+    // SAFETY: the first `count` words are initialized (above) and inside
+    // `storage`, which the slice borrows exclusively.
+    unsafe { core::slice::from_raw_parts_mut(first, count) }
+}
+
 /// The bytes of `words`, to copy guest memory into or out of directly.
 fn bytes_of(words: &mut [u64]) -> &mut [u8] {
     let len = core::mem::size_of_val(words);
@@ -377,8 +426,8 @@ fn bytes_of(words: &mut [u64]) -> &mut [u8] {
 
 /// Copy the descriptors of entries `first + from ..` into `descs[from..]`,
 /// page by page, each byte once.
-fn read_group(
-    vcpu: &mut dyn Vcpu,
+fn read_group<V: Vcpu + ?Sized>(
+    vcpu: &mut V,
     batch: &Batch,
     cache: &mut PageCache,
     first: u64,
@@ -442,8 +491,8 @@ struct Results {
 impl Results {
     /// Translate and check, for a write, the results of entries `start ..
     /// count` (`start < count <= 4096`; the area does not wrap).
-    fn check(
-        vcpu: &mut dyn Vcpu,
+    fn check<V: Vcpu + ?Sized>(
+        vcpu: &mut V,
         batch: &Batch,
         results: u64,
         start: u64,
@@ -476,7 +525,12 @@ impl Results {
     }
 
     /// Write the results of entries `first ..`, page by page.
-    fn write(&self, vcpu: &mut dyn Vcpu, first: u64, values: &mut [u64]) -> Result<(), Error> {
+    fn write<V: Vcpu + ?Sized>(
+        &self,
+        vcpu: &mut V,
+        first: u64,
+        values: &mut [u64],
+    ) -> Result<(), Error> {
         // Little-endian in guest memory (nothing to do on x86).
         for v in values.iter_mut() {
             *v = v.to_le();
@@ -502,25 +556,25 @@ impl Results {
     }
 }
 
-/// The calling vCPU as one entry of a batch sees it: RAX and the argument
-/// registers are the entry's, everything else (other registers, CPL,
-/// memory, ids, state, steps) the caller's. Writes to RAX (the entry's
-/// result) stay here.
-struct EntryVcpu<'v> {
-    inner: &'v mut dyn Vcpu,
-    /// RAX, RBX, RCX, RDX, RSI, RDI as the descriptor gives them.
-    desc: &'v Desc,
-    /// RAX as the entry's call sees it (its number, then its result).
-    rax: u64,
+/// The registers of the entry running now, which the group's
+/// [`EntryVcpu`] shows: its descriptor (RAX, RBX, RCX, RDX, RSI, RDI) and
+/// RAX as its call sees it (its number, then its result). Cells, so that
+/// the loop sets them for each entry while a [`Caller`] holds the view.
+struct EntryRegs<'d> {
+    desc: Cell<&'d Desc>,
+    rax: Cell<u64>,
 }
 
-impl<'v> EntryVcpu<'v> {
-    #[inline]
-    fn new(inner: &'v mut dyn Vcpu, desc: &'v Desc) -> Self {
-        let [rax, ..] = *desc;
-        EntryVcpu { inner, desc, rax }
-    }
+/// The calling vCPU as one entry of a batch sees it: RAX and the argument
+/// registers are the entry's ([`EntryRegs`]), everything else (other
+/// registers, CPL, memory, ids, state, steps) the caller's. Writes to RAX
+/// (the entry's result) stay here.
+struct EntryVcpu<'v, 'd, V: ?Sized> {
+    inner: &'v mut V,
+    regs: &'v EntryRegs<'d>,
+}
 
+impl<V: ?Sized> EntryVcpu<'_, '_, V> {
     /// The descriptor word that stands for `reg` (not RAX), if any.
     #[inline]
     fn index(reg: Gpr) -> Option<usize> {
@@ -535,13 +589,13 @@ impl<'v> EntryVcpu<'v> {
     }
 }
 
-impl Registers for EntryVcpu<'_> {
+impl<V: Vcpu + ?Sized> Registers for EntryVcpu<'_, '_, V> {
     #[inline]
     fn gpr(&self, reg: Gpr) -> u64 {
         if reg == Gpr::Rax {
-            return self.rax;
+            return self.regs.rax.get();
         }
-        match Self::index(reg).and_then(|i| self.desc.get(i)) {
+        match Self::index(reg).and_then(|i| self.regs.desc.get().get(i)) {
             Some(v) => *v,
             None => self.inner.gpr(reg),
         }
@@ -551,20 +605,20 @@ impl Registers for EntryVcpu<'_> {
         // Only RAX is ever written (the entry's result); the guest's other
         // registers are not the entry's to change.
         if reg == Gpr::Rax {
-            self.rax = value;
+            self.regs.rax.set(value);
         }
     }
     #[inline]
     fn rax(&self) -> u64 {
-        self.rax
+        self.regs.rax.get()
     }
     #[inline]
     fn set_rax(&mut self, value: u64) {
-        self.rax = value;
+        self.regs.rax.set(value);
     }
     #[inline]
     fn args(&self) -> [u64; MAX_ARGS] {
-        let [_, a, b, c, d, e] = *self.desc;
+        let [_, a, b, c, d, e] = *self.regs.desc.get();
         [a, b, c, d, e]
     }
     fn snapshot(&self) -> GuestRegs {
@@ -576,7 +630,7 @@ impl Registers for EntryVcpu<'_> {
     }
 }
 
-impl Vcpu for EntryVcpu<'_> {
+impl<V: Vcpu + ?Sized> Vcpu for EntryVcpu<'_, '_, V> {
     #[inline]
     fn cpl(&self) -> u8 {
         self.inner.cpl()

@@ -395,6 +395,20 @@ impl<'a> Caller<'a> {
             .map_err(|e| self.fault(e))
     }
 
+    /// The next call on the same vCPU view, function `number`, no stop
+    /// requested: how a batch runs its entries on one `Caller` per group.
+    #[inline]
+    pub(crate) fn next_call(&mut self, number: u64) {
+        self.number = number;
+        self.stop = None;
+    }
+
+    /// The vCPU view this caller wraps.
+    #[inline]
+    pub(crate) fn vcpu(&mut self) -> &mut dyn Vcpu {
+        self.vcpu
+    }
+
     /// Write several ranges of guest memory as one, with the caller's
     /// privilege: every range is translated and checked before the first
     /// byte is written, so a failure ([`Error::Fault`], logged) leaves all

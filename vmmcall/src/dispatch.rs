@@ -79,7 +79,7 @@ pub fn dispatch<V: Vcpu + ?Sized>(registry: &Registry<'static>, vcpu: &mut V) ->
             return lookup_typed(registry, vcpu.as_dyn_vcpu());
         }
         if number == BATCH {
-            return crate::batch::batch(registry, vcpu.as_dyn_vcpu());
+            return crate::batch::batch(registry, vcpu);
         }
         return no_such_function(vcpu.as_dyn_vcpu(), number);
     };

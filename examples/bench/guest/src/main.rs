@@ -33,13 +33,15 @@
 //!
 //! Then long calls and batches (issue 23), measured side by side in a
 //! second loop: a null call from inline asm (`single`), `vmmcall_batch`
-//! of 1 and of 32 null entries from inline asm (`batch1`, `batch32`), and
-//! a 4 MiB fill as a long call that yields every step budget
-//! (`stepped`, 4 exits of 256 pages) against the same handler in one exit
-//! (`unstepped`). It prints `bench: batch32/single = R` (per entry),
-//! `bench: batch1/single = R`, `bench: stepped/unstepped = R` and the
-//! longest exit of the long call, in ticks and steps, as the VMM measured
-//! it (`bench_longest`).
+//! of 1 and of 32 null entries from inline asm (`batch1`, `batch32`, the
+//! list and results named by guest-linear address; `batch1-phys`,
+//! `batch32-phys`, the same buffers by guest-physical address with
+//! `BATCH_PHYSICAL`), and a 4 MiB fill as a long call that yields every
+//! step budget (`stepped`, 4 exits of 256 pages) against the same handler
+//! in one exit (`unstepped`). It prints `bench: batch32/single = R` (per
+//! entry), `bench: batch1/single = R`, the same two for `-phys`,
+//! `bench: stepped/unstepped = R` and the longest exit of the long call,
+//! in ticks and steps, as the VMM measured it (`bench_longest`).
 //!
 //! Under QEMU TCG the guest's RDTSC is the host TSC; under Bochs it counts
 //! emulated time (tied to the instruction count), so there the ratio
@@ -370,10 +372,10 @@ struct FillBuf(UnsafeCell<[u8; FILL_PAGES as usize * 4096]>);
 unsafe impl Sync for FillBuf {}
 static FILL_BUF: FillBuf = FillBuf(UnsafeCell::new([0; FILL_PAGES as usize * 4096]));
 
-/// `vmmcall_batch` of `list` (`count` entries), results at `results`, no
-/// flags, from inline asm. Returns RAX.
+/// `vmmcall_batch` of `list` (`count` entries), results at `results`,
+/// with `flags`, from inline asm. Returns RAX.
 #[inline(always)]
-fn direct_batch(insn: Instruction, list: u64, count: u64, results: u64) -> u64 {
+fn direct_batch(insn: Instruction, list: u64, count: u64, results: u64, flags: u64) -> u64 {
     let rax: u64;
     // SAFETY: the VMM is present; the batch reads `count` descriptors at
     // `list` and writes `count` u64s at `results`, both this guest's
@@ -389,7 +391,7 @@ fn direct_batch(insn: Instruction, list: u64, count: u64, results: u64) -> u64 {
                 inout("rax") guest_sdk::abi::BATCH => rax,
                 in("rcx") count,
                 in("rdx") results,
-                in("rsi") 0u64,
+                in("rsi") flags,
                 options(nostack),
             ),
             Instruction::Vmmcall => core::arch::asm!(
@@ -400,7 +402,7 @@ fn direct_batch(insn: Instruction, list: u64, count: u64, results: u64) -> u64 {
                 inout("rax") guest_sdk::abi::BATCH => rax,
                 in("rcx") count,
                 in("rdx") results,
-                in("rsi") 0u64,
+                in("rsi") flags,
                 options(nostack),
             ),
         }
@@ -432,15 +434,23 @@ fn long_and_batches(insn: Instruction, number: u64) -> Result<(), Error> {
     // SAFETY: see `Samples`: `main` no longer uses its reference (its
     // figures are printed), so this is the only live one.
     let samples = unsafe { &mut *SAMPLES.0.get() };
-    let [single, batch1, batch32, ..] = samples;
+    let [single, batch1, batch32, batch1p, batch32p, ..] = samples;
+    // The VMM's initial tables map guest RAM at its own addresses
+    // (docs/ABI.md): the buffers' linear addresses are their
+    // guest-physical ones, for BATCH_PHYSICAL.
+    let phys = guest_sdk::abi::BATCH_PHYSICAL;
     for i in 0..BATCH_ITERS + WARMUP {
         let one = timed(|| direct(insn, number) == 0)?;
-        let b1 = timed(|| direct_batch(insn, list, 1, res) == 1)?;
-        let b32 = timed(|| direct_batch(insn, list, 32, res) == 32)?;
+        let b1 = timed(|| direct_batch(insn, list, 1, res, 0) == 1)?;
+        let b32 = timed(|| direct_batch(insn, list, 32, res, 0) == 32)?;
+        let b1p = timed(|| direct_batch(insn, list, 1, res, phys) == 1)?;
+        let b32p = timed(|| direct_batch(insn, list, 32, res, phys) == 32)?;
         if let Some(j) = i.checked_sub(WARMUP) {
             single[j] = one;
             batch1[j] = b1;
             batch32[j] = b32;
+            batch1p[j] = b1p;
+            batch32p[j] = b32p;
         }
     }
     if results.iter().any(|&r| r != 0) {
@@ -466,10 +476,14 @@ fn long_and_batches(insn: Instruction, number: u64) -> Result<(), Error> {
     let one = med("single", &mut single[..BATCH_ITERS]);
     let b1 = med("batch1", &mut batch1[..BATCH_ITERS]);
     let b32 = med("batch32", &mut batch32[..BATCH_ITERS]);
+    let b1p = med("batch1-phys", &mut batch1p[..BATCH_ITERS]);
+    let b32p = med("batch32-phys", &mut batch32p[..BATCH_ITERS]);
     let st = med("stepped", &mut stepped);
     let un = med("unstepped", &mut unstepped);
     println!("bench: batch32/single = {}", Ratio(b32, one * 32));
     println!("bench: batch1/single = {}", Ratio(b1, one));
+    println!("bench: batch32-phys/single = {}", Ratio(b32p, one * 32));
+    println!("bench: batch1-phys/single = {}", Ratio(b1p, one));
     println!("bench: stepped/unstepped = {}", Ratio(st, un));
     println!(
         "bench: longest exit of a long call = {} ticks, {} steps (budget {} steps)",
