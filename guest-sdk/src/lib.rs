@@ -57,6 +57,8 @@
 #![cfg_attr(not(feature = "std"), no_std)]
 
 pub mod interface;
+mod typed_batch;
+pub use typed_batch::{Batch, Entry, Ticket};
 
 use core::fmt;
 use core::marker::PhantomData;
@@ -90,6 +92,9 @@ pub enum Error {
     Vmm(vmmcall::Error),
     /// An errno this SDK does not know (1..=4095).
     Other(u16),
+    /// A [`Batch`] entry the last run did not answer (the batch stopped
+    /// before it, or it has not run).
+    NotRun,
 }
 
 impl Error {
@@ -124,10 +129,11 @@ impl Error {
     }
 
     /// The errno the VMM answered with (1..=4095), or `None` when no
-    /// hypercall answered ([`Error::NotPresent`], [`Error::NotFound`]).
+    /// hypercall answered ([`Error::NotPresent`], [`Error::NotFound`],
+    /// [`Error::NotRun`]).
     pub fn errno(self) -> Option<u16> {
         match self {
-            Error::NotPresent | Error::NotFound => None,
+            Error::NotPresent | Error::NotFound | Error::NotRun => None,
             Error::NoSys => Some(vmmcall::Error::NoSys.errno()),
             Error::Permission => Some(vmmcall::Error::Permission.errno()),
             Error::Invalid => Some(vmmcall::Error::Invalid.errno()),
@@ -151,6 +157,7 @@ impl fmt::Display for Error {
             Error::Mismatch => vmmcall::Error::Mismatch.fmt(f),
             Error::Vmm(e) => e.fmt(f),
             Error::Other(n) => write!(f, "hypercall failed with errno {n}"),
+            Error::NotRun => f.write_str("the batch did not run this entry"),
         }
     }
 }

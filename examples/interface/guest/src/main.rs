@@ -1,6 +1,7 @@
 //! The interface example, bare-metal guest (CPL 0): every hypercall of
-//! `demo` through its typed stubs, the seed's `hello` also by name, and a
-//! guest built against an older declaration (`demo_v1`) refused with
+//! `demo` through its typed stubs, the seed's `hello` also by name, typed
+//! calls in one exit through a `guest_sdk::Batch`, and a guest built
+//! against an older declaration (`demo_v1`) refused with
 //! `Error::Mismatch`.
 //!
 //! Each stub is safe Rust, typed as declared: `demo::add(1, 2)` takes two
@@ -10,7 +11,7 @@
 #![no_main]
 
 use guest_rt::println;
-use guest_sdk::{call, Error};
+use guest_sdk::{call, Batch, Error};
 use interface_api::{demo, demo_v1, BUFFER_MAX};
 
 guest_rt::entry!(main);
@@ -87,6 +88,10 @@ fn main() -> Result<(), Error> {
     )?;
     check("demo::tick()", demo::tick(), Ok(()))?;
 
+    // Several typed calls in one exit (vmmcall_batch): each entry is
+    // answered as its stub's call would be, results typed as declared.
+    typed_batch()?;
+
     // Version skew: built against demo v1, whose `add` took one u32.
     check(
         "demo_v1::add(1) (old declaration)",
@@ -94,4 +99,47 @@ fn main() -> Result<(), Error> {
         Err(Error::Mismatch),
     )?;
     Ok(())
+}
+
+/// A typed batch of four calls, then one that stops at its failing entry.
+fn typed_batch() -> Result<(), Error> {
+    let data = [7u8, 8, 9];
+    let mut buf = [0u8; 32];
+    let mut batch = Batch::<4>::new();
+    let add = batch.push(demo::entries::add(1, 2)?)?;
+    let sum = batch.push(demo::entries::checksum(&data)?)?;
+    let fill = batch.push(demo::entries::fill(&mut buf, 0x33)?)?;
+    let mag = batch.push(demo::entries::magnitude(-4, true)?)?;
+    let got = (
+        batch.run(false),
+        batch.result(add),
+        batch.result(sum),
+        batch.result(fill),
+        batch.result(mag),
+    );
+    drop(batch);
+    let filled = buf.iter().all(|&b| b == 0x33);
+    check(
+        "typed batch of add, checksum, fill, magnitude",
+        Ok::<_, Error>((got, filled)),
+        Ok(((Ok(4), Ok(3), Ok(24), Ok(32), Ok(8)), true)),
+    )?;
+
+    // Stop on error: the fill is too long (-ENOSPC), the add after it
+    // does not run.
+    // SAFETY: the only reference to OUT now (main's is no longer used).
+    let out = unsafe { &mut *core::ptr::addr_of_mut!(OUT) };
+    let mut batch = Batch::<2>::new();
+    let fill = batch.push(demo::entries::fill(out, 1)?)?;
+    let add = batch.push(demo::entries::add(1, 1)?)?;
+    let got = (batch.run(true), batch.result(fill), batch.result(add));
+    check(
+        "typed batch stopping at fill(&mut [_; 4097], 1)",
+        Ok::<_, Error>(got),
+        Ok((
+            Ok(1),
+            Err(Error::Vmm(vmmcall::Error::NoSpace)),
+            Err(Error::NotRun),
+        )),
+    )
 }
