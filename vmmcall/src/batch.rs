@@ -203,7 +203,7 @@ fn run<V: Vcpu + ?Sized>(registry: &Registry<'static>, vcpu: &mut V) -> Result<E
             return Ok(ended);
         }
         i = i.wrapping_add(group as u64);
-        if i < count && group_done(vcpu, &batch, i) {
+        if i < count && group_done(vcpu, &batch, i, group as u32) {
             return Ok(Ended::Pending { stop: None });
         }
     }
@@ -344,14 +344,15 @@ fn resume(st: &mut dyn Stepper, batch: &Batch, descs: &mut [Desc]) -> (u64, usiz
     }
 }
 
-/// A group ended with `next` entries answered and more to come: one step.
-/// `true` if the batch yields now (the budget is spent, or the guest has
-/// an interrupt to take); it then keeps its position.
-fn group_done<V: Vcpu + ?Sized>(vcpu: &mut V, batch: &Batch, next: u64) -> bool {
+/// A group of `entries` entries ended with `next` answered and more to
+/// come: a step per entry, and the place to yield. `true` if the batch
+/// yields now (the budget is spent, or the guest has an interrupt to
+/// take); it then keeps its position.
+fn group_done<V: Vcpu + ?Sized>(vcpu: &mut V, batch: &Batch, next: u64, entries: u32) -> bool {
     let Some(st) = vcpu.stepper() else {
         return false;
     };
-    let go = match st.continuations().batch_step(next) {
+    let go = match st.continuations().batch_step(next, entries) {
         AfterStep::Go => false,
         AfterStep::Yield => true,
         AfterStep::AskInterrupt => st.interrupt_pending(),
@@ -505,21 +506,25 @@ impl Results {
             first_page: from & !(PAGE - 1),
             pages: [0; RESULT_PAGES],
         };
-        let mut at = from;
+        // Counted in bytes left, not compared with the end: an area that
+        // ends on the last page of the address space has its next page
+        // wrap to 0 (found by the hostile storm, results at the top at
+        // CPL 3).
+        let (mut at, mut left) = (from, end.wrapping_sub(from));
         for gpa_page in out.pages.iter_mut() {
-            if at >= end {
+            if left == 0 {
                 break;
             }
             let page = at & !(PAGE - 1);
-            let n = PAGE.wrapping_sub(at % PAGE).min(end.wrapping_sub(at));
+            let n = PAGE.wrapping_sub(at % PAGE).min(left);
             let gpa = batch
                 .gpa(vcpu, page, true)
                 .map_err(|e| fault("results", e))?;
             vcpu.check_phys(gpa | (at % PAGE), n as usize)
                 .map_err(|e| fault("results", e))?;
             *gpa_page = gpa;
-            // At most 2^64 - 4096 (the area does not wrap).
-            at = page.wrapping_add(PAGE);
+            at = at.wrapping_add(n);
+            left = left.wrapping_sub(n);
         }
         Ok(out)
     }

@@ -664,13 +664,30 @@ fn results_may_end_right_before_the_list() {
 }
 
 #[test]
+fn results_may_end_on_the_last_page_of_the_address_space() {
+    // The results' last page is the address space's; the page after it
+    // (0, unmapped here) is no part of them, at any CPL.
+    let entries = [BatchEntry::new(num("t_add"), [1, 2, 0, 0, 0]); 20];
+    for cpl in [0, 3] {
+        let top = 0xFFFF_FFFF_FFFF_F000u64;
+        let mut v = batch_vcpu(&entries);
+        v.cpl = cpl;
+        v.map(top, true, true);
+        v.regs.rdx = top + (PAGE - 20 * 8);
+        assert_eq!(dispatch(reg(), &mut v).result, Ok(20), "cpl {cpl}");
+        assert_eq!(v.peek(top + (PAGE - 8), 8), 3u64.to_le_bytes());
+    }
+}
+
+#[test]
 fn a_long_batch_yields_and_reads_each_descriptor_once() {
-    // 80 entries, three groups (32, 32, 16), a group a step: budget 1
-    // yields after each group, budget 2 after the second.
+    // 80 entries, three groups (32, 32, 16), a step per entry, a yield
+    // only between groups: budgets up to 32 yield after each group, 64
+    // after the second, 80 never.
     let entries: Vec<BatchEntry> = (0..80u64)
         .map(|i| BatchEntry::new(num("t_add"), [i, 1000, 0, 0, 0]))
         .collect();
-    for (budget, want_exits) in [(1, 3), (2, 2), (3, 1)] {
+    for (budget, want_exits) in [(1, 3), (32, 3), (33, 2), (64, 2), (65, 1), (80, 1)] {
         let mut v = batch_vcpu(&entries);
         v.stepper = vcpu_with(0, budget).stepper;
         let (out, exits) = run_to_end(&mut v);
