@@ -513,12 +513,15 @@ impl Continuations {
         }
     }
 
-    /// A batch finished a group of entries, `next` entries are answered:
-    /// one step (docs/ABI.md, "`vmmcall_batch`", Long).
-    pub(crate) fn batch_step(&mut self, next: u64) -> AfterStep {
+    /// A batch finished a group of `entries` entries, `next` are
+    /// answered: each entry counts one step against the budget, and the
+    /// group is where the batch may yield (docs/ABI.md, "`vmmcall_batch`",
+    /// Long).
+    pub(crate) fn batch_step(&mut self, next: u64, entries: u32) -> AfterStep {
         if let Some(s) = self.slot() {
             s.next = next;
         }
+        self.spent = self.spent.saturating_add(entries.saturating_sub(1));
         self.after_step()
     }
 
