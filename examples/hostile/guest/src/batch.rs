@@ -4,7 +4,9 @@
 //! **Batches**, at CPL 0 and at CPL 3: lists and results in every kind of
 //! memory of the page-table model (user RAM, supervisor, read-only,
 //! unmapped, MMIO, past guest RAM, non-canonical, wrapping the address
-//! space, straddling into a bad page after a good group), counts of 0 to
+//! space, straddling into a bad page after a good group), the same by
+//! guest-physical address (`BATCH_PHYSICAL`: RAM, past its end, MMIO;
+//! refused outside CPL 0), counts of 0 to
 //! 4096, above 4096 and huge, unknown flags, results overlapping the
 //! list, entries of every kind (plain, kernel-only, unknown numbers,
 //! function 0, `vmmcall_describe`, `vmmcall_lookup_typed`, the batch
@@ -41,7 +43,7 @@ use super::{
 };
 use core::sync::atomic::{AtomicU64, Ordering};
 use guest_rt::println;
-use guest_sdk::abi::{BATCH, BATCH_STOP_ON_ERROR, DESCRIBE, LOOKUP_TYPED};
+use guest_sdk::abi::{BATCH, BATCH_PHYSICAL, BATCH_STOP_ON_ERROR, DESCRIBE, LOOKUP_TYPED};
 
 /// Where good lists and results live: user RAM nothing else uses.
 const LIST_OK: u64 = 20 * MIB;
@@ -55,8 +57,13 @@ const BATCHES: u64 = 300;
 const LONG_COUNT: u64 = 2048;
 const NEW_COUNT: u64 = 1000;
 
+/// The flags a batch may pass.
+const KNOWN_FLAGS: u64 = BATCH_STOP_ON_ERROR | BATCH_PHYSICAL;
+/// Entries the VMM reads and answers at a time (docs/ABI.md).
+const GROUP: usize = 32;
+
 /// The classes this module promises, counted per run.
-const CLASSES: [&str; 17] = [
+const CLASSES: [&str; 19] = [
     "batch answered in full",
     "batch stopped on error",
     "entry naming the batch",
@@ -70,6 +77,8 @@ const CLASSES: [&str; 17] = [
     "results overlapping the list",
     "unknown flags",
     "count 0",
+    "guest-physical list and results",
+    "guest-physical refused outside CPL 0",
     "batch yielded (over 256 entries)",
     "registers changed between steps",
     "memory changed between steps",
@@ -141,7 +150,7 @@ fn predict(
     who: Who,
 ) -> (u64, u64) {
     const EFAULT: u64 = super::EFAULT;
-    if flags & !BATCH_STOP_ON_ERROR != 0 || count > 4096 {
+    if flags & !KNOWN_FLAGS != 0 || count > 4096 {
         return (err(EINVAL), 0);
     }
     if count == 0 {
@@ -156,13 +165,26 @@ fn predict(
     if list <= results_last && results <= list_last {
         return (err(EINVAL), 0);
     }
-    if !access_ok(results, count * 8, true, who) {
+    // Guest-physical addresses: CPL 0 only, and guest RAM, whatever the
+    // page tables say.
+    let physical = flags & BATCH_PHYSICAL != 0;
+    if physical && who.cpl != 0 {
+        return (err(super::EPERM), 0);
+    }
+    let ok = |at: u64, len: u64, write: bool| {
+        if physical {
+            at.checked_add(len).is_some_and(|end| end <= RAM)
+        } else {
+            access_ok(at, len, write, who)
+        }
+    };
+    if !ok(results, count * 8, true) {
         return (err(EFAULT), 0);
     }
     let mut answered = 0u64;
-    for (g, group) in descs.chunks(8).enumerate() {
-        let at = list + g as u64 * 8 * 48;
-        if !access_ok(at, group.len() as u64 * 48, false, who) {
+    for (g, group) in descs.chunks(GROUP).enumerate() {
+        let at = list + (g * GROUP) as u64 * 48;
+        if !ok(at, group.len() as u64 * 48, false) {
             return (err(EFAULT), answered);
         }
         for d in group {
@@ -278,17 +300,41 @@ pub(super) fn storm(st: &mut State) {
             results = list.wrapping_add(8 * st.rng.below(count.clamp(1, 64)));
         }
         let mut flags = match st.rng.below(10) {
-            0 => st.rng.pick(&[2, 1 << 63, 3]),
+            0 => st.rng.pick(&[4, 1 << 63, 5, 6]),
             1..=4 => BATCH_STOP_ON_ERROR,
             _ => 0,
         };
         let (mut list, mut count) = (list, count);
+        if st.rng.below(8) == 0 {
+            // Guest-physical addresses: good RAM (identity-mapped there,
+            // so the list is written and the results read through the
+            // same linear addresses), straddling the end of RAM, or MMIO.
+            flags |= BATCH_PHYSICAL;
+            list = match st.rng.below(6) {
+                0 => RAM - 48 * st.rng.below(count.clamp(1, 64)),
+                1 => MMIO_1G + 48 * st.rng.below(64),
+                _ => LIST_OK + 8 * st.rng.below(8),
+            };
+            results = match st.rng.below(8) {
+                0 => RAM - 8 * st.rng.below(count.clamp(1, 64)),
+                1 => MMIO_1G + MIB,
+                _ => RESULTS_OK + 8 * st.rng.below(8),
+            };
+        }
         if b == 13 {
             // Once per storm, whatever the generator drew: 300 entries
             // from the end of window page 1 through the read-only page 2
             // into page 3 (supervisor) and 4 (not present), so that groups
             // run before the list faults at either CPL.
             (list, count, results, flags) = (WIN + 2 * PAGE - 48 * 5, 300, RESULTS_OK, 0);
+            for d in descs.iter_mut().take(300) {
+                *d = entry(&mut st.rng, who);
+            }
+        }
+        if b == 17 {
+            // Once per storm: 300 good entries in good memory, so that a
+            // batch over the step budget (256 entries) runs at each CPL.
+            (list, count, results, flags) = (LIST_OK, 300, RESULTS_OK, 0);
             for d in descs.iter_mut().take(300) {
                 *d = entry(&mut st.rng, who);
             }
@@ -356,8 +402,12 @@ pub(super) fn storm(st: &mut State) {
     // Not every class exists at every CPL: a supervisor list fails only
     // at CPL 3, and the register and memory changes run at CPL 0.
     let exists = |name: &&str| match who.cpl {
-        0 => *name != "list supervisor-only at CPL 3",
-        _ => !name.ends_with("between steps") && !name.starts_with("abandoned"),
+        0 => *name != "list supervisor-only at CPL 3" && !name.ends_with("outside CPL 0"),
+        _ => {
+            !name.ends_with("between steps")
+                && !name.starts_with("abandoned")
+                && !name.starts_with("guest-physical list")
+        }
     };
     let classes = CLASSES.iter().zip(counts).filter(|(c, _)| exists(c));
     let (mut reached, mut promised) = (0, 0);
@@ -401,7 +451,7 @@ fn classify(
     answered: u64,
 ) {
     let efault = err(super::EFAULT);
-    if flags & !BATCH_STOP_ON_ERROR != 0 {
+    if flags & !KNOWN_FLAGS != 0 {
         hit("unknown flags");
     } else if count > 4096 {
         hit("count above 4096");
@@ -411,6 +461,8 @@ fn classify(
         hit("range wrapping the address space");
     } else if want == err(EINVAL) {
         hit("results overlapping the list");
+    } else if want == err(super::EPERM) {
+        hit("guest-physical refused outside CPL 0");
     } else if want == efault && answered == 0 && !access_ok(results, count * 8, true, who) {
         hit("results not writable");
     } else if want == efault {
@@ -430,6 +482,9 @@ fn classify(
         }
     } else {
         hit("batch stopped on error");
+    }
+    if flags & BATCH_PHYSICAL != 0 && answered > 0 {
+        hit("guest-physical list and results");
     }
     if want != err(EINVAL) && descs.iter().take(answered as usize).any(|d| d[0] == BATCH) {
         hit("entry naming the batch");
