@@ -27,7 +27,6 @@ use crate::abi::{
     MAX_ARGS,
 };
 use crate::budget::guest_log;
-use crate::dispatch::answer;
 use crate::step::{AfterStep, Desc, Key, Stepper, BATCH_GROUP};
 use crate::{
     dispatch, Caller, Error, Gpr, GuestAddr, GuestRegs, MemError, Outcome, Registers, Registry,
@@ -68,30 +67,35 @@ pub(crate) fn batch<V: Vcpu + ?Sized>(registry: &Registry<'static>, vcpu: &mut V
         Some(st) => st.continuations().batch_end(pending),
         None => false,
     };
-    match result {
-        Ok(Ended::Pending { stop }) if kept => Outcome {
-            number: BATCH,
-            name: None,
-            result: Err(Error::Busy),
-            stop,
-            pending: true,
-        },
+    let (result, stop) = match result {
+        Ok(Ended::Pending { stop }) if kept => {
+            return Outcome {
+                number: BATCH,
+                name: None,
+                result: Err(Error::Busy),
+                stop,
+                pending: true,
+            };
+        }
         // Pending without a slot cannot happen (a batch takes one before
         // it yields); answer rather than leave the guest looping.
-        Ok(Ended::Pending { stop }) => {
-            let mut out = answer(vcpu.as_dyn_vcpu(), BATCH, None, Err(Error::Fault));
-            out.stop = stop;
-            out
-        }
-        Ok(Ended::Done { answered, stop }) => {
-            let mut out = answer(vcpu.as_dyn_vcpu(), BATCH, None, Ok(answered));
-            out.stop = stop;
-            out
-        }
+        Ok(Ended::Pending { stop }) => (Err(Error::Fault), stop),
+        Ok(Ended::Done { answered, stop }) => (Ok(answered), stop),
         Err(e) => {
             guest_log!(log::Level::Debug, "vmmcall_batch: {e:?}");
-            answer(vcpu.as_dyn_vcpu(), BATCH, None, Err(e))
+            (Err(e), None)
         }
+    };
+    vcpu.set_rax(match result {
+        Ok(v) => v,
+        Err(e) => e.to_rax(),
+    });
+    Outcome {
+        number: BATCH,
+        name: None,
+        result,
+        stop,
+        pending: false,
     }
 }
 
@@ -393,12 +397,11 @@ struct PageCache {
 fn zeroed(storage: &mut MaybeUninit<[Desc; GROUP]>, count: usize) -> &mut [Desc] {
     let count = count.min(GROUP);
     let first = storage.as_mut_ptr().cast::<Desc>();
-    // SAFETY: `storage` holds GROUP descriptors and count <= GROUP, so
-    // the first `count` are inside it, valid for writes; all zeros is a
-    // valid `[u64; 6]`.
-    unsafe { core::ptr::write_bytes(first, 0, count) };
-    // SAFETY: the first `count` descriptors are initialized (above) and
-    // inside `storage`, which the slice borrows exclusively.
+    zero_prefix(storage, count.saturating_mul(core::mem::size_of::<Desc>()));
+    // SAFETY: `zero_prefix` zeroed at least `count * 48` bytes of
+    // `storage` (count <= GROUP), so the first `count` descriptors are
+    // initialized (all zeros is a valid `[u64; 6]`) and inside
+    // `storage`, which the slice borrows exclusively.
     unsafe { core::slice::from_raw_parts_mut(first, count) }
 }
 
@@ -407,12 +410,22 @@ fn zeroed(storage: &mut MaybeUninit<[Desc; GROUP]>, count: usize) -> &mut [Desc]
 fn zeroed_words(storage: &mut MaybeUninit<[u64; GROUP]>, count: usize) -> &mut [u64] {
     let count = count.min(GROUP);
     let first = storage.as_mut_ptr().cast::<u64>();
-    // SAFETY: `storage` holds GROUP words and count <= GROUP, so the
-    // first `count` are inside it, valid for writes.
-    unsafe { core::ptr::write_bytes(first, 0, count) };
-    // SAFETY: the first `count` words are initialized (above) and inside
-    // `storage`, which the slice borrows exclusively.
+    zero_prefix(storage, count.saturating_mul(8));
+    // SAFETY: as in `zeroed`: the first `count` words are zeroed and
+    // inside `storage`.
     unsafe { core::slice::from_raw_parts_mut(first, count) }
+}
+
+/// Zero the first `len` bytes of `storage`, rounded up to a multiple of
+/// 64 (but not past its end): `memset` (compiler-builtins) stores 64
+/// bytes per loop and the rest one byte at a time with `rep stosb`, a
+/// tick per byte under Bochs, so 48 bytes cost more than 64.
+fn zero_prefix<T>(storage: &mut MaybeUninit<T>, len: usize) {
+    let size = core::mem::size_of::<T>();
+    let len = len.div_ceil(64).saturating_mul(64).min(size);
+    // SAFETY: `len <= size_of::<T>()`: the bytes are inside `storage`,
+    // which is valid for writes; any bytes are a valid `MaybeUninit`.
+    unsafe { core::ptr::write_bytes(storage.as_mut_ptr().cast::<u8>(), 0, len) };
 }
 
 /// The bytes of `words`, to copy guest memory into or out of directly.
