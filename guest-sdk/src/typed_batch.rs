@@ -1,40 +1,6 @@
 //! Typed batches: several interface hypercalls in one exit
-//! (`vmmcall_batch`, docs/ABI.md), as safe Rust.
-//!
-//! A `vmmcall::interface!` declaration gives, next to each stub
-//! (`demo::hello(5)`), an entry maker in its `entries` module
-//! (`demo::entries::hello(5)`) that looks the hypercall up by name and
-//! signature as the stub does and returns a typed [`Entry`]. A [`Batch`]
-//! of up to `N` entries runs them in one exit; each [`Ticket`] then gives
-//! its entry's result, decoded as declared:
-//!
-//! ```no_run
-//! # mod demo { pub mod entries {
-//! #   pub fn hello<'a>(x: u64) -> Result<guest_sdk::Entry<'a, u64>, guest_sdk::Error> { unimplemented!() }
-//! #   pub fn fill<'a>(out: &'a mut [u8], b: u8) -> Result<guest_sdk::Entry<'a, u64>, guest_sdk::Error> { unimplemented!() }
-//! # } }
-//! use guest_sdk::Batch;
-//!
-//! let mut buf = [0u8; 64];
-//! let mut batch = Batch::<4>::new();
-//! let hello = batch.push(demo::entries::hello(5)?)?;
-//! let fill = batch.push(demo::entries::fill(&mut buf, 0x5a)?)?;
-//! batch.run(false)?;
-//! assert_eq!(batch.result(hello)?, 10);
-//! assert_eq!(batch.result(fill)?, 64);
-//! drop(batch); // the buffer is lent until the batch is gone
-//! assert_eq!(buf, [0x5a; 64]);
-//! # Ok::<(), guest_sdk::Error>(())
-//! ```
-//!
-//! Why it is safe: an entry holds what the stub would pass (integers, and
-//! buffers as `(address, length)` of references of the declared
-//! direction), and the [`Batch`] keeps those references borrowed until it
-//! is dropped, so nothing else touches a buffer the VMM may write. Each
-//! entry is answered as the stub's call would be (docs/ABI.md: "each entry
-//! is answered exactly as alone"). Pages of lent buffers are made present
-//! when the entry is made; a page the guest OS takes away before the batch
-//! runs makes that entry answer [`Error::Fault`].
+//! (`vmmcall_batch`, docs/ABI.md), as safe Rust: [`Batch`], [`Entry`],
+//! [`Ticket`].
 
 use core::marker::PhantomData;
 
@@ -98,7 +64,42 @@ impl<T> Ticket<T> {
 }
 
 /// Up to `N` typed entries (`N` at most 4096), run in one exit by
-/// [`run`](Batch::run). See the [module docs](self).
+/// [`run`](Batch::run) (`vmmcall_batch`, docs/ABI.md).
+///
+/// A `vmmcall::interface!` declaration gives, next to each stub
+/// (`demo::hello(5)`), an entry maker in its `entries` module
+/// (`demo::entries::hello(5)`) that looks the hypercall up by name and
+/// signature as the stub does and returns a typed [`Entry`]. A batch runs
+/// its entries in one exit; each [`Ticket`] then gives its entry's result,
+/// decoded as declared:
+///
+/// ```no_run
+/// # mod demo { pub mod entries {
+/// #   pub fn hello<'a>(x: u64) -> Result<guest_sdk::Entry<'a, u64>, guest_sdk::Error> { unimplemented!() }
+/// #   pub fn fill<'a>(out: &'a mut [u8], b: u8) -> Result<guest_sdk::Entry<'a, u64>, guest_sdk::Error> { unimplemented!() }
+/// # } }
+/// use guest_sdk::Batch;
+///
+/// let mut buf = [0u8; 64];
+/// let mut batch = Batch::<4>::new();
+/// let hello = batch.push(demo::entries::hello(5)?)?;
+/// let fill = batch.push(demo::entries::fill(&mut buf, 0x5a)?)?;
+/// batch.run(false)?;
+/// assert_eq!(batch.result(hello)?, 10);
+/// assert_eq!(batch.result(fill)?, 64);
+/// drop(batch); // the buffer is lent until the batch is gone
+/// assert_eq!(buf, [0x5a; 64]);
+/// # Ok::<(), guest_sdk::Error>(())
+/// ```
+///
+/// Why it is safe: an entry holds what the stub would pass (integers, and
+/// buffers as `(address, length)` of references of the declared
+/// direction), and the batch keeps those references borrowed until it is
+/// dropped, so nothing else touches a buffer the VMM may write. Each entry
+/// is answered as the stub's call would be (docs/ABI.md: "each entry is
+/// answered exactly as alone"). Pages of lent buffers are made present
+/// when the entry is made; a page the guest OS takes away before the batch
+/// runs makes that entry answer [`Error::Fault`].
 pub struct Batch<'a, const N: usize> {
     entries: [BatchEntry; N],
     results: [u64; N],
