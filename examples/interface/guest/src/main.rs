@@ -105,19 +105,21 @@ fn main() -> Result<(), Error> {
 fn typed_batch() -> Result<(), Error> {
     let data = [7u8, 8, 9];
     let mut buf = [0u8; 32];
-    let mut batch = Batch::<4>::new();
-    let add = batch.push(demo::entries::add(1, 2)?)?;
-    let sum = batch.push(demo::entries::checksum(&data)?)?;
-    let fill = batch.push(demo::entries::fill(&mut buf, 0x33)?)?;
-    let mag = batch.push(demo::entries::magnitude(-4, true)?)?;
-    let got = (
-        batch.run(false),
-        batch.result(add),
-        batch.result(sum),
-        batch.result(fill),
-        batch.result(mag),
-    );
-    drop(batch);
+    // The batch borrows `buf` until its last use, the block's end.
+    let got = {
+        let mut batch = Batch::<4>::new();
+        let add = batch.push(demo::entries::add(1, 2)?)?;
+        let sum = batch.push(demo::entries::checksum(&data)?)?;
+        let fill = batch.push(demo::entries::fill(&mut buf, 0x33)?)?;
+        let mag = batch.push(demo::entries::magnitude(-4, true)?)?;
+        (
+            batch.run(false),
+            batch.result(add),
+            batch.result(sum),
+            batch.result(fill),
+            batch.result(mag),
+        )
+    };
     let filled = buf.iter().all(|&b| b == 0x33);
     check(
         "typed batch of add, checksum, fill, magnitude",
