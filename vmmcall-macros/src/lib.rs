@@ -62,15 +62,15 @@
 //! # Layout
 //!
 //! One module per concern, as in linkme's impl crate:
-//! - [`abi`]: the ABI v1 facts the macros mirror from `vmmcall::abi`;
-//! - [`errors`]: the error accumulator that reports every misuse at once;
-//! - [`names`]: the hypercall name rules and the duplicate-name symbol;
-//! - [`attr`]: parsing the `#[vmmcall(...)]` attribute's arguments;
-//! - [`function`]: `#[vmmcall("name")]` on a function (checks, thunk);
-//! - [`impl_block`]: `#[vmmcall]` on an interface `impl`;
-//! - [`registration`]: the registration both of them emit;
-//! - [`interface`]: `interface!` (declaration parsing, the VMM's trait, the
-//!   guest stubs, the C header).
+//! - `abi`: the ABI v1 facts the macros mirror from `vmmcall::abi`;
+//! - `errors`: the error accumulator that reports every misuse at once;
+//! - `names`: the hypercall name rules and the duplicate-name symbol;
+//! - `attr`: parsing the `#[vmmcall(...)]` attribute's arguments;
+//! - `function`: `#[vmmcall("name")]` on a function (checks, thunk);
+//! - `impl_block`: `#[vmmcall]` on an interface `impl`;
+//! - `registration`: the registration both of them emit;
+//! - `interface`: `interface!` (declaration parsing, the VMM's trait, the
+//!   guest stubs and batch entries, the C header).
 
 use proc_macro::TokenStream;
 use proc_macro2::TokenStream as TokenStream2;
