@@ -115,6 +115,7 @@ extern "C" {
 #define VMMCALL_DESCRIBE_LONG (1ull << 18)
 #define VMMCALL_BATCH ((1ull << 40) | 2ull)
 #define VMMCALL_BATCH_STOP_ON_ERROR 1ull
+#define VMMCALL_BATCH_PHYSICAL 2ull
 #define VMMCALL_BATCH_MAX_ENTRIES 4096ul
 #define VMMCALL_MAX_NAME_LEN 255
 #define VMMCALL_NAME_BUF_LEN 256
@@ -435,6 +436,20 @@ static inline vmmcall_u64 vmmcall_batch(const struct vmmcall_vmm *vmm,
     vmmcall_prefault_write(results, count * sizeof(*results));
     return vmmcall_raw(vmm, VMMCALL_BATCH, (vmmcall_u64)(unsigned long)entries, count,
                        (vmmcall_u64)(unsigned long)results, flags, 0);
+}
+
+/* vmmcall_batch with the list and the results named by guest-physical
+ * address (VMMCALL_BATCH_PHYSICAL): for a kernel at CPL 0 that knows
+ * where its buffers lie; the VMM walks no page tables. flags as
+ * vmmcall_batch. RAX as vmmcall_batch, and EPERM outside CPL 0, EFAULT
+ * when either range is not guest RAM; a VMM from before this flag answers
+ * EINVAL. */
+static inline vmmcall_u64 vmmcall_batch_physical(const struct vmmcall_vmm *vmm,
+                                                 vmmcall_u64 list, unsigned long count,
+                                                 vmmcall_u64 results, vmmcall_u64 flags)
+{
+    return vmmcall_raw(vmm, VMMCALL_BATCH, list, count, results,
+                       flags | VMMCALL_BATCH_PHYSICAL, 0);
 }
 
 /* Whether the VMM runs batches: a batch of no entries answers 0. */

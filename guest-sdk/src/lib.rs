@@ -473,6 +473,39 @@ pub unsafe fn batch(
     Error::check(raw).map(|n| n as usize)
 }
 
+/// [`batch`] with the list and the results named by guest-physical
+/// address (`BATCH_PHYSICAL`, docs/ABI.md): for a kernel, at CPL 0, that
+/// knows where its buffers lie; the VMM then walks no page tables, the
+/// cheapest batch. `count` entries at `list`, results at `results`.
+///
+/// Errors as [`batch`], and [`Error::Permission`] outside CPL 0,
+/// [`Error::Fault`] when either range is not guest RAM. A VMM from before
+/// `BATCH_PHYSICAL` answers [`Error::Invalid`] (an unknown flag).
+///
+/// # Safety
+/// `list` must hold `count` [`BatchEntry`] descriptors, and `results`
+/// `count` `u64`s that nothing else reads or writes until this returns,
+/// both guest-physical; and as [`call_number`] for every entry.
+pub unsafe fn batch_physical(
+    list: u64,
+    count: usize,
+    results: u64,
+    stop_on_error: bool,
+) -> Result<usize, Error> {
+    if count as u64 > abi::BATCH_MAX_ENTRIES {
+        return Err(Error::Invalid);
+    }
+    let insn = instruction()?;
+    let mut flags = abi::BATCH_PHYSICAL;
+    if stop_on_error {
+        flags |= abi::BATCH_STOP_ON_ERROR;
+    }
+    // SAFETY: the VMM is present; the caller vouches for the ranges and
+    // the entries.
+    let raw = unsafe { raw_hypercall(insn, abi::BATCH, [list, count as u64, results, flags, 0]) };
+    Error::check(raw).map(|n| n as usize)
+}
+
 /// Call function `number` directly (no lookup). Prefer [`call!`].
 ///
 /// # Safety
