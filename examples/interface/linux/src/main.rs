@@ -4,9 +4,10 @@
 //!
 //! From ring 3, the `user` calls work (integers, a buffer the VMM reads, a
 //! buffer the VMM writes into a fresh `mmap` that Linux has not faulted
-//! in), the CPL-0-only calls answer `Permission`, and a call built against
-//! the older declaration (`demo_v1`) answers `Mismatch`. Without the VMM
-//! it says so and exits 1.
+//! in), the CPL-0-only calls answer `Permission`, a typed batch of three
+//! calls answers each as alone, and a call built against the older
+//! declaration (`demo_v1`) answers `Mismatch`. Without the VMM it says so
+//! and exits 1.
 
 use guest_sdk::Error;
 use interface_api::{demo, demo_v1};
@@ -54,6 +55,29 @@ fn fresh_mapping(len: usize) -> Option<&'static mut [u8]> {
     }
     // SAFETY: see above; the mapping is never unmapped, so 'static holds.
     Some(unsafe { std::slice::from_raw_parts_mut(p.cast::<u8>(), len) })
+}
+
+/// What the typed batch answered: (add, fill, magnitude, the buffer filled).
+type BatchAnswers = (
+    Result<u64, Error>,
+    Result<u64, Error>,
+    Result<u64, Error>,
+    bool,
+);
+
+/// `add`, `fill` into a fresh mapping and the kernel-only `magnitude`, in
+/// one `vmmcall_batch`.
+fn typed_batch() -> Result<BatchAnswers, Error> {
+    let buf = fresh_mapping(64).ok_or(Error::Invalid)?;
+    let got = {
+        let mut batch = guest_sdk::Batch::<3>::new();
+        let add = batch.push(demo::entries::add(1, 2)?)?;
+        let fill = batch.push(demo::entries::fill(&mut buf[..], 0x77)?)?;
+        let mag = batch.push(demo::entries::magnitude(-1, false)?)?;
+        batch.run(false)?;
+        (batch.result(add), batch.result(fill), batch.result(mag))
+    };
+    Ok((got.0, got.1, got.2, buf.iter().all(|&b| b == 0x77)))
 }
 
 fn main() -> ExitCode {
@@ -105,6 +129,13 @@ fn main() -> ExitCode {
         "demo::tick() from ring 3",
         demo::tick(),
         Err(Error::Permission),
+    );
+    // Typed calls in one exit from ring 3: each entry answered as its
+    // stub's call would be, the kernel-only one with Permission.
+    ok &= check(
+        "typed batch of add, fill (fresh mmap), magnitude from ring 3",
+        typed_batch(),
+        Ok((Ok(3), Ok(64), Err(Error::Permission), true)),
     );
     // The VMM logs the mismatch on the console it shares with us: let our
     // lines leave first.
