@@ -124,10 +124,10 @@ pub const CR4_BASE: u64 = 0x7FF;
 /// 0) it sees: [`CR4_BASE`], plus each feature bit whose CPUID feature the
 /// guest is offered. Everything else raises `#GP(0)`, as on a CPU without
 /// the feature (KVM's `kvm_is_valid_cr4`, `__cr4_reserved_bits`):
-/// - FSGSBASE (7.EBX[0]), SMEP (7.EBX[7]), SMAP (7.EBX[20]);
-/// - UMIP (7.ECX[2]), LA57 (7.ECX[16]), PKE (7.ECX[3]), CET (7.ECX[7]
-///   shadow stacks or 7.EDX[20] IBT), PCIDE (1.ECX[17]), OSXSAVE
-///   (1.ECX[26] XSAVE): only with their feature, which [`virtual_cpuid`]
+/// - FSGSBASE (7.EBX\[0\]), SMEP (7.EBX\[7\]), SMAP (7.EBX\[20\]);
+/// - UMIP (7.ECX\[2\]), LA57 (7.ECX\[16\]), PKE (7.ECX\[3\]), CET (7.ECX\[7\]
+///   shadow stacks or 7.EDX\[20\] IBT), PCIDE (1.ECX\[17\]), OSXSAVE
+///   (1.ECX\[26\] XSAVE): only with their feature, which [`virtual_cpuid`]
 ///   hides today, so never;
 /// - VMXE and SMXE: never (no nested virtualization; KVM also refuses
 ///   SMXE), nor any bit the SDM leaves reserved or another CPUID feature

@@ -447,7 +447,7 @@ const AC: u8 = x86::irq::ALIGNMENT_CHECK_VECTOR;
 const GP: u8 = x86::irq::GENERAL_PROTECTION_FAULT_VECTOR;
 
 /// The vCPU as handlers see it: the guest's registers, guest RAM, and the
-/// backend as the [`VcpuState`] that gives the CPL and paging mode if a
+/// backend as the [`VcpuState`](vmmcall::VcpuState) that gives the CPL and paging mode if a
 /// handler needs them (a null hypercall reads neither).
 #[inline(always)]
 fn vcpu<'b>(backend: &'b dyn Backend, ram: GuestRam, regs: &'b mut GuestRegs) -> GuestVcpu<'b> {

@@ -137,7 +137,7 @@ fn put_u64(ram: &mut [u8], at: u64, v: u64) {
     }
 }
 
-/// Load `image` into `ram` (guest-physical 0 is `ram[0]`) and build the
+/// Load `image` into `ram` (guest-physical 0 is `ram\[0\]`) and build the
 /// initial tables. `ram` is zeroed first.
 pub fn prepare(ram: &mut [u8], image: &[u8]) -> Result<GuestStart, LoadError> {
     let size = ram.len() as u64;
@@ -179,7 +179,7 @@ pub fn prepare(ram: &mut [u8], image: &[u8]) -> Result<GuestStart, LoadError> {
 }
 
 /// Write the initial page tables (guest RAM identity-mapped with 2 MiB
-/// pages: PML4[0] -> PDPT, PDPT[0] -> PD, PD[i] -> 2 MiB page i) and `gdt`
+/// pages: PML4\[0\] -> PDPT, PDPT\[0\] -> PD, PD\[i\] -> 2 MiB page i) and `gdt`
 /// at [`GDT_BASE`]; returns a bare-metal start state using them, with
 /// [`KERNEL_CS`]/[`KERNEL_DS`] and RIP/RSP/RSI 0 for the caller to fill.
 pub fn write_tables(ram: &mut [u8], gdt: &[u64]) -> GuestStart {

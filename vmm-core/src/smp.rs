@@ -368,7 +368,7 @@ impl Machine {
     }
 }
 
-/// The layout of one CPU's area: [`AREA`] bytes, eight of them in one
+/// The layout of one CPU's area: [`AREA`](layout::AREA) bytes, eight of them in one
 /// 2 MiB region that the VMM maps with 4 KiB pages, the guard pages not
 /// present (`rt::smp`). Stacks grow down; each has a guard page below it,
 /// so an overflow faults (`#PF`, then `#DF` on its own stack) instead of

@@ -4,13 +4,13 @@
 //! What vmm-core does on hardware, decided once from the host CPU's CPUID
 //! and `IA32_ARCH_CAPABILITIES` ([`decide`], portable and unit-tested):
 //!
-//! - **MDS / TAA** (Intel): where CPUID.(7,0):EDX[10] (`MD_CLEAR`) says
+//! - **MDS / TAA** (Intel): where CPUID.(7,0):EDX\[10\] (`MD_CLEAR`) says
 //!   that `VERW` clears the CPU's buffers and `ARCH_CAPABILITIES` does not
 //!   say `MDS_NO`, the VMM executes `VERW` right before every VM entry, so
 //!   no data the VMM touched is left in the store, fill or load buffers for
 //!   the guest to sample (Intel's "Deep Dive: MDS"; KVM's
 //!   `vmx_vcpu_enter_exit`, Xen's `VERW` on the return to guest).
-//! - **L1TF** (Intel, VMX): where CPUID.(7,0):EDX[28] (`L1D_FLUSH`) offers
+//! - **L1TF** (Intel, VMX): where CPUID.(7,0):EDX\[28\] (`L1D_FLUSH`) offers
 //!   `IA32_FLUSH_CMD` and `ARCH_CAPABILITIES` says neither `RDCL_NO` nor
 //!   `SKIP_L1DFL_VMENTRY`, the VMM writes `IA32_FLUSH_CMD.L1D_FLUSH` before
 //!   every VM entry, so a guest cannot read the VMM's data from the L1D
@@ -25,11 +25,11 @@
 //! IBPB, IBRS/STIBP and the guest's own speculation controls are not
 //! handled; docs/ABI.md says why and what that means.
 
-/// CPUID.(7,0):EDX[10]: `VERW` clears CPU buffers.
+/// CPUID.(7,0):EDX\[10\]: `VERW` clears CPU buffers.
 pub const CPUID7_EDX_MD_CLEAR: u32 = 1 << 10;
-/// CPUID.(7,0):EDX[28]: `IA32_FLUSH_CMD` exists.
+/// CPUID.(7,0):EDX\[28\]: `IA32_FLUSH_CMD` exists.
 pub const CPUID7_EDX_L1D_FLUSH: u32 = 1 << 28;
-/// CPUID.(7,0):EDX[29]: `IA32_ARCH_CAPABILITIES` exists.
+/// CPUID.(7,0):EDX\[29\]: `IA32_ARCH_CAPABILITIES` exists.
 pub const CPUID7_EDX_ARCH_CAPABILITIES: u32 = 1 << 29;
 /// `IA32_ARCH_CAPABILITIES` (Intel SDM Vol. 4, Table 2-2).
 pub const MSR_ARCH_CAPABILITIES: u32 = 0x10A;

@@ -2,7 +2,7 @@
 //!
 //! [`crate::intercept`] lets the guest's own state MSRs through to the
 //! hardware; every other `RDMSR`/`WRMSR` exits, and the run loop asks
-//! [`read`] and [`write`] what to do. The answer is one of: the guest's
+//! [`read`] and [`write()`] what to do. The answer is one of: the guest's
 //! own copy of a switched MSR (EFER, PAT, kept in the VMCB or VMCS), a
 //! fixed value that tells the guest a feature is off, a write that is
 //! dropped, or `#GP(0)`, as for an MSR the CPU does not have. No guest

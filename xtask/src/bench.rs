@@ -627,7 +627,7 @@ enum Scope {
     /// One platform, measured or not.
     Platform(Machine),
     /// Every measured platform whose emulator has exact ticks
-    /// ([`crate::platform::Emulate::exact_ticks`]).
+    /// ([`crate::platform::Facts::exact_ticks`]).
     ExactTicks,
     /// Every platform that booted the Linux program.
     Linux,

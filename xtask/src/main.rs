@@ -16,7 +16,7 @@
 //! - [`linux`]: the Debian kernel, the initramfs and the bundle;
 //!   [`linux_run`]: the `linux` command;
 //! - [`session`]: one boot; [`testing`]: the `test` command;
-//!   [`bench`]: the `bench` command; [`fuzz`]: the `fuzz` command;
+//!   [`mod@bench`]: the `bench` command; [`fuzz`]: the `fuzz` command;
 //!   [`header`]: the `header` command.
 
 mod bench;

@@ -14,7 +14,7 @@ fn add(a: u32, b: u32) -> u64 {
     u64::from(a) + u64::from(b)
 }
 
-/// The text [`hello`] writes.
+/// The text `hello` writes.
 pub const HELLO: &[u8] = b"hello from a plugin";
 
 /// `plugin_hello(buf, len)`: write [`HELLO`] to the guest's buffer; returns
