@@ -83,7 +83,8 @@ fn host_tests(layout: &Layout) -> Result<bool> {
 /// `cargo fmt --check` on both workspaces, then clippy with warnings as
 /// errors: the host workspace (all targets), then
 /// the bare-metal images (vmm-core with its `rt` runtime and guest-rt,
-/// which host builds never compile).
+/// which host builds never compile); and the host workspace's docs with
+/// rustdoc's warnings as errors (broken or ambiguous intra-doc links).
 fn lints(layout: &Layout, examples: &[String]) -> Result<bool> {
     let mut fmt_ok = true;
     for dir in [layout.root.clone(), layout.examples_dir()] {
@@ -114,6 +115,17 @@ fn lints(layout: &Layout, examples: &[String]) -> Result<bool> {
         .status()
         .context("starting cargo clippy")?
         .success();
+    println!("checking the docs: RUSTDOCFLAGS='-D warnings' cargo doc --no-deps --workspace");
+    let docs_ok = cargo(&layout.root)
+        .args(["doc", "--no-deps", "--workspace", "--quiet"])
+        .env("RUSTDOCFLAGS", "-D warnings")
+        .status()
+        .context("starting cargo doc")?
+        .success();
+    if !docs_ok {
+        println!("the docs have warnings: a broken or ambiguous intra-doc link, above");
+    }
+    ok &= docs_ok;
     for role in crate::paths::Role::ALL {
         println!(
             "running clippy on the {} images (bare-metal flags)",
