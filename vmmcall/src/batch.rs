@@ -341,7 +341,7 @@ fn resume(st: &mut dyn Stepper, batch: &Batch, descs: &mut [Desc]) -> (u64, usiz
     }
     let key = batch.key(st);
     let conts = st.continuations();
-    if conts.batch_find(&key) {
+    if conts.find(&key) {
         conts.batch_position(descs)
     } else {
         (0, 0, false)
@@ -366,7 +366,7 @@ fn group_done<V: Vcpu + ?Sized>(vcpu: &mut V, batch: &Batch, next: u64, entries:
         let conts = st.continuations();
         conts.batch_attach(key);
         conts.batch_save(next, &[], false);
-        conts.batch_yield();
+        conts.yield_now();
     }
     go
 }

@@ -147,7 +147,7 @@ fn long_call(
                     handler: core::ptr::from_ref(handler) as usize,
                     site: st.site(),
                 };
-                Some((false, st.continuations().begin(key, false) == Begin::New))
+                Some((false, st.continuations().begin(key) == Begin::New))
             }
         }
     };

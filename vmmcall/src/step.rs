@@ -116,10 +116,11 @@ pub trait Stepper {
     /// when the budget is spent.
     fn interrupt_pending(&mut self) -> bool;
 
-    /// A step of the running long call is done: store its `progress` in
-    /// the [`continuations`](Stepper::continuations) and say whether it
-    /// must yield now (the budget is spent, or
-    /// [`interrupt_pending`](Stepper::interrupt_pending)).
+    /// A step of the running long call is done: say whether it must yield
+    /// now (the budget is spent, or
+    /// [`interrupt_pending`](Stepper::interrupt_pending)), and if so keep
+    /// its `progress` in the [`continuations`](Stepper::continuations),
+    /// from which it continues when the guest makes it again.
     /// [`Caller::step`](crate::Caller::step) calls it. Provided, and
     /// there is no reason to override it: being a method of the VMM's
     /// type, it reaches the continuations and the interrupt check with
@@ -278,11 +279,12 @@ impl Continuations {
         *self = Continuations::new().with_budget(self.budget);
     }
 
-    /// Start running the call `key` in this exit: its slot, continued if a
-    /// live one has the key, else a fresh one (a free slot or the least
-    /// recently used, evicted).
-    pub(crate) fn begin(&mut self, key: Key, batch: bool) -> Begin {
-        self.start_exit(batch);
+    /// Start running the long call `key` in this exit: its slot, continued
+    /// if a live one has the key, else a fresh one (a free slot or the
+    /// least recently used, evicted). A batch starts with
+    /// [`batch_begin`](Self::batch_begin) instead.
+    pub(crate) fn begin(&mut self, key: Key) -> Begin {
+        self.start_exit(false);
         if self.find(&key) {
             Begin::Resumed
         } else {
@@ -302,8 +304,9 @@ impl Continuations {
         self.active = None;
     }
 
-    /// Make the live slot with `key` the running one, if there is one.
-    fn find(&mut self, key: &Key) -> bool {
+    /// Make the live slot with `key` the running one, if there is one: a
+    /// call, or a batch, that yielded and is made again continues.
+    pub(crate) fn find(&mut self, key: &Key) -> bool {
         let clock = self.clock;
         match self.slots.iter().position(|s| s.live && s.key == *key) {
             Some(i) => {
@@ -341,18 +344,12 @@ impl Continuations {
     /// only when it must keep something (a long entry's progress, or its
     /// position when it yields), so that a batch that finishes in one exit
     /// never pays for one. `true` if some batch is in progress on this
-    /// vCPU, which this one may continue ([`batch_find`](Self::batch_find)).
+    /// vCPU, which this one may continue ([`find`](Self::find)).
     pub(crate) fn batch_begin(&mut self) -> bool {
         self.start_exit(true);
         self.slots
             .iter()
             .any(|s| s.live && s.key.number == crate::abi::BATCH)
-    }
-
-    /// Continue the batch `key` if it is in progress: `true`, and its slot
-    /// is the running one.
-    pub(crate) fn batch_find(&mut self, key: &Key) -> bool {
-        self.find(key)
     }
 
     /// The running batch keeps something: it takes a slot for `key` unless
@@ -439,7 +436,8 @@ impl Continuations {
         }
     }
 
-    /// The guest has an interrupt pending: the running call yields.
+    /// The running call yields now: the guest has an interrupt pending,
+    /// or a batch spent its budget (it yields only between groups).
     pub(crate) fn yield_now(&mut self) {
         if self.active.is_some() {
             self.yielded = true;
@@ -523,11 +521,6 @@ impl Continuations {
         }
         self.spent = self.spent.saturating_add(entries.saturating_sub(1));
         self.after_step()
-    }
-
-    /// The running batch yields: mark it (it must have a slot).
-    pub(crate) fn batch_yield(&mut self) {
-        self.yield_now();
     }
 }
 
