@@ -15,10 +15,12 @@
 //! caller passes [`BATCH_PHYSICAL`]: a batch walks the guest's page tables
 //! once for each page of its list and results, not once per access.
 //!
-//! A group of entries is one step of a long batch ([`crate::step`]). When
-//! a batch yields, the descriptors it read and has not finished (a long
-//! entry in progress and the rest of its group) are kept in the VMM's
-//! continuation slot: no descriptor is ever read twice. A batch takes a
+//! Each entry is one step of a long batch's budget ([`crate::step`]); a
+//! batch checks for an interrupt, and yields, only between groups (and
+//! inside a long entry). When a batch yields, the descriptors it read and
+//! has not finished (a long entry in progress and the rest of its group)
+//! are kept in the VMM's continuation slot: no descriptor is ever read
+//! twice. A batch takes a
 //! slot only when it must keep something, so one that ends in its exit
 //! costs no slot and no [`Stepper::site`].
 
@@ -36,7 +38,7 @@ use core::any::Any;
 use core::cell::Cell;
 use core::mem::MaybeUninit;
 
-/// Descriptors copied from guest memory at once (384 bytes of VMM stack).
+/// Descriptors copied from guest memory at once (1 536 bytes of VMM stack).
 const GROUP: usize = BATCH_GROUP;
 
 /// Bytes per page: the unit of translations and of guest-physical copies.
