@@ -448,28 +448,46 @@ pub unsafe fn batch(
     unsafe { prefault(entries.as_ptr().cast(), list_bytes) };
     // SAFETY: `results` is exclusively ours, at least `entries.len()` u64s.
     unsafe { prefault_mut(results.as_mut_ptr().cast(), entries.len() * 8) };
-    let flags = if stop_on_error {
-        abi::BATCH_STOP_ON_ERROR
-    } else {
-        0
-    };
     // SAFETY: the VMM is present; vmmcall_batch reads the list
     // (`BatchEntry` is `repr(C)`, the 48-byte layout of docs/ABI.md) and
     // writes one u64 per entry into `results`, which is ours and long
     // enough; the caller vouches for what the entries do.
-    let raw = unsafe {
-        raw_hypercall(
+    unsafe {
+        raw_batch(
             insn,
-            abi::BATCH,
-            [
-                entries.as_ptr() as u64,
-                entries.len() as u64,
-                results.as_mut_ptr() as u64,
-                flags,
-                0,
-            ],
+            entries.as_ptr() as u64,
+            entries.len(),
+            results.as_mut_ptr() as u64,
+            stop_flag(stop_on_error),
         )
-    };
+    }
+}
+
+/// `BATCH_STOP_ON_ERROR` when asked for, else no flag.
+fn stop_flag(stop_on_error: bool) -> u64 {
+    if stop_on_error {
+        abi::BATCH_STOP_ON_ERROR
+    } else {
+        0
+    }
+}
+
+/// One `vmmcall_batch` of `count` entries at `list`, results at
+/// `results`, with `flags`: how many entries were answered.
+///
+/// # Safety
+/// The VMM is present (`insn` came from [`instruction`]), and the caller
+/// vouches for the list, the results and what the entries do, as
+/// [`batch`] and [`batch_physical`] say.
+unsafe fn raw_batch(
+    insn: Instruction,
+    list: u64,
+    count: usize,
+    results: u64,
+    flags: u64,
+) -> Result<usize, Error> {
+    // SAFETY: the caller's contract.
+    let raw = unsafe { raw_hypercall(insn, abi::BATCH, [list, count as u64, results, flags, 0]) };
     Error::check(raw).map(|n| n as usize)
 }
 
@@ -496,14 +514,10 @@ pub unsafe fn batch_physical(
         return Err(Error::Invalid);
     }
     let insn = instruction()?;
-    let mut flags = abi::BATCH_PHYSICAL;
-    if stop_on_error {
-        flags |= abi::BATCH_STOP_ON_ERROR;
-    }
+    let flags = abi::BATCH_PHYSICAL | stop_flag(stop_on_error);
     // SAFETY: the VMM is present; the caller vouches for the ranges and
     // the entries.
-    let raw = unsafe { raw_hypercall(insn, abi::BATCH, [list, count as u64, results, flags, 0]) };
-    Error::check(raw).map(|n| n as usize)
+    unsafe { raw_batch(insn, list, count, results, flags) }
 }
 
 /// Call function `number` directly (no lookup). Prefer [`call!`].
