@@ -191,8 +191,9 @@ fn run<V: Vcpu + ?Sized>(registry: &Registry<'static>, vcpu: &mut V) -> Result<E
         page: out.pages.first().map(|gpa| (out.first_page, *gpa)),
     };
     let id = vcpu.vcpu_id();
-    let mut value_storage = MaybeUninit::<[u64; GROUP]>::uninit();
-    let values = zeroed_words(&mut value_storage, largest);
+    // Each group's results, written by `run_group` before `out.write`
+    // reads them: never zeroed.
+    let mut values = [MaybeUninit::<u64>::uninit(); GROUP];
     let mut i = start;
     while i < count {
         let group = usize::try_from(count.wrapping_sub(i)).map_or(GROUP, |left| left.min(GROUP));
@@ -200,11 +201,10 @@ fn run<V: Vcpu + ?Sized>(registry: &Registry<'static>, vcpu: &mut V) -> Result<E
         // Descriptors kept from the last exit first, then fresh ones.
         read_group(vcpu, &batch, &mut list_page, i, kept.min(group), descs)?;
         kept = 0;
-        let values = values.get_mut(..group).unwrap_or_default();
         let resumed = core::mem::take(&mut started);
         let (answered_here, ended) =
-            run_group(registry, vcpu, &batch, i, descs, values, resumed, id);
-        out.write(vcpu, i, values.get_mut(..answered_here).unwrap_or_default())?;
+            run_group(registry, vcpu, &batch, i, descs, &mut values, resumed, id);
+        out.write(vcpu, i, written(&mut values, answered_here))?;
         if let Some(ended) = ended {
             return Ok(ended);
         }
@@ -221,7 +221,8 @@ fn run<V: Vcpu + ?Sized>(registry: &Registry<'static>, vcpu: &mut V) -> Result<E
 
 /// Run the entries `first ..` of one group (`descs`), their results into
 /// `values`; `resumed`: the first continues an entry in progress. Returns
-/// how many it answered, and how the batch ends if it ends here.
+/// how many it answered, `n`, and how the batch ends if it ends here:
+/// `values[..n]` are written.
 ///
 /// One [`Caller`] on one [`EntryVcpu`] serves the whole group: between
 /// entries only the registers the view shows ([`EntryRegs`]) and the
@@ -234,7 +235,7 @@ fn run_group<V: Vcpu + ?Sized>(
     batch: &Batch,
     first: u64,
     descs: &[Desc],
-    values: &mut [u64],
+    values: &mut [MaybeUninit<u64>; GROUP],
     mut resumed: bool,
     id: u32,
 ) -> (usize, Option<Ended>) {
@@ -278,7 +279,7 @@ fn run_group<V: Vcpu + ?Sized>(
             Ok(v) => v,
             Err(e) => e.to_rax(),
         };
-        *value = raw;
+        value.write(raw);
         if stop.is_some() || (batch.stop_on_error && is_error(raw)) {
             let answered = j.wrapping_add(1);
             let ended = Ended::Done {
@@ -288,7 +289,8 @@ fn run_group<V: Vcpu + ?Sized>(
             return (answered, Some(ended));
         }
     }
-    (descs.len(), None)
+    // `descs` has at most GROUP entries: the loop answered every one.
+    (descs.len().min(GROUP), None)
 }
 
 /// What an entry answered, and the stop its handler asked for.
@@ -407,17 +409,6 @@ fn zeroed(storage: &mut MaybeUninit<[Desc; GROUP]>, count: usize) -> &mut [Desc]
     unsafe { core::slice::from_raw_parts_mut(first, count) }
 }
 
-/// `count` zeroed words at the start of `storage` (at most [`GROUP`]):
-/// a group's results, zeroed only as far as they are used.
-fn zeroed_words(storage: &mut MaybeUninit<[u64; GROUP]>, count: usize) -> &mut [u64] {
-    let count = count.min(GROUP);
-    let first = storage.as_mut_ptr().cast::<u64>();
-    zero_prefix(storage, count.saturating_mul(8));
-    // SAFETY: as in `zeroed`: the first `count` words are zeroed and
-    // inside `storage`.
-    unsafe { core::slice::from_raw_parts_mut(first, count) }
-}
-
 /// Zero the first `len` bytes of `storage`, rounded up to a multiple of
 /// 64 (but not past its end): `memset` (compiler-builtins) stores 64
 /// bytes per loop and the rest one byte at a time with `rep stosb`, a
@@ -428,6 +419,16 @@ fn zero_prefix<T>(storage: &mut MaybeUninit<T>, len: usize) {
     // SAFETY: `len <= size_of::<T>()`: the bytes are inside `storage`,
     // which is valid for writes; any bytes are a valid `MaybeUninit`.
     unsafe { core::ptr::write_bytes(storage.as_mut_ptr().cast::<u8>(), 0, len) };
+}
+
+/// The first `n` of `values` (at most [`GROUP`]), which
+/// [`run_group`] wrote.
+fn written(values: &mut [MaybeUninit<u64>; GROUP], n: usize) -> &mut [u64] {
+    let n = n.min(GROUP);
+    // SAFETY: `run_group` wrote `values[..n]` in this group (it returns
+    // how many it wrote, at most GROUP); `MaybeUninit<u64>` has the layout
+    // of `u64`, and the slice borrows `values` exclusively.
+    unsafe { core::slice::from_raw_parts_mut(values.as_mut_ptr().cast::<u64>(), n) }
 }
 
 /// The bytes of `words`, to copy guest memory into or out of directly.
