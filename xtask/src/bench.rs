@@ -500,9 +500,21 @@ const COUNT_OPS: [(&str, &str, &str); 7] = [
         "enosys",
         "*dispatch_count::counted_dispatch",
     ),
-    ("lookup, 10 names", "lookup-10", "*Registry::lookup"),
-    ("lookup, 1000 names", "lookup-1000", "*Registry::lookup"),
-    ("lookup, 100000 names", "lookup-100000", "*Registry::lookup"),
+    (
+        "lookup, 10 names",
+        "lookup-10",
+        "*dispatch_count::counted_lookup",
+    ),
+    (
+        "lookup, 1000 names",
+        "lookup-1000",
+        "*dispatch_count::counted_lookup",
+    ),
+    (
+        "lookup, 100000 names",
+        "lookup-100000",
+        "*dispatch_count::counted_lookup",
+    ),
 ];
 
 fn callgrind_once(binary: &Path, op: &str, toggle: &str, n: u64) -> Result<u64, String> {
@@ -519,8 +531,21 @@ fn callgrind_once(binary: &Path, op: &str, toggle: &str, n: u64) -> Result<u64, 
     if !out.status.success() {
         return Err(format!("valgrind {op} {n} failed ({})", out.status));
     }
-    callgrind_collected(&String::from_utf8_lossy(&out.stderr))
-        .ok_or_else(|| format!("no `Collected :` line from valgrind {op} {n}"))
+    counted(&String::from_utf8_lossy(&out.stderr), toggle)
+        .map_err(|e| format!("valgrind {op} {n}: {e}"))
+}
+
+/// The instructions callgrind collected inside `toggle`, from its stderr.
+/// Zero is an error: the toggle named a function the binary does not
+/// have (inlined or renamed), not a call that costs nothing.
+fn counted(stderr: &str, toggle: &str) -> Result<u64, String> {
+    match callgrind_collected(stderr) {
+        None => Err("no `Collected :` line".to_owned()),
+        Some(0) => Err(format!(
+            "callgrind counted no instruction in {toggle}: is the function inlined or renamed?"
+        )),
+        Some(c) => Ok(c),
+    }
 }
 
 fn run_callgrind(layout: &Layout) -> Result<Option<Counts>> {
@@ -1258,6 +1283,11 @@ bench: framework/raw = 9.999
         let stderr = "==1== Events    : Ir\n==1== Collected : 760000\n==1==\n";
         assert_eq!(callgrind_collected(stderr), Some(760000));
         assert_eq!(callgrind_collected("nothing"), None);
+        assert_eq!(counted(stderr, "*f"), Ok(760000));
+        assert!(counted("nothing", "*f").is_err());
+        let zero = "==1== Events    : Ir\n==1== Collected : 0\n";
+        let e = counted(zero, "*Registry::lookup").unwrap_err();
+        assert!(e.contains("*Registry::lookup"), "{e}");
     }
 
     #[test]
