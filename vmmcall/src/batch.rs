@@ -7,7 +7,7 @@
 //! call counts, `stop`): a plain handler the caller may call runs at once
 //! on an [`EntryVcpu`] (the calling vCPU with RAX and the argument
 //! registers replaced by the descriptor's); everything else goes through
-//! [`dispatch`] on the same view.
+//! [`dispatch()`] on the same view.
 //!
 //! Guest memory is reached through translations made once per page and
 //! exit ([`Vcpu::translate`], then [`Vcpu::read_phys`] and
@@ -298,7 +298,7 @@ type Answer = (Result<u64, Error>, Option<u32>);
 
 /// An entry that does not simply run, on `vcpu` (the entry's view: RAX is
 /// its number): a built-in function, an unknown number, a handler the
-/// caller may not call (each answered by [`dispatch`] as alone), the
+/// caller may not call (each answered by [`dispatch()`] as alone), the
 /// batch itself (`-EINVAL`: no nesting, so no recursion and a bounded
 /// VMM stack), or a long handler, which may yield: `Err` then, with the
 /// stop its handler asked for (`resumed`: it continues the entry in

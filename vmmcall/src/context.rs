@@ -266,7 +266,7 @@ pub trait Vcpu: Registers + AsDynVcpu {
 /// `&mut dyn Vcpu` from any vCPU, including one that already is `dyn`.
 ///
 /// Implemented for every [`Vcpu`] automatically; it lets
-/// [`dispatch`](crate::dispatch) be generic (static calls on the hot path
+/// [`dispatch`](fn@crate::dispatch) be generic (static calls on the hot path
 /// for a concrete vCPU type) and still hand handlers a `dyn Vcpu`.
 pub trait AsDynVcpu {
     /// This vCPU as a trait object.

@@ -15,7 +15,7 @@
 //!   the VMM as [`GuestBuf`] and [`GuestBufMut`].
 //! - [`Registry`]: numbers handlers by name (stable across builds of the same
 //!   set), dispatches by number in O(1) and looks names up in O(1) expected.
-//! - [`dispatch`]: runs one hypercall on a [`Vcpu`] the VMM provides,
+//! - [`dispatch()`]: runs one hypercall on a [`Vcpu`] the VMM provides,
 //!   including function 0, `get_vmmcall_number`, and `vmmcall_batch`
 //!   ([`abi::BATCH`]: many calls in one exit, each answered as alone).
 //! - [`step`]: long calls. A handler declared `long` works in steps and

@@ -63,7 +63,7 @@ struct Page {
 /// ```
 #[derive(Clone, Default)]
 pub struct MockVcpu {
-    /// The guest's registers; set them before [`crate::dispatch`].
+    /// The guest's registers; set them before [`crate::dispatch()`].
     pub regs: GuestRegs,
     /// The caller's privilege level.
     pub cpl: u8,

@@ -137,7 +137,7 @@ impl Handler {
         self.plain_user
     }
 
-    /// Run the handler on `caller`. [`dispatch`](crate::dispatch) counts
+    /// Run the handler on `caller`. [`dispatch`](fn@crate::dispatch) counts
     /// the call in its registry ([`Registry::calls`]) first.
     #[inline]
     pub fn invoke(&self, caller: &mut Caller<'_>) -> Result<u64, Error> {

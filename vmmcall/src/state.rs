@@ -3,7 +3,7 @@
 //! [`Caller::vm`](crate::Caller::vm) and
 //! [`Caller::vcpu_state`](crate::Caller::vcpu_state).
 //!
-//! The VMM wraps the vCPU it hands to [`dispatch`](crate::dispatch) or
+//! The VMM wraps the vCPU it hands to [`dispatch`](fn@crate::dispatch) or
 //! `vmexit::handle_hypercall` at each exit; see [`InVm`].
 
 use crate::abi::MAX_ARGS;
@@ -20,7 +20,7 @@ use core::any::Any;
 /// VMM's types; the state reaches them type-erased, as `dyn Any`, and is
 /// downcast on use: one `TypeId` comparison, in the handlers that ask for
 /// it only. A VMM wraps the vCPU it already hands to
-/// [`dispatch`](crate::dispatch) or `vmexit::handle_hypercall`:
+/// [`dispatch`](fn@crate::dispatch) or `vmexit::handle_hypercall`:
 ///
 /// ```
 /// use core::sync::atomic::{AtomicU64, Ordering};

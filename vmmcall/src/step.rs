@@ -5,7 +5,7 @@
 //! A handler declared `long` does its work in steps of at most one page
 //! and calls [`Caller::step`](crate::Caller::step) between them. When the
 //! guest has an interrupt pending, or the exit's budget of steps is spent,
-//! `step` says so; the handler returns, and [`dispatch`](crate::dispatch)
+//! `step` says so; the handler returns, and [`dispatch`](fn@crate::dispatch)
 //! answers [`Outcome::pending`](crate::Outcome::pending): the VMM leaves
 //! RIP on the hypercall instruction and RAX as it was, and the guest calls
 //! again by executing it again after its interrupt handler.

@@ -4,7 +4,7 @@
 //! privilege level, its paging mode and its guest-physical memory. A VMM
 //! wraps them in a `GuestVcpu` for the duration of one exit and hands it to
 //! [`vmexit::handle_hypercall`](https://docs.rs/vmexit) or
-//! [`dispatch`](crate::dispatch); nothing is copied:
+//! [`dispatch`](fn@crate::dispatch); nothing is copied:
 //!
 //! - the registers are any [`Registers`]: `&mut GuestRegs`, or a type of the
 //!   VMM's that borrows its own save area;

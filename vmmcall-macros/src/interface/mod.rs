@@ -3,7 +3,7 @@
 //! header (see `vmmcall::interface!` for the user-facing description).
 //!
 //! One module per step:
-//! - [`parse`]: the declaration into a [`Decl`](parse::Decl) (every misuse
+//! - [`parse`]: the declaration into a [`parse::Decl`] (every misuse
 //!   is a `syn::Error` on its token, all reported together);
 //! - [`model`]: what each hypercall is (parameter kinds, result, canonical
 //!   signature text and digest);
@@ -15,7 +15,7 @@
 //!   registry (the VMM); and the thunks (registers to typed parameters, as
 //!   `#[vmmcall]`'s do);
 //! - [`stubs`]: the guest stubs (`guest_sdk::CallSite::typed`);
-//! - [`c_header`]: the C header;
+//! - [`c_header`](mod@c_header): the C header;
 //! - here: the generated module, with `mod signatures`, `DECLARATIONS` and
 //!   `C_HEADER`.
 
