@@ -115,13 +115,30 @@ fn lints(layout: &Layout, examples: &[String]) -> Result<bool> {
         .status()
         .context("starting cargo clippy")?
         .success();
-    println!("checking the docs: RUSTDOCFLAGS='-D warnings' cargo doc --no-deps --workspace");
-    let docs_ok = cargo(&layout.root)
-        .args(["doc", "--no-deps", "--workspace", "--quiet"])
-        .env("RUSTDOCFLAGS", "-D warnings")
-        .status()
-        .context("starting cargo doc")?
-        .success();
+    // Private items first, then the public docs, which stay in
+    // target/doc; the public run also catches a public page linking to a
+    // private item, which the private run documents and so lets pass.
+    let mut docs_ok = true;
+    for private in [true, false] {
+        let flag = if private {
+            " --document-private-items"
+        } else {
+            ""
+        };
+        println!(
+            "checking the docs: RUSTDOCFLAGS='-D warnings' cargo doc --no-deps --workspace{flag}"
+        );
+        let mut cmd = cargo(&layout.root);
+        cmd.args(["doc", "--no-deps", "--workspace", "--quiet"]);
+        if private {
+            cmd.arg("--document-private-items");
+        }
+        docs_ok &= cmd
+            .env("RUSTDOCFLAGS", "-D warnings")
+            .status()
+            .context("starting cargo doc")?
+            .success();
+    }
     if !docs_ok {
         println!("the docs have warnings: a broken or ambiguous intra-doc link, above");
     }
