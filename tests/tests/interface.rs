@@ -252,47 +252,115 @@ fn guest_stubs_without_a_vmm_say_not_present() {
     assert_eq!(demo::nothing(), Err(guest_sdk::Error::NotPresent));
 }
 
-#[test]
-fn generated_c_header_compiles_warning_free() {
-    let dir = std::env::temp_dir().join(format!("vmmcall-interface-{}", std::process::id()));
+/// Compile `program` (C, including the generated `demo.h`) with gcc,
+/// `-Wall -Wextra -Werror`; run it when `run`. Panics with gcc's or the
+/// program's output on failure.
+fn c_program(name: &str, program: &str, run: bool) {
+    let dir = std::env::temp_dir().join(format!("vmmcall-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("demo.h"), demo::C_HEADER).unwrap();
-    std::fs::write(
-        dir.join("use.c"),
+    std::fs::write(dir.join("use.c"), program).unwrap();
+    let include = concat!(env!("CARGO_MANIFEST_DIR"), "/../guest-sdk/include");
+    let exe = dir.join("use");
+    let mut gcc = std::process::Command::new("gcc");
+    gcc.args(["-Wall", "-Wextra", "-Werror", "-std=gnu11", "-I", include]);
+    if run {
+        gcc.arg("-o").arg(&exe);
+    } else {
+        gcc.arg("-fsyntax-only");
+    }
+    // No C compiler on this machine is a failure: the Linux-guest C
+    // programs need one anyway, and `cargo xtask test` installs it.
+    let built = gcc.arg(dir.join("use.c")).output().expect("gcc");
+    let ran = (built.status.success() && run).then(|| std::process::Command::new(&exe).output());
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        built.status.success(),
+        "gcc: {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    if let Some(ran) = ran {
+        let ran = ran.expect("running the C program");
+        assert!(
+            ran.status.success(),
+            "{name}: {}{}",
+            String::from_utf8_lossy(&ran.stdout),
+            String::from_utf8_lossy(&ran.stderr)
+        );
+    }
+}
+
+#[test]
+fn generated_c_header_compiles_warning_free() {
+    c_program(
+        "interface",
         "#include \"demo.h\"\n\
          int f(const struct vmmcall_vmm *vmm);\n\
          int f(const struct vmmcall_vmm *vmm) {\n\
              vmmcall_u64 r; unsigned char out[4]; vmmcall_u32 sum; _Bool b;\n\
+             struct vmmcall_batch_entry e[5]; vmmcall_u64 results[5];\n\
              return demo_hello(vmm, 5, &r) + demo_fill(vmm, out, sizeof out, 1, &r)\n\
                  + demo_checksum(vmm, out, sizeof out, &sum) + demo_flags(vmm, -1, 1, 7, &b)\n\
-                 + demo_nothing(vmm);\n\
+                 + demo_nothing(vmm)\n\
+                 + demo_hello_entry(vmm, 5, &e[0]) + demo_fill_entry(vmm, out, sizeof out, 1, &e[1])\n\
+                 + demo_checksum_entry(vmm, out, sizeof out, &e[2])\n\
+                 + demo_flags_entry(vmm, -1, 1, 7, &e[3]) + demo_nothing_entry(vmm, &e[4])\n\
+                 + (int)vmmcall_batch(vmm, e, 5, results, 0)\n\
+                 + demo_hello_result(results[0], &r) + demo_checksum_result(results[2], &sum)\n\
+                 + demo_flags_result(results[3], &b) + demo_nothing_result(results[4]);\n\
          }\n",
-    )
-    .unwrap();
-    let include = concat!(env!("CARGO_MANIFEST_DIR"), "/../guest-sdk/include");
-    let out = std::process::Command::new("gcc")
-        .args([
-            "-fsyntax-only",
-            "-Wall",
-            "-Wextra",
-            "-Werror",
-            "-std=gnu11",
-            "-I",
-            include,
-        ])
-        .arg(dir.join("use.c"))
-        .output();
-    let _ = std::fs::remove_dir_all(&dir);
-    match out {
-        Ok(o) => assert!(
-            o.status.success(),
-            "gcc: {}",
-            String::from_utf8_lossy(&o.stderr)
-        ),
-        // No C compiler on this machine: the Linux-guest C programs need
-        // one anyway, and `cargo xtask test` installs it.
-        Err(e) => panic!("gcc: {e}"),
-    }
+        false,
+    );
+}
+
+/// The header's C helpers without a VMM: each `_result` decodes an answer
+/// as its declared type (errno, out-of-range value, value), `_number` and
+/// `_entry` answer the lookup's ENODEV and leave the entry alone, and a
+/// call does the same.
+#[test]
+fn generated_c_helpers_decode_and_refuse_without_a_vmm() {
+    c_program(
+        "interface-run",
+        r#"#include "demo.h"
+#include <stdio.h>
+#include <string.h>
+
+static int failures;
+#define CHECK(cond) do { if (!(cond)) { printf("failed: %s\n", #cond); failures++; } } while (0)
+
+int main(void)
+{
+    struct vmmcall_vmm none;
+    struct vmmcall_batch_entry e;
+    vmmcall_u64 r = 7, n = 7;
+    vmmcall_u32 sum = 7;
+    vmmcall_bool b = 0;
+    unsigned char out[4];
+
+    /* _result: -errno, a value outside the declared type, a value. */
+    CHECK(demo_hello_result((vmmcall_u64)0 - VMMCALL_EPERM, &r) == VMMCALL_EPERM && r == 7);
+    CHECK(demo_hello_result(0xffffffffffull, &r) == 0 && r == 0xffffffffffull);
+    CHECK(demo_checksum_result(0x100000000ull, &sum) == VMMCALL_EINVAL && sum == 7);
+    CHECK(demo_checksum_result(945, &sum) == 0 && sum == 945);
+    CHECK(demo_flags_result(2, &b) == VMMCALL_EINVAL);
+    CHECK(demo_flags_result(1, &b) == 0 && b);
+    CHECK(demo_nothing_result(1) == VMMCALL_EINVAL);
+    CHECK(demo_nothing_result(0) == 0);
+    CHECK(demo_hello_result(0, NULL) == 0);
+
+    /* No VMM: the lookup says so, nothing is written or called. */
+    memset(&none, 0, sizeof none);
+    memset(&e, 0xab, sizeof e);
+    CHECK(demo_hello_number(&none, &n) == VMMCALL_ENODEV && n == 7);
+    CHECK(demo_fill_entry(&none, out, sizeof out, 1, &e) == VMMCALL_ENODEV);
+    CHECK(e.nr == 0xababababababababull && e.args[4] == 0xababababababababull);
+    CHECK(demo_hello(&none, 5, &r) == VMMCALL_ENODEV);
+    CHECK(sizeof e == 48);
+    return failures != 0;
+}
+"#,
+        true,
+    );
 }
 
 #[test]

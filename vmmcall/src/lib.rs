@@ -272,9 +272,11 @@ macro_rules! exit_hypercall {
 ///   answers `guest_sdk::Error::Mismatch`.
 /// - `mod signatures` (one `u64` digest per hypercall, [`abi::signature_digest`]),
 ///   `DECLARATIONS` ([`abi::Declaration`]: name, `user`, canonical text,
-///   digest) and `C_HEADER`, the C
-///   header with one typed inline function per hypercall on top of
-///   `vmmcall.h`.
+///   digest) and `C_HEADER`, the C header on top of `vmmcall.h`: per
+///   hypercall a typed inline call (`demo_hello`), its batch entry
+///   (`demo_hello_entry`) and its result decoder (`demo_hello_result`).
+///   A name that is another's plus `_entry`, `_result` or `_number` does
+///   not compile (the header would define one function twice).
 ///
 /// Parameters are `u8`, `u16`, `u32`, `u64`, `i8`, `i16`, `i32`, `i64`,
 /// `bool` (one register each) and `&[u8]` / `&mut [u8]` (two registers:

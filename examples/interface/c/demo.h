@@ -8,7 +8,9 @@
  * vmmcall_lookup_typed and the signature digest below, then calls it;
  * it returns 0 or a positive errno (VMMCALL_EPROTO: the VMM's handler
  * was declared with another signature, see docs/ABI.md, "Version
- * skew"). Buffers are prefaulted before the call. C and C++.
+ * skew"). Buffers are prefaulted before the call. For a batch,
+ * demo_NAME_entry writes the call as an entry of vmmcall_batch and
+ * demo_NAME_result decodes its result word. C and C++.
  */
 #ifndef VMMCALL_INTERFACE_DEMO_H
 #define VMMCALL_INTERFACE_DEMO_H
@@ -24,17 +26,26 @@ extern "C" {
  * `Hello BitVisor!, arg1 = ARG1` and returns 10.
  */
 #define DEMO_HELLO_SIGNATURE 0xaf5604df0bb6ec61ull
-static inline int demo_hello(const struct vmmcall_vmm *vmmcall_vmm, vmmcall_u64 vmmcall_p_arg1, vmmcall_u64 *vmmcall_result)
+/* demo_hello_number: the function number of `hello`, looked up once with
+ * its digest; 0 or a positive errno. */
+static inline int demo_hello_number(const struct vmmcall_vmm *vmmcall_vmm, vmmcall_u64 *vmmcall_number_out)
 {
     static vmmcall_u64 vmmcall_number;
-    vmmcall_u64 vmmcall_rax, vmmcall_n = __atomic_load_n(&vmmcall_number, __ATOMIC_RELAXED);
+    vmmcall_u64 vmmcall_n = __atomic_load_n(&vmmcall_number, __ATOMIC_RELAXED);
     if (vmmcall_n == 0) {
         int vmmcall_err = vmmcall_lookup_typed(vmmcall_vmm, "hello", DEMO_HELLO_SIGNATURE, &vmmcall_n);
         if (vmmcall_err)
             return vmmcall_err;
         __atomic_store_n(&vmmcall_number, vmmcall_n, __ATOMIC_RELAXED);
     }
-    vmmcall_rax = vmmcall_raw(vmmcall_vmm, vmmcall_n, (vmmcall_u64)vmmcall_p_arg1, 0, 0, 0, 0);
+    *vmmcall_number_out = vmmcall_n;
+    return 0;
+}
+
+/* demo_hello_result: what `hello` answered (RAX, or its result word in a
+ * vmmcall_batch) as the declared type; 0 or a positive errno. */
+static inline int demo_hello_result(vmmcall_u64 vmmcall_rax, vmmcall_u64 *vmmcall_result)
+{
     if (vmmcall_is_error(vmmcall_rax))
         return vmmcall_errno(vmmcall_rax);
     if (vmmcall_result)
@@ -42,25 +53,92 @@ static inline int demo_hello(const struct vmmcall_vmm *vmmcall_vmm, vmmcall_u64 
     return 0;
 }
 
+/* demo_hello: calls `hello` (declared above); 0 or a positive errno. */
+static inline int demo_hello(const struct vmmcall_vmm *vmmcall_vmm, vmmcall_u64 vmmcall_p_arg1, vmmcall_u64 *vmmcall_result)
+{
+    vmmcall_u64 vmmcall_n;
+    int vmmcall_err = demo_hello_number(vmmcall_vmm, &vmmcall_n);
+    if (vmmcall_err)
+        return vmmcall_err;
+    return demo_hello_result(vmmcall_raw(vmmcall_vmm, vmmcall_n, (vmmcall_u64)vmmcall_p_arg1, 0, 0, 0, 0), vmmcall_result);
+}
+
+/* demo_hello_entry: `demo_hello` as an entry of a vmmcall_batch, written to
+ * *vmmcall_entry; decode its result word with demo_hello_result.
+ * Buffers are prefaulted now and must stay valid until the batch
+ * runs. 0 or a positive errno (the lookup's: nothing written). */
+static inline int demo_hello_entry(const struct vmmcall_vmm *vmmcall_vmm, vmmcall_u64 vmmcall_p_arg1, struct vmmcall_batch_entry *vmmcall_entry)
+{
+    vmmcall_u64 vmmcall_n;
+    int vmmcall_err = demo_hello_number(vmmcall_vmm, &vmmcall_n);
+    if (vmmcall_err)
+        return vmmcall_err;
+    vmmcall_entry->nr = vmmcall_n;
+    vmmcall_entry->args[0] = (vmmcall_u64)vmmcall_p_arg1;
+    vmmcall_entry->args[1] = 0;
+    vmmcall_entry->args[2] = 0;
+    vmmcall_entry->args[3] = 0;
+    vmmcall_entry->args[4] = 0;
+    return 0;
+}
+
 /* vmmcall-signature-v1 add(u32,u32)->u64 user
  * `a + b`, which cannot overflow a `u64`.
  */
 #define DEMO_ADD_SIGNATURE 0xb81d17901d39a573ull
-static inline int demo_add(const struct vmmcall_vmm *vmmcall_vmm, vmmcall_u32 vmmcall_p_a, vmmcall_u32 vmmcall_p_b, vmmcall_u64 *vmmcall_result)
+/* demo_add_number: the function number of `add`, looked up once with
+ * its digest; 0 or a positive errno. */
+static inline int demo_add_number(const struct vmmcall_vmm *vmmcall_vmm, vmmcall_u64 *vmmcall_number_out)
 {
     static vmmcall_u64 vmmcall_number;
-    vmmcall_u64 vmmcall_rax, vmmcall_n = __atomic_load_n(&vmmcall_number, __ATOMIC_RELAXED);
+    vmmcall_u64 vmmcall_n = __atomic_load_n(&vmmcall_number, __ATOMIC_RELAXED);
     if (vmmcall_n == 0) {
         int vmmcall_err = vmmcall_lookup_typed(vmmcall_vmm, "add", DEMO_ADD_SIGNATURE, &vmmcall_n);
         if (vmmcall_err)
             return vmmcall_err;
         __atomic_store_n(&vmmcall_number, vmmcall_n, __ATOMIC_RELAXED);
     }
-    vmmcall_rax = vmmcall_raw(vmmcall_vmm, vmmcall_n, (vmmcall_u64)vmmcall_p_a, (vmmcall_u64)vmmcall_p_b, 0, 0, 0);
+    *vmmcall_number_out = vmmcall_n;
+    return 0;
+}
+
+/* demo_add_result: what `add` answered (RAX, or its result word in a
+ * vmmcall_batch) as the declared type; 0 or a positive errno. */
+static inline int demo_add_result(vmmcall_u64 vmmcall_rax, vmmcall_u64 *vmmcall_result)
+{
     if (vmmcall_is_error(vmmcall_rax))
         return vmmcall_errno(vmmcall_rax);
     if (vmmcall_result)
         *vmmcall_result = (vmmcall_u64)vmmcall_rax;
+    return 0;
+}
+
+/* demo_add: calls `add` (declared above); 0 or a positive errno. */
+static inline int demo_add(const struct vmmcall_vmm *vmmcall_vmm, vmmcall_u32 vmmcall_p_a, vmmcall_u32 vmmcall_p_b, vmmcall_u64 *vmmcall_result)
+{
+    vmmcall_u64 vmmcall_n;
+    int vmmcall_err = demo_add_number(vmmcall_vmm, &vmmcall_n);
+    if (vmmcall_err)
+        return vmmcall_err;
+    return demo_add_result(vmmcall_raw(vmmcall_vmm, vmmcall_n, (vmmcall_u64)vmmcall_p_a, (vmmcall_u64)vmmcall_p_b, 0, 0, 0), vmmcall_result);
+}
+
+/* demo_add_entry: `demo_add` as an entry of a vmmcall_batch, written to
+ * *vmmcall_entry; decode its result word with demo_add_result.
+ * Buffers are prefaulted now and must stay valid until the batch
+ * runs. 0 or a positive errno (the lookup's: nothing written). */
+static inline int demo_add_entry(const struct vmmcall_vmm *vmmcall_vmm, vmmcall_u32 vmmcall_p_a, vmmcall_u32 vmmcall_p_b, struct vmmcall_batch_entry *vmmcall_entry)
+{
+    vmmcall_u64 vmmcall_n;
+    int vmmcall_err = demo_add_number(vmmcall_vmm, &vmmcall_n);
+    if (vmmcall_err)
+        return vmmcall_err;
+    vmmcall_entry->nr = vmmcall_n;
+    vmmcall_entry->args[0] = (vmmcall_u64)vmmcall_p_a;
+    vmmcall_entry->args[1] = (vmmcall_u64)vmmcall_p_b;
+    vmmcall_entry->args[2] = 0;
+    vmmcall_entry->args[3] = 0;
+    vmmcall_entry->args[4] = 0;
     return 0;
 }
 
@@ -69,18 +147,26 @@ static inline int demo_add(const struct vmmcall_vmm *vmmcall_vmm, vmmcall_u32 vm
  * `-ENOSPC`): the VMM reads the buffer.
  */
 #define DEMO_CHECKSUM_SIGNATURE 0x7812e2afe11db559ull
-static inline int demo_checksum(const struct vmmcall_vmm *vmmcall_vmm, const void *vmmcall_p_data, unsigned long vmmcall_len_data, vmmcall_u32 *vmmcall_result)
+/* demo_checksum_number: the function number of `checksum`, looked up once with
+ * its digest; 0 or a positive errno. */
+static inline int demo_checksum_number(const struct vmmcall_vmm *vmmcall_vmm, vmmcall_u64 *vmmcall_number_out)
 {
     static vmmcall_u64 vmmcall_number;
-    vmmcall_u64 vmmcall_rax, vmmcall_n = __atomic_load_n(&vmmcall_number, __ATOMIC_RELAXED);
+    vmmcall_u64 vmmcall_n = __atomic_load_n(&vmmcall_number, __ATOMIC_RELAXED);
     if (vmmcall_n == 0) {
         int vmmcall_err = vmmcall_lookup_typed(vmmcall_vmm, "checksum", DEMO_CHECKSUM_SIGNATURE, &vmmcall_n);
         if (vmmcall_err)
             return vmmcall_err;
         __atomic_store_n(&vmmcall_number, vmmcall_n, __ATOMIC_RELAXED);
     }
-    vmmcall_prefault_read(vmmcall_p_data, vmmcall_len_data);
-    vmmcall_rax = vmmcall_raw(vmmcall_vmm, vmmcall_n, (vmmcall_u64)(unsigned long)vmmcall_p_data, (vmmcall_u64)vmmcall_len_data, 0, 0, 0);
+    *vmmcall_number_out = vmmcall_n;
+    return 0;
+}
+
+/* demo_checksum_result: what `checksum` answered (RAX, or its result word in a
+ * vmmcall_batch) as the declared type; 0 or a positive errno. */
+static inline int demo_checksum_result(vmmcall_u64 vmmcall_rax, vmmcall_u32 *vmmcall_result)
+{
     if (vmmcall_is_error(vmmcall_rax))
         return vmmcall_errno(vmmcall_rax);
     if (vmmcall_rax > 0xffffffffull) /* not the declared result type */
@@ -90,27 +176,97 @@ static inline int demo_checksum(const struct vmmcall_vmm *vmmcall_vmm, const voi
     return 0;
 }
 
+/* demo_checksum: calls `checksum` (declared above); 0 or a positive errno. */
+static inline int demo_checksum(const struct vmmcall_vmm *vmmcall_vmm, const void *vmmcall_p_data, unsigned long vmmcall_len_data, vmmcall_u32 *vmmcall_result)
+{
+    vmmcall_u64 vmmcall_n;
+    int vmmcall_err = demo_checksum_number(vmmcall_vmm, &vmmcall_n);
+    if (vmmcall_err)
+        return vmmcall_err;
+    vmmcall_prefault_read(vmmcall_p_data, vmmcall_len_data);
+    return demo_checksum_result(vmmcall_raw(vmmcall_vmm, vmmcall_n, (vmmcall_u64)(unsigned long)vmmcall_p_data, (vmmcall_u64)vmmcall_len_data, 0, 0, 0), vmmcall_result);
+}
+
+/* demo_checksum_entry: `demo_checksum` as an entry of a vmmcall_batch, written to
+ * *vmmcall_entry; decode its result word with demo_checksum_result.
+ * Buffers are prefaulted now and must stay valid until the batch
+ * runs. 0 or a positive errno (the lookup's: nothing written). */
+static inline int demo_checksum_entry(const struct vmmcall_vmm *vmmcall_vmm, const void *vmmcall_p_data, unsigned long vmmcall_len_data, struct vmmcall_batch_entry *vmmcall_entry)
+{
+    vmmcall_u64 vmmcall_n;
+    int vmmcall_err = demo_checksum_number(vmmcall_vmm, &vmmcall_n);
+    if (vmmcall_err)
+        return vmmcall_err;
+    vmmcall_prefault_read(vmmcall_p_data, vmmcall_len_data);
+    vmmcall_entry->nr = vmmcall_n;
+    vmmcall_entry->args[0] = (vmmcall_u64)(unsigned long)vmmcall_p_data;
+    vmmcall_entry->args[1] = (vmmcall_u64)vmmcall_len_data;
+    vmmcall_entry->args[2] = 0;
+    vmmcall_entry->args[3] = 0;
+    vmmcall_entry->args[4] = 0;
+    return 0;
+}
+
 /* vmmcall-signature-v1 fill(out,u8)->u64 user
  * The VMM writes `byte` into every byte of `out` (at most 4096,
  * else `-ENOSPC`, nothing written) and returns how many it wrote.
  */
 #define DEMO_FILL_SIGNATURE 0xde405d497f4e2da4ull
-static inline int demo_fill(const struct vmmcall_vmm *vmmcall_vmm, void *vmmcall_p_out, unsigned long vmmcall_len_out, unsigned char vmmcall_p_byte, vmmcall_u64 *vmmcall_result)
+/* demo_fill_number: the function number of `fill`, looked up once with
+ * its digest; 0 or a positive errno. */
+static inline int demo_fill_number(const struct vmmcall_vmm *vmmcall_vmm, vmmcall_u64 *vmmcall_number_out)
 {
     static vmmcall_u64 vmmcall_number;
-    vmmcall_u64 vmmcall_rax, vmmcall_n = __atomic_load_n(&vmmcall_number, __ATOMIC_RELAXED);
+    vmmcall_u64 vmmcall_n = __atomic_load_n(&vmmcall_number, __ATOMIC_RELAXED);
     if (vmmcall_n == 0) {
         int vmmcall_err = vmmcall_lookup_typed(vmmcall_vmm, "fill", DEMO_FILL_SIGNATURE, &vmmcall_n);
         if (vmmcall_err)
             return vmmcall_err;
         __atomic_store_n(&vmmcall_number, vmmcall_n, __ATOMIC_RELAXED);
     }
-    vmmcall_prefault_write(vmmcall_p_out, vmmcall_len_out);
-    vmmcall_rax = vmmcall_raw(vmmcall_vmm, vmmcall_n, (vmmcall_u64)(unsigned long)vmmcall_p_out, (vmmcall_u64)vmmcall_len_out, (vmmcall_u64)vmmcall_p_byte, 0, 0);
+    *vmmcall_number_out = vmmcall_n;
+    return 0;
+}
+
+/* demo_fill_result: what `fill` answered (RAX, or its result word in a
+ * vmmcall_batch) as the declared type; 0 or a positive errno. */
+static inline int demo_fill_result(vmmcall_u64 vmmcall_rax, vmmcall_u64 *vmmcall_result)
+{
     if (vmmcall_is_error(vmmcall_rax))
         return vmmcall_errno(vmmcall_rax);
     if (vmmcall_result)
         *vmmcall_result = (vmmcall_u64)vmmcall_rax;
+    return 0;
+}
+
+/* demo_fill: calls `fill` (declared above); 0 or a positive errno. */
+static inline int demo_fill(const struct vmmcall_vmm *vmmcall_vmm, void *vmmcall_p_out, unsigned long vmmcall_len_out, unsigned char vmmcall_p_byte, vmmcall_u64 *vmmcall_result)
+{
+    vmmcall_u64 vmmcall_n;
+    int vmmcall_err = demo_fill_number(vmmcall_vmm, &vmmcall_n);
+    if (vmmcall_err)
+        return vmmcall_err;
+    vmmcall_prefault_write(vmmcall_p_out, vmmcall_len_out);
+    return demo_fill_result(vmmcall_raw(vmmcall_vmm, vmmcall_n, (vmmcall_u64)(unsigned long)vmmcall_p_out, (vmmcall_u64)vmmcall_len_out, (vmmcall_u64)vmmcall_p_byte, 0, 0), vmmcall_result);
+}
+
+/* demo_fill_entry: `demo_fill` as an entry of a vmmcall_batch, written to
+ * *vmmcall_entry; decode its result word with demo_fill_result.
+ * Buffers are prefaulted now and must stay valid until the batch
+ * runs. 0 or a positive errno (the lookup's: nothing written). */
+static inline int demo_fill_entry(const struct vmmcall_vmm *vmmcall_vmm, void *vmmcall_p_out, unsigned long vmmcall_len_out, unsigned char vmmcall_p_byte, struct vmmcall_batch_entry *vmmcall_entry)
+{
+    vmmcall_u64 vmmcall_n;
+    int vmmcall_err = demo_fill_number(vmmcall_vmm, &vmmcall_n);
+    if (vmmcall_err)
+        return vmmcall_err;
+    vmmcall_prefault_write(vmmcall_p_out, vmmcall_len_out);
+    vmmcall_entry->nr = vmmcall_n;
+    vmmcall_entry->args[0] = (vmmcall_u64)(unsigned long)vmmcall_p_out;
+    vmmcall_entry->args[1] = (vmmcall_u64)vmmcall_len_out;
+    vmmcall_entry->args[2] = (vmmcall_u64)vmmcall_p_byte;
+    vmmcall_entry->args[3] = 0;
+    vmmcall_entry->args[4] = 0;
     return 0;
 }
 
@@ -119,17 +275,26 @@ static inline int demo_fill(const struct vmmcall_vmm *vmmcall_vmm, void *vmmcall
  * `-EPERM`.
  */
 #define DEMO_MAGNITUDE_SIGNATURE 0x640073ea1c7fb710ull
-static inline int demo_magnitude(const struct vmmcall_vmm *vmmcall_vmm, int vmmcall_p_x, vmmcall_bool vmmcall_p_double, vmmcall_u64 *vmmcall_result)
+/* demo_magnitude_number: the function number of `magnitude`, looked up once with
+ * its digest; 0 or a positive errno. */
+static inline int demo_magnitude_number(const struct vmmcall_vmm *vmmcall_vmm, vmmcall_u64 *vmmcall_number_out)
 {
     static vmmcall_u64 vmmcall_number;
-    vmmcall_u64 vmmcall_rax, vmmcall_n = __atomic_load_n(&vmmcall_number, __ATOMIC_RELAXED);
+    vmmcall_u64 vmmcall_n = __atomic_load_n(&vmmcall_number, __ATOMIC_RELAXED);
     if (vmmcall_n == 0) {
         int vmmcall_err = vmmcall_lookup_typed(vmmcall_vmm, "magnitude", DEMO_MAGNITUDE_SIGNATURE, &vmmcall_n);
         if (vmmcall_err)
             return vmmcall_err;
         __atomic_store_n(&vmmcall_number, vmmcall_n, __ATOMIC_RELAXED);
     }
-    vmmcall_rax = vmmcall_raw(vmmcall_vmm, vmmcall_n, (vmmcall_u64)(long long)vmmcall_p_x, (vmmcall_u64)(vmmcall_p_double ? 1 : 0), 0, 0, 0);
+    *vmmcall_number_out = vmmcall_n;
+    return 0;
+}
+
+/* demo_magnitude_result: what `magnitude` answered (RAX, or its result word in a
+ * vmmcall_batch) as the declared type; 0 or a positive errno. */
+static inline int demo_magnitude_result(vmmcall_u64 vmmcall_rax, vmmcall_u64 *vmmcall_result)
+{
     if (vmmcall_is_error(vmmcall_rax))
         return vmmcall_errno(vmmcall_rax);
     if (vmmcall_result)
@@ -137,25 +302,92 @@ static inline int demo_magnitude(const struct vmmcall_vmm *vmmcall_vmm, int vmmc
     return 0;
 }
 
+/* demo_magnitude: calls `magnitude` (declared above); 0 or a positive errno. */
+static inline int demo_magnitude(const struct vmmcall_vmm *vmmcall_vmm, int vmmcall_p_x, vmmcall_bool vmmcall_p_double, vmmcall_u64 *vmmcall_result)
+{
+    vmmcall_u64 vmmcall_n;
+    int vmmcall_err = demo_magnitude_number(vmmcall_vmm, &vmmcall_n);
+    if (vmmcall_err)
+        return vmmcall_err;
+    return demo_magnitude_result(vmmcall_raw(vmmcall_vmm, vmmcall_n, (vmmcall_u64)(long long)vmmcall_p_x, (vmmcall_u64)(vmmcall_p_double ? 1 : 0), 0, 0, 0), vmmcall_result);
+}
+
+/* demo_magnitude_entry: `demo_magnitude` as an entry of a vmmcall_batch, written to
+ * *vmmcall_entry; decode its result word with demo_magnitude_result.
+ * Buffers are prefaulted now and must stay valid until the batch
+ * runs. 0 or a positive errno (the lookup's: nothing written). */
+static inline int demo_magnitude_entry(const struct vmmcall_vmm *vmmcall_vmm, int vmmcall_p_x, vmmcall_bool vmmcall_p_double, struct vmmcall_batch_entry *vmmcall_entry)
+{
+    vmmcall_u64 vmmcall_n;
+    int vmmcall_err = demo_magnitude_number(vmmcall_vmm, &vmmcall_n);
+    if (vmmcall_err)
+        return vmmcall_err;
+    vmmcall_entry->nr = vmmcall_n;
+    vmmcall_entry->args[0] = (vmmcall_u64)(long long)vmmcall_p_x;
+    vmmcall_entry->args[1] = (vmmcall_u64)(vmmcall_p_double ? 1 : 0);
+    vmmcall_entry->args[2] = 0;
+    vmmcall_entry->args[3] = 0;
+    vmmcall_entry->args[4] = 0;
+    return 0;
+}
+
 /* vmmcall-signature-v1 tick()->() kernel
  * CPL 0 only, nothing in, nothing out: counts the calls.
  */
 #define DEMO_TICK_SIGNATURE 0x9989c332bac04ec9ull
-static inline int demo_tick(const struct vmmcall_vmm *vmmcall_vmm)
+/* demo_tick_number: the function number of `tick`, looked up once with
+ * its digest; 0 or a positive errno. */
+static inline int demo_tick_number(const struct vmmcall_vmm *vmmcall_vmm, vmmcall_u64 *vmmcall_number_out)
 {
     static vmmcall_u64 vmmcall_number;
-    vmmcall_u64 vmmcall_rax, vmmcall_n = __atomic_load_n(&vmmcall_number, __ATOMIC_RELAXED);
+    vmmcall_u64 vmmcall_n = __atomic_load_n(&vmmcall_number, __ATOMIC_RELAXED);
     if (vmmcall_n == 0) {
         int vmmcall_err = vmmcall_lookup_typed(vmmcall_vmm, "tick", DEMO_TICK_SIGNATURE, &vmmcall_n);
         if (vmmcall_err)
             return vmmcall_err;
         __atomic_store_n(&vmmcall_number, vmmcall_n, __ATOMIC_RELAXED);
     }
-    vmmcall_rax = vmmcall_raw(vmmcall_vmm, vmmcall_n, 0, 0, 0, 0, 0);
+    *vmmcall_number_out = vmmcall_n;
+    return 0;
+}
+
+/* demo_tick_result: what `tick` answered (RAX, or its result word in a
+ * vmmcall_batch) as the declared type; 0 or a positive errno. */
+static inline int demo_tick_result(vmmcall_u64 vmmcall_rax)
+{
     if (vmmcall_is_error(vmmcall_rax))
         return vmmcall_errno(vmmcall_rax);
     if (vmmcall_rax != 0) /* not the declared result type */
         return VMMCALL_EINVAL;
+    return 0;
+}
+
+/* demo_tick: calls `tick` (declared above); 0 or a positive errno. */
+static inline int demo_tick(const struct vmmcall_vmm *vmmcall_vmm)
+{
+    vmmcall_u64 vmmcall_n;
+    int vmmcall_err = demo_tick_number(vmmcall_vmm, &vmmcall_n);
+    if (vmmcall_err)
+        return vmmcall_err;
+    return demo_tick_result(vmmcall_raw(vmmcall_vmm, vmmcall_n, 0, 0, 0, 0, 0));
+}
+
+/* demo_tick_entry: `demo_tick` as an entry of a vmmcall_batch, written to
+ * *vmmcall_entry; decode its result word with demo_tick_result.
+ * Buffers are prefaulted now and must stay valid until the batch
+ * runs. 0 or a positive errno (the lookup's: nothing written). */
+static inline int demo_tick_entry(const struct vmmcall_vmm *vmmcall_vmm, struct vmmcall_batch_entry *vmmcall_entry)
+{
+    vmmcall_u64 vmmcall_n;
+    int vmmcall_err = demo_tick_number(vmmcall_vmm, &vmmcall_n);
+    if (vmmcall_err)
+        return vmmcall_err;
+    vmmcall_entry->nr = vmmcall_n;
+    vmmcall_entry->args[0] = 0;
+    vmmcall_entry->args[1] = 0;
+    vmmcall_entry->args[2] = 0;
+    vmmcall_entry->args[3] = 0;
+    vmmcall_entry->args[4] = 0;
     return 0;
 }
 

@@ -8,7 +8,9 @@
  * vmmcall_lookup_typed and the signature digest below, then calls it;
  * it returns 0 or a positive errno (VMMCALL_EPROTO: the VMM's handler
  * was declared with another signature, see docs/ABI.md, "Version
- * skew"). Buffers are prefaulted before the call. C and C++.
+ * skew"). Buffers are prefaulted before the call. For a batch,
+ * demo_v1_NAME_entry writes the call as an entry of vmmcall_batch and
+ * demo_v1_NAME_result decodes its result word. C and C++.
  */
 #ifndef VMMCALL_INTERFACE_DEMO_V1_H
 #define VMMCALL_INTERFACE_DEMO_V1_H
@@ -23,21 +25,59 @@ extern "C" {
  * `a + 1`.
  */
 #define DEMO_V1_ADD_SIGNATURE 0xb37c5d14e4afb949ull
-static inline int demo_v1_add(const struct vmmcall_vmm *vmmcall_vmm, vmmcall_u32 vmmcall_p_a, vmmcall_u64 *vmmcall_result)
+/* demo_v1_add_number: the function number of `add`, looked up once with
+ * its digest; 0 or a positive errno. */
+static inline int demo_v1_add_number(const struct vmmcall_vmm *vmmcall_vmm, vmmcall_u64 *vmmcall_number_out)
 {
     static vmmcall_u64 vmmcall_number;
-    vmmcall_u64 vmmcall_rax, vmmcall_n = __atomic_load_n(&vmmcall_number, __ATOMIC_RELAXED);
+    vmmcall_u64 vmmcall_n = __atomic_load_n(&vmmcall_number, __ATOMIC_RELAXED);
     if (vmmcall_n == 0) {
         int vmmcall_err = vmmcall_lookup_typed(vmmcall_vmm, "add", DEMO_V1_ADD_SIGNATURE, &vmmcall_n);
         if (vmmcall_err)
             return vmmcall_err;
         __atomic_store_n(&vmmcall_number, vmmcall_n, __ATOMIC_RELAXED);
     }
-    vmmcall_rax = vmmcall_raw(vmmcall_vmm, vmmcall_n, (vmmcall_u64)vmmcall_p_a, 0, 0, 0, 0);
+    *vmmcall_number_out = vmmcall_n;
+    return 0;
+}
+
+/* demo_v1_add_result: what `add` answered (RAX, or its result word in a
+ * vmmcall_batch) as the declared type; 0 or a positive errno. */
+static inline int demo_v1_add_result(vmmcall_u64 vmmcall_rax, vmmcall_u64 *vmmcall_result)
+{
     if (vmmcall_is_error(vmmcall_rax))
         return vmmcall_errno(vmmcall_rax);
     if (vmmcall_result)
         *vmmcall_result = (vmmcall_u64)vmmcall_rax;
+    return 0;
+}
+
+/* demo_v1_add: calls `add` (declared above); 0 or a positive errno. */
+static inline int demo_v1_add(const struct vmmcall_vmm *vmmcall_vmm, vmmcall_u32 vmmcall_p_a, vmmcall_u64 *vmmcall_result)
+{
+    vmmcall_u64 vmmcall_n;
+    int vmmcall_err = demo_v1_add_number(vmmcall_vmm, &vmmcall_n);
+    if (vmmcall_err)
+        return vmmcall_err;
+    return demo_v1_add_result(vmmcall_raw(vmmcall_vmm, vmmcall_n, (vmmcall_u64)vmmcall_p_a, 0, 0, 0, 0), vmmcall_result);
+}
+
+/* demo_v1_add_entry: `demo_v1_add` as an entry of a vmmcall_batch, written to
+ * *vmmcall_entry; decode its result word with demo_v1_add_result.
+ * Buffers are prefaulted now and must stay valid until the batch
+ * runs. 0 or a positive errno (the lookup's: nothing written). */
+static inline int demo_v1_add_entry(const struct vmmcall_vmm *vmmcall_vmm, vmmcall_u32 vmmcall_p_a, struct vmmcall_batch_entry *vmmcall_entry)
+{
+    vmmcall_u64 vmmcall_n;
+    int vmmcall_err = demo_v1_add_number(vmmcall_vmm, &vmmcall_n);
+    if (vmmcall_err)
+        return vmmcall_err;
+    vmmcall_entry->nr = vmmcall_n;
+    vmmcall_entry->args[0] = (vmmcall_u64)vmmcall_p_a;
+    vmmcall_entry->args[1] = 0;
+    vmmcall_entry->args[2] = 0;
+    vmmcall_entry->args[3] = 0;
+    vmmcall_entry->args[4] = 0;
     return 0;
 }
 

@@ -9,7 +9,8 @@
  * length, prefaulted before the call. They return 0 or a positive errno.
  *
  * It checks, from ring 3: hello, add, checksum (the VMM reads a buffer),
- * fill (the VMM writes one), magnitude (kernel only: EPERM), and add as an
+ * fill (the VMM writes one), magnitude (kernel only: EPERM), the three as
+ * one typed batch (demo_NAME_entry, demo_NAME_result), and add as an
  * older declaration had it (demo_v1.h): EPROTO.
  * Without the VMM it says so and exits 1.
  */
@@ -50,6 +51,41 @@ static int expect_err(const char *what, int err, int want)
     return 0;
 }
 
+/* The same calls as one vmmcall_batch: each entry written by its typed
+ * demo_NAME_entry, each result word decoded by demo_NAME_result. */
+static int typed_batch(const struct vmmcall_vmm *vmm)
+{
+    struct vmmcall_batch_entry entries[3];
+    vmmcall_u64 results[3], answered, sum = 0, filled = 0, mag = 0;
+    unsigned char out[64];
+    int err_add, err_fill, err_mag, written = 1, i;
+
+    memset(out, 0, sizeof out);
+    if (demo_add_entry(vmm, 40, 2, &entries[0]) || demo_fill_entry(vmm, out, sizeof out, 0x33,
+                                                                  &entries[1]) ||
+        demo_magnitude_entry(vmm, -21, 1, &entries[2])) {
+        printf("interface.c: typed batch: a lookup failed\n");
+        return 0;
+    }
+    answered = vmmcall_batch(vmm, entries, 3, results, 0);
+    err_add = demo_add_result(results[0], &sum);
+    err_fill = demo_fill_result(results[1], &filled);
+    err_mag = demo_magnitude_result(results[2], &mag);
+    for (i = 0; i < (int)sizeof out; i++)
+        written &= out[i] == 0x33;
+    if (answered == 3 && err_add == 0 && sum == 42 && err_fill == 0 && filled == sizeof out &&
+        written && err_mag == VMMCALL_EPERM) {
+        printf("interface.c: typed batch of add, fill, magnitude from ring 3: 42, 64 written, "
+               "EPERM (as expected)\n");
+        return 1;
+    }
+    printf("interface.c: typed batch: answered %llu; add %s %llu; fill %s %llu, written %d; "
+           "magnitude %s\n",
+           answered, vmmcall_errno_name(err_add), sum, vmmcall_errno_name(err_fill), filled,
+           written, vmmcall_errno_name(err_mag));
+    return 0;
+}
+
 int main(void)
 {
     struct vmmcall_vmm vmm;
@@ -86,6 +122,7 @@ int main(void)
 
     ok &= expect_err("demo_magnitude from ring 3", demo_magnitude(&vmm, -21, 1, &r),
                      VMMCALL_EPERM);
+    ok &= typed_batch(&vmm);
 
     /* Built against the older declaration of `add` (demo_v1.h, one
      * parameter): the typed lookup refuses, nothing is called. The digest

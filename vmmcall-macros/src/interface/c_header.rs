@@ -1,5 +1,7 @@
-//! The C header of an interface: one typed `static inline` function per
-//! hypercall on top of `vmmcall.h`, generated from the same declaration as
+//! The C header of an interface: per hypercall, typed `static inline`
+//! functions on top of `vmmcall.h` (`NAME` calls it, `NAME_entry` writes
+//! it as an entry of a batch, `NAME_result` decodes an answer,
+//! `NAME_number` looks it up once), generated from the same declaration as
 //! the Rust stubs (its text is the `C_HEADER` constant; the committed
 //! headers under `examples/interface/c/` are checked against it).
 
@@ -37,7 +39,9 @@ pub(super) fn c_header(module: &Ident, calls: &[Call]) -> String {
          * vmmcall_lookup_typed and the signature digest below, then calls it;\n \
          * it returns 0 or a positive errno (VMMCALL_EPROTO: the VMM's handler\n \
          * was declared with another signature, see docs/ABI.md, \"Version\n \
-         * skew\"). Buffers are prefaulted before the call. C and C++.\n \
+         * skew\"). Buffers are prefaulted before the call. For a batch,\n \
+         * {m}_NAME_entry writes the call as an entry of vmmcall_batch and\n \
+         * {m}_NAME_result decodes its result word. C and C++.\n \
          */\n\
          #ifndef {guard}\n\
          #define {guard}\n\
@@ -107,14 +111,22 @@ pub(super) fn c_header(module: &Ident, calls: &[Call]) -> String {
             Ret::Int(Int::U32) => (Some("vmmcall_u32"), Some("vmmcall_rax > 0xffffffffull")),
             Ret::Int(_) => (Some("vmmcall_u64"), None),
         };
-        if let Some(t) = result_ty {
-            params.push(format!("{t} *vmmcall_result"));
-        }
-        let _ = writeln!(s, "static inline int {fname}({})\n{{", params.join(", "));
+
+        // NAME_number: the lookup, once per program.
+        let _ = writeln!(
+            s,
+            "/* {fname}_number: the function number of `{}`, looked up once with\n \
+             * its digest; 0 or a positive errno. */",
+            call.name
+        );
+        let _ = writeln!(
+            s,
+            "static inline int {fname}_number(const struct vmmcall_vmm *vmmcall_vmm, vmmcall_u64 *vmmcall_number_out)\n{{"
+        );
         let _ = writeln!(s, "    static vmmcall_u64 vmmcall_number;");
         let _ = writeln!(
             s,
-            "    vmmcall_u64 vmmcall_rax, vmmcall_n = __atomic_load_n(&vmmcall_number, __ATOMIC_RELAXED);"
+            "    vmmcall_u64 vmmcall_n = __atomic_load_n(&vmmcall_number, __ATOMIC_RELAXED);"
         );
         let _ = writeln!(s, "    if (vmmcall_n == 0) {{");
         let _ = writeln!(
@@ -130,13 +142,22 @@ pub(super) fn c_header(module: &Ident, calls: &[Call]) -> String {
             s,
             "        __atomic_store_n(&vmmcall_number, vmmcall_n, __ATOMIC_RELAXED);\n    }}"
         );
-        for p in &prefault {
-            let _ = writeln!(s, "    {p}");
-        }
         let _ = writeln!(
             s,
-            "    vmmcall_rax = vmmcall_raw(vmmcall_vmm, vmmcall_n, {});",
-            regs.join(", ")
+            "    *vmmcall_number_out = vmmcall_n;\n    return 0;\n}}\n"
+        );
+
+        // NAME_result: RAX, or a batch's result word, as the declared type.
+        let result_param = result_ty.map_or(String::new(), |t| format!(", {t} *vmmcall_result"));
+        let _ = writeln!(
+            s,
+            "/* {fname}_result: what `{}` answered (RAX, or its result word in a\n \
+             * vmmcall_batch) as the declared type; 0 or a positive errno. */",
+            call.name
+        );
+        let _ = writeln!(
+            s,
+            "static inline int {fname}_result(vmmcall_u64 vmmcall_rax{result_param})\n{{"
         );
         let _ = writeln!(
             s,
@@ -153,6 +174,65 @@ pub(super) fn c_header(module: &Ident, calls: &[Call]) -> String {
                 s,
                 "    if (vmmcall_result)\n        *vmmcall_result = ({t})vmmcall_rax;"
             );
+        }
+        let _ = writeln!(s, "    return 0;\n}}\n");
+
+        // NAME: the call.
+        let call_params = match result_ty {
+            Some(t) => format!("{}, {t} *vmmcall_result", params.join(", ")),
+            None => params.join(", "),
+        };
+        let _ = writeln!(
+            s,
+            "/* {fname}: calls `{}` (declared above); 0 or a positive errno. */",
+            call.name
+        );
+        let _ = writeln!(s, "static inline int {fname}({call_params})\n{{");
+        let _ = writeln!(s, "    vmmcall_u64 vmmcall_n;");
+        let _ = writeln!(
+            s,
+            "    int vmmcall_err = {fname}_number(vmmcall_vmm, &vmmcall_n);"
+        );
+        let _ = writeln!(s, "    if (vmmcall_err)\n        return vmmcall_err;");
+        for p in &prefault {
+            let _ = writeln!(s, "    {p}");
+        }
+        let result_arg = if result_ty.is_some() {
+            ", vmmcall_result"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            s,
+            "    return {fname}_result(vmmcall_raw(vmmcall_vmm, vmmcall_n, {}){result_arg});\n}}\n",
+            regs.join(", ")
+        );
+
+        // NAME_entry: the same call as an entry of a batch.
+        let _ = writeln!(
+            s,
+            "/* {fname}_entry: `{fname}` as an entry of a vmmcall_batch, written to\n \
+             * *vmmcall_entry; decode its result word with {fname}_result.\n \
+             * Buffers are prefaulted now and must stay valid until the batch\n \
+             * runs. 0 or a positive errno (the lookup's: nothing written). */"
+        );
+        let _ = writeln!(
+            s,
+            "static inline int {fname}_entry({}, struct vmmcall_batch_entry *vmmcall_entry)\n{{",
+            params.join(", ")
+        );
+        let _ = writeln!(s, "    vmmcall_u64 vmmcall_n;");
+        let _ = writeln!(
+            s,
+            "    int vmmcall_err = {fname}_number(vmmcall_vmm, &vmmcall_n);"
+        );
+        let _ = writeln!(s, "    if (vmmcall_err)\n        return vmmcall_err;");
+        for p in &prefault {
+            let _ = writeln!(s, "    {p}");
+        }
+        let _ = writeln!(s, "    vmmcall_entry->nr = vmmcall_n;");
+        for (i, r) in regs.iter().enumerate() {
+            let _ = writeln!(s, "    vmmcall_entry->args[{i}] = {r};");
         }
         let _ = writeln!(s, "    return 0;\n}}\n");
     }
@@ -203,7 +283,17 @@ mod tests {
         has(" * Doubles.");
         has("static inline int demo_fill(const struct vmmcall_vmm *vmmcall_vmm, void *vmmcall_p_out, unsigned long vmmcall_len_out, unsigned char vmmcall_p_byte, unsigned char *vmmcall_result)");
         has("vmmcall_prefault_write(vmmcall_p_out, vmmcall_len_out);");
-        has("vmmcall_rax = vmmcall_raw(vmmcall_vmm, vmmcall_n, (vmmcall_u64)(unsigned long)vmmcall_p_out, (vmmcall_u64)vmmcall_len_out, (vmmcall_u64)vmmcall_p_byte, 0, 0);");
+        has("return demo_fill_result(vmmcall_raw(vmmcall_vmm, vmmcall_n, (vmmcall_u64)(unsigned long)vmmcall_p_out, (vmmcall_u64)vmmcall_len_out, (vmmcall_u64)vmmcall_p_byte, 0, 0), vmmcall_result);");
+        // The batch helpers: the entry takes the call's parameters (no
+        // result pointer), prefaults and fills all five argument words.
+        has("static inline int demo_fill_entry(const struct vmmcall_vmm *vmmcall_vmm, void *vmmcall_p_out, unsigned long vmmcall_len_out, unsigned char vmmcall_p_byte, struct vmmcall_batch_entry *vmmcall_entry)\n{\n    vmmcall_u64 vmmcall_n;\n    int vmmcall_err = demo_fill_number(vmmcall_vmm, &vmmcall_n);\n    if (vmmcall_err)\n        return vmmcall_err;\n    vmmcall_prefault_write(vmmcall_p_out, vmmcall_len_out);\n    vmmcall_entry->nr = vmmcall_n;\n    vmmcall_entry->args[0] = (vmmcall_u64)(unsigned long)vmmcall_p_out;\n    vmmcall_entry->args[1] = (vmmcall_u64)vmmcall_len_out;\n    vmmcall_entry->args[2] = (vmmcall_u64)vmmcall_p_byte;\n    vmmcall_entry->args[3] = 0;\n    vmmcall_entry->args[4] = 0;\n    return 0;\n}");
+        has("static inline int demo_fill_result(vmmcall_u64 vmmcall_rax, unsigned char *vmmcall_result)");
+        has("static inline int demo_neg_result(vmmcall_u64 vmmcall_rax)\n");
+        has("static inline int demo_neg_entry(const struct vmmcall_vmm *vmmcall_vmm, int vmmcall_p_x, vmmcall_bool vmmcall_p_on, struct vmmcall_batch_entry *vmmcall_entry)");
+        has("int vmmcall_err = vmmcall_lookup_typed(vmmcall_vmm, \"hello\", DEMO_HELLO_SIGNATURE, &vmmcall_n);");
+        // The signature is defined before the lookup that uses it.
+        let define = h.find("#define DEMO_HELLO_SIGNATURE").unwrap();
+        assert!(define < h.find("DEMO_HELLO_SIGNATURE, &vmmcall_n").unwrap());
         has("if (vmmcall_rax > 0xffull) /* not the declared result type */");
         has("static inline int demo_neg(const struct vmmcall_vmm *vmmcall_vmm, int vmmcall_p_x, vmmcall_bool vmmcall_p_on)\n");
         has("(vmmcall_u64)(long long)vmmcall_p_x, (vmmcall_u64)(vmmcall_p_on ? 1 : 0)");

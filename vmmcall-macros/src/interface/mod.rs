@@ -137,8 +137,10 @@ fn generate(attrs: &[Attribute], vis: &Visibility, module: &Ident, calls: &[Call
             /// Every hypercall of this interface, as declared.
             pub const DECLARATIONS: &[#vm::abi::Declaration] = &[#(#declarations),*];
 
-            /// The C header for this interface: one typed inline function
-            /// per hypercall, on top of `vmmcall.h`.
+            /// The C header for this interface, on top of `vmmcall.h`: per
+            /// hypercall a typed inline call (`MODULE_NAME`), its batch
+            /// entry (`MODULE_NAME_entry`), its result decoder
+            /// (`MODULE_NAME_result`) and its lookup (`MODULE_NAME_number`).
             pub const C_HEADER: &str = #header;
 
             const _: () = {

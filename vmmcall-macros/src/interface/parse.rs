@@ -79,6 +79,19 @@ impl Parse for Decl {
                     );
                     e.combine(syn::Error::new(first.ident.span(), "the other one"));
                     errors.push(e);
+                } else if let Some((first, helper)) = c_helper_clash(&calls, &call.name) {
+                    let mut e = syn::Error::new(
+                        call.ident.span(),
+                        format!(
+                            "`{}` clashes with a helper of `{}` in the C header: both would define `{}_{}`; rename one",
+                            call.name,
+                            first.name,
+                            ident.unraw(),
+                            helper
+                        ),
+                    );
+                    e.combine(syn::Error::new(first.ident.span(), "the other one"));
+                    errors.push(e);
                 } else if let Some(first) = calls.iter().find(|c| c.name == call.name) {
                     let mut e = syn::Error::new(
                         call.ident.span(),
@@ -105,6 +118,28 @@ impl Parse for Decl {
 }
 
 /// One declaration; `None` if it cannot be used (errors are in `errors`).
+/// The C header's helper suffixes (`c_header`): `NAME_number`,
+/// `NAME_result` and `NAME_entry` are functions of their own next to
+/// `NAME`.
+const C_HELPERS: [&str; 3] = ["_number", "_result", "_entry"];
+
+/// A call declared before whose name and `name` give one C function name:
+/// one of them is the other's name with a [`C_HELPERS`] suffix. Returns
+/// that call and the clashing name (without the module prefix).
+fn c_helper_clash<'c>(calls: &'c [Call], name: &str) -> Option<(&'c Call, String)> {
+    calls.iter().find_map(|c| {
+        C_HELPERS.iter().find_map(|suffix| {
+            if name == format!("{}{suffix}", c.name) {
+                Some((c, name.to_owned()))
+            } else if c.name == format!("{name}{suffix}") {
+                Some((c, c.name.clone()))
+            } else {
+                None
+            }
+        })
+    })
+}
+
 fn parse_call(attrs: Vec<Attribute>, sig: &syn::Signature, errors: &mut Errors) -> Option<Call> {
     let mut ok = true;
     let mut bad = |errors: &mut Errors, tokens: &dyn quote::ToTokens, msg: &str| {
