@@ -188,15 +188,7 @@ pub(super) fn c_header(module: &Ident, calls: &[Call]) -> String {
             call.name
         );
         let _ = writeln!(s, "static inline int {fname}({call_params})\n{{");
-        let _ = writeln!(s, "    vmmcall_u64 vmmcall_n;");
-        let _ = writeln!(
-            s,
-            "    int vmmcall_err = {fname}_number(vmmcall_vmm, &vmmcall_n);"
-        );
-        let _ = writeln!(s, "    if (vmmcall_err)\n        return vmmcall_err;");
-        for p in &prefault {
-            let _ = writeln!(s, "    {p}");
-        }
+        lookup_and_prefault(&mut s, &fname, &prefault);
         let result_arg = if result_ty.is_some() {
             ", vmmcall_result"
         } else {
@@ -221,15 +213,7 @@ pub(super) fn c_header(module: &Ident, calls: &[Call]) -> String {
             "static inline int {fname}_entry({}, struct vmmcall_batch_entry *vmmcall_entry)\n{{",
             params.join(", ")
         );
-        let _ = writeln!(s, "    vmmcall_u64 vmmcall_n;");
-        let _ = writeln!(
-            s,
-            "    int vmmcall_err = {fname}_number(vmmcall_vmm, &vmmcall_n);"
-        );
-        let _ = writeln!(s, "    if (vmmcall_err)\n        return vmmcall_err;");
-        for p in &prefault {
-            let _ = writeln!(s, "    {p}");
-        }
+        lookup_and_prefault(&mut s, &fname, &prefault);
         let _ = writeln!(s, "    vmmcall_entry->nr = vmmcall_n;");
         for (i, r) in regs.iter().enumerate() {
             let _ = writeln!(s, "    vmmcall_entry->args[{i}] = {r};");
@@ -239,6 +223,21 @@ pub(super) fn c_header(module: &Ident, calls: &[Call]) -> String {
     let _ = writeln!(s, "#ifdef __cplusplus\n}}\n#endif\n");
     let _ = writeln!(s, "#endif /* {guard} */");
     s
+}
+
+/// The start of a call's and an entry's body: the number into
+/// `vmmcall_n` (returning the lookup's errno), then the buffers
+/// prefaulted.
+fn lookup_and_prefault(s: &mut String, fname: &str, prefault: &[String]) {
+    let _ = writeln!(s, "    vmmcall_u64 vmmcall_n;");
+    let _ = writeln!(
+        s,
+        "    int vmmcall_err = {fname}_number(vmmcall_vmm, &vmmcall_n);"
+    );
+    let _ = writeln!(s, "    if (vmmcall_err)\n        return vmmcall_err;");
+    for p in prefault {
+        let _ = writeln!(s, "    {p}");
+    }
 }
 
 /// The text of `///` doc attributes, one entry per line.
