@@ -63,6 +63,13 @@ pub trait Backend: VcpuState + GuestMsrs {
     fn lapic(&self) -> bool {
         false
     }
+    /// Whether this CPU's local APIC holds an interrupt the guest would
+    /// take now: [`crate::longcall::lapic_requests`] on this CPU's APIC
+    /// and the machine's guest vectors. Asked between the steps of a long
+    /// call when [`Backend::lapic`] says the guest has an APIC.
+    fn lapic_requests(&self) -> bool {
+        false
+    }
     /// Whether the guest's code segment is 64-bit (EFER.LMA and CS.L):
     /// how its instruction bytes decode.
     fn long_code(&self) -> bool;

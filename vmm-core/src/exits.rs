@@ -406,7 +406,13 @@ impl Apic<'_> {
             }
             crate::mmio::Operand::Imm(v) => v as u32,
         };
-        match classify(offset, value, *self.icr_high) {
+        let write = classify(offset, value, *self.icr_high);
+        // Before the write or the IPI: a CPU that then finds the vector
+        // in its IRR knows to look at that word (crate::longcall).
+        if let Some(vector) = crate::lapic::irr_vector(offset, &write) {
+            self.machine.note_vector(vector);
+        }
+        match write {
             Write::Pass(v) => self.host.apic_write(offset, v),
             Write::IcrHigh(v) => *self.icr_high = v,
             Write::Drop | Write::Ipi(Ipi::Dropped) => {}
@@ -525,6 +531,8 @@ mod tests {
         dr6: u64,
         nmis: u32,
         lapic: bool,
+        /// The local APIC `lapic_requests` reads, if any.
+        apic: Option<Apic>,
         /// RIPs set by the run loop, in order.
         rips: Vec<u64>,
     }
@@ -547,6 +555,7 @@ mod tests {
                 dr6: 0,
                 nmis: 0,
                 lapic: false,
+                apic: None,
                 rips: Vec::new(),
             }
         }
@@ -600,6 +609,11 @@ mod tests {
         }
         fn lapic(&self) -> bool {
             self.lapic
+        }
+        fn lapic_requests(&self) -> bool {
+            self.apic
+                .as_ref()
+                .is_some_and(|a| crate::longcall::lapic_requests(a, a.words))
         }
     }
 
@@ -870,6 +884,39 @@ mod tests {
         assert!(matches!(r, Err(Stop::NestedPageFault { .. })), "{r:?}");
     }
 
+    #[test]
+    fn a_guests_fixed_vectors_name_the_irr_words_to_check() {
+        // mov [rdx+0x300], ebx (ICR low: fixed IPI, vector 0xFD), then
+        // mov [rdx+0x350], ecx (LVT LINT0: fixed, vector 0x31), then
+        // mov [rdx+0x360], eax (LVT LINT1: NMI, no vector in the IRR).
+        let code = [
+            0x89, 0x9A, 0x00, 0x03, 0x00, 0x00, //
+            0x89, 0x8A, 0x50, 0x03, 0x00, 0x00, //
+            0x89, 0x82, 0x60, 0x03, 0x00, 0x00,
+        ];
+        let exits = [
+            apic_write_exit(0x300),
+            apic_write_exit(0x350),
+            apic_write_exit(0x360),
+        ];
+        let mut m = Mock {
+            lapic: true,
+            ..Mock::new(&exits, &code)
+        };
+        let machine = Machine::new();
+        machine.set_cpus(&[0, 1]);
+        let host = Recorder::default();
+        let mut regs = GuestRegs {
+            rbx: 0xFD,
+            rcx: 0x31,
+            rax: 0x400,
+            ..GuestRegs::default()
+        };
+        let _ = run_loop(&mut m, &mut regs, 0, &machine, &host);
+        assert_eq!(m.rip, 0x100 + 18);
+        assert_eq!(machine.vector_words(), 1 << 7 | 1 << 1);
+    }
+
     /// Three steps, each one page of nothing; returns 3.
     #[vmmcall::vmmcall("exits_test_three_steps", user, long)]
     fn three_steps(cx: &mut vmmcall::Caller) -> Result<u64, vmmcall::Error> {
@@ -925,6 +972,100 @@ mod tests {
         regs.rax = number;
         let _ = run_loop(&mut m, &mut regs, 0, &Machine::new(), &NoHost);
         assert_eq!((m.rips.as_slice(), regs.rax), ([0x103].as_slice(), 3));
+    }
+
+    /// A local APIC whose IRR requests `vector` (0: nothing) at
+    /// processor priority `ppr`, on a machine whose guest vectors are in
+    /// the IRR words `words`; it records the offsets read.
+    struct Apic {
+        vector: u32,
+        ppr: u32,
+        words: u8,
+        reads: std::cell::RefCell<Vec<u32>>,
+    }
+
+    impl Host for Apic {
+        fn apic_write(&self, _offset: u32, _value: u32) {}
+        fn apic_read(&self, offset: u32) -> u32 {
+            self.reads.borrow_mut().push(offset);
+            match offset {
+                0xA0 => self.ppr,
+                0x200..=0x270
+                    if self.vector != 0 && (offset - 0x200) / 0x10 == self.vector / 32 =>
+                {
+                    1 << (self.vector % 32)
+                }
+                _ => 0,
+            }
+        }
+        fn apic_send(&self, _high: u32, _low: u32) {}
+        fn signal(&self, _slot: &crate::smp::Slot) {}
+    }
+
+    #[test]
+    fn a_long_call_yields_to_its_local_apic_on_any_cpu() {
+        let number = Registry::global()
+            .unwrap()
+            .lookup(b"exits_test_three_steps")
+            .unwrap()
+            .get();
+        let call = vmx(18, 0, 3, 0);
+        // The call made `exits` times on CPU 1 (a guest with a local APIC
+        // if `lapic`), the APIC requesting `vector` at priority `ppr`, the
+        // guest having programmed that vector (none for 0): the RIPs the
+        // call left and the APIC registers read.
+        let run = |exits: usize, lapic: bool, rflags: u64, vector: u32, ppr: u32| {
+            let machine = Machine::new();
+            machine.set_cpus(&[0, 1]);
+            if vector != 0 {
+                machine.note_vector(vector as u8);
+            }
+            let mut m = Mock {
+                rflags,
+                lapic,
+                apic: Some(Apic {
+                    vector,
+                    ppr,
+                    words: machine.vector_words(),
+                    reads: Default::default(),
+                }),
+                ..Mock::new(&std::vec![call; exits], &[])
+            };
+            let mut regs = GuestRegs {
+                rax: number,
+                ..GuestRegs::default()
+            };
+            let _ = run_loop(&mut m, &mut regs, 1, &machine, &NoHost);
+            assert_eq!(regs.rax, 3, "the call's result");
+            (
+                m.rips,
+                m.apic.map(|a| a.reads.into_inner()).unwrap_or_default(),
+            )
+        };
+        const IF: u64 = 1 << 9;
+        // Linux's timer vector (class 14) over PPR class 0: a yield after
+        // each step; PPR first, then IRR from the top word, which has it.
+        let (rips, reads) = run(3, true, 2 | IF, 0xEC, 0);
+        assert_eq!(rips, [0x100, 0x100, 0x103]);
+        assert_eq!(reads, [0xA0, 0x270, 0xA0, 0x270]);
+        // The same vector at PPR class 14 (the guest's timer handler runs):
+        // it waits, and the call ends in one exit.
+        let (rips, reads) = run(1, true, 2 | IF, 0xEC, 0xE0);
+        assert_eq!(rips, [0x103]);
+        assert_eq!(reads, [0xA0, 0x270, 0xA0, 0x270]);
+        // A vector in the word the guest named, not requested: one exit,
+        // each check reading PPR and that word alone.
+        let (rips, reads) = run(1, true, 2 | IF, 0x41, 0x50);
+        assert_eq!(rips, [0x103]);
+        assert_eq!(reads, [0xA0, 0x220, 0xA0, 0x220]);
+        // No vector programmed yet: nothing can be requested, nothing read.
+        let (rips, reads) = run(1, true, 2 | IF, 0, 0);
+        assert_eq!((rips.as_slice(), reads.len()), ([0x103].as_slice(), 0));
+        // Interrupts masked, or no guest APIC on this AP: nothing is read.
+        let (rips, reads) = run(1, true, 2, 0xEC, 0);
+        assert_eq!((rips.as_slice(), reads.len()), ([0x103].as_slice(), 0));
+        let (rips, reads) = run(1, false, 2 | IF, 0xEC, 0);
+        assert_eq!((rips.as_slice(), reads.len()), ([0x103].as_slice(), 0));
     }
 
     #[test]

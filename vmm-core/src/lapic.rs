@@ -153,6 +153,29 @@ pub fn classify(offset: u32, value: u32, icr_high: u32) -> Write {
     }
 }
 
+/// The vector that `write` (a classified write at `offset`) may put into
+/// some local APIC's IRR: a fixed LVT entry's (the timer and error entries
+/// are always fixed) or a fixed IPI's (lowest priority is sent as fixed).
+/// `None` for everything else: NMI, ExtINT and the other delivery modes
+/// do not go through the IRR (SDM Vol. 3A §12.5.1, §12.6.1).
+pub fn irr_vector(offset: u32, write: &Write) -> Option<u8> {
+    let fixed = |v: u32| ((v >> 8) & 0b111 == FIXED).then_some((v & 0xFF) as u8);
+    match (offset, write) {
+        (
+            reg::LVT_TIMER
+            | reg::LVT_ERROR
+            | reg::LVT_THERMAL
+            | reg::LVT_PERF
+            | reg::LVT_CMCI
+            | reg::LVT_LINT0
+            | reg::LVT_LINT1,
+            Write::Pass(v),
+        ) => fixed(*v),
+        (_, Write::Ipi(Ipi::Send { icr_low, .. })) => fixed(*icr_low),
+        _ => None,
+    }
+}
+
 /// The IPI an ICR low write asks for.
 fn ipi(low: u32, high: u32) -> Ipi {
     let mode = (low >> 8) & 0b111;
@@ -190,6 +213,31 @@ fn ipi(low: u32, high: u32) -> Ipi {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_vectors_that_can_reach_an_irr_are_told() {
+        let vec_of =
+            |offset: u32, value: u32| irr_vector(offset, &classify(offset, value, 1 << 24));
+        // The timer and error entries are fixed whatever mode was asked.
+        assert_eq!(vec_of(reg::LVT_TIMER, 0x0002_00EC), Some(0xEC));
+        assert_eq!(vec_of(reg::LVT_ERROR, 0x0000_04FE), Some(0xFE));
+        // The others in fixed mode only; NMI and ExtINT skip the IRR.
+        assert_eq!(vec_of(reg::LVT_THERMAL, 0x0000_00FA), Some(0xFA));
+        assert_eq!(vec_of(reg::LVT_LINT0, 0x0000_0031), Some(0x31));
+        assert_eq!(vec_of(reg::LVT_LINT0, 0x0000_0700), None, "ExtINT");
+        assert_eq!(vec_of(reg::LVT_LINT1, 0x0000_0400), None, "NMI");
+        // Fixed and lowest-priority IPIs; NMI, INIT and STARTUP are not.
+        assert_eq!(vec_of(reg::ICR_LOW, 0x0000_00FD), Some(0xFD));
+        assert_eq!(vec_of(reg::ICR_LOW, 0x0004_00FB), Some(0xFB), "to self");
+        assert_eq!(vec_of(reg::ICR_LOW, 0x0000_0141), Some(0x41), "lowest");
+        assert_eq!(vec_of(reg::ICR_LOW, 0x0000_0402), None);
+        assert_eq!(vec_of(reg::ICR_LOW, 0x0000_4500), None);
+        assert_eq!(vec_of(reg::ICR_LOW, 0x0000_0608), None);
+        // Registers that name no vector.
+        assert_eq!(vec_of(reg::TPR, 0xEC), None);
+        assert_eq!(vec_of(reg::SVR, 0x1FF), None, "spurious: never in the IRR");
+        assert_eq!(vec_of(reg::ICR_HIGH, 0xEC), None);
+    }
 
     #[test]
     fn registers_pass_or_drop() {

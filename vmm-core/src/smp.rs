@@ -189,6 +189,10 @@ impl Slot {
 pub struct Machine {
     ending: AtomicBool,
     cpus: AtomicUsize,
+    /// Bit `i`: a guest LVT or IPI named a vector in `32 * i ..= 32 * i +
+    /// 31`, so IRR word `i` of a local APIC may request it
+    /// ([`Machine::note_vector`]).
+    vectors: AtomicU8,
     slots: [Slot; MAX_CPUS],
 }
 
@@ -210,6 +214,7 @@ impl Machine {
         Machine {
             ending: AtomicBool::new(false),
             cpus: AtomicUsize::new(1),
+            vectors: AtomicU8::new(0),
             slots: [const { Slot::new() }; MAX_CPUS],
         }
     }
@@ -231,6 +236,25 @@ impl Machine {
             .state
             .store(VcpuState::Running as u8, Ordering::SeqCst);
         self.cpus.store(n, Ordering::SeqCst);
+    }
+
+    /// A guest programmed `vector` into an LVT entry or sent it in a
+    /// fixed IPI: some local APIC may hold it in its IRR from now on. The
+    /// set only grows; a word already known costs a load, no store, so
+    /// the vCPUs share the line read-only after the guest's first IPIs.
+    pub fn note_vector(&self, vector: u8) {
+        let bit = 1u8 << (vector >> 5);
+        if self.vectors.load(Ordering::Relaxed) & bit == 0 {
+            self.vectors.fetch_or(bit, Ordering::Relaxed);
+        }
+    }
+
+    /// The IRR words a guest's interrupts can be in ([`Machine::note_vector`]):
+    /// a local APIC's other words hold nothing the guest asked for. A
+    /// guest has no other source of fixed interrupts: no I/O APIC, no
+    /// device that sends MSIs (docs/VMM-CORE.md).
+    pub fn vector_words(&self) -> u8 {
+        self.vectors.load(Ordering::Relaxed)
     }
 
     /// The slot of vCPU `i`.

@@ -527,6 +527,11 @@ impl Backend for SvmBackend<'_> {
         self.lapic
     }
 
+    fn lapic_requests(&self) -> bool {
+        let words = crate::rt::smp::MACHINE.vector_words();
+        crate::longcall::lapic_requests(&crate::rt::smp::RtHost, words)
+    }
+
     fn long_code(&self) -> bool {
         // Attribute bit 9 is CS.L (descriptor bit 53, APM §15.5.1).
         self.vmcb.save.efer & crate::vmsr::EFER_LMA != 0 && self.vmcb.save.cs.attrib & (1 << 9) != 0

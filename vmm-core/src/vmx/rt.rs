@@ -1125,6 +1125,11 @@ impl Backend for VmxBackend {
         self.lapic
     }
 
+    fn lapic_requests(&self) -> bool {
+        let words = crate::rt::smp::MACHINE.vector_words();
+        crate::longcall::lapic_requests(&crate::rt::smp::RtHost, words)
+    }
+
     fn long_code(&self) -> bool {
         // CS access rights bit 13 is L (SDM Vol. 3C §25.4.1, Table 25-2).
         GuestMsrs::efer(self) & EFER_LMA != 0 && vmread(gst::CS_ACCESS_RIGHTS) & (1 << 13) != 0
