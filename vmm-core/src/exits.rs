@@ -840,6 +840,25 @@ mod tests {
         })
     }
 
+    /// Three 6-byte writes to the APIC page (`code`, at page offsets
+    /// `offsets`) by a guest with a local APIC, on vCPU 0 of `machine`:
+    /// the run's end, the backend and what reached the hardware.
+    fn three_apic_writes(
+        code: &[u8; 18],
+        offsets: [u64; 3],
+        mut regs: GuestRegs,
+        machine: &Machine,
+    ) -> (Result<u32, Stop>, Mock, Recorder) {
+        let exits = offsets.map(apic_write_exit);
+        let mut m = Mock {
+            lapic: true,
+            ..Mock::new(&exits, code)
+        };
+        let host = Recorder::default();
+        let r = run_loop(&mut m, &mut regs, 0, machine, &host);
+        (r, m, host)
+    }
+
     #[test]
     fn a_linux_guests_apic_writes_are_emulated() {
         // mov [rdx+0xb0], ecx (EOI), then mov [rdx+0x310], eax (ICR high)
@@ -849,26 +868,16 @@ mod tests {
             0x89, 0x82, 0x10, 0x03, 0x00, 0x00, //
             0x89, 0x9A, 0x00, 0x03, 0x00, 0x00,
         ];
-        let exits = [
-            apic_write_exit(0xB0),
-            apic_write_exit(0x310),
-            apic_write_exit(0x300),
-        ];
-        let mut m = Mock {
-            lapic: true,
-            ..Mock::new(&exits, &code)
-        };
         let machine = Machine::new();
         machine.set_cpus(&[0, 1]);
         machine.ready(1);
-        let host = Recorder::default();
-        let mut regs = GuestRegs {
+        let regs = GuestRegs {
             rcx: 0,
             rax: 1 << 24,
             rbx: 0x0699,
             ..GuestRegs::default()
         };
-        let r = run_loop(&mut m, &mut regs, 0, &machine, &host);
+        let (r, m, host) = three_apic_writes(&code, [0xB0, 0x310, 0x300], regs, &machine);
         assert!(matches!(r, Err(Stop::Halted { .. })), "{r:?}");
         assert_eq!(m.rip, 0x100 + 18, "three 6-byte instructions stepped over");
         assert_eq!(
@@ -894,25 +903,15 @@ mod tests {
             0x89, 0x8A, 0x50, 0x03, 0x00, 0x00, //
             0x89, 0x82, 0x60, 0x03, 0x00, 0x00,
         ];
-        let exits = [
-            apic_write_exit(0x300),
-            apic_write_exit(0x350),
-            apic_write_exit(0x360),
-        ];
-        let mut m = Mock {
-            lapic: true,
-            ..Mock::new(&exits, &code)
-        };
         let machine = Machine::new();
         machine.set_cpus(&[0, 1]);
-        let host = Recorder::default();
-        let mut regs = GuestRegs {
+        let regs = GuestRegs {
             rbx: 0xFD,
             rcx: 0x31,
             rax: 0x400,
             ..GuestRegs::default()
         };
-        let _ = run_loop(&mut m, &mut regs, 0, &machine, &host);
+        let (_, m, _) = three_apic_writes(&code, [0x300, 0x350, 0x360], regs, &machine);
         assert_eq!(m.rip, 0x100 + 18);
         assert_eq!(machine.vector_words(), 1 << 7 | 1 << 1);
     }
