@@ -204,7 +204,10 @@ fn run<V: Vcpu + ?Sized>(registry: &Registry<'static>, vcpu: &mut V) -> Result<E
         let resumed = core::mem::take(&mut started);
         let (answered_here, ended) =
             run_group(registry, vcpu, &batch, i, descs, &mut values, resumed, id);
-        out.write(vcpu, i, written(&mut values, answered_here))?;
+        // SAFETY: `run_group` wrote `values[..answered_here]` (it returns
+        // how many entries it answered, each result written first).
+        let answers = unsafe { written(&mut values, answered_here) };
+        out.write(vcpu, i, answers)?;
         if let Some(ended) = ended {
             return Ok(ended);
         }
@@ -421,12 +424,17 @@ fn zero_prefix<T>(storage: &mut MaybeUninit<T>, len: usize) {
     unsafe { core::ptr::write_bytes(storage.as_mut_ptr().cast::<u8>(), 0, len) };
 }
 
-/// The first `n` of `values` (at most [`GROUP`]), which
-/// [`run_group`] wrote.
-fn written(values: &mut [MaybeUninit<u64>; GROUP], n: usize) -> &mut [u64] {
+/// The first `n` of `values` (at most [`GROUP`]), as the words
+/// [`run_group`] wrote there.
+///
+/// # Safety
+///
+/// `values[..n]` (`n` capped at [`GROUP`]) must be initialized: `n` is
+/// what `run_group` returned for these `values`.
+unsafe fn written(values: &mut [MaybeUninit<u64>; GROUP], n: usize) -> &mut [u64] {
     let n = n.min(GROUP);
-    // SAFETY: `run_group` wrote `values[..n]` in this group (it returns
-    // how many it wrote, at most GROUP); `MaybeUninit<u64>` has the layout
+    // SAFETY: the caller promises `values[..n]` initialized, `n <= GROUP`
+    // keeps the slice inside the array, `MaybeUninit<u64>` has the layout
     // of `u64`, and the slice borrows `values` exclusively.
     unsafe { core::slice::from_raw_parts_mut(values.as_mut_ptr().cast::<u64>(), n) }
 }
