@@ -3,14 +3,14 @@
 //! vCPU 0 runs the storm of the module docs (its call counts divided by
 //! N, so that the run takes about as long as on one vCPU). Every other
 //! vCPU, started with `vmm_vcpu_up`, runs a storm of its own at the same
-//! time: [`AP_CALLS`] calls from its own seed, a quarter each at CPL 0
-//! and CPL 3 with CR0.WP set and clear (its own GDT and TSS; the CR0.WP
+//! time: [`AP_CALLS`] calls from its own seed, an eighth each at CPL 0,
+//! 1, 2 and 3 with CR0.WP set and clear (its own GDT and TSS; the CR0.WP
 //! gate of vCPU 0's IDT), both instructions, every GPR and the x87/SSE
 //! state loaded with random values and checked afterwards, each answer
 //! predicted from the ABI (`State::check`, the same checks as vCPU 0's),
 //! the memory it names being its own 256 KiB at `AP_BUF + i * 256 KiB`
 //! (guest RAM that vCPU 0's storm never names) with the bytes around
-//! every buffer checked. (CPL 1 and 2 stay vCPU 0's.)
+//! every buffer checked.
 //!
 //! **Races** (N >= 3): the last vCPU is the racer. While the others call,
 //! it keeps flipping, with single 8-byte stores:
@@ -47,12 +47,13 @@ const NAME_A: u64 = u64::from_le_bytes(*b"abc\0efg\0");
 const NAME_B: u64 = u64::from_le_bytes(*b"abcdefg\0");
 
 /// Each AP's GDT (vCPU 0's, with the AP's own TSS descriptor), TSS
-/// (RSP0: the CR0.WP gate's stack from ring 3), gate and ring-3 stacks.
+/// (RSP0: the CR0.WP gate's stack from rings 1 to 3), gate stacks and
+/// the stacks of rings 1 to 3 (one per AP: each ring leaves it to the next).
 static mut AP_GDT: [Gdt; 8] = [const { Gdt([0; 11]) }; 8];
 static mut AP_TSS: [arch::Tss; 8] = [const { arch::Tss::new() }; 8];
 static mut AP_GATE_STACKS: [Stack; 8] = [const { Stack([0; 65536]) }; 8];
-static mut AP_RING3_STACKS: [Stack; 8] = [const { Stack([0; 65536]) }; 8];
-/// Each AP's storm state while it crosses from ring 0 to ring 3.
+static mut AP_RING_STACKS: [Stack; 8] = [const { Stack([0; 65536]) }; 8];
+/// Each AP's storm state while it crosses from one ring to the next.
 static mut AP_STATES: [Option<State>; 8] = [const { None }; 8];
 
 static mut RACE_PD: Table = Table([0; 512]);
@@ -138,36 +139,64 @@ extern "C" fn ap_main(_arg: u64, id: u64) -> ! {
         NATIVE_AMD.load(Ordering::SeqCst),
     );
     st.numbers_from_lookup(AP_BUF + id * AREA + AREA - 512);
-    // Ring 0 with CR0.WP set and clear, then ring 3 (ap_ring3).
+    // Each ring with CR0.WP set and clear, from ring 0 outwards.
     for wp in [true, false] {
         phase(&mut st, id, 0, wp);
     }
+    ap_next_ring(st, id, 1)
+}
+
+/// Hand this AP's state to ring `cpl` (1, 2 or 3) and drop there. Every
+/// ring of an AP uses the same stack: a ring never returns to the one
+/// before it, whose frame `iretq` has read before the next ring writes.
+fn ap_next_ring(st: State, id: u64, cpl: u8) -> ! {
     // SAFETY: single-threaded per slot: only this AP uses AP_STATES[id];
-    // ring 3 takes it back.
-    unsafe { (*core::ptr::addr_of_mut!(AP_STATES))[id as usize] = Some(st) };
-    let stack = core::ptr::addr_of!(AP_RING3_STACKS) as u64 + (id + 1) * 65536;
+    // the next ring takes it back.
+    unsafe { (*core::ptr::addr_of_mut!(AP_STATES))[id as usize % 8] = Some(st) };
+    let entry: extern "C" fn() -> ! = if cpl < 3 { ap_ring1_2 } else { ap_ring3 };
+    let stack = core::ptr::addr_of!(AP_RING_STACKS) as u64 + (id % 8 + 1) * 65536;
     // SAFETY: install_ap_rings loaded the ring selectors; this image (code,
     // data, stacks) lies in 2..16 MiB, user pages in the tables.
-    unsafe { drop_to(3, ap_ring3, stack) }
+    unsafe { drop_to(cpl, entry, stack) }
+}
+
+/// This AP's state, as the ring before left it; `None` counts as
+/// unexpected and ends this AP's storm.
+fn ap_take_state(id: u64) -> State {
+    // SAFETY: this AP stored its state there before dropping to this ring.
+    match unsafe { (*core::ptr::addr_of_mut!(AP_STATES))[id as usize % 8].take() } {
+        Some(st) => st,
+        None => {
+            println!("hostile: vCPU {id} lost its state");
+            AP_UNEXPECTED.fetch_add(1, Ordering::SeqCst);
+            CALLERS_DONE.fetch_add(1, Ordering::SeqCst);
+            idle()
+        }
+    }
+}
+
+/// An AP at ring 1 or 2 (CS says which): its storm there, then the next
+/// ring.
+extern "C" fn ap_ring1_2() -> ! {
+    let id = guest_rt::vcpu::id();
+    let cpl = arch::cpl();
+    let mut st = ap_take_state(id);
+    for wp in [true, false] {
+        phase(&mut st, id, cpl, wp);
+    }
+    ap_next_ring(st, id, cpl + 1)
 }
 
 /// An AP at ring 3: the rest of its storm, its races, its totals.
 extern "C" fn ap_ring3() -> ! {
     let id = guest_rt::vcpu::id();
-    // SAFETY: this AP stored its state there before dropping to ring 3.
-    let Some(mut st) = (unsafe { (*core::ptr::addr_of_mut!(AP_STATES))[id as usize % 8].take() })
-    else {
-        println!("hostile: vCPU {id} lost its state");
-        AP_UNEXPECTED.fetch_add(1, Ordering::SeqCst);
-        CALLERS_DONE.fetch_add(1, Ordering::SeqCst);
-        idle()
-    };
+    let mut st = ap_take_state(id);
     for wp in [true, false] {
         phase(&mut st, id, 3, wp);
     }
     println!(
-        "hostile: vCPU {id}: {} calls, {} unexpected (CPL 0 {}, CPL 3 {})",
-        st.calls, st.unexpected, st.per_cpl[0], st.per_cpl[3]
+        "hostile: vCPU {id}: {} calls, {} unexpected (CPL 0 {}, CPL 1 {}, CPL 2 {}, CPL 3 {})",
+        st.calls, st.unexpected, st.per_cpl[0], st.per_cpl[1], st.per_cpl[2], st.per_cpl[3]
     );
     if racer(vcpus()).is_some() {
         races(&mut st, id);
@@ -195,14 +224,14 @@ fn breathe() {
     core::arch::x86_64::__cpuid(0);
 }
 
-/// A quarter of an AP's storm at `cpl` with CR0.WP = `wp`.
+/// An eighth of an AP's storm at `cpl` with CR0.WP = `wp`.
 fn phase(st: &mut State, id: u64, cpl: u8, wp: bool) {
     let cr0 = set_wp(wp);
     if (cr0 >> 16) & 1 != u64::from(wp) {
         st.report("CR0.WP", format_args!("the gate left CR0 at {cr0:#x}"));
     }
     st.who = Who { cpl, wp, vcpu: id };
-    for _ in 0..AP_CALLS / 4 {
+    for _ in 0..AP_CALLS / 8 {
         ap_call(st, id);
     }
 }
