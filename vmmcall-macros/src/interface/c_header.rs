@@ -178,10 +178,7 @@ pub(super) fn c_header(module: &Ident, calls: &[Call]) -> String {
         let _ = writeln!(s, "    return 0;\n}}\n");
 
         // NAME: the call.
-        let call_params = match result_ty {
-            Some(t) => format!("{}, {t} *vmmcall_result", params.join(", ")),
-            None => params.join(", "),
-        };
+        let call_params = format!("{}{result_param}", params.join(", "));
         let _ = writeln!(
             s,
             "/* {fname}: calls `{}` (declared above); 0 or a positive errno. */",
